@@ -1,0 +1,177 @@
+"""The artefact format: one published model version as a folder of verifiable files.
+
+```
+manifest.json          everything about the model (see DESIGN.md), and the sha256 of every other file
+manifest.json.sha256   sha256 of manifest.json, so the manifest itself is verified too
+parameters.npz         SegmentModel arrays (read with allow_pickle=False)
+sample.npz             a labelled sample of customers for plots (original units, segment, 2-D map)
+pipeline.joblib        the full sklearn pipeline, for offline Python users; never read by the service
+report.html            the training report
+```
+The scoring service reads an artefact only through :func:`read_artefact`, which verifies every
+checksum and shape and never unpickles.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from segmentation_core.errors import ArtefactError
+from segmentation_core.features import FeatureSchema
+from segmentation_core.segment_model import SegmentModel
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+MANIFEST_DIGEST = "manifest.json.sha256"
+PARAMETERS = "parameters.npz"
+SAMPLE = "sample.npz"
+PIPELINE = "pipeline.joblib"
+REPORT = "report.html"
+REQUIRED_FILES = (PARAMETERS, SAMPLE)
+
+
+@dataclass(frozen=True, eq=False)
+class Artefact:
+    """A verified model version, ready to score."""
+
+    manifest: dict[str, Any]
+    schema: FeatureSchema
+    model: SegmentModel
+    path: Path
+
+    @property
+    def version(self) -> str:
+        """The version id."""
+        return str(self.manifest["version"])
+
+    @property
+    def segment_names(self) -> list[str]:
+        """Segment names by id."""
+        return [s["name"] for s in self.manifest["segments"]]
+
+    def load_sample(self) -> dict[str, np.ndarray]:
+        """The labelled plot sample: ``num:<feature>``, ``cat:<feature>``, ``segment_id``, ``map_x``, ``map_y``, ``id``."""
+        data = _verified_bytes(self.path, SAMPLE, self.manifest["files"])
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, streamed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v) for k, v in arrays.items()})
+    return buffer.getvalue()
+
+
+def write_artefact(folder: Path, manifest: dict[str, Any], model: SegmentModel, sample: Mapping[str, np.ndarray],
+                   write_pipeline: Callable[[Path], None] | None = None,
+                   write_report: Callable[[Path, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Write a complete artefact into ``folder`` (a staging folder); returns the final manifest.
+
+    ``manifest`` must already hold the model description; this adds the format version and checksums.
+    Every file is fsynced, so that a later rename publishes complete files.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    for key in sample:
+        if np.asarray(sample[key]).dtype == object:
+            raise ValueError(f"sample column {key!r} has dtype object, which would need pickle")
+    _fsync_write(folder / PARAMETERS, _npz_bytes(model.to_arrays()))
+    _fsync_write(folder / SAMPLE, _npz_bytes(sample))
+    if write_pipeline is not None:
+        write_pipeline(folder / PIPELINE)
+    manifest = {**manifest, "format_version": FORMAT_VERSION}
+    if write_report is not None:
+        write_report(folder / REPORT, manifest)
+    for extra in (PIPELINE, REPORT):
+        if (folder / extra).exists():
+            with open(folder / extra, "rb") as fh:
+                os.fsync(fh.fileno())
+    manifest["files"] = {p.name: sha256_file(p) for p in sorted(folder.iterdir())
+                         if p.is_file() and p.name not in (MANIFEST, MANIFEST_DIGEST)}
+    body = json.dumps(manifest, indent=2, sort_keys=False, allow_nan=False).encode()
+    _fsync_write(folder / MANIFEST, body)
+    _fsync_write(folder / MANIFEST_DIGEST, (hashlib.sha256(body).hexdigest() + "\n").encode())
+    return manifest
+
+
+def _verified_bytes(folder: Path, name: str, files: Mapping[str, str]) -> bytes:
+    expected = files.get(name)
+    if expected is None:
+        raise ArtefactError(f"{folder}: manifest lists no checksum for {name}")
+    try:
+        data = (folder / name).read_bytes()
+    except OSError as exc:
+        raise ArtefactError(f"{folder}: cannot read {name}: {exc.strerror}") from exc
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise ArtefactError(f"{folder}: checksum mismatch for {name}: the file is corrupt or was modified")
+    return data
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """Read and verify the manifest of a version folder (not the other files)."""
+    try:
+        body = (folder / MANIFEST).read_bytes()
+        recorded = (folder / MANIFEST_DIGEST).read_text().strip()
+    except OSError as exc:
+        raise ArtefactError(f"{folder}: cannot read the manifest: {exc.strerror}") from exc
+    if hashlib.sha256(body).hexdigest() != recorded:
+        raise ArtefactError(f"{folder}: checksum mismatch for {MANIFEST}: the file is corrupt or was modified")
+    try:
+        manifest = json.loads(body)
+    except ValueError as exc:
+        raise ArtefactError(f"{folder}: {MANIFEST} is not valid JSON: {exc}") from exc
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ArtefactError(f"{folder}: artefact format {manifest.get('format_version')!r} is not supported "
+                            f"(this program reads format {FORMAT_VERSION})")
+    return manifest
+
+
+def read_artefact(folder: Path) -> Artefact:
+    """Load a version folder for serving: every checksum verified, shapes checked, nothing unpickled."""
+    manifest = read_manifest(folder)
+    files = manifest.get("files", {})
+    for name in REQUIRED_FILES:
+        if name not in files:
+            raise ArtefactError(f"{folder}: manifest lists no {name}")
+    for name in files:
+        if name != PIPELINE:  # the pickle is for offline users; the service never needs to read it
+            _verified_bytes(folder, name, files)
+    try:
+        schema = FeatureSchema.from_dict(manifest["feature_schema"])
+    except (KeyError, ValueError) as exc:
+        raise ArtefactError(f"{folder}: {exc}") from exc
+    params = _verified_bytes(folder, PARAMETERS, files)
+    try:
+        with np.load(io.BytesIO(params), allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except ValueError as exc:
+        raise ArtefactError(f"{folder}: {PARAMETERS} is unreadable: {exc}") from exc
+    model = SegmentModel.from_arrays(manifest.get("algorithm", {}).get("name", ""), arrays)
+    if model.width != schema.width:
+        raise ArtefactError(f"{folder}: centroids have {model.width} columns but the schema has {schema.width}")
+    if len(manifest.get("segments", [])) != model.k:
+        raise ArtefactError(f"{folder}: manifest describes {len(manifest.get('segments', []))} segments, "
+                            f"parameters hold {model.k}")
+    return Artefact(manifest=manifest, schema=schema, model=model, path=folder)

@@ -1,0 +1,27 @@
+"""The domain's errors; each program maps them to its own surface (exit code, gRPC status)."""
+from __future__ import annotations
+
+
+class SegmentationError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+
+class InputError(SegmentationError, ValueError):
+    """Customer data that the feature schema cannot score; names the field and, for batches, the row."""
+
+    def __init__(self, message: str, field: str | None = None, row: int | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.row = row
+
+
+class ArtefactError(SegmentationError):
+    """A model artefact that is missing, corrupt, tampered with or of an unknown format."""
+
+
+class StoreError(SegmentationError):
+    """A model store operation that cannot be done (unknown model or version, nothing to roll back to)."""
+
+
+class NotFoundError(StoreError, LookupError):
+    """An unknown model or version."""

@@ -1,0 +1,371 @@
+"""The feature schema and its transform: customer attributes in original units -> the clustering space.
+
+This is the single implementation of the transform. The training job fits it and the scoring service
+applies it from the artefact's JSON, so training and serving cannot drift apart.
+
+Per numeric feature, in this order:
+  1. missing (NaN, or absent from a request) -> the training median;
+  2. clip to robust bounds (original units) so a handful of extreme customers neither get a segment of
+     their own nor drag a centroid;
+  3. skew handling: ``log1p`` for skewed non-negative columns, Yeo-Johnson for skewed signed ones;
+  4. standard scaling with the training mean and standard deviation of the transformed column.
+Per categorical feature: missing (empty string or None) -> the training mode; one-hot over the training
+levels, an unseen level encodes as all zeros (the implicit "other" level); the one-hot block is weighted
+so that its total variance equals ``categorical_weight`` times that of one numeric feature.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from segmentation_core.errors import InputError
+
+SKEW_METHODS = ("none", "log1p", "yeo-johnson")
+# |sample skewness| above which "auto" treats a column as skewed (Bulmer's "highly skewed" threshold).
+SKEW_THRESHOLD = 1.0
+
+
+@dataclass(frozen=True)
+class NumericFeature:
+    """A numeric feature and the parameters of its transform, fitted on the training data."""
+
+    name: str
+    impute: float
+    clip_low: float
+    clip_high: float
+    skew: str
+    yj_lambda: float
+    center: float
+    scale: float
+    minimum: float
+    maximum: float
+
+
+@dataclass(frozen=True)
+class CategoricalFeature:
+    """A categorical feature: its training levels (most frequent first), imputation and weight."""
+
+    name: str
+    levels: tuple[str, ...]
+    impute: str
+    weight: float
+    shares: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How the transform is fitted; recorded in the artefact."""
+
+    skew: str = "auto"  # auto | none | log1p | yeo-johnson
+    outliers: str = "clip"  # clip | none
+    iqr_fence: float = 3.0  # clip bounds: Q1 - f*IQR, Q3 + f*IQR in the skew-transformed space
+    categorical_weight: float = 0.5
+
+
+def _yeo_johnson(x: np.ndarray, lam: float) -> np.ndarray:
+    """Yeo-Johnson power transform (same formula as scipy and sklearn)."""
+    out = np.empty_like(x, dtype=np.float64)
+    pos = x >= 0
+    if abs(lam) < 1e-12:
+        out[pos] = np.log1p(x[pos])
+    else:
+        out[pos] = (np.power(x[pos] + 1.0, lam) - 1.0) / lam
+    if abs(lam - 2.0) < 1e-12:
+        out[~pos] = -np.log1p(-x[~pos])
+    else:
+        out[~pos] = -(np.power(1.0 - x[~pos], 2.0 - lam) - 1.0) / (2.0 - lam)
+    return out
+
+
+def _yeo_johnson_inverse(y: np.ndarray, lam: float) -> np.ndarray:
+    """Inverse of :func:`_yeo_johnson`."""
+    out = np.empty_like(y, dtype=np.float64)
+    pos = y >= 0
+    if abs(lam) < 1e-12:
+        out[pos] = np.expm1(y[pos])
+    else:
+        out[pos] = np.power(y[pos] * lam + 1.0, 1.0 / lam) - 1.0
+    if abs(lam - 2.0) < 1e-12:
+        out[~pos] = -np.expm1(-y[~pos])
+    else:
+        out[~pos] = 1.0 - np.power(-(2.0 - lam) * y[~pos] + 1.0, 1.0 / (2.0 - lam))
+    return out
+
+
+def _skew_forward(x: np.ndarray, method: str, lam: float) -> np.ndarray:
+    if method == "log1p":
+        return np.log1p(x)
+    if method == "yeo-johnson":
+        return _yeo_johnson(x, lam)
+    return x
+
+
+def _skew_inverse(y: np.ndarray, method: str, lam: float) -> np.ndarray:
+    if method == "log1p":
+        return np.expm1(y)
+    if method == "yeo-johnson":
+        return _yeo_johnson_inverse(y, lam)
+    return y
+
+
+def _sample_skewness(x: np.ndarray) -> float:
+    sd = x.std()
+    if sd == 0:
+        return 0.0
+    return float(np.mean(((x - x.mean()) / sd) ** 3))
+
+
+def _fit_numeric(name: str, values: np.ndarray, options: FitOptions) -> NumericFeature:
+    present = values[~np.isnan(values)]
+    if present.size == 0:
+        raise InputError(f"column {name!r} has no values: every row is missing", field=name)
+    if not np.all(np.isfinite(present)):
+        raise InputError(f"column {name!r} holds an infinite value", field=name)
+    median = float(np.median(present))
+    filled = np.where(np.isnan(values), median, values)
+    method = options.skew
+    if method == "auto":
+        skewed = abs(_sample_skewness(filled)) > SKEW_THRESHOLD and np.unique(filled[:5000]).size > 2
+        method = ("log1p" if filled.min() >= 0 else "yeo-johnson") if skewed else "none"
+    if method == "log1p" and filled.min() < 0:
+        raise InputError(f"column {name!r} has negative values; log1p needs values >= 0 (use yeo-johnson)",
+                         field=name)
+    lam = 1.0
+    if method == "yeo-johnson":
+        from scipy.stats import yeojohnson  # fitting only: serving never needs scipy
+
+        lam = float(yeojohnson(filled)[1])
+    transformed = _skew_forward(filled, method, lam)
+    low_t, high_t = float(transformed.min()), float(transformed.max())
+    if options.outliers == "clip":
+        q1, q3 = np.percentile(transformed, [25, 75])
+        iqr = q3 - q1
+        if iqr > 0:
+            low_t = max(low_t, float(q1 - options.iqr_fence * iqr))
+            high_t = min(high_t, float(q3 + options.iqr_fence * iqr))
+    clip_low = float(_skew_inverse(np.array([low_t]), method, lam)[0])
+    clip_high = float(_skew_inverse(np.array([high_t]), method, lam)[0])
+    # Round-tripping through the inverse can step outside the data range by an ulp; keep it inside.
+    clip_low, clip_high = max(clip_low, float(filled.min())), min(clip_high, float(filled.max()))
+    final = _skew_forward(np.clip(filled, clip_low, clip_high), method, lam)
+    scale = float(final.std())
+    return NumericFeature(
+        name=name, impute=median, clip_low=clip_low, clip_high=clip_high, skew=method, yj_lambda=lam,
+        center=float(final.mean()), scale=scale if scale > 0 else 1.0,
+        minimum=float(present.min()), maximum=float(present.max()),
+    )
+
+
+def _fit_categorical(name: str, values: Sequence[Any], options: FitOptions) -> CategoricalFeature:
+    labels = [_category_label(v) for v in values]
+    present = [v for v in labels if v is not None]
+    if not present:
+        raise InputError(f"column {name!r} has no values: every row is missing", field=name)
+    uniques, counts = np.unique(np.array(present, dtype=object), return_counts=True)
+    order = sorted(range(len(uniques)), key=lambda i: (-counts[i], str(uniques[i])))
+    levels = tuple(str(uniques[i]) for i in order)
+    shares = np.array([counts[i] for i in order], dtype=np.float64) / len(labels)
+    spread = float(np.sum(shares * (1.0 - shares)))
+    # Scale the one-hot block so its total variance is categorical_weight x one standardized column.
+    weight = math.sqrt(options.categorical_weight / spread) if spread > 0 else 0.0
+    return CategoricalFeature(name=name, levels=levels, impute=levels[0], weight=weight,
+                              shares=tuple(float(s) for s in shares))
+
+
+def _category_label(value: Any) -> str | None:
+    """A category value as the string the schema matches on; None for missing."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return "TRUE" if value else "FALSE"
+    text = str(value).strip()
+    if text in ("", "nan", "NaN", "None", "<NA>"):
+        return None
+    return text
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """The customer features a model expects, with the fitted transform into clustering space."""
+
+    numeric: tuple[NumericFeature, ...]
+    categorical: tuple[CategoricalFeature, ...]
+    options: FitOptions = field(default_factory=FitOptions)
+
+    # ---- fitting -----------------------------------------------------------------------------------
+    @classmethod
+    def fit(cls, frame: Any, numeric: Sequence[str], categorical: Sequence[str],
+            options: FitOptions | None = None) -> "FeatureSchema":
+        """Fit the transform on a training table (pandas DataFrame or mapping of columns)."""
+        options = options or FitOptions()
+        if options.skew not in ("auto", *SKEW_METHODS):
+            raise ValueError(f"skew={options.skew!r} should be one of auto, {', '.join(SKEW_METHODS)}")
+        if options.outliers not in ("clip", "none"):
+            raise ValueError(f"outliers={options.outliers!r} should be 'clip' or 'none'")
+        if not numeric and not categorical:
+            raise ValueError("a feature schema needs at least one feature")
+        nums = tuple(_fit_numeric(n, np.asarray(frame[n], dtype=np.float64), options) for n in numeric)
+        cats = tuple(_fit_categorical(c, list(frame[c]), options) for c in categorical)
+        return cls(numeric=nums, categorical=cats, options=options)
+
+    # ---- description -------------------------------------------------------------------------------
+    @property
+    def feature_names(self) -> list[str]:
+        """Input feature names: numeric first, then categorical."""
+        return [f.name for f in self.numeric] + [f.name for f in self.categorical]
+
+    @property
+    def width(self) -> int:
+        """Number of columns of the clustering space."""
+        return len(self.numeric) + sum(len(c.levels) for c in self.categorical)
+
+    @property
+    def column_names(self) -> list[str]:
+        """Names of the clustering-space columns (one-hot columns as ``feature=level``)."""
+        return [f.name for f in self.numeric] + [f"{c.name}={lvl}" for c in self.categorical for lvl in c.levels]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form, stored in the manifest."""
+        return {
+            "numeric": [asdict(f) for f in self.numeric],
+            "categorical": [{**asdict(c), "levels": list(c.levels), "shares": list(c.shares)}
+                            for c in self.categorical],
+            "options": asdict(self.options),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "FeatureSchema":
+        """Rebuild from :meth:`to_dict` output; raises ValueError on a malformed schema."""
+        try:
+            nums = tuple(NumericFeature(**{k: (v if k in ("name", "skew") else float(v)) for k, v in f.items()})
+                         for f in data["numeric"])
+            cats = tuple(CategoricalFeature(name=c["name"], levels=tuple(c["levels"]), impute=c["impute"],
+                                            weight=float(c["weight"]), shares=tuple(c.get("shares", ())))
+                         for c in data["categorical"])
+            options = FitOptions(**data.get("options", {}))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"malformed feature schema: {exc}") from exc
+        for f in nums:
+            if f.skew not in SKEW_METHODS or not f.scale > 0:
+                raise ValueError(f"malformed feature schema: numeric feature {f.name!r}")
+        return cls(numeric=nums, categorical=cats, options=options)
+
+    # ---- transform: batches ------------------------------------------------------------------------
+    def transform_columns(self, numeric: Mapping[str, np.ndarray], categorical: Mapping[str, Sequence[Any]],
+                          n_rows: int) -> tuple[np.ndarray, dict[int, str]]:
+        """Transform columns of ``n_rows`` customers; returns the matrix and {row: error} for rows it cannot score.
+
+        A feature absent from the mappings is treated as missing on every row (imputed). Rows with an
+        error get zeros in the matrix and must not be reported as scored.
+        """
+        out = np.empty((n_rows, self.width), dtype=np.float64)
+        errors: dict[int, str] = {}
+        for j, f in enumerate(self.numeric):
+            col = numeric.get(f.name)
+            if col is None:
+                x = np.full(n_rows, f.impute)
+            else:
+                x = np.asarray(col, dtype=np.float64)
+                if x.shape != (n_rows,):
+                    raise InputError(f"column {f.name!r} has {x.size} values, expected {n_rows}", field=f.name)
+                bad = np.isinf(x)
+                if bad.any():
+                    for row in np.flatnonzero(bad)[:1000]:
+                        errors.setdefault(int(row), f"{f.name}: {x[row]} is not a finite number")
+                    x = np.where(bad, f.impute, x)
+                x = np.where(np.isnan(x), f.impute, x)
+            x = _skew_forward(np.clip(x, f.clip_low, f.clip_high), f.skew, f.yj_lambda)
+            out[:, j] = (x - f.center) / f.scale
+        col0 = len(self.numeric)
+        for c in self.categorical:
+            width = len(c.levels)
+            block = out[:, col0:col0 + width]
+            block.fill(0.0)
+            values = categorical.get(c.name)
+            index = {lvl: i for i, lvl in enumerate(c.levels)}
+            if values is None:
+                block[:, index[c.impute]] = c.weight
+            else:
+                if len(values) != n_rows:
+                    raise InputError(f"column {c.name!r} has {len(values)} values, expected {n_rows}",
+                                     field=c.name)
+                codes = np.fromiter((index.get(_category_label(v) or c.impute, -1) for v in values),
+                                    dtype=np.int64, count=n_rows)
+                known = codes >= 0
+                block[np.flatnonzero(known), codes[known]] = c.weight
+            col0 += width
+        for row in errors:
+            out[row] = 0.0
+        return out, errors
+
+    def transform_frame(self, frame: Any) -> np.ndarray:
+        """Transform a pandas DataFrame with every feature column; raises InputError on an unscorable row."""
+        missing = [n for n in self.feature_names if n not in frame.columns]
+        if missing:
+            raise InputError(f"missing feature column(s): {', '.join(map(repr, missing))}", field=missing[0])
+        numeric = {}
+        for f in self.numeric:
+            try:
+                numeric[f.name] = np.asarray(frame[f.name], dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"column {f.name!r} is not numeric: {exc}", field=f.name) from exc
+        categorical = {c.name: list(frame[c.name]) for c in self.categorical}
+        matrix, errors = self.transform_columns(numeric, categorical, len(frame))
+        if errors:
+            row = min(errors)
+            raise InputError(f"row {row}: {errors[row]}", row=row)
+        return matrix
+
+    # ---- transform: one customer, pure Python (faster than numpy for a single row) ------------------
+    def transform_row(self, numbers: Mapping[str, float], categories: Mapping[str, str]) -> list[float]:
+        """Transform one customer; raises InputError naming the field for an unknown or unscorable value."""
+        known_num = self._numeric_names
+        for name in numbers:
+            if name not in known_num:
+                raise InputError(self._unknown_feature_message(name, "numeric"), field=name)
+        for name in categories:
+            if name not in self._categorical_names:
+                raise InputError(self._unknown_feature_message(name, "categorical"), field=name)
+        row: list[float] = []
+        for f in self.numeric:
+            v = numbers.get(f.name)
+            if v is None or v != v:  # absent or NaN -> imputed
+                v = f.impute
+            elif v in (math.inf, -math.inf):
+                raise InputError(f"{f.name}: {v} is not a finite number", field=f.name)
+            v = f.clip_low if v < f.clip_low else f.clip_high if v > f.clip_high else v
+            if f.skew == "log1p":
+                v = math.log1p(v)
+            elif f.skew == "yeo-johnson":
+                v = float(_yeo_johnson(np.array([v]), f.yj_lambda)[0])
+            row.append((v - f.center) / f.scale)
+        for c in self.categorical:
+            level = _category_label(categories.get(c.name)) or c.impute
+            row.extend(c.weight if lvl == level else 0.0 for lvl in c.levels)
+        return row
+
+    @cached_property
+    def _numeric_names(self) -> frozenset[str]:
+        return frozenset(f.name for f in self.numeric)
+
+    @cached_property
+    def _categorical_names(self) -> frozenset[str]:
+        return frozenset(c.name for c in self.categorical)
+
+    def _unknown_feature_message(self, name: str, kind: str) -> str:
+        expected = sorted(self._numeric_names if kind == "numeric" else self._categorical_names)
+        return f"unknown {kind} feature {name!r}; the model expects {kind} features {expected}"
+
+    # ---- back to original units ---------------------------------------------------------------------
+    def numeric_to_original(self, matrix: np.ndarray) -> np.ndarray:
+        """Map the numeric block of clustering-space points (e.g. centroids) back to original units."""
+        out = np.empty((matrix.shape[0], len(self.numeric)))
+        for j, f in enumerate(self.numeric):
+            out[:, j] = _skew_inverse(matrix[:, j] * f.scale + f.center, f.skew, f.yj_lambda)
+        return out

@@ -1,0 +1,176 @@
+"""The fitted segmentation as plain arrays, and the scoring math (no sklearn, no pickle).
+
+Row ``i`` of every per-segment array is segment id ``i``: the training job orders segments by its
+documented rule before saving, so raw cluster labels never leave training.
+
+Per scored customer:
+- ``segment``: the nearest centroid (k-means family) or the most probable component (Gaussian mixture),
+  exactly as the saved sklearn pipeline's ``predict``;
+- ``distance``: Euclidean distance to the segment's centroid in the clustering space (standardized units);
+- ``confidence`` in [0, 1]: for the k-means family, the posterior of the segment under an equal-weight
+  isotropic Gaussian mixture on the centroids whose variance ``sigma2`` is the mean within-segment
+  variance per dimension on the training data (k-means' own implicit model, calibrated on the training
+  data): ``1 / sum_j exp(-(d_j^2 - d_min^2) / (2 sigma2))``. For the Gaussian mixture: its posterior;
+- ``outlier``: distance beyond the segment's ``outlier_threshold``, the 99th percentile of its training
+  customers' distances.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from segmentation_core.errors import ArtefactError
+
+KMEANS_FAMILY = ("kmeans", "minibatch-kmeans")
+ALGORITHMS = (*KMEANS_FAMILY, "gmm")
+OUTLIER_PERCENTILE = 99.0
+
+
+@dataclass(frozen=True, eq=False)
+class Scores:
+    """Results for a batch of customers, one entry per row."""
+
+    segment: np.ndarray  # int32
+    distance: np.ndarray  # float64
+    confidence: np.ndarray  # float64
+    outlier: np.ndarray  # bool
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentModel:
+    """Centroids (and mixture parameters) with the calibration that serving needs."""
+
+    algorithm: str
+    centroids: np.ndarray  # (k, d)
+    sigma2: float
+    outlier_threshold: np.ndarray  # (k,)
+    # Gaussian mixture only (full covariance): log weights and Cholesky factors of the precisions.
+    log_weights: np.ndarray | None = None
+    precisions_cholesky: np.ndarray | None = None  # (k, d, d)
+
+    @property
+    def k(self) -> int:
+        """Number of segments."""
+        return int(self.centroids.shape[0])
+
+    @property
+    def width(self) -> int:
+        """Dimension of the clustering space."""
+        return int(self.centroids.shape[1])
+
+    # ---- persistence (numpy arrays; loaded with allow_pickle=False) ----------------------------------
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Arrays for ``numpy.savez``."""
+        arrays = {"centroids": self.centroids, "sigma2": np.array([self.sigma2]),
+                  "outlier_threshold": self.outlier_threshold}
+        if self.algorithm == "gmm":
+            arrays["log_weights"] = self.log_weights
+            arrays["precisions_cholesky"] = self.precisions_cholesky
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, algorithm: str, arrays: Mapping[str, np.ndarray]) -> "SegmentModel":
+        """Rebuild from :meth:`to_arrays`, checking every shape."""
+        if algorithm not in ALGORITHMS:
+            raise ArtefactError(f"unknown algorithm {algorithm!r}; expected one of {ALGORITHMS}")
+        try:
+            centroids = np.asarray(arrays["centroids"], dtype=np.float64)
+            sigma2 = float(np.asarray(arrays["sigma2"])[0])
+            threshold = np.asarray(arrays["outlier_threshold"], dtype=np.float64)
+            log_w = prec = None
+            if algorithm == "gmm":
+                log_w = np.asarray(arrays["log_weights"], dtype=np.float64)
+                prec = np.asarray(arrays["precisions_cholesky"], dtype=np.float64)
+        except KeyError as exc:
+            raise ArtefactError(f"model parameters lack array {exc}") from exc
+        k = centroids.shape[0] if centroids.ndim == 2 else -1
+        if k < 1 or threshold.shape != (k,) or not sigma2 > 0 or not np.all(np.isfinite(centroids)):
+            raise ArtefactError("model parameters are inconsistent (centroids, thresholds or sigma2)")
+        if algorithm == "gmm":
+            d = centroids.shape[1]
+            if log_w.shape != (k,) or prec.shape != (k, d, d):
+                raise ArtefactError("Gaussian mixture parameters have inconsistent shapes")
+        model = cls(algorithm, centroids, sigma2, threshold, log_w, prec)
+        return model
+
+    # ---- scoring -------------------------------------------------------------------------------------
+    def score(self, x: np.ndarray) -> Scores:
+        """Score a (n, d) matrix of transformed customers."""
+        # Same expansion as sklearn's k-means predict, so near-ties resolve the same way.
+        sq = (np.einsum("ij,ij->i", x, x)[:, None] - 2.0 * (x @ self.centroids.T)
+              + np.einsum("ij,ij->i", self.centroids, self.centroids)[None, :])
+        np.maximum(sq, 0.0, out=sq)
+        if self.algorithm == "gmm":
+            log_post = self._gmm_log_resp(x)
+            segment = np.argmax(log_post, axis=1).astype(np.int32)
+            confidence = np.exp(log_post[np.arange(len(x)), segment])
+        else:
+            segment = np.argmin(sq, axis=1).astype(np.int32)
+            nearest = sq[np.arange(len(x)), segment]
+            # Softmax over -d^2/(2 sigma2), written relative to the nearest for numerical safety.
+            confidence = 1.0 / np.exp(-(sq - nearest[:, None]) / (2.0 * self.sigma2)).sum(axis=1)
+        distance = np.sqrt(sq[np.arange(len(x)), segment])
+        outlier = distance > self.outlier_threshold[segment]
+        return Scores(segment, distance, confidence, outlier)
+
+    def score_row(self, row: list[float]) -> tuple[int, float, float, bool]:
+        """Score one transformed customer in pure Python (cheaper than numpy for a single row)."""
+        if self.algorithm == "gmm":
+            s = self.score(np.asarray([row], dtype=np.float64))
+            return int(s.segment[0]), float(s.distance[0]), float(s.confidence[0]), bool(s.outlier[0])
+        sq = [sum((a - b) * (a - b) for a, b in zip(row, c)) for c in self._centroid_rows]
+        best = min(range(len(sq)), key=sq.__getitem__)
+        nearest = sq[best]
+        confidence = 1.0 / sum(math.exp(-(s - nearest) / (2.0 * self.sigma2)) for s in sq)
+        distance = math.sqrt(nearest)
+        return best, distance, confidence, distance > self._threshold_list[best]
+
+    @property
+    def _centroid_rows(self) -> list[list[float]]:
+        cached = self.__dict__.get("_rows_cache")
+        if cached is None:
+            cached = self.centroids.tolist()
+            self.__dict__["_rows_cache"] = cached
+        return cached
+
+    @property
+    def _threshold_list(self) -> list[float]:
+        cached = self.__dict__.get("_thr_cache")
+        if cached is None:
+            cached = self.outlier_threshold.tolist()
+            self.__dict__["_thr_cache"] = cached
+        return cached
+
+    def _gmm_log_resp(self, x: np.ndarray) -> np.ndarray:
+        """Log posterior of each component (full covariance), as sklearn's GaussianMixture computes it."""
+        n, d = x.shape
+        log_prob = np.empty((n, self.k))
+        for j in range(self.k):
+            chol = self.precisions_cholesky[j]
+            y = x @ chol - self.centroids[j] @ chol
+            log_det = np.sum(np.log(np.diag(chol)))
+            log_prob[:, j] = -0.5 * (d * np.log(2 * np.pi) + np.sum(y * y, axis=1)) + log_det
+        weighted = log_prob + self.log_weights
+        top = weighted.max(axis=1, keepdims=True)
+        log_norm = top + np.log(np.exp(weighted - top).sum(axis=1, keepdims=True))
+        return weighted - log_norm
+
+
+def calibrate(algorithm: str, x: np.ndarray, segment: np.ndarray, centroids: np.ndarray,
+              gmm_params: Mapping[str, Any] | None = None) -> SegmentModel:
+    """Build a SegmentModel from training data and its (ordered) assignment."""
+    k, d = centroids.shape
+    diff = x - centroids[segment]
+    dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+    sigma2 = float(np.mean(dist ** 2) / d) or 1e-12
+    threshold = np.array([np.percentile(dist[segment == j], OUTLIER_PERCENTILE) if np.any(segment == j) else 0.0
+                          for j in range(k)])
+    if algorithm == "gmm":
+        assert gmm_params is not None
+        return SegmentModel(algorithm, centroids, sigma2, threshold,
+                            np.log(np.asarray(gmm_params["weights"], dtype=np.float64)),
+                            np.asarray(gmm_params["precisions_cholesky"], dtype=np.float64))
+    return SegmentModel(algorithm, centroids, sigma2, threshold)

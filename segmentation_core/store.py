@@ -1,0 +1,187 @@
+"""The model store: versioned artefacts on a file system, published atomically.
+
+```
+<store>/<model>/versions/<version>/   one artefact (see artefact.py); versions are v0001, v0002, ...
+<store>/<model>/CURRENT               the served version's id, replaced by rename
+<store>/<model>/.staging-*            work in progress of a publish; invisible to readers
+```
+A version is written in a staging folder, fsynced, then renamed into ``versions/``; CURRENT is written
+to a temporary file and renamed over the old one. Readers therefore see either the old state or the
+new one, never half a version, and a publisher killed at any moment leaves the visible store as it was
+(a leftover staging folder is invisible and removed by a later publish).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from segmentation_core.errors import NotFoundError, StoreError
+
+log = logging.getLogger(__name__)
+
+CURRENT = "CURRENT"
+VERSIONS = "versions"
+_VERSION_RE = re.compile(r"^v(\d{4,})$")
+_MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+STALE_STAGING_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class StoreState:
+    """What a reader sees of one model: its versions (oldest first) and the current one."""
+
+    versions: tuple[str, ...]
+    current: str | None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def validate_model_name(name: str) -> str:
+    """Return ``name`` if it is a safe model name, else raise ValueError naming it."""
+    if not _MODEL_RE.match(name or ""):
+        raise ValueError(f"model name {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
+    return name
+
+
+class ModelStore:
+    """A model store rooted at a folder."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    # ---- reading -----------------------------------------------------------------------------------
+    def models(self) -> list[str]:
+        """Names of the models that have at least one version."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and _MODEL_RE.match(p.name) and (p / VERSIONS).is_dir())
+
+    def versions(self, model: str) -> list[str]:
+        """Version ids of ``model``, oldest first."""
+        folder = self.root / validate_model_name(model) / VERSIONS
+        if not folder.is_dir():
+            return []
+        found = [p.name for p in folder.iterdir() if _VERSION_RE.match(p.name)]
+        return sorted(found, key=lambda v: int(v[1:]))
+
+    def current(self, model: str) -> str | None:
+        """The version CURRENT names, or None when nothing is published."""
+        try:
+            text = (self.root / validate_model_name(model) / CURRENT).read_text().strip()
+        except FileNotFoundError:
+            return None
+        return text or None
+
+    def state(self, model: str) -> StoreState:
+        """Versions and current version together."""
+        return StoreState(tuple(self.versions(model)), self.current(model))
+
+    def version_dir(self, model: str, version: str) -> Path:
+        """Folder of one version; raises NotFoundError if it does not exist."""
+        if not _VERSION_RE.match(version or ""):
+            raise NotFoundError(f"version {version!r} is not a version id (like v0003)")
+        folder = self.root / validate_model_name(model) / VERSIONS / version
+        if not folder.is_dir():
+            known = ", ".join(self.versions(model)) or "none"
+            raise NotFoundError(f"model {model!r} has no version {version!r} (versions: {known})")
+        return folder
+
+    # ---- writing -----------------------------------------------------------------------------------
+    def publish(self, model: str, write: Callable[[Path, str], None], keep: int = 10,
+                make_current: bool = True) -> str:
+        """Publish a new version: ``write(staging_dir, version_id)`` fills the folder; returns the version id."""
+        if keep < 1:
+            raise ValueError(f"keep={keep} must be >= 1")
+        model_dir = self.root / validate_model_name(model)
+        (model_dir / VERSIONS).mkdir(parents=True, exist_ok=True)
+        self._remove_stale_staging(model_dir)
+        for _attempt in range(20):
+            existing = self.versions(model)
+            version = f"v{(int(existing[-1][1:]) + 1 if existing else 1):04d}"
+            staging = model_dir / f".staging-{version}-{secrets.token_hex(4)}"
+            staging.mkdir()
+            try:
+                write(staging, version)
+                _fsync_dir(staging)
+                try:
+                    # rename() refuses a non-empty target, so two publishers never share a version id.
+                    os.rename(staging, model_dir / VERSIONS / version)
+                except OSError:
+                    log.info("version %s was taken by a concurrent publish; retrying", version)
+                    continue
+                _fsync_dir(model_dir / VERSIONS)
+            finally:
+                if staging.exists():
+                    shutil.rmtree(staging, ignore_errors=True)
+            if make_current:
+                self.set_current(model, version)
+            self.prune(model, keep)
+            return version
+        raise StoreError(f"could not find a free version id for model {model!r}")
+
+    def set_current(self, model: str, version: str) -> None:
+        """Make ``version`` the served one, atomically."""
+        self.version_dir(model, version)
+        model_dir = self.root / model
+        tmp = model_dir / f".{CURRENT}-{secrets.token_hex(4)}"
+        with open(tmp, "w") as fh:
+            fh.write(version + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, model_dir / CURRENT)
+        _fsync_dir(model_dir)
+        log.info("model %s: CURRENT is now %s", model, version)
+
+    def promote(self, model: str, version: str) -> str:
+        """Serve ``version`` of ``model``; returns it."""
+        self.set_current(model, version)
+        return version
+
+    def rollback(self, model: str) -> str:
+        """Serve the version published just before the current one; returns it."""
+        versions = self.versions(model)
+        current = self.current(model)
+        if current not in versions:
+            raise StoreError(f"model {model!r} has no current version to roll back from")
+        index = versions.index(current)
+        if index == 0:
+            raise StoreError(f"model {model!r}: {current} is the oldest version kept; nothing to roll back to")
+        return self.promote(model, versions[index - 1])
+
+    def prune(self, model: str, keep: int) -> list[str]:
+        """Delete the oldest versions beyond ``keep``, never the current one; returns what was deleted."""
+        versions = self.versions(model)
+        current = self.current(model)
+        candidates = [v for v in versions[:-keep] if v != current] if len(versions) > keep else []
+        model_dir = self.root / model
+        for version in candidates:
+            # Rename first: a reader never sees a half-deleted version.
+            trash = model_dir / f".trash-{version}-{secrets.token_hex(4)}"
+            os.rename(model_dir / VERSIONS / version, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+            log.info("model %s: removed old version %s", model, version)
+        return candidates
+
+    def _remove_stale_staging(self, model_dir: Path) -> None:
+        now = time.time()
+        for p in model_dir.iterdir():
+            if p.name.startswith((".staging-", ".trash-")):
+                try:
+                    if p.name.startswith(".trash-") or now - p.stat().st_mtime > STALE_STAGING_SECONDS:
+                        shutil.rmtree(p, ignore_errors=True)
+                except FileNotFoundError:
+                    pass
