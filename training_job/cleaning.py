@@ -1,0 +1,181 @@
+"""Cleaning steps shared by customer tables and transaction logs, and the report that counts what they did."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from training_job.errors import DataError, describe_row
+
+__all__ = [
+    "CleaningReport",
+    "TransactionReport",
+    "apply_valid_ranges",
+    "as_categorical",
+    "format_ids",
+    "strip_text",
+    "to_numeric",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TransactionReport:
+    """What cleaning a transaction log removed and what the per-customer aggregation produced.
+
+    Removal counts are sequential: a row is counted once, under the first rule (in field order) that removes it.
+    """
+
+    rows_in: int = 0
+    cancellations: int = 0
+    non_positive_quantity: int = 0
+    non_positive_value: int = 0
+    missing_customer_id: int = 0
+    duplicate_rows: int = 0
+    rows_used: int = 0
+    customers: int = 0
+    purchases: int = 0
+    first_date: str | None = None
+    last_date: str | None = None
+    snapshot_date: str | None = None
+    rows_per_customer: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class CleaningReport:
+    """A JSON-able account of what table preparation did to the input, for logs and the training report."""
+
+    kind: str
+    rows_in: int = 0
+    rows_out: int = 0
+    duplicate_rows_dropped: int = 0
+    duplicate_ids_dropped: int = 0
+    missing_ids_dropped: int = 0
+    rows_dropped_for_missing: int = 0
+    missing: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Feature column -> {"count": values missing (incl. implausible ones), "action": what was done}."""
+    implausible: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Column -> {"count", "rule", "examples"}: values outside cleaning.valid_range, set missing."""
+    recoded: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Column -> {"old -> new": rows}."""
+    ignored_columns: list[str] = field(default_factory=list)
+    constant_features: list[str] = field(default_factory=list)
+    transactions: TransactionReport | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict that json.dumps accepts."""
+        return asdict(self)
+
+    def log_summary(self, log: logging.Logger | None = None) -> None:
+        """Log the report at INFO, one readable line per fact."""
+        log = log or logger
+        log.info("table preparation (%s): %d rows in, %d customers out", self.kind, self.rows_in, self.rows_out)
+        if self.transactions is not None:
+            t = self.transactions
+            log.info(
+                "transactions: %d rows; dropped %d cancellations, %d non-positive quantity, %d non-positive value,"
+                " %d missing customer id, %d exact duplicates; %d rows used",
+                t.rows_in, t.cancellations, t.non_positive_quantity, t.non_positive_value,
+                t.missing_customer_id, t.duplicate_rows, t.rows_used,
+            )
+            log.info(
+                "transactions: %d customers, %d purchases, %s to %s, snapshot %s, rows per customer %s",
+                t.customers, t.purchases, t.first_date, t.last_date, t.snapshot_date, t.rows_per_customer,
+            )
+        for label, count in (
+            ("exact duplicate rows dropped", self.duplicate_rows_dropped),
+            ("rows with a repeated id dropped (first kept)", self.duplicate_ids_dropped),
+            ("rows without an id dropped", self.missing_ids_dropped),
+            ("rows dropped for missing values", self.rows_dropped_for_missing),
+        ):
+            if count:
+                log.info("%s: %d", label, count)
+        for column, changes in self.recoded.items():
+            log.info("recoded %r: %s", column, ", ".join(f"{k} ({n})" for k, n in changes.items()))
+        for column, info in self.implausible.items():
+            log.info("implausible %r: %d value(s) %s, e.g. %s; set missing", column, info["count"], info["rule"],
+                     info["examples"])
+        for column, info in self.missing.items():
+            log.info("missing %r: %d value(s), %s", column, info["count"], info["action"])
+        if self.constant_features:
+            log.warning("constant feature(s), which cannot separate segments: %s", self.constant_features)
+        if self.ignored_columns:
+            log.info("columns not used as features: %s", ", ".join(self.ignored_columns))
+
+
+def strip_text(values: pd.Series) -> pd.Series:
+    """Strip surrounding whitespace from text cells and treat empty text as missing."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
+        return values
+    if pd.api.types.is_bool_dtype(values):
+        return values
+    if isinstance(values.dtype, pd.StringDtype):  # vectorised path for what read_table returns
+        text = values.str.strip()
+        return text.where(text != "")
+    # object columns (Excel, hand-built frames) may mix types: touch only the strings
+    text = values.map(lambda v: v.strip() if isinstance(v, str) else v)
+    return text.where(text.map(lambda v: not (isinstance(v, str) and v == "")))
+
+
+def to_numeric(values: pd.Series, column: str, first_data_line: int | None) -> pd.Series:
+    """Convert a column to float64; text that is not a number raises DataError quoting it and its row."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype("float64")
+    if pd.api.types.is_numeric_dtype(values):
+        return values.astype("float64")
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna() & values.notna()
+    if bad.any():
+        label = bad.idxmax()
+        raise DataError(
+            f"column {column!r} should be numeric but has {values[label]!r} at "
+            f"{describe_row(label, first_data_line)} ({int(bad.sum())} non-numeric value(s))"
+        )
+    return numbers.astype("float64")
+
+
+def format_ids(values: pd.Series) -> pd.Series:
+    """Customer ids as text: whole floats (ids read beside missing ones) lose their '.0'; missing stays None."""
+    if pd.api.types.is_float_dtype(values):
+        whole = values.dropna()
+        if (whole == np.round(whole)).all():
+            values = values.astype("Int64")
+    text = values.astype("string").str.strip()
+    return text.astype(object).where(text.notna(), None)
+
+
+def as_categorical(values: pd.Series) -> pd.Series:
+    """Categories as Python str with None for missing (numbers coded as categories keep no '.0')."""
+    if pd.api.types.is_float_dtype(values):
+        return format_ids(values)
+    text = values.astype("string")
+    return text.astype(object).where(text.notna(), None)
+
+
+def apply_valid_ranges(
+    columns: dict[str, pd.Series],
+    ranges: Mapping[str, tuple[float | None, float | None]],
+    names: Iterable[str],
+    report: CleaningReport,
+) -> None:
+    """Set values outside their column's valid range to NaN, counting them in the report (in place)."""
+    for name in names:
+        if name not in ranges or name not in columns:
+            continue
+        low, high = ranges[name]
+        values = columns[name]
+        outside = pd.Series(False, index=values.index)
+        if low is not None:
+            outside |= values < low
+        if high is not None:
+            outside |= values > high
+        rule = f"outside [{'' if low is None else f'{low:g}'}, {'' if high is None else f'{high:g}'}]"
+        examples = sorted({float(v) for v in values[outside]})[:5]
+        report.implausible[name] = {"count": int(outside.sum()), "rule": rule, "examples": examples}
+        columns[name] = values.mask(outside)

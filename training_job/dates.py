@@ -1,0 +1,81 @@
+"""Date parsing that decides day-first vs month-first from the values themselves, column by column."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pandas as pd
+
+from training_job.errors import DataError, describe_row
+
+__all__ = ["detect_date_format", "looks_like_dates", "parse_dates"]
+
+logger = logging.getLogger(__name__)
+
+_ISO = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?$")
+_COMPACT = re.compile(r"^(19|20)\d{2}(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$")  # YYYYMMDD, as in CDNOW
+_DMY_OR_MDY = r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{2}|\d{4})([ T]\d{1,2}:\d{2}(:\d{2})?)?$"
+
+
+def detect_date_format(values: pd.Series, column: str) -> dict[str, object]:
+    """Return keyword arguments for pd.to_datetime that fit every value of a text column."""
+    text = values.dropna().astype(str).str.strip()
+    if text.empty:
+        return {"format": "ISO8601"}
+    if text.str.match(_ISO).all():
+        return {"format": "ISO8601"}
+    if text.str.match(_COMPACT).all():
+        return {"format": "%Y%m%d"}
+    parts = text.str.extract(_DMY_OR_MDY)
+    if parts[0].notna().all():
+        first, second = parts[0].astype(int), parts[1].astype(int)
+        if (first > 12).any() and (second > 12).any():
+            raise DataError(f"column {column!r}: dates mix day-first and month-first forms")
+        if (second > 12).any():
+            return {"dayfirst": False}
+        if not (first > 12).any():
+            logger.warning("column %r: every date is ambiguous (day and month <= 12); reading day-first", column)
+        return {"dayfirst": True}
+    return {}
+
+
+def looks_like_dates(values: pd.Series) -> bool:
+    """True when a text column holds dates in one of the recognised forms (used by schema inference)."""
+    text = values.dropna().astype(str).str.strip()
+    if text.empty or pd.api.types.is_numeric_dtype(values):
+        return False
+    return bool(text.str.match(_ISO).all() or text.str.match(_DMY_OR_MDY).all())
+
+
+def parse_dates(
+    values: pd.Series, column: str, date_format: str = "auto", first_data_line: int | None = None
+) -> pd.Series:
+    """Parse a column to datetime64; an unparseable value raises DataError quoting it and its row."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values
+    if pd.api.types.is_numeric_dtype(values):
+        # Whole numbers like 19970101 are YYYYMMDD dates that the reader took for numbers.
+        present = values.dropna()
+        if not (present == present.round()).all():
+            raise DataError(f"column {column!r}: numbers that are not YYYYMMDD dates, e.g. {present.iloc[0]!r}")
+        values = values.astype("Int64").astype("string")
+    values = values.astype("string").str.strip()
+    if date_format == "auto":
+        kwargs = detect_date_format(values, column)
+    elif date_format in ("dayfirst", "monthfirst"):
+        kwargs = {"dayfirst": date_format == "dayfirst"}
+    else:
+        kwargs = {"format": date_format}
+    try:
+        parsed = pd.to_datetime(values, errors="coerce", **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"column {column!r}: cannot parse dates with {kwargs}: {exc}") from exc
+    bad = parsed.isna() & values.notna()
+    if bad.any():
+        label = bad.idxmax()
+        raise DataError(
+            f"column {column!r}: {values[label]!r} at {describe_row(label, first_data_line)} is not a date"
+            f" ({int(bad.sum())} unparseable value(s))"
+        )
+    return parsed

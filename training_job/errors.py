@@ -1,0 +1,22 @@
+"""Errors raised by the training job's table preparation, with messages meant for the person who owns the data."""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "DataError"]
+
+
+class DataError(ValueError):
+    """The input data cannot be used; the message names the file, column, row or value at fault."""
+
+
+class ConfigError(ValueError):
+    """The training configuration is invalid; the message names the TOML key at fault."""
+
+
+def describe_row(label: object, first_data_line: int | None) -> str:
+    """Say where a row is: its line in the source file when known, else its 1-based position."""
+    if isinstance(label, int) and first_data_line is not None:
+        return f"line {label + first_data_line}"
+    if isinstance(label, int):
+        return f"row {label + 1}"
+    return f"row {label!r}"
