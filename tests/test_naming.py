@@ -1,0 +1,196 @@
+"""Segment names, descriptions and actions (training_job.naming)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.preprocessing import StandardScaler
+
+from training_job.naming import SegmentDescription, describe_segments
+
+INCOME = "Annual Income (k$)"
+SPENDING = "Spending Score (1-100)"
+MALL_NUMERIC = ["Age", INCOME, SPENDING]
+CLASSIC = {"Careful Spenders", "Target Group", "Standard Customers", "Careless Customers", "Sensible Customers"}
+
+
+@pytest.fixture(scope="module")
+def mall(request: pytest.FixtureRequest) -> pd.DataFrame:
+    """The real mall data; the datasets folder comes from conftest's `datasets_dir` when a colleague provides it."""
+    try:
+        datasets = Path(request.getfixturevalue("datasets_dir"))
+    except pytest.FixtureLookupError:
+        datasets = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    path = datasets / "Mall_Customers.csv"
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    return pd.read_csv(path)
+
+
+def _kmeans_labels(mall: pd.DataFrame, k: int) -> np.ndarray:
+    x = StandardScaler().fit_transform(mall[[INCOME, SPENDING]])
+    return KMeans(k, n_init=10, random_state=0).fit_predict(x)
+
+
+def test_mall_k5_gets_the_five_classic_names_on_the_right_profiles(mall: pd.DataFrame) -> None:
+    labels = _kmeans_labels(mall, 5)
+    out = describe_segments(mall, labels, MALL_NUMERIC, ["Genre"], style="mall")
+
+    assert {d.name for d in out} == CLASSIC
+    income_mean, spending_mean = mall[INCOME].mean(), mall[SPENDING].mean()
+    for seg_id, d in enumerate(out):
+        seg = mall[labels == seg_id]
+        rich = seg[INCOME].mean() > income_mean + 15  # base mean is 60.6 k$
+        poor = seg[INCOME].mean() < income_mean - 15
+        spender = seg[SPENDING].mean() > spending_mean + 15  # base mean is 50.2
+        saver = seg[SPENDING].mean() < spending_mean - 15
+        expected = {
+            "Careful Spenders": rich and saver,
+            "Target Group": rich and spender,
+            "Careless Customers": poor and spender,
+            "Sensible Customers": poor and saver,
+            "Standard Customers": not (rich or poor or spender or saver),
+        }[d.name]
+        assert expected, f"{d.name!r} on income {seg[INCOME].mean():.0f}, spending {seg[SPENDING].mean():.0f}"
+
+
+def test_mall_descriptions_quote_real_numbers_and_actions_are_set(mall: pd.DataFrame) -> None:
+    labels = _kmeans_labels(mall, 5)
+    out = describe_segments(mall, labels, MALL_NUMERIC, ["Genre"], style="mall")
+    careful_id = next(i for i, d in enumerate(out) if d.name == "Careful Spenders")
+    seg = mall[labels == careful_id]
+
+    d = out[careful_id]
+    assert f"{seg[INCOME].median():.0f} k$ vs {mall[INCOME].median():.0f} k$" in d.description
+    assert f"{seg[SPENDING].median():.0f} vs {mall[SPENDING].median():.0f}" in d.description
+    assert d.description.startswith(f"{len(seg)} customers")
+    assert all(x.action for x in out)
+    assert d.to_dict() == {"name": d.name, "description": d.description, "action": d.action}
+
+
+def test_names_follow_profiles_not_cluster_ids(mall: pd.DataFrame) -> None:
+    labels = _kmeans_labels(mall, 5)
+    perm = np.array([3, 0, 4, 1, 2])
+    out = describe_segments(mall, labels, MALL_NUMERIC, ["Genre"], style="mall")
+    permuted = describe_segments(mall, perm[labels], MALL_NUMERIC, ["Genre"], style="mall")
+
+    assert [permuted[perm[i]] for i in range(5)] == out
+
+
+@pytest.mark.parametrize("style", ["mall", "profile"])
+def test_k8_on_mall_gives_unique_names(mall: pd.DataFrame, style: str) -> None:
+    labels = _kmeans_labels(mall, 8)
+    out = describe_segments(mall, labels, MALL_NUMERIC, ["Genre"], style=style)
+
+    names = [d.name for d in out]
+    assert len(out) == 8
+    assert len(set(names)) == 8, names
+    if style == "mall":
+        assert set(names) >= CLASSIC  # five classic names used once, three profile names for the rest
+
+
+def test_profile_names_read_like_the_profile(mall: pd.DataFrame) -> None:
+    labels = _kmeans_labels(mall, 5)
+    out = describe_segments(mall, labels, [INCOME, SPENDING], [], style="profile")
+    for seg_id, d in enumerate(out):
+        seg = mall[labels == seg_id]
+        if seg[INCOME].median() > 75 and seg[SPENDING].median() < 25:
+            assert d.name == "High income, low spending"
+
+
+def test_duplicate_profile_names_are_disambiguated() -> None:
+    # Two segments, both high on x; they differ only slightly on y.
+    features = pd.DataFrame({"x": [1.0, 2, 3, 4, 5, 6, 10, 11, 12, 13],
+                             "y": [1.0, 2, 3, 4, 5, 6, 3, 3.5, 3.8, 4.2]})
+    labels = np.array([2, 2, 2, 2, 2, 2, 0, 0, 1, 1])
+    names = [d.name for d in describe_segments(features, labels, ["x", "y"], [])]
+
+    assert names == ["High x (slightly lower y)", "High x (slightly higher y)", "Low x"]
+
+
+def _rfm_table() -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    rng = np.random.default_rng(0)
+    groups = {  # group: (recency days, frequency, monetary) ranges
+        "champions": ((1, 10), (20, 35), (5000, 12000)),
+        "new": ((5, 30), (1, 1), (50, 200)),
+        "at_risk": ((150, 250), (8, 15), (1500, 4000)),
+        "lost": ((300, 365), (1, 1), (20, 80)),
+    }
+    parts = []
+    for (r, f, m) in groups.values():
+        parts.append(pd.DataFrame({
+            "Recency": rng.uniform(*r, 30),
+            "Frequency": rng.integers(f[0], f[1] + 1, 30).astype("float64"),
+            "Monetary": rng.uniform(*m, 30),
+        }))
+    return pd.concat(parts, ignore_index=True), np.repeat(np.arange(len(groups)), 30), list(groups)
+
+
+@pytest.mark.parametrize("snake_case", [False, True], ids=["Title-case", "snake_case"])
+def test_rfm_names_on_obvious_groups(snake_case: bool) -> None:
+    features, labels, groups = _rfm_table()
+    if snake_case:
+        features = features.rename(columns={"Recency": "recency_days", "Frequency": "frequency",
+                                            "Monetary": "monetary"})
+    out = describe_segments(features, labels, list(features.columns), [], style="rfm")
+    named = dict(zip(groups, (d.name for d in out), strict=True))
+
+    assert named["champions"] == "Champions"
+    assert named["at_risk"] == "At Risk"
+    assert named["lost"] == "Lost"
+    # Recent one-time buyers; "New Customers" only when they are the most recent group of all.
+    assert named["new"] in {"New Customers", "Promising"}
+    assert "Send" in out[2].action or "win" in out[2].action.lower()
+
+
+def test_overrides_rename_generated_names(mall: pd.DataFrame) -> None:
+    labels = _kmeans_labels(mall, 5)
+    out = describe_segments(mall, labels, MALL_NUMERIC, ["Genre"], style="mall",
+                            overrides={"Target Group": "VIP", "Not generated": "ignored"})
+    plain = describe_segments(mall, labels, MALL_NUMERIC, ["Genre"], style="mall")
+
+    assert [d.name for d in out] == ["VIP" if d.name == "Target Group" else d.name for d in plain]
+    assert [d.description for d in out] == [d.description for d in plain]
+
+
+def test_override_that_duplicates_a_name_is_refused(mall: pd.DataFrame) -> None:
+    labels = _kmeans_labels(mall, 5)
+    with pytest.raises(ValueError, match="Target Group.*Careful Spenders|Careful Spenders.*Target Group"):
+        describe_segments(mall, labels, MALL_NUMERIC, [], style="mall", overrides={"Target Group": "Careful Spenders"})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"style": "fancy"}, "style='fancy'"),
+        ({"numeric": ["nope"]}, r"\['nope'\]"),
+        ({"style": "rfm"}, "recency"),
+    ],
+    ids=["unknown-style", "unknown-column", "rfm-without-rfm-columns"],
+)
+def test_bad_input_is_refused(mall: pd.DataFrame, kwargs: dict, message: str) -> None:
+    args = {"numeric": MALL_NUMERIC, "categorical": [], "style": "profile", **kwargs}
+    with pytest.raises(ValueError, match=message):
+        describe_segments(mall, _kmeans_labels(mall, 3), **args)
+
+
+def test_empty_segment_is_refused() -> None:
+    features = pd.DataFrame({"x": [1.0, 2.0, 3.0]})
+    with pytest.raises(ValueError, match=r"segments \[1\]"):
+        describe_segments(features, np.array([0, 2, 2]), ["x"], [])
+
+
+def test_nan_and_categorical_levels() -> None:
+    features = pd.DataFrame({
+        "Total Spend": [100.0, np.nan, 120.0, 900.0, 1000.0, np.nan],
+        "Membership Type": ["Bronze", "Bronze", None, "Gold", "Gold", "Gold"],
+    })
+    out = describe_segments(features, np.array([0, 0, 0, 1, 1, 1]), ["Total Spend"], ["Membership Type"])
+
+    assert out[1].name == "High spend, mostly Gold (membership type)"
+    assert "100% Gold (membership type) vs 60%" in out[1].description
+    assert isinstance(out[0], SegmentDescription)
