@@ -99,6 +99,8 @@ class CleaningReport:
         for column, changes in self.recoded.items():
             log.info("recoded %r: %s", column, ", ".join(f"{k} ({n})" for k, n in changes.items()))
         for column, info in self.implausible.items():
+            if not info["count"]:
+                continue
             log.info("implausible %r: %d value(s) %s, e.g. %s; set missing", column, info["count"], info["rule"],
                      info["examples"])
         for column, info in self.missing.items():
@@ -175,7 +177,10 @@ def apply_valid_ranges(
             outside |= values < low
         if high is not None:
             outside |= values > high
-        rule = f"outside [{'' if low is None else f'{low:g}'}, {'' if high is None else f'{high:g}'}]"
+        if low is not None and high is not None:
+            rule = f"outside [{low:g}, {high:g}]"
+        else:
+            rule = f"below {low:g}" if low is not None else f"above {high:g}"
         examples = sorted({float(v) for v in values[outside]})[:5]
         report.implausible[name] = {"count": int(outside.sum()), "rule": rule, "examples": examples}
         columns[name] = values.mask(outside)
