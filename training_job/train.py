@@ -1,0 +1,211 @@
+"""The training run: table -> features -> k -> model -> named segments -> published artefact."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+
+from segmentation_core.artefact import write_artefact
+from segmentation_core.features import FeatureSchema, FitOptions
+from segmentation_core.segment_model import SegmentModel, calibrate
+from segmentation_core.sklearn_pipeline import build_pipeline
+from segmentation_core.store import ModelStore, validate_model_name
+from training_job.config import TrainingConfig
+from training_job.data_loading import read_table
+from training_job.errors import DataError
+from training_job.k_selection import search_k, stability_score
+from training_job.naming import describe_segments
+from training_job.progress import Stages
+from training_job.report import write_report
+from training_job.segments import base_profile, plot_sample, relabel, segment_order, segment_profiles
+from training_job.table_prep import PreparedTable, prepare_table
+
+log = logging.getLogger(__name__)
+
+QUALITY_SAMPLE = 10_000
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What a training run published."""
+
+    model: str
+    version: str
+    path: Path
+    k: int
+    segment_names: list[str]
+    manifest: dict[str, Any]
+
+
+def fingerprint(path: Path) -> str:
+    """sha256 of the input file's bytes, so a manifest names exactly the data it was trained on."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def _library_versions() -> dict[str, str]:
+    import scipy
+    import sklearn
+
+    return {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
+            "scikit-learn": sklearn.__version__, "scipy": scipy.__version__, "joblib": joblib.__version__}
+
+
+def _k_values(config: TrainingConfig, n_customers: int) -> list[int]:
+    model = config.model
+    if model.k != "auto":
+        k = int(model.k)
+        if k >= n_customers:
+            raise DataError(f"--k {k} needs more than {k} customers; the data has {n_customers} after cleaning")
+        return [k]
+    if n_customers <= model.k_min:
+        raise DataError(f"the data has {n_customers} customers after cleaning; choosing among "
+                        f"k={model.k_min}..{model.k_max} segments needs more than {model.k_min}")
+    k_max = min(model.k_max, n_customers - 1)
+    if k_max < model.k_max:
+        log.warning("k_max lowered from %d to %d: only %d customers", model.k_max, k_max, n_customers)
+    return list(range(model.k_min, k_max + 1))
+
+
+def _ordered_estimator(estimator: Any, algorithm: str, order: np.ndarray) -> tuple[Any, np.ndarray, dict | None]:
+    """Permute the fitted estimator in place so its labels are segment ids; return it, centroids, gmm params."""
+    if algorithm == "gmm":
+        for attr in ("means_", "weights_", "covariances_", "precisions_", "precisions_cholesky_"):
+            setattr(estimator, attr, getattr(estimator, attr)[order])
+        return estimator, estimator.means_, {"weights": estimator.weights_,
+                                             "precisions_cholesky": estimator.precisions_cholesky_}
+    estimator.cluster_centers_ = estimator.cluster_centers_[order]
+    estimator.labels_ = relabel(estimator.labels_, order)
+    return estimator, estimator.cluster_centers_, None
+
+
+def _quality(x: np.ndarray, segment: np.ndarray, seed: int) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(x), size=min(QUALITY_SAMPLE, len(x)), replace=False)
+    xs, ls = x[pick], segment[pick]
+    if len(np.unique(ls)) < 2:
+        return {}
+    return {"silhouette": float(silhouette_score(xs, ls)),
+            "calinski_harabasz": float(calinski_harabasz_score(xs, ls)),
+            "davies_bouldin": float(davies_bouldin_score(xs, ls))}
+
+
+def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str = "customers",
+          keep: int = 10, progress: Callable[[str], Any] | None = None) -> TrainingResult:
+    """Run the whole training job and publish the model; raises DataError on unusable data."""
+    validate_model_name(model_name)
+    stages = Stages(progress)
+    started = time.monotonic()
+    with stages("read"):
+        frame = read_table(Path(data))
+        data_fingerprint = fingerprint(Path(data))
+    with stages("clean"):
+        table: PreparedTable = prepare_table(frame, config)
+        table.report.log_summary()
+    features = table.features
+    numeric, categorical = list(table.numeric), list(table.categorical)
+    n = len(features)
+    with stages("features"):
+        pre = config.preprocessing
+        options = FitOptions(skew=pre.skew, outliers=pre.outliers, categorical_weight=pre.categorical_weight)
+        try:
+            schema = FeatureSchema.fit(features, numeric, categorical, options)
+            x = schema.transform_frame(features)
+        except ValueError as exc:
+            raise DataError(str(exc)) from exc
+        for f in schema.numeric:
+            log.info("feature %-28s skew=%-11s clip=[%.4g, %.4g] impute=%.4g", f.name, f.skew, f.clip_low,
+                     f.clip_high, f.impute)
+    k_values = _k_values(config, n)
+    algorithm, seed = config.model.algorithm, config.model.seed
+    with stages("k-search", total=len(k_values)) as tick:
+        search = search_k(x, k_values, algorithm=algorithm, seed=seed, progress=lambda i, total: tick(i))
+    k = search.chosen_k
+    log.info("k=%d (%s): %s", k, search.rule, search.rule_explanation)
+    with stages("fit"):
+        estimator = search.chosen_model
+        raw = estimator.predict(x)
+        centres = estimator.means_ if algorithm == "gmm" else estimator.cluster_centers_
+        order = segment_order(raw, centres)
+        estimator, centroids, gmm_params = _ordered_estimator(estimator, algorithm, order)
+        segment = relabel(raw, order)
+        model: SegmentModel = calibrate(algorithm, x, segment, np.asarray(centroids), gmm_params)
+        # The service's math must reproduce the pipeline's predict exactly; check on the training rows.
+        served = model.score(x).segment
+        if not np.array_equal(served, segment):
+            mismatch = int(np.count_nonzero(served != segment))
+            raise RuntimeError(f"serving math disagrees with the estimator on {mismatch} training rows")
+    with stages("stability"):
+        stability = stability_score(x, k, algorithm=algorithm, seed=seed) if k >= 2 else float("nan")
+    with stages("describe"):
+        quality = {**_quality(x, segment, seed), "stability": float(stability)}
+        descriptions = describe_segments(features, segment, numeric, categorical, style=config.naming.style,
+                                         overrides=dict(config.naming.names))
+        profiles = segment_profiles(features, segment, schema, np.asarray(centroids))
+        for profile, description, threshold in zip(profiles, descriptions, model.outlier_threshold):
+            profile.update(description.to_dict())
+            profile["outlier_distance"] = float(threshold)
+        sample = plot_sample(features, table.ids, x, segment, np.asarray(centroids), schema, seed)
+    manifest = {
+        "model": model_name,
+        "version": None,
+        "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "data": {"path": str(data), "name": Path(data).name, "fingerprint": data_fingerprint,
+                 "rows_in": int(len(frame)), "customers": int(n)},
+        "libraries": _library_versions(),
+        "config": config.to_dict(),
+        "feature_schema": schema.to_dict(),
+        "algorithm": {"name": algorithm, "params": _estimator_params(estimator)},
+        "k_search": {"rule": search.rule, "explanation": search.rule_explanation, "chosen_k": int(k),
+                     "rows": search.rows},
+        "quality": quality,
+        "cleaning": table.report.to_dict(),
+        "base": base_profile(features, numeric, categorical),
+        "segments": profiles,
+    }
+    pipeline = build_pipeline(schema, estimator)
+
+    def write(folder: Path, version: str) -> None:
+        manifest["version"] = version
+        write_artefact(folder, manifest, model, sample,
+                       write_pipeline=lambda p: joblib.dump(pipeline, p, compress=3),
+                       write_report=lambda p, m: write_report(m, _sample_frame(sample), p))
+
+    with stages("publish"):
+        version = store.publish(model_name, write, keep=keep)
+    path = store.version_dir(model_name, version)
+    log.info("published %s %s (k=%d) to %s in %.1f s", model_name, version, k, path, time.monotonic() - started)
+    return TrainingResult(model=model_name, version=version, path=path, k=int(k),
+                          segment_names=[p["name"] for p in profiles], manifest=manifest)
+
+
+def _estimator_params(estimator: Any) -> dict[str, Any]:
+    params = {}
+    for key, value in estimator.get_params().items():
+        if isinstance(value, (int, float, str, bool)) or value is None:
+            params[key] = value
+    return params
+
+
+def _sample_frame(sample: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The plot sample as the DataFrame the report draws from."""
+    columns: dict[str, Any] = {}
+    for key, values in sample.items():
+        if key.startswith(("num:", "cat:")):
+            columns[key[4:]] = values
+    columns["segment_id"] = sample["segment_id"]
+    columns["map_x"], columns["map_y"] = sample["map_x"], sample["map_y"]
+    return pd.DataFrame(columns)
