@@ -153,7 +153,16 @@ def format_ids(values: pd.Series) -> pd.Series:
 
 
 def as_categorical(values: pd.Series) -> pd.Series:
-    """Categories as Python str with None for missing (numbers coded as categories keep no '.0')."""
+    """Categories as Python str with None for missing (numbers coded as categories keep no '.0').
+
+    Booleans (from Excel or Parquet) become "TRUE"/"FALSE", the text Excel writes when it saves as CSV, so
+    that one table gives the same categories whatever format it arrives in.
+    """
+    if pd.api.types.is_bool_dtype(values) or (
+        values.dtype == object and values.map(lambda v: isinstance(v, bool | np.bool_) or v is None).all()
+        and values.notna().any()
+    ):
+        values = values.map({True: "TRUE", False: "FALSE"}, na_action="ignore")
     if pd.api.types.is_float_dtype(values):
         return format_ids(values)
     text = values.astype("string")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from numbers import Integral
+
 __all__ = ["ConfigError", "DataError"]
 
 
@@ -15,8 +17,8 @@ class ConfigError(ValueError):
 
 def describe_row(label: object, first_data_line: int | None) -> str:
     """Say where a row is: its line in the source file when known, else its 1-based position."""
-    if isinstance(label, int) and first_data_line is not None:
-        return f"line {label + first_data_line}"
-    if isinstance(label, int):
-        return f"row {label + 1}"
+    if isinstance(label, Integral) and first_data_line is not None:
+        return f"line {int(label) + first_data_line}"
+    if isinstance(label, Integral):
+        return f"row {int(label) + 1}"
     return f"row {label!r}"

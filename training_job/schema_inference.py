@@ -18,7 +18,7 @@ __all__ = ["infer_id_column", "infer_schema"]
 logger = logging.getLogger(__name__)
 
 # "ID", "CustomerID", "customer_id", "Customer ID", "client_no", "user key" ...
-_ID_NAME = re.compile(r"(^|[\s_\-.])?(id|no|key|number|code)$|^id([\s_\-.]|$)|.+id$", re.IGNORECASE)
+_ID_NAME = re.compile(r"(^|[\s_\-.])(id|no|key|number|code)$|^id([\s_\-.]|$)|^id$|[a-z]id$", re.IGNORECASE)
 _MAX_CATEGORIES = 20
 _TRANSACTION_MARKERS = ("InvoiceNo", "Quantity", "UnitPrice", "CustomerID", "InvoiceDate")
 
