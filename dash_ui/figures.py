@@ -1,0 +1,263 @@
+"""Figure builders: pure functions from plain data (DataFrames, dataclasses) to plotly figures.
+
+No I/O and no Dash here: callbacks fetch through `dash_ui.service` and call these, and the unit tests
+call them directly. Colours come from `dash_ui.palette.segment_color` only.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Mapping, Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from dash_ui.models import BASE_SEGMENT_ID, BASE_SEGMENT_NAME
+from dash_ui.palette import BASE_COLOR, segment_color
+
+#: Most points a map draws, whatever the sample the service sent.
+MAX_MAP_POINTS = 5000
+#: k-search metrics drawn, with their titles and which direction is better.
+K_METRICS: tuple[tuple[str, str, str], ...] = (
+    ("inertia", "Inertia (elbow)", "lower"),
+    ("silhouette", "Silhouette", "higher"),
+    ("calinski_harabasz", "Calinski-Harabasz", "higher"),
+    ("davies_bouldin", "Davies-Bouldin", "lower"),
+)
+_LAYOUT = dict(template="plotly_white", margin=dict(l=40, r=20, t=40, b=40), font=dict(size=12))
+
+
+def empty_figure(message: str) -> go.Figure:
+    """A blank figure that says why it is blank."""
+    fig = go.Figure(layout=_LAYOUT)
+    fig.add_annotation(text=message, showarrow=False, font=dict(size=14, color="#6c757d"),
+                       xref="paper", yref="paper", x=0.5, y=0.5)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def bounded_sample(frame: pd.DataFrame, max_points: int = MAX_MAP_POINTS, seed: int = 0) -> pd.DataFrame:
+    """At most `max_points` rows of `frame`, the same rows on every call (stratified by segment)."""
+    if len(frame) <= max_points:
+        return frame
+    if "segment_id" not in frame.columns:
+        return frame.sample(n=max_points, random_state=seed)
+    fraction = max_points / len(frame)
+    parts = [
+        group.sample(n=max(1, int(math.floor(len(group) * fraction))), random_state=seed)
+        for _, group in frame.groupby("segment_id", sort=True)
+    ]
+    return pd.concat(parts).iloc[:max_points]
+
+
+def _segment_ids(frame: pd.DataFrame, names: Mapping[int, str]) -> list[int]:
+    present = set(int(i) for i in frame["segment_id"].unique()) if "segment_id" in frame else set()
+    return sorted(present | set(int(i) for i in names))
+
+
+def segment_map(frame: pd.DataFrame, centroids: pd.DataFrame, x: str, y: str, names: Mapping[int, str], *,
+                x_title: str | None = None, y_title: str | None = None,
+                customer: Mapping[str, float] | None = None, customer_label: str = "This customer",
+                max_points: int = MAX_MAP_POINTS) -> go.Figure:
+    """The sample in 2-D, one WebGL trace per segment, centroids as crosses, optionally one customer.
+
+    `x`/`y` are columns of both frames (a projection such as map_x/map_y, or two features in original
+    units); `customer` gives the customer's `x` and `y` values.
+    """
+    if frame.empty or x not in frame.columns or y not in frame.columns:
+        return empty_figure("No sample to draw")
+    points = bounded_sample(frame, max_points)
+    fig = go.Figure(layout=_LAYOUT)
+    for sid in _segment_ids(points, names):
+        part = points[points["segment_id"] == sid]
+        if part.empty:
+            continue
+        fig.add_trace(go.Scattergl(
+            x=part[x], y=part[y], mode="markers", name=names.get(sid, f"Segment {sid}"),
+            legendgroup=str(sid), marker=dict(color=segment_color(sid), size=6, opacity=0.65),
+            hovertemplate=f"{names.get(sid, sid)}<br>{x_title or x}=%{{x:.4g}}<br>{y_title or y}=%{{y:.4g}}"
+                          "<extra></extra>",
+        ))
+    if not centroids.empty and x in centroids.columns and y in centroids.columns:
+        fig.add_trace(go.Scatter(
+            x=centroids[x], y=centroids[y], mode="markers", name="Centroids",
+            text=centroids["segment"],
+            marker=dict(symbol="x", size=16, color=[segment_color(int(i)) for i in centroids["segment_id"]],
+                        line=dict(width=2, color="#212529")),
+            hovertemplate="Centroid: %{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>",
+        ))
+    if customer is not None and x in customer and y in customer:
+        fig.add_trace(go.Scatter(
+            x=[customer[x]], y=[customer[y]], mode="markers+text", name=customer_label,
+            text=[customer_label], textposition="top center",
+            marker=dict(symbol="star", size=22, color="#ffd400", line=dict(width=2, color="#212529")),
+        ))
+    fig.update_layout(xaxis_title=x_title or x, yaxis_title=y_title or y, legend_title_text="Segment",
+                      uirevision=f"{x}|{y}")
+    return fig
+
+
+def segment_map_3d(frame: pd.DataFrame, centroids: pd.DataFrame, x: str, y: str, z: str,
+                   names: Mapping[int, str], *, titles: Sequence[str] | None = None,
+                   max_points: int = MAX_MAP_POINTS) -> go.Figure:
+    """The sample in 3-D (WebGL), one trace per segment, with centroids."""
+    if frame.empty or not {x, y, z} <= set(frame.columns):
+        return empty_figure("No 3-D projection to draw")
+    titles = list(titles or (x, y, z))
+    points = bounded_sample(frame, max_points)
+    fig = go.Figure(layout=_LAYOUT)
+    for sid in _segment_ids(points, names):
+        part = points[points["segment_id"] == sid]
+        if part.empty:
+            continue
+        fig.add_trace(go.Scatter3d(
+            x=part[x], y=part[y], z=part[z], mode="markers", name=names.get(sid, f"Segment {sid}"),
+            marker=dict(color=segment_color(sid), size=2.5, opacity=0.7),
+        ))
+    if not centroids.empty and {x, y, z} <= set(centroids.columns):
+        fig.add_trace(go.Scatter3d(
+            x=centroids[x], y=centroids[y], z=centroids[z], mode="markers", name="Centroids",
+            text=centroids["segment"],
+            marker=dict(symbol="x", size=8, color=[segment_color(int(i)) for i in centroids["segment_id"]],
+                        line=dict(width=2, color="#212529")),
+        ))
+    fig.update_layout(scene=dict(xaxis_title=titles[0], yaxis_title=titles[1], zaxis_title=titles[2]),
+                      legend_title_text="Segment", uirevision=f"{x}|{y}|{z}")
+    return fig
+
+
+def profile_figure(stats: pd.DataFrame, segment_id: int, features: Sequence[str], names: Mapping[int, str],
+                   *, columns: int = 3) -> go.Figure:
+    """One small chart per feature: the segment's mean against the whole base's, in original units.
+
+    `stats` is `ModelView.stats` (base rows have segment_id -1); whiskers show the median.
+    """
+    features = [f for f in features if f in set(stats["feature"])]
+    if not features:
+        return empty_figure("No numeric features")
+    rows = math.ceil(len(features) / columns)
+    cols = min(columns, len(features))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=features, vertical_spacing=0.18 if rows > 1 else 0.1)
+    seg_name = names.get(segment_id, f"Segment {segment_id}")
+    for i, feature in enumerate(features):
+        r, c = i // cols + 1, i % cols + 1
+        for sid, label, colour in ((segment_id, seg_name, segment_color(segment_id)),
+                                   (BASE_SEGMENT_ID, BASE_SEGMENT_NAME, BASE_COLOR)):
+            row = stats[(stats["segment_id"] == sid) & (stats["feature"] == feature)]
+            if row.empty:
+                continue
+            rec = row.iloc[0]
+            fig.add_trace(go.Bar(
+                x=[label], y=[rec["mean"]], name=label, legendgroup=label, showlegend=(i == 0),
+                marker_color=colour, opacity=1.0 if sid == segment_id else 0.45,
+                customdata=[[rec["median"], rec["min"], rec["max"]]],
+                hovertemplate=f"{label}<br>{feature}<br>mean %{{y:.4g}}<br>median %{{customdata[0]:.4g}}"
+                              "<br>range %{customdata[1]:.4g} to %{customdata[2]:.4g}<extra></extra>",
+            ), row=r, col=c)
+    fig.update_layout(**_LAYOUT, barmode="group", height=max(260, 230 * rows),
+                      title_text=f"{seg_name}: mean per feature vs all customers (original units)")
+    fig.update_xaxes(showticklabels=False)
+    return fig
+
+
+def radar_figure(stats: pd.DataFrame, features: Sequence[str], ranges: Mapping[str, tuple[float, float]],
+                 names: Mapping[int, str], *, highlight: int | None = None) -> go.Figure:
+    """Each segment's mean per feature on a radar, scaled to the feature's training range [min, max]."""
+    features = [f for f in features if f in ranges]
+    if len(features) < 3:
+        return empty_figure("A radar needs at least three numeric features")
+    fig = go.Figure(layout=_LAYOUT)
+    theta = list(features) + [features[0]]
+    for sid in sorted(names):
+        rows = stats[stats["segment_id"] == sid].set_index("feature")
+        values, raw = [], []
+        for f in features:
+            lo, hi = ranges[f]
+            mean = float(rows["mean"].get(f, math.nan))
+            raw.append(mean)
+            values.append((mean - lo) / (hi - lo) if hi > lo else 0.5)
+        dim = highlight is not None and sid != highlight
+        fig.add_trace(go.Scatterpolar(
+            r=values + values[:1], theta=theta, name=names[sid], fill="toself",
+            line=dict(color=segment_color(sid), width=3 if sid == highlight else 1.5),
+            opacity=0.25 if dim else 0.8, customdata=raw + raw[:1],
+            hovertemplate=f"{names[sid]}<br>%{{theta}}: %{{customdata:.4g}}<extra></extra>",
+        ))
+    fig.update_layout(polar=dict(radialaxis=dict(range=[0, 1], tickvals=[0, 0.5, 1],
+                                                 ticktext=["min", "mid", "max"])),
+                      legend_title_text="Segment", title_text="Segment means, scaled to the training range")
+    return fig
+
+
+def distribution_figure(frame: pd.DataFrame, feature: str, names: Mapping[int, str], *,
+                        categorical: bool = False) -> go.Figure:
+    """The feature's distribution in each segment: box plots for numbers, level shares for categories."""
+    if frame.empty or feature not in frame.columns:
+        return empty_figure(f"No sample values for {feature}")
+    fig = go.Figure(layout=_LAYOUT)
+    ids = _segment_ids(frame, names)
+    if categorical:
+        shares = (frame.groupby("segment_id")[feature].value_counts(normalize=True)
+                  .rename("share").reset_index())
+        for level in shares[feature].drop_duplicates():
+            part = shares[shares[feature] == level].set_index("segment_id")["share"]
+            fig.add_trace(go.Bar(x=[names.get(i, str(i)) for i in ids], y=[float(part.get(i, 0.0)) for i in ids],
+                                 name=str(level)))
+        fig.update_layout(barmode="stack", yaxis_tickformat=".0%", yaxis_title="share of segment",
+                          legend_title_text=feature)
+    else:
+        for sid in ids:
+            values = frame.loc[frame["segment_id"] == sid, feature]
+            if values.empty:
+                continue
+            fig.add_trace(go.Box(y=values, name=names.get(sid, f"Segment {sid}"), marker_color=segment_color(sid),
+                                 boxmean=True, boxpoints=False))
+        fig.update_layout(yaxis_title=feature, showlegend=False)
+    fig.update_layout(title_text=f"{feature} by segment")
+    return fig
+
+
+def k_search_figure(k_search: pd.DataFrame, chosen_k: int) -> go.Figure:
+    """The k-search metrics (elbow, silhouette, CH, DB) against k, the chosen k marked on each."""
+    metrics = [m for m in K_METRICS if m[0] in k_search.columns]
+    if k_search.empty or not metrics:
+        return empty_figure("The model carries no k-search table")
+    cols = 2 if len(metrics) > 1 else 1
+    rows = math.ceil(len(metrics) / cols)
+    titles = [f"{title} ({better} is better)" for _, title, better in metrics]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, vertical_spacing=0.2)
+    ks = list(k_search.index)
+    for i, (metric, title, _) in enumerate(metrics):
+        r, c = i // cols + 1, i % cols + 1
+        values = k_search[metric]
+        fig.add_trace(go.Scatter(x=ks, y=values, mode="lines+markers", name=title, showlegend=False,
+                                 line=dict(color="#0d6efd")), row=r, col=c)
+        if chosen_k in k_search.index:
+            fig.add_trace(go.Scatter(x=[chosen_k], y=[values.loc[chosen_k]], mode="markers", showlegend=(i == 0),
+                                     name=f"chosen k = {chosen_k}",
+                                     marker=dict(size=14, color="#dc3545", symbol="diamond")), row=r, col=c)
+        fig.add_vline(x=chosen_k, line=dict(color="#dc3545", dash="dash", width=1), row=r, col=c)
+        fig.update_xaxes(title_text="k", dtick=1, row=r, col=c)
+    fig.update_layout(**_LAYOUT, height=330 * rows)
+    fig.update_layout(legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
+    return fig
+
+
+def segment_mix_figure(segment_ids: Iterable[int], names: Mapping[int, str], *, title: str = "Segment mix") -> go.Figure:
+    """Customers per segment (rows without a segment, id -1, count as 'Error')."""
+    counts = pd.Series(list(segment_ids), dtype="int64").value_counts()
+    if counts.empty:
+        return empty_figure("No scored rows")
+    ids = sorted(counts.index, key=lambda i: (i < 0, i))
+    total = int(counts.sum())
+    labels = [names.get(int(i), "Error" if i < 0 else f"Segment {i}") for i in ids]
+    values = [int(counts[i]) for i in ids]
+    fig = go.Figure(go.Bar(
+        x=values, y=labels, orientation="h", marker_color=[segment_color(int(i)) for i in ids],
+        text=[f"{v:,} ({v / total:.1%})" for v in values], textposition="auto",
+        hovertemplate="%{y}: %{x:,}<extra></extra>",
+    ), layout=_LAYOUT)
+    fig.update_layout(title_text=title, xaxis_title="customers", yaxis=dict(autorange="reversed"),
+                      height=max(250, 45 * len(ids) + 110))
+    return fig

@@ -1,0 +1,288 @@
+"""The dashboard's only door to the scoring service.
+
+`DashboardService` owns one `ScoringClient`, converts its protobuf answers into the plain views of
+`dash_ui.models`, caches what is per model version (model info, the plot sample), and runs a background
+thread on `WatchModel` so that pages learn of a new served version, or of an outage, by polling
+`status()` (cheap: no network). Errors reach the pages as `ServiceError` with a sentence for people,
+never a traceback.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+
+import pandas as pd
+
+from dash_ui.models import (
+    ModelVersions,
+    ModelView,
+    PredictionView,
+    SampleView,
+    model_versions_from_proto,
+    model_view_from_proto,
+    prediction_view,
+    sample_view_from_proto,
+)
+
+log = logging.getLogger(__name__)
+
+#: Service states shown by the navbar and the banner.
+STARTING, OK, NO_MODEL, DOWN = "starting", "ok", "no-model", "down"
+
+#: Customers asked for the map sample: bounded, whatever the size of the training base.
+DEFAULT_MAX_SAMPLE = 5000
+
+
+class ServiceError(Exception):
+    """A failed call, with a message fit for the page and the gRPC status code name."""
+
+    def __init__(self, message: str, code: str = "UNKNOWN") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    state: str
+    target: str
+    model: str = ""
+    version: str = ""
+    message: str = ""
+    #: Consecutive failed attempts to reach the service since it was last seen well.
+    attempts: int = 0
+    #: The version served before the last change, and when the change was seen (ISO time).
+    previous_version: str = ""
+    changed_at: str = ""
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == OK
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state, "target": self.target, "model": self.model, "version": self.version,
+            "message": self.message, "previous_version": self.previous_version, "changed_at": self.changed_at,
+        }
+
+
+def _code_name(exc: BaseException) -> str:
+    code = getattr(exc, "code", None)
+    if callable(code):
+        try:
+            code = code()
+        except Exception:  # noqa: BLE001 - a broken error object is still an error
+            code = None
+    return getattr(code, "name", str(code) if code is not None else "UNKNOWN")
+
+
+def _details(exc: BaseException) -> str:
+    details = getattr(exc, "details", None)
+    if callable(details):
+        try:
+            text = details()
+            if text:
+                return str(text)
+        except Exception:  # noqa: BLE001
+            pass
+    return str(exc) or type(exc).__name__
+
+
+def friendly_error(exc: BaseException, target: str) -> ServiceError:
+    """Maps a client exception to a `ServiceError` whose message a user can act on."""
+    code = _code_name(exc)
+    if code == "UNAVAILABLE":
+        msg = f"The scoring service at {target} is unavailable ({_details(exc)})."
+    elif code == "DEADLINE_EXCEEDED":
+        msg = f"The scoring service at {target} did not answer in time."
+    elif code in ("INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION"):
+        msg = _details(exc)
+    elif code == "UNAUTHENTICATED" or code == "PERMISSION_DENIED":
+        msg = f"The scoring service refused the dashboard's credentials ({_details(exc)})."
+    else:
+        msg = f"The scoring service failed: {_details(exc)}"
+    return ServiceError(msg, code)
+
+
+def default_client_factory(target: str, *, token: str | None = None, tls_ca: str | None = None,
+                           timeout: float = 5.0) -> Callable[[], Any]:
+    """A factory of the scoring service's own client (imported late: the dashboard may start first)."""
+
+    def make() -> Any:
+        from scoring_service.client import ScoringClient
+
+        return ScoringClient(target, token=token, tls_ca=tls_ca, timeout=timeout, retries=1)
+
+    return make
+
+
+class DashboardService:
+    """Cached, converted access to one scoring service; see the module docstring."""
+
+    def __init__(self, target: str, client_factory: Callable[[], Any] | None = None, *,
+                 retry_seconds: float = 2.0, max_sample: int = DEFAULT_MAX_SAMPLE) -> None:
+        self.target = target
+        self.retry_seconds = retry_seconds
+        self.max_sample = max_sample
+        self._factory = client_factory or default_client_factory(target)
+        self._client: Any = None
+        self._lock = threading.RLock()
+        self._status = ServiceStatus(STARTING, target, message=f"Connecting to {target} ...")
+        self._view: ModelView | None = None
+        self._samples: dict[str, SampleView] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- client -----------------------------------------------------------------------------------
+    def _get_client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = self._factory()
+                except Exception as exc:  # import error, bad target, bad credentials file
+                    raise ServiceError(f"Cannot create the scoring client for {self.target}: {exc}",
+                                       "UNAVAILABLE") from exc
+            return self._client
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        client = self._get_client()
+        try:
+            return getattr(client, name)(*args, **kwargs)
+        except ServiceError:
+            raise
+        except Exception as exc:  # the client's ScoringError, or a raw grpc.RpcError
+            err = friendly_error(exc, self.target)
+            if err.code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+                self._mark_unreachable(err.message)
+            raise err from exc
+
+    # -- status and watching ---------------------------------------------------------------------
+    def status(self) -> ServiceStatus:
+        with self._lock:
+            return self._status
+
+    def start(self) -> "DashboardService":
+        """Starts the watch thread (idempotent)."""
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._watch_loop, name="model-watch", daemon=True)
+                self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watch_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client = self._get_client()
+                for info in client.watch():
+                    self._on_model_info(info)
+                    if self._stop.is_set():
+                        return
+                # The server ended the stream (shutdown, restart): reconnect at once.
+                continue
+            except Exception as exc:  # noqa: BLE001 - any failure means: probe, wait, retry
+                code = _code_name(exc)
+                if code == "DEADLINE_EXCEEDED" and self.status().healthy:
+                    continue  # a client-side deadline on the stream: just watch again
+                self._on_watch_failure(exc)
+            self._stop.wait(self.retry_seconds)
+
+    def _on_model_info(self, info: Any) -> None:
+        view = model_view_from_proto(info)
+        with self._lock:
+            old = self._status
+            changed = bool(old.version) and old.version != view.version
+            self._view = view
+            if changed:
+                log.info("served model changed: %s %s -> %s", view.model, old.version, view.version)
+            self._status = ServiceStatus(
+                OK, self.target, model=view.model, version=view.version,
+                message=f"Serving {view.model} {view.version}",
+                previous_version=old.version if changed else old.previous_version,
+                changed_at=_now() if changed else old.changed_at,
+            )
+
+    def _on_watch_failure(self, exc: BaseException) -> None:
+        err = friendly_error(exc, self.target)
+        state, message = DOWN, err.message
+        if err.code in ("UNAVAILABLE", "NOT_FOUND", "FAILED_PRECONDITION") and self._probe_health():
+            state = NO_MODEL
+            message = f"The scoring service at {self.target} is up but serves no model yet ({_details(exc)})."
+        with self._lock:
+            old = self._status
+            self._status = replace(old, state=state, message=message, attempts=old.attempts + 1)
+        log.warning("scoring service %s: %s (attempt %d)", self.target, message, self._status.attempts)
+
+    def _mark_unreachable(self, message: str) -> None:
+        with self._lock:
+            if self._status.state == OK:
+                self._status = replace(self._status, state=DOWN, message=message, attempts=1)
+
+    def _probe_health(self) -> bool:
+        try:
+            self._get_client().health()
+            return True
+        except Exception:  # noqa: BLE001
+            return False
+
+    # -- reads ------------------------------------------------------------------------------------
+    def model_view(self) -> ModelView:
+        """The served model (from the watch cache; fetched once if the watch has not delivered yet)."""
+        with self._lock:
+            view = self._view
+        if view is not None:
+            return view
+        info = self._call("model_info")
+        self._on_model_info(info)
+        return self._view  # type: ignore[return-value]
+
+    def cached_model_view(self) -> ModelView | None:
+        with self._lock:
+            return self._view
+
+    def sample(self, view: ModelView | None = None) -> SampleView:
+        """The labelled plot sample of the served version (bounded; cached per version)."""
+        view = view or self.model_view()
+        with self._lock:
+            cached = self._samples.get(view.version)
+        if cached is not None:
+            return cached
+        stats = self._call("segment_stats", max_sample=self.max_sample) if self._accepts_max_sample() \
+            else self._call("segment_stats")
+        sample = sample_view_from_proto(stats, view.segment_names)
+        with self._lock:
+            samples = {**self._samples, sample.version: sample}
+            while len(samples) > 2:  # the served version and the one before: enough for a swap
+                samples.pop(next(iter(samples)))
+            self._samples = samples
+        return sample
+
+    def _accepts_max_sample(self) -> bool:
+        import inspect
+
+        try:
+            return "max_sample" in inspect.signature(self._get_client().segment_stats).parameters
+        except (TypeError, ValueError):
+            return False
+
+    def versions(self) -> list[ModelVersions]:
+        return model_versions_from_proto(self._call("list_models"))
+
+    def predict(self, customer: Mapping[str, Any], *, customer_id: str = "") -> PredictionView:
+        result = self._call("predict", dict(customer), id=customer_id)
+        return prediction_view(result)
+
+    def predict_frame(self, frame: pd.DataFrame, *, progress: Callable[..., Any] | None = None,
+                      batch_rows: int = 2_000) -> pd.DataFrame:
+        return self._call("predict_frame", frame, batch_rows=batch_rows, progress=progress)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
