@@ -168,7 +168,9 @@ def _fit_categorical(name: str, values: Sequence[Any], options: FitOptions) -> C
     uniques, counts = np.unique(np.array(present, dtype=object), return_counts=True)
     order = sorted(range(len(uniques)), key=lambda i: (-counts[i], str(uniques[i])))
     levels = tuple(str(uniques[i]) for i in order)
-    shares = np.array([counts[i] for i in order], dtype=np.float64) / len(labels)
+    counts = np.array([counts[i] for i in order], dtype=np.float64)
+    counts[0] += len(labels) - len(present)  # missing values are imputed with the mode
+    shares = counts / len(labels)
     spread = float(np.sum(shares * (1.0 - shares)))
     # Scale the one-hot block so its total variance is categorical_weight x one standardized column.
     weight = math.sqrt(options.categorical_weight / spread) if spread > 0 else 0.0

@@ -12,6 +12,7 @@ new one, never half a version, and a publisher killed at any moment leaves the v
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -120,7 +121,9 @@ class ModelStore:
                 try:
                     # rename() refuses a non-empty target, so two publishers never share a version id.
                     os.rename(staging, model_dir / VERSIONS / version)
-                except OSError:
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                        raise
                     log.info("version %s was taken by a concurrent publish; retrying", version)
                     continue
                 _fsync_dir(model_dir / VERSIONS)

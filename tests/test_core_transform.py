@@ -1,0 +1,160 @@
+"""segmentation_core: the feature transform and the scoring math agree with sklearn, row for row."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.mixture import GaussianMixture
+
+from segmentation_core.errors import ArtefactError, InputError
+from segmentation_core.features import FeatureSchema, FitOptions, _yeo_johnson, _yeo_johnson_inverse
+from segmentation_core.segment_model import SegmentModel, calibrate
+from segmentation_core.sklearn_pipeline import build_pipeline
+
+
+@pytest.fixture(scope="module")
+def ecommerce(datasets_dir) -> pd.DataFrame:
+    return pd.read_csv(datasets_dir / "ecommerce_customer_behavior.csv")
+
+
+NUMERIC = ["Age", "Total Spend", "Items Purchased", "Average Rating", "Days Since Last Purchase"]
+CATEGORICAL = ["Gender", "City", "Membership Type", "Discount Applied", "Satisfaction Level"]
+
+
+def test_yeo_johnson_matches_scipy_and_inverts() -> None:
+    from scipy.stats import yeojohnson
+
+    x = np.array([-5.0, -1.0, -0.1, 0.0, 0.3, 2.0, 40.0])
+    for lam in (-0.5, 0.0, 0.7, 2.0, 2.5):
+        np.testing.assert_allclose(_yeo_johnson(x, lam), yeojohnson(x, lmbda=lam), rtol=1e-12)
+        np.testing.assert_allclose(_yeo_johnson_inverse(_yeo_johnson(x, lam), lam), x, rtol=1e-9, atol=1e-12)
+
+
+def test_skewed_column_gets_log1p_and_robust_clip() -> None:
+    rng = np.random.default_rng(0)
+    spend = rng.lognormal(3.0, 1.0, 5000)
+    spend[:10] = spend.max() * 50  # a handful of huge spenders
+    schema = FeatureSchema.fit({"spend": spend}, ["spend"], [])
+    f = schema.numeric[0]
+    assert f.skew == "log1p"
+    assert f.clip_high < spend.max() / 10  # the huge spenders are clipped, not modelled
+    x = schema.transform_columns({"spend": spend}, {}, len(spend))[0][:, 0]
+    assert abs(x.mean()) < 1e-9 and abs(x.std() - 1.0) < 1e-9
+
+
+def test_symmetric_column_is_left_alone() -> None:
+    x = np.random.default_rng(1).normal(50, 10, 2000)
+    f = FeatureSchema.fit({"x": x}, ["x"], []).numeric[0]
+    assert f.skew == "none"
+    assert f.impute == pytest.approx(np.median(x))
+
+
+def test_categorical_block_has_the_requested_variance(ecommerce) -> None:
+    schema = FeatureSchema.fit(ecommerce, NUMERIC, CATEGORICAL, FitOptions(categorical_weight=0.5))
+    x = schema.transform_frame(ecommerce)
+    start = len(NUMERIC)
+    for c in schema.categorical:
+        block = x[:, start:start + len(c.levels)]
+        assert block.var(axis=0).sum() == pytest.approx(0.5, rel=1e-9)
+        start += len(c.levels)
+    # The 2 missing satisfaction levels are imputed with the mode.
+    assert schema.categorical[-1].impute == "Satisfied"
+
+
+def test_row_and_batch_transforms_agree(ecommerce) -> None:
+    schema = FeatureSchema.fit(ecommerce, NUMERIC, CATEGORICAL)
+    batch = schema.transform_frame(ecommerce)
+    for i in range(0, len(ecommerce), 7):
+        row = ecommerce.iloc[i]
+        one = schema.transform_row({n: float(row[n]) for n in NUMERIC},
+                                   {c: row[c] for c in CATEGORICAL if isinstance(row[c], str) or row[c] is not None})
+        np.testing.assert_allclose(one, batch[i], rtol=0, atol=1e-12)
+
+
+def test_missing_unknown_and_invalid_values() -> None:
+    frame = {"income": np.array([10.0, 20.0, 30.0, 40.0]), "city": ["a", "b", "a", "a"]}
+    schema = FeatureSchema.fit(frame, ["income"], ["city"])
+    # Absent number -> median; unseen level -> all-zero one-hot ("other").
+    row = schema.transform_row({}, {"city": "zzz"})
+    assert row[0] == pytest.approx((25.0 - schema.numeric[0].center) / schema.numeric[0].scale)
+    assert row[1:] == [0.0, 0.0]
+    with pytest.raises(InputError, match="income: inf is not a finite number") as err:
+        schema.transform_row({"income": math.inf}, {})
+    assert err.value.field == "income"
+    with pytest.raises(InputError, match="unknown numeric feature 'incme'"):
+        schema.transform_row({"incme": 1.0}, {})
+    x, errors = schema.transform_columns({"income": np.array([1.0, np.inf, np.nan])}, {"city": ["b", "", "a"]}, 3)
+    assert errors == {1: "income: inf is not a finite number"}
+    assert x[2, 0] == pytest.approx(row[0])  # NaN imputed like an absent value
+    with pytest.raises(InputError, match="'income' has 2 values, expected 3"):
+        schema.transform_columns({"income": np.array([1.0, 2.0])}, {}, 3)
+
+
+def test_schema_round_trips_through_json(ecommerce) -> None:
+    import json
+
+    schema = FeatureSchema.fit(ecommerce, NUMERIC, CATEGORICAL)
+    again = FeatureSchema.from_dict(json.loads(json.dumps(schema.to_dict())))
+    assert again == schema
+    with pytest.raises(ValueError, match="malformed feature schema"):
+        FeatureSchema.from_dict({"numeric": [{"name": "x"}], "categorical": []})
+
+
+@pytest.mark.parametrize("algorithm", ["kmeans", "gmm"])
+def test_serving_math_equals_the_sklearn_pipeline_on_100k_random_rows(ecommerce, algorithm) -> None:
+    schema = FeatureSchema.fit(ecommerce, NUMERIC, CATEGORICAL)
+    x = schema.transform_frame(ecommerce)
+    if algorithm == "gmm":
+        est = GaussianMixture(4, covariance_type="full", reg_covar=1e-4, random_state=0).fit(x)
+        labels = est.predict(x)
+        model = calibrate("gmm", x, labels, est.means_, {"weights": est.weights_,
+                                                         "precisions_cholesky": est.precisions_cholesky_})
+    else:
+        est = KMeans(5, n_init=4, random_state=0).fit(x)
+        model = calibrate("kmeans", x, est.labels_, est.cluster_centers_)
+    pipeline = build_pipeline(schema, est)
+    rng = np.random.default_rng(7)
+    n = 100_000
+    frame = pd.DataFrame({
+        name: rng.uniform(ecommerce[name].min() - 5, ecommerce[name].max() * 1.5, n) for name in NUMERIC})
+    for c in CATEGORICAL:
+        levels = list(ecommerce[c].dropna().astype(str).unique()) + ["Unseen"]
+        frame[c] = rng.choice(levels, n)
+    expected = pipeline.predict(frame)
+    scores = model.score(schema.transform_frame(frame))
+    assert np.array_equal(scores.segment, expected)
+    if algorithm == "gmm":
+        np.testing.assert_allclose(scores.confidence, pipeline.predict_proba(frame).max(axis=1), rtol=1e-7)
+    assert np.all((scores.confidence > 0) & (scores.confidence <= 1.0))
+    # The pure-Python single-row path gives the same answers.
+    for i in range(0, n, 997):
+        row = frame.iloc[i]
+        seg, dist, conf, out = model.score_row(
+            schema.transform_row({k: float(row[k]) for k in NUMERIC}, {k: row[k] for k in CATEGORICAL}))
+        assert seg == expected[i]
+        assert dist == pytest.approx(scores.distance[i], rel=1e-9)
+        assert conf == pytest.approx(scores.confidence[i], rel=1e-9)
+        assert out == bool(scores.outlier[i])
+
+
+def test_outlier_threshold_is_the_99th_percentile_of_training_distances() -> None:
+    rng = np.random.default_rng(3)
+    x = np.vstack([rng.normal(0, 1, (3000, 2)), rng.normal(8, 1, (3000, 2))])
+    est = KMeans(2, n_init=3, random_state=0).fit(x)
+    model = calibrate("kmeans", x, est.labels_, est.cluster_centers_)
+    assert model.score(x).outlier.mean() == pytest.approx(0.01, abs=0.002)
+    assert model.score(np.array([[40.0, 40.0]])).outlier[0]
+
+
+def test_model_arrays_are_checked() -> None:
+    good = {"centroids": np.zeros((3, 2)), "sigma2": np.array([1.0]), "outlier_threshold": np.ones(3)}
+    assert SegmentModel.from_arrays("kmeans", good).k == 3
+    with pytest.raises(ArtefactError, match="inconsistent"):
+        SegmentModel.from_arrays("kmeans", {**good, "outlier_threshold": np.ones(2)})
+    with pytest.raises(ArtefactError, match="unknown algorithm"):
+        SegmentModel.from_arrays("dbscan", good)
+    with pytest.raises(ArtefactError, match="lack array"):
+        SegmentModel.from_arrays("gmm", good)
