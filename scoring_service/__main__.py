@@ -1,0 +1,82 @@
+"""``python -m scoring_service``: serve the models of a store over gRPC (see ``--help``).
+
+Process-wide tuning happens here, before numpy is imported, because it cannot be undone later:
+one BLAS thread (a batch of 10,000 rows is too small for threads to pay, and idle OpenBLAS threads spin
+on the core gRPC needs) and glibc malloc thresholds that keep the big per-batch buffers out of mmap/munmap
+(without it every batch page-faults its buffers back in).
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import ctypes  # noqa: E402
+import logging  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
+
+
+def _tune_malloc() -> None:
+    """Raise glibc's mmap threshold to 64 MiB and trim threshold to 256 MiB (no-op elsewhere)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, 64 << 20)
+        libc.mallopt(M_TRIM_THRESHOLD, 256 << 20)
+    except (OSError, AttributeError):
+        pass
+
+
+_tune_malloc()
+
+from scoring_service.logs import configure_logging  # noqa: E402
+from scoring_service.server import serve  # noqa: E402
+from scoring_service.settings import Settings, parse_settings  # noqa: E402
+
+log = logging.getLogger("scoring_service")
+
+
+def _start_workers(settings: Settings, port: int) -> list[subprocess.Popen]:
+    """Start the extra --workers processes on the port this one bound (SO_REUSEPORT)."""
+    children = []
+    for index in range(1, settings.workers):
+        env = {**os.environ, "SCORING_PORT": str(port), "SCORING_WORKER_INDEX": str(index), "SCORING_PORT_FILE": ""}
+        children.append(subprocess.Popen([sys.executable, "-m", "scoring_service", *sys.argv[1:], "--port", str(port),
+                                          "--worker-index", str(index), "--port-file", ""], env=env))
+    return children
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the server until SIGTERM or SIGINT, then drain and exit 0."""
+    settings = parse_settings(argv)
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        server = serve(settings)
+    except (OSError, ValueError) as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    children = _start_workers(settings, server.port) if settings.worker_index == 0 else []
+    done = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s", signal.Signals(signum).name)
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    done.wait()
+    for child in children:
+        child.send_signal(signal.SIGTERM)
+    server.stop()
+    for child in children:
+        child.wait(timeout=settings.grace + 5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

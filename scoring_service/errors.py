@@ -1,0 +1,54 @@
+"""The service's errors and their gRPC status codes, mapped in this one place.
+
+Domain errors (``segmentation_core.errors``) keep their meaning: bad customer data is INVALID_ARGUMENT,
+an unknown model or version NOT_FOUND. The service adds :class:`Unavailable` (no model loaded yet) and
+:class:`Unauthenticated` (missing or wrong bearer token).
+"""
+from __future__ import annotations
+
+from typing import NoReturn
+
+import grpc
+
+from segmentation_core.errors import InputError, NotFoundError, SegmentationError
+
+
+class ServiceError(SegmentationError):
+    """Base of the errors the service raises itself."""
+
+
+class InvalidRequest(ServiceError, InputError):
+    """A request that is malformed as a whole (not one customer's data)."""
+
+
+class Unavailable(ServiceError):
+    """No model version is loaded for the request yet; the caller may retry."""
+
+
+class Unauthenticated(ServiceError):
+    """The call carries no valid bearer token."""
+
+
+# Most specific first: the first match wins.
+STATUS_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (NotFoundError, grpc.StatusCode.NOT_FOUND),
+    (InputError, grpc.StatusCode.INVALID_ARGUMENT),
+)
+
+
+def status_code(error: BaseException) -> grpc.StatusCode:
+    """The gRPC status code of an error; INTERNAL for anything unexpected."""
+    for kind, code in STATUS_CODES:
+        if isinstance(error, kind):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def abort(context: grpc.ServicerContext, error: BaseException) -> NoReturn:
+    """End the call with the status of ``error`` and its message (which names the field and row)."""
+    code = status_code(error)
+    message = str(error) if code is not grpc.StatusCode.INTERNAL else f"internal error: {type(error).__name__}"
+    context.abort(code, message)
+    raise AssertionError("unreachable")  # context.abort raises

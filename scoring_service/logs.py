@@ -1,0 +1,33 @@
+"""Structured logging: one JSON object per line (or plain text), extra fields kept."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """Format a record as one JSON line: time, level, logger, message, pid and any ``extra=`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The JSON line of ``record``."""
+        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+                 + f".{int(record.msecs):03d}Z", "level": record.levelname, "logger": record.name,
+                 "message": record.getMessage(), "pid": os.getpid()}
+        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
+    """Send logs to stderr in ``fmt`` ('json' or 'text') at ``level``."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

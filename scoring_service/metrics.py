@@ -1,0 +1,96 @@
+"""Prometheus metrics of one server process, in a registry of its own (several servers can share a
+process in tests) and served over HTTP by :meth:`ServiceMetrics.start_http`."""
+from __future__ import annotations
+
+import logging
+
+import grpc
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+# From 100 us (a single Predict) to 10 s (a long stream's whole life is not timed; batches are).
+LATENCY_BUCKETS = (1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class ServiceMetrics:
+    """Counters, histograms and gauges of the scoring service."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.calls = Counter("scoring_calls", "Calls finished, by RPC and gRPC status code.",
+                             ["method", "code"], registry=r)
+        self.latency = Histogram("scoring_call_seconds", "Call latency in seconds (PredictStream: per batch), "
+                                 "by RPC and gRPC status code.", ["method", "code"], buckets=LATENCY_BUCKETS,
+                                 registry=r)
+        self.rows = Counter("scoring_rows", "Customers scored, by model.", ["model"], registry=r)
+        self.row_errors = Counter("scoring_row_errors", "Rows answered with a row error, by model.", ["model"],
+                                  registry=r)
+        self.batch_errors = Counter("scoring_batch_errors", "Batches refused as a whole, by model.", ["model"],
+                                    registry=r)
+        self.segments = Counter("scoring_segment_rows", "Customers assigned to each segment, by model and "
+                                "segment id.", ["model", "segment"], registry=r)
+        self.served = Gauge("scoring_served_version", "1 for the version each model serves (labels), else absent.",
+                            ["model", "version"], registry=r)
+        self.reloads = Counter("scoring_reloads", "New versions loaded and swapped in, by model.", ["model"],
+                               registry=r)
+        self.refused = Counter("scoring_refused_versions", "Versions refused (corrupt, tampered, unreadable), by "
+                               "model.", ["model"], registry=r)
+        self._children: dict[tuple, object] = {}  # label lookups cost microseconds; cache the children
+        self._http = None
+
+    def _child(self, metric: object, *labels: str) -> object:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)  # type: ignore[attr-defined]
+        return child
+
+    def observe_call(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
+        """Count one finished call (or stream batch) and its latency."""
+        name = code.name
+        self._child(self.calls, method, name).inc()
+        self._child(self.latency, method, name).observe(seconds)
+
+    def observe_rows(self, model: str, segment: np.ndarray | int, errors: int = 0, k: int = 0) -> None:
+        """Count scored rows by segment (an array of segment ids of rows without error, or one id)."""
+        if isinstance(segment, (int, np.integer)):
+            self._child(self.rows, model).inc()
+            self._child(self.segments, model, str(int(segment))).inc()
+        else:
+            self._child(self.rows, model).inc(int(segment.size))
+            for sid, count in enumerate(np.bincount(segment, minlength=k).tolist()):
+                if count:
+                    self._child(self.segments, model, str(sid)).inc(count)
+        if errors:
+            self._child(self.row_errors, model).inc(errors)
+
+    def batch_error(self, model: str) -> None:
+        """Count a refused batch."""
+        self._child(self.batch_errors, model).inc()
+
+    def version_served(self, model: str, old: str | None, new: str) -> None:
+        """Record a swap to ``new`` (``old`` None at first load)."""
+        if old is not None:
+            self.served.remove(model, old)
+            self._child(self.reloads, model).inc()
+        self.served.labels(model, new).set(1)
+
+    def version_refused(self, model: str) -> None:
+        """Count a refused version."""
+        self._child(self.refused, model).inc()
+
+    def start_http(self, host: str, port: int) -> int:
+        """Serve /metrics on ``host:port`` (0 = any free port); returns the bound port."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        self._http = server
+        return int(server.server_port)
+
+    def stop_http(self) -> None:
+        """Stop the metrics HTTP server, if started."""
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None

@@ -1,0 +1,278 @@
+"""The models a server holds, and their lifecycle: watch the store, verify, warm, swap, refuse.
+
+Reading is lock-free: the served versions live in a dict that is never mutated, only replaced by one
+reference assignment when a new CURRENT has been verified (checksums, shapes: ``read_artefact``) and
+warmed (a few rows scored, caches filled). A call that resolved the old version finishes on it; the next
+call sees the new one. So a swap neither fails nor stalls a call. A version that does not verify is
+refused: logged, counted, remembered (not retried: versions are immutable), and the old one keeps serving.
+
+Versions pinned by a request are loaded on demand into a small LRU cache.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable
+
+import numpy as np
+
+from scoring_service import model_info as info_conv
+from scoring_service.errors import Unavailable
+from scoring_service.metrics import ServiceMetrics
+from segmentation.v1 import scoring_pb2 as pb
+from segmentation_core.artefact import Artefact, read_artefact
+from segmentation_core.errors import ArtefactError, NotFoundError, SegmentationError
+from segmentation_core.store import ModelStore
+
+log = logging.getLogger(__name__)
+WARM_ROWS = 64
+
+
+@dataclass(eq=False)
+class LoadedVersion:
+    """A verified, warmed model version ready to answer calls."""
+
+    model: str
+    artefact: Artefact
+    sample: dict[str, np.ndarray]
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def version(self) -> str:
+        """The version id."""
+        return self.artefact.version
+
+    @cached_property
+    def segment_names(self) -> list[str]:
+        """Segment names by id."""
+        return self.artefact.segment_names
+
+    @cached_property
+    def info(self) -> pb.ModelInfo:
+        """The ModelInfo message (built once)."""
+        return info_conv.model_info(self.artefact, self.model)
+
+
+def load_version(store: ModelStore, model: str, version: str) -> LoadedVersion:
+    """Verify, load and warm one version; raises ArtefactError (refused) or NotFoundError."""
+    artefact = read_artefact(store.version_dir(model, version))
+    if artefact.manifest.get("version") != version:
+        raise ArtefactError(f"{artefact.path}: manifest says version {artefact.manifest.get('version')!r}")
+    sample = artefact.load_sample()
+    loaded = LoadedVersion(model, artefact, sample)
+    _warm(loaded)
+    return loaded
+
+
+def _warm(loaded: LoadedVersion) -> None:
+    """Score a few sample rows both ways (fills lazy caches, proves the model scores) and build ModelInfo."""
+    schema, seg_model = loaded.artefact.schema, loaded.artefact.model
+    n = min(WARM_ROWS, len(loaded.sample.get("segment_id", ())))
+    numeric = {f.name: loaded.sample[f"num:{f.name}"][:n] for f in schema.numeric if f"num:{f.name}" in loaded.sample}
+    categorical = {c.name: [str(v) for v in loaded.sample[f"cat:{c.name}"][:n]]
+                   for c in schema.categorical if f"cat:{c.name}" in loaded.sample}
+    x, _errors = schema.transform_columns(numeric, categorical, n)
+    scores = seg_model.score(x)
+    if not (np.all(np.isfinite(scores.distance)) and np.all(np.isfinite(scores.confidence))):
+        raise ArtefactError(f"{loaded.artefact.path}: the model gives non-finite scores on its own sample")
+    row = schema.transform_row({k: float(v[0]) for k, v in numeric.items() if n},
+                               {k: v[0] for k, v in categorical.items() if n})
+    seg_model.score_row(row)
+    _ = loaded.info, loaded.segment_names
+
+
+class Registry:
+    """The versions a server serves; polls the store in a background thread."""
+
+    def __init__(self, store: ModelStore, default_model: str, *, poll_interval: float = 0.5,
+                 pinned_cache: int = 4, metrics: ServiceMetrics | None = None,
+                 on_served: Callable[[str, str], None] | None = None) -> None:
+        self.store = store
+        self.default_model = default_model
+        self.poll_interval = poll_interval
+        self.pinned_cache = pinned_cache
+        self.metrics = metrics
+        self.on_served = on_served
+        self._served: dict[str, LoadedVersion] = {}  # replaced, never mutated
+        self._versions: dict[str, tuple[str, ...]] = {}
+        self._currents: dict[str, str | None] = {}
+        self._refused: dict[tuple[str, str], str] = {}
+        self._pinned: OrderedDict[tuple[str, str], LoadedVersion] = OrderedDict()
+        self._pin_lock = threading.RLock()
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.polled = threading.Event()
+
+    # ---- lookups (hot path) ------------------------------------------------------------------------
+    def resolve(self, model: str = "", version: str = "") -> LoadedVersion:
+        """The version answering a request: the model's CURRENT, or the pinned ``version``.
+
+        Raises NotFoundError (unknown model or version, refused version) or Unavailable (nothing loaded).
+        """
+        name = model or self.default_model
+        served = self._served.get(name)
+        if not version:
+            if served is not None:
+                return served
+            if name in self._versions or name == self.default_model or not self.polled.is_set():
+                raise Unavailable(f"model {name!r} has no loaded version yet; retry later")
+            raise NotFoundError(self._unknown_model(name))
+        if served is not None and served.version == version:
+            return served
+        return self._pinned_version(name, version)
+
+    def _unknown_model(self, name: str) -> str:
+        known = ", ".join(sorted(self._versions)) or "none"
+        return f"selector.model: unknown model {name!r} (models: {known})"
+
+    def _pinned_version(self, model: str, version: str) -> LoadedVersion:
+        key = (model, version)
+        with self._pin_lock:
+            hit = self._pinned.get(key)
+            if hit is not None:
+                self._pinned.move_to_end(key)
+                return hit
+            reason = self._refused.get(key)
+            if reason is not None:
+                raise NotFoundError(f"selector.version: version {version!r} of model {model!r} was refused: {reason}")
+            if model not in self._versions and self.polled.is_set():
+                raise NotFoundError(self._unknown_model(model))
+            try:
+                self.store.version_dir(model, version)
+            except (NotFoundError, ValueError) as exc:
+                raise NotFoundError(f"selector.version: {exc}") from exc
+            # Loading under the lock: concurrent callers of one new version load it once; pins are rare.
+            try:
+                loaded = load_version(self.store, model, version)
+            except NotFoundError as exc:
+                raise NotFoundError(f"selector.version: {exc}") from exc
+            except (ArtefactError, ValueError) as exc:
+                self._refuse(model, version, str(exc))
+                raise NotFoundError(f"selector.version: version {version!r} of model {model!r} was refused: "
+                                    f"{exc}") from exc
+            self._pinned[key] = loaded
+            while len(self._pinned) > self.pinned_cache:
+                self._pinned.popitem(last=False)
+            return loaded
+
+    # ---- watching ----------------------------------------------------------------------------------
+    def wait_for_change(self, model: str, last: LoadedVersion | None, timeout: float) -> LoadedVersion | None:
+        """Block until ``model`` serves a version other than ``last`` (or timeout/close); returns what it serves."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._served.get(model) is not last or self._stop.is_set(), timeout)
+            return self._served.get(model)
+
+    def knows(self, model: str) -> bool:
+        """True when ``model`` is in the store (or is the default model, which may come later)."""
+        return model == self.default_model or model in self._versions or not self.polled.is_set()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stop.is_set()
+
+    def list_models(self) -> pb.ListModelsResponse:
+        """Models, versions and what is served, loaded and refused."""
+        served = self._served
+        with self._pin_lock:
+            pinned = set(self._pinned)
+            refused = dict(self._refused)
+        entries = []
+        for name in sorted(set(self._versions) | set(served)):
+            current = self._currents.get(name)
+            s = served.get(name)
+            versions = []
+            for version in self._versions.get(name, ()):
+                loaded = (s is not None and s.version == version) or (name, version) in pinned
+                detail = (s if s is not None and s.version == version else
+                          self._pinned.get((name, version)))
+                manifest = detail.artefact.manifest if detail is not None else {}
+                versions.append(pb.VersionInfo(
+                    version=version, current=version == current, loaded=loaded,
+                    refused_reason=refused.get((name, version), ""),
+                    created_at=str(manifest.get("created_at", "")),
+                    algorithm=str(manifest.get("algorithm", {}).get("name", "")),
+                    k=detail.artefact.model.k if detail is not None else 0))
+            entries.append(pb.ModelEntry(name=name, served_version=s.version if s else "", versions=versions,
+                                         is_default=name == self.default_model))
+        return pb.ListModelsResponse(models=entries)
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+    def poll(self) -> None:
+        """Look at the store once: load and swap in every new CURRENT, refuse broken ones."""
+        try:
+            models = self.store.models()
+        except OSError as exc:
+            log.warning("cannot list the model store %s: %s", self.store.root, exc)
+            return
+        for model in models:
+            try:
+                state = self.store.state(model)
+            except (OSError, ValueError) as exc:
+                log.warning("cannot read model %s in the store: %s", model, exc)
+                continue
+            self._versions = {**self._versions, model: state.versions}
+            self._currents = {**self._currents, model: state.current}
+            current = state.current
+            served = self._served.get(model)
+            if current is None or (served is not None and served.version == current):
+                continue
+            if (model, current) in self._refused:
+                continue
+            self._load_current(model, current, served)
+        self.polled.set()
+
+    def _load_current(self, model: str, version: str, served: LoadedVersion | None) -> None:
+        started = time.perf_counter()
+        try:
+            with self._pin_lock:
+                loaded = self._pinned.pop((model, version), None)
+            if loaded is None:
+                loaded = load_version(self.store, model, version)
+        except (SegmentationError, ValueError, OSError) as exc:
+            self._refuse(model, version, str(exc))
+            return
+        with self._changed:
+            self._served = {**self._served, model: loaded}  # the swap: one reference assignment
+            self._changed.notify_all()
+        log.info("model %s: serving %s (was %s), loaded in %.0f ms", model, version,
+                 served.version if served else "none", (time.perf_counter() - started) * 1e3,
+                 extra={"model": model, "version": version, "previous": served.version if served else None})
+        if self.metrics:
+            self.metrics.version_served(model, served.version if served else None, version)
+        if self.on_served:
+            self.on_served(model, version)
+
+    def _refuse(self, model: str, version: str, reason: str) -> None:
+        with self._pin_lock:
+            self._refused[(model, version)] = reason
+        log.error("model %s: refused version %s: %s", model, version, reason,
+                  extra={"model": model, "version": version, "reason": reason})
+        if self.metrics:
+            self.metrics.version_refused(model)
+
+    def start(self) -> None:
+        """Poll now, then every ``poll_interval`` seconds in a daemon thread."""
+        self._thread = threading.Thread(target=self._run, name="store-poller", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll()
+            except Exception:  # noqa: BLE001 - the poller must survive anything the store throws at it
+                log.exception("store poll failed")
+            self._stop.wait(self.poll_interval)
+
+    def stop(self) -> None:
+        """Stop polling and wake every watcher."""
+        self._stop.set()
+        with self._changed:
+            self._changed.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

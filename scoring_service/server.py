@@ -1,0 +1,121 @@
+"""Assemble and run one scoring server process: gRPC (ScoringService, health, reflection), the store
+poller and the metrics endpoint."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from scoring_service import wire
+from scoring_service.interceptors import BearerTokenInterceptor
+from scoring_service.metrics import ServiceMetrics
+from scoring_service.registry import Registry
+from scoring_service.servicer import ScoringService, generic_handler
+from scoring_service.settings import Settings
+from segmentation.v1 import scoring_pb2
+from segmentation_core.store import ModelStore
+
+log = logging.getLogger(__name__)
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+class ScoringServer:
+    """One server process's gRPC server, registry and metrics; :meth:`start`, then :meth:`stop`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = ServiceMetrics()
+        self.health = health.HealthServicer(experimental_non_blocking=True,
+                                            experimental_thread_pool=futures.ThreadPoolExecutor(1))
+        self.registry = Registry(ModelStore(settings.store), settings.model, poll_interval=settings.poll_interval,
+                                 pinned_cache=settings.pinned_cache, metrics=self.metrics,
+                                 on_served=self._on_served)
+        self.port = 0
+        self.metrics_port = -1
+        self._stopped = threading.Event()
+        token = settings.token()
+        interceptors = [BearerTokenInterceptor(token)] if token else []
+        reuse_port = settings.workers > 1 or settings.worker_index > 0
+        options = [
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            # gRPC turns SO_REUSEPORT on by default on Linux, which lets a second server silently share a
+            # port; only the --workers processes should.
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ]
+        self.server = grpc.server(futures.ThreadPoolExecutor(settings.threads, thread_name_prefix="grpc"),
+                                  interceptors=interceptors, options=options)
+        self.server.add_generic_rpc_handlers((generic_handler(ScoringService(self.registry, self.metrics)),))
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection((
+            scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME), self.server)
+        self._tls = bool(settings.tls_cert)
+        self._auth = bool(token)
+
+    def _on_served(self, model: str, version: str) -> None:
+        self.health.set(model, SERVING)
+        if model == self.settings.model:
+            self.health.set("", SERVING)
+
+    def start(self) -> "ScoringServer":
+        """Bind, start serving (NOT_SERVING until the default model is loaded) and start polling the store."""
+        s = self.settings
+        for name in ("", s.model):
+            self.health.set(name, NOT_SERVING)
+        address = _address(s.host, s.port)
+        if self._tls:
+            credentials = grpc.ssl_server_credentials([(Path(s.tls_key).read_bytes(), Path(s.tls_cert).read_bytes())])
+            self.port = self.server.add_secure_port(address, credentials)
+        else:
+            self.port = self.server.add_insecure_port(address)
+        if not self.port:
+            raise OSError(f"cannot listen on {address}")
+        self.server.start()
+        if s.metrics_port >= 0:
+            wanted = s.metrics_port + s.worker_index if s.metrics_port else 0
+            self.metrics_port = self.metrics.start_http(s.host, wanted)
+        self.registry.start()
+        log.info("scoring service listening on %s:%d (tls %s, token %s), metrics on port %d, store %s",
+                 s.host, self.port, "on" if self._tls else "off", "on" if self._auth else "off", self.metrics_port,
+                 s.store, extra={"port": self.port, "metrics_port": self.metrics_port, "worker": s.worker_index,
+                                 "service": wire.SERVICE})
+        if s.port_file and s.worker_index == 0:
+            tmp = Path(f"{s.port_file}.tmp{os.getpid()}")
+            tmp.write_text(f"{self.port}\n")
+            os.replace(tmp, s.port_file)  # readers never see a half-written port
+        return self
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop taking calls, let calls in flight finish for ``grace`` seconds, then stop everything."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        grace = self.settings.grace if grace is None else grace
+        log.info("shutting down: draining calls in flight for up to %.1f s", grace)
+        self.health.enter_graceful_shutdown()
+        self.registry.stop()  # ends WatchModel streams, which would otherwise hold the drain for `grace`
+        self.server.stop(grace).wait()
+        self.metrics.stop_http()
+        log.info("scoring service stopped")
+
+    def wait(self) -> None:
+        """Block until the server has stopped."""
+        self.server.wait_for_termination()
+
+
+def serve(settings: Settings) -> ScoringServer:
+    """Build and start a server; the caller stops it with ``.stop()``."""
+    return ScoringServer(settings).start()

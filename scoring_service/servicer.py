@@ -1,0 +1,245 @@
+"""The ScoringService RPCs: convert the request, call the core (registry, schema, model), convert back.
+
+Errors are raised as exceptions of ``segmentation_core.errors`` / ``scoring_service.errors`` and turned into
+gRPC status codes in one place (:func:`scoring_service.errors.abort`), by the ``_observed`` decorators
+that also time every call for the metrics.
+
+``PredictStream`` is registered with pass-through (de)serializers: it receives and returns wire bytes that
+``scoring_service.wire`` decodes and encodes straight from and to numpy arrays.
+
+Flow control of ``PredictStream``: the handler is a generator run by gRPC's synchronous server. It reads
+the next request only after its previous response has been handed to gRPC, and gRPC blocks that hand-over
+until the transport has room (HTTP/2 flow-control window). A client that sends fast but reads slowly thus
+stops the server from reading its requests, and its own sends block in turn: per stream the server holds
+at most one request and one response beyond what the HTTP/2 windows buffer. Message size is bounded by
+``--max-message-mb``.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Callable, Iterable, Iterator
+
+import grpc
+import numpy as np
+
+from scoring_service import model_info as info_conv
+from scoring_service import wire
+from scoring_service.errors import InvalidRequest, abort, status_code
+from scoring_service.metrics import ServiceMetrics
+from scoring_service.registry import LoadedVersion, Registry
+from segmentation.v1 import scoring_pb2 as pb
+from segmentation_core.errors import InputError, NotFoundError
+
+log = logging.getLogger(__name__)
+_OK = grpc.StatusCode.OK
+WATCH_TICK = 1.0  # seconds between checks that a WatchModel caller is still there
+
+
+def _finish(metrics: ServiceMetrics, method: str, context: grpc.ServicerContext, exc: BaseException,
+            start: float) -> None:
+    """Record a failed call and end it with the error's status (the one place errors become statuses)."""
+    code = status_code(exc)
+    metrics.observe_call(method, code, time.perf_counter() - start)
+    if code is grpc.StatusCode.INTERNAL:
+        log.exception("%s failed", method, extra={"method": method})
+    abort(context, exc)
+
+
+def _observed_unary(method: str) -> Callable:
+    """Time a unary handler and map its errors to status codes."""
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(self: "ScoringServicer", request: object, context: grpc.ServicerContext) -> object:
+            start = time.perf_counter()
+            try:
+                response = fn(self, request, context)
+            except Exception as exc:  # noqa: BLE001 - every error gets a status code, unexpected ones INTERNAL
+                _finish(self.metrics, method, context, exc, start)
+            self.metrics.observe_call(method, _OK, time.perf_counter() - start)
+            return response
+        return wrapper
+    return decorate
+
+
+def _observed_stream(method: str) -> Callable:
+    """Map the errors of a response-streaming handler to status codes and count the call."""
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(self: "ScoringServicer", request: object, context: grpc.ServicerContext) -> Iterator:
+            start = time.perf_counter()
+            try:
+                yield from fn(self, request, context)
+            except Exception as exc:  # noqa: BLE001
+                _finish(self.metrics, method, context, exc, start)
+            self.metrics.observe_call(method, _OK, time.perf_counter() - start)
+        return wrapper
+    return decorate
+
+
+class ScoringService:
+    """Implementation of segmentation.v1.ScoringService over a :class:`Registry`."""
+
+    def __init__(self, registry: Registry, metrics: ServiceMetrics) -> None:
+        self.registry = registry
+        self.metrics = metrics
+
+    # ---- Predict: pure-Python fast path (one row) ----------------------------------------------------
+    @_observed_unary("Predict")
+    def Predict(self, request: pb.PredictRequest, context: grpc.ServicerContext) -> pb.PredictResponse:
+        """Score one customer."""
+        selector = request.selector
+        loaded = self.registry.resolve(selector.model, selector.version)
+        customer = request.customer
+        art = loaded.artefact
+        segment, distance, confidence, outlier = art.model.score_row(
+            art.schema.transform_row(customer.numbers, customer.categories))
+        self.metrics.observe_rows(loaded.model, segment)
+        return pb.PredictResponse(
+            id=customer.id, model=loaded.model, version=loaded.version,
+            prediction=pb.Prediction(segment_id=segment, segment_name=loaded.segment_names[segment],
+                                     distance=distance, confidence=confidence, outlier=outlier))
+
+    # ---- PredictStream: wire bytes in and out ------------------------------------------------------
+    @_observed_stream("PredictStream")
+    def PredictStream(self, requests: Iterable[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+        """Answer each columnar batch with exactly one response, in order, all from one model version."""
+        loaded: LoadedVersion | None = None
+        names_sent = False
+        for data in requests:
+            start = time.perf_counter()
+            try:
+                batch = wire.decode_batch_request(data)
+            except wire.BatchFormatError as exc:
+                self.metrics.batch_error(loaded.model if loaded else "")
+                yield wire.encode_batch_response(batch_id="", model=loaded.model if loaded else "",
+                                                 version=loaded.version if loaded else "", row_count=0,
+                                                 batch_error=str(exc))
+                continue
+            if loaded is None:  # one stream, one version: resolved once, by the first batch's selector
+                loaded = self.registry.resolve(batch.model, batch.version)
+            try:
+                reply = self._score_batch(loaded, batch, with_names=not names_sent)
+                names_sent = True
+            except InputError as exc:
+                self.metrics.batch_error(loaded.model)
+                reply = wire.encode_batch_response(batch_id=batch.batch_id, model=loaded.model,
+                                                   version=loaded.version, row_count=_row_count(batch),
+                                                   batch_error=str(exc))
+            self.metrics.observe_call("PredictStream.batch", _OK, time.perf_counter() - start)
+            yield reply
+
+    def _score_batch(self, loaded: LoadedVersion, batch: wire.DecodedBatch, with_names: bool) -> bytes:
+        schema, model = loaded.artefact.schema, loaded.artefact.model
+        n = _check_columns(schema, batch)
+        x, errors = schema.transform_columns(batch.numeric, batch.categorical, n)
+        if errors:
+            _complete_row_errors(schema, batch, errors)
+        scores = model.score(x)
+        segment, distance, confidence, outlier = scores.segment, scores.distance, scores.confidence, scores.outlier
+        if errors:
+            bad = np.fromiter(errors, dtype=np.int64, count=len(errors))
+            segment[bad], distance[bad], confidence[bad], outlier[bad] = -1, np.nan, np.nan, False
+            self.metrics.observe_rows(loaded.model, np.delete(segment, bad), len(errors), model.k)
+        else:
+            self.metrics.observe_rows(loaded.model, segment, 0, model.k)
+        return wire.encode_batch_response(
+            batch_id=batch.batch_id, model=loaded.model, version=loaded.version, row_count=n,
+            segment_id=segment, distance=distance, confidence=confidence, outlier=outlier,
+            row_errors=errors, segment_names=loaded.segment_names if with_names else ())
+
+    # ---- model information -------------------------------------------------------------------------
+    @_observed_unary("GetModelInfo")
+    def GetModelInfo(self, request: pb.GetModelInfoRequest, context: grpc.ServicerContext) -> pb.ModelInfo:
+        """The served (or pinned) version's ModelInfo."""
+        return self.registry.resolve(request.selector.model, request.selector.version).info
+
+    @_observed_unary("GetSegmentStats")
+    def GetSegmentStats(self, request: pb.GetSegmentStatsRequest, context: grpc.ServicerContext) -> pb.SegmentStats:
+        """Segment statistics and the labelled sample."""
+        if request.max_sample < 0:
+            raise InvalidRequest(f"max_sample: {request.max_sample} should be >= 0", field="max_sample")
+        loaded = self.registry.resolve(request.selector.model, request.selector.version)
+        return info_conv.segment_stats(loaded.artefact, loaded.model, loaded.sample, request.max_sample)
+
+    @_observed_unary("ListModels")
+    def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
+        """Every model of the store with its versions."""
+        return self.registry.list_models()
+
+    @_observed_stream("WatchModel")
+    def WatchModel(self, request: pb.WatchModelRequest, context: grpc.ServicerContext) -> Iterator[pb.ModelInfo]:
+        """Send the served ModelInfo now (or as soon as one is loaded) and after every swap."""
+        name = request.selector.model or self.registry.default_model
+        if not self.registry.knows(name):
+            raise NotFoundError(f"selector.model: unknown model {name!r}")
+        last: LoadedVersion | None = None
+        while context.is_active() and not self.registry.closed:
+            current = self.registry.wait_for_change(name, last, WATCH_TICK)
+            if current is not None and current is not last:
+                last = current
+                yield current.info
+
+
+def _row_count(batch: wire.DecodedBatch) -> int:
+    lengths = [len(v) for v in batch.numeric.values()] + [len(v) for v in batch.categorical.values()]
+    return lengths[0] if lengths else len(batch.ids)
+
+
+def _check_columns(schema: object, batch: wire.DecodedBatch) -> int:
+    """The batch's row count; raises InvalidRequest for an unknown, mistyped or ragged column."""
+    numeric_names = {f.name for f in schema.numeric}  # type: ignore[attr-defined]
+    categorical_names = {c.name for c in schema.categorical}  # type: ignore[attr-defined]
+    for name in batch.numeric:
+        if name not in numeric_names:
+            kind = "a categorical feature sent as numbers" if name in categorical_names else "an unknown column"
+            raise InvalidRequest(f"numeric[{name!r}]: {kind}; the model expects numeric features "
+                                 f"{sorted(numeric_names)}", field=name)
+    for name in batch.categorical:
+        if name not in categorical_names:
+            kind = "a numeric feature sent as strings" if name in numeric_names else "an unknown column"
+            raise InvalidRequest(f"categorical[{name!r}]: {kind}; the model expects categorical features "
+                                 f"{sorted(categorical_names)}", field=name)
+    lengths = [(name, len(batch.numeric.get(name, batch.categorical.get(name, ())))) for name in batch.column_order]
+    if batch.ids:
+        lengths.append(("ids", len(batch.ids)))
+    if not lengths:
+        return 0
+    first_name, n = lengths[0]
+    for name, size in lengths[1:]:
+        if size != n:
+            raise InvalidRequest(f"ragged batch: column {name!r} has {size} values but {first_name!r} has {n}",
+                                 field=name)
+    return n
+
+
+def _complete_row_errors(schema: object, batch: wire.DecodedBatch, errors: dict[int, str]) -> None:
+    """Add an error for every non-finite row (the core's transform reports at most 1000 per column)."""
+    for f in schema.numeric:  # type: ignore[attr-defined]
+        column = batch.numeric.get(f.name)
+        if column is not None:
+            for row in np.flatnonzero(np.isinf(column)).tolist():
+                errors.setdefault(row, f"{f.name}: {column[row]} is not a finite number")
+
+
+def generic_handler(service: ScoringService) -> grpc.GenericRpcHandler:
+    """The method handlers of segmentation.v1.ScoringService; PredictStream speaks raw wire bytes."""
+    def unary(fn: Callable, request_type: type) -> grpc.RpcMethodHandler:
+        return grpc.unary_unary_rpc_method_handler(fn, request_deserializer=request_type.FromString,
+                                                   response_serializer=_serialize)
+    handlers = {
+        "Predict": unary(service.Predict, pb.PredictRequest),
+        "PredictStream": grpc.stream_stream_rpc_method_handler(service.PredictStream),  # bytes both ways
+        "GetModelInfo": unary(service.GetModelInfo, pb.GetModelInfoRequest),
+        "GetSegmentStats": unary(service.GetSegmentStats, pb.GetSegmentStatsRequest),
+        "ListModels": unary(service.ListModels, pb.ListModelsRequest),
+        "WatchModel": grpc.unary_stream_rpc_method_handler(
+            service.WatchModel, request_deserializer=pb.WatchModelRequest.FromString, response_serializer=_serialize),
+    }
+    return grpc.method_handlers_generic_handler(wire.SERVICE, handlers)
+
+
+def _serialize(message: object) -> bytes:
+    return message.SerializeToString()  # type: ignore[attr-defined]
+

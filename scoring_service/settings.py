@@ -1,0 +1,124 @@
+"""Typed settings of the scoring service: one dataclass, each field from a flag or a SCORING_* variable.
+
+Precedence: command-line flag, then environment variable ``SCORING_<FIELD>`` (e.g. ``SCORING_PORT``), then
+the default. The docstring under each field is its documentation and its ``--help`` text.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping, Sequence
+
+ENV_PREFIX = "SCORING_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How one scoring server runs."""
+
+    store: Path = Path("./model-store")
+    """Model store folder (read only): <store>/<model>/versions/<version>/ and <store>/<model>/CURRENT."""
+    host: str = "127.0.0.1"
+    """Address to listen on; 0.0.0.0 or [::] to accept remote callers (then turn on TLS and a token)."""
+    port: int = 50051
+    """gRPC port; 0 picks a free port, which is logged and written to --port-file."""
+    port_file: str = ""
+    """If set, the bound gRPC port is written to this file once the server listens (for scripts and tests)."""
+    model: str = "customers"
+    """The default model: its CURRENT version answers requests that name no model."""
+    metrics_port: int = 9100
+    """Prometheus metrics HTTP port; 0 picks a free one (logged), -1 turns metrics off."""
+    workers: int = 1
+    """Server processes sharing the port (SO_REUSEPORT); set to the core count for the most rows/s."""
+    threads: int = 32
+    """gRPC handler threads per process; each open PredictStream or WatchModel holds one."""
+    max_message_mb: int = 64
+    """Largest request or response message, in MiB (a 10,000-row x 7-feature batch is about 0.6 MiB)."""
+    tls_cert: str = ""
+    """PEM certificate chain; with --tls-key the server speaks TLS only. Off by default."""
+    tls_key: str = ""
+    """PEM private key of --tls-cert."""
+    token_file: str = ""
+    """File holding a bearer token that every call must carry (metadata 'authorization: Bearer <token>');
+    health checks are exempt. SCORING_TOKEN gives the token directly. Off by default."""
+    log_format: str = "json"
+    """Log line format: 'json' (one object per line) or 'text'."""
+    log_level: str = "INFO"
+    """Logging level: DEBUG, INFO, WARNING, ERROR."""
+    poll_interval: float = 0.5
+    """Seconds between two looks at the store for a new CURRENT or new versions."""
+    pinned_cache: int = 4
+    """Versions pinned by callers kept loaded per process (least recently used are dropped)."""
+    grace: float = 10.0
+    """Seconds that shutdown (SIGTERM/SIGINT) waits for calls in flight before cancelling them."""
+    worker_index: int = 0
+    """Set by the first process for the extra --workers processes it starts (1, 2, ...): they bind the same
+    port with SO_REUSEPORT and serve metrics on --metrics-port + index. Not for manual use."""
+
+    def token(self, environ: Mapping[str, str] = os.environ) -> str:
+        """The bearer token from --token-file or SCORING_TOKEN; empty when auth is off."""
+        if self.token_file:
+            return Path(self.token_file).read_text().strip()
+        return environ.get(f"{ENV_PREFIX}TOKEN", "").strip()
+
+    def validate(self) -> "Settings":
+        """Return self, or raise ValueError naming the bad setting."""
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("--tls-cert and --tls-key go together")
+        if self.log_format not in ("json", "text"):
+            raise ValueError(f"log_format={self.log_format!r} should be 'json' or 'text'")
+        for name in ("workers", "threads", "max_message_mb", "pinned_cache"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} should be >= 1")
+        if not 0 <= self.port < 65536:
+            raise ValueError(f"port={self.port} should be in 0..65535")
+        if self.poll_interval <= 0:
+            raise ValueError(f"poll_interval={self.poll_interval} should be > 0")
+        return self
+
+    @property
+    def max_message_bytes(self) -> int:
+        """--max-message-mb in bytes."""
+        return self.max_message_mb * 1024 * 1024
+
+
+@lru_cache(maxsize=None)
+def field_docs() -> dict[str, str]:
+    """Each field's docstring, read from this class's source (one place for docs and --help)."""
+    tree = ast.parse(inspect.getsource(Settings))
+    body = tree.body[0].body
+    docs = {}
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+            docs[node.target.id] = " ".join(str(nxt.value.value).split())
+    return docs
+
+
+def _convert(kind: type, text: str) -> object:
+    return Path(text) if kind is Path else kind(text)
+
+
+def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> Settings:
+    """Settings from command-line arguments and SCORING_* environment variables."""
+    parser = argparse.ArgumentParser(prog="python -m scoring_service",
+                                     description="Serve the customer-segmentation models of a store over gRPC.")
+    docs = field_docs()
+    types = {"Path": Path, "str": str, "int": int, "float": float}
+    for f in dataclasses.fields(Settings):
+        kind = types[f.type if isinstance(f.type, str) else f.type.__name__]
+        env = ENV_PREFIX + f.name.upper()
+        default = _convert(kind, environ[env]) if env in environ else f.default
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=default,
+                            help=f"{docs.get(f.name, '')} [env {env}; default {f.default}]")
+    args = parser.parse_args(argv)
+    try:
+        return Settings(**vars(args)).validate()
+    except ValueError as exc:
+        parser.error(str(exc))
+        raise
