@@ -1,0 +1,323 @@
+"""``python -m scoring_service.client score IN.csv -o OUT.csv``: batch-score a file over one PredictStream.
+
+The input is read in chunks (CSV with any delimiter and an optional BOM, also gzip; Parquet by row
+groups; Excel whole), so a file larger than memory works; every chunk goes over the same stream, so
+the whole file is answered by one model version. The output keeps the input's id column and adds
+``segment_id`` (integer, -1 for a row that could not be scored), ``segment_name``, ``distance``,
+``confidence``, ``outlier`` and ``error``. It is written to a temporary file renamed into place at the
+end, so OUT is never half-written.
+
+Exit codes: 0 done (rows with an error are listed in the ``error`` column), 1 the service failed or
+refused (unreachable, unknown model ...), 2 bad input or usage (file, missing feature columns), 130
+interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import grpc
+import pandas as pd
+
+from scoring_service.client import DEFAULT_TARGET, RESULT_COLUMNS, ScoringClient, ScoringError
+
+log = logging.getLogger("scoring_service.client")
+
+EXIT_OK, EXIT_SERVICE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+CHUNK_ROWS = 200_000  # rows read from the file at a time: bounded memory, yet few pandas calls
+EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+_ID_TOKENS = {"id", "uuid", "guid", "key"}
+
+
+class InputProblem(Exception):
+    """A problem with the input file or the flags: reported as one line, exit code 2."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading
+
+@dataclass
+class Source:
+    """An input table opened for chunked reading."""
+
+    path: Path
+    columns: list[str]
+    id_column: str | None
+    total_rows: int | None
+    delimiter: str
+    read: Callable[[], Iterator[pd.DataFrame]]
+
+
+def _tokens(name: str) -> list[str]:
+    """'CustomerID' -> ['customer', 'id'], 'user_id' -> ['user', 'id']."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name))
+    return [t for t in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if t]
+
+
+def find_id_column(columns: Sequence[str]) -> str | None:
+    """The first column whose name looks like an id (a word 'id', 'uuid', 'guid' or 'key')."""
+    for column in columns:
+        if _ID_TOKENS & set(_tokens(column)):
+            return column
+    return None
+
+
+def _sniff_delimiter(path: Path) -> str:
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        sample = fh.read(64 * 1024).decode("utf-8-sig", errors="replace")
+    lines = sample.splitlines()
+    if len(lines) > 1 and not sample.endswith("\n"):
+        sample = "\n".join(lines[:-1])  # the last line may be cut in the middle
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _count_lines(path: Path) -> int | None:
+    """Data rows of a plain CSV, counted fast for the progress bar (None for compressed files)."""
+    if path.suffix == ".gz":
+        return None
+    count = 0
+    last = b"\n"
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 22):
+            count += block.count(b"\n")
+            last = block[-1:]
+    count += last != b"\n"
+    return max(0, count - 1)  # the header
+
+
+def _with_rows(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    offset = 0
+    for frame in frames:
+        frame.index = pd.RangeIndex(offset, offset + len(frame))
+        offset += len(frame)
+        yield frame
+
+
+def open_source(path: Path, id_column: str | None, chunk_rows: int = CHUNK_ROWS) -> Source:
+    """Open CSV, Parquet or Excel for chunked reading; the id column is read as text (keeps '0001')."""
+    if not path.is_file():
+        raise InputProblem(f"input file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in PARQUET_SUFFIXES:
+            import pyarrow.parquet as pq
+
+            parquet = pq.ParquetFile(path)
+            columns = list(parquet.schema_arrow.names)
+            ident = _choose_id(columns, id_column)
+            return Source(path, columns, ident, parquet.metadata.num_rows, ",",
+                          lambda: _with_rows(b.to_pandas() for b in parquet.iter_batches(chunk_rows)))
+        if suffix in EXCEL_SUFFIXES:
+            frame = pd.read_excel(path)
+            columns = [str(c) for c in frame.columns]
+            frame.columns = columns
+            ident = _choose_id(columns, id_column)
+            if ident is not None:
+                frame[ident] = frame[ident].astype(str)
+            return Source(path, columns, ident, len(frame), ",",
+                          lambda: _with_rows(frame.iloc[i:i + chunk_rows] for i in range(0, len(frame), chunk_rows)))
+        delimiter = _sniff_delimiter(path)
+        header = pd.read_csv(path, sep=delimiter, nrows=0, encoding="utf-8-sig")
+        columns = [str(c).strip() for c in header.columns]
+        ident = _choose_id(columns, id_column)
+    except (OSError, ValueError, ImportError) as exc:
+        raise InputProblem(f"cannot read {str(path)!r}: {exc}") from None
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        reader = pd.read_csv(path, sep=delimiter, encoding="utf-8-sig", chunksize=chunk_rows,
+                             dtype={ident: str} if ident else None, skipinitialspace=True)
+        with reader:
+            for chunk in reader:
+                chunk.columns = columns
+                yield chunk
+
+    return Source(path, columns, ident, _count_lines(path), delimiter, lambda: _with_rows(chunks()))
+
+
+def _choose_id(columns: Sequence[str], requested: str | None) -> str | None:
+    if requested:
+        if requested not in columns:
+            raise InputProblem(f"--id-column {requested!r} is not a column of the input (columns: {list(columns)})")
+        return requested
+    return find_id_column(columns)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Progress
+
+class _Progress:
+    """A tqdm bar on a terminal, a log line every few seconds otherwise."""
+
+    def __init__(self, total: int | None) -> None:
+        self.total = total
+        self.done = 0
+        self.bar = None
+        self.last_log = time.monotonic()
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="rows", unit_scale=True, dynamic_ncols=True, file=sys.stderr)
+
+    def __call__(self, rows: int) -> None:
+        self.done += rows
+        if self.bar is not None:
+            self.bar.update(rows)
+        elif time.monotonic() - self.last_log >= 5.0:
+            self.last_log = time.monotonic()
+            of = f" of {self.total:,}" if self.total else ""
+            log.info("scored %s%s rows", f"{self.done:,}", of)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scoring a file
+
+def score_file(client: ScoringClient, source: Source, out: Path, *, model: str | None, version: str | None,
+               batch_rows: int, allow_missing: bool) -> tuple[int, int, str, str]:
+    """Score ``source`` into ``out`` (atomically); returns (rows, rows with an error, model, version)."""
+    stream_progress = _Progress(source.total_rows)
+    stream = client.stream(model=model, version=version, batch_rows=batch_rows, on_batch=stream_progress)
+    missing = stream.missing_features(source.columns)
+    if missing:
+        message = (f"the input lacks feature column(s) {', '.join(map(repr, missing))} of model "
+                   f"{stream.schema.model} {stream.schema.version}")
+        if not allow_missing:
+            stream_progress.close()
+            raise InputProblem(f"{message}; rename the columns, or pass --allow-missing to impute them")
+        log.warning("%s: imputed on every row", message)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    tmp = Path(tmp_name)
+    rows = errors = 0
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            first = True
+            for frame, result in stream.score(source.read()):
+                if source.id_column is not None:
+                    result.insert(0, source.id_column, frame[source.id_column].to_numpy())
+                else:
+                    result.insert(0, "row", result.index + 1)
+                result.to_csv(fh, index=False, header=first, sep=source.delimiter)
+                first = False
+                rows += len(result)
+                errors += int((result["segment_id"] < 0).sum())
+            if first:  # an input with a header and no rows still gets a header
+                header = [source.id_column or "row", *RESULT_COLUMNS]
+                fh.write(source.delimiter.join(header) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        stream_progress.close()
+    return rows, errors, stream.schema.model, stream.schema.version
+
+
+# ---------------------------------------------------------------------------------------------------
+# Command line
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"SCORING_{name}", default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; every flag's default comes from a SCORING_* environment variable."""
+    parser = argparse.ArgumentParser(prog="python -m scoring_service.client", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="Every flag also reads SCORING_<FLAG> (e.g. SCORING_TARGET).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    score = commands.add_parser("score", help="score a CSV, Parquet or Excel file into a CSV file",
+                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    score.add_argument("input", type=Path, metavar="IN", help="customer table: .csv (any delimiter, .gz), "
+                                                              ".parquet, .xlsx")
+    score.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="output CSV")
+    score.add_argument("--target", default=_env("TARGET", DEFAULT_TARGET), help="service HOST:PORT "
+                                                                                 f"(default {DEFAULT_TARGET})")
+    score.add_argument("--model", default=_env("MODEL"), help="model name (default: the server's default)")
+    score.add_argument("--version", default=_env("VERSION"), help="pin a version such as v0003")
+    score.add_argument("--batch-rows", type=int, default=int(_env("BATCH_ROWS", "10000")),
+                       help="rows per streamed batch (default 10000)")
+    score.add_argument("--id-column", default=_env("ID_COLUMN"),
+                       help="column copied to the output (default: the first that looks like an id)")
+    score.add_argument("--token", default=_env("TOKEN"), help="bearer token")
+    score.add_argument("--tls-ca", type=Path, default=_env("TLS_CA"), help="CA certificate (PEM): use TLS")
+    score.add_argument("--timeout", type=float, default=float(_env("TIMEOUT", "10")),
+                       help="seconds for each call and for each batch's answer (default 10)")
+    score.add_argument("--allow-missing", action="store_true", default=_env("ALLOW_MISSING", "") not in ("", "0"),
+                       help="impute feature columns absent from the input instead of refusing it")
+    score.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
+    return parser
+
+
+def _service_message(exc: ScoringError, target: str) -> str:
+    if exc.code == grpc.StatusCode.UNAVAILABLE:
+        return f"the scoring service at {target} is unavailable: {exc.message}"
+    if exc.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"the scoring service at {target} did not answer in time: {exc.message}"
+    if exc.code == grpc.StatusCode.UNAUTHENTICATED:
+        return f"the scoring service at {target} refused the credentials: {exc.message}"
+    return f"{exc.code.name}: {exc.message}"
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the command; returns the exit code (no traceback for expected failures)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.batch_rows < 1:
+        print(f"error: --batch-rows={args.batch_rows} should be >= 1", file=sys.stderr)
+        return EXIT_INPUT
+    started = time.perf_counter()
+    try:
+        source = open_source(args.input, args.id_column)
+        with ScoringClient(args.target, token=args.token, tls_ca=args.tls_ca, timeout=args.timeout,
+                           model=args.model) as client:
+            rows, errors, model, version = score_file(client, source, args.output, model=args.model,
+                                                      version=args.version, batch_rows=args.batch_rows,
+                                                      allow_missing=args.allow_missing)
+    except InputProblem as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except ScoringError as exc:
+        print(f"error: {_service_message(exc, args.target)}", file=sys.stderr)
+        return EXIT_SERVICE
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        print(f"error: cannot read {str(args.input)!r}: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("interrupted; no output written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    elapsed = time.perf_counter() - started
+    if not args.quiet:
+        rate = rows / elapsed if elapsed > 0 else 0.0
+        print(f"scored {rows:,} rows ({errors:,} with an error) with {model} {version} in {elapsed:.1f}s "
+              f"({rate:,.0f} rows/s) -> {args.output}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())
