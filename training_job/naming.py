@@ -45,6 +45,7 @@ _HIGH_PCT = 2.0 / 3.0
 _MIN_LIFT = 1.5
 _MIN_SHARE = 0.4
 _MAX_NAME_TRAITS = 3
+_MAX_NAME_CATEGORICAL = 2
 _MAX_DESCRIPTION_TRAITS = 3
 # An archetype is refused when the segment is this far from it on some axis (positions are in [-1, 1];
 # 0.75 means e.g. a "high" archetype at +1 needs position > 0.25, i.e. the segment median above the 62nd
@@ -59,6 +60,8 @@ _BOOL_FALSE = {"false", "no", "n", "0", "f"}
 _FILLER_WORDS = {"annual", "total", "score", "level", "average", "avg", "number", "num", "of", "the", "count"}
 _RECENCY_RE = re.compile(r"recency|days[ _]*since|since[ _]*last", re.IGNORECASE)
 _AGE_RE = re.compile(r"(?<![a-z])age(?![a-z])", re.IGNORECASE)
+_TENURE_RE = re.compile(r"tenure|as[ _]*customer|customer[ _]*(since|for)|seniority", re.IGNORECASE)
+_COUNT_RE = re.compile(r"children|kids|kidhome|teenhome|items|purchases|orders|visits", re.IGNORECASE)
 _INCOME_RE = re.compile(r"income|salary|wealth", re.IGNORECASE)
 _VALUE_RE = re.compile(r"spend|monetary|revenue|amount|sales|value|mnt|price", re.IGNORECASE)
 _FREQUENCY_RE = re.compile(r"frequency|purchases|orders|items|visits|invoices|transactions", re.IGNORECASE)
@@ -364,25 +367,29 @@ def _bool_level(level: str) -> bool | None:
     return True if low in _BOOL_TRUE else False if low in _BOOL_FALSE else None
 
 
-def _phrase(t: _Trait) -> str:
+def _phrase(t: _Trait, mostly: bool = True) -> str:
     """Name fragment for one trait, e.g. 'high income', 'lapsed', 'mostly Gold (membership type)'."""
     label = _short_label(t.feature)
     if t.categorical:
+        prefix = "mostly " if mostly else ""
         flag = _bool_level(t.level)
         if flag is not None:
-            return f"mostly {'with' if flag else 'without'} {label}"
-        return f"mostly {t.level} ({label})"
+            return f"{prefix}{'with' if flag else 'without'} {label}"
+        return f"{prefix}{t.level} ({label})"
+    higher = t.position > 0
     if _RECENCY_RE.search(t.feature):
         # Low recency is good; "low recency" confuses marketers.
         if t.level == "average":
-            return "slightly more recent" if t.position < 0 else "slightly less recent"
-        return "recent buyers" if t.level == "low" else "lapsed"
+            return "slightly less recent" if higher else "slightly more recent"
+        return "lapsed" if higher else "recent buyers"
     if _AGE_RE.search(t.feature):
-        if t.level == "average":
-            return "slightly older" if t.position > 0 else "slightly younger"
-        return "older" if t.level == "high" else "younger"
+        return ("slightly " if t.level == "average" else "") + ("older" if higher else "younger")
+    if _TENURE_RE.search(t.feature):
+        return ("slightly " if t.level == "average" else "") + ("longer-standing" if higher else "newer")
+    if _COUNT_RE.search(t.feature):
+        return ("slightly " if t.level == "average" else "") + f"{'more' if higher else 'fewer'} {label}"
     if t.level == "average":
-        return f"slightly {'higher' if t.position > 0 else 'lower'} {label}"
+        return f"slightly {'higher' if higher else 'lower'} {label}"
     return f"{t.level} {label}"
 
 
@@ -391,26 +398,51 @@ def _capitalize(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _name_traits(profile: list[_Trait]) -> list[_Trait]:
+    """The 1-3 most distinctive strong traits, at most two of them categorical.
+
+    Constructed tables can make every categorical level pure in a segment; capping them leaves room for a
+    numeric trait, which is usually what a marketer acts on.
+    """
+    chosen: list[_Trait] = []
+    for t in profile:
+        if t.strong and (not t.categorical or sum(c.categorical for c in chosen) < _MAX_NAME_CATEGORICAL):
+            chosen.append(t)
+        if len(chosen) == _MAX_NAME_TRAITS:
+            break
+    return chosen
+
+
+def _join_phrases(traits: list[_Trait], order: Mapping[str, int]) -> str:
+    """'High spend, mostly Gold (membership type), with discount applied': numeric first, one 'mostly'."""
+    # Feature order, not score order, so two segments never read "A, B" and "B, A".
+    traits = sorted(traits, key=lambda t: (t.categorical, order[t.feature]))
+    numeric = [_phrase(t) for t in traits if not t.categorical]
+    categorical = [_phrase(t, mostly=(n == 0)) for n, t in enumerate(t for t in traits if t.categorical)]
+    return ", ".join([*numeric, *categorical])
+
+
 def _profile_name(profile: list[_Trait], order: Mapping[str, int]) -> str:
     """Name from the 1-3 most distinctive strong traits, e.g. 'High income, low spending'."""
-    strong = [t for t in profile if t.strong][:_MAX_NAME_TRAITS]
-    if not strong:
-        return "Mid-range customers"
-    # Feature order, not score order, so two segments never read "A, B" and "B, A".
-    strong.sort(key=lambda t: order[t.feature])
-    return _capitalize(", ".join(_phrase(t) for t in strong))
+    traits = _name_traits(profile)
+    return _capitalize(_join_phrases(traits, order)) if traits else "Mid-range customers"
 
 
 def _unique_names(names: list[str], profiles: list[list[_Trait]]) -> list[str]:
-    """Disambiguate equal names: add each one's next distinctive trait, then a number (in id order)."""
+    """Disambiguate equal names: add each one's best trait the others lack, then a number (in id order)."""
     names = list(names)
-    counts = Counter(names)
+    groups: dict[str, list[int]] = {}
     for i, name in enumerate(names):
-        if counts[name] > 1:
-            used = {t.feature for t in [t for t in profiles[i] if t.strong][:_MAX_NAME_TRAITS]}
-            extra = next((t for t in profiles[i] if t.feature not in used), None)
+        groups.setdefault(name, []).append(i)
+    for name, members in groups.items():
+        if len(members) < 2:
+            continue
+        phrases = {i: [_phrase(t) for t in profiles[i]] for i in members}
+        for i in members:
+            others = {p for j in members if j != i for p in phrases[j]}
+            extra = next((p for p in phrases[i] if p not in others and p.lower() not in name.lower()), None)
             if extra is not None:
-                names[i] = f"{name} ({_phrase(extra)})"
+                names[i] = f"{name} ({extra})"
     seen: Counter[str] = Counter()
     counts = Counter(names)
     for i, name in enumerate(names):
@@ -425,29 +457,38 @@ def _describe_trait(t: _Trait) -> str:
     if t.categorical:
         return f"{t.segment_value:.0%} {t.level} ({_label(t.feature)}) vs {t.base_value:.0%}"
     unit = _unit(t.feature)
+    if not unit and _RECENCY_RE.search(t.feature) and "day" not in t.feature.lower():
+        unit = "days"  # RFM recency is in days by the project's convention (training_job.rfm)
     suffix = f" {unit}" if unit else ""
     return f"{_label(t.feature)} {_number(t.segment_value)}{suffix} vs {_number(t.base_value)}{suffix}"
 
 
 def _description(profile: list[_Trait], size: int, total: int, lead: list[str]) -> str:
     """Two sentences: size, then medians / shares of the most telling features against all customers."""
+    # The lead features (archetype axes) and the traits the name mentions come first, so every word of the
+    # name is backed by a number; other strong traits fill up to _MAX_DESCRIPTION_TRAITS.
     chosen = [t for f in lead for t in profile if t.feature == f and not t.categorical]
+    chosen += [t for t in _name_traits(profile) if t not in chosen]
     rest = [t for t in profile if t not in chosen]
-    chosen += [t for t in rest if t.strong] or rest[:1]
-    chosen = chosen[: max(_MAX_DESCRIPTION_TRAITS, len(lead))]
+    chosen += ([t for t in rest if t.strong] or rest[:1])[: max(0, _MAX_DESCRIPTION_TRAITS - len(chosen))]
     parts = "; ".join(_describe_trait(t) for t in chosen)
     return f"{size:,} customers ({size / total:.0%} of the base). Segment vs all customers (medians, shares): {parts}."
 
 
 def _profile_action(profile: list[_Trait]) -> str:
-    """A concrete action composed from the two most distinctive strong traits."""
+    """A concrete action from the two most distinctive strong numeric traits, then the dominant levels."""
+    # Behaviour (spend, recency, frequency) says what to offer; categories only say whom to address.
     sentences: list[str] = []
-    for t in (t for t in profile if t.strong):
+    for t in (t for t in profile if t.strong and not t.categorical):
         s = _trait_action(t)
         if s and s not in sentences:
             sentences.append(s)
         if len(sentences) == 2:
             break
+    levels = [t for t in _name_traits(profile) if t.categorical]
+    if levels and len(sentences) < 2:
+        audience = ", ".join(_phrase(t, mostly=False) for t in levels)
+        sentences.append(f"Tailor creative, channel and timing to this audience: {audience}.")
     if not sentences:
         return ("Keep them in the regular campaigns and A/B-test offers to find what moves this middle "
                 "group.")
@@ -457,8 +498,6 @@ def _profile_action(profile: list[_Trait]) -> str:
 def _trait_action(t: _Trait) -> str | None:
     """Suggested action for one strong trait, by what the feature measures."""
     name = t.feature
-    if t.categorical:
-        return f"Tailor creative and channel to {t.level} ({_label(name)}) customers."
     high = t.level == "high"
     if _RECENCY_RE.search(name):
         return ("Send a win-back campaign with a time-limited incentive." if high
