@@ -3,6 +3,7 @@ process in tests) and served over HTTP by :meth:`ServiceMetrics.start_http`."""
 from __future__ import annotations
 
 import logging
+import threading
 
 import grpc
 import numpy as np
@@ -91,6 +92,6 @@ class ServiceMetrics:
     def stop_http(self) -> None:
         """Stop the metrics HTTP server, if started."""
         if self._http is not None:
-            self._http.shutdown()
-            self._http.server_close()
-            self._http = None
+            http, self._http = self._http, None
+            # shutdown() waits out serve_forever's 0.5 s poll; nothing depends on it, so do not block on it.
+            threading.Thread(target=lambda: (http.shutdown(), http.server_close()), daemon=True).start()

@@ -167,6 +167,10 @@ class Registry:
             self._changed.wait_for(lambda: self._served.get(model) is not last or self._stop.is_set(), timeout)
             return self._served.get(model)
 
+    def list_served(self) -> dict[str, str]:
+        """Version served per model (only models with a loaded version)."""
+        return {name: loaded.version for name, loaded in self._served.items()}
+
     def knows(self, model: str) -> bool:
         """True when ``model`` is in the store (or is the default model, which may come later)."""
         return model == self.default_model or model in self._versions or not self.polled.is_set()

@@ -12,3 +12,32 @@ def datasets_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"datasets not found at {path}")
     return path
+
+
+
+# ---- scoring service (tests/test_scoring_server.py) ------------------------------------------------------
+@pytest.fixture()
+def scoring_server_factory():
+    """Start in-process scoring servers on ephemeral ports: ``factory(store_dir, **settings)``; all stopped after."""
+    import time
+
+    from scoring_service.server import ScoringServer
+    from scoring_service.settings import Settings
+
+    started = []
+
+    def factory(store: Path, wait_serving: bool = True, **overrides):
+        settings = Settings(store=Path(store), port=0, metrics_port=0, poll_interval=0.05, grace=1.0,
+                            **overrides).validate()
+        server = ScoringServer(settings).start()
+        started.append(server)
+        deadline = time.monotonic() + 20
+        while wait_serving and settings.model not in server.registry.list_served():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the scoring server loaded no model within 20 s")
+            time.sleep(0.02)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop(grace=0.5)
