@@ -155,28 +155,39 @@ def profile_figure(stats: pd.DataFrame, segment_id: int, features: Sequence[str]
                 hovertemplate=f"{label}<br>{feature}<br>mean %{{y:.4g}}<br>median %{{customdata[0]:.4g}}"
                               "<br>range %{customdata[1]:.4g} to %{customdata[2]:.4g}<extra></extra>",
             ), row=r, col=c)
-    fig.update_layout(**_LAYOUT, barmode="group", height=max(260, 230 * rows),
-                      title_text=f"{seg_name}: mean per feature vs all customers (original units)")
+    fig.update_layout(**_LAYOUT, barmode="group", height=max(300, 230 * rows + 70))
+    fig.update_layout(title=dict(text=f"{seg_name} vs all customers: means in original units", y=0.98),
+                      margin=dict(t=80), legend=dict(orientation="h", y=-0.08))
     fig.update_xaxes(showticklabels=False)
     return fig
 
 
+def radar_axes(features: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(axis label, feature, statistic) of the radar: each feature's mean; with fewer than three
+    features, its mean and median (a radar needs three axes to say anything)."""
+    if len(features) >= 3:
+        return [(f, f, "mean") for f in features]
+    return [(f"{f} ({stat})", f, stat) for f in features for stat in ("mean", "median")]
+
+
 def radar_figure(stats: pd.DataFrame, features: Sequence[str], ranges: Mapping[str, tuple[float, float]],
                  names: Mapping[int, str], *, highlight: int | None = None) -> go.Figure:
-    """Each segment's mean per feature on a radar, scaled to the feature's training range [min, max]."""
+    """Each segment on a radar, statistics scaled to the feature's training range [min, max]."""
     features = [f for f in features if f in ranges]
-    if len(features) < 3:
-        return empty_figure("A radar needs at least three numeric features")
+    axes = radar_axes(features)
+    if len(axes) < 3:
+        return empty_figure("A radar needs numeric features")
     fig = go.Figure(layout=_LAYOUT)
-    theta = list(features) + [features[0]]
+    theta = [label for label, _, _ in axes]
+    theta.append(theta[0])
     for sid in sorted(names):
         rows = stats[stats["segment_id"] == sid].set_index("feature")
         values, raw = [], []
-        for f in features:
+        for _, f, stat in axes:
             lo, hi = ranges[f]
-            mean = float(rows["mean"].get(f, math.nan))
-            raw.append(mean)
-            values.append((mean - lo) / (hi - lo) if hi > lo else 0.5)
+            value = float(rows[stat].get(f, math.nan))
+            raw.append(value)
+            values.append((value - lo) / (hi - lo) if hi > lo else 0.5)
         dim = highlight is not None and sid != highlight
         fig.add_trace(go.Scatterpolar(
             r=values + values[:1], theta=theta, name=names[sid], fill="toself",
@@ -186,7 +197,8 @@ def radar_figure(stats: pd.DataFrame, features: Sequence[str], ranges: Mapping[s
         ))
     fig.update_layout(polar=dict(radialaxis=dict(range=[0, 1], tickvals=[0, 0.5, 1],
                                                  ticktext=["min", "mid", "max"])),
-                      legend_title_text="Segment", title_text="Segment means, scaled to the training range")
+                      legend=dict(orientation="h", y=-0.15), margin=dict(l=60, r=60, t=60, b=40),
+                      title_text="Segments, scaled to the training range")
     return fig
 
 
@@ -240,7 +252,7 @@ def k_search_figure(k_search: pd.DataFrame, chosen_k: int) -> go.Figure:
         fig.add_vline(x=chosen_k, line=dict(color="#dc3545", dash="dash", width=1), row=r, col=c)
         fig.update_xaxes(title_text="k", dtick=1, row=r, col=c)
     fig.update_layout(**_LAYOUT, height=330 * rows)
-    fig.update_layout(legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
+    fig.update_layout(legend=dict(orientation="h", y=-0.12, x=0.5, xanchor="center"))
     return fig
 
 

@@ -289,7 +289,7 @@ def model_versions_from_proto(response: Any) -> list[ModelVersions]:
                 for v in m.versions
             ),
         )
-        for m in response.models
+        for m in getattr(response, "models", response)  # a ListModelsResponse or its list of models
     ]
 
 
@@ -313,5 +313,5 @@ def separating_features(view: ModelView, count: int = 2) -> list[str]:
         mean = float(base["mean"].iloc[0])
         between = float(((seg["mean"] - mean) ** 2 * seg["share"]).sum())
         scores[name] = between / float(base["std"].iloc[0]) ** 2
-    ranked = sorted(names, key=lambda n: (-scores[n], names.index(n)))
-    return ranked[:count]
+    ranked = sorted(names, key=lambda n: (-scores[n], names.index(n)))[:count]
+    return sorted(ranked, key=names.index)  # schema order: income before spending, as users expect

@@ -178,21 +178,30 @@ class DashboardService:
         self._stop.set()
 
     def _watch_loop(self) -> None:
+        """Fetch the served model, then follow WatchModel; on any failure probe, wait and start again.
+
+        The first `model_info` call fails fast when the service is down or has no model (the watch
+        stream itself would wait for a restarting server without a word), so the banner tells at once.
+        """
         while not self._stop.is_set():
             try:
                 client = self._get_client()
-                for info in client.watch():
+                self._on_model_info(client.model_info())
+                for info in self._watch_stream(client):
                     self._on_model_info(info)
                     if self._stop.is_set():
                         return
-                # The server ended the stream (shutdown, restart): reconnect at once.
-                continue
+                continue  # the server ended the stream (shutdown, restart): start again at once
             except Exception as exc:  # noqa: BLE001 - any failure means: probe, wait, retry
-                code = _code_name(exc)
-                if code == "DEADLINE_EXCEEDED" and self.status().healthy:
-                    continue  # a client-side deadline on the stream: just watch again
                 self._on_watch_failure(exc)
             self._stop.wait(self.retry_seconds)
+
+    @staticmethod
+    def _watch_stream(client: Any) -> Any:
+        try:
+            return client.watch(reconnect=False)  # we want to hear of an outage, not wait through it
+        except TypeError:
+            return client.watch()
 
     def _on_model_info(self, info: Any) -> None:
         view = model_view_from_proto(info)

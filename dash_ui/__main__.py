@@ -1,0 +1,47 @@
+"""python -m dash_ui --scoring HOST:PORT [--port 8050] [--host 127.0.0.1]"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Sequence
+
+from dash_ui.app import create_app
+from dash_ui.service import DashboardService, default_client_factory
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    env = os.environ
+    parser = argparse.ArgumentParser(prog="python -m dash_ui", description="The customer-segmentation dashboard.")
+    parser.add_argument("--scoring", default=env.get("DASH_SCORING", "127.0.0.1:50051"),
+                        help="scoring service HOST:PORT (env DASH_SCORING; default 127.0.0.1:50051)")
+    parser.add_argument("--port", type=int, default=int(env.get("DASH_PORT", "8050")),
+                        help="HTTP port (env DASH_PORT; default 8050)")
+    parser.add_argument("--host", default=env.get("DASH_HOST", "127.0.0.1"),
+                        help="HTTP address to listen on (env DASH_HOST; default 127.0.0.1; 0.0.0.0 in containers)")
+    parser.add_argument("--token", default=env.get("DASH_SCORING_TOKEN") or None,
+                        help="bearer token for the scoring service (env DASH_SCORING_TOKEN)")
+    parser.add_argument("--tls-ca", default=env.get("DASH_SCORING_TLS_CA") or None,
+                        help="CA certificate (PEM) for TLS to the scoring service (env DASH_SCORING_TLS_CA)")
+    parser.add_argument("--retry-seconds", type=float, default=float(env.get("DASH_RETRY_SECONDS", "2")),
+                        help="wait between reconnection attempts (env DASH_RETRY_SECONDS; default 2)")
+    parser.add_argument("--debug", action="store_true", default=env.get("DASH_DEBUG", "") == "1",
+                        help="Dash debug mode (env DASH_DEBUG=1); never in production")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    factory = default_client_factory(args.scoring, token=args.token, tls_ca=args.tls_ca)
+    service = DashboardService(args.scoring, factory, retry_seconds=args.retry_seconds).start()
+    app = create_app(service)
+    logging.getLogger("dash_ui").info("dashboard on http://%s:%d/ for scoring service %s",
+                                      args.host, args.port, args.scoring)
+    app.run(host=args.host, port=args.port, debug=args.debug, use_reloader=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

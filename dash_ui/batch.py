@@ -1,0 +1,229 @@
+"""Batch scoring: reading an uploaded table, its validation report, and scoring jobs in threads.
+
+Parsing and validation are pure functions. `JobRegistry` runs `DashboardService.predict_frame` in a
+background thread per upload and keeps its progress for the page to poll (no extra dependencies; one
+dashboard process keeps its own jobs, so run a single worker process or pin sessions).
+"""
+from __future__ import annotations
+
+import base64
+import io
+import math
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pandas as pd
+
+from dash_ui.models import ModelView
+
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+#: Bad rows listed one by one in the report; more are counted.
+MAX_LISTED_ROWS = 50
+RESULT_COLUMNS = ("segment_id", "segment_name", "distance", "confidence", "outlier", "error")
+
+
+class UploadError(ValueError):
+    """An upload that cannot be read as a table, with a message for the page."""
+
+
+def parse_upload(contents: str, filename: str) -> pd.DataFrame:
+    """The table in a `dcc.Upload` data URL: CSV (any delimiter, UTF-8 with or without BOM) or Excel."""
+    if not contents or "," not in contents:
+        raise UploadError("The upload is empty.")
+    _, encoded = contents.split(",", 1)
+    try:
+        raw = base64.b64decode(encoded, validate=False)
+    except ValueError as exc:
+        raise UploadError(f"{filename}: the upload is not valid base64 ({exc}).") from exc
+    if len(raw) > MAX_UPLOAD_BYTES:
+        raise UploadError(f"{filename} is {len(raw) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB. "
+                          "Score large files with `python -m scoring_service.client score`.")
+    name = (filename or "").lower()
+    try:
+        if name.endswith(EXCEL_SUFFIXES):
+            frame = pd.read_excel(io.BytesIO(raw), dtype=str)
+        else:
+            frame = pd.read_csv(io.BytesIO(raw), sep=None, engine="python", dtype=str, encoding="utf-8-sig",
+                                skip_blank_lines=True)
+    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's problem
+        raise UploadError(f"{filename} could not be read as {'Excel' if name.endswith(EXCEL_SUFFIXES) else 'CSV'}: "
+                          f"{exc}") from exc
+    if frame.empty and not len(frame.columns):
+        raise UploadError(f"{filename} has no columns.")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    line: int  # line of the file, the header being line 1
+    message: str
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    rows: int
+    missing_columns: tuple[str, ...]
+    extra_columns: tuple[str, ...]
+    bad_rows: tuple[RowProblem, ...]
+    bad_row_count: int
+    #: Per feature: how many cells are empty (imputed) and how many fall outside the training range.
+    empty_cells: dict[str, int] = field(default_factory=dict)
+    out_of_range: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def can_score(self) -> bool:
+        return self.rows > 0 and not self.missing_columns
+
+
+def _feature_columns(view: ModelView, columns: list[str]) -> dict[str, str]:
+    """{feature: column}: exact name, else the same name up to case and spaces."""
+    def norm(s: str) -> str:
+        return " ".join(str(s).split()).casefold()
+
+    loose = {norm(c): c for c in columns}
+    found = {}
+    for name in view.feature_names:
+        if name in columns:
+            found[name] = name
+        elif norm(name) in loose:
+            found[name] = loose[norm(name)]
+    return found
+
+
+def validate_frame(frame: pd.DataFrame, view: ModelView) -> ValidationReport:
+    """Checks an uploaded table against the model's schema: columns, then numbers row by row."""
+    columns = list(frame.columns)
+    found = _feature_columns(view, columns)
+    missing = tuple(n for n in view.feature_names if n not in found)
+    extra = tuple(c for c in columns if c not in set(found.values()))
+    problems: dict[int, list[str]] = {}
+    empty: dict[str, int] = {}
+    out: dict[str, int] = {}
+    for f in view.numeric_features:
+        if f.name not in found:
+            continue
+        text = frame[found[f.name]]
+        blank = text.isna() | (text.astype("string").str.strip() == "")
+        numbers = pd.to_numeric(text.where(~blank), errors="coerce")
+        bad = ~blank & (numbers.isna() | ~numbers.abs().lt(math.inf))
+        empty[f.name] = int(blank.sum())
+        out[f.name] = int(((numbers < f.minimum) | (numbers > f.maximum)).sum())
+        for pos in bad.to_numpy().nonzero()[0]:
+            problems.setdefault(int(pos), []).append(f"{f.name}: {text.iloc[pos]!r} is not a finite number")
+    for f in view.categorical_features:
+        if f.name in found:
+            text = frame[found[f.name]]
+            empty[f.name] = int((text.isna() | (text.astype("string").str.strip() == "")).sum())
+    listed = tuple(RowProblem(pos + 2, "; ".join(msgs)) for pos, msgs in sorted(problems.items())[:MAX_LISTED_ROWS])
+    return ValidationReport(rows=len(frame), missing_columns=missing, extra_columns=extra, bad_rows=listed,
+                            bad_row_count=len(problems), empty_cells=empty, out_of_range=out)
+
+
+def scoring_input(frame: pd.DataFrame, view: ModelView) -> pd.DataFrame:
+    """The feature columns under the schema's names, numbers parsed (unparsable text stays for the
+    client to flag on its row)."""
+    found = _feature_columns(view, list(frame.columns))
+    data = {}
+    numeric = set(view.numeric_names)
+    for name, column in found.items():
+        series = frame[column]
+        if name in numeric:
+            blank = series.isna() | (series.astype("string").str.strip() == "")
+            parsed = pd.to_numeric(series.where(~blank), errors="coerce")
+            bad = parsed.isna() & ~blank
+            if bad.any():  # keep the text: the client reports it on its row instead of imputing it
+                parsed = parsed.astype(object)
+                parsed[bad] = series[bad]
+            data[name] = parsed
+        else:
+            data[name] = series.fillna("")
+    return pd.DataFrame(data, index=frame.index)
+
+
+def merge_results(frame: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """The uploaded table with the result columns appended (an input column of the same name is replaced)."""
+    keep = [c for c in frame.columns if c not in RESULT_COLUMNS]
+    merged = frame[keep].join(results[[c for c in RESULT_COLUMNS if c in results.columns]])
+    merged.insert(0, "line", frame.index.to_numpy() + 2)
+    return merged
+
+
+# ---------------------------------------------------------------------------------------------------
+# Jobs
+
+@dataclass
+class Job:
+    id: str
+    total: int
+    done: int = 0
+    state: str = "running"  # running | done | failed
+    message: str = ""
+    result: pd.DataFrame | None = None
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+
+    @property
+    def fraction(self) -> float:
+        return 1.0 if self.total == 0 else min(1.0, self.done / self.total)
+
+
+class JobRegistry:
+    """Scoring jobs by id, run in daemon threads; keeps the last `keep` jobs (and their results)."""
+
+    def __init__(self, keep: int = 8) -> None:
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._lock = threading.Lock()
+        self._keep = keep
+
+    def start(self, frame: pd.DataFrame, score: Callable[..., pd.DataFrame]) -> Job:
+        job = Job(id=uuid.uuid4().hex, total=len(frame))
+        with self._lock:
+            self._jobs[job.id] = job
+            while len(self._jobs) > self._keep:
+                self._jobs.popitem(last=False)
+
+        def progress(done: int, total: int | None = None) -> None:
+            job.done = int(done)
+
+        def run() -> None:
+            try:
+                job.result = score(frame, progress=progress)
+                job.done, job.state = job.total, "done"
+            except Exception as exc:  # noqa: BLE001 - reported on the page
+                job.state, job.message = "failed", getattr(exc, "message", None) or str(exc)
+            finally:
+                job.finished = time.monotonic()
+
+        threading.Thread(target=run, name=f"batch-{job.id[:8]}", daemon=True).start()
+        return job
+
+    def get(self, job_id: str | None) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id or "")
+
+
+class UploadStore:
+    """Parsed uploads by id (server side: the browser keeps only the id); bounded."""
+
+    def __init__(self, keep: int = 8) -> None:
+        self._items: OrderedDict[str, tuple[str, pd.DataFrame]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._keep = keep
+
+    def put(self, filename: str, frame: pd.DataFrame) -> str:
+        key = uuid.uuid4().hex
+        with self._lock:
+            self._items[key] = (filename, frame)
+            while len(self._items) > self._keep:
+                self._items.popitem(last=False)
+        return key
+
+    def get(self, key: str | None) -> tuple[str, pd.DataFrame] | None:
+        with self._lock:
+            return self._items.get(key or "")

@@ -1,0 +1,36 @@
+"""Downloads: CSV that a spreadsheet opens as data, never as formulas (CSV/formula injection).
+
+A text cell starting with = + - @ tab or carriage return is prefixed with a single quote (OWASP's
+advice), so Excel, LibreOffice and Google Sheets show it as text. Numbers are written as numbers: a
+negative number is data, not a formula, and only text cells are rewritten. Column names are text too.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralize_cell(value: Any) -> Any:
+    """`value` with a quote in front when it is text that a spreadsheet would run as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def csv_safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of `frame` whose text cells and column names cannot start a formula."""
+    safe = frame.copy()
+    for column in safe.columns:
+        series = safe[column]
+        if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
+            safe[column] = series.map(neutralize_cell)
+    safe.columns = [neutralize_cell(str(c)) for c in safe.columns]
+    return safe
+
+
+def to_safe_csv(frame: pd.DataFrame) -> str:
+    """`frame` as CSV text (no index), safe against formula injection."""
+    return csv_safe_frame(frame).to_csv(index=False)

@@ -1,0 +1,175 @@
+"""Batch: upload CSV or Excel, see the validation report, score with progress, see and download results."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import Input, Output, State, dash_table, dcc, html, no_update
+
+from dash_ui import figures
+from dash_ui.batch import (JobRegistry, UploadError, UploadStore, ValidationReport, merge_results, parse_upload,
+                           scoring_input, validate_frame)
+from dash_ui.exports import to_safe_csv
+from dash_ui.layout import graph, page_header
+from dash_ui.palette import segment_color
+from dash_ui.service import DashboardService, ServiceError
+
+PATH = "/batch"
+TITLE = "Batch"
+MAX_TABLE_ROWS = 1000
+POLL_MS = 400
+
+_UPLOADS = UploadStore()
+_JOBS = JobRegistry()
+
+
+def upload_zone() -> dcc.Upload:
+    return dcc.Upload(
+        id="batch-upload", multiple=False, className="upload-zone mb-3",
+        accept=".csv,.txt,.tsv,.xlsx,.xlsm,.xls",
+        children=html.Div([html.H5("Drag and drop a CSV or Excel file here"),
+                           html.Span("or "), html.A("choose a file", className="link-primary"),
+                           html.Div("One row per customer, one column per feature; other columns are kept.",
+                                    className="small text-muted mt-1")]),
+    )
+
+
+def report_view(filename: str, report: ValidationReport, feature_names: list[str]) -> Any:
+    items: list[Any] = [html.Li(f"{report.rows:,} rows read from {filename}.")]
+    if report.missing_columns:
+        items.append(html.Li([html.Strong("Missing columns: "), ", ".join(report.missing_columns),
+                              f". Expected: {', '.join(feature_names)}."], className="text-danger",
+                             id="batch-missing-columns"))
+    if report.extra_columns:
+        items.append(html.Li(f"Kept as is (not features): {', '.join(report.extra_columns)}.",
+                             className="text-muted"))
+    for feature, count in report.empty_cells.items():
+        if count:
+            items.append(html.Li(f"{feature}: {count:,} empty cells, imputed by the model.", className="text-muted"))
+    for feature, count in report.out_of_range.items():
+        if count:
+            items.append(html.Li(f"{feature}: {count:,} values outside the training range.", className="text-warning"))
+    bad = None
+    if report.bad_row_count:
+        bad = html.Div([
+            html.Strong(f"{report.bad_row_count:,} bad rows (they get an error, the others are scored):"),
+            html.Ul([html.Li(f"line {p.line}: {p.message}") for p in report.bad_rows], id="batch-bad-rows"),
+            html.Small(f"... and {report.bad_row_count - len(report.bad_rows):,} more"
+                       if report.bad_row_count > len(report.bad_rows) else ""),
+        ], className="text-danger")
+    colour = "success" if report.can_score and not report.bad_row_count else \
+        ("warning" if report.can_score else "danger")
+    title = "Ready to score" if report.can_score else "Cannot score this file"
+    return dbc.Alert([html.H5(title, className="alert-heading"), html.Ul(items, className="mb-1"), bad],
+                     color=colour, id="batch-report-alert")
+
+
+def results_view(job_id: str, merged: pd.DataFrame, names: Mapping[int, str], version: str) -> Any:
+    shown = merged.head(MAX_TABLE_ROWS)
+    errors = int((merged["segment_id"] < 0).sum()) if "segment_id" in merged else 0
+    colour_rules = [{"if": {"filter_query": f"{{segment_id}} = {sid}", "column_id": "segment_name"},
+                     "color": segment_color(sid), "fontWeight": "600"} for sid in names]
+    colour_rules.append({"if": {"filter_query": '{error} != ""', "column_id": "error"}, "color": "#dc3545"})
+    return html.Div([
+        dbc.Row([
+            dbc.Col(html.H4(f"{len(merged):,} rows scored by {version}"
+                            + (f", {errors:,} with an error" if errors else ""), id="batch-results-title"), md=8),
+            dbc.Col(dbc.Button("Download results (CSV)", id="batch-download-button", color="primary"),
+                    md=4, className="text-end"),
+        ], className="align-items-center mb-2"),
+        graph("batch-mix", figures.segment_mix_figure(merged["segment_id"], names, title="Segment mix of the file")),
+        html.Small(f"First {MAX_TABLE_ROWS:,} of {len(merged):,} rows shown; the download has all."
+                   if len(merged) > MAX_TABLE_ROWS else "", className="text-muted"),
+        dash_table.DataTable(
+            id="batch-results-table", data=shown.astype(object).where(shown.notna(), None).to_dict("records"),
+            columns=[{"id": str(c), "name": str(c)} for c in shown.columns], sort_action="native",
+            page_size=15, style_table={"overflowX": "auto"},
+            style_cell={"fontFamily": "inherit", "fontSize": "0.85rem", "maxWidth": "280px",
+                        "overflow": "hidden", "textOverflow": "ellipsis"},
+            style_data_conditional=colour_rules,
+        ),
+    ])
+
+
+def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
+    view = service.model_view()
+    return html.Div([
+        page_header("Batch scoring", f"Features of {view.model} {view.version}: {', '.join(view.feature_names)}"),
+        upload_zone(),
+        html.Div(id="batch-report"),
+        dbc.Button("Score the file", id="batch-score", color="primary", disabled=True, className="mb-3"),
+        dbc.Progress(id="batch-progress", value=0, striped=True, animated=True, className="mb-2",
+                     style={"height": "1.4rem"}),
+        html.Div(id="batch-status", className="small text-muted mb-3"),
+        dcc.Interval(id="batch-poll", interval=POLL_MS, disabled=True),
+        dcc.Store(id="batch-upload-key"),
+        dcc.Store(id="batch-job-id"),
+        dcc.Download(id="batch-download"),
+        html.Div(id="batch-results"),
+    ], id="batch-page")
+
+
+def register_callbacks(app: Any, service: DashboardService) -> None:
+    @app.callback(Output("batch-report", "children"), Output("batch-upload-key", "data"),
+                  Output("batch-score", "disabled"), Output("batch-results", "children", allow_duplicate=True),
+                  Input("batch-upload", "contents"), State("batch-upload", "filename"), prevent_initial_call=True)
+    def on_upload(contents: str, filename: str) -> tuple[Any, Any, bool, Any]:
+        try:
+            view = service.model_view()
+            frame = parse_upload(contents, filename or "upload")
+        except (UploadError, ServiceError) as exc:
+            return dbc.Alert(getattr(exc, "message", None) or str(exc), color="danger",
+                             id="batch-report-alert"), None, True, None
+        report = validate_frame(frame, view)
+        key = _UPLOADS.put(filename, frame) if report.can_score else None
+        return report_view(filename, report, view.feature_names), key, not report.can_score, None
+
+    @app.callback(Output("batch-job-id", "data"), Output("batch-poll", "disabled"),
+                  Output("batch-score", "disabled", allow_duplicate=True),
+                  Input("batch-score", "n_clicks"), State("batch-upload-key", "data"), prevent_initial_call=True)
+    def on_score(_: int, key: str) -> tuple[Any, bool, bool]:
+        upload = _UPLOADS.get(key)
+        if upload is None:
+            return None, True, True
+        _, frame = upload
+        view = service.model_view()
+        features = scoring_input(frame, view)
+
+        def score(_frame: pd.DataFrame, progress: Any) -> pd.DataFrame:
+            results = service.predict_frame(features, progress=progress)
+            merged = merge_results(frame, results)
+            merged.attrs["version"] = f"{results.attrs.get('model', '')} {results.attrs.get('version', '')}".strip()
+            return merged
+
+        job = _JOBS.start(features, score)
+        return job.id, False, True
+
+    @app.callback(Output("batch-progress", "value"), Output("batch-progress", "label"),
+                  Output("batch-status", "children"), Output("batch-poll", "disabled", allow_duplicate=True),
+                  Output("batch-results", "children"), Output("batch-score", "disabled", allow_duplicate=True),
+                  Input("batch-poll", "n_intervals"), State("batch-job-id", "data"), prevent_initial_call=True)
+    def on_poll(_: int, job_id: str) -> tuple[Any, ...]:
+        job = _JOBS.get(job_id)
+        if job is None:
+            return 0, "", "", True, no_update, False
+        percent = round(100 * job.fraction)
+        if job.state == "running":
+            return percent, f"{percent}%", f"Scoring: {job.done:,} of {job.total:,} rows", False, no_update, True
+        if job.state == "failed":
+            return percent, "failed", "", True, dbc.Alert(f"Scoring failed: {job.message}", color="danger",
+                                                          id="batch-error"), False
+        seconds = (job.finished or job.started) - job.started
+        scored = job.result[job.result["segment_id"] >= 0]
+        names = dict(zip(scored["segment_id"].astype(int), scored["segment_name"]))
+        version = str(job.result.attrs.get("version", "")) if job.result is not None else ""
+        return (100, "100%", f"Scored {job.total:,} rows in {seconds:.1f} s", True,
+                results_view(job.id, job.result, names, version), False)
+
+    @app.callback(Output("batch-download", "data"), Input("batch-download-button", "n_clicks"),
+                  State("batch-job-id", "data"), prevent_initial_call=True)
+    def on_download(n_clicks: int, job_id: str) -> Any:
+        job = _JOBS.get(job_id)
+        if not n_clicks or job is None or job.result is None:
+            return no_update
+        return dict(content=to_safe_csv(job.result), filename="scored-customers.csv", type="text/csv")

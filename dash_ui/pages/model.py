@@ -1,0 +1,103 @@
+"""Model: the k search with the chosen k marked, quality and stability, training data, versions."""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import dash_bootstrap_components as dbc
+from dash import dash_table, html
+
+from dash_ui import figures
+from dash_ui.layout import graph, page_header, stat
+from dash_ui.models import ModelVersions, ModelView
+from dash_ui.service import DashboardService, ServiceError
+
+PATH = "/model"
+TITLE = "Model"
+QUALITY_LABELS = (("silhouette", "Silhouette"), ("calinski_harabasz", "Calinski-Harabasz"),
+                  ("davies_bouldin", "Davies-Bouldin"), ("stability", "Stability"))
+
+
+def fmt(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def quality_card(view: ModelView) -> dbc.Card:
+    known = [stat(label, fmt(view.quality[key]), id=f"model-quality-{key.replace('_', '-')}")
+             for key, label in QUALITY_LABELS if key in view.quality]
+    others = [stat(key.replace("_", " "), fmt(v)) for key, v in sorted(view.quality.items())
+              if key not in dict(QUALITY_LABELS)]
+    return dbc.Card(dbc.CardBody([
+        html.H4("Quality of the served model", className="card-title"),
+        html.Div([stat("Algorithm", view.algorithm), stat("k", str(view.k), id="model-k"), *known, *others]),
+        html.P(["Stability is the agreement of segmentations fitted on resamples of the training data "
+                "(1 = identical)." if "stability" in view.quality else ""], className="small text-muted mb-0"),
+    ]), className="section-card")
+
+
+def k_search_card(view: ModelView) -> dbc.Card:
+    return dbc.Card(dbc.CardBody([
+        html.H4("Choosing k", className="card-title"),
+        html.P([html.Strong(f"Rule: {view.k_rule or 'n/a'}. "), view.k_rule_explanation], className="small"),
+        graph("model-k-search", figures.k_search_figure(view.k_search, view.k)),
+    ]), className="section-card")
+
+
+def training_card(view: ModelView) -> dbc.Card:
+    rows = [("Source", view.data_source or "n/a"), ("Rows read", f"{view.training_rows:,}"),
+            ("Customers modelled", f"{view.training_customers:,}"),
+            ("Numeric features", ", ".join(view.numeric_names) or "none"),
+            ("Categorical features", ", ".join(f.name for f in view.categorical_features) or "none"),
+            ("Data fingerprint", view.data_fingerprint[:16] + ("..." if len(view.data_fingerprint) > 16 else "")),
+            ("Created", view.created_at)]
+    return dbc.Card(dbc.CardBody([
+        html.H4("Training data", className="card-title"),
+        dbc.Table([html.Tbody([html.Tr([html.Th(k, className="w-25"), html.Td(v)]) for k, v in rows])],
+                  size="sm", className="mb-0", id="model-training-table"),
+    ]), className="section-card")
+
+
+def versions_rows(models: list[ModelVersions], model: str) -> list[dict[str, Any]]:
+    """Rows of the versions table for `model`: newest first, the served one marked."""
+    entry = next((m for m in models if m.name == model), None)
+    if entry is None:
+        return []
+    return [{"served": "★ served" if v.current or v.version == entry.served_version else "",
+             "version": v.version, "created_at": v.created_at, "algorithm": v.algorithm, "k": v.k,
+             "loaded": "yes" if v.loaded else "", "refused": v.refused_reason}
+            for v in sorted(entry.versions, key=lambda v: v.version, reverse=True)]
+
+
+def versions_card(service: DashboardService, view: ModelView) -> dbc.Card:
+    try:
+        rows = versions_rows(service.versions(), view.model)
+        body: Any = dash_table.DataTable(
+            id="model-versions-table", data=rows, sort_action="native", page_size=10,
+            columns=[{"id": c, "name": n} for c, n in (("served", ""), ("version", "Version"),
+                                                       ("created_at", "Created"), ("algorithm", "Algorithm"),
+                                                       ("k", "k"), ("loaded", "Loaded"),
+                                                       ("refused", "Refused because"))],
+            style_cell={"fontFamily": "inherit", "fontSize": "0.9rem", "textAlign": "left"},
+            style_data_conditional=[{"if": {"filter_query": '{served} != ""'},
+                                     "backgroundColor": "#d1e7dd", "fontWeight": "600"}],
+        )
+    except ServiceError as exc:
+        body = dbc.Alert(f"The version list is unavailable: {exc.message}", color="warning")
+    return dbc.Card(dbc.CardBody([html.H4(f"Versions of {view.model}", className="card-title"), body]),
+                    className="section-card")
+
+
+def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
+    view = service.model_view()
+    return html.Div([
+        page_header("Model", f"{view.model} {view.version}"),
+        quality_card(view),
+        k_search_card(view),
+        dbc.Row([dbc.Col(training_card(view), lg=6), dbc.Col(versions_card(service, view), lg=6)]),
+    ], id="model-page")
+
+
+def register_callbacks(app: Any, service: DashboardService) -> None:
+    """The Model page is static per version: nothing to register."""

@@ -1,0 +1,95 @@
+"""Overview: a card per segment and the segment map (projection or two features, 2-D or 3-D)."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import dash_bootstrap_components as dbc
+from dash import Input, Output, dcc, html
+
+from dash_ui import figures
+from dash_ui.layout import graph, options, page_header, stat
+from dash_ui.models import ModelView, SampleView, SegmentInfo, separating_features
+from dash_ui.palette import segment_color
+from dash_ui.service import DashboardService, ServiceError
+
+PATH = "/"
+TITLE = "Overview"
+MAP_MODES = (("projection", "Projection (2-D)"), ("features", "Two features"), ("3d", "Projection (3-D)"))
+
+
+def segment_card(segment: SegmentInfo) -> dbc.Card:
+    colour = segment_color(segment.id)
+    return dbc.Card(dbc.CardBody([
+        html.H5(segment.name, className="card-title segment-name", style={"color": colour}),
+        html.Div([stat("Customers", f"{segment.size:,}"), stat("Share", f"{segment.share:.1%}")],
+                 className="mb-2"),
+        html.P(segment.description, className="card-text small"),
+        html.P([html.Strong("Suggested action: "), segment.action], className="card-text small mb-0"),
+    ]), className="segment-card shadow-sm", style={"borderTopColor": colour},
+        id={"type": "segment-card", "segment": segment.id})
+
+
+def segment_cards(view: ModelView) -> dbc.Row:
+    return dbc.Row([dbc.Col(segment_card(s), xs=12, md=6, xl=4, xxl=True, className="mb-3") for s in view.segments],
+                   id="overview-cards")
+
+
+def map_controls(view: ModelView, sample: SampleView) -> dbc.Row:
+    modes = [{"label": label, "value": value, "disabled": value != "features" and not sample.has_projection}
+             for value, label in MAP_MODES]
+    default_x, default_y = (separating_features(view, 2) + view.numeric_names * 2)[:2]
+    return dbc.Row([
+        dbc.Col(dbc.RadioItems(id="overview-map-mode", options=modes, inline=True,
+                               value="projection" if sample.has_projection else "features"), md=6),
+        dbc.Col(dcc.Dropdown(id="overview-map-x", options=options(view.numeric_names), value=default_x,
+                             clearable=False), md=3),
+        dbc.Col(dcc.Dropdown(id="overview-map-y", options=options(view.numeric_names), value=default_y,
+                             clearable=False), md=3),
+    ], className="mb-2 g-2 align-items-center")
+
+
+def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
+    view = service.model_view()
+    try:
+        sample = service.sample(view)
+        map_card = dbc.Card(dbc.CardBody([
+            html.H4("Segment map", className="card-title"),
+            html.P(f"{len(sample.frame):,} sampled training customers (at most {figures.MAX_MAP_POINTS:,} drawn); "
+                   "crosses mark the centroids.", className="text-muted small"),
+            map_controls(view, sample),
+            graph("overview-map", figures.empty_figure("Loading ..."), height=560),
+        ]), className="section-card")
+    except ServiceError as exc:
+        map_card = dbc.Alert(f"The segment map is unavailable: {exc.message}", color="warning")
+    return html.Div([
+        page_header(f"{view.model} {view.version}: {view.k} segments",
+                    f"{view.training_customers:,} customers modelled with {view.algorithm}, "
+                    f"created {view.created_at}"),
+        segment_cards(view),
+        map_card,
+    ], id="overview-page")
+
+
+def register_callbacks(app: Any, service: DashboardService) -> None:
+    @app.callback(Output("overview-map", "figure"),
+                  Output("overview-map-x", "disabled"), Output("overview-map-y", "disabled"),
+                  Input("overview-map-mode", "value"), Input("overview-map-x", "value"),
+                  Input("overview-map-y", "value"))
+    def draw_map(mode: str, x: str, y: str) -> tuple[Any, bool, bool]:
+        try:
+            view = service.model_view()
+            sample = service.sample(view)
+        except ServiceError as exc:
+            return figures.empty_figure(exc.message), True, True
+        return map_figure(view, sample, mode, x, y), mode != "features", mode != "features"
+
+
+def map_figure(view: ModelView, sample: SampleView, mode: str, x: str | None, y: str | None) -> Any:
+    names = view.segment_names
+    if mode == "3d":
+        return figures.segment_map_3d(sample.frame, sample.centroids, "map_x", "map_y", "map_z", names,
+                                      titles=("component 1", "component 2", "component 3"))
+    if mode == "features" and x and y:
+        return figures.segment_map(sample.frame, sample.centroids, x, y, names)
+    return figures.segment_map(sample.frame, sample.centroids, "map_x", "map_y", names,
+                               x_title="component 1", y_title="component 2")

@@ -1,0 +1,197 @@
+"""Predict: a form generated from the model's feature schema, the result, the customer on the map."""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+import dash_bootstrap_components as dbc
+from dash import ALL, MATCH, Input, Output, State, dcc, html, no_update
+
+from dash_ui import figures
+from dash_ui.layout import graph, options, page_header, segment_label, stat
+from dash_ui.models import CategoricalFeature, ModelView, NumericFeature, PredictionView, separating_features
+from dash_ui.palette import segment_color
+from dash_ui.service import DashboardService, ServiceError
+
+PATH = "/predict"
+TITLE = "Predict"
+NUMBER_ID = "predict-number"
+CATEGORY_ID = "predict-category"
+MESSAGE_ID = "predict-field-message"
+#: Validation levels: an error blocks the prediction; a warning and a note do not.
+ERROR, WARNING, INFO, OK = "error", "warning", "info", ""
+
+
+def _g(value: float) -> str:
+    return f"{value:,.4g}"
+
+
+def validate_number(value: Any, feature: NumericFeature) -> tuple[str, str]:
+    """(level, message) for a value typed into `feature`'s field."""
+    if value is None or value == "":
+        return INFO, f"Missing: the model uses the training median {_g(feature.impute)}."
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return ERROR, f"{feature.name}: {value!r} is not a number."
+    if not math.isfinite(number):
+        return ERROR, f"{feature.name}: {value} is not a finite number."
+    if number < feature.minimum or number > feature.maximum:
+        return WARNING, (f"Outside the training range {_g(feature.minimum)} to {_g(feature.maximum)}: "
+                         "the segment is an extrapolation.")
+    return OK, ""
+
+
+def validate_category(value: Any, feature: CategoricalFeature) -> tuple[str, str]:
+    if value is None or value == "":
+        return INFO, f"Missing: the model uses the most frequent level {feature.impute!r}."
+    if value not in feature.levels:
+        return WARNING, f"{value!r} was not seen in training: it is scored as 'other'."
+    return OK, ""
+
+
+def validate_form(view: ModelView, numbers: Mapping[str, Any], categories: Mapping[str, Any]) -> list[str]:
+    """The blocking errors of a filled form, one sentence each."""
+    errors = []
+    for f in view.numeric_features:
+        level, message = validate_number(numbers.get(f.name), f)
+        if level == ERROR:
+            errors.append(message)
+    return errors
+
+
+def customer_from_form(view: ModelView, numbers: Mapping[str, Any], categories: Mapping[str, Any]) -> dict[str, Any]:
+    """The customer to send: numbers as floats (None when missing), categories as text (None when missing)."""
+    customer: dict[str, Any] = {}
+    for f in view.numeric_features:
+        value = numbers.get(f.name)
+        customer[f.name] = None if value in (None, "") else float(value)
+    for f in view.categorical_features:
+        value = categories.get(f.name)
+        customer[f.name] = None if value in (None, "") else str(value)
+    return customer
+
+
+def _initial(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else round(float(value), 4)
+
+
+def number_field(f: NumericFeature) -> dbc.Col:
+    return dbc.Col([
+        dbc.Label(f.name, html_for=f"predict-field-{f.name}"),
+        dbc.Input(id={"type": NUMBER_ID, "feature": f.name}, name=f.name, type="number", step="any",
+                  value=_initial(f.impute), debounce=True),
+        dbc.FormText(f"Training range {_g(f.minimum)} to {_g(f.maximum)}"),
+        html.Div(id={"type": MESSAGE_ID, "feature": f.name}, className="field-message"),
+    ], md=6, lg=4, className="mb-2")
+
+
+def category_field(f: CategoricalFeature) -> dbc.Col:
+    return dbc.Col([
+        dbc.Label(f.name),
+        dbc.Select(id={"type": CATEGORY_ID, "feature": f.name}, name=f.name,
+                   options=[{"label": "(missing)", "value": ""}] + options(f.levels), value=f.impute),
+        dbc.FormText(f"{len(f.levels)} levels seen in training"),
+        html.Div(id={"type": MESSAGE_ID, "feature": f"cat:{f.name}"}, className="field-message"),
+    ], md=6, lg=4, className="mb-2")
+
+
+def form(view: ModelView) -> dbc.Card:
+    fields = [number_field(f) for f in view.numeric_features] + [category_field(f) for f in view.categorical_features]
+    return dbc.Card(dbc.CardBody([
+        html.H4("Customer", className="card-title"),
+        dbc.Row(fields),
+        dbc.Button("Predict segment", id="predict-button", color="primary", className="mt-2"),
+    ]), className="section-card", id="predict-form")
+
+
+def result_card(prediction: PredictionView) -> dbc.Card:
+    colour = segment_color(prediction.segment_id)
+    return dbc.Card(dbc.CardBody([
+        html.H4(segment_label(prediction.segment_id, prediction.segment_name), id="predict-segment",
+                style={"color": colour}),
+        html.Div([
+            stat("Confidence", f"{prediction.confidence:.0%}", id="predict-confidence"),
+            stat("Distance to centroid", f"{prediction.distance:.3f}"),
+            stat("Outlier", "yes" if prediction.outlier else "no", id="predict-outlier"),
+        ]),
+        html.P("An outlier is farther from its centroid than 99% of the segment's training customers."
+               if prediction.outlier else "", className="small text-warning mb-0"),
+        html.Small(f"Answered by {prediction.model} {prediction.version}", className="text-muted"),
+    ]), className="section-card", style={"borderLeft": f"6px solid {colour}"})
+
+
+def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
+    view = service.model_view()
+    x, y = (separating_features(view, 2) + view.numeric_names * 2)[:2] if view.numeric_names else (None, None)
+    return html.Div([
+        page_header("Predict one customer", f"Scored by {view.model} {view.version}"),
+        form(view),
+        html.Div(id="predict-result"),
+        dcc.Store(id="predict-customer"),
+        dbc.Card(dbc.CardBody([
+            dbc.Row([
+                dbc.Col(html.H4("The customer among the segments", className="card-title"), md=6),
+                dbc.Col(dcc.Dropdown(id="predict-map-x", options=options(view.numeric_names), value=x,
+                                     clearable=False), md=3),
+                dbc.Col(dcc.Dropdown(id="predict-map-y", options=options(view.numeric_names), value=y,
+                                     clearable=False), md=3),
+            ], className="align-items-center"),
+            graph("predict-map", figures.empty_figure("Loading ..."), height=480),
+        ]), className="section-card"),
+    ], id="predict-page")
+
+
+def _by_feature(ids: Sequence[Mapping[str, str]], values: Sequence[Any]) -> dict[str, Any]:
+    return {i["feature"]: v for i, v in zip(ids, values)}
+
+
+def register_callbacks(app: Any, service: DashboardService) -> None:
+    @app.callback(Output({"type": MESSAGE_ID, "feature": MATCH}, "children"),
+                  Output({"type": MESSAGE_ID, "feature": MATCH}, "className"),
+                  Output({"type": NUMBER_ID, "feature": MATCH}, "invalid"),
+                  Input({"type": NUMBER_ID, "feature": MATCH}, "value"),
+                  State({"type": NUMBER_ID, "feature": MATCH}, "id"))
+    def check_number(value: Any, id_: Mapping[str, str]) -> tuple[str, str, bool]:
+        view = service.cached_model_view()
+        feature = view.numeric_feature(id_["feature"]) if view else None
+        if feature is None:
+            return "", "field-message", False
+        level, message = validate_number(value, feature)
+        return message, f"field-message {level}", level == ERROR
+
+    @app.callback(Output("predict-result", "children"), Output("predict-customer", "data"),
+                  Input("predict-button", "n_clicks"),
+                  State({"type": NUMBER_ID, "feature": ALL}, "value"), State({"type": NUMBER_ID, "feature": ALL}, "id"),
+                  State({"type": CATEGORY_ID, "feature": ALL}, "value"),
+                  State({"type": CATEGORY_ID, "feature": ALL}, "id"), prevent_initial_call=True)
+    def predict(_: int, numbers: list, number_ids: list, cats: list, cat_ids: list) -> tuple[Any, Any]:
+        try:
+            view = service.model_view()
+            number_values, cat_values = _by_feature(number_ids, numbers), _by_feature(cat_ids, cats)
+            errors = validate_form(view, number_values, cat_values)
+            if errors:
+                return dbc.Alert([html.Strong("Please correct: "), html.Ul([html.Li(e) for e in errors])],
+                                 color="danger", id="predict-error"), no_update
+            customer = customer_from_form(view, number_values, cat_values)
+            prediction = service.predict(customer)
+        except ServiceError as exc:
+            return dbc.Alert(f"No prediction: {exc.message}", color="danger", id="predict-error"), None
+        placed = {f.name: (customer[f.name] if customer[f.name] is not None else f.impute)
+                  for f in view.numeric_features}
+        return result_card(prediction), {"values": placed, "segment_name": prediction.segment_name}
+
+    @app.callback(Output("predict-map", "figure"), Input("predict-customer", "data"),
+                  Input("predict-map-x", "value"), Input("predict-map-y", "value"))
+    def draw_map(customer: Any, x: str, y: str) -> Any:
+        try:
+            view = service.model_view()
+            sample = service.sample(view)
+        except ServiceError as exc:
+            return figures.empty_figure(exc.message)
+        if not x or not y:
+            return figures.empty_figure("The model has no numeric features to map")
+        values = (customer or {}).get("values")
+        label = f"This customer ({customer['segment_name']})" if values else "This customer"
+        return figures.segment_map(sample.frame, sample.centroids, x, y, view.segment_names,
+                                   customer=values, customer_label=label)

@@ -1,0 +1,133 @@
+"""Segments: a segment's profile against the base, the radar, distributions, the statistics table."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import Input, Output, State, dash_table, dcc, html, no_update
+
+from dash_ui import figures
+from dash_ui.exports import to_safe_csv
+from dash_ui.layout import graph, page_header
+from dash_ui.models import ModelView
+from dash_ui.palette import segment_color
+from dash_ui.service import DashboardService, ServiceError
+
+PATH = "/segments"
+TITLE = "Segments"
+TABLE_COLUMNS = (("segment", "Segment", "text"), ("feature", "Feature", "text"), ("count", "Count", "numeric"),
+                 ("share", "Share", "numeric"), ("mean", "Mean", "numeric"), ("median", "Median", "numeric"),
+                 ("min", "Min", "numeric"), ("max", "Max", "numeric"), ("std", "Std", "numeric"))
+
+
+def selected_segment(view: ModelView, params: Mapping[str, str]) -> int:
+    """The segment named by `?segment=ID` when it exists, else the largest (id 0)."""
+    try:
+        wanted = int(params.get("segment", ""))
+    except ValueError:
+        wanted = -1
+    ids = [s.id for s in view.segments]
+    return wanted if wanted in ids else (ids[0] if ids else 0)
+
+
+def stats_table_frame(view: ModelView) -> pd.DataFrame:
+    """The statistics table as shown and downloaded: segments first (by id), then all customers."""
+    frame = view.stats.copy()
+    frame["_order"] = frame["segment_id"].where(frame["segment_id"] >= 0, 10**6)
+    frame = frame.sort_values(["_order", "feature"], kind="stable").drop(columns="_order")
+    return frame[["segment_id", *[c for c, _, _ in TABLE_COLUMNS]]]
+
+
+def stats_table(view: ModelView) -> dash_table.DataTable:
+    frame = stats_table_frame(view)
+    columns = []
+    for cid, name, kind in TABLE_COLUMNS:
+        col = {"id": cid, "name": name, "type": kind}
+        if cid == "share":
+            col["format"] = dash_table.FormatTemplate.percentage(1)
+        elif kind == "numeric" and cid != "count":
+            col["format"] = dash_table.Format.Format(precision=4, scheme=dash_table.Format.Scheme.decimal_or_exponent)
+        columns.append(col)
+    colour_rules = [{"if": {"filter_query": f"{{segment_id}} = {sid}", "column_id": "segment"},
+                     "color": segment_color(sid), "fontWeight": "600"} for sid in view.segment_names]
+    return dash_table.DataTable(
+        id="segments-stats-table", columns=columns, data=frame.to_dict("records"),
+        sort_action="native", filter_action="native", page_size=15,
+        style_table={"overflowX": "auto"}, style_cell={"fontFamily": "inherit", "fontSize": "0.9rem"},
+        style_header={"fontWeight": "600"}, style_data_conditional=colour_rules,
+    )
+
+
+def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
+    view = service.model_view()
+    chosen = selected_segment(view, params)
+    seg_options = [{"label": s.name, "value": s.id} for s in view.segments]
+    features = view.feature_names
+    return html.Div([
+        page_header("Segments", f"{view.model} {view.version}: profiles in original units"),
+        dbc.Row([
+            dbc.Col(dbc.Label("Segment", html_for="segments-segment"), width="auto"),
+            dbc.Col(dcc.Dropdown(id="segments-segment", options=seg_options, value=chosen, clearable=False), md=4),
+        ], className="mb-3 align-items-center"),
+        dbc.Row([
+            dbc.Col(dbc.Card(dbc.CardBody(graph("segments-profile", figures.empty_figure("Loading ...")))),
+                    lg=7, className="mb-3"),
+            dbc.Col(dbc.Card(dbc.CardBody(graph("segments-radar", figures.empty_figure("Loading ...")))),
+                    lg=5, className="mb-3"),
+        ]),
+        dbc.Card(dbc.CardBody([
+            dbc.Row([
+                dbc.Col(html.H4("Distribution by segment", className="card-title"), md=8),
+                dbc.Col(dcc.Dropdown(id="segments-feature", options=[{"label": f, "value": f} for f in features],
+                                     value=features[0] if features else None, clearable=False), md=4),
+            ], className="align-items-center"),
+            graph("segments-distribution", figures.empty_figure("Loading ...")),
+        ]), className="section-card"),
+        dbc.Card(dbc.CardBody([
+            dbc.Row([
+                dbc.Col(html.H4("Statistics per segment and feature", className="card-title"), md=8),
+                dbc.Col(dbc.Button("Download CSV", id="segments-download-button", color="primary", outline=True),
+                        md=4, className="text-end"),
+            ], className="align-items-center mb-2"),
+            stats_table(view),
+            dcc.Download(id="segments-download"),
+        ]), className="section-card"),
+    ], id="segments-page")
+
+
+def register_callbacks(app: Any, service: DashboardService) -> None:
+    @app.callback(Output("segments-profile", "figure"), Output("segments-radar", "figure"),
+                  Output("url", "search"),
+                  Input("segments-segment", "value"))
+    def draw_segment(segment_id: int) -> tuple[Any, Any, str]:
+        try:
+            view = service.model_view()
+        except ServiceError as exc:
+            return figures.empty_figure(exc.message), figures.empty_figure(exc.message), no_update
+        ranges = {f.name: (f.minimum, f.maximum) for f in view.numeric_features}
+        names = view.segment_names
+        return (figures.profile_figure(view.stats, int(segment_id), view.numeric_names, names),
+                figures.radar_figure(view.stats, view.numeric_names, ranges, names, highlight=int(segment_id)),
+                f"?segment={int(segment_id)}")
+
+    @app.callback(Output("segments-distribution", "figure"), Input("segments-feature", "value"))
+    def draw_distribution(feature: str) -> Any:
+        try:
+            view = service.model_view()
+            sample = service.sample(view)
+        except ServiceError as exc:
+            return figures.empty_figure(exc.message)
+        categorical = feature in {f.name for f in view.categorical_features}
+        return figures.distribution_figure(sample.frame, feature, view.segment_names, categorical=categorical)
+
+    @app.callback(Output("segments-download", "data"), Input("segments-download-button", "n_clicks"),
+                  prevent_initial_call=True)
+    def download(_: int) -> Any:
+        try:
+            view = service.model_view()
+        except ServiceError:
+            return no_update
+        frame = stats_table_frame(view)
+        return dict(content=to_safe_csv(frame), filename=f"segment-stats-{view.model}-{view.version}.csv",
+                    type="text/csv")

@@ -1,0 +1,148 @@
+"""Unit tests of the dashboard's pure figure builders and palette (no server, no browser)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dash_ui import figures
+from dash_ui.palette import NO_SEGMENT_COLOR, segment_color, segment_color_map
+
+NAMES = {0: "Careful Spenders", 1: "Target Group", 2: "Standard Customers"}
+FEATURES = ["Age", "Annual Income (k$)", "Spending Score (1-100)"]
+
+
+def _sample(rows: int = 300, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ids = np.arange(rows) % 3
+    frame = pd.DataFrame({f: rng.normal(40 + 10 * ids, 5) for f in FEATURES})
+    frame["Gender"] = np.where(ids == 0, "Female", np.where(rng.random(rows) < 0.5, "Male", "Female"))
+    frame["map_x"], frame["map_y"], frame["map_z"] = ids * 2.0, -ids * 1.0, ids * 0.5
+    frame["segment_id"] = ids
+    frame["segment"] = frame["segment_id"].map(NAMES)
+    return frame
+
+
+def _centroids() -> pd.DataFrame:
+    return pd.DataFrame({"segment_id": [0, 1, 2], "segment": list(NAMES.values()),
+                         "map_x": [0.0, 2.0, 4.0], "map_y": [0.0, -1.0, -2.0], "map_z": [0.0, 0.5, 1.0],
+                         **{f: [40.0, 50.0, 60.0] for f in FEATURES}})
+
+
+def _stats() -> pd.DataFrame:
+    rows = []
+    for sid, name in [*NAMES.items(), (-1, "All customers")]:
+        for j, f in enumerate(FEATURES):
+            mean = 50.0 if sid < 0 else 40.0 + 10 * sid + j
+            rows.append(dict(segment_id=sid, segment=name, feature=f, count=100, share=1 / 3, mean=mean,
+                             median=mean - 1, min=10.0, max=90.0, std=5.0))
+    return pd.DataFrame(rows)
+
+
+def test_palette_is_stable_and_distinct_and_grey_for_errors():
+    assert segment_color(3) == segment_color(3)
+    assert len({segment_color(i) for i in range(8)}) == 8
+    assert segment_color(-1) == NO_SEGMENT_COLOR
+    assert segment_color_map([2, 0]) == {2: segment_color(2), 0: segment_color(0)}
+
+
+def test_segment_map_one_webgl_trace_per_segment_coloured_by_palette_with_centroids():
+    fig = figures.segment_map(_sample(), _centroids(), "map_x", "map_y", NAMES)
+    points = [t for t in fig.data if t.type == "scattergl"]
+    assert [t.name for t in points] == list(NAMES.values())
+    assert [t.marker.color for t in points] == [segment_color(i) for i in NAMES]
+    assert sum(len(t.x) for t in points) == 300
+    centroids = [t for t in fig.data if t.name == "Centroids"]
+    assert len(centroids) == 1 and list(centroids[0].x) == [0.0, 2.0, 4.0]
+    assert list(centroids[0].marker.color) == [segment_color(i) for i in NAMES]
+
+
+def test_segment_map_draws_a_bounded_sample_stratified_by_segment():
+    frame = _sample(30_000)
+    fig = figures.segment_map(frame, _centroids(), "map_x", "map_y", NAMES, max_points=3000)
+    counts = [len(t.x) for t in fig.data if t.type == "scattergl"]
+    assert sum(counts) == 3000
+    assert counts == [1000, 1000, 1000]  # every segment keeps its share
+    again = figures.segment_map(frame, _centroids(), "map_x", "map_y", NAMES, max_points=3000)
+    assert list(again.data[0].x) == list(fig.data[0].x)  # the same points on every call
+
+
+def test_segment_map_places_the_customer_in_original_units():
+    customer = {"Annual Income (k$)": 70.0, "Spending Score (1-100)": 81.0}
+    fig = figures.segment_map(_sample(), _centroids(), "Annual Income (k$)", "Spending Score (1-100)", NAMES,
+                              customer=customer, customer_label="This customer (Target Group)")
+    star = fig.data[-1]
+    assert star.name == "This customer (Target Group)"
+    assert (star.x[0], star.y[0]) == (70.0, 81.0)
+    assert star.marker.symbol == "star"
+    assert fig.layout.xaxis.title.text == "Annual Income (k$)"
+
+
+def test_segment_map_without_the_columns_says_so():
+    fig = figures.segment_map(pd.DataFrame(), _centroids(), "map_x", "map_y", NAMES)
+    assert fig.data == () and "No sample" in fig.layout.annotations[0].text
+
+
+def test_segment_map_3d_uses_webgl_3d_traces_with_centroids():
+    fig = figures.segment_map_3d(_sample(), _centroids(), "map_x", "map_y", "map_z", NAMES,
+                                 titles=("c1", "c2", "c3"))
+    assert {t.type for t in fig.data} == {"scatter3d"}
+    assert [t.name for t in fig.data] == [*NAMES.values(), "Centroids"]
+    assert fig.layout.scene.zaxis.title.text == "c3"
+
+
+def test_profile_compares_segment_and_base_means_per_feature_in_original_units():
+    fig = figures.profile_figure(_stats(), 1, FEATURES, NAMES)
+    bars = [t for t in fig.data if t.type == "bar"]
+    assert len(bars) == 2 * len(FEATURES)
+    seg = [t for t in bars if t.name == "Target Group"]
+    base = [t for t in bars if t.name == "All customers"]
+    assert [t.y[0] for t in seg] == [50.0, 51.0, 52.0]
+    assert [t.y[0] for t in base] == [50.0, 50.0, 50.0]
+    assert seg[0].marker.color == segment_color(1)
+    assert [a.text for a in fig.layout.annotations] == FEATURES
+
+
+@pytest.mark.parametrize("features, axes", [(FEATURES, 3), (FEATURES[1:], 4)], ids=["three-features", "two-features"])
+def test_radar_scales_to_the_training_range_and_highlights_one_segment(features, axes):
+    ranges = {f: (10.0, 90.0) for f in FEATURES}
+    fig = figures.radar_figure(_stats(), features, ranges, NAMES, highlight=2)
+    assert [t.name for t in fig.data] == list(NAMES.values())
+    target = fig.data[1]
+    assert len(target.r) == axes + 1  # closed polygon
+    assert target.r[0] == pytest.approx((50.0 + (0 if axes == 3 else 1) - 10) / 80)
+    assert fig.data[2].line.width > fig.data[0].line.width
+
+
+def test_distribution_numeric_box_per_segment_and_categorical_shares():
+    sample = _sample()
+    fig = figures.distribution_figure(sample, "Age", NAMES)
+    assert [t.type for t in fig.data] == ["box"] * 3
+    assert [t.marker.color for t in fig.data] == [segment_color(i) for i in NAMES]
+    cat = figures.distribution_figure(sample, "Gender", NAMES, categorical=True)
+    female = next(t for t in cat.data if t.name == "Female")
+    assert female.y[0] == pytest.approx(1.0)  # segment 0 is all female in the sample
+    totals = np.sum([t.y for t in cat.data], axis=0)
+    assert totals == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_k_search_marks_the_chosen_k_on_every_metric():
+    table = pd.DataFrame({"k": [2, 3, 4, 5], "inertia": [400.0, 250.0, 180.0, 160.0],
+                          "silhouette": [0.30, 0.45, 0.55, 0.41], "calinski_harabasz": [80.0, 120.0, 150.0, 140.0],
+                          "davies_bouldin": [1.1, 0.9, 0.6, 0.8], "stability": [0.9, 0.9, 0.95, 0.8]}).set_index("k")
+    fig = figures.k_search_figure(table, 4)
+    chosen = [t for t in fig.data if t.mode == "markers"]
+    assert len(chosen) == 4
+    assert [t.y[0] for t in chosen] == [180.0, 0.55, 150.0, 0.6]
+    assert all(t.x[0] == 4 for t in chosen)
+    assert len([s for s in fig.layout.shapes if s.x0 == 4]) == 4  # the dashed line on each chart
+    assert figures.k_search_figure(table.iloc[0:0], 4).layout.annotations[0].text.startswith("The model carries")
+
+
+def test_segment_mix_counts_rows_per_segment_and_errors_last():
+    fig = figures.segment_mix_figure([1, 0, 1, -1, 1], NAMES)
+    bar = fig.data[0]
+    assert list(bar.y) == ["Careful Spenders", "Target Group", "Error"]
+    assert list(bar.x) == [1, 3, 1]
+    assert list(bar.marker.color) == [segment_color(0), segment_color(1), NO_SEGMENT_COLOR]
+    assert bar.text[1] == "3 (60.0%)"
