@@ -1,0 +1,260 @@
+"""The real training job on the real datasets: segments, names, manifest, determinism, bad data."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from segmentation_core.artefact import read_artefact
+from segmentation_core.store import ModelStore
+from tests.store_snapshot import visible_state
+from training_job.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+MALL_NAMES = {"Careful Spenders", "Target Group", "Sensible Customers", "Careless Customers", "Standard Customers"}
+RFM_NAMES = {"Champions", "Loyal Customers", "Potential Loyalists", "New Customers", "Promising", "Need Attention",
+             "At Risk", "Can't Lose Them", "Hibernating", "Lost"}
+
+
+def _train(store: Path, *args: str) -> int:
+    return main(["train", "--store", str(store), *args])
+
+
+def _current(store: Path, model: str = "customers"):
+    s = ModelStore(store)
+    return read_artefact(s.version_dir(model, s.current(model)))
+
+
+@pytest.fixture(scope="module")
+def mall_store(tmp_path_factory, datasets_dir) -> Path:
+    store = tmp_path_factory.mktemp("mall")
+    assert _train(store, "--data", str(datasets_dir / "Mall_Customers.csv"), "--preset", "mall") == 0
+    return store
+
+
+def test_mall_gives_the_five_classic_segments(mall_store: Path, datasets_dir: Path) -> None:
+    art = _current(mall_store)
+    m = art.manifest
+    assert m["k_search"]["chosen_k"] == 5
+    assert set(art.segment_names) == MALL_NAMES
+    by_name = {s["name"]: s for s in m["segments"]}
+    inc, spend = "Annual Income (k$)", "Spending Score (1-100)"
+    base_inc, base_spend = m["base"]["stats"][inc]["mean"], m["base"]["stats"][spend]["mean"]
+    careful = by_name["Careful Spenders"]["stats"]
+    assert careful[inc]["mean"] > base_inc + 15 and careful[spend]["mean"] < base_spend - 20
+    careless = by_name["Careless Customers"]["stats"]
+    assert careless[inc]["mean"] < base_inc - 20 and careless[spend]["mean"] > base_spend + 20
+    # Ids ordered by size, largest first; sizes add up to the 200 customers.
+    sizes = [s["size"] for s in m["segments"]]
+    assert sizes == sorted(sizes, reverse=True) and sum(sizes) == 200
+    assert [s["id"] for s in m["segments"]] == list(range(5))
+    assert abs(sum(s["share"] for s in m["segments"]) - 1) < 1e-9
+    # Every k tried is in the table with every metric.
+    assert 0.5 < m["quality"]["silhouette"] < 0.6  # the well-known ~0.55 of the 5-segment mall answer
+    assert 0 < m["quality"]["stability"] <= 1
+    assert m["data"]["customers"] == 200 and m["data"]["fingerprint"].startswith("sha256:")
+    assert {"numpy", "scikit-learn", "pandas"} <= set(m["libraries"])
+    assert set(m["files"]) >= {"parameters.npz", "sample.npz", "pipeline.joblib", "report.html"}
+
+
+def test_mall_automatic_k_finds_the_five_segments(datasets_dir: Path, tmp_path: Path) -> None:
+    assert _train(tmp_path, "--data", str(datasets_dir / "Mall_Customers.csv"), "--preset", "mall", "--k", "auto") == 0
+    m = _current(tmp_path).manifest
+    rows = m["k_search"]["rows"]
+    assert [r["k"] for r in rows] == list(range(2, 11))
+    for r in rows:
+        assert {"inertia", "silhouette", "calinski_harabasz", "davies_bouldin"} <= set(r)
+    assert m["k_search"]["chosen_k"] == 5
+    assert set(s["name"] for s in m["segments"]) == MALL_NAMES
+
+
+def test_served_math_equals_the_joblib_pipeline(mall_store: Path, datasets_dir: Path) -> None:
+    art = _current(mall_store)
+    frame = pd.read_csv(datasets_dir / "Mall_Customers.csv")
+    pipeline = joblib.load(art.path / "pipeline.joblib")
+    expected = pipeline.predict(frame)
+    got = art.model.score(art.schema.transform_frame(frame)).segment
+    assert np.array_equal(got, expected)
+    sample = art.load_sample()
+    assert len(sample["segment_id"]) == 200 and len(sample["centroid_map_x"]) == 5
+
+
+def test_same_data_config_and_seed_give_the_same_model(mall_store: Path, datasets_dir: Path, tmp_path: Path) -> None:
+    assert _train(tmp_path, "--data", str(datasets_dir / "Mall_Customers.csv"), "--preset", "mall") == 0
+    a, b = _current(mall_store), _current(tmp_path)
+    np.testing.assert_array_equal(a.model.centroids, b.model.centroids)
+    assert a.segment_names == b.segment_names
+
+
+def test_list_promote_rollback_commands(mall_store: Path, datasets_dir: Path, capsys) -> None:
+    assert _train(mall_store, "--data", str(datasets_dir / "Mall_Customers.csv"), "--preset", "mall",
+                  "--algorithm", "gmm") == 0
+    capsys.readouterr()
+    assert main(["list", "--store", str(mall_store), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["version"], r["current"]) for r in rows] == [("v0001", False), ("v0002", True)]
+    assert rows[1]["algorithm"] == "gmm" and rows[1]["k"] == 5
+    assert main(["rollback", "--store", str(mall_store)]) == 0
+    assert ModelStore(mall_store).current("customers") == "v0001"
+    assert main(["promote", "v0002", "--store", str(mall_store)]) == 0
+    assert ModelStore(mall_store).current("customers") == "v0002"
+    assert main(["promote", "v0042", "--store", str(mall_store)]) == 2
+    assert "no version 'v0042'" in capsys.readouterr().err
+    main(["promote", "v0001", "--store", str(mall_store)])
+
+
+def test_ecommerce_with_categories_and_missing_values(datasets_dir: Path, tmp_path: Path) -> None:
+    assert _train(tmp_path, "--data", str(datasets_dir / "ecommerce_customer_behavior.csv"),
+                  "--preset", "ecommerce") == 0
+    art = _current(tmp_path)
+    cats = {c.name: c for c in art.schema.categorical}
+    assert {"Gender", "City", "Membership Type"} <= set(cats)
+    assert cats["Satisfaction Level"].impute == "Satisfied"
+    assert art.manifest["cleaning"]["missing"]["Satisfaction Level"]["count"] == 2
+    names = art.segment_names
+    assert len(set(names)) == len(names) >= 2
+
+
+def test_marketing_campaign_outliers_are_handled(datasets_dir: Path, tmp_path: Path) -> None:
+    assert _train(tmp_path, "--data", str(datasets_dir / "marketing_campaign.csv"),
+                  "--preset", "marketing-campaign") == 0
+    art = _current(tmp_path)
+    cleaning = art.manifest["cleaning"]
+    text = json.dumps(cleaning)
+    assert "666666" in text.replace(",", "") or cleaning["implausible"]["Income"]["count"] == 1
+    age = next(f for f in art.schema.numeric if f.name == "Age")
+    assert age.maximum <= 100  # birth years 1893-1900 did not survive as ages
+    income = next(f for f in art.schema.numeric if f.name == "Income")
+    assert income.maximum < 666_666
+    assert 3 <= art.model.k <= 10
+
+
+@pytest.mark.slow
+def test_online_retail_full_log_gives_rfm_segments(datasets_dir: Path, tmp_path: Path) -> None:
+    started = time.monotonic()
+    assert _train(tmp_path, "--data", str(datasets_dir / "online_retail.csv.gz"), "--preset", "transactions") == 0
+    elapsed = time.monotonic() - started
+    art = _current(tmp_path)
+    assert art.manifest["data"]["rows_in"] == 541_909
+    assert art.manifest["data"]["customers"] == 4_338
+    names = art.segment_names
+    assert set(names) <= RFM_NAMES and len(set(names)) == len(names)
+    assert "Champions" in names
+    champions = next(s for s in art.manifest["segments"] if s["name"] == "Champions")
+    base = art.manifest["base"]["stats"]
+    assert champions["stats"]["Monetary"]["median"] > base["Monetary"]["median"]
+    assert champions["stats"]["Recency"]["median"] < base["Recency"]["median"]
+    print(f"online retail trained in {elapsed:.1f} s")
+
+
+def test_cdnow_transactions_give_rfm_segments(datasets_dir: Path, tmp_path: Path) -> None:
+    assert _train(tmp_path, "--data", str(datasets_dir / "CDNOW_master.txt"), "--preset", "transactions-cdnow") == 0
+    art = _current(tmp_path)
+    assert art.manifest["data"]["customers"] == 23_570
+    names = art.segment_names
+    assert len(set(names)) == len(names)
+    # RFM names where a segment matches an RFM archetype; profile names for any segment beyond them.
+    assert len(set(names) & RFM_NAMES) >= min(len(names), 5)
+
+
+def test_generated_table_with_known_segments_is_recovered(tmp_path: Path) -> None:
+    x, truth = make_blobs(n_samples=3000, centers=4, n_features=3, cluster_std=1.0, random_state=11)
+    frame = pd.DataFrame(x * [10, 5, 20] + [100, 50, 300], columns=["spend", "visits", "tenure"])
+    frame.insert(0, "customer_id", [f"c{i:05d}" for i in range(len(frame))])
+    path = tmp_path / "customers.csv"
+    frame.to_csv(path, index=False)
+    assert _train(tmp_path / "store", "--data", str(path), "--preset", "auto") == 0
+    art = _current(tmp_path / "store")
+    assert art.model.k == 4
+    predicted = art.model.score(art.schema.transform_frame(frame)).segment
+    assert adjusted_rand_score(truth, predicted) > 0.98
+
+
+BAD_DATA = {
+    "empty file": ("", "empty"),
+    "header only": ("CustomerID,Annual Income (k$),Spending Score (1-100)\n", "no data rows"),
+    "missing column": ("CustomerID,Income,Spending Score (1-100)\n1,10,20\n2,30,40\n", "Annual Income (k$)"),
+    "text in a numeric column": ("CustomerID,Annual Income (k$),Spending Score (1-100)\n1,15,39\n2,lots,81\n3,16,6\n",
+                                 "'lots'"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_DATA), ids=list(BAD_DATA))
+def test_bad_data_exits_2_naming_the_problem_and_publishes_nothing(case: str, mall_store: Path, tmp_path: Path,
+                                                                   capsys) -> None:
+    text, expected = BAD_DATA[case]
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    before = visible_state(mall_store)
+    assert _train(mall_store, "--data", str(path), "--preset", "mall") == 2
+    err = capsys.readouterr().err
+    assert expected in err, err
+    assert visible_state(mall_store) == before
+
+
+def test_text_in_numeric_column_names_the_line(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("CustomerID,Annual Income (k$),Spending Score (1-100)\n1,15,39\n2,lots,81\n3,16,6\n")
+    assert _train(tmp_path / "s", "--data", str(path), "--preset", "mall") == 2
+    err = capsys.readouterr().err
+    assert "Annual Income (k$)" in err and "line 3" in err
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--k", "7"], "--k 7 needs more than 7 customers"),
+    (["--k", "1"], "--k"),
+    (["--k", "auto"], "needs more than 2"),
+], ids=["k above rows", "k of one", "auto k on two rows"])
+def test_too_few_rows_or_senseless_k(args, expected, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "tiny.csv"
+    path.write_text("CustomerID,Annual Income (k$),Spending Score (1-100)\n1,15,39\n2,16,81\n")
+    assert _train(tmp_path / "s", "--data", str(path), "--preset", "mall", *args) == 2
+    assert expected in capsys.readouterr().err
+    assert visible_state(tmp_path / "s") == {}
+
+
+def test_senseless_k_range_in_a_config(tmp_path: Path, capsys, datasets_dir: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[data]\nnumeric = ["Age"]\n[model]\nk_min = 6\nk_max = 3\n')
+    assert _train(tmp_path / "s", "--data", str(datasets_dir / "Mall_Customers.csv"), "--config", str(config)) == 2
+    assert "k_max" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_training_killed_at_any_moment_leaves_the_store_as_it_was(mall_store: Path, datasets_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    """SIGKILL the real job at increasing delays: each time the store is as before or has one complete new version."""
+    store = tmp_path / "store"
+    assert _train(store, "--data", str(datasets_dir / "Mall_Customers.csv"), "--preset", "mall") == 0
+    cmd = [sys.executable, "-m", "training_job", "train", "--data", str(datasets_dir / "Mall_Customers.csv"),
+           "--preset", "mall", "--store", str(store)]
+    outcomes = set()
+    for delay in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0):
+        before = visible_state(store)
+        current_before = ModelStore(store).current("customers")
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        after = visible_state(store)
+        s = ModelStore(store)
+        if after == before:
+            outcomes.add("unchanged")
+            assert s.current("customers") == current_before
+        else:
+            # The job got as far as publishing: a complete, verifiable version is served.
+            outcomes.add("published")
+            read_artefact(s.version_dir("customers", s.current("customers")))
+            new = set(after) - set(before)
+            assert all(p.startswith("customers/versions/") or p == "customers/CURRENT" for p in new | {"customers/CURRENT"})
+    assert "unchanged" in outcomes
