@@ -8,7 +8,7 @@ import dash_bootstrap_components as dbc
 from dash import dash_table, html
 
 from dash_ui import figures
-from dash_ui.layout import graph, page_header, stat
+from dash_ui.layout import graph, page_header, segment_label, stat
 from dash_ui.models import ModelVersions, ModelView
 from dash_ui.service import DashboardService, ServiceError
 
@@ -59,6 +59,19 @@ def training_card(view: ModelView) -> dbc.Card:
     ]), className="section-card")
 
 
+def segments_card(view: ModelView) -> dbc.Card:
+    head = html.Thead(html.Tr([html.Th(h) for h in ("Id", "Segment", "Customers", "Share", "Outlier beyond")]))
+    body = html.Tbody([html.Tr([html.Td(s.id), html.Td(segment_label(s.id, s.name)), html.Td(f"{s.size:,}"),
+                                html.Td(f"{s.share:.1%}"), html.Td(fmt(s.outlier_distance))])
+                       for s in view.segments])
+    return dbc.Card(dbc.CardBody([
+        html.H4("Segments of this version", className="card-title"),
+        dbc.Table([head, body], size="sm", hover=True, className="mb-0", id="model-segments-table"),
+        html.Small("Outlier beyond: the distance to the centroid (standardized units) past which a customer is "
+                   "flagged as an outlier of the segment.", className="text-muted"),
+    ]), className="section-card")
+
+
 def versions_rows(models: list[ModelVersions], model: str) -> list[dict[str, Any]]:
     """Rows of the versions table for `model`: newest first, the served one marked."""
     entry = next((m for m in models if m.name == model), None)
@@ -95,6 +108,7 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
         page_header("Model", f"{view.model} {view.version}"),
         quality_card(view),
         k_search_card(view),
+        segments_card(view),
         dbc.Row([dbc.Col(training_card(view), lg=6), dbc.Col(versions_card(service, view), lg=6)]),
     ], id="model-page")
 

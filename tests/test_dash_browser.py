@@ -1,0 +1,219 @@
+"""The dashboard in headless Chromium, against a real scoring service serving a real model.
+
+A model is trained on the Mall customers by the training job's CLI into a temporary store; the scoring
+service and the dashboard run as real processes on free ports. Screenshots of every page go to
+artifacts/screenshots/ (kept by CI).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.browser_support import (SCREENSHOTS, browser_missing_reason, chrome, dashboard_process, free_port,
+                                   page_ready_script, scoring_process, screenshot, train_mall, wait_for_port,
+                                   wait_until)
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow,
+              pytest.mark.skipif(browser_missing_reason() is not None, reason=str(browser_missing_reason()))]
+
+MALL_CSV = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "Mall_Customers.csv"
+PAGES = [("/", "overview"), ("/segments", "segments"), ("/model", "model"), ("/predict", "predict"),
+         ("/batch", "batch")]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """A trained store, a scoring service and a dashboard; yields a dict of what the tests need."""
+    from scoring_service.client import ScoringClient
+
+    root = tmp_path_factory.mktemp("dash-browser")
+    store = root / "store"
+    train_mall(store, root)
+    scoring_port, dash_port = free_port(), free_port()
+    scoring = scoring_process(store, scoring_port, root).start()
+    dashboard = None
+    try:
+        wait_for_port(scoring_port, 60, scoring.proc)
+        client = ScoringClient(f"127.0.0.1:{scoring_port}", timeout=10)
+        wait_until(lambda: client.model_info().version, 60, message="the scoring service to serve a model")
+        dashboard = dashboard_process(scoring_port, dash_port, root).start()
+        wait_for_port(dash_port, 60, dashboard.proc)
+        yield {"url": f"http://127.0.0.1:{dash_port}", "client": client, "scoring": scoring, "store": store,
+               "root": root, "info": client.model_info(), "scoring_port": scoring_port}
+        client.close()
+    finally:
+        if dashboard is not None:
+            dashboard.stop()
+        scoring.stop()
+        for proc in (scoring, dashboard):
+            if proc is not None:
+                print(f"--- {proc.log_path.name} (tail) ---\n{proc.log()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def driver(stack):
+    downloads = stack["root"] / "downloads"
+    downloads.mkdir()
+    with chrome(downloads) as d:
+        d.downloads = downloads
+        yield d
+
+
+def open_page(driver, url: str, timeout: float = 30.0) -> None:
+    driver.get(url)
+    wait_until(lambda: driver.execute_script(page_ready_script()), timeout, message=f"{url} to be ready")
+
+
+def page_text(driver) -> str:
+    return driver.find_element("tag name", "body").text
+
+
+def test_every_page_renders_with_the_real_segment_names(stack, driver):
+    names = [s.name for s in stack["info"].segments]
+    assert len(names) == stack["info"].k >= 2
+    for path, name in PAGES:
+        open_page(driver, stack["url"] + path)
+        wait_until(lambda: all(n in driver.page_source for n in names), 20,
+                   message=f"every segment name on {path}")
+        badge = driver.find_element("id", "service-state").text
+        assert stack["info"].version in badge and stack["info"].model in badge
+        assert "Traceback" not in driver.page_source
+        screenshot(driver, name)
+    # The Overview shows one card per segment, the Model page the served version marked.
+    open_page(driver, stack["url"] + "/")
+    cards = driver.find_elements("css selector", ".segment-card .segment-name")
+    assert [c.text for c in cards] == names
+    open_page(driver, stack["url"] + "/model")
+    served = wait_until(lambda: [r.text for r in driver.find_elements("css selector", "#model-versions-table td")
+                                 if "served" in r.text], 10, message="the served version")
+    assert served
+
+
+def test_segments_page_is_bookmarkable_by_segment(stack, driver):
+    last = stack["info"].segments[-1]
+    open_page(driver, f"{stack['url']}/segments?segment={last.id}")
+    value = driver.find_element("css selector", "#segments-segment").text
+    assert last.name in value
+    assert f"{last.name} vs all customers" in driver.page_source
+
+
+def test_a_prediction_through_the_form(stack, driver):
+    open_page(driver, stack["url"] + "/predict")
+    numbers = {f.name: f for f in stack["info"].numeric_features}
+    customer = {name: round(f.minimum + 0.9 * (f.maximum - f.minimum), 1) for name, f in numbers.items()}
+    for name, value in customer.items():
+        field = driver.find_element("css selector", f"input[name='{name}']")
+        field.clear()
+        field.send_keys(str(value))
+    # A value outside the training range gets a validation message (and still scores).
+    first = next(iter(numbers.values()))
+    field = driver.find_element("css selector", f"input[name='{first.name}']")
+    field.clear()
+    field.send_keys(str(first.maximum + 100))
+    driver.find_element("id", "predict-button").click()
+    wait_until(lambda: "Outside the training range" in page_text(driver), 10, message="the range warning")
+    field.clear()
+    field.send_keys(str(customer[first.name]))
+    driver.find_element("id", "predict-button").click()
+    expected = stack["client"].predict(customer)
+    result = wait_until(lambda: driver.find_element("id", "predict-segment").text, 15, message="the prediction")
+    time.sleep(0.5)
+    assert driver.find_element("id", "predict-segment").text.strip() == expected.segment_name
+    assert driver.find_element("id", "predict-confidence").text == f"{expected.confidence:.0%}"
+    wait_until(lambda: "This customer (" in driver.page_source, 10, message="the customer on the map")
+    screenshot(driver, "predict-result")
+    assert result
+
+
+def _upload(driver, path: Path) -> None:
+    driver.find_element("css selector", "#batch-upload input[type=file]").send_keys(str(path))
+
+
+def test_a_csv_upload_scored_and_its_results_downloaded(stack, driver, tmp_path):
+    frame = pd.read_csv(MALL_CSV).head(60).rename(columns={"Genre": "Gender"})
+    frame["CustomerID"] = frame["CustomerID"].astype(str)
+    frame.loc[0, "CustomerID"] = "=HYPERLINK(\"http://x\")"  # must come back neutralized
+    feature = stack["info"].numeric_features[0].name
+    frame[feature] = frame[feature].astype(object)
+    frame.loc[4, feature] = "abc"  # a bad row: line 6 of the file
+    upload = tmp_path / "customers.csv"
+    frame.to_csv(upload, index=False)
+
+    open_page(driver, stack["url"] + "/batch")
+    _upload(driver, upload)
+    report = wait_until(lambda: driver.find_element("id", "batch-report-alert").text, 20,
+                        message="the validation report")
+    assert "60 rows" in report and "line 6" in report and "'abc'" in report
+    screenshot(driver, "batch-report")
+    driver.find_element("id", "batch-score").click()
+    wait_until(lambda: driver.find_elements("id", "batch-results-title"), 60, message="the results")
+    title = driver.find_element("id", "batch-results-title").text
+    assert "60 rows scored" in title and "1 with an error" in title
+    assert driver.find_element("id", "batch-progress").text.strip() == "100%"
+    screenshot(driver, "batch-results")
+
+    driver.find_element("id", "batch-download-button").click()
+    downloaded = driver.downloads / "scored-customers.csv"
+    wait_until(lambda: downloaded.exists() and downloaded.stat().st_size > 0, 20, message="the download")
+    time.sleep(0.5)
+    scored = pd.read_csv(downloaded, dtype={"CustomerID": str})
+    assert len(scored) == 60
+    assert scored.loc[0, "CustomerID"].startswith("'=HYPERLINK")
+    assert scored.loc[4, "segment_id"] == -1 and "abc" in scored.loc[4, "error"]
+    good = frame.drop(index=4)
+    expected = stack["client"].predict_frame(good)
+    assert list(scored.drop(index=4)["segment_name"]) == list(expected["segment_name"])
+
+
+def test_an_upload_without_the_feature_columns_is_refused_with_a_report(stack, driver, tmp_path):
+    upload = tmp_path / "wrong.csv"
+    pd.DataFrame({"name": ["a", "b"], "city": ["x", "y"]}).to_csv(upload, index=False)
+    open_page(driver, stack["url"] + "/batch")
+    _upload(driver, upload)
+    missing = wait_until(lambda: driver.find_element("id", "batch-missing-columns").text, 20,
+                         message="the missing columns")
+    for f in stack["info"].numeric_features:
+        assert f.name in missing
+    assert driver.find_element("id", "batch-score").get_attribute("disabled")
+
+
+def test_banner_while_the_service_is_stopped_and_recovery_after(stack, driver):
+    open_page(driver, stack["url"] + "/")
+    scoring = stack["scoring"]
+    scoring.stop()
+    try:
+        alert = wait_until(lambda: driver.find_element("id", "service-alert").text, 30, message="the banner")
+        assert "unreachable" in alert.lower() or "no model" in alert.lower()
+        assert "Retrying" in alert
+        assert "unreachable" in driver.find_element("id", "service-state").text
+        assert "Traceback" not in driver.page_source
+        screenshot(driver, "service-down")
+        # Navigating while it is down shows the cached model or a waiting card, never an error page.
+        open_page(driver, stack["url"] + "/predict")
+        driver.find_element("id", "predict-button").click()
+        wait_until(lambda: driver.find_element("id", "predict-error").text, 20, message="the prediction error")
+    finally:
+        scoring.start()
+    wait_for_port(stack["scoring_port"], 60, scoring.proc)
+    wait_until(lambda: not driver.find_elements("id", "service-alert"), 60, message="the banner to go")
+    badge = driver.find_element("id", "service-state").text
+    assert stack["info"].version in badge
+    open_page(driver, stack["url"] + "/")
+    assert all(s.name in driver.page_source for s in stack["info"].segments)
+    screenshot(driver, "service-recovered")
+
+
+def test_a_new_version_served_updates_the_pages_by_itself(stack, driver):
+    open_page(driver, stack["url"] + "/")
+    before = stack["info"].version
+    train_mall(stack["store"], stack["root"])  # publishes the next version; the service swaps it in
+    notice = wait_until(lambda: driver.find_element("id", "model-update-alert").text, 60,
+                        message="the new-version notice")
+    new = stack["client"].model_info().version
+    assert new != before and new in notice and before in notice
+    assert new in driver.find_element("id", "service-state").text
+    assert new in driver.find_element("id", "overview-page").text
+    screenshot(driver, "new-version")
