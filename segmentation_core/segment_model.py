@@ -99,6 +99,8 @@ class SegmentModel:
     # ---- scoring -------------------------------------------------------------------------------------
     def score(self, x: np.ndarray) -> Scores:
         """Score a (n, d) matrix of transformed customers."""
+        if self.algorithm != "gmm":
+            return self._score_kmeans(x)
         # Same expansion as sklearn's k-means predict, so near-ties resolve the same way.
         sq = (np.einsum("ij,ij->i", x, x)[:, None] - 2.0 * (x @ self.centroids.T)
               + np.einsum("ij,ij->i", self.centroids, self.centroids)[None, :])
@@ -115,6 +117,30 @@ class SegmentModel:
         distance = np.sqrt(sq[np.arange(len(x)), segment])
         outlier = distance > self.outlier_threshold[segment]
         return Scores(segment, distance, confidence, outlier)
+
+    def _score_kmeans(self, x: np.ndarray) -> Scores:
+        """k-means family: the same expansion and operation order as the (n, k) form, laid out (k, n) so
+        that every reduction over the k segments is elementwise over rows (numpy reduces a short inner
+        axis slowly): results are bitwise equal for k <= 8, about 2x faster (scoring service batches)."""
+        c = self.centroids
+        sq = np.ascontiguousarray((x @ c.T).T)
+        sq *= -2.0
+        sq += np.einsum("ij,ij->i", x, x)[None, :]
+        sq += np.einsum("ij,ij->i", c, c)[:, None]
+        np.maximum(sq, 0.0, out=sq)
+        segment = np.zeros(sq.shape[1], dtype=np.int32)
+        nearest = sq[0].copy()
+        for j in range(1, sq.shape[0]):
+            segment[sq[j] < nearest] = j  # strict: the first of tied centroids wins, as argmin
+            np.minimum(nearest, sq[j], out=nearest)
+        # Softmax over -d^2/(2 sigma2), written relative to the nearest for numerical safety.
+        sq -= nearest
+        np.negative(sq, out=sq)
+        sq /= 2.0 * self.sigma2
+        np.exp(sq, out=sq)
+        confidence = 1.0 / sq.sum(axis=0)
+        distance = np.sqrt(nearest)
+        return Scores(segment, distance, confidence, distance > self.outlier_threshold[segment])
 
     def score_row(self, row: list[float]) -> tuple[int, float, float, bool]:
         """Score one transformed customer in pure Python (cheaper than numpy for a single row)."""
