@@ -189,9 +189,8 @@ def unary(target: str, rows: np.ndarray, calls: int, warmup: int, repeats: int) 
         return best_of([latency(call, calls, warmup) for _ in range(repeats)])
 
 
-def echo_server_main(port: int, response_size: int) -> None:
-    """A bare gRPC server answering every call with ``response_size`` bytes (no protobuf work)."""
-    payload = b"\x00" * response_size
+def echo_server_main(port: int, payload: bytes) -> None:
+    """A bare gRPC server answering every call with the same ``payload`` bytes (no protobuf work)."""
     handler = grpc.method_handlers_generic_handler("bench.Echo", {
         "Echo": grpc.unary_unary_rpc_method_handler(lambda request, context: payload)})
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
@@ -201,11 +200,11 @@ def echo_server_main(port: int, response_size: int) -> None:
     server.wait_for_termination()
 
 
-def echo(rows: np.ndarray, response_size: int, calls: int, warmup: int, repeats: int) -> dict[str, float]:
+def echo(rows: np.ndarray, response: bytes, calls: int, warmup: int, repeats: int) -> dict[str, float]:
     """The same sequential loop over a bare gRPC echo of the same request (built and parsed the same way)."""
     port = _free_port()
     proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--echo-server", str(port),
-                             "--echo-bytes", str(response_size)], cwd=ROOT)
+                             "--echo-hex", response.hex()], cwd=ROOT)
     try:
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         grpc.channel_ready_future(channel).result(timeout=30)
@@ -395,13 +394,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peers", action="store_true", help="also measure MLServer via ../shared/peers")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--echo-server", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--echo-bytes", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--echo-hex", default="", help=argparse.SUPPRESS)
     parser.add_argument("--publish", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--publish-versions", type=int, default=20, help=argparse.SUPPRESS)
     parser.add_argument("--publish-interval", type=float, default=0.25, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.echo_server:
-        echo_server_main(args.echo_server, args.echo_bytes)
+        echo_server_main(args.echo_server, bytes.fromhex(args.echo_hex))
         return 0
     if args.publish:
         publisher_main(args.publish, args.publish_versions, args.publish_interval)
@@ -432,10 +431,10 @@ def main(argv: list[str] | None = None) -> int:
             figures["serving_s"] = server.ready_s
             with ScoringClient(server.target) as client:
                 client.predict(customer(rows[0]))
-                response_size = scoring_pb2.PredictResponse(
+                response = scoring_pb2.PredictResponse(
                     id="", model="customers", version="v0001",
                     prediction=scoring_pb2.Prediction(segment_id=3, segment_name=client.model_info().segments[3].name,
-                                                      distance=1.2345, confidence=0.9876, outlier=True)).ByteSize()
+                                                      distance=1.2345, confidence=0.9876, outlier=True)).SerializeToString()
             log.info("unary Predict: %d calls x %d", calls, repeats)
             figures["predict"] = unary(server.target, rows, calls, 300, repeats)
             log.info("stream: %d rows in 10,000-row batches, 1 server process", stream_rows)
@@ -446,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.stop()
         log.info("bare gRPC echo: %d calls x %d", calls, repeats)
-        figures["echo"] = echo(rows, response_size, calls, 300, repeats)
+        figures["echo"] = echo(rows, response, calls, 300, repeats)
 
         server2 = start_server(store, work, workers=2)
         try:

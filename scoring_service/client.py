@@ -41,7 +41,7 @@ RESULT_COLUMNS = ("segment_id", "segment_name", "distance", "confidence", "outli
 DEFAULT_TARGET = "127.0.0.1:50051"
 # Batches kept in flight on one stream: enough to hide the round trip and keep both ends busy, few
 # enough that client memory stays bounded (each 10,000 x 7 batch is ~0.6 MB on the wire).
-DEFAULT_IN_FLIGHT = 4
+DEFAULT_IN_FLIGHT = 8
 MAX_MESSAGE_BYTES = 64 << 20
 
 
@@ -163,18 +163,24 @@ class _Job:
             self.distance[rows] = np.nan
             self.confidence[rows] = np.nan
             self.outlier[rows] = False
-        # Index -1 (error rows) picks the trailing "" so that an error row has no segment name.
-        lookup = np.array([*names, ""], dtype=object)
-        if len(names) and self.segment.size and int(self.segment.max()) >= len(names):
+        if self.segment.size and int(self.segment.max()) >= len(names):
             raise ScoringError(grpc.StatusCode.INTERNAL, f"segment id {int(self.segment.max())} has no name "
                                f"(the model has {len(names)} segments)")
-        error = np.full(len(self.index), "", dtype=object)
-        for row, message in errors.items():
-            error[row] = message
+        # Categoricals built from codes: no per-row string objects, whatever the number of rows. A
+        # row with an error has code -1 for its name (missing) and its message in ``error``.
+        if len(set(names)) == len(names):
+            segment_name = pd.Categorical.from_codes(self.segment, categories=list(names), validate=False)
+        else:  # categories must be unique; a model with two equal names still gets its names
+            segment_name = np.array([*names, None], dtype=object)[self.segment]
+        messages = sorted(set(errors.values()))
+        codes = np.zeros(len(self.index), dtype=np.int32)
+        if errors:
+            position = {m: i + 1 for i, m in enumerate(messages)}
+            codes[np.fromiter(errors, dtype=np.int64)] = [position[m] for m in errors.values()]
+        error = pd.Categorical.from_codes(codes, categories=["", *messages], validate=False)
         return pd.DataFrame({
-            "segment_id": self.segment, "segment_name": lookup[self.segment] if len(names) else "",
-            "distance": self.distance, "confidence": self.confidence, "outlier": self.outlier,
-            "error": error,
+            "segment_id": self.segment, "segment_name": segment_name, "distance": self.distance,
+            "confidence": self.confidence, "outlier": self.outlier, "error": error,
         }, index=self.index)
 
 
@@ -187,8 +193,11 @@ def _frame_job(frame: pd.DataFrame, schema: _Schema, batch_rows: int) -> _Job:
         if name not in found:
             continue
         raw = frame[found[name]]
-        values = pd.to_numeric(raw, errors="coerce")
-        array = np.ascontiguousarray(values.to_numpy(dtype=np.float64, na_value=np.nan))
+        if pd.api.types.is_float_dtype(raw.dtype) or pd.api.types.is_integer_dtype(raw.dtype) \
+                or pd.api.types.is_bool_dtype(raw.dtype):
+            numeric[name] = np.ascontiguousarray(raw.to_numpy(dtype=np.float64, na_value=np.nan))
+            continue
+        array = np.ascontiguousarray(pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan))
         # A text value that is not a number would otherwise become NaN and be imputed silently.
         bad = np.flatnonzero(np.isnan(array) & raw.notna().to_numpy())
         for row in bad[:10_000]:
@@ -355,7 +364,7 @@ class ScoringClient:
         p = response.prediction
         if not version and response.version != schema.version:
             # The server swapped in a new version: refresh the schema for the next call.
-            log.info("model %s now serves %s (was %s)", response.model, response.version, schema.version)
+            log.debug("model %s now serves %s (was %s)", response.model, response.version, schema.version)
             try:
                 self.model_info(model, None)
             except ScoringError as exc:
