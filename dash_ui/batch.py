@@ -113,7 +113,8 @@ def validate_frame(frame: pd.DataFrame, view: ModelView) -> ValidationReport:
         numbers = pd.to_numeric(text.where(~blank), errors="coerce")
         bad = ~blank & (numbers.isna() | ~numbers.abs().lt(math.inf))
         empty[f.name] = int(blank.sum())
-        out[f.name] = int(((numbers < f.minimum) | (numbers > f.maximum)).sum())
+        good = numbers.where(~bad)
+        out[f.name] = int(((good < f.minimum) | (good > f.maximum)).sum())
         for pos in bad.to_numpy().nonzero()[0]:
             problems.setdefault(int(pos), []).append(f"{f.name}: {text.iloc[pos]!r} is not a finite number")
     for f in view.categorical_features:

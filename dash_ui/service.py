@@ -96,7 +96,11 @@ def friendly_error(exc: BaseException, target: str) -> ServiceError:
     """Maps a client exception to a `ServiceError` whose message a user can act on."""
     code = _code_name(exc)
     if code == "UNAVAILABLE":
-        msg = f"The scoring service at {target} is unavailable ({_details(exc)})."
+        details = _details(exc)
+        if "refused" in details.lower() or "failed to connect" in details.lower():
+            msg = f"The scoring service at {target} does not answer (connection refused)."
+        else:
+            msg = f"The scoring service at {target} is unavailable: {details}"
     elif code == "DEADLINE_EXCEEDED":
         msg = f"The scoring service at {target} did not answer in time."
     elif code in ("INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION"):

@@ -190,6 +190,8 @@ def test_banner_while_the_service_is_stopped_and_recovery_after(stack, driver):
         assert "Retrying" in alert
         assert "unreachable" in driver.find_element("id", "service-state").text
         assert "Traceback" not in driver.page_source
+        wait_until(lambda: driver.execute_script(page_ready_script()), 20, message="the page to settle")
+        assert "Loading ..." not in page_text(driver)  # the cached model and sample still draw
         screenshot(driver, "service-down")
         # Navigating while it is down shows the cached model or a waiting card, never an error page.
         open_page(driver, stack["url"] + "/predict")

@@ -65,6 +65,14 @@ def report_view(filename: str, report: ValidationReport, feature_names: list[str
                      color=colour, id="batch-report-alert")
 
 
+def table_column(name: Any, values: pd.Series) -> dict[str, Any]:
+    """A DataTable column: numbers right-aligned with four significant digits, text as is."""
+    if pd.api.types.is_float_dtype(values):
+        return {"id": str(name), "name": str(name), "type": "numeric",
+                "format": dash_table.Format.Format(precision=4, scheme=dash_table.Format.Scheme.decimal_or_exponent)}
+    return {"id": str(name), "name": str(name)}
+
+
 def results_view(job_id: str, merged: pd.DataFrame, names: Mapping[int, str], version: str) -> Any:
     shown = merged.head(MAX_TABLE_ROWS)
     errors = int((merged["segment_id"] < 0).sum()) if "segment_id" in merged else 0
@@ -83,7 +91,7 @@ def results_view(job_id: str, merged: pd.DataFrame, names: Mapping[int, str], ve
                    if len(merged) > MAX_TABLE_ROWS else "", className="text-muted"),
         dash_table.DataTable(
             id="batch-results-table", data=shown.astype(object).where(shown.notna(), None).to_dict("records"),
-            columns=[{"id": str(c), "name": str(c)} for c in shown.columns], sort_action="native",
+            columns=[table_column(c, shown[c]) for c in shown.columns], sort_action="native",
             page_size=15, style_table={"overflowX": "auto"},
             style_cell={"fontFamily": "inherit", "fontSize": "0.85rem", "maxWidth": "280px",
                         "overflow": "hidden", "textOverflow": "ellipsis"},

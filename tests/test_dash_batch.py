@@ -1,0 +1,113 @@
+"""Batch scoring helpers: reading uploads, the validation report, formula-safe CSV, the job registry."""
+from __future__ import annotations
+
+import base64
+import io
+import time
+
+import pandas as pd
+import pytest
+
+from dash_ui.batch import JobRegistry, UploadError, merge_results, parse_upload, scoring_input, validate_frame
+from dash_ui.exports import csv_safe_frame, neutralize_cell, to_safe_csv
+from dash_ui.models import model_view_from_proto
+from tests.test_dash_service import model_info
+
+VIEW = model_view_from_proto(model_info())
+
+
+def data_url(raw: bytes, mime: str = "text/csv") -> str:
+    return f"data:{mime};base64," + base64.b64encode(raw).decode()
+
+
+def test_parse_csv_with_bom_and_semicolons_keeps_text():
+    raw = "\ufeffAge;Annual Income (k$);Gender\n19;15;Male\n21;;Female\n".encode()
+    frame = parse_upload(data_url(raw), "c.csv")
+    assert list(frame.columns) == ["Age", "Annual Income (k$)", "Gender"]
+    assert frame.loc[0, "Age"] == "19" and pd.isna(frame.loc[1, "Annual Income (k$)"])
+
+
+def test_parse_excel():
+    buffer = io.BytesIO()
+    pd.DataFrame({"Age": [30, 40], "Gender": ["Male", "Female"]}).to_excel(buffer, index=False)
+    frame = parse_upload(data_url(buffer.getvalue(), "application/vnd.ms-excel"), "c.xlsx")
+    assert list(frame["Age"]) == ["30", "40"]
+
+
+@pytest.mark.parametrize("contents", ["", "data:text/csv;base64,"], ids=["nothing", "empty-file"])
+def test_an_empty_upload_is_an_upload_error(contents):
+    with pytest.raises(UploadError):
+        parse_upload(contents, "e.csv")
+
+
+def test_validation_reports_missing_columns_and_bad_rows_by_file_line():
+    frame = pd.DataFrame({"age": ["19", "abc", "", "inf", "200"], "Annual Income (k$)": ["15", "16", "17", "18", "x"],
+                          "Gender": ["Male", "", "Female", "Male", "Male"], "CustomerID": list("abcde")})
+    report = validate_frame(frame, VIEW)
+    assert report.missing_columns == ("Spending Score (1-100)",)
+    assert not report.can_score
+    assert report.extra_columns == ("CustomerID",)
+    assert [p.line for p in report.bad_rows] == [3, 5, 6]  # header is line 1
+    assert report.bad_rows[0].message == "Age: 'abc' is not a finite number"
+    assert "Annual Income (k$): 'x'" in report.bad_rows[2].message and "Age" not in report.bad_rows[2].message
+    assert report.empty_cells == {"Age": 1, "Annual Income (k$)": 0, "Gender": 1}
+    assert report.out_of_range["Age"] == 1  # 200 > 70
+
+
+def test_scoring_input_parses_numbers_keeps_bad_text_and_blank_means_missing():
+    frame = pd.DataFrame({"Age": ["19", "abc", " "], "Gender": ["Male", None, "Female"], "id": ["1", "2", "3"]})
+    features = scoring_input(frame, VIEW)
+    assert list(features.columns) == ["Age", "Gender"]
+    assert features.loc[0, "Age"] == 19.0 and features.loc[1, "Age"] == "abc" and pd.isna(features.loc[2, "Age"])
+    assert features.loc[1, "Gender"] == ""
+
+
+def test_merge_results_appends_result_columns_with_file_lines():
+    frame = pd.DataFrame({"id": ["a", "b"], "segment_id": ["old", "old"]})
+    results = pd.DataFrame({"segment_id": [1, -1], "segment_name": ["X", ""], "distance": [0.1, None],
+                            "confidence": [0.9, None], "outlier": [False, False], "error": ["", "Age: bad"]})
+    merged = merge_results(frame, results)
+    assert list(merged.columns) == ["line", "id", "segment_id", "segment_name", "distance", "confidence", "outlier",
+                                    "error"]
+    assert list(merged["line"]) == [2, 3] and list(merged["segment_id"]) == [1, -1]
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "=HYPERLINK(\"http://x\")"])
+def test_formula_cells_are_quoted(cell):
+    assert neutralize_cell(cell) == "'" + cell
+
+
+def test_safe_csv_quotes_text_only_and_headers_too():
+    frame = pd.DataFrame({"=name": ["=cmd|' /C calc'!A0", "Alice", "-x"], "balance": [-5.0, 3.0, 1.0]})
+    text = to_safe_csv(frame)
+    back = pd.read_csv(io.StringIO(text))
+    assert list(back.columns) == ["'=name", "balance"]
+    assert list(back["'=name"]) == ["'=cmd|' /C calc'!A0", "Alice", "'-x"]
+    assert list(back["balance"]) == [-5.0, 3.0, 1.0]  # numbers stay numbers
+    assert csv_safe_frame(frame) is not frame and frame.iloc[0, 0].startswith("=")  # input untouched
+
+
+def test_job_registry_reports_progress_result_and_failure():
+    jobs = JobRegistry(keep=2)
+
+    def score(frame, progress):
+        progress(1, 2)
+        time.sleep(0.05)
+        progress(2, 2)
+        return frame.assign(segment_id=0)
+
+    job = jobs.start(pd.DataFrame({"a": [1, 2]}), score)
+    deadline = time.monotonic() + 5
+    while job.state == "running" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert job.state == "done" and job.fraction == 1.0 and list(job.result["segment_id"]) == [0, 0]
+
+    def fail(frame, progress):
+        raise RuntimeError("stream broke")
+
+    failed = jobs.start(pd.DataFrame({"a": [1]}), fail)
+    while failed.state == "running" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert failed.state == "failed" and failed.message == "stream broke"
+    jobs.start(pd.DataFrame({"a": [1]}), score)
+    assert jobs.get(job.id) is None  # only the last two are kept
