@@ -11,14 +11,17 @@ Flow control of ``PredictStream``: the handler is a generator run by gRPC's sync
 the next request only after its previous response has been handed to gRPC, and gRPC blocks that hand-over
 until the transport has room (HTTP/2 flow-control window). A client that sends fast but reads slowly thus
 stops the server from reading its requests, and its own sends block in turn: per stream the server holds
-at most one request and one response beyond what the HTTP/2 windows buffer. Message size is bounded by
+at most PREFETCH (2) requests read ahead by a helper thread (so receiving overlaps scoring), the one being
+scored and one response, beyond what the HTTP/2 windows buffer. Message size is bounded by
 ``--max-message-mb``.
 """
 from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
+from queue import Full, Queue
 from typing import Callable, Iterable, Iterator
 
 import grpc
@@ -107,7 +110,7 @@ class ScoringService:
         """Answer each columnar batch with exactly one response, in order, all from one model version."""
         loaded: LoadedVersion | None = None
         names_sent = False
-        for data in requests:
+        for data in _prefetch(requests, context):
             start = time.perf_counter()
             try:
                 batch = wire.decode_batch_request(data)
@@ -180,6 +183,50 @@ class ScoringService:
             if current is not None and current is not last:
                 last = current
                 yield current.info
+
+
+PREFETCH = 2  # requests read ahead per stream: overlaps receiving with scoring, memory stays bounded
+
+
+def _prefetch(requests: Iterable[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+    """Read up to PREFETCH requests ahead in a helper thread (receiving releases the GIL, so it overlaps
+    with scoring); the bounded queue keeps flow control: a full queue stops the reads."""
+    queue: Queue = Queue(maxsize=PREFETCH)
+    stopped = threading.Event()
+    done = object()
+
+    def put(item: object) -> bool:
+        while not stopped.is_set():
+            try:
+                queue.put(item, timeout=0.2)
+                return True
+            except Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for item in requests:
+                if not put(item):
+                    return
+        except Exception as exc:  # noqa: BLE001 - the stream was cancelled or broke; end the handler
+            put(exc)
+            return
+        put(done)
+
+    threading.Thread(target=read, name="stream-reader", daemon=True).start()
+    try:
+        while True:
+            item = queue.get()
+            if item is done:
+                return
+            if isinstance(item, Exception):
+                if context.is_active():
+                    raise item
+                return
+            yield item
+    finally:
+        stopped.set()  # the handler ended (error, abort, cancel): let the reader go
 
 
 def _row_count(batch: wire.DecodedBatch) -> int:
