@@ -12,7 +12,7 @@ from dash import Input, Output, State, html, no_update
 
 from dash_ui.layout import app_shell, status_badge, status_banner, update_notice, waiting_card
 from dash_ui.pages import PAGES
-from dash_ui.service import OK, DashboardService, ServiceError, ServiceStatus
+from dash_ui.service import DOWN, NO_MODEL, OK, DashboardService, ServiceError, ServiceStatus
 
 log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -45,8 +45,9 @@ def render_page(service: DashboardService, pathname: str | None, search: str | N
                          dbc.Button("Go to the overview", href="/")], id="not-found")
     params = dict(parse_qsl((search or "").lstrip("?")))
     try:
-        if service.cached_model_view() is None and not service.status().healthy:
-            return waiting_card(service.status().message)
+        status = service.status()
+        if service.cached_model_view() is None and status.state in (DOWN, NO_MODEL):
+            return waiting_card(status.message)  # the watch thread keeps trying; the page follows
         return page.layout(service, params)
     except ServiceError as exc:
         return waiting_card(exc.message)

@@ -110,6 +110,12 @@ def segment_label(segment_id: int, name: str) -> html.Span:
     return html.Span([segment_swatch(segment_id), name], className="segment-label")
 
 
+def segment_legend(segments: Iterable[Any], id: str) -> html.P:
+    """One coloured label per segment: the key to every chart's colours."""
+    return html.P(["Segments: ", *[html.Span(segment_label(s.id, s.name), className="me-3") for s in segments]],
+                  className="small", id=id)
+
+
 def stat(label: str, value: str, *, id: str | None = None) -> html.Div:
     kwargs = {"id": id} if id else {}
     return html.Div([html.Div(label, className="stat-label"), html.Div(value, className="stat-value", **kwargs)],

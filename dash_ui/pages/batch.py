@@ -11,7 +11,7 @@ from dash_ui import figures
 from dash_ui.batch import (JobRegistry, UploadError, UploadStore, ValidationReport, merge_results, parse_upload,
                            scoring_input, validate_frame)
 from dash_ui.exports import to_safe_csv
-from dash_ui.layout import graph, page_header, segment_label
+from dash_ui.layout import graph, page_header, segment_legend
 from dash_ui.palette import segment_color
 from dash_ui.service import DashboardService, ServiceError
 
@@ -104,8 +104,7 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
     view = service.model_view()
     return html.Div([
         page_header("Batch scoring", f"Features of {view.model} {view.version}: {', '.join(view.feature_names)}"),
-        html.P(["Segments: ", *[html.Span(segment_label(s.id, s.name), className="me-3") for s in view.segments]],
-               className="small", id="batch-segments"),
+        segment_legend(view.segments, "batch-segments"),
         upload_zone(),
         html.Div(id="batch-report"),
         dbc.Button("Score the file", id="batch-score", color="primary", disabled=True, className="mb-3"),

@@ -8,7 +8,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, MATCH, Input, Output, State, dcc, html, no_update
 
 from dash_ui import figures
-from dash_ui.layout import graph, options, page_header, segment_label, stat
+from dash_ui.layout import graph, options, page_header, segment_label, segment_legend, stat
 from dash_ui.models import CategoricalFeature, ModelView, NumericFeature, PredictionView, separating_features
 from dash_ui.palette import segment_color
 from dash_ui.service import DashboardService, ServiceError
@@ -126,6 +126,7 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
     x, y = (separating_features(view, 2) + view.numeric_names * 2)[:2] if view.numeric_names else (None, None)
     return html.Div([
         page_header("Predict one customer", f"Scored by {view.model} {view.version}"),
+        segment_legend(view.segments, "predict-segments"),
         form(view),
         html.Div(id="predict-result"),
         dcc.Store(id="predict-customer"),
