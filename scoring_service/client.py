@@ -441,10 +441,11 @@ class FrameStream:
         client = self.client
         model, version = self.schema.model, self.schema.version
         slots = threading.Semaphore(self.in_flight)
-        pending: collections.deque[tuple[pd.DataFrame, _Job, int, int]] = collections.deque()
+        # (input frame, its job, first row, end row, time sent) of each batch awaiting its answer
+        pending: collections.deque[tuple[pd.DataFrame, _Job, int, int, float]] = collections.deque()
         closed = threading.Event()
         failure: list[BaseException] = []
-        last_activity = [time.monotonic()]
+        waiting: list[float | None] = [None]  # since when the caller's thread waits for an answer
         stalled = threading.Event()
 
         def requests() -> Iterator[Any]:
@@ -469,24 +470,30 @@ class FrameStream:
                         message = wire.encode_batch_request(numeric, categorical, batch_id=str(n),
                                                             model=model if n == 0 else "",
                                                             version=version if n == 0 else "")
-                        pending.append((frame, job, start, stop))
-                        last_activity[0] = time.monotonic()
+                        pending.append((frame, job, start, stop, time.monotonic()))
                         n += 1
                         yield message
             except BaseException as exc:  # surfaced on the caller's thread; gRPC would only log it
                 failure.append(exc)
 
         call = wire.predict_stream_method(client._channel)(requests(), metadata=client._metadata)
-        watchdog = threading.Thread(target=self._watchdog, args=(call, pending, closed, stalled, last_activity),
+        watchdog = threading.Thread(target=self._watchdog, args=(call, pending, closed, stalled, waiting),
                                     daemon=True, name="predict-stream-watchdog")
         watchdog.start()
         try:
-            for reply in call:
-                last_activity[0] = time.monotonic()
+            replies = iter(call)
+            while True:
+                waiting[0] = time.monotonic()
+                try:
+                    reply = next(replies)
+                except StopIteration:
+                    break
+                finally:
+                    waiting[0] = None  # time spent by our caller (e.g. writing a file) is not a stall
                 if not pending:
                     raise ScoringError(grpc.StatusCode.INTERNAL, "the server answered a batch that was not sent",
                                        method="PredictStream")
-                frame, job, start, stop = pending.popleft()
+                frame, job, start, stop, _sent = pending.popleft()
                 slots.release()
                 self._absorb(wire.decode_batch_response(reply), job, start, stop)
                 if self.on_batch is not None:
@@ -530,11 +537,16 @@ class FrameStream:
             job.errors[start + row] = message
 
     def _watchdog(self, call: Any, pending: collections.deque, closed: threading.Event, stalled: threading.Event,
-                  last_activity: list[float]) -> None:
-        # A stream has no overall deadline (a file takes as long as it takes); instead, batches in
-        # flight must be answered within the client's timeout.
+                  waiting: list[float | None]) -> None:
+        # A stream has no overall deadline (a file takes as long as it takes); instead, while the
+        # caller waits, the oldest batch in flight must be answered within the client's timeout.
         while not closed.wait(0.25):
-            if pending and time.monotonic() - last_activity[0] > self.client.timeout:
+            since = waiting[0]
+            try:
+                oldest = pending[0][4]
+            except IndexError:
+                continue
+            if since is not None and time.monotonic() - max(since, oldest) > self.client.timeout:
                 stalled.set()
                 call.cancel()
                 return
