@@ -189,19 +189,56 @@ def unary(target: str, rows: np.ndarray, calls: int, warmup: int, repeats: int) 
         return best_of([latency(call, calls, warmup) for _ in range(repeats)])
 
 
+def bare_stub(target: str, rows: np.ndarray, calls: int, warmup: int, repeats: int) -> dict[str, float]:
+    """Predict through the generated stub with prebuilt requests: the server's share without the client's."""
+    from segmentation.v1 import scoring_pb2_grpc
+
+    requests = []
+    for r in rows[:64]:
+        request = scoring_pb2.PredictRequest()
+        request.customer.numbers.update(customer(r))
+        requests.append(request)
+    with grpc.insecure_channel(target) as channel:
+        stub = scoring_pb2_grpc.ScoringServiceStub(channel)
+        state = {"i": 0}
+
+        def call() -> None:
+            state["i"] += 1
+            stub.Predict(requests[state["i"] & 63], timeout=5.0)
+
+        return best_of([latency(call, calls, warmup) for _ in range(repeats)])
+
+
 def echo_server_main(port: int, payload: bytes) -> None:
-    """A bare gRPC server answering every call with the same ``payload`` bytes (no protobuf work)."""
+    """A bare gRPC server: unary Echo answers ``payload``; PredictStream answers a fixed 10,000-row reply."""
+    from scoring_service import wire
+
+    n = 10_000
+    rng = np.random.default_rng(0)
+    reply = wire.encode_batch_response(batch_id="0", model="customers", version="v0001", row_count=n,
+                                       segment_id=rng.integers(0, 6, n), distance=rng.random(n),
+                                       confidence=rng.random(n), outlier=np.zeros(n, dtype=bool),
+                                       segment_names=[f"Segment {i}" for i in range(6)])
+
+    def null_stream(requests: Any, context: grpc.ServicerContext) -> Any:
+        for _ in requests:
+            yield reply
+
     handler = grpc.method_handlers_generic_handler("bench.Echo", {
         "Echo": grpc.unary_unary_rpc_method_handler(lambda request, context: payload)})
+    stream_handler = grpc.method_handlers_generic_handler("segmentation.v1.ScoringService", {
+        "PredictStream": grpc.stream_stream_rpc_method_handler(null_stream)})
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    server.add_generic_rpc_handlers((handler,))
+    server.add_generic_rpc_handlers((handler, stream_handler))
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     server.wait_for_termination()
 
 
-def echo(rows: np.ndarray, response: bytes, calls: int, warmup: int, repeats: int) -> dict[str, float]:
-    """The same sequential loop over a bare gRPC echo of the same request (built and parsed the same way)."""
+def echo(rows: np.ndarray, response: bytes, calls: int, warmup: int, repeats: int,
+         frame: pd.DataFrame) -> dict[str, float]:
+    """The same sequential loop over a bare gRPC echo of the same request (built and parsed the same way);
+    also the client's own stream ceiling: ``predict_frame``'s work against a server that does none."""
     port = _free_port()
     proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--echo-server", str(port),
                              "--echo-hex", response.hex()], cwd=ROOT)
@@ -224,6 +261,7 @@ def echo(rows: np.ndarray, response: bytes, calls: int, warmup: int, repeats: in
 
         result = best_of([latency(call, calls, warmup) for _ in range(repeats)])
         channel.close()
+        result["client_stream_ceiling_rows_per_s"] = _client_ceiling(f"127.0.0.1:{port}", frame, repeats)
         return result
     finally:
         proc.terminate()
@@ -248,6 +286,20 @@ def _stream_worker(args: tuple[str, int, int, int]) -> tuple[float, float, float
         started = time.time()
         client.predict_frame(frame, batch_rows=batch_rows)
         return started, time.time(), float(rows)
+
+
+def _client_ceiling(target: str, frame: pd.DataFrame, repeats: int) -> float:
+    from scoring_service.client import FrameStream, _Schema
+
+    schema = _Schema("customers", "v0001", tuple(FEATURES), (), tuple(f"Segment {i}" for i in range(6)))
+    rates = []
+    with ScoringClient(target, timeout=30) as client:
+        for _ in range(repeats + 1):
+            started = time.perf_counter()
+            for _frame, _result in FrameStream(client, schema, 10_000, 8, None).score([frame]):
+                pass
+            rates.append(len(frame) / (time.perf_counter() - started))
+    return float(np.median(rates[1:]))
 
 
 def stream(target: str, frame: pd.DataFrame, batch_rows: int, repeats: int) -> float:
@@ -410,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     stream_rows = 500_000 if args.quick else 2_000_000
     report = Report()
     figures = report.figures
+    figures["load_before"] = os.getloadavg()[0]
     peers = README_MLSERVER
     if args.peers:
         peers = run_peers(args.quick)
@@ -437,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
                                                       distance=1.2345, confidence=0.9876, outlier=True)).SerializeToString()
             log.info("unary Predict: %d calls x %d", calls, repeats)
             figures["predict"] = unary(server.target, rows, calls, 300, repeats)
+            figures["predict_bare_stub"] = bare_stub(server.target, rows, calls, 300, repeats)
             log.info("stream: %d rows in 10,000-row batches, 1 server process", stream_rows)
             figures["stream_w1_rows_per_s"] = stream(server.target, frame, 10_000, repeats)
             figures["rss_mb_after_load"] = rss_mb(server.proc.pid)
@@ -445,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.stop()
         log.info("bare gRPC echo: %d calls x %d", calls, repeats)
-        figures["echo"] = echo(rows, response, calls, 300, repeats)
+        figures["echo"] = echo(rows, response, calls, 300, repeats, frame)
 
         server2 = start_server(store, work, workers=2)
         try:
@@ -457,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server2.stop()
 
+    figures["load_after"] = os.getloadavg()[0]
     p, e, swap = figures["predict"], figures["echo"], figures["hot_swap"]
     src = "" if args.peers else " (README)"
     report.check("time to SERVING", f"{figures['serving_s']:.2f} s", "<= 2 s", figures["serving_s"] <= 2)
@@ -468,6 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     report.check(f"  x MLServer{src} ({peers['calls_per_s']:,.0f}/s)", f"{p['calls_per_s'] / peers['calls_per_s']:.2f}x",
                  ">= 2x", p["calls_per_s"] >= 2 * peers["calls_per_s"])
     report.check("bare echo p50 / p99", f"{e['p50_ms']:.3f} / {e['p99_ms']:.3f} ms", "", None)
+    b = figures["predict_bare_stub"]
+    report.check("Predict, generated stub, p50 / p99", f"{b['p50_ms']:.3f} / {b['p99_ms']:.3f} ms",
+                 "(server share, no client)", None)
     report.check("  Predict p50 / echo p50", f"{p['p50_ms'] / e['p50_ms']:.2f}", "<= 1.20", p["p50_ms"] <= 1.2 * e["p50_ms"])
     report.check("  Predict calls/s / echo", f"{p['calls_per_s'] / e['calls_per_s']:.2f}", ">= 0.80 (info)", None)
     s1 = figures["stream_w1_rows_per_s"]
@@ -481,6 +539,10 @@ def main(argv: list[str] | None = None) -> int:
     report.check("hot swap: p99 / steady p99", f"{swap['swap_p99_ms']:.2f} / {swap['steady_p99_ms']:.2f} ms",
                  "<= 2x", swap["swap_p99_ms"] <= 2 * swap["steady_p99_ms"])
     report.check("hot swap: served version", f"{swap['served_before']} -> {swap['served_after']}", "", None)
+    report.check("client-only stream ceiling (null server)",
+                 f"{e['client_stream_ceiling_rows_per_s'] / 1e6:.2f} M rows/s", "", None)
+    report.check("load average before / after", f"{figures['load_before']:.1f} / {figures['load_after']:.1f}",
+                 f"(~0 on an idle {os.cpu_count()}-core machine)", None)
     print(report.render())
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=float))
