@@ -26,6 +26,13 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
+def write_port_file(path: str, port: int) -> None:
+    """Write the bound port to ``path`` atomically: readers never see a half-written port."""
+    tmp = Path(f"{path}.tmp{os.getpid()}")
+    tmp.write_text(f"{port}\n")
+    os.replace(tmp, path)
+
+
 def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
@@ -92,10 +99,8 @@ class ScoringServer:
                  s.host, self.port, "on" if self._tls else "off", "on" if self._auth else "off", self.metrics_port,
                  s.store, extra={"port": self.port, "metrics_port": self.metrics_port, "worker": s.worker_index,
                                  "service": wire.SERVICE})
-        if s.port_file and s.worker_index == 0:
-            tmp = Path(f"{s.port_file}.tmp{os.getpid()}")
-            tmp.write_text(f"{self.port}\n")
-            os.replace(tmp, s.port_file)  # readers never see a half-written port
+        if s.port_file:
+            write_port_file(s.port_file, self.port)
         return self
 
     def stop(self, grace: float | None = None) -> None:

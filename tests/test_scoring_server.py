@@ -112,6 +112,25 @@ def test_stream_equals_the_pipeline_on_100k_random_rows(server, shared_store: Mo
     assert np.all((conf >= 0) & (conf <= 1))
 
 
+def test_gaussian_mixture_predictions_equal_the_pipeline(scoring_server_factory, tmp_path: Path) -> None:
+    store = ModelStore(tmp_path / "store")
+    model_factory.publish(store, "customers", "mall", k=4, algorithm="gmm")
+    server = scoring_server_factory(store.root)
+    data = model_factory.mall()
+    pipeline = _pipeline(store, "customers")
+    expected, posterior = pipeline.predict(data.frame), pipeline.predict_proba(data.frame).max(axis=1)
+    request = wire.encode_batch_request({c: data.frame[c].to_numpy(float) for c in data.numeric},
+                                        {c: data.frame[c].astype(str).tolist() for c in data.categorical})
+    [reply] = list(wire.predict_stream_method(_channel(server))(iter([request])))
+    result = wire.decode_batch_response(reply)
+    assert np.array_equal(result.segment_id, expected)
+    assert np.allclose(result.confidence, posterior, rtol=1e-9, atol=1e-12)
+    one = _stub(server).Predict(pb.PredictRequest(customer=_customer(data.frame.iloc[5], data.numeric,
+                                                                     data.categorical)))
+    assert one.prediction.segment_id == expected[5]
+    assert one.prediction.confidence == pytest.approx(posterior[5], rel=1e-9)
+
+
 def test_stream_with_categories_equals_the_pipeline_on_training_rows(server, shared_store: ModelStore) -> None:
     data = model_factory.mall()
     expected = _pipeline(shared_store, "customers").predict(data.frame)
@@ -422,22 +441,38 @@ def test_token_is_checked_and_health_is_exempt(scoring_server_factory, shared_st
 
 
 # ---- the command line ------------------------------------------------------------------------------------
-def test_command_line_serves_on_an_ephemeral_port_and_stops_on_sigterm(shared_store: ModelStore,
-                                                                        tmp_path: Path) -> None:
+def test_command_line_serves_with_two_workers_and_drains_on_sigterm(shared_store: ModelStore, tmp_path: Path) -> None:
     port_file = tmp_path / "port"
-    env_store = {"SCORING_STORE": str(shared_store.root), "SCORING_METRICS_PORT": "-1", "PATH": "/usr/bin:/bin"}
+    env = {"SCORING_STORE": str(shared_store.root), "SCORING_METRICS_PORT": "-1", "SCORING_WORKERS": "2",
+           "PATH": "/usr/bin:/bin"}
     proc = subprocess.Popen([sys.executable, "-m", "scoring_service", "--port", "0", "--port-file", str(port_file),
-                             "--log-format", "json"], cwd=ROOT, env=env_store, stderr=subprocess.PIPE, text=True)
+                             "--log-format", "json"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:
         _wait(port_file.exists, timeout=30)
         channel = grpc.insecure_channel(f"127.0.0.1:{int(port_file.read_text())}")
         health = health_pb2_grpc.HealthStub(channel)
         _wait(lambda: health.Check(health_pb2.HealthCheckRequest()).status == SERVING, timeout=30)
         assert scoring_pb2_grpc.ScoringServiceStub(channel).Predict(pb.PredictRequest()).model == "customers"
+        # A stream in flight when SIGTERM arrives is drained: its later batches are still answered.
+        signalled = threading.Event()
+
+        def requests():
+            yield wire.encode_batch_request({"Age": [30.0]}, batch_id="before")
+            signalled.wait(20)
+            time.sleep(0.3)
+            yield wire.encode_batch_request({"Age": [40.0]}, batch_id="after")
+
+        call = wire.predict_stream_method(channel)(requests())
+        first = wire.decode_batch_response(next(call))
         proc.send_signal(signal.SIGTERM)
+        signalled.set()
+        rest = [wire.decode_batch_response(r) for r in call]
+        assert [first.batch_id] + [r.batch_id for r in rest] == ["before", "after"]
         assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
     logs = proc.stderr.read()
-    assert '"message": "scoring service listening on 127.0.0.1:' in logs and "scoring service stopped" in logs
+    listening = [line for line in logs.splitlines() if "scoring service listening on 127.0.0.1:" in line]
+    assert len(listening) == 2 and '"message": "received SIGTERM"' in logs
+    assert logs.count("scoring service stopped") == 2
