@@ -1,4 +1,4 @@
-"""The Python client of the scoring service, and its batch-scoring command line.
+"""The Python client of the scoring service (its command line is in ``client_cli.py``).
 
 ```python
 with ScoringClient("127.0.0.1:50051") as client:
@@ -91,10 +91,14 @@ class _Schema:
                    tuple(f.name for f in info.categorical_features), tuple(s.name for s in info.segments))
 
 
-def _service_config(max_attempts: int) -> str:
+def _service_config(retries: int) -> str:
     """Channel service config: retry UNAVAILABLE with exponential backoff on every RPC we call."""
+    if retries < 1:
+        return json.dumps({"methodConfig": []})
     policy = {
-        "maxAttempts": max(2, min(max_attempts, 5)),  # gRPC caps attempts at 5
+        # gRPC caps attempts at 5. A stream is retried only until its first answer arrives (then it
+        # is committed); a unary call until its deadline.
+        "maxAttempts": min(retries + 1, 5),
         "initialBackoff": "0.1s",
         "maxBackoff": "2s",
         "backoffMultiplier": 2,
@@ -231,7 +235,7 @@ class ScoringClient:
         self.timeout = timeout
         self.model = model or ""
         options = [
-            ("grpc.service_config", _service_config(retries + 1)),
+            ("grpc.service_config", _service_config(retries)),
             ("grpc.enable_retries", 1),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -379,8 +383,9 @@ class ScoringClient:
         """Score every row of ``frame`` over one PredictStream; returns the result columns, indexed like ``frame``.
 
         Feature columns absent from ``frame`` are imputed by the server on every row; they are listed in
-        the result's ``attrs["missing_features"]`` and logged. A row that cannot be scored has
-        ``segment_id`` -1 and its reason in ``error``.
+        the result's ``attrs["missing_features"]`` and logged. ``segment_name`` and ``error`` are
+        categoricals. A row that cannot be scored has ``segment_id`` -1, no segment name, NaN distance
+        and confidence, and its reason in ``error`` (empty for scored rows).
         """
         total = len(frame)
         done = 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -264,3 +265,48 @@ def test_cli_unknown_model_and_unreachable_service(target: str, mall: pd.DataFra
     assert "unavailable" in gone.stderr and "Traceback" not in gone.stderr
     assert time.monotonic() - started < 15
     assert not out.exists()
+
+
+# ---- token and TLS -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1, and its key (openssl CLI)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_token_and_tls(scoring_server_factory, store: ModelStore, certificate: tuple[Path, Path], mall: pd.DataFrame,
+                       tmp_path: Path, tls: bool) -> None:
+    # The conftest's in-process server: here only the client's credentials are under test.
+    cert, key = certificate
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret\n")
+    options = {"tls_cert": str(cert), "tls_key": str(key)} if tls else {}
+    server = scoring_server_factory(store.root, token_file=str(token_file), **options)
+    address = f"localhost:{server.port}"
+    ca = cert if tls else None
+    with ScoringClient(address, tls_ca=ca) as anonymous:
+        assert anonymous.health() == "SERVING"  # health is exempt from the token
+        with pytest.raises(ScoringError) as err:
+            anonymous.predict({"Age": 30.0})
+        assert err.value.code == grpc.StatusCode.UNAUTHENTICATED
+    with ScoringClient(address, token="s3cret", tls_ca=ca) as client:
+        assert client.predict({"Age": 30.0}).version == "v0001"
+        assert len(client.predict_frame(mall.head(30))) == 30
+    source = tmp_path / "in.csv"
+    mall.head(10).to_csv(source, index=False)
+    flags = ["--tls-ca", str(cert)] if tls else []
+    done = _cli("score", str(source), "-o", str(tmp_path / "out.csv"), "--target", address, "--allow-missing",
+                *flags, env={"SCORING_TOKEN": "s3cret"})
+    assert done.returncode == 0, done.stderr
+    refused = _cli("score", str(source), "-o", str(tmp_path / "out.csv"), "--target", address, *flags,
+                   env={"SCORING_TOKEN": ""})
+    assert refused.returncode == 1 and "credentials" in refused.stderr
