@@ -16,6 +16,7 @@ import os
 import re
 import runpy
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -113,7 +114,10 @@ def capture_parser(module: str, env: Mapping[str, str] | None = None,
     # The program may log or print while it starts: keep that out of the generated Markdown.
     sink = io.StringIO()
     try:
-        with _environment(env or {}, clear_prefixes), contextlib.redirect_stdout(sink):
+        with _environment(env or {}, clear_prefixes), contextlib.redirect_stdout(sink), \
+                warnings.catch_warnings():
+            # runpy warns when the module was imported before (the parsers are read again and again).
+            warnings.filterwarnings("ignore", category=RuntimeWarning, message=".*found in sys.modules.*")
             sys.argv = ["python -m " + module]
             runpy.run_module(module, run_name="__main__", alter_sys=False)
     except _Captured as captured:

@@ -1,0 +1,489 @@
+"""The deployment files agree with the code: docker-compose.yml, the Dockerfiles, the image requirements.
+
+No Docker engine runs here, so what an engine would find out late is checked early: the compose file
+passes Debian's ``docker-compose config`` (no engine needed), every service's command parses with its
+program's real argument parser and every environment variable is one the program reads (found by
+running the parsers, not listed here), every COPY source exists and is not in .dockerignore, each
+image's requirements pin what requirements.txt pins, and each image holds every module its component
+really imports while it runs.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.metadata import packages_distributions
+from pathlib import Path, PurePosixPath
+
+import grpc
+import pytest
+from packaging.utils import canonicalize_name
+
+from tests.deploy_support import (
+    ROOT,
+    PYTHON,
+    http_status,
+    imported_modules,
+    load_deploy,
+    start_dashboard,
+    start_scoring,
+    stopping,
+    train,
+)
+
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+SERVICES = {"training": "training", "scoring": "scoring", "dashboard": "dashboard"}  # service -> component
+PREFIXES = ("TRAINING_", "SCORING_", "DASH_")
+# Variables a service may set that belong to Python or the image, not to the program.
+# Imported by a library only when present (inside try/except ImportError), never needed: grpc probes for
+# grpc_tools and grpc_reflection, numpy.f2py for charset_normalizer, pyarrow for cloudpickle.
+OPTIONAL_IMPORTS = {"grpc_tools", "grpc_reflection", "charset_normalizer", "cloudpickle"}
+GENERIC_ENV = {"PATH", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PIP_NO_CACHE_DIR",
+               "PIP_DISABLE_PIP_VERSION_CHECK"}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Dockerfiles
+
+
+@dataclass
+class Dockerfile:
+    """The instructions of one Dockerfile that the tests need, stage by stage."""
+
+    path: Path
+    entrypoint: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)   # of the last stage
+    copies: list[tuple[list[str], str]] = field(default_factory=list)  # (sources, absolute dest), last stage
+    build_copies: list[list[str]] = field(default_factory=list)  # sources of every COPY from the context
+    stages: int = 0
+    user: str = ""
+
+    @property
+    def module(self) -> str:
+        """The program the image runs: ``python -m <module>``."""
+        assert self.entrypoint[:2] == ["python", "-m"], f"{self.path.name}: ENTRYPOINT {self.entrypoint}"
+        return self.entrypoint[2]
+
+    def copied_files(self) -> set[str]:
+        """Repository paths (files and folders, posix) the final stage copies from the build context."""
+        return {src.rstrip("/") for sources, _ in self.copies for src in sources}
+
+    def destination_of(self, repo_path: str) -> str | None:
+        """Where a repository file lands in the image, if a COPY of the final stage brings it."""
+        for sources, dest in self.copies:
+            for src in sources:
+                src = src.rstrip("/")
+                if repo_path == src:
+                    return dest if not dest.endswith("/") else dest + PurePosixPath(src).name
+                if repo_path.startswith(src + "/") and (ROOT / src).is_dir():
+                    return dest.rstrip("/") + "/" + repo_path[len(src) + 1:]
+        return None
+
+
+def _instructions(text: str) -> list[tuple[str, str]]:
+    joined = re.sub(r"\\\n", " ", text)
+    result = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            result.append((word.upper(), rest.strip()))
+    return result
+
+
+@lru_cache(maxsize=None)
+def dockerfile(component: str) -> Dockerfile:
+    """Parse ``deploy/Dockerfile.<component>``."""
+    path = ROOT / "deploy" / f"Dockerfile.{component}"
+    parsed = Dockerfile(path)
+    workdir = "/"
+    for word, rest in _instructions(path.read_text()):
+        if word == "FROM":
+            parsed.stages += 1
+            parsed.env, parsed.copies, workdir = {}, [], "/"
+        elif word == "WORKDIR":
+            workdir = rest
+        elif word == "USER":
+            parsed.user = rest
+        elif word == "ENTRYPOINT":
+            parsed.entrypoint = json.loads(rest)
+        elif word == "ENV":
+            parsed.env.update(dict(re.findall(r"(\w+)=(\S+)", rest)))
+        elif word == "COPY":
+            args = rest.split()
+            flags = [a for a in args if a.startswith("--")]
+            paths = [a for a in args if not a.startswith("--")]
+            sources, dest = paths[:-1], paths[-1]
+            dest = dest if dest.startswith("/") else f"{workdir.rstrip('/')}/{dest}"
+            if not any(f.startswith("--from") for f in flags):
+                parsed.build_copies.append(sources)
+                parsed.copies.append((sources, dest))
+    return parsed
+
+
+def _dockerignore_patterns() -> list[str]:
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def dockerignored(path: str) -> bool:
+    """True when .dockerignore keeps ``path`` (posix, relative to the root) out of the build context."""
+    parts = PurePosixPath(path).parts
+    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    excluded = False
+    for pattern in _dockerignore_patterns():
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!").strip("/")
+        candidates = [pattern]
+        if pattern.startswith("**/"):
+            candidates.append(pattern[3:])
+        hit = any(fnmatch.fnmatchcase(prefix, p) or fnmatch.fnmatchcase(prefix.rsplit("/", 1)[-1], p[3:])
+                  if p.startswith("**/") else fnmatch.fnmatchcase(prefix, p)
+                  for prefix in prefixes for p in candidates)
+        if hit:
+            excluded = not negate
+    return excluded
+
+
+@pytest.mark.parametrize("component", SERVICES.values())
+def test_every_copy_source_exists_and_is_in_the_build_context(component: str) -> None:
+    parsed = dockerfile(component)
+    for sources in parsed.build_copies:
+        for source in sources:
+            path = ROOT / source
+            assert path.exists(), f"{parsed.path.name}: COPY {source}: no such file in the repository"
+            assert not dockerignored(source), f"{parsed.path.name}: COPY {source} is excluded by .dockerignore"
+            if path.is_dir():
+                tracked = [p for p in path.rglob("*.py") if "__pycache__" not in p.parts]
+                assert tracked, f"{parsed.path.name}: COPY {source}: the folder has no Python files"
+                for file in tracked:
+                    rel = file.relative_to(ROOT).as_posix()
+                    assert not dockerignored(rel), f"{parsed.path.name}: {rel} is excluded by .dockerignore"
+
+
+def test_dockerignore_keeps_local_state_out() -> None:
+    for path in (".venv/bin/python", ".git/HEAD", "model-store/customers/CURRENT", "tests/test_deploy.py",
+                 "examples/node/node_modules/x.js", "training_job/__pycache__/cli.cpython-311.pyc"):
+        assert dockerignored(path), f"{path} would be sent to the Docker engine"
+
+
+@pytest.mark.parametrize("component", SERVICES.values())
+def test_images_are_multi_stage_slim_and_run_as_a_non_root_user(component: str) -> None:
+    parsed = dockerfile(component)
+    text = parsed.path.read_text()
+    assert parsed.stages >= 2, f"{parsed.path.name} is not multi-stage"
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11[\w.-]*-slim", text, re.M), "not a python:3.11 slim base"
+    assert f"COPY deploy/requirements-{component}.txt" in text, "does not install its own requirement file"
+    assert "COPY --from=builder /opt/venv /opt/venv" in text, "the runtime stage does not copy the built venv"
+    assert parsed.user and parsed.user not in ("root", "0"), f"{parsed.path.name} runs as root"
+
+
+def test_each_image_carries_only_its_component() -> None:
+    training, scoring, dashboard = (dockerfile(c).copied_files() for c in ("training", "scoring", "dashboard"))
+    assert not any(p.startswith("training_job") for p in scoring | dashboard), "training code outside training"
+    assert not any(p.startswith(("scoring_service", "dash_ui")) for p in training)
+    assert not any(p.startswith("segmentation_core") for p in dashboard), "the dashboard never reads the store"
+    assert not any(p.startswith("dash_ui") for p in scoring)
+    scoring_pins = read_component_pins("scoring")
+    assert not {"pandas", "scikit-learn", "scipy", "dash"} & set(scoring_pins), "the scoring image carries " \
+                                                                                  "libraries it does not import"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Requirements
+
+
+def read_component_pins(component: str) -> dict[str, str]:
+    """Canonical name -> version pinned in ``deploy/requirements-<component>.txt``."""
+    return load_deploy("component_requirements").read_pins(ROOT / "deploy" / f"requirements-{component}.txt")
+
+
+@pytest.mark.parametrize("component", SERVICES.values())
+def test_image_pins_agree_with_requirements_txt(component: str) -> None:
+    main_pins = load_deploy("component_requirements").read_pins(ROOT / "requirements.txt")
+    pins = read_component_pins(component)
+    disagree = {n: (v, main_pins[n]) for n, v in pins.items() if n in main_pins and main_pins[n] != v}
+    assert not disagree, f"requirements-{component}.txt (image, requirements.txt): {disagree}"
+
+
+def test_image_requirement_files_are_fresh() -> None:
+    tool = load_deploy("component_requirements")
+    stale = [c for c in tool.COMPONENTS if tool.path_of(c).read_text() != tool.render(c)]
+    assert not stale, f"stale image requirements {stale}: run python deploy/component_requirements.py"
+
+
+# ---------------------------------------------------------------------------------------------------
+# docker-compose.yml through a real compose tool
+
+
+def _compose_tool() -> str:
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        pytest.skip("docker-compose is not installed (Debian package docker-compose; scripts/system_packages.sh "
+                    "installs it): it validates docker-compose.yml without a Docker engine")
+    return tool
+
+
+def _compose_env() -> dict[str, str]:
+    # The file's ${...} defaults are what is checked: nothing from this shell may fill them in.
+    return {k: v for k, v in os.environ.items()
+            if not k.startswith(PREFIXES) and k not in ("MODEL_NAME", "COMPOSE_FILE", "COMPOSE_PROJECT_NAME")}
+
+
+def test_compose_file_passes_docker_compose_validation() -> None:
+    tool = _compose_tool()
+    result = subprocess.run([tool, "-f", str(COMPOSE_FILE), "config", "--quiet"], capture_output=True, text=True,
+                            cwd=ROOT, env=_compose_env(), timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    """docker-compose.yml as docker-compose itself resolves it (variables filled in, syntax normalised)."""
+    tool = _compose_tool()
+    result = subprocess.run([tool, "-f", str(COMPOSE_FILE), "config"], capture_output=True, text=True, cwd=ROOT,
+                            env=_compose_env(), timeout=60)
+    assert result.returncode == 0, result.stderr
+    # The project's venv has no YAML parser; the compose tool's own Python has one (it reads YAML itself).
+    interpreter = Path(tool).read_text(errors="replace").splitlines()[0].removeprefix("#!").split()
+    as_json = subprocess.run([*interpreter, "-c", "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), "
+                                                  "sys.stdout)"], input=result.stdout, capture_output=True,
+                             text=True, timeout=60)
+    assert as_json.returncode == 0, as_json.stderr
+    return json.loads(as_json.stdout)
+
+
+@pytest.fixture(scope="module")
+def program_env() -> dict[str, set[str]]:
+    """Program module -> the environment variables it was seen to read (deploy/config_reference.py)."""
+    reference = load_deploy("config_reference")
+    found: dict[str, set[str]] = {}
+    for program in reference.PROGRAMS:
+        commands = reference.program_commands(program)
+        found[program.module] = {o.env for c in commands for o in c.options if o.env}
+    return found
+
+
+def _service(compose: dict, name: str) -> dict:
+    assert name in compose["services"], f"docker-compose.yml has no service {name!r}"
+    return compose["services"][name]
+
+
+def _environment(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+def test_compose_has_the_three_services_and_the_store_volume(compose: dict) -> None:
+    assert set(compose["services"]) == set(SERVICES)
+    assert "model-store" in (compose.get("volumes") or {})
+    for name in SERVICES:
+        service = _service(compose, name)
+        assert service["build"]["dockerfile"] == f"deploy/Dockerfile.{SERVICES[name]}"
+        assert Path(service["build"]["context"]).resolve() == ROOT
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_environment_is_read_by_its_program(compose: dict, program_env: dict[str, set[str]],
+                                                    name: str) -> None:
+    image = dockerfile(SERVICES[name])
+    known = program_env[image.module]
+    for source, env in (("docker-compose.yml", _environment(_service(compose, name))),
+                        (image.path.name, image.env)):
+        unknown = sorted(k for k in env if k not in known and k not in GENERIC_ENV)
+        assert not unknown, f"{source}: {name} sets {unknown}, which python -m {image.module} does not read " \
+                            f"(it reads {sorted(known)})"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_service_command_parses_with_its_program(compose: dict, name: str) -> None:
+    reference = load_deploy("config_reference")
+    image = dockerfile(SERVICES[name])
+    program = next(p for p in reference.PROGRAMS if p.module == image.module)
+    env = {**image.env, **_environment(_service(compose, name))}
+    parser = reference.capture_parser(image.module, {k: v for k, v in env.items() if k not in GENERIC_ENV},
+                                      program.env_prefixes)
+    command = _service(compose, name).get("command") or []
+    command = command.split() if isinstance(command, str) else command
+    try:
+        parser.parse_args(command)
+    except SystemExit:
+        pytest.fail(f"{name}: `python -m {image.module} {' '.join(command)}` is refused by its parser under the "
+                    f"service's environment {env}")
+
+
+def test_services_agree_on_ports_and_the_store(compose: dict) -> None:
+    training, scoring, dashboard = (_service(compose, n) for n in ("training", "scoring", "dashboard"))
+    t_env, s_env, d_env = (_environment(s) for s in (training, scoring, dashboard))
+    port = s_env.get("SCORING_PORT", dockerfile("scoring").env.get("SCORING_PORT"))
+    assert s_env.get("SCORING_HOST", dockerfile("scoring").env.get("SCORING_HOST")) == "0.0.0.0", \
+        "in a container the service must listen on every interface"
+    assert d_env["DASH_SCORING"] == f"scoring:{port}", "the dashboard calls the scoring service by its name"
+    assert d_env.get("DASH_HOST", dockerfile("dashboard").env.get("DASH_HOST")) == "0.0.0.0"
+    assert any(str(p.get("target", p) if isinstance(p, dict) else p).split(":")[-1].split("/")[0] == port
+               for p in scoring.get("ports", [])), f"the scoring port {port} is not published"
+    assert any(str(p).split(":")[-1].split("/")[0] == d_env.get("DASH_PORT", "8050")
+               for p in dashboard.get("ports", [])), "the dashboard port is not published"
+
+    def mounts(service: dict) -> dict[str, tuple[str, str]]:
+        result = {}
+        for volume in service.get("volumes", []):
+            source, target, *mode = str(volume).split(":")
+            result[target] = (source, mode[0] if mode else "rw")
+        return result
+
+    assert mounts(training).get(t_env["TRAINING_STORE"], ("", ""))[0] == "model-store"
+    assert mounts(training)[t_env["TRAINING_STORE"]][1] != "ro"
+    assert mounts(scoring).get(s_env["SCORING_STORE"]) == ("model-store", "ro"), "scoring must mount the store ro"
+    assert not any(src == "model-store" for src, _ in mounts(dashboard).values()), "the dashboard reads no store"
+    assert t_env.get("TRAINING_MODEL") == s_env.get("SCORING_MODEL"), "training and serving name one model"
+
+
+def test_start_order_restarts_and_limits(compose: dict) -> None:
+    training, scoring, dashboard = (_service(compose, n) for n in ("training", "scoring", "dashboard"))
+    assert scoring["depends_on"]["training"]["condition"] == "service_completed_successfully"
+    assert dashboard["depends_on"]["scoring"]["condition"] == "service_healthy"
+    assert str(training.get("restart")) == "no", "the one-shot training job must not be restarted"
+    for service in (scoring, dashboard):
+        assert service.get("restart") in ("unless-stopped", "always", "on-failure")
+    for name in SERVICES:
+        limits = _service(compose, name).get("deploy", {}).get("resources", {}).get("limits", {})
+        assert limits.get("memory") and limits.get("cpus"), f"{name} has no memory and cpu limits"
+
+
+def test_scoring_health_check_is_the_grpc_probe_shipped_in_the_image(compose: dict) -> None:
+    check = _service(compose, "scoring")["healthcheck"]["test"]
+    assert check[0] in ("CMD", "CMD-SHELL") and check[1] == "python", check
+    script, target = check[2], check[3]
+    shipped = dockerfile("scoring").destination_of("deploy/grpc_health_probe.py")
+    assert shipped == script, f"the health check runs {script}, the image has the probe at {shipped}"
+    port = _environment(_service(compose, "scoring")).get("SCORING_PORT")
+    assert target == f"127.0.0.1:{port}", "the probe must ask the container's own gRPC port"
+
+
+# ---------------------------------------------------------------------------------------------------
+# What each image must hold: the modules its component imports while it runs
+
+
+def _module_file(name: str) -> str | None:
+    base = ROOT.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate.relative_to(ROOT).as_posix()
+    return None
+
+
+def assert_image_covers(component: str, modules: set[str]) -> None:
+    """Every first-party module is copied into the image, every third-party one installed by its requirements."""
+    image = dockerfile(component)
+    pins = set(read_component_pins(component))
+    distributions = packages_distributions()
+    first_party = {p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    missing_code, missing_packages = [], set()
+    for name in sorted(modules):
+        top = name.split(".")[0]
+        if top in sys.stdlib_module_names or top in sys.builtin_module_names or top in ("__main__", "_distutils_hack") \
+                or top in OPTIONAL_IMPORTS:
+            continue
+        if top in first_party:
+            path = _module_file(name)
+            if path and image.destination_of(path) is None:
+                missing_code.append(path)
+            continue
+        dists = {canonicalize_name(d) for d in distributions.get(top, [])}
+        if dists and not dists & pins:
+            missing_packages.add(f"{top} (from {', '.join(sorted(dists))})")
+    assert not missing_code, f"{image.path.name} does not copy {missing_code}"
+    assert not missing_packages, f"requirements-{component}.txt lacks {sorted(missing_packages)}"
+
+
+@pytest.fixture(scope="module")
+def mall_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with one real model (Mall customers: numbers and a category)."""
+    from tests import model_factory
+
+    if not model_factory.MALL_CSV.exists():
+        pytest.skip(f"{model_factory.MALL_CSV} not found")
+    from segmentation_core.store import ModelStore
+
+    store = tmp_path_factory.mktemp("deploy-store")
+    model_factory.publish(ModelStore(store))
+    return store
+
+
+def _exercise_every_rpc(target: str) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    from segmentation.v1 import scoring_pb2 as pb
+    from segmentation.v1 import scoring_pb2_grpc
+
+    with grpc.insecure_channel(target) as channel:
+        stub = scoring_pb2_grpc.ScoringServiceStub(channel)
+        customer = pb.Customer(id="c1", numbers={"Age": 30, "Annual Income (k$)": 60, "Spending Score (1-100)": 50},
+                               categories={"Gender": "Female"})
+        assert stub.Predict(pb.PredictRequest(customer=customer), timeout=10).prediction.segment_name
+        batch = pb.PredictBatchRequest(batch_id="b1", numeric=[pb.NumericColumn(name="Age", values=[20, 60])],
+                                       categorical=[pb.CategoricalColumn(name="Gender", values=["Male", "x"])])
+        assert [len(r.segment_id) for r in stub.PredictStream(iter([batch]), timeout=10)] == [2]
+        assert stub.GetModelInfo(pb.GetModelInfoRequest(), timeout=10).segments
+        assert stub.GetSegmentStats(pb.GetSegmentStatsRequest(max_sample=50), timeout=10).sample_segment_id
+        assert stub.ListModels(pb.ListModelsRequest(), timeout=10).models
+        watch = stub.WatchModel(pb.WatchModelRequest(), timeout=10)
+        assert next(watch).version
+        watch.cancel()
+        health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        replies = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+                                                  timeout=5)
+        assert any(s.name == "segmentation.v1.ScoringService" for s in next(replies).list_services_response.service)
+
+
+@pytest.mark.slow
+def test_scoring_and_dashboard_images_hold_what_the_running_programs_import(mall_store: Path,
+                                                                            tmp_path: Path) -> None:
+    scoring, target = start_scoring(mall_store, tmp_path, python_flags=["-X", "importtime"])
+    with stopping(scoring):
+        _exercise_every_rpc(target)
+        dash, url = start_dashboard(target, tmp_path, python_flags=["-X", "importtime"])
+        with stopping(dash):
+            for path in ("", "_dash-layout", "_dash-dependencies"):
+                assert http_status(url + path) == 200, path
+    served = imported_modules(scoring.output())
+    assert "scoring_service.server" in served, "no -X importtime output from the scoring service"
+    assert not {"pandas", "sklearn", "training_job", "dash_ui"} & {m.split(".")[0] for m in served}, \
+        "the scoring service imports what its image does not have"
+    assert_image_covers("scoring", served)
+    shown = imported_modules(dash.output())
+    assert "dash_ui" in shown
+    assert not {"training_job", "segmentation_core"} & {m.split(".")[0] for m in shown}, \
+        "the dashboard must know only the gRPC contract"
+    assert_image_covers("dashboard", shown)
+
+
+@pytest.mark.slow
+def test_training_image_holds_what_the_training_job_imports(tmp_path: Path) -> None:
+    run = train(tmp_path / "store", tmp_path, "--k", "3", python_flags=["-X", "importtime"])
+    modules = imported_modules(run.output())
+    assert "training_job.train" in modules
+    assert_image_covers("training", modules)
+
+
+@pytest.mark.slow
+def test_health_probe_says_serving_or_not(mall_store: Path, tmp_path: Path) -> None:
+    probe = str(ROOT / "deploy" / "grpc_health_probe.py")
+    scoring, target = start_scoring(mall_store, tmp_path)
+    with stopping(scoring):
+        ok = subprocess.run([PYTHON, probe, target], capture_output=True, text=True, timeout=30)
+        assert ok.returncode == 0, ok.stderr
+    down = subprocess.run([PYTHON, probe, target, "--timeout", "0.5"], capture_output=True, text=True, timeout=30)
+    assert down.returncode == 1 and "UNAVAILABLE" in down.stderr, down.stderr
