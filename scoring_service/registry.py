@@ -155,10 +155,15 @@ class Registry:
                 self._refuse(model, version, str(exc))
                 raise NotFoundError(f"selector.version: version {version!r} of model {model!r} was refused: "
                                     f"{exc}") from exc
-            self._pinned[key] = loaded
+            self._remember_pinned(loaded)
+            return loaded
+
+    def _remember_pinned(self, loaded: LoadedVersion) -> None:
+        with self._pin_lock:
+            self._pinned[(loaded.model, loaded.version)] = loaded
+            self._pinned.move_to_end((loaded.model, loaded.version))
             while len(self._pinned) > self.pinned_cache:
                 self._pinned.popitem(last=False)
-            return loaded
 
     # ---- watching ----------------------------------------------------------------------------------
     def wait_for_change(self, model: str, last: LoadedVersion | None, timeout: float) -> LoadedVersion | None:
@@ -184,7 +189,7 @@ class Registry:
         """Models, versions and what is served, loaded and refused."""
         served = self._served
         with self._pin_lock:
-            pinned = set(self._pinned)
+            pinned = dict(self._pinned)
             refused = dict(self._refused)
         entries = []
         for name in sorted(set(self._versions) | set(served)):
@@ -193,8 +198,7 @@ class Registry:
             versions = []
             for version in self._versions.get(name, ()):
                 loaded = (s is not None and s.version == version) or (name, version) in pinned
-                detail = (s if s is not None and s.version == version else
-                          self._pinned.get((name, version)))
+                detail = s if s is not None and s.version == version else pinned.get((name, version))
                 manifest = detail.artefact.manifest if detail is not None else {}
                 versions.append(pb.VersionInfo(
                     version=version, current=version == current, loaded=loaded,
@@ -244,6 +248,8 @@ class Registry:
         with self._changed:
             self._served = {**self._served, model: loaded}  # the swap: one reference assignment
             self._changed.notify_all()
+        if served is not None:  # keep the previous version at hand for callers that pin it (or a rollback)
+            self._remember_pinned(served)
         log.info("model %s: serving %s (was %s), loaded in %.0f ms", model, version,
                  served.version if served else "none", (time.perf_counter() - started) * 1e3,
                  extra={"model": model, "version": version, "previous": served.version if served else None})
