@@ -122,15 +122,17 @@ class ScoringService:
                 continue
             if loaded is None:  # one stream, one version: resolved once, by the first batch's selector
                 loaded = self.registry.resolve(batch.model, batch.version)
+            code = _OK
             try:
                 reply = self._score_batch(loaded, batch, with_names=not names_sent)
                 names_sent = True
             except InputError as exc:
+                code = grpc.StatusCode.INVALID_ARGUMENT  # for the per-batch metrics; the stream goes on
                 self.metrics.batch_error(loaded.model)
                 reply = wire.encode_batch_response(batch_id=batch.batch_id, model=loaded.model,
                                                    version=loaded.version, row_count=_row_count(batch),
                                                    batch_error=str(exc))
-            self.metrics.observe_call("PredictStream.batch", _OK, time.perf_counter() - start)
+            self.metrics.observe_call("PredictStream.batch", code, time.perf_counter() - start)
             yield reply
 
     def _score_batch(self, loaded: LoadedVersion, batch: wire.DecodedBatch, with_names: bool) -> bytes:
