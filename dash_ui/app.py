@@ -73,7 +73,18 @@ def _register_shell_callbacks(app: dash.Dash, service: DashboardService) -> None
             notice = update_notice(status)
         return (current if changed else no_update), status_badge(status), banner, notice
 
-    @app.callback(Output("page-content", "children"), Input("url", "pathname"), Input("service-status", "data"),
-                  State("url", "search"))
-    def route(pathname: str, status: dict[str, Any] | None, search: str) -> Any:
-        return render_page(service, pathname, search)
+    @app.callback(Output("page-content", "children"), Output("rendered-key", "data"),
+                  Input("url", "pathname"), Input("service-status", "data"),
+                  State("url", "search"), State("rendered-key", "data"))
+    def route(pathname: str, status: dict[str, Any] | None, search: str, rendered: str | None) -> Any:
+        # A status change re-renders the page only when it changes what the page would show (a new
+        # version, or a first model after waiting): not on the first poll, not for an outage.
+        if dash.ctx.triggered_id == "service-status" and rendered == render_key(service):
+            return no_update, no_update
+        return render_page(service, pathname, search), render_key(service)
+
+
+def render_key(service: DashboardService) -> str:
+    """What a page was drawn from: the model version, or nothing (a waiting card)."""
+    view = service.cached_model_view()
+    return f"{view.model} {view.version}" if view is not None else ""

@@ -16,7 +16,7 @@ from dash_ui.models import BASE_SEGMENT_ID, BASE_SEGMENT_NAME
 from dash_ui.palette import BASE_COLOR, segment_color
 
 #: Most points a map draws, whatever the sample the service sent.
-MAX_MAP_POINTS = 5000
+MAX_MAP_POINTS = 3000
 #: k-search metrics drawn, with their titles and which direction is better.
 K_METRICS: tuple[tuple[str, str, str], ...] = (
     ("inertia", "Inertia (elbow)", "lower"),

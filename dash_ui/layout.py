@@ -38,6 +38,7 @@ def app_shell() -> html.Div:
     return html.Div([
         dcc.Location(id="url", refresh=False),
         dcc.Store(id="service-status"),
+        dcc.Store(id="rendered-key"),
         dcc.Interval(id="status-poll", interval=STATUS_POLL_MS, n_intervals=0),
         navbar(),
         dbc.Container([

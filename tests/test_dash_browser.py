@@ -217,5 +217,6 @@ def test_a_new_version_served_updates_the_pages_by_itself(stack, driver):
     new = stack["client"].model_info().version
     assert new != before and new in notice and before in notice
     assert new in driver.find_element("id", "service-state").text
-    assert new in driver.find_element("id", "overview-page").text
+    wait_until(lambda: f"{stack['info'].model} {new}" in driver.find_element("id", "overview-page").text, 20,
+               message="the page to show the new version")
     screenshot(driver, "new-version")

@@ -34,17 +34,22 @@ def segment_cards(view: ModelView) -> dbc.Row:
                    id="overview-cards")
 
 
+def default_map(view: ModelView, sample: SampleView) -> tuple[str, str | None, str | None]:
+    """(mode, x, y) the map opens with: the projection when the service sent one."""
+    x, y = (separating_features(view, 2) + view.numeric_names * 2)[:2] if view.numeric_names else (None, None)
+    return ("projection" if sample.has_projection else "features"), x, y
+
+
 def map_controls(view: ModelView, sample: SampleView) -> dbc.Row:
     modes = [{"label": label, "value": value, "disabled": value != "features" and not sample.has_projection}
              for value, label in MAP_MODES]
-    default_x, default_y = (separating_features(view, 2) + view.numeric_names * 2)[:2]
+    mode, x, y = default_map(view, sample)
     return dbc.Row([
-        dbc.Col(dbc.RadioItems(id="overview-map-mode", options=modes, inline=True,
-                               value="projection" if sample.has_projection else "features"), md=6),
-        dbc.Col(dcc.Dropdown(id="overview-map-x", options=options(view.numeric_names), value=default_x,
-                             clearable=False), md=3),
-        dbc.Col(dcc.Dropdown(id="overview-map-y", options=options(view.numeric_names), value=default_y,
-                             clearable=False), md=3),
+        dbc.Col(dbc.RadioItems(id="overview-map-mode", options=modes, inline=True, value=mode), md=6),
+        dbc.Col(dcc.Dropdown(id="overview-map-x", options=options(view.numeric_names), value=x,
+                             clearable=False, disabled=mode != "features"), md=3),
+        dbc.Col(dcc.Dropdown(id="overview-map-y", options=options(view.numeric_names), value=y,
+                             clearable=False, disabled=mode != "features"), md=3),
     ], className="mb-2 g-2 align-items-center")
 
 
@@ -57,7 +62,8 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
             html.P(f"{len(sample.frame):,} sampled training customers (at most {figures.MAX_MAP_POINTS:,} drawn); "
                    "crosses mark the centroids.", className="text-muted small"),
             map_controls(view, sample),
-            graph("overview-map", figures.empty_figure("Loading ..."), height=560),
+            # The first figure comes with the page (one round trip less); the callback redraws on change.
+            graph("overview-map", map_figure(view, sample, *default_map(view, sample)), height=560),
         ]), className="section-card")
     except ServiceError as exc:
         map_card = dbc.Alert(f"The segment map is unavailable: {exc.message}", color="warning")
@@ -74,7 +80,7 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
     @app.callback(Output("overview-map", "figure"),
                   Output("overview-map-x", "disabled"), Output("overview-map-y", "disabled"),
                   Input("overview-map-mode", "value"), Input("overview-map-x", "value"),
-                  Input("overview-map-y", "value"))
+                  Input("overview-map-y", "value"), prevent_initial_call=True)
     def draw_map(mode: str, x: str, y: str) -> tuple[Any, bool, bool]:
         try:
             view = service.model_view()

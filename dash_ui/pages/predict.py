@@ -138,7 +138,7 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
                 dbc.Col(dcc.Dropdown(id="predict-map-y", options=options(view.numeric_names), value=y,
                                      clearable=False), md=3),
             ], className="align-items-center"),
-            graph("predict-map", figures.empty_figure("Loading ..."), height=480),
+            graph("predict-map", customer_map(service, view, None, x, y), height=480),
         ]), className="section-card"),
     ], id="predict-page")
 
@@ -152,7 +152,7 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
                   Output({"type": MESSAGE_ID, "feature": MATCH}, "className"),
                   Output({"type": NUMBER_ID, "feature": MATCH}, "invalid"),
                   Input({"type": NUMBER_ID, "feature": MATCH}, "value"),
-                  State({"type": NUMBER_ID, "feature": MATCH}, "id"))
+                  State({"type": NUMBER_ID, "feature": MATCH}, "id"), prevent_initial_call=True)
     def check_number(value: Any, id_: Mapping[str, str]) -> tuple[str, str, bool]:
         view = service.cached_model_view()
         feature = view.numeric_feature(id_["feature"]) if view else None
@@ -183,16 +183,23 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
         return result_card(prediction), {"values": placed, "segment_name": prediction.segment_name}
 
     @app.callback(Output("predict-map", "figure"), Input("predict-customer", "data"),
-                  Input("predict-map-x", "value"), Input("predict-map-y", "value"))
+                  Input("predict-map-x", "value"), Input("predict-map-y", "value"), prevent_initial_call=True)
     def draw_map(customer: Any, x: str, y: str) -> Any:
         try:
-            view = service.model_view()
-            sample = service.sample(view)
+            return customer_map(service, service.model_view(), customer, x, y)
         except ServiceError as exc:
             return figures.empty_figure(exc.message)
-        if not x or not y:
-            return figures.empty_figure("The model has no numeric features to map")
-        values = (customer or {}).get("values")
-        label = f"This customer ({customer['segment_name']})" if values else "This customer"
-        return figures.segment_map(sample.frame, sample.centroids, x, y, view.segment_names,
-                                   customer=values, customer_label=label)
+
+
+def customer_map(service: DashboardService, view: ModelView, customer: Any, x: str | None, y: str | None) -> Any:
+    """The sample on two features in original units, with the predicted customer when there is one."""
+    try:
+        sample = service.sample(view)
+    except ServiceError as exc:
+        return figures.empty_figure(exc.message)
+    if not x or not y:
+        return figures.empty_figure("The model has no numeric features to map")
+    values = (customer or {}).get("values")
+    label = f"This customer ({customer['segment_name']})" if values else "This customer"
+    return figures.segment_map(sample.frame, sample.centroids, x, y, view.segment_names,
+                               customer=values, customer_label=label)

@@ -10,7 +10,7 @@ from dash import Input, Output, State, dash_table, dcc, html, no_update
 from dash_ui import figures
 from dash_ui.exports import to_safe_csv
 from dash_ui.layout import graph, page_header
-from dash_ui.models import ModelView
+from dash_ui.models import ModelView, SampleView
 from dash_ui.palette import segment_color
 from dash_ui.service import DashboardService, ServiceError
 
@@ -62,8 +62,13 @@ def stats_table(view: ModelView) -> dash_table.DataTable:
 def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
     view = service.model_view()
     chosen = selected_segment(view, params)
-    seg_options = [{"label": s.name, "value": s.id} for s in view.segments]
+    profile, radar = segment_figures(view, chosen)
     features = view.feature_names
+    try:
+        first = distribution(view, service.sample(view), features[0]) if features else figures.empty_figure("")
+    except ServiceError as exc:
+        first = figures.empty_figure(exc.message)
+    seg_options = [{"label": s.name, "value": s.id} for s in view.segments]
     return html.Div([
         page_header("Segments", f"{view.model} {view.version}: profiles in original units"),
         dbc.Row([
@@ -71,9 +76,9 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
             dbc.Col(dcc.Dropdown(id="segments-segment", options=seg_options, value=chosen, clearable=False), md=4),
         ], className="mb-3 align-items-center"),
         dbc.Row([
-            dbc.Col(dbc.Card(dbc.CardBody(graph("segments-profile", figures.empty_figure("Loading ...")))),
+            dbc.Col(dbc.Card(dbc.CardBody(graph("segments-profile", profile))),
                     lg=7, className="mb-3"),
-            dbc.Col(dbc.Card(dbc.CardBody(graph("segments-radar", figures.empty_figure("Loading ...")))),
+            dbc.Col(dbc.Card(dbc.CardBody(graph("segments-radar", radar))),
                     lg=5, className="mb-3"),
         ]),
         dbc.Card(dbc.CardBody([
@@ -82,7 +87,7 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
                 dbc.Col(dcc.Dropdown(id="segments-feature", options=[{"label": f, "value": f} for f in features],
                                      value=features[0] if features else None, clearable=False), md=4),
             ], className="align-items-center"),
-            graph("segments-distribution", figures.empty_figure("Loading ...")),
+            graph("segments-distribution", first),
         ]), className="section-card"),
         dbc.Card(dbc.CardBody([
             dbc.Row([
@@ -96,30 +101,38 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
     ], id="segments-page")
 
 
+def segment_figures(view: ModelView, segment_id: int) -> tuple[Any, Any]:
+    """The profile and the radar of one segment."""
+    ranges = {f.name: (f.minimum, f.maximum) for f in view.numeric_features}
+    names = view.segment_names
+    return (figures.profile_figure(view.stats, segment_id, view.numeric_names, names),
+            figures.radar_figure(view.stats, view.numeric_names, ranges, names, highlight=segment_id))
+
+
+def distribution(view: ModelView, sample: SampleView, feature: str) -> Any:
+    categorical = feature in {f.name for f in view.categorical_features}
+    return figures.distribution_figure(sample.frame, feature, view.segment_names, categorical=categorical)
+
+
 def register_callbacks(app: Any, service: DashboardService) -> None:
     @app.callback(Output("segments-profile", "figure"), Output("segments-radar", "figure"),
                   Output("url", "search"),
-                  Input("segments-segment", "value"))
+                  Input("segments-segment", "value"), prevent_initial_call=True)
     def draw_segment(segment_id: int) -> tuple[Any, Any, str]:
         try:
             view = service.model_view()
         except ServiceError as exc:
             return figures.empty_figure(exc.message), figures.empty_figure(exc.message), no_update
-        ranges = {f.name: (f.minimum, f.maximum) for f in view.numeric_features}
-        names = view.segment_names
-        return (figures.profile_figure(view.stats, int(segment_id), view.numeric_names, names),
-                figures.radar_figure(view.stats, view.numeric_names, ranges, names, highlight=int(segment_id)),
-                f"?segment={int(segment_id)}")
+        return (*segment_figures(view, int(segment_id)), f"?segment={int(segment_id)}")
 
-    @app.callback(Output("segments-distribution", "figure"), Input("segments-feature", "value"))
+    @app.callback(Output("segments-distribution", "figure"), Input("segments-feature", "value"),
+                  prevent_initial_call=True)
     def draw_distribution(feature: str) -> Any:
         try:
             view = service.model_view()
-            sample = service.sample(view)
+            return distribution(view, service.sample(view), feature)
         except ServiceError as exc:
             return figures.empty_figure(exc.message)
-        categorical = feature in {f.name for f in view.categorical_features}
-        return figures.distribution_figure(sample.frame, feature, view.segment_names, categorical=categorical)
 
     @app.callback(Output("segments-download", "data"), Input("segments-download-button", "n_clicks"),
                   prevent_initial_call=True)

@@ -1,0 +1,140 @@
+"""Time to interactive of every dashboard page, with a model trained on 1,000,000 customers.
+
+    python -m bench.bench_dashboard                       # generate 1M customers, train, serve, measure
+    python -m bench.bench_dashboard --store DIR           # measure against a store already trained
+    python -m bench.bench_dashboard --customers 100000    # a smaller base
+
+A Mall-shaped table of N customers is generated (five income x spending groups, seeded), trained by
+the real training job (`python -m training_job train --preset mall`), served by the real scoring
+service and shown by the real dashboard, all as processes on this machine. Headless Chromium (Debian's
+chromium + chromium-driver, driven by selenium) then opens each page, cold (first visit after the
+dashboard started: caches empty) and warm, and reads in the page itself `performance.now()` when the
+page is interactive: every Dash callback has answered and every graph is drawn. The target is 2 s.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.browser_support import (browser_missing_reason, chrome, dashboard_process, free_port,  # noqa: E402
+                                   page_ready_script, scoring_process, wait_for_port, wait_until)
+
+PAGES = (("/", "Overview"), ("/segments", "Segments"), ("/model", "Model"), ("/predict", "Predict"),
+         ("/batch", "Batch"))
+BUDGET_S = 2.0
+# Income x spending centres and weights of the five classic Mall segments.
+CENTRES = np.array([[55, 50], [87, 82], [88, 17], [26, 21], [26, 79]], dtype=float)
+WEIGHTS = (0.40, 0.20, 0.18, 0.11, 0.11)
+
+
+def make_customers(rows: int, path: Path, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    group = rng.choice(len(CENTRES), rows, p=WEIGHTS)
+    xy = CENTRES[group] + rng.normal(0, [9, 8], (rows, 2))
+    pd.DataFrame({
+        "CustomerID": np.arange(1, rows + 1), "Gender": rng.choice(["Male", "Female"], rows),
+        "Age": rng.integers(18, 71, rows), "Annual Income (k$)": np.clip(xy[:, 0], 15, 140).round(),
+        "Spending Score (1-100)": np.clip(xy[:, 1], 1, 100).round(),
+    }).to_csv(path, index=False)
+    return path
+
+
+def train(data: Path, store: Path, log: Path) -> float:
+    start = time.perf_counter()
+    with open(log, "ab") as out:
+        subprocess.run([sys.executable, "-m", "training_job", "train", "--data", str(data), "--preset", "mall",
+                        "--store", str(store)], cwd=REPO, check=True, stdout=out, stderr=subprocess.STDOUT)
+    return time.perf_counter() - start
+
+
+TTI_SCRIPT = "return (function(){ %s })() ? performance.now() : null;" % page_ready_script()
+
+
+def time_to_interactive(driver, url: str, timeout: float = 60.0) -> float:
+    """Seconds from navigation start to interactive, read in the page (performance.now())."""
+    driver.get(url)
+    # The page is ready at the first poll that sees it ready; poll fast to keep the error small.
+    ms = wait_until(lambda: driver.execute_script(TTI_SCRIPT), timeout, interval=0.02,
+                    message=f"{url} to be interactive")
+    return float(ms) / 1000.0
+
+
+def predict_round_trip(driver, url: str) -> float:
+    time_to_interactive(driver, url + "/predict")
+    start = time.perf_counter()
+    driver.find_element("id", "predict-button").click()
+    wait_until(lambda: driver.find_elements("id", "predict-segment"), 30, interval=0.02, message="a prediction")
+    wait_until(lambda: driver.execute_script(page_ready_script()), 30, interval=0.02, message="the map")
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000, help="customers to generate (default 1,000,000)")
+    parser.add_argument("--store", type=Path, help="use this trained store instead of training one")
+    parser.add_argument("--runs", type=int, default=3, help="warm visits per page (default 3)")
+    parser.add_argument("--workdir", type=Path, help="where data, store and logs go (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    reason = browser_missing_reason()
+    if reason:
+        print(f"cannot run: {reason}")
+        return 2
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-dashboard-"))
+    work.mkdir(parents=True, exist_ok=True)
+    store = args.store
+    if store is None:
+        data = work / "customers.csv"
+        t0 = time.perf_counter()
+        make_customers(args.customers, data)
+        print(f"generated {args.customers:,} customers in {time.perf_counter() - t0:.1f} s")
+        store = work / "store"
+        print(f"trained in {train(data, store, work / 'training.log'):.1f} s (log: {work / 'training.log'})")
+
+    scoring_port, dash_port = free_port(), free_port()
+    scoring = scoring_process(store, scoring_port, work).start()
+    dashboard = dashboard_process(scoring_port, dash_port, work).start()
+    results: dict[str, dict[str, float]] = {}
+    try:
+        wait_for_port(scoring_port, 120, scoring.proc)
+        wait_for_port(dash_port, 60, dashboard.proc)
+        url = f"http://127.0.0.1:{dash_port}"
+        with chrome() as driver:
+            driver.get(url)
+            badge = wait_until(lambda: "customers v" in driver.find_element("id", "service-state").text and
+                               driver.find_element("id", "service-state").text, 120, message="the served model")
+            print(f"dashboard {url} -> scoring 127.0.0.1:{scoring_port}: {badge}")
+            for path, name in PAGES:
+                cold = time_to_interactive(driver, url + path)
+                warm = [time_to_interactive(driver, url + path) for _ in range(args.runs)]
+                results[name] = {"cold": cold, "warm": statistics.median(warm), "worst": max([cold, *warm])}
+            predict = statistics.median(predict_round_trip(driver, url) for _ in range(args.runs))
+    finally:
+        dashboard.stop()
+        scoring.stop()
+
+    print(f"\nTime to interactive (s), model trained on {args.customers if args.store is None else 'the given store'} "
+          f"customers; target {BUDGET_S:.1f} s")
+    print(f"{'page':<10} {'cold':>7} {'warm':>7} {'worst':>7}  verdict")
+    over = 0
+    for name, r in results.items():
+        ok = r["worst"] <= BUDGET_S
+        over += not ok
+        print(f"{name:<10} {r['cold']:>7.2f} {r['warm']:>7.2f} {r['worst']:>7.2f}  {'ok' if ok else 'OVER'}")
+    print(f"{'predict':<10} {'':>7} {predict:>7.2f} {'':>7}  (click to result and map, median)")
+    return 1 if over else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
