@@ -487,3 +487,47 @@ def test_health_probe_says_serving_or_not(mall_store: Path, tmp_path: Path) -> N
         assert ok.returncode == 0, ok.stderr
     down = subprocess.run([PYTHON, probe, target, "--timeout", "0.5"], capture_output=True, text=True, timeout=30)
     assert down.returncode == 1 and "UNAVAILABLE" in down.stderr, down.stderr
+
+
+# ---------------------------------------------------------------------------------------------------
+# Documentation generated from, or checked against, the code
+
+
+def test_configuration_reference_in_the_deployment_guide_is_fresh() -> None:
+    reference = load_deploy("config_reference")
+    committed = reference.embedded((ROOT / "docs" / "deployment.md").read_text())
+    assert committed == reference.render(reference.all_commands(), level=2), \
+        "docs/deployment.md is stale: run python deploy/config_reference.py --write docs/deployment.md"
+
+
+PACKAGES = ("segmentation_core", "segmentation", "training_job", "scoring_service", "dash_ui")
+
+
+def _import_graph() -> dict[tuple[str, str], set[str]]:
+    """(importing package, imported package) -> imported modules (relative to their package), from the code."""
+    import ast
+
+    graph: dict[tuple[str, str], set[str]] = {}
+    for package in PACKAGES:
+        for file in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(file.read_text())):
+                names: list[str] = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    # `from pkg import module` imports pkg.module; `from pkg.module import name` imports pkg.module.
+                    names = [f"{node.module}.{a.name}" if _module_file(f"{node.module}.{a.name}") else node.module
+                             for a in node.names]
+                for name in names:
+                    top = name.split(".")[0]
+                    if top in PACKAGES and top != package:
+                        graph.setdefault((package, top), set()).add(name[len(top) + 1:] or "(package)")
+    return graph
+
+
+def test_architecture_picture_matches_the_imports() -> None:
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    block = text.split("```mermaid", 1)[1].split("```", 1)[0]
+    drawn = {(a, b): {m.strip() for m in label.split(",")}
+             for a, label, b in re.findall(r"(\w+) -->\|\"([^\"]*)\"\| (\w+)", block)}
+    assert drawn == _import_graph(), "docs/architecture.md's graph differs from the code's imports"
