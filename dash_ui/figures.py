@@ -37,6 +37,19 @@ def empty_figure(message: str) -> go.Figure:
     return fig
 
 
+def wrap(label: str, width: int = 24) -> str:
+    """`label` broken into lines of about `width` characters (plotly's <br>), for axis labels."""
+    lines, line = [], ""
+    for word in str(label).split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line)
+    return "<br>".join(lines)
+
+
 def bounded_sample(frame: pd.DataFrame, max_points: int = MAX_MAP_POINTS, seed: int = 0) -> pd.DataFrame:
     """At most `max_points` rows of `frame`, the same rows on every call (stratified by segment)."""
     if len(frame) <= max_points:
@@ -113,14 +126,14 @@ def segment_map_3d(frame: pd.DataFrame, centroids: pd.DataFrame, x: str, y: str,
             continue
         fig.add_trace(go.Scatter3d(
             x=part[x], y=part[y], z=part[z], mode="markers", name=names.get(sid, f"Segment {sid}"),
-            marker=dict(color=segment_color(sid), size=2.5, opacity=0.7),
+            marker=dict(color=segment_color(sid), size=3.5, opacity=0.7),
         ))
     if not centroids.empty and {x, y, z} <= set(centroids.columns):
         fig.add_trace(go.Scatter3d(
             x=centroids[x], y=centroids[y], z=centroids[z], mode="markers", name="Centroids",
             text=centroids["segment"],
-            marker=dict(symbol="x", size=8, color=[segment_color(int(i)) for i in centroids["segment_id"]],
-                        line=dict(width=2, color="#212529")),
+            marker=dict(symbol="diamond", size=9, color=[segment_color(int(i)) for i in centroids["segment_id"]],
+                        line=dict(width=1, color="#212529")),
         ))
     fig.update_layout(scene=dict(xaxis_title=titles[0], yaxis_title=titles[1], zaxis_title=titles[2]),
                       legend_title_text="Segment", uirevision=f"{x}|{y}|{z}")
@@ -214,7 +227,7 @@ def distribution_figure(frame: pd.DataFrame, feature: str, names: Mapping[int, s
                   .rename("share").reset_index())
         for level in shares[feature].drop_duplicates():
             part = shares[shares[feature] == level].set_index("segment_id")["share"]
-            fig.add_trace(go.Bar(x=[names.get(i, str(i)) for i in ids], y=[float(part.get(i, 0.0)) for i in ids],
+            fig.add_trace(go.Bar(x=[wrap(names.get(i, str(i))) for i in ids], y=[float(part.get(i, 0.0)) for i in ids],
                                  name=str(level)))
         fig.update_layout(barmode="stack", yaxis_tickformat=".0%", yaxis_title="share of segment",
                           legend_title_text=feature)
@@ -223,7 +236,7 @@ def distribution_figure(frame: pd.DataFrame, feature: str, names: Mapping[int, s
             values = frame.loc[frame["segment_id"] == sid, feature]
             if values.empty:
                 continue
-            fig.add_trace(go.Box(y=values, name=names.get(sid, f"Segment {sid}"), marker_color=segment_color(sid),
+            fig.add_trace(go.Box(y=values, name=wrap(names.get(sid, f"Segment {sid}")), marker_color=segment_color(sid),
                                  boxmean=True, boxpoints=False))
         fig.update_layout(yaxis_title=feature, showlegend=False)
     fig.update_layout(title_text=f"{feature} by segment")

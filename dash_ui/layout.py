@@ -125,7 +125,7 @@ def stat(label: str, value: str, *, id: str | None = None) -> html.Div:
 
 def graph(id: str, figure: Any, *, height: int | None = None) -> dcc.Graph:
     style = {"height": f"{height}px"} if height else None
-    return dcc.Graph(id=id, figure=figure, config={"displaylogo": False}, style=style)
+    return dcc.Graph(id=id, figure=figure, config={"displaylogo": False, "displayModeBar": "hover"}, style=style)
 
 
 def options(values: Iterable[str]) -> list[dict[str, str]]:

@@ -146,3 +146,9 @@ def test_segment_mix_counts_rows_per_segment_and_errors_last():
     assert list(bar.x) == [1, 3, 1]
     assert list(bar.marker.color) == [segment_color(0), segment_color(1), NO_SEGMENT_COLOR]
     assert bar.text[1] == "3 (60.0%)"
+
+
+def test_long_segment_names_wrap_on_axes():
+    assert figures.wrap("High spend, mostly New York (city), Gold (membership type)", 24) == \
+        "High spend, mostly New<br>York (city), Gold<br>(membership type)"
+    assert figures.wrap("Short") == "Short"
