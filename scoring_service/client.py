@@ -233,6 +233,7 @@ class ScoringClient:
             raise ValueError(f"timeout={timeout} should be > 0 seconds")
         self.target = target
         self.timeout = timeout
+        self.retries = max(0, retries)
         self.model = model or ""
         options = [
             ("grpc.service_config", _service_config(retries)),
@@ -442,85 +443,139 @@ class FrameStream:
         return match_columns([*self.schema.numeric, *self.schema.categorical], columns)[1]
 
     def score(self, frames: Iterable[pd.DataFrame]) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
-        """Yield (input frame, result frame) per input frame, in order; one stream for all of them."""
-        client = self.client
-        model, version = self.schema.model, self.schema.version
-        slots = threading.Semaphore(self.in_flight)
-        # (input frame, its job, first row, end row, time sent) of each batch awaiting its answer
-        pending: collections.deque[tuple[pd.DataFrame, _Job, int, int, float]] = collections.deque()
-        closed = threading.Event()
-        failure: list[BaseException] = []
-        waiting: list[float | None] = [None]  # since when the caller's thread waits for an answer
-        stalled = threading.Event()
+        """Yield (input frame, result frame) per input frame, in order, all answered by one model version.
 
-        def requests() -> Iterator[Any]:
+        If the connection drops (UNAVAILABLE) after the stream was committed, which gRPC's retry policy
+        cannot cover, the batches not yet answered are sent again on a new stream pinned to the same
+        version, up to the client's ``retries`` times in a row.
+        """
+        state = _StreamState(iter(frames), threading.Semaphore(self.in_flight))
+        attempt = 0
+        while True:
+            call = self._open(state)
+            try:
+                for item in self._answers(state, call):
+                    attempt = 0
+                    if item is not None:
+                        yield item
+                return
+            except _Resumable as exc:
+                attempt += 1
+                if attempt > self.client.retries:
+                    raise exc.error from None
+                delay = min(0.2 * 2 ** (attempt - 1), 2.0)
+                log.warning("PredictStream interrupted (%s); resending %d batch(es) in %.1fs (attempt %d of %d)",
+                            exc.error.message, len(state.pending), delay, attempt, self.client.retries)
+                time.sleep(delay)
+
+    def _open(self, state: "_StreamState") -> Any:
+        """Start one PredictStream call fed by a request generator of its own (resending what is pending)."""
+        closed = threading.Event()
+        state.closed = closed
+        with state.lock:
+            now = time.monotonic()
+            resend = [entry[:4] + (now,) for entry in state.pending]
+            state.pending.clear()
+            state.pending.extend(resend)
+        model, version = self.schema.model, self.schema.version
+
+        def encode(job: _Job, start: int, stop: int, first: bool) -> bytes:
+            numeric = {k: v[start:stop] for k, v in job.numeric.items()}
+            categorical = {k: v[start:stop].tolist() for k, v in job.categorical.items()}
+            # The selector counts on a stream's first request only: one stream, one version.
+            return wire.encode_batch_request(numeric, categorical, batch_id=str(start),
+                                             model=model if first else "", version=version if first else "")
+
+        def requests() -> Iterator[bytes]:
             # Runs on gRPC's request thread: reading and encoding overlap with the server's work and
             # with decoding on the caller's thread.
-            n = 0
+            first = True
             try:
-                for frame in frames:
-                    if len(frame) == 0:
-                        continue
-                    job = _frame_job(frame, self.schema, self.batch_rows)
-                    for start in range(0, len(frame), self.batch_rows):
-                        stop = min(start + self.batch_rows, len(frame))
-                        while not slots.acquire(timeout=0.1):
-                            if closed.is_set():
-                                return
+                for _frame, job, start, stop, _sent in resend:
+                    if closed.is_set():
+                        return
+                    yield encode(job, start, stop, first)
+                    first = False
+                while True:
+                    # Reading the next frame (e.g. parsing a file chunk) happens outside ``lock``, which the
+                    # caller's thread takes for every answer; ``read_lock`` keeps an old call's generator
+                    # and a new one from reading at the same time.
+                    with state.read_lock:
                         if closed.is_set():
                             return
-                        numeric = {k: v[start:stop] for k, v in job.numeric.items()}
-                        categorical = {k: v[start:stop].tolist() for k, v in job.categorical.items()}
-                        # The selector counts on the first request only: one stream, one version.
-                        message = wire.encode_batch_request(numeric, categorical, batch_id=str(n),
-                                                            model=model if n == 0 else "",
-                                                            version=version if n == 0 else "")
-                        pending.append((frame, job, start, stop, time.monotonic()))
-                        n += 1
-                        yield message
+                        if state.cursor is None or state.cursor[2] >= len(state.cursor[0]):
+                            frame = next(state.frames, None)
+                            if frame is None:
+                                return
+                            if len(frame):
+                                cursor = [frame, _frame_job(frame, self.schema, self.batch_rows), 0]
+                                with state.lock:
+                                    state.cursor = cursor
+                            continue
+                    while not state.slots.acquire(timeout=0.1):
+                        if closed.is_set():
+                            return
+                    with state.lock:
+                        if closed.is_set():  # this call is over; a new one resends what is pending
+                            state.slots.release()
+                            return
+                        frame, job, start = state.cursor
+                        stop = min(start + self.batch_rows, len(frame))
+                        state.cursor[2] = stop
+                        state.pending.append((frame, job, start, stop, time.monotonic()))
+                    yield encode(job, start, stop, first)
+                    first = False
             except BaseException as exc:  # surfaced on the caller's thread; gRPC would only log it
-                failure.append(exc)
+                state.failure.append(exc)
 
-        call = wire.predict_stream_method(client._channel)(requests(), metadata=client._metadata)
-        watchdog = threading.Thread(target=self._watchdog, args=(call, pending, closed, stalled, waiting),
-                                    daemon=True, name="predict-stream-watchdog")
-        watchdog.start()
+        call = wire.predict_stream_method(self.client._channel)(
+            requests(), metadata=self.client._metadata, wait_for_ready=bool(resend) or None)
+        threading.Thread(target=self._watchdog, args=(call, state, closed), daemon=True,
+                         name="predict-stream-watchdog").start()
+        return call
+
+    def _answers(self, state: "_StreamState", call: Any) -> Iterator[tuple[pd.DataFrame, pd.DataFrame] | None]:
+        """Absorb the answers of one call; yields a finished frame's results (None after other answers)."""
         try:
             replies = iter(call)
             while True:
-                waiting[0] = time.monotonic()
+                state.waiting = time.monotonic()
                 try:
                     reply = next(replies)
                 except StopIteration:
                     break
                 finally:
-                    waiting[0] = None  # time spent by our caller (e.g. writing a file) is not a stall
-                if not pending:
-                    raise ScoringError(grpc.StatusCode.INTERNAL, "the server answered a batch that was not sent",
-                                       method="PredictStream")
-                frame, job, start, stop, _sent = pending.popleft()
-                slots.release()
+                    state.waiting = None  # time spent by our caller (e.g. writing a file) is not a stall
+                with state.lock:
+                    if not state.pending:
+                        raise ScoringError(grpc.StatusCode.INTERNAL, "the server answered a batch that was not sent",
+                                           method="PredictStream")
+                    frame, job, start, stop, _sent = state.pending.popleft()
+                state.slots.release()
                 self._absorb(wire.decode_batch_response(reply), job, start, stop)
                 if self.on_batch is not None:
                     self.on_batch(stop - start)
                 job.remaining -= 1
-                if job.remaining == 0:
-                    yield frame, job.result(self.segment_names)
+                yield (frame, job.result(self.segment_names)) if job.remaining == 0 else None
         except grpc.RpcError as exc:
-            if failure:
-                raise failure[0]
-            if stalled.is_set():
-                raise ScoringError(grpc.StatusCode.DEADLINE_EXCEEDED,
-                                   f"no answer from the server for {client.timeout:g}s", method="PredictStream") from None
-            raise ScoringError.from_rpc(exc, "PredictStream") from None
+            if state.failure:
+                raise state.failure[0]
+            if state.stalled:
+                raise ScoringError(grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer from the server for "
+                                   f"{self.client.timeout:g}s", method="PredictStream") from None
+            error = ScoringError.from_rpc(exc, "PredictStream")
+            if error.code == grpc.StatusCode.UNAVAILABLE:
+                raise _Resumable(error) from None
+            raise error from None
         finally:
-            closed.set()
+            with state.lock:
+                state.closed.set()
             call.cancel()
-        if failure:
-            raise failure[0]
-        if pending:
-            raise ScoringError(grpc.StatusCode.INTERNAL, f"the stream ended with {len(pending)} batch(es) unanswered",
-                               method="PredictStream")
+        if state.failure:
+            raise state.failure[0]
+        if state.pending:
+            raise ScoringError(grpc.StatusCode.INTERNAL, f"the stream ended with {len(state.pending)} batch(es) "
+                               f"unanswered", method="PredictStream")
 
     def _absorb(self, result: wire.BatchResult, job: _Job, start: int, stop: int) -> None:
         if result.segment_names:
@@ -541,20 +596,44 @@ class FrameStream:
         for row, message in result.row_errors.items():
             job.errors[start + row] = message
 
-    def _watchdog(self, call: Any, pending: collections.deque, closed: threading.Event, stalled: threading.Event,
-                  waiting: list[float | None]) -> None:
+    def _watchdog(self, call: Any, state: "_StreamState", closed: threading.Event) -> None:
         # A stream has no overall deadline (a file takes as long as it takes); instead, while the
         # caller waits, the oldest batch in flight must be answered within the client's timeout.
         while not closed.wait(0.25):
-            since = waiting[0]
+            since = state.waiting
             try:
-                oldest = pending[0][4]
+                oldest = state.pending[0][4]
             except IndexError:
                 continue
             if since is not None and time.monotonic() - max(since, oldest) > self.client.timeout:
-                stalled.set()
+                state.stalled = True
                 call.cancel()
                 return
+
+
+class _Resumable(Exception):
+    """A stream lost to UNAVAILABLE: the unanswered batches can be sent again on a new stream."""
+
+    def __init__(self, error: ScoringError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(eq=False)
+class _StreamState:
+    """What survives from one PredictStream call to the next when a broken stream is resumed."""
+
+    frames: Iterator[pd.DataFrame]
+    slots: threading.Semaphore  # bounds the batches in flight
+    # (input frame, its job, first row, end row, time sent) of each batch awaiting its answer, in order
+    pending: collections.deque = field(default_factory=collections.deque)
+    cursor: list | None = None  # [frame, job, next row to send] of the frame being sent
+    lock: threading.Lock = field(default_factory=threading.Lock)  # guards pending and cursor
+    read_lock: threading.Lock = field(default_factory=threading.Lock)  # one reader of ``frames`` at a time
+    closed: threading.Event = field(default_factory=threading.Event)  # set when the current call is over
+    failure: list = field(default_factory=list)  # an exception raised while reading or encoding
+    waiting: float | None = None  # since when the caller's thread waits for an answer
+    stalled: bool = False
 
 
 # ---------------------------------------------------------------------------------------------------

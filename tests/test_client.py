@@ -310,3 +310,41 @@ def test_token_and_tls(scoring_server_factory, store: ModelStore, certificate: t
     refused = _cli("score", str(source), "-o", str(tmp_path / "out.csv"), "--target", address, *flags,
                    env={"SCORING_TOKEN": ""})
     assert refused.returncode == 1 and "credentials" in refused.stderr
+
+
+def test_predict_frame_resumes_after_a_server_restart(store: ModelStore, pipeline, mall: pd.DataFrame,
+                                                      tmp_path: Path) -> None:
+    # A stream broken after its first answers cannot be retried by gRPC; the client resends the
+    # unanswered batches on a new stream pinned to the same version, and every row is still scored once.
+    port = _free_port()
+    command = [sys.executable, "-m", "scoring_service", "--store", str(store.root), "--port", str(port),
+               "--metrics-port", "-1", "--log-format", "text"]
+    servers = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    frame = pd.concat([mall] * 100, ignore_index=True)  # 20,000 rows
+    try:
+        with ScoringClient(f"127.0.0.1:{port}", timeout=10) as client:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if client.health() == "SERVING":
+                        break
+                except ScoringError:
+                    pass
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.05)
+
+            def progress(done: int, total: int) -> None:
+                if len(servers) == 1 and done >= total // 4:
+                    servers[0].kill()  # no goodbye: the connection just drops
+                    servers[0].wait()
+                    servers.append(subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                                    stderr=subprocess.DEVNULL))
+
+            result = client.predict_frame(frame, batch_rows=500, progress=progress)
+        assert len(servers) == 2
+        np.testing.assert_array_equal(result["segment_id"].to_numpy(), pipeline.predict(frame[FEATURES]))
+        assert list(result.index) == list(frame.index)
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait()
