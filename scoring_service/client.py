@@ -144,6 +144,7 @@ class _Job:
     categorical: dict[str, np.ndarray]
     local_errors: dict[int, str]
     remaining: int
+    offset: int = 0  # rows of the stream before this frame: batch ids are stream row numbers
     segment: np.ndarray = field(init=False)
     distance: np.ndarray = field(init=False)
     confidence: np.ndarray = field(init=False)
@@ -483,7 +484,7 @@ class FrameStream:
             numeric = {k: v[start:stop] for k, v in job.numeric.items()}
             categorical = {k: v[start:stop].tolist() for k, v in job.categorical.items()}
             # The selector counts on a stream's first request only: one stream, one version.
-            return wire.encode_batch_request(numeric, categorical, batch_id=str(start),
+            return wire.encode_batch_request(numeric, categorical, batch_id=str(job.offset + start),
                                              model=model if first else "", version=version if first else "")
 
         def requests() -> Iterator[bytes]:
@@ -508,7 +509,10 @@ class FrameStream:
                             if frame is None:
                                 return
                             if len(frame):
-                                cursor = [frame, _frame_job(frame, self.schema, self.batch_rows), 0]
+                                job = _frame_job(frame, self.schema, self.batch_rows)
+                                job.offset = state.rows_read
+                                state.rows_read += len(frame)
+                                cursor = [frame, job, 0]
                                 with state.lock:
                                     state.cursor = cursor
                             continue
@@ -628,6 +632,7 @@ class _StreamState:
     # (input frame, its job, first row, end row, time sent) of each batch awaiting its answer, in order
     pending: collections.deque = field(default_factory=collections.deque)
     cursor: list | None = None  # [frame, job, next row to send] of the frame being sent
+    rows_read: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)  # guards pending and cursor
     read_lock: threading.Lock = field(default_factory=threading.Lock)  # one reader of ``frames`` at a time
     closed: threading.Event = field(default_factory=threading.Event)  # set when the current call is over
