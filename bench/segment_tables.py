@@ -172,7 +172,7 @@ def make_suite(n_tables: int = 30, seed: int = 0) -> list[SegmentTable]:
                 seed=1_000 * seed + t,
                 k=k,
                 n=n,
-                separation=float(rng.uniform(4.0, 6.0)),
+                separation=float(rng.uniform(5.0, 7.5)),
                 unequal=bool(t % 3 != 2),  # two tables in three have a ~5% segment
                 correlation=float(rng.uniform(0.2, 0.8)),
                 extreme_share=float(rng.uniform(0.005, 0.02)),
