@@ -176,37 +176,41 @@ def customer(x: np.ndarray) -> dict[str, float]:
     return {name: float(v) for name, v in zip(FEATURES, x)}
 
 
-def unary(target: str, rows: np.ndarray, calls: int, warmup: int, repeats: int) -> dict[str, float]:
-    """Single Predict through the Python client, sequential."""
-    with ScoringClient(target) as client:
-        people = [customer(r) for r in rows[:64]]
-        state = {"i": 0}
-
-        def call() -> None:
-            state["i"] += 1
-            client.predict(people[state["i"] & 63])
-
-        return best_of([latency(call, calls, warmup) for _ in range(repeats)])
-
-
-def bare_stub(target: str, rows: np.ndarray, calls: int, warmup: int, repeats: int) -> dict[str, float]:
-    """Predict through the generated stub with prebuilt requests: the server's share without the client's."""
-    from segmentation.v1 import scoring_pb2_grpc
-
-    requests = []
+def _requests(rows: np.ndarray) -> list[scoring_pb2.PredictRequest]:
+    out = []
     for r in rows[:64]:
         request = scoring_pb2.PredictRequest()
         request.customer.numbers.update(customer(r))
-        requests.append(request)
-    with grpc.insecure_channel(target) as channel:
-        stub = scoring_pb2_grpc.ScoringServiceStub(channel)
-        state = {"i": 0}
+        out.append(request)
+    return out
 
-        def call() -> None:
-            state["i"] += 1
-            stub.Predict(requests[state["i"] & 63], timeout=5.0)
 
-        return best_of([latency(call, calls, warmup) for _ in range(repeats)])
+def unary(target: str, echo_target: str, rows: np.ndarray, calls: int, warmup: int,
+          repeats: int) -> dict[str, dict[str, float]]:
+    """Sequential single calls, interleaved run by run so that a change of machine load hits all alike:
+    ``predict`` (the Python client), ``stub`` (generated stub, prebuilt requests: the server's share) and
+    ``echo`` (a bare gRPC handler answering the same response bytes; request built and parsed the same way)."""
+    from segmentation.v1 import scoring_pb2_grpc
+
+    people = [customer(r) for r in rows[:64]]
+    requests = _requests(rows)
+    with ScoringClient(target) as client, grpc.insecure_channel(target) as plain, \
+            grpc.insecure_channel(echo_target) as echo_channel:
+        stub = scoring_pb2_grpc.ScoringServiceStub(plain)
+        echo_method = echo_channel.unary_unary(ECHO_METHOD,
+                                               request_serializer=scoring_pb2.PredictRequest.SerializeToString,
+                                               response_deserializer=scoring_pb2.PredictResponse.FromString)
+        counter = iter(range(1 << 62))
+        calls_by_name: dict[str, Callable[[], Any]] = {
+            "predict": lambda: client.predict(people[next(counter) & 63]),
+            "stub": lambda: stub.Predict(requests[next(counter) & 63], timeout=5.0),
+            "echo": lambda: echo_method(requests[next(counter) & 63], timeout=5.0),
+        }
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in calls_by_name}
+        for _ in range(repeats):
+            for name, call in calls_by_name.items():
+                runs[name].append(latency(call, calls, warmup))
+    return {name: best_of(r) for name, r in runs.items()}
 
 
 def echo_server_main(port: int, payload: bytes) -> None:
@@ -235,37 +239,21 @@ def echo_server_main(port: int, payload: bytes) -> None:
     server.wait_for_termination()
 
 
-def echo(rows: np.ndarray, response: bytes, calls: int, warmup: int, repeats: int,
-         frame: pd.DataFrame) -> dict[str, float]:
-    """The same sequential loop over a bare gRPC echo of the same request (built and parsed the same way);
-    also the client's own stream ceiling: ``predict_frame``'s work against a server that does none."""
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--echo-server", str(port),
-                             "--echo-hex", response.hex()], cwd=ROOT)
-    try:
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        grpc.channel_ready_future(channel).result(timeout=30)
-        method = channel.unary_unary(ECHO_METHOD, request_serializer=scoring_pb2.PredictRequest.SerializeToString,
-                                     response_deserializer=lambda b: b)
-        requests = []
-        for r in rows[:64]:
-            request = scoring_pb2.PredictRequest()
-            for name, v in customer(r).items():
-                request.customer.numbers[name] = v
-            requests.append(request)
-        state = {"i": 0}
+class EchoServer:
+    """The bare gRPC server of :func:`echo_server_main`, in a subprocess of its own (no shared GIL)."""
 
-        def call() -> None:
-            state["i"] += 1
-            scoring_pb2.PredictResponse.FromString(method(requests[state["i"] & 63], timeout=5.0))
+    def __init__(self, response: bytes) -> None:
+        self.port = _free_port()
+        self.target = f"127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--echo-server", str(self.port),
+                                      "--echo-hex", response.hex()], cwd=ROOT)
+        with grpc.insecure_channel(self.target) as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
 
-        result = best_of([latency(call, calls, warmup) for _ in range(repeats)])
-        channel.close()
-        result["client_stream_ceiling_rows_per_s"] = _client_ceiling(f"127.0.0.1:{port}", frame, repeats)
-        return result
-    finally:
-        proc.terminate()
-        proc.wait()
+    def stop(self) -> None:
+        """Terminate the subprocess."""
+        self.proc.terminate()
+        self.proc.wait()
 
 
 def _stream_once(target: str, frame: pd.DataFrame, batch_rows: int) -> float:
@@ -480,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = frame.to_numpy()
 
         server = start_server(store, work, workers=1)
+        echo_server = None
         try:
             figures["serving_s"] = server.ready_s
             with ScoringClient(server.target) as client:
@@ -488,18 +477,21 @@ def main(argv: list[str] | None = None) -> int:
                     id="", model="customers", version="v0001",
                     prediction=scoring_pb2.Prediction(segment_id=3, segment_name=client.model_info().segments[3].name,
                                                       distance=1.2345, confidence=0.9876, outlier=True)).SerializeToString()
-            log.info("unary Predict: %d calls x %d", calls, repeats)
-            figures["predict"] = unary(server.target, rows, calls, 300, repeats)
-            figures["predict_bare_stub"] = bare_stub(server.target, rows, calls, 300, repeats)
+            echo_server = EchoServer(response)
+            log.info("unary: Predict (client, stub) and bare echo, %d calls x %d, interleaved", calls, repeats)
+            single = unary(server.target, echo_server.target, rows, calls, 300, repeats)
+            figures["predict"], figures["predict_bare_stub"], figures["echo"] = \
+                single["predict"], single["stub"], single["echo"]
             log.info("stream: %d rows in 10,000-row batches, 1 server process", stream_rows)
             figures["stream_w1_rows_per_s"] = stream(server.target, frame, 10_000, repeats)
+            figures["client_stream_ceiling_rows_per_s"] = _client_ceiling(echo_server.target, frame, repeats)
             figures["rss_mb_after_load"] = rss_mb(server.proc.pid)
             log.info("hot swap: 20 versions under load")
             figures["hot_swap"] = hot_swap(server.target, store, rows, 20, 0.25, calls)
         finally:
             server.stop()
-        log.info("bare gRPC echo: %d calls x %d", calls, repeats)
-        figures["echo"] = echo(rows, response, calls, 300, repeats, frame)
+            if echo_server is not None:
+                echo_server.stop()
 
         server2 = start_server(store, work, workers=2)
         try:
@@ -540,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
                  "<= 2x", swap["swap_p99_ms"] <= 2 * swap["steady_p99_ms"])
     report.check("hot swap: served version", f"{swap['served_before']} -> {swap['served_after']}", "", None)
     report.check("client-only stream ceiling (null server)",
-                 f"{e['client_stream_ceiling_rows_per_s'] / 1e6:.2f} M rows/s", "", None)
+                 f"{figures['client_stream_ceiling_rows_per_s'] / 1e6:.2f} M rows/s", "", None)
     report.check("load average before / after", f"{figures['load_before']:.1f} / {figures['load_after']:.1f}",
                  f"(~0 on an idle {os.cpu_count()}-core machine)", None)
     print(report.render())
