@@ -124,12 +124,11 @@ def open_source(path: Path, id_column: str | None, chunk_rows: int = CHUNK_ROWS)
             return Source(path, columns, ident, parquet.metadata.num_rows, ",",
                           lambda: _with_rows(b.to_pandas() for b in parquet.iter_batches(chunk_rows)))
         if suffix in EXCEL_SUFFIXES:
-            frame = pd.read_excel(path)
+            header = pd.read_excel(path, nrows=0)
+            ident = _choose_id([str(c) for c in header.columns], id_column)
+            frame = pd.read_excel(path, dtype={ident: str} if ident else None)  # keeps "0001" as it is
             columns = [str(c) for c in frame.columns]
             frame.columns = columns
-            ident = _choose_id(columns, id_column)
-            if ident is not None:
-                frame[ident] = frame[ident].astype(str)
             return Source(path, columns, ident, len(frame), ",",
                           lambda: _with_rows(frame.iloc[i:i + chunk_rows] for i in range(0, len(frame), chunk_rows)))
         delimiter = _sniff_delimiter(path)
