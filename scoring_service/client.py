@@ -205,8 +205,8 @@ def _frame_job(frame: pd.DataFrame, schema: _Schema, batch_rows: int) -> _Job:
         array = np.ascontiguousarray(pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan))
         # A text value that is not a number would otherwise become NaN and be imputed silently.
         bad = np.flatnonzero(np.isnan(array) & raw.notna().to_numpy())
-        for row in bad[:10_000]:
-            local_errors.setdefault(int(row), f"{name}: {raw.iloc[row]!r} is not a number")
+        for row, value in zip(bad.tolist(), raw.iloc[bad].tolist()):
+            local_errors.setdefault(row, f"{name}: {value!r} is not a number")
         numeric[name] = array
     categorical: dict[str, np.ndarray] = {}
     for name in schema.categorical:
