@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         dashboard.stop()
         scoring.stop()
 
-    print(f"\nTime to interactive (s), model trained on {args.customers if args.store is None else 'the given store'} "
-          f"customers; target {BUDGET_S:.1f} s")
+    base = f"{args.customers:,} customers" if args.store is None else f"the store {args.store}"
+    print(f"\nTime to interactive (s), model trained on {base}; target {BUDGET_S:.1f} s")
     print(f"{'page':<10} {'cold':>7} {'warm':>7} {'worst':>7}  verdict")
     over = 0
     for name, r in results.items():

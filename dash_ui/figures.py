@@ -27,6 +27,18 @@ K_METRICS: tuple[tuple[str, str, str], ...] = (
 _LAYOUT = dict(template="plotly_white", margin=dict(l=40, r=20, t=40, b=40), font=dict(size=12))
 
 
+def warm_up() -> None:
+    """Builds and serializes one figure of every trace type used, so that the first page a user opens
+    does not pay for plotly's lazy imports and validators."""
+    fig = make_subplots(rows=1, cols=2)
+    for trace in (go.Scattergl(x=[0], y=[0]), go.Scatter(x=[0], y=[0]), go.Bar(x=[0], y=[0]), go.Box(y=[0])):
+        fig.add_trace(trace, row=1, col=1)
+    fig.add_vline(x=0, row=1, col=1)
+    polar = go.Figure([go.Scatterpolar(r=[0], theta=["a"]), go.Scatter3d(x=[0], y=[0], z=[0])], layout=_LAYOUT)
+    fig.to_json()
+    polar.to_json()
+
+
 def empty_figure(message: str) -> go.Figure:
     """A blank figure that says why it is blank."""
     fig = go.Figure(layout=_LAYOUT)

@@ -210,6 +210,10 @@ class DashboardService:
     def _on_model_info(self, info: Any) -> None:
         view = model_view_from_proto(info)
         with self._lock:
+            fresh = view.version not in self._samples
+        if fresh and self._thread is not None:  # from the watch thread: fetch the plot sample ahead of pages
+            threading.Thread(target=self._prefetch, args=(view,), name="sample-prefetch", daemon=True).start()
+        with self._lock:
             old = self._status
             changed = bool(old.version) and old.version != view.version
             self._view = view
@@ -221,6 +225,12 @@ class DashboardService:
                 previous_version=old.version if changed else old.previous_version,
                 changed_at=_now() if changed else old.changed_at,
             )
+
+    def _prefetch(self, view: ModelView) -> None:
+        try:
+            self.sample(view)
+        except ServiceError as exc:
+            log.info("plot sample of %s not prefetched: %s", view.version, exc.message)
 
     def _on_watch_failure(self, exc: BaseException) -> None:
         err = friendly_error(exc, self.target)

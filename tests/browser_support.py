@@ -22,7 +22,9 @@ CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                "--window-size=1440,1000")
+                "--window-size=1440,1000",
+                # WebGL (the maps' scattergl) on the CPU: headless with --disable-gpu has no GPU to use.
+                "--enable-unsafe-swiftshader")
 
 
 def browser_missing_reason() -> str | None:

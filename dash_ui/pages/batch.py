@@ -21,7 +21,7 @@ MAX_TABLE_ROWS = 1000
 POLL_MS = 400
 
 _UPLOADS = UploadStore()
-_JOBS = JobRegistry()
+_JOBS = JobRegistry(keep=4)
 
 
 def upload_zone() -> dcc.Upload:
