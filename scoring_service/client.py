@@ -241,7 +241,9 @@ class ScoringClient:
             ("grpc.enable_retries", 1),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.keepalive_time_ms", 30_000),
+            # Pings find a dead connection under a long watch. Not more often: a gRPC server by default
+            # refuses pings closer than 5 minutes on a call sending nothing (GOAWAY "too_many_pings").
+            ("grpc.keepalive_time_ms", 360_000),
         ]
         if tls_ca is not None:
             credentials = grpc.ssl_channel_credentials(root_certificates=Path(tls_ca).read_bytes())
