@@ -169,8 +169,10 @@ class _Progress:
         self.bar = None
         self.last_log = time.monotonic()
         if sys.stderr.isatty():
-            from tqdm import tqdm
-
+            try:
+                from tqdm import tqdm
+            except ImportError:  # an image without tqdm (the dashboard's) still scores, with log lines
+                return
             self.bar = tqdm(total=total, unit="rows", unit_scale=True, dynamic_ncols=True, file=sys.stderr)
 
     def __call__(self, rows: int) -> None:
