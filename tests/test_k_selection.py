@@ -1,0 +1,140 @@
+"""Regression tests of the automatic choice of k (training_job.k_selection)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
+
+from bench.segment_tables import make_table
+from segmentation_core.features import FeatureSchema
+from training_job import k_selection
+from training_job.k_selection import KSearchResult, choose_k_rule, search_k, stability_score
+
+K_VALUES = list(range(2, 11))
+
+
+def _transform(frame: pd.DataFrame) -> np.ndarray:
+    categorical = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    numeric = [c for c in frame.columns if c not in categorical]
+    return FeatureSchema.fit(frame, numeric=numeric, categorical=categorical).transform_frame(frame)
+
+
+# Small generated customer tables (skewed money, whales, a ~5-15% segment, one overlapping pair,
+# correlated noise, categorical columns) on which the rule must find the true k.
+CUSTOMER_TABLES = [
+    dict(seed=101, k=3, n=2500, separation=6.0),
+    dict(seed=102, k=4, n=2000, separation=6.5, categorical=False),
+    dict(seed=103, k=5, n=3000, separation=6.5),
+    dict(seed=106, k=7, n=3000, separation=7.0, unequal=False),
+]
+
+
+@pytest.mark.parametrize("params", CUSTOMER_TABLES, ids=lambda p: f"k{p['k']}-n{p['n']}")
+def test_customer_tables_exact_k_and_ari_at_true_k_ceiling(params: dict) -> None:
+    table = make_table(**params)
+    X = _transform(table.data)
+    result = search_k(X, K_VALUES, seed=0)
+    assert result.chosen_k == table.k, [(r["k"], r["n_distinct"]) for r in result.rows]
+    ari = adjusted_rand_score(table.labels, result.chosen_model.predict(X))
+    ceiling = adjusted_rand_score(
+        table.labels, KMeans(n_clusters=table.k, n_init=10, random_state=0).fit_predict(X)
+    )
+    assert ari >= ceiling - 0.02
+
+
+@pytest.mark.parametrize("k", [2, 4, 6, 9], ids=lambda k: f"k{k}")
+def test_blobs_known_k_recovered(k: int) -> None:
+    X, y = make_blobs(n_samples=3000, centers=k, n_features=5, cluster_std=1.0,
+                      center_box=(-15, 15), random_state=k)
+    result = search_k(X, K_VALUES, seed=0)
+    assert result.chosen_k == k
+    assert adjusted_rand_score(y, result.chosen_model.predict(X)) > 0.95
+
+
+def test_result_rows_are_complete_and_json_able() -> None:
+    import json
+
+    X, _ = make_blobs(n_samples=1500, centers=3, n_features=4, random_state=0)
+    seen: list[tuple[int, int]] = []
+    result = search_k(X, [2, 3, 4, 5], seed=0, progress=lambda i, n: seen.append((i, n)))
+    assert isinstance(result, KSearchResult)
+    assert [r["k"] for r in result.rows] == [2, 3, 4, 5]
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    for key in ("inertia", "silhouette", "calinski_harabasz", "davies_bouldin", "n_distinct"):
+        assert all(key in r for r in result.rows), key
+    json.dumps(result.rows)  # the manifest stores them as they are
+    assert result.rule == "valley-merge" and result.rule_explanation
+    # The rule is a pure function of the rows: the bench and the manifest can re-derive it.
+    assert choose_k_rule(result.rows)[0] == result.chosen_k
+
+
+def test_deterministic() -> None:
+    table = make_table(seed=5, k=4, n=2000, separation=6.0)
+    X = _transform(table.data)
+    a = search_k(X, K_VALUES, seed=3)
+    b = search_k(X, K_VALUES, seed=3)
+    assert a.rows == b.rows and a.chosen_k == b.chosen_k
+    np.testing.assert_array_equal(a.chosen_model.predict(X), b.chosen_model.predict(X))
+    assert stability_score(X, 4, seed=3) == stability_score(X, 4, seed=3)
+
+
+@pytest.mark.parametrize(
+    "k_values, message",
+    [
+        ([1, 2, 3], "k_min=1 must be >= 2"),
+        ([], "k_values is empty"),
+        ([2, 50], "k_max=50 must be < n_samples=50"),
+        ([2, 60], "k_max=60 must be < n_samples=50"),
+    ],
+    ids=["k_min<2", "empty", "k_max=n", "k_max>n"],
+)
+def test_senseless_k_range_raises(k_values: list[int], message: str) -> None:
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    with pytest.raises(ValueError, match=message):
+        search_k(X, k_values)
+
+
+def test_bad_algorithm_and_input_raise() -> None:
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    with pytest.raises(ValueError, match="algorithm='dbscan'"):
+        search_k(X, [2, 3], algorithm="dbscan")
+    X[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        search_k(X, [2, 3])
+
+
+def test_large_n_subsamples_and_never_builds_n_by_n() -> None:
+    # 200k x 5: an n x n silhouette would need 320 GB; the search must stay on its subsample.
+    X, _ = make_blobs(n_samples=200_000, centers=3, n_features=5, random_state=1)
+    started = time.perf_counter()
+    result = search_k(X, [2, 3, 4], seed=0)
+    elapsed = time.perf_counter() - started
+    assert result.chosen_k == 3
+    assert all(r["silhouette_rows"] == k_selection.SILHOUETTE_ROWS for r in result.rows)
+    assert all(r["search_rows"] == k_selection.SEARCH_ROWS for r in result.rows)
+    # The final model is fitted on every row.
+    assert result.chosen_model.predict(X[:10]).shape == (10,)
+    assert elapsed < 30, elapsed
+
+
+@pytest.mark.parametrize("algorithm", ["minibatch-kmeans", "gmm"])
+def test_other_algorithms(algorithm: str) -> None:
+    X, y = make_blobs(n_samples=2000, centers=4, n_features=4, center_box=(-12, 12), random_state=2)
+    result = search_k(X, [2, 3, 4, 5, 6], algorithm=algorithm, seed=0)
+    assert result.chosen_k == 4
+    assert adjusted_rand_score(y, result.chosen_model.predict(X)) > 0.95
+
+
+def test_stability_high_on_blobs_lower_on_noise() -> None:
+    X, _ = make_blobs(n_samples=4000, centers=4, n_features=4, center_box=(-12, 12), random_state=3)
+    assert stability_score(X, 4, seed=0) > 0.95
+    noise = np.random.default_rng(0).normal(size=(4000, 4))
+    assert stability_score(noise, 7, seed=0) < stability_score(X, 4, seed=0)
+    with pytest.raises(ValueError, match="n_rounds=1"):
+        stability_score(X, 4, n_rounds=1)
