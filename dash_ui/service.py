@@ -81,6 +81,9 @@ def _code_name(exc: BaseException) -> str:
 
 
 def _details(exc: BaseException) -> str:
+    message = getattr(exc, "message", None)  # the client's ScoringError: the server's own words
+    if isinstance(message, str) and message:
+        return message
     details = getattr(exc, "details", None)
     if callable(details):
         try:
@@ -241,7 +244,9 @@ class DashboardService:
         with self._lock:
             old = self._status
             self._status = replace(old, state=state, message=message, attempts=old.attempts + 1)
-        log.warning("scoring service %s: %s (attempt %d)", self.target, message, self._status.attempts)
+            attempts = self._status.attempts
+        if old.state != state or attempts % 30 == 0:  # say it once, then now and then: not every retry
+            log.warning("scoring service %s: %s (attempt %d)", self.target, message, attempts)
 
     def _mark_unreachable(self, message: str) -> None:
         with self._lock:

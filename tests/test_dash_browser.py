@@ -220,3 +220,27 @@ def test_a_new_version_served_updates_the_pages_by_itself(stack, driver):
     wait_until(lambda: f"{stack['info'].model} {new}" in driver.find_element("id", "overview-page").text, 20,
                message="the page to show the new version")
     screenshot(driver, "new-version")
+
+
+def test_a_service_without_a_model_shows_a_banner_until_one_is_published(stack, driver, tmp_path):
+    store = tmp_path / "empty-store"
+    store.mkdir()
+    scoring_port, dash_port = free_port(), free_port()
+    scoring = scoring_process(store, scoring_port, tmp_path).start()
+    dashboard = dashboard_process(scoring_port, dash_port, tmp_path).start()
+    try:
+        wait_for_port(scoring_port, 60, scoring.proc)
+        wait_for_port(dash_port, 60, dashboard.proc)
+        driver.get(f"http://127.0.0.1:{dash_port}/")
+        alert = wait_until(lambda: driver.find_element("id", "service-alert").text, 30, message="the banner")
+        assert "serves no model yet" in alert
+        assert driver.find_element("id", "waiting-card").is_displayed()
+        assert "no model" in driver.find_element("id", "service-state").text
+        screenshot(driver, "service-no-model")
+        train_mall(store, tmp_path)
+        wait_until(lambda: driver.find_elements("id", "overview-page"), 60, message="the overview once a model is served")
+        assert not driver.find_elements("id", "service-alert")
+        assert all(s.name in driver.page_source for s in stack["info"].segments)
+    finally:
+        dashboard.stop()
+        scoring.stop()
