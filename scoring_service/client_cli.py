@@ -173,7 +173,14 @@ class _Progress:
                 from tqdm import tqdm
             except ImportError:  # an image without tqdm (the dashboard's) still scores, with log lines
                 return
-            self.bar = tqdm(total=total, unit="rows", unit_scale=True, dynamic_ncols=True, file=sys.stderr)
+            try:
+                size = os.get_terminal_size(sys.stderr.fileno())
+            except OSError:
+                size = os.terminal_size((0, 0))
+            # A pseudo-terminal may report a 0 x 0 size, and tqdm then draws nothing: assume 100 x 24.
+            sized = size.columns > 0 and size.lines > 0
+            self.bar = tqdm(total=total, unit="rows", unit_scale=True, file=sys.stderr, dynamic_ncols=sized,
+                            ncols=None if sized else 100, nrows=None if sized else 24)
 
     def __call__(self, rows: int) -> None:
         self.done += rows
