@@ -55,6 +55,11 @@ class CategoricalFeature:
     weight: float
     shares: tuple[float, ...] = ()
 
+    @cached_property
+    def index(self) -> dict[str, int]:
+        """Level -> position in the one-hot block."""
+        return {level: i for i, level in enumerate(self.levels)}
+
 
 @dataclass(frozen=True)
 class FitOptions:
@@ -266,45 +271,52 @@ class FeatureSchema:
         A feature absent from the mappings is treated as missing on every row (imputed). Rows with an
         error get zeros in the matrix and must not be reported as scored.
         """
-        out = np.empty((n_rows, self.width), dtype=np.float64)
+        # Built feature-major so every step works on contiguous rows; returned as an (n, d) view.
+        out = np.empty((self.width, n_rows), dtype=np.float64)
         errors: dict[int, str] = {}
         for j, f in enumerate(self.numeric):
+            buf = out[j]
             col = numeric.get(f.name)
             if col is None:
-                x = np.full(n_rows, f.impute)
+                buf.fill(f.impute)
             else:
                 x = np.asarray(col, dtype=np.float64)
                 if x.shape != (n_rows,):
                     raise InputError(f"column {f.name!r} has {x.size} values, expected {n_rows}", field=f.name)
-                bad = np.isinf(x)
-                if bad.any():
-                    for row in np.flatnonzero(bad)[:1000]:
+                not_finite = ~np.isfinite(x)
+                if not_finite.any():  # rare: keep the common path free of masks and copies
+                    for row in np.flatnonzero(np.isinf(x)):
                         errors.setdefault(int(row), f"{f.name}: {x[row]} is not a finite number")
-                    x = np.where(bad, f.impute, x)
-                x = np.where(np.isnan(x), f.impute, x)
-            x = _skew_forward(np.clip(x, f.clip_low, f.clip_high), f.skew, f.yj_lambda)
-            out[:, j] = (x - f.center) / f.scale
-        col0 = len(self.numeric)
+                    x = np.where(not_finite, f.impute, x)
+                np.clip(x, f.clip_low, f.clip_high, out=buf)
+            if f.skew == "log1p":
+                np.log1p(buf, out=buf)
+            elif f.skew == "yeo-johnson":
+                buf[:] = _yeo_johnson(buf, f.yj_lambda)
+            buf -= f.center
+            buf /= f.scale
+        row0 = len(self.numeric)
         for c in self.categorical:
             width = len(c.levels)
-            block = out[:, col0:col0 + width]
+            block = out[row0:row0 + width]
             block.fill(0.0)
             values = categorical.get(c.name)
-            index = {lvl: i for i, lvl in enumerate(c.levels)}
+            index = c.index
             if values is None:
-                block[:, index[c.impute]] = c.weight
+                block[index[c.impute]] = c.weight
             else:
                 if len(values) != n_rows:
                     raise InputError(f"column {c.name!r} has {len(values)} values, expected {n_rows}",
                                      field=c.name)
                 codes = np.fromiter((index.get(_category_label(v) or c.impute, -1) for v in values),
                                     dtype=np.int64, count=n_rows)
-                known = codes >= 0
-                block[np.flatnonzero(known), codes[known]] = c.weight
-            col0 += width
+                known = np.flatnonzero(codes >= 0)
+                block[codes[known], known] = c.weight
+            row0 += width
+        matrix = out.T
         for row in errors:
-            out[row] = 0.0
-        return out, errors
+            matrix[row] = 0.0
+        return matrix, errors
 
     def transform_frame(self, frame: Any) -> np.ndarray:
         """Transform a pandas DataFrame with every feature column; raises InputError on an unscorable row."""
