@@ -72,19 +72,27 @@ def find_id_column(columns: Sequence[str]) -> str | None:
     return None
 
 
-def _sniff_delimiter(path: Path) -> str:
+def _sniff(path: Path) -> tuple[str, str]:
+    """(delimiter, encoding) of a CSV, from its first 64 KiB: UTF-8 (with or without BOM), else Windows-1252."""
     import gzip
 
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as fh:
-        sample = fh.read(64 * 1024).decode("utf-8-sig", errors="replace")
+        head = fh.read(64 * 1024)
+    try:
+        # A multi-byte character may be cut at the end of the sample: ignore at most its 3 first bytes.
+        head[:-3].decode("utf-8") if len(head) > 3 else head.decode("utf-8")
+        encoding = "utf-8-sig"
+    except UnicodeDecodeError:
+        encoding = "cp1252"  # what Excel on Windows writes as "CSV"; decodes any byte in practice
+    sample = head.decode(encoding, errors="replace")
     lines = sample.splitlines()
     if len(lines) > 1 and not sample.endswith("\n"):
         sample = "\n".join(lines[:-1])  # the last line may be cut in the middle
     try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter, encoding
     except csv.Error:
-        return ","
+        return ",", encoding
 
 
 def _count_lines(path: Path) -> int | None:
@@ -131,15 +139,15 @@ def open_source(path: Path, id_column: str | None, chunk_rows: int = CHUNK_ROWS)
             frame.columns = columns
             return Source(path, columns, ident, len(frame), ",",
                           lambda: _with_rows(frame.iloc[i:i + chunk_rows] for i in range(0, len(frame), chunk_rows)))
-        delimiter = _sniff_delimiter(path)
-        header = pd.read_csv(path, sep=delimiter, nrows=0, encoding="utf-8-sig")
+        delimiter, encoding = _sniff(path)
+        header = pd.read_csv(path, sep=delimiter, nrows=0, encoding=encoding)
         columns = [str(c).strip() for c in header.columns]
         ident = _choose_id(columns, id_column)
     except (OSError, ValueError, ImportError) as exc:
         raise InputProblem(f"cannot read {str(path)!r}: {exc}") from None
 
     def chunks() -> Iterator[pd.DataFrame]:
-        reader = pd.read_csv(path, sep=delimiter, encoding="utf-8-sig", chunksize=chunk_rows,
+        reader = pd.read_csv(path, sep=delimiter, encoding=encoding, chunksize=chunk_rows,
                              dtype={ident: str} if ident else None, skipinitialspace=True)
         with reader:
             for chunk in reader:
