@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from scoring_service.client import Prediction, ScoringClient, ScoringError
-from scoring_service.client_cli import find_id_column
+from scoring_service.client_cli import find_id_column, open_source
 from segmentation_core.store import ModelStore
 from tests import model_factory
 
@@ -209,6 +209,18 @@ def test_id_column_detection() -> None:
     assert find_id_column(["Genre", "CustomerID", "Age"]) == "CustomerID"
     assert find_id_column(["customer_id", "id"]) == "customer_id"
     assert find_id_column(["Paid", "Valid"]) is None
+
+
+@pytest.mark.parametrize("encoding, bom, sep", [("utf-8", b"", ","), ("utf-8", b"\xef\xbb\xbf", ";"),
+                                                ("cp1252", b"", "\t")], ids=["utf8", "utf8-bom", "cp1252-tab"])
+def test_input_files_are_sniffed(tmp_path: Path, encoding: str, bom: bytes, sep: str) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes(bom + sep.join(["Customer Id", "City", "Age"]).encode() + b"\n"
+                     + f"0007{sep}K\u00f6ln{sep}31\n".encode(encoding))
+    source = open_source(path, None)
+    assert (source.delimiter, source.id_column, source.total_rows) == (sep, "Customer Id", 1)
+    [frame] = list(source.read())
+    assert frame.iloc[0].tolist() == ["0007", "K\u00f6ln", 31]
 
 
 # ---- the command line --------------------------------------------------------------------------------
