@@ -133,9 +133,10 @@ def decode_varints(payload: bytes | memoryview) -> np.ndarray:
     return np.bitwise_or.reduceat(parts, starts).view(np.int64)
 
 
-def _packed_doubles(number: int, values: np.ndarray) -> bytes:
-    data = np.ascontiguousarray(values, dtype=_F64).tobytes()
-    return _len_field(number, data) if data else b""
+def _packed_doubles(number: int, values: np.ndarray) -> list[bytes | memoryview]:
+    """Header and the array's own buffer: ``b"".join`` then copies the doubles once, straight from numpy."""
+    data = np.ascontiguousarray(values, dtype=_F64)
+    return [_tag(number, _LEN) + _varint(data.nbytes), data.data] if data.size else []
 
 
 def _packed_varints(number: int, values: np.ndarray) -> bytes:
@@ -161,8 +162,10 @@ def encode_batch_request(numeric: Mapping[str, np.ndarray | Sequence[float]],
     if model or version:
         parts.append(_len_field(2, _string_field(1, model) + _string_field(2, version)))
     for name, values in numeric.items():
-        parts.append(_len_field(3, _string_field(1, name) + _len_field(2, np.ascontiguousarray(values, dtype=_F64)
-                                                                     .tobytes())))
+        head = _string_field(1, name)
+        column = _packed_doubles(2, values) or [_tag(2, _LEN) + b"\x00"]
+        size = len(head) + sum(len(c) if isinstance(c, bytes) else c.nbytes for c in column)
+        parts += [_tag(3, _LEN) + _varint(size), head, *column]
     for name, values in (categorical or {}).items():
         # Strings have no byte-level shortcut; upb's serializer is the fastest encoder of them.
         values = ["" if v is None else str(v) for v in values] if not isinstance(values, list) else values
@@ -320,7 +323,7 @@ def encode_batch_response(*, batch_id: str, model: str, version: str, row_count:
     """Wire bytes of a ``PredictBatchResponse`` from numpy result columns."""
     parts = [_string_field(1, batch_id), _string_field(2, model), _string_field(3, version)]
     if segment_id is not None:
-        parts += [_packed_varints(4, segment_id), _packed_doubles(5, distance), _packed_doubles(6, confidence),
+        parts += [_packed_varints(4, segment_id), *_packed_doubles(5, distance), *_packed_doubles(6, confidence),
                   _packed_varints(7, np.asarray(outlier, dtype=np.uint8))]
     for row in sorted(row_errors or ()):
         parts.append(_len_field(8, pb.RowError(row=row, message=row_errors[row]).SerializeToString()))
