@@ -191,8 +191,14 @@ def _search_k(
     centres: dict[int, np.ndarray] = {}
     for i, k in enumerate(ks):
         model = _fit(Xs, k, algorithm, seed)
-        labels = model.predict(Xs)
-        row, centre = _metrics(Xs, labels, model, k, algorithm, seed)
+        row, centre, joined = _metrics(Xs, model.predict(Xs), model, k, algorithm, seed)
+        if row["n_distinct"] == k - 1 and len(joined) == 1:
+            # One pair is a segment cut in two while all else is distinct: often k-means at the
+            # true k is stuck cutting a big segment and lumping two small ones. Merge the pair,
+            # split the widest other cluster, rerun; keep it only if every cluster is then distinct.
+            repaired = _split_merge(Xs, model.predict(Xs), centre, joined[0], k, algorithm, seed)
+            if repaired is not None:
+                row, centre = repaired
         row["search_rows"] = int(Xs.shape[0])
         rows.append(row)
         centres[k] = centre
@@ -220,14 +226,8 @@ def _fit(X: np.ndarray, k: int, algorithm: str, seed: int) -> Any:
     ).fit(X)
 
 
-def _fit_final(
-    X: np.ndarray, Xs: np.ndarray, k: int, algorithm: str, seed: int, centres: np.ndarray
-) -> Any:
-    """The model at the chosen k on every row, started from the search's centres when subsampled."""
-    if Xs is X:
-        return _fit(X, k, algorithm, seed)
-    # Starting from the subsample's centres, Lloyd converges in a few passes over all rows and lands
-    # on the same optimum the restarts found on the subsample; ten fresh restarts would cost 10x.
+def _fit_from(X: np.ndarray, k: int, algorithm: str, seed: int, centres: np.ndarray) -> Any:
+    """The algorithm started from given centres (one run, no restarts)."""
     if algorithm == "kmeans":
         return KMeans(n_clusters=k, init=centres, n_init=1, random_state=seed).fit(X)
     if algorithm == "minibatch-kmeans":
@@ -244,10 +244,51 @@ def _fit_final(
     ).fit(X)
 
 
+def _split_merge(
+    X: np.ndarray,
+    labels: np.ndarray,
+    centres: np.ndarray,
+    pair: tuple[int, int],
+    k: int,
+    algorithm: str,
+    seed: int,
+) -> tuple[dict[str, Any], np.ndarray] | None:
+    """Merge the valley-less pair, split the widest other cluster; the repaired row if all k are distinct."""
+    a, b = pair
+    merged = X[(labels == a) | (labels == b)].mean(axis=0)
+    others = [c for c in range(k) if c not in pair and (labels == c).sum() > 2]
+    sse = {c: float(((X[labels == c] - centres[c]) ** 2).sum()) for c in others}
+    for c in sorted(others, key=sse.get, reverse=True)[:2]:
+        Xc = X[labels == c]
+        eigval, eigvec = np.linalg.eigh(np.cov(Xc, rowvar=False))
+        # Halves of a blob have their means ~0.8 sd either side of the centre on the main axis.
+        step = 0.8 * math.sqrt(max(float(eigval[-1]), 0.0)) * eigvec[:, -1]
+        keep = [centres[o] for o in others if o != c]
+        init = np.vstack([*keep, merged, centres[c] - step, centres[c] + step])
+        model = _fit_from(X, k, algorithm, seed, init)
+        row, new_centres, _ = _metrics(X, model.predict(X), model, k, algorithm, seed)
+        if row["n_distinct"] == k:
+            row["split_merge_repaired"] = True
+            return row, new_centres
+    return None
+
+
+def _fit_final(
+    X: np.ndarray, Xs: np.ndarray, k: int, algorithm: str, seed: int, centres: np.ndarray
+) -> Any:
+    """The model at the chosen k on every row, started from the search's centres when subsampled."""
+    if Xs is X:
+        # Refit from the search's centres: they may be a split-and-merge repair restarts would miss.
+        return _fit_from(X, k, algorithm, seed, centres)
+    # Starting from the subsample's centres, Lloyd converges in a few passes over all rows and lands
+    # on the same optimum the restarts found on the subsample; ten fresh restarts would cost 10x.
+    return _fit_from(X, k, algorithm, seed, centres)
+
+
 def _metrics(
     X: np.ndarray, labels: np.ndarray, model: Any, k: int, algorithm: str, seed: int
-) -> tuple[dict[str, Any], np.ndarray]:
-    """Every per-k number for the manifest, and the cluster centres."""
+) -> tuple[dict[str, Any], np.ndarray, list[tuple[int, int]]]:
+    """Every per-k number for the manifest, the cluster centres and the valley-less pairs."""
     present = np.unique(labels)
     centres = model.means_ if algorithm == "gmm" else model.cluster_centers_
     inertia = float(((X - centres[labels]) ** 2).sum())
@@ -257,7 +298,7 @@ def _metrics(
     if present.size < 2:
         row.update(silhouette=float("nan"), calinski_harabasz=float("nan"))
         row.update(davies_bouldin=float("nan"), n_distinct=1, min_valley_ratio=1.0)
-        return row, centres
+        return row, centres, []
     sample = min(SILHOUETTE_ROWS, X.shape[0])
     row["silhouette"] = float(
         silhouette_score(X, labels, sample_size=sample, random_state=seed)
@@ -270,11 +311,12 @@ def _metrics(
     row["bic_spherical"] = _spherical_bic(X, labels, inertia, k)
     with threadpool_limits(limits=1, user_api="blas"):
         # Hundreds of tiny products: BLAS threads only add hand-off overhead on a shared machine.
-        n_distinct, min_ratio, ratios = _valley_components(X, labels, centres, seed)
+        n_distinct, min_ratio, ratios, joined = _valley_components(X, labels, centres, seed)
     row["n_distinct"] = n_distinct
     row["min_valley_ratio"] = min_ratio
     row["max_valley_ratio"] = max(ratios) if ratios else 0.0
-    return row, centres
+    row["split_merge_repaired"] = False
+    return row, centres, joined
 
 
 def _spherical_bic(X: np.ndarray, labels: np.ndarray, inertia: float, k: int) -> float:
@@ -306,8 +348,8 @@ def _continuous_columns(X: np.ndarray) -> np.ndarray:
 
 def _valley_components(
     X: np.ndarray, labels: np.ndarray, centres: np.ndarray, seed: int
-) -> tuple[int, float, list[float]]:
-    """Number of distinct segments at this k (clusters merged across valley-less pairs), min and all ratios."""
+) -> tuple[int, float, list[float], list[tuple[int, int]]]:
+    """Distinct segments at this k (clusters merged across valley-less pairs), ratios and valley-less pairs."""
     rng = np.random.default_rng(seed)
     X = X[:, _continuous_columns(X)]
     clusters = [c for c in range(centres.shape[0]) if (labels == c).any()]
@@ -328,14 +370,16 @@ def _valley_components(
         return c
 
     ratios = []
+    joined = []
     for a_pos, a in enumerate(clusters):
         for b in clusters[a_pos + 1 :]:
             r, z = _valley_ratio(X[members[a]], X[members[b]], stats[a], stats[b])
             ratios.append(r)
             if r >= VALLEY_RATIO or z <= VALLEY_Z:  # no clear valley: one segment cut in two
                 parent[find(a)] = find(b)
+                joined.append((a, b))
     n_distinct = len({find(c) for c in clusters})
-    return n_distinct, (min(ratios) if ratios else 1.0), ratios
+    return n_distinct, (min(ratios) if ratios else 1.0), ratios, joined
 
 
 def _cluster_stats(Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
