@@ -105,7 +105,17 @@ def choose_k_rule(rows: Sequence[dict[str, Any]]) -> tuple[int, str]:
     if not rows:
         raise ValueError("rows is empty: nothing to choose from")
     by_k = sorted(rows, key=lambda r: r["k"])
-    full = [r["k"] for r in by_k if r["n_distinct"] >= r["k"]]
+    # A k made all-distinct only by the split-and-merge repair must be confirmed: some larger k,
+    # unaided, must also hold at least k distinct segments (else the repair cut a segment in two).
+    full = [
+        r["k"]
+        for r in by_k
+        if r["n_distinct"] >= r["k"]
+        and (
+            not r.get("split_merge_repaired", False)
+            or any(o["k"] > r["k"] and o["n_distinct"] >= r["k"] for o in by_k)
+        )
+    ]
     if not full:
         # Even the smallest k cuts a group without a gap: the table has no clearly separated segments.
         k = by_k[0]["k"]
