@@ -138,3 +138,27 @@ def test_stability_high_on_blobs_lower_on_noise() -> None:
     assert stability_score(noise, 7, seed=0) < stability_score(X, 4, seed=0)
     with pytest.raises(ValueError, match="n_rounds=1"):
         stability_score(X, 4, n_rounds=1)
+
+
+def _rows(n_distinct: list[int], repaired: tuple[int, ...] = ()) -> list[dict]:
+    return [
+        {"k": k, "n_distinct": d, "split_merge_repaired": k in repaired}
+        for k, d in zip(range(2, 2 + len(n_distinct)), n_distinct)
+    ]
+
+
+@pytest.mark.parametrize(
+    "n_distinct, repaired, expected",
+    [
+        ([2, 3, 4, 4, 4, 4], (), 4),  # plateau after the true k
+        ([2, 3, 4, 5, 4, 7], (), 7),  # a later k whose clusters are all distinct wins
+        ([1, 1, 1], (), 2),  # nothing separated anywhere: the smallest k
+        ([2, 3, 4, 5, 5], (5,), 5),  # repaired k=5 confirmed by k=6 holding 5 distinct
+        ([2, 3, 4, 5, 4], (5,), 4),  # repaired k=5 not confirmed: fall back to k=4
+    ],
+    ids=["plateau", "later-full", "none", "repair-confirmed", "repair-unconfirmed"],
+)
+def test_choose_k_rule_by_hand(n_distinct: list[int], repaired: tuple[int, ...], expected: int) -> None:
+    k, why = choose_k_rule(_rows(n_distinct, repaired))
+    assert k == expected
+    assert str(k) in why
