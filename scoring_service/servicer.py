@@ -139,8 +139,6 @@ class ScoringService:
         schema, model = loaded.artefact.schema, loaded.artefact.model
         n = _check_columns(schema, batch)
         x, errors = schema.transform_columns(batch.numeric, batch.categorical, n)
-        if errors:
-            _complete_row_errors(schema, batch, errors)
         scores = model.score(x)
         segment, distance, confidence, outlier = scores.segment, scores.distance, scores.confidence, scores.outlier
         if errors:
@@ -261,15 +259,6 @@ def _check_columns(schema: object, batch: wire.DecodedBatch) -> int:
             raise InvalidRequest(f"ragged batch: column {name!r} has {size} values but {first_name!r} has {n}",
                                  field=name)
     return n
-
-
-def _complete_row_errors(schema: object, batch: wire.DecodedBatch, errors: dict[int, str]) -> None:
-    """Add an error for every non-finite row (the core's transform reports at most 1000 per column)."""
-    for f in schema.numeric:  # type: ignore[attr-defined]
-        column = batch.numeric.get(f.name)
-        if column is not None:
-            for row in np.flatnonzero(np.isinf(column)).tolist():
-                errors.setdefault(row, f"{f.name}: {column[row]} is not a finite number")
 
 
 def generic_handler(service: ScoringService) -> grpc.GenericRpcHandler:

@@ -119,14 +119,15 @@ class SegmentModel:
         return Scores(segment, distance, confidence, outlier)
 
     def _score_kmeans(self, x: np.ndarray) -> Scores:
-        """k-means family: the same expansion and operation order as the (n, k) form, laid out (k, n) so
-        that every reduction over the k segments is elementwise over rows (numpy reduces a short inner
-        axis slowly): results are bitwise equal for k <= 8, about 2x faster (scoring service batches)."""
+        """k-means family, laid out (k, n): every reduction over the k segments is then elementwise over
+        rows (numpy reduces a short inner axis slowly), and the transform's feature-major output feeds
+        the product without a copy."""
         c = self.centroids
-        sq = np.ascontiguousarray((x @ c.T).T)
+        xt = x.T  # (d, n); contiguous when x comes from FeatureSchema.transform_columns
+        sq = c @ xt
         sq *= -2.0
-        sq += np.einsum("ij,ij->i", x, x)[None, :]
-        sq += np.einsum("ij,ij->i", c, c)[:, None]
+        sq += np.einsum("ij,ij->j", xt, xt)[None, :]
+        sq += self._centroid_norms[:, None]
         np.maximum(sq, 0.0, out=sq)
         segment = np.zeros(sq.shape[1], dtype=np.int32)
         nearest = sq[0].copy()
@@ -135,12 +136,19 @@ class SegmentModel:
             np.minimum(nearest, sq[j], out=nearest)
         # Softmax over -d^2/(2 sigma2), written relative to the nearest for numerical safety.
         sq -= nearest
-        np.negative(sq, out=sq)
-        sq /= 2.0 * self.sigma2
+        sq *= -0.5 / self.sigma2
         np.exp(sq, out=sq)
-        confidence = 1.0 / sq.sum(axis=0)
-        distance = np.sqrt(nearest)
+        confidence = np.reciprocal(sq.sum(axis=0))
+        distance = np.sqrt(nearest, out=nearest)
         return Scores(segment, distance, confidence, distance > self.outlier_threshold[segment])
+
+    @property
+    def _centroid_norms(self) -> np.ndarray:
+        cached = self.__dict__.get("_norms_cache")
+        if cached is None:
+            cached = np.einsum("ij,ij->i", self.centroids, self.centroids)
+            self.__dict__["_norms_cache"] = cached
+        return cached
 
     def score_row(self, row: list[float]) -> tuple[int, float, float, bool]:
         """Score one transformed customer in pure Python (cheaper than numpy for a single row)."""
