@@ -10,6 +10,7 @@ import numpy as np
 
 from segmentation.v1 import scoring_pb2 as pb
 from segmentation_core.artefact import Artefact
+from segmentation_core.palette import segment_colour
 
 
 def _number(value: Any) -> float | None:
@@ -40,6 +41,7 @@ def segments(artefact: Artefact) -> list[pb.Segment]:
             levels=[pb.LevelShare(feature=f, level=str(level), share=float(share))
                     for f, shares in s.get("categories", {}).items() for level, share in shares.items()],
             outlier_distance=float(thresholds[sid]) if 0 <= sid < len(thresholds) else math.nan,
+            colour=segment_colour(sid) if sid >= 0 else "",
         ))
     return out
 

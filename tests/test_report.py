@@ -119,5 +119,6 @@ def test_bad_manifest_is_refused(tmp_path: Path) -> None:
 
 def test_segment_colours_are_distinct_and_stable() -> None:
     assert len(set(segment_colours(40))) == 40
+    assert segment_colours(2) == ["#0072B2", "#E69F00"]
     assert segment_colours(3) == segment_colours(12)[:3]
     assert segment_colours(0) == []

@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
-from plotly.colors import qualitative
 from plotly.offline import get_plotlyjs
 
-__all__ = ["segment_colours", "write_report"]
+from segmentation_core.palette import segment_colours
+
+__all__ = ["segment_colours", "write_report"]  # segment_colours re-exported from segmentation_core
 
 logger = logging.getLogger(__name__)
 
@@ -33,19 +34,6 @@ _MAP_HOVER_FEATURES = 6
 _CHART_CONFIG = {"displaylogo": False, "responsive": True}
 _SEGMENT_KEYS = ("id", "name", "size", "share")
 _MANIFEST_KEYS = ("model", "version", "created_at", "data", "feature_schema", "algorithm", "k_search", "segments")
-
-
-def segment_colours(k: int) -> list[str]:
-    """One colour per segment id 0..k-1; a segment's colour depends on its id only, not on k."""
-    if k < 0:
-        raise ValueError(f"k={k} should be >= 0.")
-    # Plotly's default palette first (what people are used to), then Alphabet's 26 distinct colours; beyond
-    # that, golden-angle hues so that neighbouring ids still differ.
-    base = list(dict.fromkeys([*qualitative.Plotly, *qualitative.Alphabet]))
-    out = base[:k]
-    for i in range(len(base), k):
-        out.append(f"hsl({(i * 137.508) % 360:.0f}, 65%, 45%)")
-    return out
 
 
 def write_report(manifest: dict, sample: pd.DataFrame, path: Path) -> None:

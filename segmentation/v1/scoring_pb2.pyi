@@ -197,7 +197,7 @@ class LevelShare(_message.Message):
     def __init__(self, feature: _Optional[str] = ..., level: _Optional[str] = ..., share: _Optional[float] = ...) -> None: ...
 
 class Segment(_message.Message):
-    __slots__ = ("id", "name", "description", "action", "size", "share", "centroid", "stats", "levels", "outlier_distance")
+    __slots__ = ("id", "name", "description", "action", "size", "share", "centroid", "stats", "levels", "outlier_distance", "colour")
     class CentroidEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -215,6 +215,7 @@ class Segment(_message.Message):
     STATS_FIELD_NUMBER: _ClassVar[int]
     LEVELS_FIELD_NUMBER: _ClassVar[int]
     OUTLIER_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    COLOUR_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     description: str
@@ -225,7 +226,8 @@ class Segment(_message.Message):
     stats: _containers.RepeatedCompositeFieldContainer[FeatureStats]
     levels: _containers.RepeatedCompositeFieldContainer[LevelShare]
     outlier_distance: float
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., action: _Optional[str] = ..., size: _Optional[int] = ..., share: _Optional[float] = ..., centroid: _Optional[_Mapping[str, float]] = ..., stats: _Optional[_Iterable[_Union[FeatureStats, _Mapping]]] = ..., levels: _Optional[_Iterable[_Union[LevelShare, _Mapping]]] = ..., outlier_distance: _Optional[float] = ...) -> None: ...
+    colour: str
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., action: _Optional[str] = ..., size: _Optional[int] = ..., share: _Optional[float] = ..., centroid: _Optional[_Mapping[str, float]] = ..., stats: _Optional[_Iterable[_Union[FeatureStats, _Mapping]]] = ..., levels: _Optional[_Iterable[_Union[LevelShare, _Mapping]]] = ..., outlier_distance: _Optional[float] = ..., colour: _Optional[str] = ...) -> None: ...
 
 class KSearchRow(_message.Message):
     __slots__ = ("k", "metrics")
