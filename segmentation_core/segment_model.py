@@ -121,33 +121,51 @@ class SegmentModel:
     def _score_kmeans(self, x: np.ndarray) -> Scores:
         """k-means family, laid out (k, n): every reduction over the k segments is then elementwise over
         rows (numpy reduces a short inner axis slowly), and the transform's feature-major output feeds
-        the product without a copy."""
-        c = self.centroids
+        the product without a copy.
+
+        The segment is the argmin of ``|c|^2 - 2 c.x`` (what sklearn's predict minimises; the row's own
+        ``|x|^2`` is the same for every centroid), first centroid on ties. The softmax needs only
+        differences of squared distances, in which ``|x|^2`` cancels; it is added back for the nearest
+        centroid's distance alone.
+        """
         xt = x.T  # (d, n); contiguous when x comes from FeatureSchema.transform_columns
-        sq = c @ xt
-        sq *= -2.0
-        sq += np.einsum("ij,ij->j", xt, xt)[None, :]
-        sq += self._centroid_norms[:, None]
-        np.maximum(sq, 0.0, out=sq)
-        segment = np.zeros(sq.shape[1], dtype=np.int32)
-        nearest = sq[0].copy()
-        for j in range(1, sq.shape[0]):
-            segment[sq[j] < nearest] = j  # strict: the first of tied centroids wins, as argmin
-            np.minimum(nearest, sq[j], out=nearest)
+        cache = self._kmeans_cache
+        t = cache["minus_2c"] @ xt  # == -2 * (c @ xt) exactly (a power-of-two scale)
+        t += cache["norms"]
+        nearest = np.minimum.reduce(t, axis=0)
+        # argmin with argmin's tie rule, without argmin's slow strided pass over the short axis: flag the
+        # centroids at the minimum, pack the flags of each row into one byte, lowest set bit = first.
+        if cache["bits"] is not None:
+            flags = np.equal(t, nearest, out=np.empty(t.shape, dtype=np.bool_)).view(np.uint8)
+            flags *= cache["bits"]
+            segment = cache["first_bit"].take(np.bitwise_or.reduce(flags, axis=0))
+        else:
+            segment = np.argmin(t, axis=0).astype(np.int32)
         # Softmax over -d^2/(2 sigma2), written relative to the nearest for numerical safety.
-        sq -= nearest
-        sq *= -0.5 / self.sigma2
-        np.exp(sq, out=sq)
-        confidence = np.reciprocal(sq.sum(axis=0))
+        t -= nearest
+        t *= -0.5 / self.sigma2
+        np.exp(t, out=t)
+        confidence = np.reciprocal(np.add.reduce(t, axis=0))
+        nearest += np.einsum("ij,ij->j", xt, xt)
+        np.maximum(nearest, 0.0, out=nearest)  # rounding can take a point on its centroid below 0
         distance = np.sqrt(nearest, out=nearest)
-        return Scores(segment, distance, confidence, distance > self.outlier_threshold[segment])
+        return Scores(segment, distance, confidence, distance > self.outlier_threshold.take(segment))
 
     @property
-    def _centroid_norms(self) -> np.ndarray:
-        cached = self.__dict__.get("_norms_cache")
+    def _kmeans_cache(self) -> dict[str, np.ndarray]:
+        cached = self.__dict__.get("_kmeans_cache_")
         if cached is None:
-            cached = np.einsum("ij,ij->i", self.centroids, self.centroids)
-            self.__dict__["_norms_cache"] = cached
+            k = self.k
+            if k <= 8:  # one byte of flags per row
+                bits = (1 << np.arange(k, dtype=np.uint8))[:, None]
+                first_bit = np.array([((b & -b).bit_length() - 1) if b else 0 for b in range(1 << k)],
+                                     dtype=np.int32)
+            else:
+                bits = first_bit = None
+            norms = np.einsum("ij,ij->i", self.centroids, self.centroids)
+            cached = {"minus_2c": -2.0 * self.centroids, "norms": norms[:, None], "bits": bits,
+                      "first_bit": first_bit}
+            self.__dict__["_kmeans_cache_"] = cached
         return cached
 
     def score_row(self, row: list[float]) -> tuple[int, float, float, bool]:
