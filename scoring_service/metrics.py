@@ -40,6 +40,9 @@ class ServiceMetrics:
         self.refused = Counter("scoring_refused_versions", "Versions refused (corrupt, tampered, unreadable), by "
                                "model.", ["model"], registry=r)
         self._children: dict[tuple, object] = {}  # label lookups cost microseconds; cache the children
+        # Hot paths (every call, every batch): the bound methods to call, by their labels.
+        self._call_fns: dict[tuple[str, grpc.StatusCode], tuple] = {}
+        self._row_fns: dict[tuple[str, int], tuple] = {}
         self._http = None
 
     def _child(self, metric: object, *labels: str) -> object:
@@ -51,15 +54,22 @@ class ServiceMetrics:
 
     def observe_call(self, method: str, code: grpc.StatusCode, seconds: float) -> None:
         """Count one finished call (or stream batch) and its latency."""
-        name = code.name
-        self._child(self.calls, method, name).inc()
-        self._child(self.latency, method, name).observe(seconds)
+        fns = self._call_fns.get((method, code))
+        if fns is None:
+            fns = self._call_fns[(method, code)] = (self._child(self.calls, method, code.name).inc,
+                                                    self._child(self.latency, method, code.name).observe)
+        fns[0]()
+        fns[1](seconds)
 
     def observe_rows(self, model: str, segment: np.ndarray | int, errors: int = 0, k: int = 0) -> None:
         """Count scored rows by segment (an array of segment ids of rows without error, or one id)."""
         if isinstance(segment, (int, np.integer)):
-            self._child(self.rows, model).inc()
-            self._child(self.segments, model, str(int(segment))).inc()
+            fns = self._row_fns.get((model, segment))
+            if fns is None:
+                fns = self._row_fns[(model, int(segment))] = (self._child(self.rows, model).inc,
+                                                              self._child(self.segments, model, str(int(segment))).inc)
+            fns[0]()
+            fns[1]()
         else:
             self._child(self.rows, model).inc(int(segment.size))
             for sid, count in enumerate(np.bincount(segment, minlength=k).tolist()):

@@ -100,6 +100,15 @@ def _yeo_johnson(x: np.ndarray, lam: float) -> np.ndarray:
     return np.copysign(out, x, out=out)
 
 
+def _yeo_johnson_scalar(v: float, lam: float) -> float:
+    """:func:`_yeo_johnson` of one value in pure Python (same formula; numpy costs more than the math here)."""
+    if abs(lam) < 1e-12 or abs(lam - 2.0) < 1e-12:
+        return float(_yeo_johnson(np.array([v]), lam)[0])
+    coef = 2.0 - lam if v < 0 else lam
+    out = math.expm1(coef * math.log1p(abs(v))) / coef
+    return -out if v < 0 else out
+
+
 def _yeo_johnson_inverse(y: np.ndarray, lam: float) -> np.ndarray:
     """Inverse of :func:`_yeo_johnson`."""
     out = np.empty_like(y, dtype=np.float64)
@@ -366,26 +375,29 @@ class FeatureSchema:
     # ---- transform: one customer, pure Python (faster than numpy for a single row) ------------------
     def transform_row(self, numbers: Mapping[str, float], categories: Mapping[str, str]) -> list[float]:
         """Transform one customer; raises InputError naming the field for an unknown or unscorable value."""
-        known_num = self._numeric_names
-        for name in numbers:
-            if name not in known_num:
-                raise InputError(self._unknown_feature_message(name, "numeric"), field=name)
-        for name in categories:
-            if name not in self._categorical_names:
-                raise InputError(self._unknown_feature_message(name, "categorical"), field=name)
+        numbers = dict(numbers)  # one conversion of a protobuf map; its lookups cost more than a dict's
+        if not self._numeric_names.issuperset(numbers):
+            for name in numbers:
+                if name not in self._numeric_names:
+                    raise InputError(self._unknown_feature_message(name, "numeric"), field=name)
+        if categories and not self._categorical_names.issuperset(categories):
+            for name in categories:
+                if name not in self._categorical_names:
+                    raise InputError(self._unknown_feature_message(name, "categorical"), field=name)
         row: list[float] = []
-        for f in self.numeric:
-            v = numbers.get(f.name)
+        get = numbers.get
+        for name, impute, low, high, skew, lam, center, scale in self._row_plan:
+            v = get(name)
             if v is None or v != v:  # absent or NaN -> imputed
-                v = f.impute
+                v = impute
             elif v in (math.inf, -math.inf):
-                raise InputError(f"{f.name}: {v} is not a finite number", field=f.name)
-            v = f.clip_low if v < f.clip_low else f.clip_high if v > f.clip_high else v
-            if f.skew == "log1p":
+                raise InputError(f"{name}: {v} is not a finite number", field=name)
+            v = low if v < low else high if v > high else v
+            if skew == "log1p":
                 v = math.log1p(v)
-            elif f.skew == "yeo-johnson":
-                v = float(_yeo_johnson(np.array([v]), f.yj_lambda)[0])
-            row.append((v - f.center) / f.scale)
+            elif skew == "yeo-johnson":
+                v = _yeo_johnson_scalar(v, lam)
+            row.append((v - center) / scale)
         for c in self.categorical:
             level = _category_label(categories.get(c.name)) or c.impute
             row.extend(c.weight if lvl == level else 0.0 for lvl in c.levels)
@@ -400,6 +412,12 @@ class FeatureSchema:
                 "scale": column("scale"),
                 "log1p": [j for j, f in enumerate(self.numeric) if f.skew == "log1p"],
                 "yeo_johnson": [(j, f.yj_lambda) for j, f in enumerate(self.numeric) if f.skew == "yeo-johnson"]}
+
+    @cached_property
+    def _row_plan(self) -> tuple[tuple[Any, ...], ...]:
+        """The numeric features' parameters as plain tuples, for :meth:`transform_row`."""
+        return tuple((f.name, f.impute, f.clip_low, f.clip_high, f.skew, f.yj_lambda, f.center, f.scale)
+                     for f in self.numeric)
 
     @cached_property
     def _numeric_names(self) -> frozenset[str]:

@@ -173,18 +173,21 @@ class SegmentModel:
         if self.algorithm == "gmm":
             s = self.score(np.asarray([row], dtype=np.float64))
             return int(s.segment[0]), float(s.distance[0]), float(s.confidence[0]), bool(s.outlier[0])
-        sq = [sum((a - b) * (a - b) for a, b in zip(row, c)) for c in self._centroid_rows]
-        best = min(range(len(sq)), key=sq.__getitem__)
-        nearest = sq[best]
-        confidence = 1.0 / sum(math.exp(-(s - nearest) / (2.0 * self.sigma2)) for s in sq)
-        distance = math.sqrt(nearest)
+        dist = math.dist
+        distances = [dist(row, c) for c in self._centroid_rows]  # Euclidean, in C
+        distance = min(distances)
+        best = distances.index(distance)  # the first of tied centroids, as argmin
+        nearest = distance * distance
+        scale = -0.5 / self.sigma2
+        exp = math.exp
+        confidence = 1.0 / sum([exp((d * d - nearest) * scale) for d in distances])
         return best, distance, confidence, distance > self._threshold_list[best]
 
     @property
-    def _centroid_rows(self) -> list[list[float]]:
+    def _centroid_rows(self) -> list[tuple[float, ...]]:
         cached = self.__dict__.get("_rows_cache")
         if cached is None:
-            cached = self.centroids.tolist()
+            cached = [tuple(c) for c in self.centroids.tolist()]
             self.__dict__["_rows_cache"] = cached
         return cached
 
