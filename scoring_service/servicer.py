@@ -236,8 +236,8 @@ def _row_count(batch: wire.DecodedBatch) -> int:
 
 def _check_columns(schema: object, batch: wire.DecodedBatch) -> int:
     """The batch's row count; raises InvalidRequest for an unknown, mistyped or ragged column."""
-    numeric_names = {f.name for f in schema.numeric}  # type: ignore[attr-defined]
-    categorical_names = {c.name for c in schema.categorical}  # type: ignore[attr-defined]
+    numeric_names = schema._numeric_names  # type: ignore[attr-defined]  # frozensets cached by the schema
+    categorical_names = schema._categorical_names  # type: ignore[attr-defined]
     for name in batch.numeric:
         if name not in numeric_names:
             kind = "a categorical feature sent as numbers" if name in categorical_names else "an unknown column"

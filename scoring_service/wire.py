@@ -97,8 +97,13 @@ def _fields(buf: memoryview) -> Iterable[tuple[int, int, object]]:
 
 def encode_varints(values: np.ndarray) -> bytes:
     """Packed varint payload of an integer array (int32/int64/bool semantics: negatives take 10 bytes)."""
+    values = np.asarray(values)
+    if values.dtype == np.bool_:  # bools are 0/1 bytes: already one-byte varints
+        return np.ascontiguousarray(values).view(np.uint8).tobytes()
+    if values.dtype.kind in "iu" and values.size and values.min() >= 0 and values.max() < 0x80:
+        return values.astype(np.uint8).tobytes()  # the common case: small non-negative ids, one byte each
     v = np.ascontiguousarray(values, dtype=np.int64).view(np.uint64)
-    if v.size and int(v.max()) < 0x80:  # the common case: small non-negative ids and bools, one byte each
+    if v.size and int(v.max()) < 0x80:
         return v.astype(np.uint8).tobytes()
     nbytes = np.ones(v.size, dtype=np.int64)
     for i in range(1, 10):
@@ -324,7 +329,7 @@ def encode_batch_response(*, batch_id: str, model: str, version: str, row_count:
     parts = [_string_field(1, batch_id), _string_field(2, model), _string_field(3, version)]
     if segment_id is not None:
         parts += [_packed_varints(4, segment_id), *_packed_doubles(5, distance), *_packed_doubles(6, confidence),
-                  _packed_varints(7, np.asarray(outlier, dtype=np.uint8))]
+                  _packed_varints(7, np.asarray(outlier))]
     for row in sorted(row_errors or ()):
         parts.append(_len_field(8, pb.RowError(row=row, message=row_errors[row]).SerializeToString()))
     parts.append(_string_field(9, batch_error))
