@@ -76,28 +76,31 @@ class FitOptions:
     categorical_weight: float = 0.5
 
 
-def _yeo_johnson(x: np.ndarray, lam: float) -> np.ndarray:
-    """Yeo-Johnson power transform (the formula of scipy and sklearn).
+def _yeo_johnson(x: np.ndarray, lam: float, out: np.ndarray | None = None) -> np.ndarray:
+    """Yeo-Johnson power transform (the formula of scipy and sklearn); ``out`` may be ``x`` itself.
 
     Written as ``sign(x) * expm1(c * log1p(|x|)) / c`` with ``c = lam`` for x >= 0 and ``2 - lam`` below:
     one log and one exp over the whole array, no masked gathers (it is on the scoring hot path).
     """
     x = np.asarray(x, dtype=np.float64)
     if abs(lam) < 1e-12 or abs(lam - 2.0) < 1e-12:  # a log branch: rare, keep the plain masked form
-        out = np.empty_like(x)
+        result = np.empty_like(x)
         pos = x >= 0
-        out[pos] = np.log1p(x[pos]) if abs(lam) < 1e-12 else (np.power(x[pos] + 1.0, lam) - 1.0) / lam
-        out[~pos] = (-np.log1p(-x[~pos]) if abs(lam - 2.0) < 1e-12
-                     else -(np.power(1.0 - x[~pos], 2.0 - lam) - 1.0) / (2.0 - lam))
+        result[pos] = np.log1p(x[pos]) if abs(lam) < 1e-12 else (np.power(x[pos] + 1.0, lam) - 1.0) / lam
+        result[~pos] = (-np.log1p(-x[~pos]) if abs(lam - 2.0) < 1e-12
+                        else -(np.power(1.0 - x[~pos], 2.0 - lam) - 1.0) / (2.0 - lam))
+        if out is None:
+            return result
+        out[...] = result
         return out
-    negative = x < 0
-    coef = np.array([lam, 2.0 - lam]).take(negative.view(np.uint8))  # lam, or 2 - lam below 0
-    out = np.log1p(np.abs(x))
-    out *= coef
-    np.expm1(out, out=out)
-    out /= coef
-    # out >= 0 here; copysign gives x's sign (a masked np.negative costs ten times as much)
-    return np.copysign(out, x, out=out)
+    coef = np.array([lam, 2.0 - lam]).take(np.less(x, 0).view(np.uint8))  # lam, or 2 - lam below 0
+    y = np.abs(x)
+    np.log1p(y, out=y)
+    y *= coef
+    np.expm1(y, out=y)
+    y /= coef
+    # y >= 0 here; copysign gives x's sign (a masked np.negative costs ten times as much)
+    return np.copysign(y, x, out=y if out is None else out)
 
 
 def _yeo_johnson_scalar(v: float, lam: float) -> float:
@@ -301,15 +304,20 @@ class FeatureSchema:
         errors: dict[int, str] = {}
         m = len(self.numeric)
         block = out[:m]
-        for j, f in enumerate(self.numeric):
-            col = numeric.get(f.name)
-            if col is None:
-                block[j].fill(f.impute)
-            else:
-                x = np.asarray(col, dtype=np.float64)
-                if x.shape != (n_rows,):
-                    raise InputError(f"column {f.name!r} has {x.size} values, expected {n_rows}", field=f.name)
-                block[j] = x
+        c = self._numeric_constants
+        columns = [numeric.get(name) for name in c["names"]]
+        if m and all(type(x) is np.ndarray and x.dtype == np.float64 and x.shape == (n_rows,) for x in columns):
+            np.concatenate(columns, out=block.reshape(-1))  # the common case: every column, one call
+        else:
+            for j, f in enumerate(self.numeric):
+                col = columns[j]
+                if col is None:
+                    block[j].fill(f.impute)
+                else:
+                    x = np.asarray(col, dtype=np.float64)
+                    if x.shape != (n_rows,):
+                        raise InputError(f"column {f.name!r} has {x.size} values, expected {n_rows}", field=f.name)
+                    block[j] = x
         if m and n_rows:
             # One sum tells whether every value is finite (NaN and inf propagate; an overflow of huge
             # finite values only sends the batch down the exact per-column check below).
@@ -323,12 +331,11 @@ class FeatureSchema:
                         for row in np.flatnonzero(np.isinf(x)):
                             errors.setdefault(int(row), f"{f.name}: {x[row]} is not a finite number")
                         x[not_finite] = f.impute
-            c = self._numeric_constants
             _clip(block, c["low"], c["high"], out=block)
             for j in c["log1p"]:
                 np.log1p(block[j], out=block[j])
             for j, lam in c["yeo_johnson"]:
-                block[j] = _yeo_johnson(block[j], lam)
+                _yeo_johnson(block[j], lam, out=block[j])
             block -= c["center"]
             block /= c["scale"]
         row0 = len(self.numeric)
@@ -408,7 +415,7 @@ class FeatureSchema:
         """Per-feature constants of the numeric block as (m, 1) columns, and the rows of each skew method."""
         def column(attr: str) -> np.ndarray:
             return np.array([[getattr(f, attr)] for f in self.numeric], dtype=np.float64).reshape(-1, 1)
-        return {"low": column("clip_low"), "high": column("clip_high"), "center": column("center"),
+        return {"names": [f.name for f in self.numeric], "low": column("clip_low"), "high": column("clip_high"), "center": column("center"),
                 "scale": column("scale"),
                 "log1p": [j for j, f in enumerate(self.numeric) if f.skew == "log1p"],
                 "yeo_johnson": [(j, f.yj_lambda) for j, f in enumerate(self.numeric) if f.skew == "yeo-johnson"]}
