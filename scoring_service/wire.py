@@ -266,16 +266,56 @@ class DecodedBatch:
     column_order: list[str] = field(default_factory=list)
 
 
+def _skip(buf: memoryview, pos: int, wire_type: int) -> int:
+    """Position after a field value of ``wire_type`` starting at ``pos``."""
+    if wire_type == _VARINT:
+        return _read_varint(buf, pos)[1]
+    if wire_type == _I64:
+        return pos + 8
+    if wire_type == _I32:
+        return pos + 4
+    if wire_type == _LEN:
+        size, pos = _read_varint(buf, pos)
+        return pos + size
+    raise ValueError(f"unsupported wire type {wire_type}")
+
+
 def _decode_numeric_column(buf: memoryview) -> tuple[str, np.ndarray]:
     name = ""
     chunks: list[np.ndarray] = []
-    for number, wt, value in _fields(buf):
-        if number == 1 and wt == _LEN:
-            name = bytes(value).decode()
-        elif number == 2:
-            if wt == _LEN and len(value) % 8:
-                raise BatchFormatError("packed double column has a length that is not a multiple of 8")
-            chunks.append(np.frombuffer(value, dtype=_F64))  # packed, or one unpacked fixed64 value
+    pos, end = 0, len(buf)
+    while pos < end:
+        key = buf[pos]
+        pos += 1
+        if key >= 0x80:
+            key, pos = _read_varint(buf, pos - 1)
+        number, wt = key >> 3, key & 7
+        if wt == _LEN:
+            size = buf[pos] if pos < end else 0x80
+            pos += 1
+            if size >= 0x80:
+                size, pos = _read_varint(buf, pos - 1)
+            stop = pos + size
+            if stop > end:
+                raise ValueError("truncated length-delimited field")
+            if number == 1:
+                name = bytes(buf[pos:stop]).decode()
+            elif number == 2:
+                if size % 8:
+                    raise BatchFormatError("packed double column has a length that is not a multiple of 8")
+                chunks.append(np.frombuffer(buf, dtype=_F64, count=size >> 3, offset=pos))
+            pos = stop
+        elif number == 2:  # one unpacked fixed64 value
+            if wt != _I64:
+                raise ValueError(f"column values with wire type {wt}")
+            if pos + 8 > end:
+                raise ValueError("truncated fixed64 field")
+            chunks.append(np.frombuffer(buf, dtype=_F64, count=1, offset=pos))
+            pos += 8
+        else:
+            pos = _skip(buf, pos, wt)
+    if pos > end:
+        raise ValueError("truncated field")
     return name, _join(chunks, _F64)
 
 
@@ -283,13 +323,28 @@ def decode_batch_request(data: bytes) -> DecodedBatch:
     """Decode ``PredictBatchRequest`` wire bytes; numeric columns are zero-copy views of ``data``.
 
     Raises BatchFormatError for undecodable bytes or a column named twice. Column lengths are not
-    checked here (the caller decides what a ragged batch means).
+    checked here (the caller decides what a ragged batch means). One tight loop over the top-level
+    fields (one-byte keys and lengths read inline): this runs once per batch of a stream.
     """
     out = DecodedBatch()
     try:
-        for number, wt, value in _fields(memoryview(data)):
+        buf = memoryview(data)
+        pos, end = 0, len(buf)
+        while pos < end:
+            key = buf[pos]
+            pos += 1
+            if key >= 0x80:
+                key, pos = _read_varint(buf, pos - 1)
+            number, wt = key >> 3, key & 7
             if wt != _LEN:
+                pos = _skip(buf, pos, wt)
                 continue
+            size, pos = _read_varint(buf, pos)
+            stop = pos + size
+            if stop > end:
+                raise ValueError("truncated length-delimited field")
+            value = buf[pos:stop]
+            pos = stop
             if number == 3:
                 name, values = _decode_numeric_column(value)
                 _add_column(out, name)
@@ -305,6 +360,8 @@ def decode_batch_request(data: bytes) -> DecodedBatch:
                 out.model, out.version, out.has_selector = selector.model, selector.version, True
             elif number == 5:
                 out.ids.append(bytes(value).decode())
+        if pos > end:
+            raise ValueError("truncated field")
     except BatchFormatError:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoding failure is a malformed message
