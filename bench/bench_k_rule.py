@@ -66,6 +66,7 @@ def run_suite(tables: list[SegmentTable]) -> None:
     picks: dict[str, list[int]] = {name: [] for name in names}
     aris: dict[str, list[float]] = {name: [] for name in names}
     started = time.perf_counter()
+    misses: list[str] = []
     for table in tables:
         X = transform(table)
         t0 = time.perf_counter()
@@ -89,6 +90,14 @@ def run_suite(tables: list[SegmentTable]) -> None:
         picks["k-means @ true k (ceiling)"].append(table.k)
         aris["k-means @ true k (ceiling)"].append(adjusted_rand_score(table.labels, labels_at(table.k)))
         distinct = " ".join(str(r["n_distinct"]) for r in result.rows)
+        if result.chosen_k != table.k:
+            at = {r["k"]: r["rule_status"] for r in result.rows}
+            misses.append(
+                f"{table.name}: true k={table.k}, chose {result.chosen_k} "
+                f"(k={table.k}: {at.get(table.k, 'not searched')}; "
+                f"ARI {aris['valley rule (search_k)'][-1]:.3f} vs {aris['k-means @ true k (ceiling)'][-1]:.3f} "
+                f"at the true k)"
+            )
         print(
             f"{table.name:<18} d={X.shape[1]:<2} true k={table.k} valley={result.chosen_k} "
             f"sil={picks['silhouette argmax'][-1]} DB={picks['Davies-Bouldin argmin'][-1]} "
@@ -105,6 +114,9 @@ def run_suite(tables: list[SegmentTable]) -> None:
         k = np.array(picks[name])
         print(f"{name:<28} {np.mean(k == truth):>8.0%} {np.mean(np.abs(k - truth) <= 1):>9.0%} "
               f"{np.mean(aris[name]):>9.3f}")
+    print(f"\nvalley rule misses ({len(misses)}):" if misses else "\nvalley rule misses: none")
+    for line in misses:
+        print(f"  {line}")
     _ = choose_k_rule  # the rule search_k applies; named here so readers find it
 
 

@@ -12,9 +12,12 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from bench.segment_tables import make_table
-from segmentation_core.features import FeatureSchema
+from segmentation_core.features import FeatureSchema, FitOptions
 from training_job import k_selection
+from training_job.config import load_preset
+from training_job.data_loading import read_table
 from training_job.k_selection import KSearchResult, choose_k_rule, search_k, stability_score
+from training_job.table_prep import prepare_table
 
 K_VALUES = list(range(2, 11))
 
@@ -140,11 +143,15 @@ def test_stability_high_on_blobs_lower_on_noise() -> None:
         stability_score(X, 4, n_rounds=1)
 
 
-def _rows(n_distinct: list[int], repaired: tuple[int, ...] = ()) -> list[dict]:
-    return [
+def _rows(n_distinct: list[int], repaired: tuple[int, ...] = (), **columns: list) -> list[dict]:
+    rows = [
         {"k": k, "n_distinct": d, "split_merge_repaired": k in repaired}
         for k, d in zip(range(2, 2 + len(n_distinct)), n_distinct)
     ]
+    for name, values in columns.items():
+        for row, value in zip(rows, values):
+            row[name] = value
+    return rows
 
 
 @pytest.mark.parametrize(
@@ -162,3 +169,71 @@ def test_choose_k_rule_by_hand(n_distinct: list[int], repaired: tuple[int, ...],
     k, why = choose_k_rule(_rows(n_distinct, repaired))
     assert k == expected
     assert str(k) in why
+
+
+def test_choose_k_rule_tiny_group_is_not_a_segment() -> None:
+    # k=4 is all distinct only because a 1% group of extreme spenders splits off.
+    rows = _rows([2, 3, 4, 4], smallest_share=[0.3, 0.1, 0.01, 0.01])
+    k, why = choose_k_rule(rows)
+    assert k == 3
+    assert "3 segments" in why and "under 2.5%" in why
+
+
+def test_choose_k_rule_small_table_falls_back_to_silhouette() -> None:
+    # Too few customers to prove any gap (mall-like): no k is all-distinct, k=3..6 are undecided, and
+    # silhouette, preferring the smaller k on a near tie, arbitrates among them.
+    rows = _rows(
+        [1, 1, 1, 1, 1, 1],
+        n_distinct_possible=[1, 3, 4, 5, 6, 5],
+        pairs_untested=[0, 2, 5, 9, 15, 18],
+        silhouette=[0.31, 0.47, 0.49, 0.553, 0.538, 0.45],
+    )
+    k, why = choose_k_rule(rows)
+    assert k == 5
+    assert why.startswith("5 segments") and "silhouette 0.55" in why
+    # A proven k keeps its place unless an undecided larger k separates clearly better.
+    rows = _rows(
+        [2, 3, 3, 3],
+        n_distinct_possible=[2, 3, 4, 3],
+        pairs_untested=[0, 0, 1, 2],
+        silhouette=[0.40, 0.50, 0.51, 0.30],
+    )
+    k, why = choose_k_rule(rows)
+    assert k == 3 and "gap" in why
+
+
+def test_explanation_names_only_the_chosen_k() -> None:
+    for rows in (_rows([2, 3, 4, 4, 4]), _rows([2, 3, 4, 5, 4], repaired=(5,)), _rows([1, 1, 1])):
+        k, why = choose_k_rule(rows)
+        numbers = {int(tok) for tok in why.replace("=", " ").replace(",", " ").split() if tok.isdigit()}
+        assert numbers == {k}, (k, why)
+
+
+def test_rows_report_what_the_rule_saw() -> None:
+    table = make_table(seed=103, k=5, n=3000, separation=6.5)
+    result = search_k(_transform(table.data), K_VALUES, seed=0)
+    for row in result.rows:
+        assert row["rule_status"] in {
+            k_selection.STATUS_APART, k_selection.STATUS_CUT, k_selection.STATUS_UNREPAIRED,
+            k_selection.STATUS_TINY, k_selection.STATUS_UNTESTED,
+        }
+        assert len(row["valley_pairs"]) == row["k"] * (row["k"] - 1) // 2
+        assert {p["verdict"] for p in row["valley_pairs"]} <= {"apart", "together", "untested"}
+        assert row["pairs_apart"] + row["pairs_together"] + row["pairs_untested"] == len(row["valley_pairs"])
+    chosen = next(r for r in result.rows if r["k"] == result.chosen_k)
+    assert chosen["rule_status"] == k_selection.STATUS_APART
+
+
+def test_real_mall_data_gives_the_classic_five(datasets_dir) -> None:
+    # 200 customers, income x spending: ~40 per segment is too few for the valley test to prove the
+    # gaps, so the small-table fallback must still find the five classic groups.
+    config = load_preset("mall")
+    table = prepare_table(read_table(datasets_dir / "Mall_Customers.csv"), config)
+    pre = config.preprocessing
+    options = FitOptions(skew=pre.skew, outliers=pre.outliers, categorical_weight=pre.categorical_weight)
+    schema = FeatureSchema.fit(table.features, list(table.numeric), list(table.categorical), options)
+    X = schema.transform_frame(table.features)
+    result = search_k(X, K_VALUES, seed=0)
+    assert result.chosen_k == 5, [(r["k"], r["rule_status"], round(r["silhouette"], 3)) for r in result.rows]
+    assert result.rule_explanation.startswith("5 segments")
+    assert choose_k_rule(result.rows)[0] == 5

@@ -13,9 +13,26 @@ below ``VALLEY_RATIO`` of the lower peak and ``VALLEY_Z`` standard errors deep. 
 are merged (connected components), and what remains at k is the number of *distinct* segments
 ``n_distinct(k)`` the clustering at k really has. Below the true k every cluster is distinct
 (``n_distinct = k``); above it some cluster is one segment cut in two. The rule picks the largest
-k whose clusters are all distinct. Unlike
-silhouette or Calinski-Harabasz it does not reward merging two overlapping segments, and unlike
-GMM BIC it does not split a skewed segment to model its shape.
+k whose clusters are all distinct. Unlike silhouette or Calinski-Harabasz it does not reward merging
+two overlapping segments, and unlike GMM BIC it does not split a skewed segment to model its shape.
+
+Three guards make it hold up on real tables:
+
+- *Split-and-merge repair*: when k-means at k cuts one segment in two and lumps two others (one
+  valley-less pair, everything else distinct), the pair is merged and the widest other clusters are
+  split in turn; a repaired k counts only if some larger k, unaided, also holds k distinct segments.
+- *Tiny groups*: a k whose smallest cluster holds under ``MIN_SEGMENT_SHARE`` of the customers does
+  not count (a handful of extreme spenders leave a real gap but are not a segment).
+- *Power*: a pair's test records the z-score a valley half as deep as the lower peak would reach. When
+  even that is below ``VALLEY_Z`` (a few dozen customers per cluster, e.g. the 200-customer mall table)
+  the test's silence means "too few customers", not "one segment": the pair is *untested*. A k larger
+  than the proven one whose pairs are only apart or untested stays open, and silhouette (reliable on
+  small, clean tables) arbitrates among the open ks and the proven one, taking the smallest k within
+  ``SILHOUETTE_TOLERANCE`` of the best.
+
+Every row records what the rule saw at its k: each pair's valley ratio, z-score, power and verdict
+(``valley_pairs``), the counts per verdict, ``n_distinct`` / ``n_distinct_possible`` and the rule's
+conclusion (``rule_status``).
 
 Large tables: the search runs on a fixed random subsample of ``SEARCH_ROWS`` rows (the choice of k
 needs a few thousand customers per segment, not a million); only the final model at the chosen k is
@@ -65,6 +82,12 @@ VALLEY_ROWS = 4_000
 VALLEY_RATIO = 0.8
 #: ... and that dip is this many standard errors deep (so a small, noisy pair needs a deeper valley).
 VALLEY_Z = 4.0
+#: Clusters (widest first) the split-and-merge repair tries to split.
+REPAIR_TRIES = 4
+#: A group holding under this share of the customers is not a segment (a handful of extreme spenders).
+MIN_SEGMENT_SHARE = 0.025
+#: Fallback when the valley test lacks rows: the smallest k within this of the best silhouette.
+SILHOUETTE_TOLERANCE = 0.02
 #: Rows the stability score fits each round on.
 STABILITY_ROWS = 10_000
 
@@ -101,36 +124,76 @@ def search_k(
 
 
 def choose_k_rule(rows: Sequence[dict[str, Any]]) -> tuple[int, str]:
-    """The valley rule on search rows: the largest k whose k clusters are all distinct; returns (k, why)."""
+    """The valley rule on search rows, with its small-table fallback; returns (k, a plain-words why)."""
     if not rows:
         raise ValueError("rows is empty: nothing to choose from")
     by_k = sorted(rows, key=lambda r: r["k"])
-    # A k made all-distinct only by the split-and-merge repair must be confirmed: some larger k,
-    # unaided, must also hold at least k distinct segments (else the repair cut a segment in two).
-    full = [
-        r["k"]
-        for r in by_k
-        if r["n_distinct"] >= r["k"]
-        and (
-            not r.get("split_merge_repaired", False)
-            or any(o["k"] > r["k"] and o["n_distinct"] >= r["k"] for o in by_k)
-        )
-    ]
-    if not full:
-        # Even the smallest k cuts a group without a gap: the table has no clearly separated segments.
+    status = _rule_status(by_k)
+    proven = [r for r in by_k if status[r["k"]] == STATUS_APART]
+    k_valley = proven[-1]["k"] if proven else None
+    # Too few customers to prove or disprove the gaps: a larger k that no pair contradicts stays open,
+    # and silhouette (reliable on small, clean tables) arbitrates, preferring the smaller k on near ties.
+    open_ = [r for r in by_k if status[r["k"]] == STATUS_UNTESTED and (k_valley is None or r["k"] > k_valley)]
+    if open_:
+        candidates = open_ + proven[-1:]
+        best = max(r["silhouette"] for r in candidates)
+        pick = min((r for r in candidates if r["silhouette"] >= best - SILHOUETTE_TOLERANCE),
+                   key=lambda r: r["k"])
+        k = pick["k"]
+        if k != k_valley:
+            return k, (
+                f"{k} segments: there are too few customers per group to prove the gaps between groups, "
+                f"so among the groupings the data does not contradict, {k} groups keep customers most "
+                f"clearly closer to their own group than to any other (silhouette {pick['silhouette']:.2f})."
+            )
+    if k_valley is None:
         k = by_k[0]["k"]
         return k, (
             f"No k tried gave groups clearly apart from each other, so the smallest, k={k}, is used: "
             f"read these segments as slices of one continuous customer base."
         )
     # Below the true k every cluster is distinct; above it some cluster is one segment cut in two.
-    # The largest all-distinct k is therefore the true k, not a bigger k whose pieces happen to look
-    # apart (at large k, small pieces can show chance dips; the z-score test keeps those rare).
-    k = max(full)
-    return k, (
+    # The largest all-distinct k is therefore the true k (at large k, small pieces can show chance
+    # dips; the z-score test keeps those rare).
+    k = k_valley
+    why = (
         f"{k} segments: with {k} groups every group is separated from every other by a gap in the "
-        f"customer data, while asking for more only cuts an existing group in two."
+        f"customer data, while asking for more only cuts an existing group in two"
     )
+    if any(status[r["k"]] == STATUS_TINY for r in by_k if r["k"] > k):
+        share = f"{MIN_SEGMENT_SHARE:.1%}".replace(".0%", "%")
+        why += f" or splits off a group of under {share} of customers (too few to be a segment)"
+    return k, why + "."
+
+
+#: Per-k verdicts of the rule (``rule_status`` in the rows).
+STATUS_APART = "all groups apart"
+STATUS_CUT = "a group cut in two"
+STATUS_UNREPAIRED = "all apart only after a repair no larger k confirms"
+STATUS_TINY = "a group too small to be a segment"
+STATUS_UNTESTED = "undecided: too few customers to test every gap"
+
+
+def _rule_status(by_k: Sequence[dict[str, Any]]) -> dict[int, str]:
+    """What the rule concludes at each k, from that k's row (and, for a repair, the larger ks')."""
+    status = {}
+    for r in by_k:
+        k = r["k"]
+        if r.get("smallest_share", 1.0) < MIN_SEGMENT_SHARE:
+            status[k] = STATUS_TINY
+        elif r["n_distinct"] >= k:
+            # A k made all-distinct only by the split-and-merge repair must be confirmed: some larger
+            # k, unaided, must also hold at least k distinct segments (else the repair cut one in two).
+            confirmed = not r.get("split_merge_repaired", False) or any(
+                o["k"] > k and o["n_distinct"] >= k for o in by_k
+            )
+            status[k] = STATUS_APART if confirmed else STATUS_UNREPAIRED
+        elif (r.get("n_distinct_possible", r["n_distinct"]) >= k and r.get("pairs_untested", 0) > 0
+              and math.isfinite(r.get("silhouette", math.nan))):
+            status[k] = STATUS_UNTESTED
+        else:
+            status[k] = STATUS_CUT
+    return status
 
 
 def stability_score(
@@ -217,6 +280,8 @@ def _search_k(
             progress(i + 1, len(ks))
 
     chosen_k, explanation = choose_k_rule(rows)
+    for row, (k, status) in zip(rows, sorted(_rule_status(rows).items())):
+        row["rule_status"] = status
     chosen_model = _fit_final(X, Xs, chosen_k, algorithm, seed, centres[chosen_k])
     logger.info("chosen k=%d by %s", chosen_k, RULE_NAME)
     return KSearchResult(rows, chosen_k, RULE_NAME, explanation, chosen_model)
@@ -268,7 +333,7 @@ def _split_merge(
     merged = X[(labels == a) | (labels == b)].mean(axis=0)
     others = [c for c in range(k) if c not in pair and (labels == c).sum() > 2]
     sse = {c: float(((X[labels == c] - centres[c]) ** 2).sum()) for c in others}
-    for c in sorted(others, key=sse.get, reverse=True)[:2]:
+    for c in sorted(others, key=sse.get, reverse=True)[:REPAIR_TRIES]:
         Xc = X[labels == c]
         eigval, eigvec = np.linalg.eigh(np.cov(Xc, rowvar=False))
         # Halves of a blob have their means ~0.8 sd either side of the centre on the main axis.
@@ -307,7 +372,7 @@ def _metrics(
     row["smallest_share"] = float(sizes.min() / labels.size)
     if present.size < 2:
         row.update(silhouette=float("nan"), calinski_harabasz=float("nan"))
-        row.update(davies_bouldin=float("nan"), n_distinct=1, min_valley_ratio=1.0)
+        row.update(davies_bouldin=float("nan"), n_distinct=1, n_distinct_possible=1, min_valley_ratio=1.0)
         return row, centres, []
     sample = min(SILHOUETTE_ROWS, X.shape[0])
     row["silhouette"] = float(
@@ -321,12 +386,17 @@ def _metrics(
     row["bic_spherical"] = _spherical_bic(X, labels, inertia, k)
     with threadpool_limits(limits=1, user_api="blas"):
         # Hundreds of tiny products: BLAS threads only add hand-off overhead on a shared machine.
-        n_distinct, min_ratio, ratios, joined = _valley_components(X, labels, centres, seed)
-    row["n_distinct"] = n_distinct
-    row["min_valley_ratio"] = min_ratio
+        valleys = _valley_components(X, labels, centres, seed)
+    ratios = [p["valley_ratio"] for p in valleys.pairs]
+    row["n_distinct"] = valleys.n_distinct
+    row["n_distinct_possible"] = valleys.n_distinct_possible
+    for verdict in ("apart", "together", "untested"):
+        row[f"pairs_{verdict}"] = sum(p["verdict"] == verdict for p in valleys.pairs)
+    row["min_valley_ratio"] = min(ratios) if ratios else 1.0
     row["max_valley_ratio"] = max(ratios) if ratios else 0.0
     row["split_merge_repaired"] = False
-    return row, centres, joined
+    row["valley_pairs"] = valleys.pairs
+    return row, centres, valleys.joined
 
 
 def _spherical_bic(X: np.ndarray, labels: np.ndarray, inertia: float, k: int) -> float:
@@ -356,10 +426,18 @@ def _continuous_columns(X: np.ndarray) -> np.ndarray:
     return cols if cols.size else np.arange(X.shape[1])
 
 
-def _valley_components(
-    X: np.ndarray, labels: np.ndarray, centres: np.ndarray, seed: int
-) -> tuple[int, float, list[float], list[tuple[int, int]]]:
-    """Distinct segments at this k (clusters merged across valley-less pairs), ratios and valley-less pairs."""
+@dataclass(frozen=True)
+class _Valleys:
+    """What the valley test saw at one k."""
+
+    n_distinct: int  # groups once every pair without a proven valley is merged
+    n_distinct_possible: int  # groups once only the pairs proven to be one segment are merged
+    joined: list[tuple[int, int]]  # the pairs without a proven valley
+    pairs: list[dict[str, Any]]  # per pair: clusters, valley ratio, z, power, verdict
+
+
+def _valley_components(X: np.ndarray, labels: np.ndarray, centres: np.ndarray, seed: int) -> _Valleys:
+    """Every cluster pair's valley verdict and the distinct segments they leave at this k."""
     rng = np.random.default_rng(seed)
     X = X[:, _continuous_columns(X)]
     clusters = [c for c in range(centres.shape[0]) if (labels == c).any()]
@@ -371,25 +449,45 @@ def _valley_components(
         for c, idx in members.items()
     }
     stats = {c: _cluster_stats(X[idx]) for c, idx in members.items()}
-    parent = {c: c for c in clusters}
-
-    def find(c: int) -> int:
-        while parent[c] != c:
-            parent[c] = parent[parent[c]]
-            c = parent[c]
-        return c
-
-    ratios = []
+    strict = _Components(clusters)  # merges every pair without a proven valley
+    proven = _Components(clusters)  # merges only the pairs proven to be one segment
     joined = []
+    pairs = []
     for a_pos, a in enumerate(clusters):
         for b in clusters[a_pos + 1 :]:
-            r, z = _valley_ratio(X[members[a]], X[members[b]], stats[a], stats[b])
-            ratios.append(r)
-            if r >= VALLEY_RATIO or z <= VALLEY_Z:  # no clear valley: one segment cut in two
-                parent[find(a)] = find(b)
+            r, z, power = _valley_ratio(X[members[a]], X[members[b]], stats[a], stats[b])
+            if r < VALLEY_RATIO and z > VALLEY_Z:
+                verdict = "apart"
+            else:  # no clear valley: one segment cut in two, unless the test had too few rows to tell
+                verdict = "untested" if power <= VALLEY_Z else "together"
+                strict.union(a, b)
                 joined.append((a, b))
-    n_distinct = len({find(c) for c in clusters})
-    return n_distinct, (min(ratios) if ratios else 1.0), ratios, joined
+                if verdict == "together":
+                    proven.union(a, b)
+            pairs.append(
+                {"a": int(a), "b": int(b), "valley_ratio": round(float(r), 4), "z": round(float(z), 2),
+                 "power_z": round(float(min(power, 1e6)), 2), "verdict": verdict}
+            )
+    return _Valleys(strict.count(), proven.count(), joined, pairs)
+
+
+class _Components:
+    """Union-find over cluster ids."""
+
+    def __init__(self, items: Sequence[int]) -> None:
+        self.parent = {c: c for c in items}
+
+    def find(self, c: int) -> int:
+        while self.parent[c] != c:
+            self.parent[c] = self.parent[self.parent[c]]
+            c = self.parent[c]
+        return c
+
+    def union(self, a: int, b: int) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+    def count(self) -> int:
+        return len({self.find(c) for c in self.parent})
 
 
 def _cluster_stats(Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -403,8 +501,9 @@ def _valley_ratio(
     Xb: np.ndarray,
     sa: tuple[np.ndarray, np.ndarray, int],
     sb: tuple[np.ndarray, np.ndarray, int],
-) -> tuple[float, float]:
-    """Deepest density between two clusters over the lower peak (1 = no valley), and the dip's z-score."""
+) -> tuple[float, float, float]:
+    """Deepest density between two clusters over the lower peak (1 = no valley), the dip's z-score and
+    the test's power (the z-score a valley half as deep as the lower peak would have)."""
     mean_a, mean_b = sa[0], sb[0]
     # The centroid line: the direction k-means itself cuts along (its boundaries are perpendicular
     # to it). A Fisher direction separated true pairs no better on the benchmark and needs care with
@@ -413,7 +512,7 @@ def _valley_ratio(
     ta, tb = Xa @ w, Xb @ w
     lo, hi = float(mean_a @ w), float(mean_b @ w)
     if not hi > lo:
-        return 1.0, 0.0
+        return 1.0, 0.0, math.inf
     ta, tb = (ta - lo) / (hi - lo), (tb - lo) / (hi - lo)  # cluster a at 0, cluster b at 1
     t = np.concatenate([ta, tb])
     # Smoothing: Silverman's bandwidth of the *tighter* cluster, so a real valley is not smoothed over.
@@ -428,15 +527,20 @@ def _valley_ratio(
     grid = left + (np.arange(bins) + 0.5) * width
     between = np.flatnonzero((grid >= 0.0) & (grid <= 1.0))
     if between.size == 0:
-        return 1.0, 0.0
+        return 1.0, 0.0, math.inf
     i_min = between[np.argmin(dens[between])]
     lower_peak = min(dens[: i_min + 1].max(), dens[i_min:].max())
     if lower_peak <= 0:
-        return 1.0, 0.0
+        return 1.0, 0.0, math.inf
     valley = float(dens[i_min])
     # A Gaussian-smoothed count has variance ~ count / (2 sqrt(pi) sigma): the dip must exceed noise.
-    noise = math.sqrt((lower_peak + valley) / (2 * math.sqrt(math.pi) * sigma))
-    return valley / float(lower_peak), float((lower_peak - valley) / max(noise, 1e-12))
+    kernel = 2 * math.sqrt(math.pi) * sigma
+    noise = math.sqrt((lower_peak + valley) / kernel)
+    z = float((lower_peak - valley) / max(noise, 1e-12))
+    # Power: the z a valley half as deep as the lower peak would reach with these counts. Below
+    # VALLEY_Z the test could not have found even a clear valley: its silence means "too few customers".
+    power = float(0.5 * lower_peak / math.sqrt(1.5 * lower_peak / kernel))
+    return valley / float(lower_peak), z, power
 
 
 def _silverman(t: np.ndarray) -> float:
