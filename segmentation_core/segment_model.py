@@ -143,8 +143,8 @@ class SegmentModel:
             segment = np.argmin(t, axis=0).astype(np.int32)
         # Softmax over -d^2/(2 sigma2), written relative to the nearest for numerical safety.
         t -= nearest
-        t *= -0.5 / self.sigma2
-        np.exp(t, out=t)
+        t *= cache["exp2_scale"]  # exp(-d/(2 sigma2)) as exp2(-d log2(e)/(2 sigma2)): exp2 is the cheaper ufunc
+        np.exp2(t, out=t)
         confidence = np.reciprocal(np.add.reduce(t, axis=0))
         nearest += np.einsum("ij,ij->j", xt, xt)
         np.maximum(nearest, 0.0, out=nearest)  # rounding can take a point on its centroid below 0
@@ -164,7 +164,7 @@ class SegmentModel:
                 bits = first_bit = None
             norms = np.einsum("ij,ij->i", self.centroids, self.centroids)
             cached = {"minus_2c": -2.0 * self.centroids, "norms": norms[:, None], "bits": bits,
-                      "first_bit": first_bit}
+                      "first_bit": first_bit, "exp2_scale": -0.5 / self.sigma2 * math.log2(math.e)}
             self.__dict__["_kmeans_cache_"] = cached
         return cached
 
