@@ -7,9 +7,16 @@
 A Mall-shaped table of N customers is generated (five income x spending groups, seeded), trained by
 the real training job (`python -m training_job train --preset mall`), served by the real scoring
 service and shown by the real dashboard, all as processes on this machine. Headless Chromium (Debian's
-chromium + chromium-driver, driven by selenium) then opens each page, cold (first visit after the
-dashboard started: caches empty) and warm, and reads in the page itself `performance.now()` when the
-page is interactive: every Dash callback has answered and every graph is drawn. The target is 2 s.
+chromium + chromium-driver, driven by selenium) then opens each page and reads in the page itself
+`performance.now()` when the page is interactive: every Dash callback has answered and every graph is
+drawn. The target is 2 s, for every visit.
+
+Each of `--browsers` fresh browsers (new profile: empty HTTP and code caches) first waits for the
+served model on the Batch page (no graph, so plotly.js is not loaded yet), then opens every page once
+(the *first visit*: the Overview, first, also pays for downloading and compiling plotly.js) and then
+`--runs` times more (*repeat* visits, a full page load each). The table gives the worst first visit
+over the browsers, the median and the worst repeat visit, and the verdict against 2 s on the worst of
+them all. The machine may be shared: run it twice before believing a difference of 0.2 s.
 """
 from __future__ import annotations
 
@@ -79,11 +86,47 @@ def predict_round_trip(driver, url: str) -> float:
     return time.perf_counter() - start
 
 
+def measure(url: str, runs: int) -> tuple[dict[str, dict[str, list[float]]], list[float]]:
+    """One fresh browser: {page: {"first": [s], "repeat": [s, ...]}} and the predict round trips."""
+    visits: dict[str, dict[str, list[float]]] = {}
+    with chrome() as driver:
+        driver.get(url + "/batch")
+        wait_until(lambda: "customers v" in driver.find_element("id", "service-state").text, 120,
+                   message="the served model")
+        for path, name in PAGES:
+            visits[name] = {"first": [time_to_interactive(driver, url + path)]}
+        for path, name in PAGES:
+            visits[name]["repeat"] = [time_to_interactive(driver, url + path) for _ in range(runs)]
+        predict = [predict_round_trip(driver, url) for _ in range(runs)]
+    return visits, predict
+
+
+def report(results: dict[str, dict[str, list[float]]], predict: list[float], base: str) -> int:
+    """Prints the table; returns the number of pages over the budget."""
+    print(f"\nTime to interactive (s), model trained on {base}; target {BUDGET_S:.1f} s for every visit")
+    print(f"{'page':<10} {'first':>7} {'repeat':>7} {'worst':>7}  verdict   (first: worst first visit; "
+          "repeat: median)")
+    over = 0
+    for name, r in results.items():
+        first, repeat = max(r["first"]), statistics.median(r["repeat"])
+        worst = max(r["first"] + r["repeat"])
+        ok = worst <= BUDGET_S
+        over += not ok
+        print(f"{name:<10} {first:>7.2f} {repeat:>7.2f} {worst:>7.2f}  {'pass' if ok else 'FAIL'}")
+    print(f"{'predict':<10} {'':>7} {statistics.median(predict):>7.2f} {max(predict):>7.2f}  "
+          "(click to result and map drawn)")
+    print(f"\n{len(results) - over} of {len(results)} pages within {BUDGET_S:.1f} s" +
+          ("" if not over else f"; over: {', '.join(n for n, r in results.items() if max(r['first'] + r['repeat']) > BUDGET_S)}"))
+    return over
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000, help="customers to generate (default 1,000,000)")
     parser.add_argument("--store", type=Path, help="use this trained store instead of training one")
-    parser.add_argument("--runs", type=int, default=3, help="warm visits per page (default 3)")
+    parser.add_argument("--runs", type=int, default=3, help="repeat visits per page and browser (default 3)")
+    parser.add_argument("--browsers", type=int, default=3,
+                        help="fresh browsers, each with its own first visits (default 3)")
     parser.add_argument("--workdir", type=Path, help="where data, store and logs go (default: a temporary folder)")
     args = parser.parse_args(argv)
     reason = browser_missing_reason()
@@ -105,35 +148,27 @@ def main(argv: list[str] | None = None) -> int:
     scoring_port, dash_port = free_port(), free_port()
     scoring = scoring_process(store, scoring_port, work).start()
     dashboard = dashboard_process(scoring_port, dash_port, work).start()
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, list[float]]] = {name: {"first": [], "repeat": []} for _, name in PAGES}
+    predict: list[float] = []
     try:
         wait_for_port(scoring_port, 120, scoring.proc)
         wait_for_port(dash_port, 60, dashboard.proc)
         url = f"http://127.0.0.1:{dash_port}"
-        with chrome() as driver:
-            driver.get(url)
-            badge = wait_until(lambda: "customers v" in driver.find_element("id", "service-state").text and
-                               driver.find_element("id", "service-state").text, 120, message="the served model")
-            print(f"dashboard {url} -> scoring 127.0.0.1:{scoring_port}: {badge}")
-            for path, name in PAGES:
-                cold = time_to_interactive(driver, url + path)
-                warm = [time_to_interactive(driver, url + path) for _ in range(args.runs)]
-                results[name] = {"cold": cold, "warm": statistics.median(warm), "worst": max([cold, *warm])}
-            predict = statistics.median(predict_round_trip(driver, url) for _ in range(args.runs))
+        print(f"dashboard {url} -> scoring 127.0.0.1:{scoring_port}")
+        for b in range(args.browsers):
+            visits, trips = measure(url, args.runs)
+            predict += trips
+            for name, r in visits.items():
+                results[name]["first"] += r["first"]
+                results[name]["repeat"] += r["repeat"]
+            print(f"browser {b + 1}: first visits " +
+                  ", ".join(f"{name} {r['first'][0]:.2f}" for name, r in visits.items()), flush=True)
     finally:
         dashboard.stop()
         scoring.stop()
 
     base = f"{args.customers:,} customers" if args.store is None else f"the store {args.store}"
-    print(f"\nTime to interactive (s), model trained on {base}; target {BUDGET_S:.1f} s")
-    print(f"{'page':<10} {'cold':>7} {'warm':>7} {'worst':>7}  verdict")
-    over = 0
-    for name, r in results.items():
-        ok = r["worst"] <= BUDGET_S
-        over += not ok
-        print(f"{name:<10} {r['cold']:>7.2f} {r['warm']:>7.2f} {r['worst']:>7.2f}  {'ok' if ok else 'OVER'}")
-    print(f"{'predict':<10} {'':>7} {predict:>7.2f} {'':>7}  (click to result and map, median)")
-    return 1 if over else 0
+    return 1 if report(results, predict, base) else 0
 
 
 if __name__ == "__main__":

@@ -4,10 +4,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 import dash
 import dash_bootstrap_components as dbc
+import flask
 from dash import Input, Output, State, html, no_update
 
 from dash_ui import figures
@@ -25,12 +26,44 @@ def create_app(service: DashboardService) -> dash.Dash:
         __name__, title="Customer segments", assets_folder=str(ASSETS), suppress_callback_exceptions=True,
         serve_locally=True, update_title=None,
     )
-    app.layout = app_shell()
+    app.layout = lambda: initial_layout(service)
     figures.warm_up()
     _register_shell_callbacks(app, service)
     for page in PAGES.values():
         page.register_callbacks(app, service)
+    service.on_sample(lambda view: prerender(service))
     return app
+
+
+def prerender(service: DashboardService) -> None:
+    """Renders every page once, off the request path, so that their figures are cached
+    (dash_ui.figure_cache) before the first visit of a new version."""
+    for path in PAGES:
+        render_page(service, path, "")
+
+
+def initial_layout(service: DashboardService) -> Any:
+    """The shell, with the page of the URL being opened already in it when the model is known.
+
+    dash-renderer asks for the layout (/_dash-layout) from the page being opened, whose URL the request
+    carries as its Referer. Drawing that page into the layout saves a round trip: before, the shell came
+    empty, then the `route` callback's answer brought the page, and only then did its graphs start
+    loading plotly.js. `route` still runs once as the page starts, finds the page drawn (`rendered-key`)
+    and changes nothing. Without a Referer, or before the first model is known (a page would wait on
+    the service here, holding up the whole shell), the shell comes empty and `route` draws the page.
+    """
+    if not flask.has_request_context() or service.cached_model_view() is None:
+        return app_shell()
+    referrer = urlsplit(flask.request.referrer or "")
+    if not referrer.path or referrer.netloc != flask.request.host:
+        return app_shell()
+    page = render_page(service, referrer.path, referrer.query)
+    return app_shell(page, rendered_key=page_key(service, referrer.path))
+
+
+def page_key(service: DashboardService, pathname: str | None) -> str:
+    """What the content of `page-content` was drawn for: the model version and the page."""
+    return f"{render_key(service)}|{(pathname or '/').rstrip('/') or '/'}"
 
 
 def status_key(status: dict[str, Any] | None) -> tuple[str, str, str]:
@@ -75,15 +108,40 @@ def _register_shell_callbacks(app: dash.Dash, service: DashboardService) -> None
             notice = update_notice(status)
         return (current if changed else no_update), status_badge(status), banner, notice
 
+    # Whether the page must be drawn (again) is decided in the browser first: asking the server when
+    # nothing changes would still mark page-content as loading until the answer (a spinner, and a page
+    # that is not ready) on every visit. The server checks again (`page_key`): the browser's view of the
+    # version comes from the status poll and may lag.
+    app.clientside_callback(
+        """
+        function (pathname, status, rendered) {
+            const path = (pathname || "/").replace(/\\/+$/, "") || "/";
+            if (rendered && !status) {
+                return window.dash_clientside.no_update;  // drawn with the layout: wait for the status
+            }
+            const version = status && (status.model || status.version) ? status.model + " " + status.version : "";
+            if (rendered === version + "|" + path) {
+                return window.dash_clientside.no_update;
+            }
+            return {path: path, at: Date.now()};
+        }
+        """,
+        Output("route-request", "data"),
+        Input("url", "pathname"), Input("service-status", "data"), State("rendered-key", "data"),
+    )
+
     @app.callback(Output("page-content", "children"), Output("rendered-key", "data"),
-                  Input("url", "pathname"), Input("service-status", "data"),
-                  State("url", "search"), State("rendered-key", "data"))
-    def route(pathname: str, status: dict[str, Any] | None, search: str, rendered: str | None) -> Any:
-        # A status change re-renders the page only when it changes what the page would show (a new
-        # version, or a first model after waiting): not on the first poll, not for an outage.
-        if dash.ctx.triggered_id == "service-status" and rendered == render_key(service):
+                  Input("route-request", "data"),
+                  State("url", "pathname"), State("url", "search"), State("rendered-key", "data"),
+                  prevent_initial_call=True)
+    def route(_: Any, pathname: str, search: str, rendered: str | None) -> Any:
+        # The page is drawn again only when that changes what it shows: another page, a new version, a
+        # first model after waiting; not on the first poll, not for an outage, not when the layout came
+        # with the page already drawn (initial_layout).
+        if rendered == page_key(service, pathname):
             return no_update, no_update
-        return render_page(service, pathname, search), render_key(service)
+        page = render_page(service, pathname, search)
+        return page, page_key(service, pathname)
 
 
 def render_key(service: DashboardService) -> str:

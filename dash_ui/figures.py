@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import Iterable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -76,6 +77,12 @@ def bounded_sample(frame: pd.DataFrame, max_points: int = MAX_MAP_POINTS, seed: 
     return pd.concat(parts).iloc[:max_points]
 
 
+def _coords(values: pd.Series) -> np.ndarray:
+    """Point coordinates as float32: seven significant digits are plenty for a plot, and the figure
+    (base64 typed arrays in plotly's JSON) is half the size."""
+    return values.to_numpy(dtype=np.float32, na_value=np.nan)
+
+
 def _segment_ids(frame: pd.DataFrame, names: Mapping[int, str]) -> list[int]:
     present = set(int(i) for i in frame["segment_id"].unique()) if "segment_id" in frame else set()
     return sorted(present | set(int(i) for i in names))
@@ -99,7 +106,7 @@ def segment_map(frame: pd.DataFrame, centroids: pd.DataFrame, x: str, y: str, na
         if part.empty:
             continue
         fig.add_trace(go.Scattergl(
-            x=part[x], y=part[y], mode="markers", name=names.get(sid, f"Segment {sid}"),
+            x=_coords(part[x]), y=_coords(part[y]), mode="markers", name=names.get(sid, f"Segment {sid}"),
             legendgroup=str(sid), marker=dict(color=segment_color(sid), size=6, opacity=0.65),
             hovertemplate=f"{names.get(sid, sid)}<br>{x_title or x}=%{{x:.4g}}<br>{y_title or y}=%{{y:.4g}}"
                           "<extra></extra>",
@@ -137,7 +144,7 @@ def segment_map_3d(frame: pd.DataFrame, centroids: pd.DataFrame, x: str, y: str,
         if part.empty:
             continue
         fig.add_trace(go.Scatter3d(
-            x=part[x], y=part[y], z=part[z], mode="markers", name=names.get(sid, f"Segment {sid}"),
+            x=_coords(part[x]), y=_coords(part[y]), z=_coords(part[z]), mode="markers", name=names.get(sid, f"Segment {sid}"),
             marker=dict(color=segment_color(sid), size=3.5, opacity=0.7),
         ))
     if not centroids.empty and {x, y, z} <= set(centroids.columns):

@@ -33,18 +33,20 @@ def navbar() -> dbc.Navbar:
     )
 
 
-def app_shell() -> html.Div:
-    """The layout every URL shares; the page itself goes into `page-content`."""
+def app_shell(page: Any = None, rendered_key: str | None = None) -> html.Div:
+    """The layout every URL shares; the page itself goes into `page-content` (already there when
+    `page` is given, with the `rendered_key` it was drawn for)."""
     return html.Div([
         dcc.Location(id="url", refresh=False),
         dcc.Store(id="service-status"),
-        dcc.Store(id="rendered-key"),
+        dcc.Store(id="rendered-key", data=rendered_key),
+        dcc.Store(id="route-request"),
         dcc.Interval(id="status-poll", interval=STATUS_POLL_MS, n_intervals=0),
         navbar(),
         dbc.Container([
             html.Div(id="service-banner"),
             html.Div(id="update-notice"),
-            dcc.Loading(html.Div(id="page-content"), type="default", delay_show=300),
+            dcc.Loading(html.Div(page, id="page-content"), type="default", delay_show=300),
         ], fluid=True, className="pb-5"),
     ])
 

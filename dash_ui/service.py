@@ -143,6 +143,7 @@ class DashboardService:
         self._samples: dict[str, SampleView] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._sample_listeners: list[Callable[[ModelView], None]] = []
 
     # -- client -----------------------------------------------------------------------------------
     def _get_client(self) -> Any:
@@ -234,6 +235,29 @@ class DashboardService:
             self.sample(view)
         except ServiceError as exc:
             log.info("plot sample of %s not prefetched: %s", view.version, exc.message)
+            return
+        with self._lock:
+            listeners = list(self._sample_listeners)
+        for listener in listeners:
+            self._notify(listener, view)
+
+    def on_sample(self, listener: Callable[[ModelView], None]) -> None:
+        """Calls `listener(view)` on the watch side each time a served version's plot sample has been
+        fetched (the dashboard draws the version's figures ahead of the first visit); at once, in a
+        thread, if the served version's sample is already here."""
+        with self._lock:
+            self._sample_listeners.append(listener)
+            view = self._view
+            ready = view is not None and view.version in self._samples
+        if ready:
+            threading.Thread(target=self._notify, args=(listener, view), name="sample-listener", daemon=True).start()
+
+    @staticmethod
+    def _notify(listener: Callable[[ModelView], None], view: ModelView) -> None:
+        try:
+            listener(view)
+        except Exception:  # noqa: BLE001 - a listener's failure must not stop the watch
+            log.exception("sample listener %r failed for %s", listener, view.version)
 
     def _on_watch_failure(self, exc: BaseException) -> None:
         err = friendly_error(exc, self.target)

@@ -102,3 +102,60 @@ def test_create_app_exposes_a_flask_server(service):
     client = app.server.test_client()
     assert client.get("/").status_code == 200
     assert client.get("/assets/bootstrap.min.css").status_code == 200
+
+
+def test_figures_are_built_once_per_version_and_pages_prerendered(service, monkeypatch):
+    from dash_ui import figure_cache, figures
+    from dash_ui.app import prerender
+
+    figure_cache.clear()
+    built: list[str] = []
+    real = figures.k_search_figure
+    monkeypatch.setattr(figures, "k_search_figure", lambda *a, **k: built.append("k") or real(*a, **k))
+    service.sample()
+    prerender(service)  # what the dashboard does when a version's sample has arrived
+    assert built == ["k"] and len(figure_cache._CACHE) >= 4
+    first = render_page(service, "/model", "")
+    again = render_page(service, "/model", "")
+    assert built == ["k"]
+    graph = lambda page: next(c for c in walk(page) if getattr(c, "id", None) == "model-k-search")  # noqa: E731
+    assert graph(first).figure is graph(again).figure
+
+
+def test_figure_cache_keeps_the_newest_entries():
+    from dash_ui.figure_cache import FigureCache
+
+    cache = FigureCache(max_entries=2)
+    assert cache.get("a", lambda: 1) == 1 and cache.get("a", lambda: 2) == 1
+    cache.get("b", lambda: 3)
+    cache.get("c", lambda: 4)
+    assert len(cache) == 2 and cache.get("a", lambda: 5) == 5
+
+
+def test_the_segment_dropdown_reporting_its_value_on_mount_redraws_nothing(service):
+    app = create_app(service)
+    callback = next(v for k, v in app.callback_map.items() if "segments-profile.figure" in k)
+    draw = callback["callback"].__wrapped__
+    assert draw(0, "") == (dash.no_update,) * 3  # the page opened on segment 0 already shows it
+    assert draw(1, "?segment=1") == (dash.no_update,) * 3
+    profile, radar, search = draw(1, "")
+    assert search == "?segment=1" and "Careful Spenders" in profile.layout.title.text
+
+
+def test_the_layout_comes_with_the_page_of_the_url_being_opened(service):
+    app = create_app(service)
+    client = app.server.test_client()
+    empty = client.get("/_dash-layout").get_json()  # no Referer, no model yet: the shell only
+    assert "segments-page" not in str(empty)
+    service.model_view()
+    layout = client.get("/_dash-layout", headers={"Referer": "http://localhost/segments?segment=1"}).get_json()
+    text = str(layout)
+    assert "segments-page" in text and "'value': 1" in text and "customers v0001|/segments" in text
+    foreign = client.get("/_dash-layout", headers={"Referer": "http://elsewhere.example/segments"}).get_json()
+    assert "segments-page" not in str(foreign)
+    # The route callback, as the page starts, finds the page drawn and leaves it.
+    route = next(v for k, v in app.callback_map.items() if "page-content.children" in k)["callback"].__wrapped__
+    with app.server.test_request_context():
+        assert route({}, "/segments", "?segment=1", "customers v0001|/segments") == (dash.no_update,) * 2
+        page, key = route({}, "/model", "", "customers v0001|/segments")
+    assert key == "customers v0001|/model" and page.id == "model-page"

@@ -242,3 +242,22 @@ def test_a_missing_client_module_is_a_service_error_not_a_crash():
 def test_friendly_error_messages(code, expected):
     err = friendly_error(Rpc(code, "no such version"), "host:1")
     assert expected in err.message and err.code == code.name
+
+
+def test_sample_listeners_hear_of_each_version_once_its_sample_is_here():
+    client = FakeClient()
+    heard: list[str] = []
+    service = DashboardService("fake:1", lambda: client, retry_seconds=0.05)
+    service.on_sample(lambda view: heard.append(view.version))  # nothing served yet: not called
+    service.on_sample(lambda view: 1 / 0)  # a failing listener is logged, the others still hear
+    service.start()
+    try:
+        wait_for(lambda: heard == ["v0001"])
+        client.version = "v0002"
+        client.changed.set()
+        wait_for(lambda: heard == ["v0001", "v0002"])
+        late: list[str] = []
+        service.on_sample(lambda view: late.append(view.version))  # registered after: called at once
+        wait_for(lambda: late == ["v0002"])
+    finally:
+        service.stop()

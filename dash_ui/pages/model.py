@@ -8,6 +8,7 @@ import dash_bootstrap_components as dbc
 from dash import dash_table, html
 
 from dash_ui import figures
+from dash_ui.figure_cache import cached, version_key
 from dash_ui.layout import graph, page_header, segment_label, stat
 from dash_ui.models import ModelVersions, ModelView
 from dash_ui.service import DashboardService, ServiceError
@@ -41,7 +42,8 @@ def k_search_card(view: ModelView) -> dbc.Card:
     return dbc.Card(dbc.CardBody([
         html.H4("Choosing k", className="card-title"),
         html.P([html.Strong(f"Rule: {view.k_rule or 'n/a'}. "), view.k_rule_explanation], className="small"),
-        graph("model-k-search", figures.k_search_figure(view.k_search, view.k)),
+        graph("model-k-search", cached(("model-k-search", *version_key(view)),
+                                       lambda: figures.k_search_figure(view.k_search, view.k))),
     ]), className="section-card")
 
 

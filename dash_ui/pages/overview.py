@@ -7,6 +7,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, dcc, html
 
 from dash_ui import figures
+from dash_ui.figure_cache import cached, version_key
 from dash_ui.layout import graph, options, page_header, stat
 from dash_ui.models import ModelView, SampleView, SegmentInfo, separating_features
 from dash_ui.palette import segment_color
@@ -91,6 +92,11 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
 
 
 def map_figure(view: ModelView, sample: SampleView, mode: str, x: str | None, y: str | None) -> Any:
+    return cached(("overview-map", *version_key(view), sample.version, mode, x, y),
+                  lambda: _map_figure(view, sample, mode, x, y))
+
+
+def _map_figure(view: ModelView, sample: SampleView, mode: str, x: str | None, y: str | None) -> Any:
     names = view.segment_names
     if mode == "3d":
         return figures.segment_map_3d(sample.frame, sample.centroids, "map_x", "map_y", "map_z", names,

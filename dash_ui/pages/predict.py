@@ -8,6 +8,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, MATCH, Input, Output, State, dcc, html, no_update
 
 from dash_ui import figures
+from dash_ui.figure_cache import cached, version_key
 from dash_ui.layout import graph, options, page_header, segment_label, segment_legend, stat
 from dash_ui.models import CategoricalFeature, ModelView, NumericFeature, PredictionView, separating_features
 from dash_ui.palette import segment_color
@@ -200,6 +201,9 @@ def customer_map(service: DashboardService, view: ModelView, customer: Any, x: s
     if not x or not y:
         return figures.empty_figure("The model has no numeric features to map")
     values = (customer or {}).get("values")
-    label = f"This customer ({customer['segment_name']})" if values else "This customer"
+    if not values:  # the map without a customer: the same on every visit
+        return cached(("predict-map", *version_key(view), sample.version, x, y),
+                      lambda: figures.segment_map(sample.frame, sample.centroids, x, y, view.segment_names))
+    label = f"This customer ({customer['segment_name']})"
     return figures.segment_map(sample.frame, sample.centroids, x, y, view.segment_names,
                                customer=values, customer_label=label)

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from typing import Any, Mapping
+from urllib.parse import parse_qsl
 
 import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, dash_table, dcc, html, no_update
 
 from dash_ui import figures
+from dash_ui.figure_cache import cached, version_key
 from dash_ui.exports import to_safe_csv
 from dash_ui.layout import graph, page_header
 from dash_ui.models import ModelView, SampleView
@@ -103,6 +105,11 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
 
 def segment_figures(view: ModelView, segment_id: int) -> tuple[Any, Any]:
     """The profile and the radar of one segment."""
+    return cached(("segments-profile-radar", *version_key(view), segment_id),
+                  lambda: _segment_figures(view, segment_id))
+
+
+def _segment_figures(view: ModelView, segment_id: int) -> tuple[Any, Any]:
     ranges = {f.name: (f.minimum, f.maximum) for f in view.numeric_features}
     names = view.segment_names
     return (figures.profile_figure(view.stats, segment_id, view.numeric_names, names),
@@ -110,6 +117,11 @@ def segment_figures(view: ModelView, segment_id: int) -> tuple[Any, Any]:
 
 
 def distribution(view: ModelView, sample: SampleView, feature: str) -> Any:
+    return cached(("segments-distribution", *version_key(view), sample.version, feature),
+                  lambda: _distribution(view, sample, feature))
+
+
+def _distribution(view: ModelView, sample: SampleView, feature: str) -> Any:
     categorical = feature in {f.name for f in view.categorical_features}
     return figures.distribution_figure(sample.frame, feature, view.segment_names, categorical=categorical)
 
@@ -117,12 +129,17 @@ def distribution(view: ModelView, sample: SampleView, feature: str) -> Any:
 def register_callbacks(app: Any, service: DashboardService) -> None:
     @app.callback(Output("segments-profile", "figure"), Output("segments-radar", "figure"),
                   Output("url", "search"),
-                  Input("segments-segment", "value"), prevent_initial_call=True)
-    def draw_segment(segment_id: int) -> tuple[Any, Any, str]:
+                  Input("segments-segment", "value"), State("url", "search"), prevent_initial_call=True)
+    def draw_segment(segment_id: int, search: str | None) -> tuple[Any, Any, str]:
         try:
             view = service.model_view()
         except ServiceError as exc:
             return figures.empty_figure(exc.message), figures.empty_figure(exc.message), no_update
+        # dcc.Dropdown reports its value once as it mounts, despite prevent_initial_call: the page
+        # already shows that segment, so nothing to redraw (that was a second round trip and a second
+        # drawing of both charts on every visit).
+        if int(segment_id) == selected_segment(view, dict(parse_qsl((search or "").lstrip("?")))):
+            return no_update, no_update, no_update
         return (*segment_figures(view, int(segment_id)), f"?segment={int(segment_id)}")
 
     @app.callback(Output("segments-distribution", "figure"), Input("segments-feature", "value"),
