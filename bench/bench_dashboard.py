@@ -14,9 +14,10 @@ drawn. The target is 2 s, for every visit.
 Each of `--browsers` fresh browsers (new profile: empty HTTP and code caches) first waits for the
 served model on the Batch page (no graph, so plotly.js is not loaded yet), then opens every page once
 (the *first visit*: the Overview, first, also pays for downloading and compiling plotly.js) and then
-`--runs` times more (*repeat* visits, a full page load each). The table gives the worst first visit
-over the browsers, the median and the worst repeat visit, and the verdict against 2 s on the worst of
-them all. The machine may be shared: run it twice before believing a difference of 0.2 s.
+`--runs` times more (*repeat* visits, a full page load each), and then goes round the navbar `--runs` times (*click*:
+Dash swaps the page in, no page load; how the dashboard is mostly used). The table gives the worst
+first visit over the browsers, the medians of the repeat visits and of the clicks, and the verdict
+against 2 s on the worst of them all. The machine may be shared: run it twice before believing a difference of 0.2 s.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ from tests.browser_support import (browser_missing_reason, chrome, dashboard_pro
 
 PAGES = (("/", "Overview"), ("/segments", "Segments"), ("/model", "Model"), ("/predict", "Predict"),
          ("/batch", "Batch"))
+PAGE_IDS = {name: f"{name.lower()}-page" for _, name in PAGES}
 BUDGET_S = 2.0
 # Income x spending centres and weights of the five classic Mall segments.
 CENTRES = np.array([[55, 50], [87, 82], [88, 17], [26, 21], [26, 79]], dtype=float)
@@ -86,8 +88,26 @@ def predict_round_trip(driver, url: str) -> float:
     return time.perf_counter() - start
 
 
+NAVIGATE_SCRIPT = """
+  window.__navigationStart = performance.now();
+  document.getElementById(arguments[0]).click();
+"""
+NAVIGATED_SCRIPT = ("return document.getElementById(arguments[0]) && (function(){ %s })() ? "
+                    "performance.now() - window.__navigationStart : null;" % page_ready_script())
+
+
+def navigation_time(driver, label: str, page_id: str, timeout: float = 60.0) -> float:
+    """Seconds from a click on the navbar's link to the page interactive (no page load: Dash swaps the
+    page in; plotly.js and the other bundles are already there)."""
+    driver.execute_script(NAVIGATE_SCRIPT, f"nav-{label.lower()}")
+    ms = wait_until(lambda: driver.execute_script(NAVIGATED_SCRIPT, page_id), timeout, interval=0.02,
+                    message=f"{label} to be interactive after a click")
+    return float(ms) / 1000.0
+
+
 def measure(url: str, runs: int) -> tuple[dict[str, dict[str, list[float]]], list[float]]:
-    """One fresh browser: {page: {"first": [s], "repeat": [s, ...]}} and the predict round trips."""
+    """One fresh browser: {page: {"first": [s], "repeat": [s, ...], "click": [s, ...]}} and the predict
+    round trips."""
     visits: dict[str, dict[str, list[float]]] = {}
     with chrome() as driver:
         driver.get(url + "/batch")
@@ -97,6 +117,11 @@ def measure(url: str, runs: int) -> tuple[dict[str, dict[str, list[float]]], lis
             visits[name] = {"first": [time_to_interactive(driver, url + path)]}
         for path, name in PAGES:
             visits[name]["repeat"] = [time_to_interactive(driver, url + path) for _ in range(runs)]
+        for name in visits:
+            visits[name]["click"] = []
+        for _ in range(runs):  # round the navbar, from the page before each (the Batch page before the Overview)
+            for path, name in PAGES:
+                visits[name]["click"].append(navigation_time(driver, name, PAGE_IDS[name]))
         predict = [predict_round_trip(driver, url) for _ in range(runs)]
     return visits, predict
 
@@ -104,19 +129,20 @@ def measure(url: str, runs: int) -> tuple[dict[str, dict[str, list[float]]], lis
 def report(results: dict[str, dict[str, list[float]]], predict: list[float], base: str) -> int:
     """Prints the table; returns the number of pages over the budget."""
     print(f"\nTime to interactive (s), model trained on {base}; target {BUDGET_S:.1f} s for every visit")
-    print(f"{'page':<10} {'first':>7} {'repeat':>7} {'worst':>7}  verdict   (first: worst first visit; "
-          "repeat: median)")
+    print(f"{'page':<10} {'first':>7} {'repeat':>7} {'worst':>7} {'click':>7}  verdict")
     over = 0
     for name, r in results.items():
-        first, repeat = max(r["first"]), statistics.median(r["repeat"])
-        worst = max(r["first"] + r["repeat"])
+        first, repeat, click = max(r["first"]), statistics.median(r["repeat"]), statistics.median(r["click"])
+        worst = max(r["first"] + r["repeat"] + r["click"])
         ok = worst <= BUDGET_S
         over += not ok
-        print(f"{name:<10} {first:>7.2f} {repeat:>7.2f} {worst:>7.2f}  {'pass' if ok else 'FAIL'}")
+        print(f"{name:<10} {first:>7.2f} {repeat:>7.2f} {worst:>7.2f} {click:>7.2f}  {'pass' if ok else 'FAIL'}")
+    print("first: the worst first visit by URL (the Overview's includes compiling plotly.js); repeat: median "
+          "of the\nlater visits by URL (full page loads); click: median from a click in the navbar; worst: of them all.")
     print(f"{'predict':<10} {'':>7} {statistics.median(predict):>7.2f} {max(predict):>7.2f}  "
           "(click to result and map drawn)")
     print(f"\n{len(results) - over} of {len(results)} pages within {BUDGET_S:.1f} s" +
-          ("" if not over else f"; over: {', '.join(n for n, r in results.items() if max(r['first'] + r['repeat']) > BUDGET_S)}"))
+          ("" if not over else f"; over: {', '.join(n for n, r in results.items() if max(r['first'] + r['repeat'] + r['click']) > BUDGET_S)}"))
     return over
 
 
@@ -148,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     scoring_port, dash_port = free_port(), free_port()
     scoring = scoring_process(store, scoring_port, work).start()
     dashboard = dashboard_process(scoring_port, dash_port, work).start()
-    results: dict[str, dict[str, list[float]]] = {name: {"first": [], "repeat": []} for _, name in PAGES}
+    results: dict[str, dict[str, list[float]]] = {name: {"first": [], "repeat": [], "click": []}
+                                                  for _, name in PAGES}
     predict: list[float] = []
     try:
         wait_for_port(scoring_port, 120, scoring.proc)
@@ -159,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             visits, trips = measure(url, args.runs)
             predict += trips
             for name, r in visits.items():
-                results[name]["first"] += r["first"]
-                results[name]["repeat"] += r["repeat"]
+                for kind in ("first", "repeat", "click"):
+                    results[name][kind] += r[kind]
             print(f"browser {b + 1}: first visits " +
                   ", ".join(f"{name} {r['first'][0]:.2f}" for name, r in visits.items()), flush=True)
     finally:
