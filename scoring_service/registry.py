@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from scoring_service import model_info as info_conv
+from scoring_service import wire
 from scoring_service.errors import Unavailable
 from scoring_service.metrics import ServiceMetrics
 from segmentation.v1 import scoring_pb2 as pb
@@ -50,6 +51,11 @@ class LoadedVersion:
     def segment_names(self) -> list[str]:
         """Segment names by id."""
         return self.artefact.segment_names
+
+    @cached_property
+    def predict_parts(self) -> tuple[tuple[bytes, ...], bytes]:
+        """Constant parts of this version's PredictResponse bytes (see ``wire.predict_response_parts``)."""
+        return wire.predict_response_parts(self.model, self.version, self.segment_names)
 
     @cached_property
     def info(self) -> pb.ModelInfo:
@@ -82,7 +88,7 @@ def _warm(loaded: LoadedVersion) -> None:
     row = schema.transform_row({k: float(v[0]) for k, v in numeric.items() if n},
                                {k: v[0] for k, v in categorical.items() if n})
     seg_model.score_row(row)
-    _ = loaded.info, loaded.segment_names
+    _ = loaded.info, loaded.segment_names, loaded.predict_parts
 
 
 class Registry:

@@ -90,8 +90,8 @@ class ScoringService:
 
     # ---- Predict: pure-Python fast path (one row) ----------------------------------------------------
     @_observed_unary("Predict")
-    def Predict(self, request: pb.PredictRequest, context: grpc.ServicerContext) -> pb.PredictResponse:
-        """Score one customer."""
+    def Predict(self, request: pb.PredictRequest, context: grpc.ServicerContext) -> bytes:
+        """Score one customer; returns the PredictResponse's wire bytes."""
         selector = request.selector
         loaded = self.registry.resolve(selector.model, selector.version)
         customer = request.customer
@@ -99,10 +99,9 @@ class ScoringService:
         segment, distance, confidence, outlier = art.model.score_row(
             art.schema.transform_row(customer.numbers, customer.categories))
         self.metrics.observe_rows(loaded.model, segment)
-        return pb.PredictResponse(
-            id=customer.id, model=loaded.model, version=loaded.version,
-            prediction=pb.Prediction(segment_id=segment, segment_name=loaded.segment_names[segment],
-                                     distance=distance, confidence=confidence, outlier=outlier))
+        # PredictResponse wire bytes, built from the version's constant parts (the serializer passes bytes on)
+        return wire.encode_predict_response(loaded.predict_parts, customer.id, segment, distance, confidence,
+                                            outlier)
 
     # ---- PredictStream: wire bytes in and out ------------------------------------------------------
     @_observed_stream("PredictStream")
@@ -279,5 +278,7 @@ def generic_handler(service: ScoringService) -> grpc.GenericRpcHandler:
 
 
 def _serialize(message: object) -> bytes:
+    if type(message) is bytes:  # already wire bytes (Predict)
+        return message
     return message.SerializeToString()  # type: ignore[attr-defined]
 

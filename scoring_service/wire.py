@@ -17,6 +17,7 @@ Small messages (``Predict``) use the generated classes: at one row the generic A
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
@@ -393,3 +394,30 @@ def encode_batch_response(*, batch_id: str, model: str, version: str, row_count:
     parts.extend(_len_field(10, name.encode()) for name in segment_names)
     parts.append(_varint_field(11, row_count))
     return b"".join(parts)
+
+
+# ---- Predict (unary) response ---------------------------------------------------------------------
+_PACK_DOUBLE = struct.Struct("<d").pack
+
+
+def predict_response_parts(model: str, version: str, segment_names: Sequence[str]) -> tuple[tuple[bytes, ...], bytes]:
+    """The constant parts of a version's ``PredictResponse`` bytes: per segment id the start of its
+    ``Prediction`` (segment_id, segment_name), and the response's tail (model, version)."""
+    heads = tuple((_varint_field(1, sid) if sid else b"") + _string_field(2, name)
+                  for sid, name in enumerate(segment_names))
+    return heads, _string_field(3, model) + _string_field(4, version)
+
+
+def encode_predict_response(parts: tuple[tuple[bytes, ...], bytes], id: str, segment: int, distance: float,
+                            confidence: float, outlier: bool) -> bytes:
+    """``PredictResponse`` wire bytes (the same bytes as the generated class's ``SerializeToString``) from
+    the parts of :func:`predict_response_parts`: a few concatenations instead of two message objects."""
+    heads, tail = parts
+    prediction = heads[segment]
+    if distance:
+        prediction += b"\x19" + _PACK_DOUBLE(distance)
+    if confidence:
+        prediction += b"\x21" + _PACK_DOUBLE(confidence)
+    if outlier:
+        prediction += b"\x28\x01"
+    return _string_field(1, id) + b"\x12" + _varint(len(prediction)) + prediction + tail
