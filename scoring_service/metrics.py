@@ -71,10 +71,20 @@ class ServiceMetrics:
             fns[0]()
             fns[1]()
         else:
-            self._child(self.rows, model).inc(int(segment.size))
-            for sid, count in enumerate(np.bincount(segment, minlength=k).tolist()):
+            counts = np.bincount(segment, minlength=k).tolist()
+            fns = self._row_fns.get((model, -1))  # a batch's counters: rows, then one per segment id (lazily)
+            if fns is None:
+                fns = self._row_fns[(model, -1)] = (self._child(self.rows, model).inc, [])
+            fns[0](int(segment.size))
+            incs = fns[1]
+            for sid, count in enumerate(counts):
                 if count:
-                    self._child(self.segments, model, str(sid)).inc(count)
+                    if sid >= len(incs):
+                        incs.extend([None] * (sid + 1 - len(incs)))
+                    inc = incs[sid]
+                    if inc is None:
+                        inc = incs[sid] = self._child(self.segments, model, str(sid)).inc
+                    inc(count)
         if errors:
             self._child(self.row_errors, model).inc(errors)
 
