@@ -176,7 +176,7 @@ def test_choose_k_rule_tiny_group_is_not_a_segment() -> None:
     rows = _rows([2, 3, 4, 4], smallest_share=[0.3, 0.1, 0.01, 0.01])
     k, why = choose_k_rule(rows)
     assert k == 3
-    assert "3 segments" in why and "under 2.5%" in why
+    assert "3 segments" in why and "under 2.5%" in why and "cut" not in why
 
 
 def test_choose_k_rule_small_table_falls_back_to_silhouette() -> None:

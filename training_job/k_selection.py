@@ -156,14 +156,19 @@ def choose_k_rule(rows: Sequence[dict[str, Any]]) -> tuple[int, str]:
     # The largest all-distinct k is therefore the true k (at large k, small pieces can show chance
     # dips; the z-score test keeps those rare).
     k = k_valley
-    why = (
-        f"{k} segments: with {k} groups every group is separated from every other by a gap in the "
-        f"customer data, while asking for more only cuts an existing group in two"
-    )
-    if any(status[r["k"]] == STATUS_TINY for r in by_k if r["k"] > k):
+    why = f"{k} segments: with {k} groups every group is separated from every other by a gap in the customer data"
+    larger = {status[r["k"]] for r in by_k if r["k"] > k}
+    tails = []
+    if larger & {STATUS_CUT, STATUS_UNREPAIRED}:
+        tails.append("only cuts an existing group in two")
+    if STATUS_TINY in larger:
         share = f"{MIN_SEGMENT_SHARE:.1%}".replace(".0%", "%")
-        why += f" or splits off a group of under {share} of customers (too few to be a segment)"
-    return k, why + "."
+        tails.append(f"splits off a group of under {share} of customers, too few to be a segment")
+    if STATUS_UNTESTED in larger:
+        tails.append("gives groups that are less clearly apart")
+    if tails:
+        return k, f"{why}, while asking for more {' or '.join(tails)}."
+    return k, f"{why}; no larger number was tried."
 
 
 #: Per-k verdicts of the rule (``rule_status`` in the rows).
