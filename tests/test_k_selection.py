@@ -43,12 +43,27 @@ def test_customer_tables_exact_k_and_ari_at_true_k_ceiling(params: dict) -> None
     table = make_table(**params)
     X = _transform(table.data)
     result = search_k(X, K_VALUES, seed=0)
-    assert result.chosen_k == table.k, [(r["k"], r["n_distinct"]) for r in result.rows]
+    assert result.chosen_k == table.k, [(r["k"], r["n_distinct"], r["rule_status"]) for r in result.rows]
+    _assert_rows_report_what_the_rule_saw(result)
     ari = adjusted_rand_score(table.labels, result.chosen_model.predict(X))
     ceiling = adjusted_rand_score(
         table.labels, KMeans(n_clusters=table.k, n_init=10, random_state=0).fit_predict(X)
     )
     assert ari >= ceiling - 0.02
+
+
+def _assert_rows_report_what_the_rule_saw(result: KSearchResult) -> None:
+    statuses = {
+        k_selection.STATUS_APART, k_selection.STATUS_CUT, k_selection.STATUS_UNREPAIRED,
+        k_selection.STATUS_TINY, k_selection.STATUS_UNTESTED,
+    }
+    for row in result.rows:
+        assert row["rule_status"] in statuses
+        assert len(row["valley_pairs"]) == row["n_nonempty"] * (row["n_nonempty"] - 1) // 2
+        assert {p["verdict"] for p in row["valley_pairs"]} <= {"apart", "together", "untested"}
+        assert row["pairs_apart"] + row["pairs_together"] + row["pairs_untested"] == len(row["valley_pairs"])
+    chosen = next(r for r in result.rows if r["k"] == result.chosen_k)
+    assert chosen["rule_status"] == k_selection.STATUS_APART
 
 
 @pytest.mark.parametrize("k", [2, 4, 6, 9], ids=lambda k: f"k{k}")
@@ -207,21 +222,6 @@ def test_explanation_names_only_the_chosen_k() -> None:
         k, why = choose_k_rule(rows)
         numbers = {int(tok) for tok in why.replace("=", " ").replace(",", " ").split() if tok.isdigit()}
         assert numbers == {k}, (k, why)
-
-
-def test_rows_report_what_the_rule_saw() -> None:
-    table = make_table(seed=103, k=5, n=3000, separation=6.5)
-    result = search_k(_transform(table.data), K_VALUES, seed=0)
-    for row in result.rows:
-        assert row["rule_status"] in {
-            k_selection.STATUS_APART, k_selection.STATUS_CUT, k_selection.STATUS_UNREPAIRED,
-            k_selection.STATUS_TINY, k_selection.STATUS_UNTESTED,
-        }
-        assert len(row["valley_pairs"]) == row["k"] * (row["k"] - 1) // 2
-        assert {p["verdict"] for p in row["valley_pairs"]} <= {"apart", "together", "untested"}
-        assert row["pairs_apart"] + row["pairs_together"] + row["pairs_untested"] == len(row["valley_pairs"])
-    chosen = next(r for r in result.rows if r["k"] == result.chosen_k)
-    assert chosen["rule_status"] == k_selection.STATUS_APART
 
 
 def test_real_mall_data_gives_the_classic_five(datasets_dir) -> None:
