@@ -156,7 +156,7 @@ def choose_k_rule(rows: Sequence[dict[str, Any]]) -> tuple[int, str]:
     # The largest all-distinct k is therefore the true k (at large k, small pieces can show chance
     # dips; the z-score test keeps those rare).
     k = k_valley
-    why = f"{k} segments: with {k} groups every group is separated from every other by a gap in the customer data"
+    why = f"{k} segments: with {k} groups every group is separated from every other by a gap in the data"
     larger = {status[r["k"]] for r in by_k if r["k"] > k}
     tails = []
     if larger & {STATUS_CUT, STATUS_UNREPAIRED}:
