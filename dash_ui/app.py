@@ -48,9 +48,10 @@ def initial_layout(service: DashboardService) -> Any:
     dash-renderer asks for the layout (/_dash-layout) from the page being opened, whose URL the request
     carries as its Referer. Drawing that page into the layout saves a round trip: before, the shell came
     empty, then the `route` callback's answer brought the page, and only then did its graphs start
-    loading plotly.js. `route` still runs once as the page starts, finds the page drawn (`rendered-key`)
-    and changes nothing. Without a Referer, or before the first model is known (a page would wait on
-    the service here, holding up the whole shell), the shell comes empty and `route` draws the page.
+    loading plotly.js. The browser then finds the page drawn for the served version (`rendered-key`)
+    and does not call `route` at all. Without a Referer, or before the first model is known (a page
+    would wait on the service here, holding up the whole shell), the shell comes empty and `route`
+    draws the page, as before.
     """
     if not flask.has_request_context() or service.cached_model_view() is None:
         return app_shell()

@@ -92,6 +92,17 @@ def test_every_page_renders_with_the_real_segment_names(stack, driver):
     assert served
 
 
+def test_the_navbar_swaps_pages_in_without_a_page_load(stack, driver):
+    open_page(driver, stack["url"] + "/batch")  # the page comes with the layout (no route callback)
+    driver.execute_script("window.__sameDocument = true")
+    for label in ("Overview", "Segments", "Model", "Predict", "Batch", "Overview"):
+        driver.find_element("id", f"nav-{label.lower()}").click()
+        wait_until(lambda: driver.find_elements("id", f"{label.lower()}-page")
+                   and driver.execute_script(page_ready_script()), 20, message=f"{label} after a click")
+        assert stack["info"].segments[0].name in driver.page_source
+    assert driver.execute_script("return window.__sameDocument === true")
+
+
 def test_segments_page_is_bookmarkable_by_segment(stack, driver):
     last = stack["info"].segments[-1]
     open_page(driver, f"{stack['url']}/segments?segment={last.id}")
