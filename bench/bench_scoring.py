@@ -84,6 +84,21 @@ def _tree_pids(root: int) -> list[int]:
     return out
 
 
+def cpu_s(pid: int) -> float:
+    """CPU time (user + system, seconds) used so far by a process and its descendants (from /proc): what a
+    server spends per call or batch, much steadier than wall time on a machine shared with other work."""
+    total = 0
+    for p in _tree_pids(pid):
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                text = fh.read()
+        except OSError:
+            continue
+        fields = text[text.rfind(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its descendants, MiB (from /proc)."""
     total = 0
@@ -186,10 +201,11 @@ def _requests(rows: np.ndarray) -> list[scoring_pb2.PredictRequest]:
 
 
 def unary(target: str, echo_target: str, rows: np.ndarray, calls: int, warmup: int,
-          repeats: int) -> dict[str, dict[str, float]]:
+          repeats: int, pids: dict[str, int] | None = None) -> dict[str, dict[str, float]]:
     """Sequential single calls, interleaved run by run so that a change of machine load hits all alike:
     ``predict`` (the Python client), ``stub`` (generated stub, prebuilt requests: the server's share) and
-    ``echo`` (a bare gRPC handler answering the same response bytes; request built and parsed the same way)."""
+    ``echo`` (a bare gRPC handler answering the same response bytes; request built and parsed the same way).
+    With ``pids`` (server process by call name), also the server's CPU time per call (``server_cpu_us``)."""
     from segmentation.v1 import scoring_pb2_grpc
 
     people = [customer(r) for r in rows[:64]]
@@ -209,7 +225,12 @@ def unary(target: str, echo_target: str, rows: np.ndarray, calls: int, warmup: i
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in calls_by_name}
         for _ in range(repeats):
             for name, call in calls_by_name.items():
-                runs[name].append(latency(call, calls, warmup))
+                pid = (pids or {}).get(name)
+                before = cpu_s(pid) if pid else 0.0
+                run = latency(call, calls, warmup)
+                if pid:
+                    run["server_cpu_us"] = (cpu_s(pid) - before) / (calls + warmup) * 1e6
+                runs[name].append(run)
     return {name: best_of(r) for name, r in runs.items()}
 
 
@@ -256,14 +277,17 @@ class EchoServer:
         self.proc.wait()
 
 
-def _stream_once(target: str, frame: pd.DataFrame, batch_rows: int) -> float:
+def _stream_once(target: str, frame: pd.DataFrame, batch_rows: int, pid: int | None = None) -> tuple[float, float]:
+    """rows/s of one predict_frame, and the server's CPU time per batch in us (0 without ``pid``)."""
     with ScoringClient(target, timeout=30) as client:
         client.predict_frame(frame.head(batch_rows * 2), batch_rows=batch_rows)  # warm the connection
+        cpu_before = cpu_s(pid) if pid else 0.0
         started = time.perf_counter()
         result = client.predict_frame(frame, batch_rows=batch_rows)
         elapsed = time.perf_counter() - started
+        cpu = (cpu_s(pid) - cpu_before) / -(-len(frame) // batch_rows) * 1e6 if pid else 0.0
     assert len(result) == len(frame) and (result["segment_id"] >= 0).all()
-    return len(frame) / elapsed
+    return len(frame) / elapsed, cpu
 
 
 def _stream_worker(args: tuple[str, int, int, int]) -> tuple[float, float, float]:
@@ -290,9 +314,14 @@ def _client_ceiling(target: str, frame: pd.DataFrame, repeats: int) -> float:
     return float(np.median(rates[1:]))
 
 
-def stream(target: str, frame: pd.DataFrame, batch_rows: int, repeats: int) -> float:
-    """rows/s of one PredictStream (median of repeats)."""
-    return float(np.median([_stream_once(target, frame, batch_rows) for _ in range(repeats)]))
+def stream(target: str, frame: pd.DataFrame, batch_rows: int, repeats: int, pid: int | None = None,
+           cpu_out: list[float] | None = None) -> float:
+    """rows/s of one PredictStream (median of repeats); with ``pid`` and ``cpu_out``, appends the median
+    server CPU time per batch (us) to ``cpu_out``."""
+    runs = [_stream_once(target, frame, batch_rows, pid) for _ in range(repeats)]
+    if cpu_out is not None:
+        cpu_out.append(float(np.median([cpu for _rate, cpu in runs])))
+    return float(np.median([rate for rate, _cpu in runs]))
 
 
 def stream_parallel(target: str, rows: int, batch_rows: int, clients: int) -> float:
@@ -479,11 +508,14 @@ def main(argv: list[str] | None = None) -> int:
                                                       distance=1.2345, confidence=0.9876, outlier=True)).SerializeToString()
             echo_server = EchoServer(response)
             log.info("unary: Predict (client, stub) and bare echo, %d calls x %d, interleaved", calls, repeats)
-            single = unary(server.target, echo_server.target, rows, calls, 300, repeats)
+            single = unary(server.target, echo_server.target, rows, calls, 300, repeats,
+                           pids={"predict": server.proc.pid, "stub": server.proc.pid, "echo": echo_server.proc.pid})
             figures["predict"], figures["predict_bare_stub"], figures["echo"] = \
                 single["predict"], single["stub"], single["echo"]
             log.info("stream: %d rows in 10,000-row batches, 1 server process", stream_rows)
-            figures["stream_w1_rows_per_s"] = stream(server.target, frame, 10_000, repeats)
+            cpu: list[float] = []
+            figures["stream_w1_rows_per_s"] = stream(server.target, frame, 10_000, repeats, server.proc.pid, cpu)
+            figures["stream_w1_server_cpu_us_per_batch"] = cpu[0]
             figures["client_stream_ceiling_rows_per_s"] = _client_ceiling(echo_server.target, frame, repeats)
             figures["rss_mb_after_load"] = rss_mb(server.proc.pid)
             log.info("hot swap: 20 versions under load")
@@ -518,10 +550,14 @@ def main(argv: list[str] | None = None) -> int:
     b = figures["predict_bare_stub"]
     report.check("Predict, generated stub, p50 / p99", f"{b['p50_ms']:.3f} / {b['p99_ms']:.3f} ms",
                  "(server share, no client)", None)
+    report.check("  server CPU per call: Predict / echo", f"{b['server_cpu_us']:.0f} / {e['server_cpu_us']:.0f} us",
+                 "(stub calls; /proc, steadier than wall)", None)
     report.check("  Predict p50 / echo p50", f"{p['p50_ms'] / e['p50_ms']:.2f}", "<= 1.20", p["p50_ms"] <= 1.2 * e["p50_ms"])
     report.check("  Predict calls/s / echo", f"{p['calls_per_s'] / e['calls_per_s']:.2f}", ">= 0.80 (info)", None)
     s1 = figures["stream_w1_rows_per_s"]
     report.check("stream, 1 process", f"{s1 / 1e6:.2f} M rows/s", ">= 6 M rows/s", s1 >= 6e6)
+    report.check("  server CPU per 10k-row batch", f"{figures['stream_w1_server_cpu_us_per_batch']:.0f} us",
+                 "(all server threads)", None)
     report.check(f"  x MLServer best{src} ({peers['best_rows_per_s'] / 1e6:.2f} M)",
                  f"{s1 / peers['best_rows_per_s']:.2f}x", ">= 3x", s1 >= 3 * peers["best_rows_per_s"])
     s2a, s2b = figures["stream_w2_one_stream_rows_per_s"], figures["stream_w2_two_streams_rows_per_s"]
