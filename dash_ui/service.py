@@ -144,6 +144,8 @@ class DashboardService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sample_listeners: list[Callable[[ModelView], None]] = []
+        #: The health probe, not the watch, marked the service down (and may clear it).
+        self._probe_marked = False
 
     # -- client -----------------------------------------------------------------------------------
     def _get_client(self) -> Any:
@@ -174,13 +176,42 @@ class DashboardService:
             return self._status
 
     def start(self) -> "DashboardService":
-        """Starts the watch thread (idempotent)."""
+        """Starts the watch thread and the health probe (idempotent)."""
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._stop.clear()
                 self._thread = threading.Thread(target=self._watch_loop, name="model-watch", daemon=True)
                 self._thread.start()
+                threading.Thread(target=self._probe_loop, name="health-probe", daemon=True).start()
         return self
+
+    def _probe_loop(self) -> None:
+        """While all is well, asks the service's health now and then: the watch stream alone can miss an
+        outage (the client's WatchModel waits for a server that went away just as the stream was
+        re-opened, without a word), and the banner would never come. The watch side reports the
+        recovery, as always."""
+        interval = max(2.0 * self.retry_seconds, 1.0)
+        while not self._stop.wait(interval):
+            state = self.status().state
+            if state != OK and not (state == DOWN and self._probe_marked):
+                continue
+            try:
+                self._get_client().health()
+            except Exception as exc:  # noqa: BLE001 - any failure to answer is an outage to show
+                err = friendly_error(exc, self.target)
+                if err.code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
+                    with self._lock:
+                        if self._status.state == OK:
+                            self._probe_marked = True
+                            self._status = replace(self._status, state=DOWN, message=err.message, attempts=1)
+                        elif self._probe_marked:
+                            self._status = replace(self._status, attempts=self._status.attempts + 1)
+                continue
+            with self._lock:  # answered again: an outage only the probe saw is over (a slow answer, say)
+                if self._probe_marked and self._status.state == DOWN:
+                    self._status = replace(self._status, state=OK, attempts=0,
+                                           message=f"Serving {self._status.model} {self._status.version}")
+                self._probe_marked = False
 
     def stop(self) -> None:
         self._stop.set()
@@ -221,6 +252,7 @@ class DashboardService:
             old = self._status
             changed = bool(old.version) and old.version != view.version
             self._view = view
+            self._probe_marked = False
             if changed:
                 log.info("served model changed: %s %s -> %s", view.model, old.version, view.version)
             self._status = ServiceStatus(
@@ -269,6 +301,7 @@ class DashboardService:
             old = self._status
             self._status = replace(old, state=state, message=message, attempts=old.attempts + 1)
             attempts = self._status.attempts
+            self._probe_marked = False  # the watch side follows this outage now
         if old.state != state or attempts % 30 == 0:  # say it once, then now and then: not every retry
             log.warning("scoring service %s: %s (attempt %d)", self.target, message, attempts)
 

@@ -261,3 +261,24 @@ def test_sample_listeners_hear_of_each_version_once_its_sample_is_here():
         wait_for(lambda: late == ["v0002"])
     finally:
         service.stop()
+
+
+def test_an_outage_the_watch_stream_misses_is_seen_by_the_health_probe():
+    class SilentWatch(FakeClient):
+        def watch(self, reconnect: bool = True):
+            yield model_info(self.version)
+            while True:  # a stream re-opened as the server went away: waits without a word
+                time.sleep(0.05)
+
+    client = SilentWatch()
+    service = DashboardService("fake:1", lambda: client, retry_seconds=0.05).start()
+    try:
+        wait_for(lambda: service.status().state == OK)
+        client.down = True
+        wait_for(lambda: service.status().state == DOWN)
+        assert "does not answer" in service.status().message
+        client.down = False  # answers again (a slow answer, or the stream reconnected): all is well
+        wait_for(lambda: service.status().state == OK)
+        assert service.status().attempts == 0
+    finally:
+        service.stop()
