@@ -531,6 +531,8 @@ class FrameStream:
                         state.pending.append((frame, job, start, stop, time.monotonic()))
                     yield encode(job, start, stop, first)
                     first = False
+            except GeneratorExit:  # gRPC closed this call's requests (the call ended): not a failure
+                raise
             except BaseException as exc:  # surfaced on the caller's thread; gRPC would only log it
                 state.failure.append(exc)
 
