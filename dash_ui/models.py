@@ -115,17 +115,6 @@ class SampleView:
 
 
 @dataclass(frozen=True)
-class PredictionView:
-    segment_id: int
-    segment_name: str
-    distance: float
-    confidence: float
-    outlier: bool
-    model: str
-    version: str
-
-
-@dataclass(frozen=True)
 class VersionRow:
     version: str
     created_at: str
@@ -259,20 +248,6 @@ def sample_view_from_proto(stats: Any, names: dict[int, str] | None = None) -> S
     if centroids.empty:
         centroids = pd.DataFrame(columns=["segment_id", "segment"])
     return SampleView(version=stats.version, frame=frame, centroids=centroids)
-
-
-def prediction_view(result: Any) -> PredictionView:
-    """The client's `Prediction` (or a protobuf `PredictResponse`) as a `PredictionView`."""
-    pred = getattr(result, "prediction", result)
-    return PredictionView(
-        segment_id=int(pred.segment_id),
-        segment_name=str(pred.segment_name),
-        distance=float(pred.distance),
-        confidence=float(pred.confidence),
-        outlier=bool(pred.outlier),
-        model=str(getattr(result, "model", "")),
-        version=str(getattr(result, "version", "")),
-    )
 
 
 def model_versions_from_proto(response: Any) -> list[ModelVersions]:

@@ -1,10 +1,10 @@
 """The dashboard's only door to the scoring service.
 
 `DashboardService` owns one `ScoringClient`, converts its protobuf answers into the plain views of
-`dash_ui.models`, caches what is per model version (model info, the plot sample), and runs a background
-thread on `WatchModel` so that pages learn of a new served version, or of an outage, by polling
-`status()` (cheap: no network). Errors reach the pages as `ServiceError` with a sentence for people,
-never a traceback.
+`dash_ui.models` (a prediction is already plain: the client's own `Prediction`), caches what is per
+model version (model info, the plot sample), and runs a background thread on `WatchModel` so that
+pages learn of a new served version, or of an outage, by polling `status()` (cheap: no network).
+Errors reach the pages as `ServiceError` with a sentence for people, never a traceback.
 """
 from __future__ import annotations
 
@@ -13,20 +13,21 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import pandas as pd
 
 from dash_ui.models import (
     ModelVersions,
     ModelView,
-    PredictionView,
     SampleView,
     model_versions_from_proto,
     model_view_from_proto,
-    prediction_view,
     sample_view_from_proto,
 )
+
+if TYPE_CHECKING:  # the client itself is imported late (default_client_factory)
+    from scoring_service.client import Prediction
 
 log = logging.getLogger(__name__)
 
@@ -360,9 +361,9 @@ class DashboardService:
     def versions(self) -> list[ModelVersions]:
         return model_versions_from_proto(self._call("list_models"))
 
-    def predict(self, customer: Mapping[str, Any], *, customer_id: str = "") -> PredictionView:
-        result = self._call("predict", dict(customer), id=customer_id)
-        return prediction_view(result)
+    def predict(self, customer: Mapping[str, Any], *, customer_id: str = "") -> Prediction:
+        """The client's own answer: segment, distance, confidence, outlier flag, model and version."""
+        return self._call("predict", dict(customer), id=customer_id)
 
     def predict_frame(self, frame: pd.DataFrame, *, progress: Callable[..., Any] | None = None,
                       batch_rows: int = 2_000) -> pd.DataFrame:

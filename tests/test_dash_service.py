@@ -11,6 +11,7 @@ import time
 import grpc
 import pytest
 
+from scoring_service.client import Prediction
 from segmentation.v1 import scoring_pb2
 
 from dash_ui.models import BASE_SEGMENT_ID, model_view_from_proto, sample_view_from_proto, separating_features
@@ -113,10 +114,8 @@ class FakeClient:
         if "bad" in customer:
             raise Rpc(grpc.StatusCode.INVALID_ARGUMENT, "bad: unknown feature")
 
-        class P:
-            segment_id, segment_name, distance, confidence, outlier = 1, "Careful Spenders", 0.5, 0.9, False
-            model, version = "customers", self.version
-        return P()
+        return Prediction(segment_id=1, segment_name="Careful Spenders", distance=0.5, confidence=0.9,
+                          outlier=False, model="customers", version=self.version)
 
 
 def wait_for(predicate, timeout: float = 5.0) -> None:
@@ -215,7 +214,7 @@ def test_the_sample_is_bounded_and_fetched_once_per_version():
 def test_errors_reach_pages_as_sentences_with_their_code():
     client = FakeClient()
     service = DashboardService("fake:1", lambda: client)
-    assert service.predict({"Age": 30}).segment_name == "Careful Spenders"
+    assert service.predict({"Age": 30}) == Prediction(1, "Careful Spenders", 0.5, 0.9, False, "customers", "v0001")
     with pytest.raises(ServiceError) as err:
         service.predict({"bad": 1})
     assert err.value.code == "INVALID_ARGUMENT" and err.value.message == "bad: unknown feature"

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import dash_bootstrap_components as dbc
 from dash import ALL, MATCH, Input, Output, State, dcc, html, no_update
@@ -10,9 +10,12 @@ from dash import ALL, MATCH, Input, Output, State, dcc, html, no_update
 from dash_ui import figures
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.layout import graph, options, page_header, segment_label, segment_legend, stat
-from dash_ui.models import CategoricalFeature, ModelView, NumericFeature, PredictionView, separating_features
+from dash_ui.models import CategoricalFeature, ModelView, NumericFeature, separating_features
 from dash_ui.palette import segment_color
 from dash_ui.service import DashboardService, ServiceError
+
+if TYPE_CHECKING:
+    from scoring_service.client import Prediction
 
 PATH = "/predict"
 TITLE = "Predict"
@@ -106,7 +109,7 @@ def form(view: ModelView) -> dbc.Card:
     ]), className="section-card", id="predict-form")
 
 
-def result_card(prediction: PredictionView) -> dbc.Card:
+def result_card(prediction: Prediction) -> dbc.Card:
     colour = segment_color(prediction.segment_id)
     return dbc.Card(dbc.CardBody([
         html.H4(segment_label(prediction.segment_id, prediction.segment_name), id="predict-segment",
