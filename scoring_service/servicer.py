@@ -7,13 +7,13 @@ that also time every call for the metrics.
 ``PredictStream`` is registered with pass-through (de)serializers: it receives and returns wire bytes that
 ``scoring_service.wire`` decodes and encodes straight from and to numpy arrays.
 
-Flow control of ``PredictStream``: the handler is a generator run by gRPC's synchronous server. It reads
-the next request only after its previous response has been handed to gRPC, and gRPC blocks that hand-over
-until the transport has room (HTTP/2 flow-control window). A client that sends fast but reads slowly thus
-stops the server from reading its requests, and its own sends block in turn: per stream the server holds
-at most PREFETCH (2) requests read ahead by a helper thread (so receiving overlaps scoring), the one being
-scored and one response, beyond what the HTTP/2 windows buffer. Message size is bounded by
-``--max-message-mb``.
+Flow control of ``PredictStream``: the handler is a generator run by gRPC's synchronous server, which
+hands each yielded response to the transport and blocks until the transport has room (HTTP/2
+flow-control window). A helper thread per stream reads and scores the requests ahead of the sends, at most
+PIPELINE_DEPTH (2) answers ahead; when they wait unsent, it stops reading. A client that sends fast but
+reads slowly thus stops the server from reading its requests, and its own sends block in turn: per stream
+the server holds at most two answers, the request being scored and the response being sent, beyond what
+the HTTP/2 windows buffer. Message size is bounded by ``--max-message-mb``.
 """
 from __future__ import annotations
 
@@ -107,32 +107,7 @@ class ScoringService:
     @_observed_stream("PredictStream")
     def PredictStream(self, requests: Iterable[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
         """Answer each columnar batch with exactly one response, in order, all from one model version."""
-        loaded: LoadedVersion | None = None
-        names_sent = False
-        for data in _prefetch(requests, context):
-            start = time.perf_counter()
-            try:
-                batch = wire.decode_batch_request(data)
-            except wire.BatchFormatError as exc:
-                self.metrics.batch_error(loaded.model if loaded else "")
-                yield wire.encode_batch_response(batch_id="", model=loaded.model if loaded else "",
-                                                 version=loaded.version if loaded else "", row_count=0,
-                                                 batch_error=str(exc))
-                continue
-            if loaded is None:  # one stream, one version: resolved once, by the first batch's selector
-                loaded = self.registry.resolve(batch.model, batch.version)
-            code = _OK
-            try:
-                reply = self._score_batch(loaded, batch, with_names=not names_sent)
-                names_sent = True
-            except InputError as exc:
-                code = grpc.StatusCode.INVALID_ARGUMENT  # for the per-batch metrics; the stream goes on
-                self.metrics.batch_error(loaded.model)
-                reply = wire.encode_batch_response(batch_id=batch.batch_id, model=loaded.model,
-                                                   version=loaded.version, row_count=_row_count(batch),
-                                                   batch_error=str(exc))
-            self.metrics.observe_call("PredictStream.batch", code, time.perf_counter() - start)
-            yield reply
+        return _pipelined(requests, context, _StreamAnswers(self).answer)
 
     def _score_batch(self, loaded: LoadedVersion, batch: wire.DecodedBatch, with_names: bool) -> bytes:
         schema, model = loaded.artefact.schema, loaded.artefact.model
@@ -184,13 +159,56 @@ class ScoringService:
                 yield current.info
 
 
-PREFETCH = 2  # requests read ahead per stream: overlaps receiving with scoring, memory stays bounded
+class _StreamAnswers:
+    """One PredictStream's state: the version it is bound to (by its first batch) and whether the segment
+    names have been sent."""
+
+    def __init__(self, service: ScoringService) -> None:
+        self.service = service
+        self.loaded: LoadedVersion | None = None
+        self.names_sent = False
+
+    def answer(self, data: bytes) -> bytes:
+        """The response to one request's wire bytes; a malformed or invalid batch gets a batch error."""
+        service, metrics = self.service, self.service.metrics
+        start = time.perf_counter()
+        loaded = self.loaded
+        try:
+            batch = wire.decode_batch_request(data)
+        except wire.BatchFormatError as exc:
+            metrics.batch_error(loaded.model if loaded else "")
+            return wire.encode_batch_response(batch_id="", model=loaded.model if loaded else "",
+                                              version=loaded.version if loaded else "", row_count=0,
+                                              batch_error=str(exc))
+        if loaded is None:  # one stream, one version: resolved once, by the first batch's selector
+            loaded = self.loaded = service.registry.resolve(batch.model, batch.version)
+        code = _OK
+        try:
+            reply = service._score_batch(loaded, batch, with_names=not self.names_sent)
+            self.names_sent = True
+        except InputError as exc:
+            code = grpc.StatusCode.INVALID_ARGUMENT  # for the per-batch metrics; the stream goes on
+            metrics.batch_error(loaded.model)
+            reply = wire.encode_batch_response(batch_id=batch.batch_id, model=loaded.model,
+                                               version=loaded.version, row_count=_row_count(batch),
+                                               batch_error=str(exc))
+        metrics.observe_call("PredictStream.batch", code, time.perf_counter() - start)
+        return reply
 
 
-def _prefetch(requests: Iterable[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
-    """Read up to PREFETCH requests ahead in a helper thread (receiving releases the GIL, so it overlaps
-    with scoring); the bounded queue keeps flow control: a full queue stops the reads."""
-    queue: Queue = Queue(maxsize=PREFETCH)
+PIPELINE_DEPTH = 2  # responses computed ahead per stream: bounds memory, overlaps scoring with sending
+
+
+def _pipelined(requests: Iterable[bytes], context: grpc.ServicerContext,
+               answer: Callable[[bytes], bytes]) -> Iterator[bytes]:
+    """Yield ``answer(request)`` for each request, in order, computed in a helper thread.
+
+    gRPC's synchronous server sends a yielded response and waits for the send to finish before it asks
+    for the next one; receiving and scoring the next batch in another thread meanwhile (both release the
+    GIL in their heavy parts: the transport, numpy) keeps both stages busy. The bounded queue is the flow
+    control: when PIPELINE_DEPTH answers wait unsent, the helper stops reading requests.
+    """
+    queue: Queue = Queue(maxsize=PIPELINE_DEPTH)
     stopped = threading.Event()
     done = object()
 
@@ -203,17 +221,17 @@ def _prefetch(requests: Iterable[bytes], context: grpc.ServicerContext) -> Itera
                 continue
         return False
 
-    def read() -> None:
+    def work() -> None:
         try:
-            for item in requests:
-                if not put(item):
+            for data in requests:
+                if not put(answer(data)):
                     return
-        except Exception as exc:  # noqa: BLE001 - the stream was cancelled or broke; end the handler
+        except Exception as exc:  # noqa: BLE001 - a failed call (unknown model...) or a cancelled stream
             put(exc)
             return
         put(done)
 
-    threading.Thread(target=read, name="stream-reader", daemon=True).start()
+    threading.Thread(target=work, name="stream-worker", daemon=True).start()
     try:
         while True:
             item = queue.get()
@@ -225,7 +243,7 @@ def _prefetch(requests: Iterable[bytes], context: grpc.ServicerContext) -> Itera
                 return
             yield item
     finally:
-        stopped.set()  # the handler ended (error, abort, cancel): let the reader go
+        stopped.set()  # the handler ended (error, abort, cancel): let the helper go
 
 
 def _row_count(batch: wire.DecodedBatch) -> int:

@@ -191,6 +191,26 @@ def test_stream_answers_every_request_in_order_with_row_and_batch_errors(server)
     assert {r.model for r in replies} == {"blobs"} and partial.segment_id.size == 1
 
 
+def test_stream_a_client_that_does_not_read_stops_the_server_reading(server) -> None:
+    """Flow control: the server reads only a bounded number of requests ahead of a client that sends
+    but does not read its responses; once the client reads, every batch is answered, in order."""
+    batch = wire.encode_batch_request({f: np.ones(20_000) for f in model_factory.BLOB_NUMERIC}, model="blobs")
+    total, sent = 200, []  # 200 x 1.1 MB: far beyond what the transport's windows hold
+
+    def requests():
+        for i in range(total):
+            sent.append(i)
+            yield batch
+
+    call = wire.predict_stream_method(_channel(server))(requests())
+    time.sleep(2.0)
+    stalled_at = len(sent)
+    time.sleep(1.0)
+    assert len(sent) == stalled_at < 60, f"{len(sent)} requests taken from a client that reads nothing"
+    replies = [wire.decode_batch_response(r) for r in call]
+    assert len(replies) == total and all(r.row_count == 20_000 and not r.batch_error for r in replies)
+
+
 def test_stream_keeps_its_version_while_a_new_one_is_swapped_in(scoring_server_factory, tmp_path: Path) -> None:
     store = _fresh_store(tmp_path)
     server = scoring_server_factory(store.root)
