@@ -1,7 +1,8 @@
 """Figure builders: pure functions from plain data (DataFrames, dataclasses) to plotly figures.
 
 No I/O and no Dash here: callbacks fetch through `dash_ui.service` and call these, and the unit tests
-call them directly. Colours come from `dash_ui.palette.segment_color` only.
+call them directly. A segment's colour is the service's (`ModelView.segment_colours`, passed in as
+`colours`), looked up by `dash_ui.models.segment_colour` only.
 """
 from __future__ import annotations
 
@@ -13,8 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dash_ui.models import BASE_SEGMENT_ID, BASE_SEGMENT_NAME
-from dash_ui.palette import BASE_COLOR, segment_color
+from dash_ui.models import BASE_COLOUR, BASE_SEGMENT_ID, BASE_SEGMENT_NAME, segment_colour
 
 #: Most points a map draws, whatever the sample the service sent.
 MAX_MAP_POINTS = 3000
@@ -89,13 +89,14 @@ def _segment_ids(frame: pd.DataFrame, names: Mapping[int, str]) -> list[int]:
 
 
 def segment_map(frame: pd.DataFrame, centroids: pd.DataFrame, x: str, y: str, names: Mapping[int, str], *,
-                x_title: str | None = None, y_title: str | None = None,
+                colours: Mapping[int, str] | None = None, x_title: str | None = None, y_title: str | None = None,
                 customer: Mapping[str, float] | None = None, customer_label: str = "This customer",
                 max_points: int = MAX_MAP_POINTS) -> go.Figure:
     """The sample in 2-D, one WebGL trace per segment, centroids as crosses, optionally one customer.
 
     `x`/`y` are columns of both frames (a projection such as map_x/map_y, or two features in original
-    units); `customer` gives the customer's `x` and `y` values.
+    units); `customer` gives the customer's `x` and `y` values. `colours` maps segment ids to colours
+    (`ModelView.segment_colours`, here and in every builder below).
     """
     if frame.empty or x not in frame.columns or y not in frame.columns:
         return empty_figure("No sample to draw")
@@ -107,7 +108,7 @@ def segment_map(frame: pd.DataFrame, centroids: pd.DataFrame, x: str, y: str, na
             continue
         fig.add_trace(go.Scattergl(
             x=_coords(part[x]), y=_coords(part[y]), mode="markers", name=names.get(sid, f"Segment {sid}"),
-            legendgroup=str(sid), marker=dict(color=segment_color(sid), size=6, opacity=0.65),
+            legendgroup=str(sid), marker=dict(color=segment_colour(colours, sid), size=6, opacity=0.65),
             hovertemplate=f"{names.get(sid, sid)}<br>{x_title or x}=%{{x:.4g}}<br>{y_title or y}=%{{y:.4g}}"
                           "<extra></extra>",
         ))
@@ -115,7 +116,7 @@ def segment_map(frame: pd.DataFrame, centroids: pd.DataFrame, x: str, y: str, na
         fig.add_trace(go.Scatter(
             x=centroids[x], y=centroids[y], mode="markers", name="Centroids",
             text=centroids["segment"],
-            marker=dict(symbol="x", size=16, color=[segment_color(int(i)) for i in centroids["segment_id"]],
+            marker=dict(symbol="x", size=16, color=[segment_colour(colours, i) for i in centroids["segment_id"]],
                         line=dict(width=2, color="#212529")),
             hovertemplate="Centroid: %{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>",
         ))
@@ -131,7 +132,8 @@ def segment_map(frame: pd.DataFrame, centroids: pd.DataFrame, x: str, y: str, na
 
 
 def segment_map_3d(frame: pd.DataFrame, centroids: pd.DataFrame, x: str, y: str, z: str,
-                   names: Mapping[int, str], *, titles: Sequence[str] | None = None,
+                   names: Mapping[int, str], *, colours: Mapping[int, str] | None = None,
+                   titles: Sequence[str] | None = None,
                    max_points: int = MAX_MAP_POINTS) -> go.Figure:
     """The sample in 3-D (WebGL), one trace per segment, with centroids."""
     if frame.empty or not {x, y, z} <= set(frame.columns):
@@ -145,13 +147,13 @@ def segment_map_3d(frame: pd.DataFrame, centroids: pd.DataFrame, x: str, y: str,
             continue
         fig.add_trace(go.Scatter3d(
             x=_coords(part[x]), y=_coords(part[y]), z=_coords(part[z]), mode="markers", name=names.get(sid, f"Segment {sid}"),
-            marker=dict(color=segment_color(sid), size=3.5, opacity=0.7),
+            marker=dict(color=segment_colour(colours, sid), size=3.5, opacity=0.7),
         ))
     if not centroids.empty and {x, y, z} <= set(centroids.columns):
         fig.add_trace(go.Scatter3d(
             x=centroids[x], y=centroids[y], z=centroids[z], mode="markers", name="Centroids",
             text=centroids["segment"],
-            marker=dict(symbol="diamond", size=9, color=[segment_color(int(i)) for i in centroids["segment_id"]],
+            marker=dict(symbol="diamond", size=9, color=[segment_colour(colours, i) for i in centroids["segment_id"]],
                         line=dict(width=1, color="#212529")),
         ))
     fig.update_layout(scene=dict(xaxis_title=titles[0], yaxis_title=titles[1], zaxis_title=titles[2]),
@@ -160,7 +162,7 @@ def segment_map_3d(frame: pd.DataFrame, centroids: pd.DataFrame, x: str, y: str,
 
 
 def profile_figure(stats: pd.DataFrame, segment_id: int, features: Sequence[str], names: Mapping[int, str],
-                   *, columns: int = 3) -> go.Figure:
+                   *, colours: Mapping[int, str] | None = None, columns: int = 3) -> go.Figure:
     """One small chart per feature: the segment's mean against the whole base's, in original units.
 
     `stats` is `ModelView.stats` (base rows have segment_id -1); whiskers show the median.
@@ -174,8 +176,8 @@ def profile_figure(stats: pd.DataFrame, segment_id: int, features: Sequence[str]
     seg_name = names.get(segment_id, f"Segment {segment_id}")
     for i, feature in enumerate(features):
         r, c = i // cols + 1, i % cols + 1
-        for sid, label, colour in ((segment_id, seg_name, segment_color(segment_id)),
-                                   (BASE_SEGMENT_ID, BASE_SEGMENT_NAME, BASE_COLOR)):
+        for sid, label, colour in ((segment_id, seg_name, segment_colour(colours, segment_id)),
+                                   (BASE_SEGMENT_ID, BASE_SEGMENT_NAME, BASE_COLOUR)):
             row = stats[(stats["segment_id"] == sid) & (stats["feature"] == feature)]
             if row.empty:
                 continue
@@ -203,7 +205,8 @@ def radar_axes(features: Sequence[str]) -> list[tuple[str, str, str]]:
 
 
 def radar_figure(stats: pd.DataFrame, features: Sequence[str], ranges: Mapping[str, tuple[float, float]],
-                 names: Mapping[int, str], *, highlight: int | None = None) -> go.Figure:
+                 names: Mapping[int, str], *, colours: Mapping[int, str] | None = None,
+                 highlight: int | None = None) -> go.Figure:
     """Each segment on a radar, statistics scaled to the feature's training range [min, max]."""
     features = [f for f in features if f in ranges]
     axes = radar_axes(features)
@@ -223,7 +226,7 @@ def radar_figure(stats: pd.DataFrame, features: Sequence[str], ranges: Mapping[s
         dim = highlight is not None and sid != highlight
         fig.add_trace(go.Scatterpolar(
             r=values + values[:1], theta=theta, name=names[sid], fill="toself",
-            line=dict(color=segment_color(sid), width=3 if sid == highlight else 1.5),
+            line=dict(color=segment_colour(colours, sid), width=3 if sid == highlight else 1.5),
             opacity=0.25 if dim else 0.8, customdata=raw + raw[:1],
             hovertemplate=f"{names[sid]}<br>%{{theta}}: %{{customdata:.4g}}<extra></extra>",
         ))
@@ -235,7 +238,7 @@ def radar_figure(stats: pd.DataFrame, features: Sequence[str], ranges: Mapping[s
 
 
 def distribution_figure(frame: pd.DataFrame, feature: str, names: Mapping[int, str], *,
-                        categorical: bool = False) -> go.Figure:
+                        colours: Mapping[int, str] | None = None, categorical: bool = False) -> go.Figure:
     """The feature's distribution in each segment: box plots for numbers, level shares for categories."""
     if frame.empty or feature not in frame.columns:
         return empty_figure(f"No sample values for {feature}")
@@ -255,7 +258,7 @@ def distribution_figure(frame: pd.DataFrame, feature: str, names: Mapping[int, s
             values = frame.loc[frame["segment_id"] == sid, feature]
             if values.empty:
                 continue
-            fig.add_trace(go.Box(y=values, name=wrap(names.get(sid, f"Segment {sid}")), marker_color=segment_color(sid),
+            fig.add_trace(go.Box(y=values, name=wrap(names.get(sid, f"Segment {sid}")), marker_color=segment_colour(colours, sid),
                                  boxmean=True, boxpoints=False))
         fig.update_layout(yaxis_title=feature, showlegend=False)
     fig.update_layout(title_text=f"{feature} by segment")
@@ -288,7 +291,8 @@ def k_search_figure(k_search: pd.DataFrame, chosen_k: int) -> go.Figure:
     return fig
 
 
-def segment_mix_figure(segment_ids: Iterable[int], names: Mapping[int, str], *, title: str = "Segment mix") -> go.Figure:
+def segment_mix_figure(segment_ids: Iterable[int], names: Mapping[int, str], *,
+                       colours: Mapping[int, str] | None = None, title: str = "Segment mix") -> go.Figure:
     """Customers per segment (rows without a segment, id -1, count as 'Error')."""
     counts = pd.Series(list(segment_ids), dtype="int64").value_counts()
     if counts.empty:
@@ -298,7 +302,7 @@ def segment_mix_figure(segment_ids: Iterable[int], names: Mapping[int, str], *, 
     labels = [names.get(int(i), "Error" if i < 0 else f"Segment {i}") for i in ids]
     values = [int(counts[i]) for i in ids]
     fig = go.Figure(go.Bar(
-        x=values, y=labels, orientation="h", marker_color=[segment_color(int(i)) for i in ids],
+        x=values, y=labels, orientation="h", marker_color=[segment_colour(colours, i) for i in ids],
         text=[f"{v:,} ({v / total:.1%})" for v in values], textposition="auto",
         hovertemplate="%{y}: %{x:,}<extra></extra>",
     ), layout=_LAYOUT)

@@ -6,7 +6,6 @@ from typing import Any, Iterable
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dash_ui.palette import segment_color
 from dash_ui.service import DOWN, NO_MODEL, OK, STARTING, ServiceStatus
 
 #: (path, label) of every page, in navbar order.
@@ -105,17 +104,18 @@ def page_header(title: str, subtitle: str | None = None) -> html.Div:
     ], className="mb-3")
 
 
-def segment_swatch(segment_id: int) -> html.Span:
-    return html.Span(className="segment-swatch", style={"backgroundColor": segment_color(segment_id)})
+def segment_swatch(colour: str) -> html.Span:
+    return html.Span(className="segment-swatch", style={"backgroundColor": colour})
 
 
-def segment_label(segment_id: int, name: str) -> html.Span:
-    return html.Span([segment_swatch(segment_id), name], className="segment-label")
+def segment_label(name: str, colour: str) -> html.Span:
+    """A segment's name after a swatch of its colour (`SegmentInfo.colour`)."""
+    return html.Span([segment_swatch(colour), name], className="segment-label")
 
 
 def segment_legend(segments: Iterable[Any], id: str) -> html.P:
-    """One coloured label per segment: the key to every chart's colours."""
-    return html.P(["Segments: ", *[html.Span(segment_label(s.id, s.name), className="me-3") for s in segments]],
+    """One coloured label per segment (`SegmentInfo`s): the key to every chart's colours."""
+    return html.P(["Segments: ", *[html.Span(segment_label(s.name, s.colour), className="me-3") for s in segments]],
                   className="small", id=id)
 
 

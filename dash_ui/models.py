@@ -7,14 +7,34 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import pandas as pd
+from plotly.colors import qualitative
 
 #: Columns of the per-segment statistics table, in display order.
 STATS_COLUMNS = ("segment_id", "segment", "feature", "count", "share", "mean", "median", "min", "max", "std")
 BASE_SEGMENT_ID = -1
 BASE_SEGMENT_NAME = "All customers"
+#: Colours that are no segment's: the whole-base reference, and rows without a segment (scoring errors).
+BASE_COLOUR = "#343a40"
+NO_SEGMENT_COLOUR = "#6c757d"
+
+
+def fallback_colour(segment_id: int) -> str:
+    """A segment's colour when the service sends none (a server older than `Segment.colour`): plotly's
+    default colour sequence, by id. Segment colours are the service's (`segmentation_core.palette`, also
+    used by the training report); the dashboard keeps no palette of its own."""
+    return qualitative.Plotly[int(segment_id) % len(qualitative.Plotly)]
+
+
+def segment_colour(colours: Mapping[int, str] | None, segment_id: int) -> str:
+    """The colour of `segment_id` in `colours` (`ModelView.segment_colours`); an id it lacks gets the
+    fallback colour, and -1 (a row without a segment) grey."""
+    segment_id = int(segment_id)
+    if segment_id < 0:
+        return NO_SEGMENT_COLOUR
+    return (colours or {}).get(segment_id) or fallback_colour(segment_id)
 
 
 @dataclass(frozen=True)
@@ -45,6 +65,8 @@ class SegmentInfo:
     share: float
     centroid: dict[str, float] = field(default_factory=dict)
     outlier_distance: float = math.nan
+    #: CSS colour, the segment's on every page: the service's (`Segment.colour`), or `fallback_colour`.
+    colour: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,6 +106,11 @@ class ModelView:
     @property
     def segment_names(self) -> dict[int, str]:
         return {s.id: s.name for s in self.segments}
+
+    @property
+    def segment_colours(self) -> dict[int, str]:
+        """`{segment id: CSS colour}`, what every figure and badge is coloured with."""
+        return {s.id: s.colour for s in self.segments}
 
     def segment(self, segment_id: int) -> SegmentInfo | None:
         return next((s for s in self.segments if s.id == segment_id), None)
@@ -145,6 +172,7 @@ def model_view_from_proto(info: Any) -> ModelView:
             share=float(s.share),
             centroid={k: float(v) for k, v in s.centroid.items()},
             outlier_distance=float(s.outlier_distance),
+            colour=s.colour or fallback_colour(int(s.id)),
         )
         for s in sorted(info.segments, key=lambda s: s.id)
     )

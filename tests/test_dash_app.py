@@ -1,16 +1,20 @@
 """The app shell without a browser: routing, pages rendered from a fake service, ids in kebab-case."""
 from __future__ import annotations
 
+import json
 import re
 
 import dash
+import pandas as pd
+import plotly.utils
 import pytest
 
 from dash_ui.app import create_app, render_page, status_key
 from dash_ui.layout import status_badge, status_banner
+from dash_ui.models import fallback_colour
 from dash_ui.pages import PAGES
 from dash_ui.service import DOWN, OK, DashboardService, ServiceStatus
-from tests.test_dash_service import SEGMENTS, FakeClient
+from tests.test_dash_service import COLOURS, SEGMENTS, FakeClient
 
 KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
@@ -53,6 +57,45 @@ def test_every_page_renders_the_segment_names_with_kebab_case_ids(service, path)
         assert all(name in text for name in SEGMENTS), text[:500]
     ids = [c.id for c in walk(page) if isinstance(getattr(c, "id", None), str)]
     assert ids and all(KEBAB.match(i) for i in ids), [i for i in ids if not KEBAB.match(i)]
+
+
+def drawn_colours(component) -> set[str]:
+    """Every colour a page draws with (hex, upper case), plotly's templates left out."""
+    def strip(node):
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k != "template"}
+        return [strip(v) for v in node] if isinstance(node, list) else node
+
+    text = json.dumps(strip(json.loads(json.dumps(component.to_plotly_json(), cls=plotly.utils.PlotlyJSONEncoder))))
+    return {c.upper() for c in re.findall(r"#[0-9A-Fa-f]{6}\b", text)}
+
+
+@pytest.mark.parametrize("path", [
+    pytest.param("/", marks=pytest.mark.xfail(strict=True, reason="overview.py: its cards and map do not take the "
+                                                                  "view's colours yet")),
+    *[p for p in PAGES if p != "/"]], ids=[p.strip("/") or "overview" for p in PAGES])
+def test_every_page_draws_each_segment_in_the_colour_the_service_sent(service, path):
+    from dash_ui import figure_cache
+
+    figure_cache.clear()
+    service.sample()  # the pages draw their maps and distributions
+    drawn = drawn_colours(render_page(service, path, ""))
+    assert set(COLOURS) <= drawn
+    assert not drawn & {fallback_colour(0), fallback_colour(1), "#0072B2", "#E69F00"}  # the fallback, an old palette
+
+
+def test_the_batch_results_show_each_segment_in_the_colour_the_service_sent(service):
+    from dash_ui.pages import batch
+
+    merged = pd.DataFrame({"segment_id": [1, 0, -1], "segment_name": ["Careful Spenders", "Target Group", ""],
+                           "error": ["", "", "Age: not a number"]})
+    view = service.model_view()
+    results = batch.results_view("job", merged, {0: SEGMENTS[0], 1: SEGMENTS[1]}, "customers v0001",
+                                 view.segment_colours)
+    mix = next(c for c in walk(results) if getattr(c, "id", None) == "batch-mix").figure
+    table = next(c for c in walk(results) if getattr(c, "id", None) == "batch-results-table")
+    assert list(mix.data[0].marker.color)[:2] == COLOURS
+    assert [rule["color"] for rule in table.style_data_conditional[:2]] == COLOURS
 
 
 def test_the_model_page_lists_segments_and_marks_the_served_version(service):

@@ -1,4 +1,4 @@
-"""Unit tests of the dashboard's pure figure builders and palette (no server, no browser)."""
+"""Unit tests of the dashboard's pure figure builders and segment colours (no server, no browser)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +6,11 @@ import pandas as pd
 import pytest
 
 from dash_ui import figures
-from dash_ui.palette import NO_SEGMENT_COLOR, segment_color, segment_color_map
+from dash_ui.models import BASE_COLOUR, NO_SEGMENT_COLOUR, fallback_colour, segment_colour
 
 NAMES = {0: "Careful Spenders", 1: "Target Group", 2: "Standard Customers"}
+#: The service's colours (ModelView.segment_colours): not the fallback's, so that a figure ignoring them shows.
+COLOURS = {0: "#0072B2", 1: "#E69F00", 2: "hsl(275, 65%, 45%)"}
 FEATURES = ["Age", "Annual Income (k$)", "Spending Score (1-100)"]
 
 
@@ -39,22 +41,25 @@ def _stats() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_palette_is_stable_and_distinct_and_grey_for_errors():
-    assert segment_color(3) == segment_color(3)
-    assert len({segment_color(i) for i in range(8)}) == 8
-    assert segment_color(-1) == NO_SEGMENT_COLOR
-    assert segment_color_map([2, 0]) == {2: segment_color(2), 0: segment_color(0)}
+def test_a_segment_has_the_service_colour_else_the_fallback_and_errors_are_grey():
+    assert segment_colour(COLOURS, 2) == "hsl(275, 65%, 45%)"
+    assert segment_colour(COLOURS, np.int64(1)) == "#E69F00"
+    assert segment_colour(COLOURS, 7) == fallback_colour(7)  # an id the model did not list
+    assert segment_colour(None, 0) == fallback_colour(0) and segment_colour({0: ""}, 0) == fallback_colour(0)
+    assert segment_colour(COLOURS, -1) == NO_SEGMENT_COLOUR
+    assert len({fallback_colour(i) for i in range(8)}) == 8 and not set(COLOURS.values()) & {
+        fallback_colour(i) for i in range(16)}
 
 
 def test_segment_map_one_webgl_trace_per_segment_coloured_by_palette_with_centroids():
-    fig = figures.segment_map(_sample(), _centroids(), "map_x", "map_y", NAMES)
+    fig = figures.segment_map(_sample(), _centroids(), "map_x", "map_y", NAMES, colours=COLOURS)
     points = [t for t in fig.data if t.type == "scattergl"]
     assert [t.name for t in points] == list(NAMES.values())
-    assert [t.marker.color for t in points] == [segment_color(i) for i in NAMES]
+    assert [t.marker.color for t in points] == list(COLOURS.values())
     assert sum(len(t.x) for t in points) == 300
     centroids = [t for t in fig.data if t.name == "Centroids"]
     assert len(centroids) == 1 and list(centroids[0].x) == [0.0, 2.0, 4.0]
-    assert list(centroids[0].marker.color) == [segment_color(i) for i in NAMES]
+    assert list(centroids[0].marker.color) == list(COLOURS.values())
 
 
 def test_segment_map_draws_a_bounded_sample_stratified_by_segment():
@@ -84,30 +89,33 @@ def test_segment_map_without_the_columns_says_so():
 
 
 def test_segment_map_3d_uses_webgl_3d_traces_with_centroids():
-    fig = figures.segment_map_3d(_sample(), _centroids(), "map_x", "map_y", "map_z", NAMES,
+    fig = figures.segment_map_3d(_sample(), _centroids(), "map_x", "map_y", "map_z", NAMES, colours=COLOURS,
                                  titles=("c1", "c2", "c3"))
     assert {t.type for t in fig.data} == {"scatter3d"}
     assert [t.name for t in fig.data] == [*NAMES.values(), "Centroids"]
+    assert [t.marker.color for t in fig.data[:3]] == list(COLOURS.values())
+    assert list(fig.data[3].marker.color) == list(COLOURS.values())
     assert fig.layout.scene.zaxis.title.text == "c3"
 
 
 def test_profile_compares_segment_and_base_means_per_feature_in_original_units():
-    fig = figures.profile_figure(_stats(), 1, FEATURES, NAMES)
+    fig = figures.profile_figure(_stats(), 1, FEATURES, NAMES, colours=COLOURS)
     bars = [t for t in fig.data if t.type == "bar"]
     assert len(bars) == 2 * len(FEATURES)
     seg = [t for t in bars if t.name == "Target Group"]
     base = [t for t in bars if t.name == "All customers"]
     assert [t.y[0] for t in seg] == [50.0, 51.0, 52.0]
     assert [t.y[0] for t in base] == [50.0, 50.0, 50.0]
-    assert seg[0].marker.color == segment_color(1)
+    assert seg[0].marker.color == COLOURS[1] and base[0].marker.color == BASE_COLOUR
     assert [a.text for a in fig.layout.annotations] == FEATURES
 
 
 @pytest.mark.parametrize("features, axes", [(FEATURES, 3), (FEATURES[1:], 4)], ids=["three-features", "two-features"])
 def test_radar_scales_to_the_training_range_and_highlights_one_segment(features, axes):
     ranges = {f: (10.0, 90.0) for f in FEATURES}
-    fig = figures.radar_figure(_stats(), features, ranges, NAMES, highlight=2)
+    fig = figures.radar_figure(_stats(), features, ranges, NAMES, colours=COLOURS, highlight=2)
     assert [t.name for t in fig.data] == list(NAMES.values())
+    assert [t.line.color for t in fig.data] == list(COLOURS.values())
     target = fig.data[1]
     assert len(target.r) == axes + 1  # closed polygon
     assert target.r[0] == pytest.approx((50.0 + (0 if axes == 3 else 1) - 10) / 80)
@@ -116,9 +124,9 @@ def test_radar_scales_to_the_training_range_and_highlights_one_segment(features,
 
 def test_distribution_numeric_box_per_segment_and_categorical_shares():
     sample = _sample()
-    fig = figures.distribution_figure(sample, "Age", NAMES)
+    fig = figures.distribution_figure(sample, "Age", NAMES, colours=COLOURS)
     assert [t.type for t in fig.data] == ["box"] * 3
-    assert [t.marker.color for t in fig.data] == [segment_color(i) for i in NAMES]
+    assert [t.marker.color for t in fig.data] == list(COLOURS.values())
     cat = figures.distribution_figure(sample, "Gender", NAMES, categorical=True)
     female = next(t for t in cat.data if t.name == "Female")
     assert female.y[0] == pytest.approx(1.0)  # segment 0 is all female in the sample
@@ -140,11 +148,11 @@ def test_k_search_marks_the_chosen_k_on_every_metric():
 
 
 def test_segment_mix_counts_rows_per_segment_and_errors_last():
-    fig = figures.segment_mix_figure([1, 0, 1, -1, 1], NAMES)
+    fig = figures.segment_mix_figure([1, 0, 1, -1, 1], NAMES, colours=COLOURS)
     bar = fig.data[0]
     assert list(bar.y) == ["Careful Spenders", "Target Group", "Error"]
     assert list(bar.x) == [1, 3, 1]
-    assert list(bar.marker.color) == [segment_color(0), segment_color(1), NO_SEGMENT_COLOR]
+    assert list(bar.marker.color) == [COLOURS[0], COLOURS[1], NO_SEGMENT_COLOUR]
     assert bar.text[1] == "3 (60.0%)"
 
 

@@ -14,14 +14,17 @@ import pytest
 from scoring_service.client import Prediction
 from segmentation.v1 import scoring_pb2
 
-from dash_ui.models import BASE_SEGMENT_ID, model_view_from_proto, sample_view_from_proto, separating_features
+from dash_ui.models import (BASE_SEGMENT_ID, fallback_colour, model_view_from_proto, sample_view_from_proto,
+                            separating_features)
 from dash_ui.service import DOWN, NO_MODEL, OK, DashboardService, ServiceError, friendly_error
 
 NUMERIC = ["Age", "Annual Income (k$)", "Spending Score (1-100)"]
 SEGMENTS = ["Target Group", "Careful Spenders"]
+#: The segments' colours as the service sends them (Segment.colour); of no palette the dashboard knows.
+COLOURS = ["#1B9E77", "#D95F02"]
 
 
-def model_info(version: str = "v0001") -> scoring_pb2.ModelInfo:
+def model_info(version: str = "v0001", colours: list[str] = COLOURS) -> scoring_pb2.ModelInfo:
     info = scoring_pb2.ModelInfo(model="customers", version=version, created_at="2026-11-22T03:00:00Z",
                                  algorithm="kmeans", k=2, k_rule="silhouette", training_rows=200,
                                  training_customers=200, data_source="Mall_Customers.csv",
@@ -35,7 +38,7 @@ def model_info(version: str = "v0001") -> scoring_pb2.ModelInfo:
              1: {"Age": 41, "Annual Income (k$)": 88, "Spending Score (1-100)": 17}}
     for sid, name in enumerate(SEGMENTS):
         seg = info.segments.add(id=sid, name=name, description=f"{name} ...", action="Do something",
-                                size=100, share=0.5, outlier_distance=2.5)
+                                size=100, share=0.5, outlier_distance=2.5, colour=colours[sid])
         for f in NUMERIC:
             seg.centroid[f] = means[sid][f]
             seg.stats.add(feature=f, mean=means[sid][f], median=means[sid][f], min=0, max=100, std=5)
@@ -141,6 +144,13 @@ def test_model_view_carries_schema_segments_stats_and_k_search():
     assert set(base.feature) == set(NUMERIC) and (base["count"] == 200).all()
     assert len(view.stats) == 3 * 3
     assert view.level_shares.iloc[0].to_dict()["share"] == pytest.approx(0.6)
+
+
+def test_segment_colours_are_the_service_s_with_a_fallback_for_a_server_that_sends_none():
+    assert model_view_from_proto(model_info()).segment_colours == {0: COLOURS[0], 1: COLOURS[1]}
+    older = model_view_from_proto(model_info(colours=["", ""]))
+    assert older.segment_colours == {0: fallback_colour(0), 1: fallback_colour(1)}
+    assert older.segment(1).colour == fallback_colour(1) != fallback_colour(0)
 
 
 def test_separating_features_ranks_by_between_segment_variance_and_keeps_schema_order():

@@ -12,7 +12,7 @@ from dash_ui.batch import (JobRegistry, UploadError, UploadStore, ValidationRepo
                            scoring_input, validate_frame)
 from dash_ui.exports import to_safe_csv
 from dash_ui.layout import graph, page_header, segment_legend
-from dash_ui.palette import segment_color
+from dash_ui.models import segment_colour
 from dash_ui.service import DashboardService, ServiceError
 
 PATH = "/batch"
@@ -73,11 +73,14 @@ def table_column(name: Any, values: pd.Series) -> dict[str, Any]:
     return {"id": str(name), "name": str(name)}
 
 
-def results_view(job_id: str, merged: pd.DataFrame, names: Mapping[int, str], version: str) -> Any:
+def results_view(job_id: str, merged: pd.DataFrame, names: Mapping[int, str], version: str,
+                 colours: Mapping[int, str] | None) -> Any:
+    """The scored file: its segment mix and the first rows, segments in their colours (`colours`, the
+    served model's `segment_colours`)."""
     shown = merged.head(MAX_TABLE_ROWS)
     errors = int((merged["segment_id"] < 0).sum()) if "segment_id" in merged else 0
     colour_rules = [{"if": {"filter_query": f"{{segment_id}} = {sid}", "column_id": "segment_name"},
-                     "color": segment_color(sid), "fontWeight": "600"} for sid in names]
+                     "color": segment_colour(colours, sid), "fontWeight": "600"} for sid in names]
     colour_rules.append({"if": {"filter_query": '{error} != ""', "column_id": "error"}, "color": "#dc3545"})
     return html.Div([
         dbc.Row([
@@ -86,7 +89,8 @@ def results_view(job_id: str, merged: pd.DataFrame, names: Mapping[int, str], ve
             dbc.Col(dbc.Button("Download results (CSV)", id="batch-download-button", color="primary"),
                     md=4, className="text-end"),
         ], className="align-items-center mb-2"),
-        graph("batch-mix", figures.segment_mix_figure(merged["segment_id"], names, title="Segment mix of the file")),
+        graph("batch-mix", figures.segment_mix_figure(merged["segment_id"], names, colours=colours,
+                                                        title="Segment mix of the file")),
         html.Small(f"First {MAX_TABLE_ROWS:,} of {len(merged):,} rows shown; the download has all."
                    if len(merged) > MAX_TABLE_ROWS else "", className="text-muted"),
         dash_table.DataTable(
@@ -172,8 +176,9 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
         scored = job.result[job.result["segment_id"] >= 0]
         names = dict(zip(scored["segment_id"].astype(int), scored["segment_name"]))
         version = str(job.result.attrs.get("version", "")) if job.result is not None else ""
+        view = service.cached_model_view()  # the service colours a segment by its id, in every version
         return (100, "100%", f"Scored {job.total:,} rows in {seconds:.1f} s", True,
-                results_view(job.id, job.result, names, version), False)
+                results_view(job.id, job.result, names, version, view.segment_colours if view else None), False)
 
     @app.callback(Output("batch-download", "data"), Input("batch-download-button", "n_clicks"),
                   State("batch-job-id", "data"), prevent_initial_call=True)

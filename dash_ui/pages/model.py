@@ -63,7 +63,7 @@ def training_card(view: ModelView) -> dbc.Card:
 
 def segments_card(view: ModelView) -> dbc.Card:
     head = html.Thead(html.Tr([html.Th(h) for h in ("Id", "Segment", "Customers", "Share", "Outlier beyond")]))
-    body = html.Tbody([html.Tr([html.Td(s.id), html.Td(segment_label(s.id, s.name)), html.Td(f"{s.size:,}"),
+    body = html.Tbody([html.Tr([html.Td(s.id), html.Td(segment_label(s.name, s.colour)), html.Td(f"{s.size:,}"),
                                 html.Td(f"{s.share:.1%}"), html.Td(fmt(s.outlier_distance))])
                        for s in view.segments])
     return dbc.Card(dbc.CardBody([

@@ -10,8 +10,7 @@ from dash import ALL, MATCH, Input, Output, State, dcc, html, no_update
 from dash_ui import figures
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.layout import graph, options, page_header, segment_label, segment_legend, stat
-from dash_ui.models import CategoricalFeature, ModelView, NumericFeature, separating_features
-from dash_ui.palette import segment_color
+from dash_ui.models import CategoricalFeature, ModelView, NumericFeature, segment_colour, separating_features
 from dash_ui.service import DashboardService, ServiceError
 
 if TYPE_CHECKING:
@@ -109,10 +108,10 @@ def form(view: ModelView) -> dbc.Card:
     ]), className="section-card", id="predict-form")
 
 
-def result_card(prediction: Prediction) -> dbc.Card:
-    colour = segment_color(prediction.segment_id)
+def result_card(prediction: Prediction, colour: str) -> dbc.Card:
+    """The prediction, in the colour of its segment."""
     return dbc.Card(dbc.CardBody([
-        html.H4(segment_label(prediction.segment_id, prediction.segment_name), id="predict-segment",
+        html.H4(segment_label(prediction.segment_name, colour), id="predict-segment",
                 style={"color": colour}),
         html.Div([
             stat("Confidence", f"{prediction.confidence:.0%}", id="predict-confidence"),
@@ -184,7 +183,8 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
             return dbc.Alert(f"No prediction: {exc.message}", color="danger", id="predict-error"), None
         placed = {f.name: (customer[f.name] if customer[f.name] is not None else f.impute)
                   for f in view.numeric_features}
-        return result_card(prediction), {"values": placed, "segment_name": prediction.segment_name}
+        colour = segment_colour(view.segment_colours, prediction.segment_id)
+        return result_card(prediction, colour), {"values": placed, "segment_name": prediction.segment_name}
 
     @app.callback(Output("predict-map", "figure"), Input("predict-customer", "data"),
                   Input("predict-map-x", "value"), Input("predict-map-y", "value"), prevent_initial_call=True)
@@ -206,7 +206,8 @@ def customer_map(service: DashboardService, view: ModelView, customer: Any, x: s
     values = (customer or {}).get("values")
     if not values:  # the map without a customer: the same on every visit
         return cached(("predict-map", *version_key(view), sample.version, x, y),
-                      lambda: figures.segment_map(sample.frame, sample.centroids, x, y, view.segment_names))
+                      lambda: figures.segment_map(sample.frame, sample.centroids, x, y, view.segment_names,
+                                                  colours=view.segment_colours))
     label = f"This customer ({customer['segment_name']})"
     return figures.segment_map(sample.frame, sample.centroids, x, y, view.segment_names,
-                               customer=values, customer_label=label)
+                               colours=view.segment_colours, customer=values, customer_label=label)

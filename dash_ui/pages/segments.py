@@ -13,7 +13,6 @@ from dash_ui.figure_cache import cached, version_key
 from dash_ui.exports import to_safe_csv
 from dash_ui.layout import graph, page_header
 from dash_ui.models import ModelView, SampleView
-from dash_ui.palette import segment_color
 from dash_ui.service import DashboardService, ServiceError
 
 PATH = "/segments"
@@ -51,8 +50,8 @@ def stats_table(view: ModelView) -> dash_table.DataTable:
         elif kind == "numeric" and cid != "count":
             col["format"] = dash_table.Format.Format(precision=4, scheme=dash_table.Format.Scheme.decimal_or_exponent)
         columns.append(col)
-    colour_rules = [{"if": {"filter_query": f"{{segment_id}} = {sid}", "column_id": "segment"},
-                     "color": segment_color(sid), "fontWeight": "600"} for sid in view.segment_names]
+    colour_rules = [{"if": {"filter_query": f"{{segment_id}} = {s.id}", "column_id": "segment"},
+                     "color": s.colour, "fontWeight": "600"} for s in view.segments]
     return dash_table.DataTable(
         id="segments-stats-table", columns=columns, data=frame.to_dict("records"),
         sort_action="native", filter_action="native", page_size=15,
@@ -111,9 +110,10 @@ def segment_figures(view: ModelView, segment_id: int) -> tuple[Any, Any]:
 
 def _segment_figures(view: ModelView, segment_id: int) -> tuple[Any, Any]:
     ranges = {f.name: (f.minimum, f.maximum) for f in view.numeric_features}
-    names = view.segment_names
-    return (figures.profile_figure(view.stats, segment_id, view.numeric_names, names),
-            figures.radar_figure(view.stats, view.numeric_names, ranges, names, highlight=segment_id))
+    names, colours = view.segment_names, view.segment_colours
+    return (figures.profile_figure(view.stats, segment_id, view.numeric_names, names, colours=colours),
+            figures.radar_figure(view.stats, view.numeric_names, ranges, names, colours=colours,
+                                 highlight=segment_id))
 
 
 def distribution(view: ModelView, sample: SampleView, feature: str) -> Any:
@@ -123,7 +123,8 @@ def distribution(view: ModelView, sample: SampleView, feature: str) -> Any:
 
 def _distribution(view: ModelView, sample: SampleView, feature: str) -> Any:
     categorical = feature in {f.name for f in view.categorical_features}
-    return figures.distribution_figure(sample.frame, feature, view.segment_names, categorical=categorical)
+    return figures.distribution_figure(sample.frame, feature, view.segment_names, colours=view.segment_colours,
+                                       categorical=categorical)
 
 
 def register_callbacks(app: Any, service: DashboardService) -> None:
