@@ -1,14 +1,34 @@
-"""python -m dash_ui --scoring HOST:PORT [--port 8050] [--host 127.0.0.1]"""
+"""python -m dash_ui --scoring HOST:PORT [--port 8050] [--host 127.0.0.1] [--threads 8] [--debug]
+
+Served by waitress, a production WSGI server: one process (batch jobs and caches live in it), a pool
+of threads; SIGTERM or Ctrl-C lets the requests in progress finish (up to 5 s) and exits 0.
+`--debug` runs Dash's debug mode on Flask's development server instead.
+"""
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import signal
 import sys
 from typing import Sequence
 
+import waitress
+
 from dash_ui.app import create_app
 from dash_ui.service import DashboardService, default_client_factory
+
+#: Request threads: a few browser tabs each polling the status, drawing pages and running callbacks
+#: that wait on the scoring service (batch scoring runs in threads of its own).
+DEFAULT_THREADS = 8
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} should be >= 1")
+    return value
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -26,8 +46,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="CA certificate (PEM) for TLS to the scoring service (env DASH_SCORING_TLS_CA)")
     parser.add_argument("--retry-seconds", type=float, default=float(env.get("DASH_RETRY_SECONDS", "2")),
                         help="wait between reconnection attempts (env DASH_RETRY_SECONDS; default 2)")
+    # A string default goes through `type` too: a bad DASH_THREADS is a usage error, not a traceback.
+    parser.add_argument("--threads", type=positive_int, default=env.get("DASH_THREADS", str(DEFAULT_THREADS)),
+                        help=f"request threads of the HTTP server (env DASH_THREADS; default {DEFAULT_THREADS})")
     parser.add_argument("--debug", action="store_true", default=env.get("DASH_DEBUG", "") == "1",
-                        help="Dash debug mode (env DASH_DEBUG=1); never in production")
+                        help="Dash debug mode, on Flask's development server instead of waitress "
+                             "(env DASH_DEBUG=1); never in production")
     return parser.parse_args(argv)
 
 
@@ -39,7 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = create_app(service)
     logging.getLogger("dash_ui").info("dashboard on http://%s:%d/ for scoring service %s",
                                       args.host, args.port, args.scoring)
-    app.run(host=args.host, port=args.port, debug=args.debug, use_reloader=False)
+    if args.debug:
+        app.run(host=args.host, port=args.port, debug=True, use_reloader=False)
+        return 0
+    # waitress's loop ends on SystemExit as on KeyboardInterrupt: it closes the server, then returns.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    waitress.serve(app.server, host=args.host, port=args.port, threads=args.threads)
+    service.stop()
+    logging.getLogger("dash_ui").info("dashboard stopped")
     return 0
 
 

@@ -1,7 +1,8 @@
-"""WSGI entry point for a production server: `gunicorn -w 1 --threads 8 dash_ui.wsgi:server`.
+"""WSGI entry point for another server than `python -m dash_ui`'s own (waitress), e.g.
+`waitress-serve --threads 8 dash_ui.wsgi:server` or `gunicorn -w 1 --threads 8 dash_ui.wsgi:server`.
 
 Configured by the environment as `python -m dash_ui` is (DASH_SCORING, DASH_SCORING_TOKEN,
-DASH_SCORING_TLS_CA). One worker process: batch jobs and caches live in the process.
+DASH_SCORING_TLS_CA, DASH_RETRY_SECONDS). One worker process: batch jobs and caches live in the process.
 """
 from __future__ import annotations
 

@@ -28,10 +28,10 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
                  "plotly", "tqdm"),
     # scoring_service (server) + segmentation_core + generated contract: no pandas, no scikit-learn.
     "scoring": ("grpcio", "grpcio-health-checking", "grpcio-reflection", "protobuf", "numpy", "prometheus-client"),
-    # dash_ui + the scoring service's client + generated contract. pyarrow: pandas backs its string
-    # columns with it when it is installed, as in the tested environment.
+    # dash_ui + the scoring service's client + generated contract; waitress serves it. pyarrow: pandas
+    # backs its string columns with it when it is installed, as in the tested environment.
     "dashboard": ("dash", "dash-bootstrap-components", "plotly", "pandas", "pyarrow", "numpy", "grpcio",
-                  "grpcio-health-checking", "protobuf"),
+                  "grpcio-health-checking", "protobuf", "waitress"),
 }
 
 # The images' Python: markers are evaluated for CPython 3.11 on Linux whatever machine runs this script.

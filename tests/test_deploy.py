@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.metadata import packages_distributions
@@ -28,6 +29,7 @@ from packaging.utils import canonicalize_name
 from tests.deploy_support import (
     ROOT,
     PYTHON,
+    free_port,
     http_status,
     imported_modules,
     load_deploy,
@@ -468,6 +470,25 @@ def test_scoring_and_dashboard_images_hold_what_the_running_programs_import(mall
     assert not {"training_job", "segmentation_core"} & {m.split(".")[0] for m in shown}, \
         "the dashboard must know only the gRPC contract"
     assert_image_covers("dashboard", shown)
+
+
+def test_the_dashboard_is_served_by_waitress_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    dash, url = start_dashboard(f"127.0.0.1:{free_port()}", tmp_path)  # no service: the page says it waits
+    try:
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            server = reply.headers["Server"]
+    finally:
+        code = dash.stop()
+    assert server == "waitress", dash.describe()
+    assert code == 0 and "dashboard stopped" in dash.output(), dash.describe()
+
+
+def test_the_dashboard_s_thread_count_is_a_positive_number() -> None:
+    from dash_ui.__main__ import DEFAULT_THREADS, parse_args
+
+    assert parse_args([]).threads == DEFAULT_THREADS and parse_args(["--threads", "3"]).threads == 3
+    with pytest.raises(SystemExit):
+        parse_args(["--threads", "0"])
 
 
 @pytest.mark.slow
