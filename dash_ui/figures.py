@@ -7,7 +7,7 @@ call them directly. A segment's colour is the service's (`ModelView.segment_colo
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -88,6 +88,31 @@ def _segment_ids(frame: pd.DataFrame, names: Mapping[int, str]) -> list[int]:
     return sorted(present | set(int(i) for i in names))
 
 
+def _segment_traces(fig: go.Figure, points: pd.DataFrame, centroids: pd.DataFrame, axes: Sequence[str],
+                    names: Mapping[int, str], colours: Mapping[int, str] | None, *, trace: type, centroid_trace: type,
+                    point_marker: Mapping[str, Any], centroid_marker: Mapping[str, Any],
+                    point_extra: Callable[[int], Mapping[str, Any]] = lambda sid: {},
+                    centroid_extra: Mapping[str, Any] | None = None) -> None:
+    """The segment map's traces, 2-D or 3-D: one `trace` per segment of `points` on the columns `axes`
+    (x, y[, z]), then one `centroid_trace` of the centroids when `centroids` has those columns."""
+    coords = dict(zip("xyz", axes))
+    for sid in _segment_ids(points, names):
+        part = points[points["segment_id"] == sid]
+        if part.empty:
+            continue
+        fig.add_trace(trace(
+            **{k: _coords(part[col]) for k, col in coords.items()}, mode="markers",
+            name=names.get(sid, f"Segment {sid}"), **point_extra(sid),
+            marker=dict(color=segment_colour(colours, sid), **point_marker),
+        ))
+    if not centroids.empty and set(axes) <= set(centroids.columns):
+        fig.add_trace(centroid_trace(
+            **{k: centroids[col] for k, col in coords.items()}, mode="markers", name="Centroids",
+            text=centroids["segment"], **(centroid_extra or {}),
+            marker=dict(color=[segment_colour(colours, i) for i in centroids["segment_id"]], **centroid_marker),
+        ))
+
+
 def segment_map(frame: pd.DataFrame, centroids: pd.DataFrame, x: str, y: str, names: Mapping[int, str], *,
                 colours: Mapping[int, str] | None = None, x_title: str | None = None, y_title: str | None = None,
                 customer: Mapping[str, float] | None = None, customer_label: str = "This customer",
@@ -100,26 +125,17 @@ def segment_map(frame: pd.DataFrame, centroids: pd.DataFrame, x: str, y: str, na
     """
     if frame.empty or x not in frame.columns or y not in frame.columns:
         return empty_figure("No sample to draw")
-    points = bounded_sample(frame, max_points)
     fig = go.Figure(layout=_LAYOUT)
-    for sid in _segment_ids(points, names):
-        part = points[points["segment_id"] == sid]
-        if part.empty:
-            continue
-        fig.add_trace(go.Scattergl(
-            x=_coords(part[x]), y=_coords(part[y]), mode="markers", name=names.get(sid, f"Segment {sid}"),
-            legendgroup=str(sid), marker=dict(color=segment_colour(colours, sid), size=6, opacity=0.65),
+    _segment_traces(
+        fig, bounded_sample(frame, max_points), centroids, (x, y), names, colours,
+        trace=go.Scattergl, centroid_trace=go.Scatter, point_marker=dict(size=6, opacity=0.65),
+        point_extra=lambda sid: dict(
+            legendgroup=str(sid),
             hovertemplate=f"{names.get(sid, sid)}<br>{x_title or x}=%{{x:.4g}}<br>{y_title or y}=%{{y:.4g}}"
-                          "<extra></extra>",
-        ))
-    if not centroids.empty and x in centroids.columns and y in centroids.columns:
-        fig.add_trace(go.Scatter(
-            x=centroids[x], y=centroids[y], mode="markers", name="Centroids",
-            text=centroids["segment"],
-            marker=dict(symbol="x", size=16, color=[segment_colour(colours, i) for i in centroids["segment_id"]],
-                        line=dict(width=2, color="#212529")),
-            hovertemplate="Centroid: %{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>",
-        ))
+                          "<extra></extra>"),
+        centroid_marker=dict(symbol="x", size=16, line=dict(width=2, color="#212529")),
+        centroid_extra=dict(hovertemplate="Centroid: %{text}<br>%{x:.4g}, %{y:.4g}<extra></extra>"),
+    )
     if customer is not None and x in customer and y in customer:
         fig.add_trace(go.Scatter(
             x=[customer[x]], y=[customer[y]], mode="markers+text", name=customer_label,
@@ -139,23 +155,10 @@ def segment_map_3d(frame: pd.DataFrame, centroids: pd.DataFrame, x: str, y: str,
     if frame.empty or not {x, y, z} <= set(frame.columns):
         return empty_figure("No 3-D projection to draw")
     titles = list(titles or (x, y, z))
-    points = bounded_sample(frame, max_points)
     fig = go.Figure(layout=_LAYOUT)
-    for sid in _segment_ids(points, names):
-        part = points[points["segment_id"] == sid]
-        if part.empty:
-            continue
-        fig.add_trace(go.Scatter3d(
-            x=_coords(part[x]), y=_coords(part[y]), z=_coords(part[z]), mode="markers", name=names.get(sid, f"Segment {sid}"),
-            marker=dict(color=segment_colour(colours, sid), size=3.5, opacity=0.7),
-        ))
-    if not centroids.empty and {x, y, z} <= set(centroids.columns):
-        fig.add_trace(go.Scatter3d(
-            x=centroids[x], y=centroids[y], z=centroids[z], mode="markers", name="Centroids",
-            text=centroids["segment"],
-            marker=dict(symbol="diamond", size=9, color=[segment_colour(colours, i) for i in centroids["segment_id"]],
-                        line=dict(width=1, color="#212529")),
-        ))
+    _segment_traces(fig, bounded_sample(frame, max_points), centroids, (x, y, z), names, colours,
+                    trace=go.Scatter3d, centroid_trace=go.Scatter3d, point_marker=dict(size=3.5, opacity=0.7),
+                    centroid_marker=dict(symbol="diamond", size=9, line=dict(width=1, color="#212529")))
     fig.update_layout(scene=dict(xaxis_title=titles[0], yaxis_title=titles[1], zaxis_title=titles[2]),
                       legend_title_text="Segment", uirevision=f"{x}|{y}|{z}")
     return fig
@@ -258,8 +261,8 @@ def distribution_figure(frame: pd.DataFrame, feature: str, names: Mapping[int, s
             values = frame.loc[frame["segment_id"] == sid, feature]
             if values.empty:
                 continue
-            fig.add_trace(go.Box(y=values, name=wrap(names.get(sid, f"Segment {sid}")), marker_color=segment_colour(colours, sid),
-                                 boxmean=True, boxpoints=False))
+            fig.add_trace(go.Box(y=values, name=wrap(names.get(sid, f"Segment {sid}")),
+                                 marker_color=segment_colour(colours, sid), boxmean=True, boxpoints=False))
         fig.update_layout(yaxis_title=feature, showlegend=False)
     fig.update_layout(title_text=f"{feature} by segment")
     return fig
