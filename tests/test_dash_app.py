@@ -70,10 +70,7 @@ def drawn_colours(component) -> set[str]:
     return {c.upper() for c in re.findall(r"#[0-9A-Fa-f]{6}\b", text)}
 
 
-@pytest.mark.parametrize("path", [
-    pytest.param("/", marks=pytest.mark.xfail(strict=True, reason="overview.py: its cards and map do not take the "
-                                                                  "view's colours yet")),
-    *[p for p in PAGES if p != "/"]], ids=[p.strip("/") or "overview" for p in PAGES])
+@pytest.mark.parametrize("path", list(PAGES), ids=[p.strip("/") or "overview" for p in PAGES])
 def test_every_page_draws_each_segment_in_the_colour_the_service_sent(service, path):
     from dash_ui import figure_cache
 

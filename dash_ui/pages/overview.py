@@ -10,7 +10,6 @@ from dash_ui import figures
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.layout import graph, options, page_header, stat
 from dash_ui.models import ModelView, SampleView, SegmentInfo, separating_features
-from dash_ui.palette import segment_color
 from dash_ui.service import DashboardService, ServiceError
 
 PATH = "/"
@@ -19,7 +18,7 @@ MAP_MODES = (("projection", "Projection (2-D)"), ("features", "Two features"), (
 
 
 def segment_card(segment: SegmentInfo) -> dbc.Card:
-    colour = segment_color(segment.id)
+    colour = segment.colour
     return dbc.Card(dbc.CardBody([
         html.H5(segment.name, className="card-title segment-name", style={"color": colour}),
         html.Div([stat("Customers", f"{segment.size:,}"), stat("Share", f"{segment.share:.1%}")],
@@ -97,11 +96,11 @@ def map_figure(view: ModelView, sample: SampleView, mode: str, x: str | None, y:
 
 
 def _map_figure(view: ModelView, sample: SampleView, mode: str, x: str | None, y: str | None) -> Any:
-    names = view.segment_names
+    names, colours = view.segment_names, view.segment_colours
     if mode == "3d":
         return figures.segment_map_3d(sample.frame, sample.centroids, "map_x", "map_y", "map_z", names,
-                                      titles=("component 1", "component 2", "component 3"))
+                                      colours=colours, titles=("component 1", "component 2", "component 3"))
     if mode == "features" and x and y:
-        return figures.segment_map(sample.frame, sample.centroids, x, y, names)
-    return figures.segment_map(sample.frame, sample.centroids, "map_x", "map_y", names,
+        return figures.segment_map(sample.frame, sample.centroids, x, y, names, colours=colours)
+    return figures.segment_map(sample.frame, sample.centroids, "map_x", "map_y", names, colours=colours,
                                x_title="component 1", y_title="component 2")
