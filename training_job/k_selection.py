@@ -42,6 +42,7 @@ fitted on every row, started from the subsample's centres. Silhouette is always 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -55,8 +56,8 @@ from sklearn.metrics import (
     adjusted_rand_score,
     calinski_harabasz_score,
     davies_bouldin_score,
-    silhouette_score,
 )
+from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
@@ -90,6 +91,12 @@ MIN_SEGMENT_SHARE = 0.025
 SILHOUETTE_TOLERANCE = 0.02
 #: Rows the stability score fits each round on.
 STABILITY_ROWS = 10_000
+#: Fits on at most this many rows run on one thread: a Lloyd pass over them is a few milliseconds, and
+#: handing its 256-row chunks to OpenMP / BLAS threads costs more than it saves (on a shared machine a
+#: thread spinning at a barrier while its partner is descheduled makes it erratic: 2-5x slower).
+SINGLE_THREAD_ROWS = 100_000
+#: Sample rows per block of the silhouette's distance matrix (a block is this x SILHOUETTE_ROWS doubles).
+SILHOUETTE_BLOCK = 512
 
 RULE_NAME = "valley-merge"
 
@@ -267,29 +274,47 @@ def _search_k(
 
     rows: list[dict[str, Any]] = []
     centres: dict[int, np.ndarray] = {}
-    for i, k in enumerate(ks):
-        model = _fit(Xs, k, algorithm, seed)
-        row, centre, joined = _metrics(Xs, model.predict(Xs), model, k, algorithm, seed)
-        if row["n_distinct"] == k - 1 and len(joined) == 1:
-            # One pair is a segment cut in two while all else is distinct: often k-means at the
-            # true k is stuck cutting a big segment and lumping two small ones. Merge the pair,
-            # split the widest other cluster, rerun; keep it only if every cluster is then distinct.
-            repaired = _split_merge(Xs, model.predict(Xs), centre, joined[0], k, algorithm, seed)
-            if repaired is not None:
-                row, centre = repaired
-        row["search_rows"] = int(Xs.shape[0])
-        rows.append(row)
-        centres[k] = centre
-        logger.debug("k=%d %s", k, row)
-        if progress is not None:
-            progress(i + 1, len(ks))
+    labelings: dict[int, np.ndarray] = {}
+    with _threads_for(Xs.shape[0]):
+        Xv = Xs[:, _continuous_columns(Xs)]  # the valley test's columns, chosen once for every k
+        for i, k in enumerate(ks):
+            model = _fit(Xs, k, algorithm, seed)
+            labels = model.predict(Xs)
+            row, centre, joined = _metrics(Xs, Xv, labels, model, k, algorithm, seed)
+            if row["n_distinct"] == k - 1 and len(joined) == 1:
+                # One pair is a segment cut in two while all else is distinct: often k-means at the
+                # true k is stuck cutting a big segment and lumping two small ones. Merge the pair,
+                # split the widest other cluster, rerun; keep it only if every cluster is then distinct.
+                repaired = _split_merge(Xs, Xv, labels, centre, joined[0], k, algorithm, seed)
+                if repaired is not None:
+                    row, centre, labels = repaired
+            row["search_rows"] = int(Xs.shape[0])
+            rows.append(row)
+            centres[k] = centre
+            labelings[k] = labels
+            logger.debug("k=%d %s", k, row)
+            if progress is not None and i + 1 < len(ks):
+                progress(i + 1, len(ks))
+        # Silhouette for every k in one pass over the sample's distances (they do not depend on k).
+        for row, value in zip(rows, _silhouettes(Xs, [labelings[r["k"]] for r in rows], seed)):
+            row["silhouette"] = value
+    if progress is not None:
+        progress(len(ks), len(ks))
 
     chosen_k, explanation = choose_k_rule(rows)
     for row, (k, status) in zip(rows, sorted(_rule_status(rows).items())):
         row["rule_status"] = status
-    chosen_model = _fit_final(X, Xs, chosen_k, algorithm, seed, centres[chosen_k])
+    with _threads_for(X.shape[0]):
+        chosen_model = _fit_final(X, Xs, chosen_k, algorithm, seed, centres[chosen_k])
     logger.info("chosen k=%d by %s", chosen_k, RULE_NAME)
     return KSearchResult(rows, chosen_k, RULE_NAME, explanation, chosen_model)
+
+
+def _threads_for(n_rows: int) -> Any:
+    """One BLAS / OpenMP thread for work on up to ``SINGLE_THREAD_ROWS`` rows; the default above."""
+    if n_rows <= SINGLE_THREAD_ROWS:
+        return threadpool_limits(limits=1)
+    return contextlib.nullcontext()
 
 
 def _fit(X: np.ndarray, k: int, algorithm: str, seed: int) -> Any:
@@ -326,14 +351,16 @@ def _fit_from(X: np.ndarray, k: int, algorithm: str, seed: int, centres: np.ndar
 
 def _split_merge(
     X: np.ndarray,
+    Xv: np.ndarray,
     labels: np.ndarray,
     centres: np.ndarray,
     pair: tuple[int, int],
     k: int,
     algorithm: str,
     seed: int,
-) -> tuple[dict[str, Any], np.ndarray] | None:
-    """Merge the valley-less pair, split the widest other cluster; the repaired row if all k are distinct."""
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray] | None:
+    """Merge the valley-less pair, split the widest other cluster; the repaired row (and its centres and
+    labels) if all k are then distinct."""
     a, b = pair
     merged = X[(labels == a) | (labels == b)].mean(axis=0)
     others = [c for c in range(k) if c not in pair and (labels == c).sum() > 2]
@@ -346,10 +373,13 @@ def _split_merge(
         keep = [centres[o] for o in others if o != c]
         init = np.vstack([*keep, merged, centres[c] - step, centres[c] + step])
         model = _fit_from(X, k, algorithm, seed, init)
-        row, new_centres, _ = _metrics(X, model.predict(X), model, k, algorithm, seed)
-        if row["n_distinct"] == k:
+        new_labels = model.predict(X)
+        # The valley test first: the other metrics are wasted on a try that fails.
+        valleys = _valley_components(Xv, new_labels, _centres_of(model, algorithm), seed)
+        if valleys.n_distinct == k:
+            row, new_centres, _ = _metrics(X, Xv, new_labels, model, k, algorithm, seed, valleys)
             row["split_merge_repaired"] = True
-            return row, new_centres
+            return row, new_centres, new_labels
     return None
 
 
@@ -365,12 +395,24 @@ def _fit_final(
     return _fit_from(X, k, algorithm, seed, centres)
 
 
+def _centres_of(model: Any, algorithm: str) -> np.ndarray:
+    return model.means_ if algorithm == "gmm" else model.cluster_centers_
+
+
 def _metrics(
-    X: np.ndarray, labels: np.ndarray, model: Any, k: int, algorithm: str, seed: int
+    X: np.ndarray,
+    Xv: np.ndarray,
+    labels: np.ndarray,
+    model: Any,
+    k: int,
+    algorithm: str,
+    seed: int,
+    valleys: _Valleys | None = None,
 ) -> tuple[dict[str, Any], np.ndarray, list[tuple[int, int]]]:
-    """Every per-k number for the manifest, the cluster centres and the valley-less pairs."""
+    """Every per-k number for the manifest (silhouette is filled in by the caller, for all ks at once),
+    the cluster centres and the valley-less pairs."""
     present = np.unique(labels)
-    centres = model.means_ if algorithm == "gmm" else model.cluster_centers_
+    centres = _centres_of(model, algorithm)
     inertia = float(((X - centres[labels]) ** 2).sum())
     row: dict[str, Any] = {"k": k, "inertia": inertia, "n_nonempty": int(present.size)}
     sizes = np.bincount(labels, minlength=k)
@@ -379,19 +421,15 @@ def _metrics(
         row.update(silhouette=float("nan"), calinski_harabasz=float("nan"))
         row.update(davies_bouldin=float("nan"), n_distinct=1, n_distinct_possible=1, min_valley_ratio=1.0)
         return row, centres, []
-    sample = min(SILHOUETTE_ROWS, X.shape[0])
-    row["silhouette"] = float(
-        silhouette_score(X, labels, sample_size=sample, random_state=seed)
-    )
-    row["silhouette_rows"] = sample
+    row["silhouette"] = float("nan")  # filled in by _silhouettes, in this place of the row
+    row["silhouette_rows"] = min(SILHOUETTE_ROWS, X.shape[0])
     # CH and DB are O(n k d): cheap on the (sub)sample the search runs on.
     row["calinski_harabasz"] = float(calinski_harabasz_score(X, labels))
     row["davies_bouldin"] = float(davies_bouldin_score(X, labels))
     # Spherical-Gaussian BIC of the k-means partition (X-means, Pelleg & Moore 2000), lower is better.
     row["bic_spherical"] = _spherical_bic(X, labels, inertia, k)
-    with threadpool_limits(limits=1, user_api="blas"):
-        # Hundreds of tiny products: BLAS threads only add hand-off overhead on a shared machine.
-        valleys = _valley_components(X, labels, centres, seed)
+    if valleys is None:
+        valleys = _valley_components(Xv, labels, centres, seed)
     ratios = [p["valley_ratio"] for p in valleys.pairs]
     row["n_distinct"] = valleys.n_distinct
     row["n_distinct_possible"] = valleys.n_distinct_possible
@@ -402,6 +440,56 @@ def _metrics(
     row["split_merge_repaired"] = False
     row["valley_pairs"] = valleys.pairs
     return row, centres, valleys.joined
+
+
+def _silhouettes(X: np.ndarray, labelings: Sequence[np.ndarray], seed: int) -> list[float]:
+    """``silhouette_score(X, labels, sample_size=SILHOUETTE_ROWS, random_state=seed)`` for every labelling.
+
+    The same rows as sklearn's (its permutation draw), the same distances (its ``euclidean_distances``,
+    zero diagonal), but each block of the distance matrix is computed once for all labellings, and the
+    per-cluster sums are one product with the labels' indicator matrix instead of a bincount per row.
+    """
+    n = X.shape[0]
+    m = min(SILHOUETTE_ROWS, n)
+    idx = np.random.RandomState(seed).permutation(n)[:m]
+    Xm = X[idx]
+    plans = []  # per labelling: codes 0..L-1, cluster sizes, indicator matrix (or None: undefined)
+    for labels in labelings:
+        uniq, codes = np.unique(labels[idx], return_inverse=True)
+        if not 2 <= uniq.size <= m - 1:
+            plans.append(None)
+            continue
+        indicator = np.zeros((m, uniq.size))
+        indicator[np.arange(m), codes] = 1.0
+        plans.append((codes, np.bincount(codes).astype(float), indicator))
+    intra = [np.empty(m) for _ in plans]
+    inter = [np.empty(m) for _ in plans]
+    sq_norms = np.einsum("ij,ij->i", Xm, Xm)
+    for start in range(0, m, SILHOUETTE_BLOCK):
+        stop = min(start + SILHOUETTE_BLOCK, m)
+        D = euclidean_distances(Xm[start:stop], Xm, Y_norm_squared=sq_norms)
+        D[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        rows = np.arange(stop - start)
+        for plan, a, b in zip(plans, intra, inter):
+            if plan is None:
+                continue
+            codes, freqs, indicator = plan
+            sums = D @ indicator
+            own = codes[start:stop]
+            a[start:stop] = sums[rows, own]
+            sums[rows, own] = np.inf
+            b[start:stop] = (sums / freqs).min(axis=1)
+    out = []
+    for plan, a, b in zip(plans, intra, inter):
+        if plan is None:
+            out.append(float("nan"))
+            continue
+        codes, freqs, _ = plan
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = a / (freqs - 1)[codes]
+            s = (b - a) / np.maximum(a, b)
+        out.append(float(np.mean(np.nan_to_num(s))))
+    return out
 
 
 def _spherical_bic(X: np.ndarray, labels: np.ndarray, inertia: float, k: int) -> float:
@@ -442,25 +530,26 @@ class _Valleys:
 
 
 def _valley_components(X: np.ndarray, labels: np.ndarray, centres: np.ndarray, seed: int) -> _Valleys:
-    """Every cluster pair's valley verdict and the distinct segments they leave at this k."""
+    """Every cluster pair's valley verdict and the distinct segments they leave at this k.
+
+    ``X`` holds only the columns the test looks at (``_continuous_columns``)."""
     rng = np.random.default_rng(seed)
-    X = X[:, _continuous_columns(X)]
     clusters = [c for c in range(centres.shape[0]) if (labels == c).any()]
     members = {c: np.flatnonzero(labels == c) for c in clusters}
     # Cap the rows per cluster so a pair costs O(VALLEY_ROWS) whatever n is.
     cap = VALLEY_ROWS // 2
-    members = {
-        c: (rng.choice(idx, cap, replace=False) if idx.size > cap else idx)
+    rows = {
+        c: X[rng.choice(idx, cap, replace=False) if idx.size > cap else idx]
         for c, idx in members.items()
     }
-    stats = {c: _cluster_stats(X[idx]) for c, idx in members.items()}
+    means = {c: Xc.mean(axis=0) for c, Xc in rows.items()}
     strict = _Components(clusters)  # merges every pair without a proven valley
     proven = _Components(clusters)  # merges only the pairs proven to be one segment
     joined = []
     pairs = []
     for a_pos, a in enumerate(clusters):
         for b in clusters[a_pos + 1 :]:
-            r, z, power = _valley_ratio(X[members[a]], X[members[b]], stats[a], stats[b])
+            r, z, power = _valley_ratio(rows[a], rows[b], means[a], means[b])
             if r < VALLEY_RATIO and z > VALLEY_Z:
                 verdict = "apart"
             else:  # no clear valley: one segment cut in two, unless the test had too few rows to tell
@@ -495,21 +584,11 @@ class _Components:
         return len({self.find(c) for c in self.parent})
 
 
-def _cluster_stats(Xc: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    mean = Xc.mean(axis=0)
-    diff = Xc - mean
-    return mean, diff.T @ diff, Xc.shape[0]
-
-
 def _valley_ratio(
-    Xa: np.ndarray,
-    Xb: np.ndarray,
-    sa: tuple[np.ndarray, np.ndarray, int],
-    sb: tuple[np.ndarray, np.ndarray, int],
+    Xa: np.ndarray, Xb: np.ndarray, mean_a: np.ndarray, mean_b: np.ndarray
 ) -> tuple[float, float, float]:
     """Deepest density between two clusters over the lower peak (1 = no valley), the dip's z-score and
     the test's power (the z-score a valley half as deep as the lower peak would have)."""
-    mean_a, mean_b = sa[0], sb[0]
     # The centroid line: the direction k-means itself cuts along (its boundaries are perpendicular
     # to it). A Fisher direction separated true pairs no better on the benchmark and needs care with
     # near-singular covariances.
@@ -522,7 +601,7 @@ def _valley_ratio(
     t = np.concatenate([ta, tb])
     # Smoothing: Silverman's bandwidth of the *tighter* cluster, so a real valley is not smoothed over.
     h = min(_silverman(ta), _silverman(tb))
-    left, right = float(np.quantile(t, 0.005)), float(np.quantile(t, 0.995))
+    left, right = (float(q) for q in np.quantile(t, [0.005, 0.995]))
     left, right = min(left, -0.5), max(right, 1.5)
     bins = 256
     width = (right - left) / bins
@@ -569,10 +648,11 @@ def _stability_score(X: np.ndarray, k: int, algorithm: str, seed: int, n_rounds:
     eval_idx = rng.choice(n, min(n, STABILITY_ROWS), replace=False)
     X_eval = X[eval_idx]
     predictions = []
-    for r in range(n_rounds):
-        idx = rng.choice(n, fit_rows, replace=False)
-        model = _fit_quick(X[idx], k, algorithm, seed + r)
-        predictions.append(model.predict(X_eval))
+    with _threads_for(max(fit_rows, X_eval.shape[0])):
+        for r in range(n_rounds):
+            idx = rng.choice(n, fit_rows, replace=False)
+            model = _fit_quick(X[idx], k, algorithm, seed + r)
+            predictions.append(model.predict(X_eval))
     scores = [
         adjusted_rand_score(predictions[i], predictions[j])
         for i in range(n_rounds)
