@@ -1,0 +1,54 @@
+"""The dashboard's own plotly.js: a partial bundle of the trace types it draws (plotly-dashboard.min.js,
+2.1 MB), served in place of the full plotly.min.js (4.8 MB) that the plotly Python package ships.
+
+The bundle is built by `build.sh` (esbuild, from the npm `plotly.js` of the same version as the plotly
+Python package's; `bundle.json` records it) and committed: running the dashboard needs no node.
+
+dcc.Graph loads plotly.js when a page first draws a graph (never on pages without one), from the URL
+dash-renderer gives it for a locally served app (`DCC_PLOTLY_PATH`), unless `window.Plotly` is already
+defined. `install(app)` answers that URL with the partial bundle, so the loading stays Dash's own
+(lazy, one request, cached with an ETag) and only the bytes change. tests/test_plotly_bundle.py checks
+that dash-renderer still asks for that URL and that a real page draws with this bundle.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import dash
+import flask
+
+HERE = Path(__file__).resolve().parent
+BUNDLE = HERE / "plotly-dashboard.min.js"
+MANIFEST = HERE / "bundle.json"
+#: Where dcc.Graph loads plotly.js from (set by dash-renderer when serve_locally), below the app's prefix.
+DCC_PLOTLY_PATH = "_dash-component-suites/plotly/package_data/plotly.min.js"
+
+
+@lru_cache(maxsize=1)
+def manifest() -> dict[str, Any]:
+    """bundle.json: the plotly.js version, the trace types, the size and sha256 of the bundle."""
+    return json.loads(MANIFEST.read_text())
+
+
+@lru_cache(maxsize=1)
+def _bundle() -> tuple[bytes, str]:
+    code = BUNDLE.read_bytes()
+    return code, hashlib.sha256(code).hexdigest()
+
+
+def install(app: dash.Dash) -> None:
+    """Serves the partial bundle where dcc.Graph loads plotly.js from."""
+    code, digest = _bundle()
+
+    def serve() -> flask.Response:
+        response = flask.Response(code, mimetype="text/javascript")
+        response.set_etag(digest)
+        response.cache_control.no_cache = True  # revalidated (304) on later page loads, as Dash's own files
+        return response.make_conditional(flask.request)
+
+    # A rule without variables: Flask matches it before Dash's `_dash-component-suites/<package>/<path>`.
+    app.server.add_url_rule(app.config.routes_pathname_prefix + DCC_PLOTLY_PATH, "dash-ui-plotly-bundle", serve)
