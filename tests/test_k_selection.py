@@ -55,15 +55,17 @@ def test_customer_tables_exact_k_and_ari_at_true_k_ceiling(params: dict) -> None
 def _assert_rows_report_what_the_rule_saw(result: KSearchResult) -> None:
     statuses = {
         k_selection.STATUS_APART, k_selection.STATUS_CUT, k_selection.STATUS_UNREPAIRED,
-        k_selection.STATUS_TINY, k_selection.STATUS_UNTESTED,
+        k_selection.STATUS_TINY, k_selection.STATUS_UNTESTED, k_selection.STATUS_MERGED,
     }
     for row in result.rows:
         assert row["rule_status"] in statuses
         assert len(row["valley_pairs"]) == row["n_nonempty"] * (row["n_nonempty"] - 1) // 2
         assert {p["verdict"] for p in row["valley_pairs"]} <= {"apart", "together", "untested"}
         assert row["pairs_apart"] + row["pairs_together"] + row["pairs_untested"] == len(row["valley_pairs"])
+        # A merged group holds at least its smallest cluster.
+        assert row["smallest_share"] <= row["smallest_segment_share"] <= 1.0
     chosen = next(r for r in result.rows if r["k"] == result.chosen_k)
-    assert chosen["rule_status"] == k_selection.STATUS_APART
+    assert chosen["rule_status"] in (k_selection.STATUS_APART, k_selection.STATUS_MERGED)
 
 
 @pytest.mark.parametrize("k", [2, 4, 6, 9], ids=lambda k: f"k{k}")
@@ -215,6 +217,37 @@ def test_choose_k_rule_small_table_falls_back_to_silhouette() -> None:
     )
     k, why = choose_k_rule(rows)
     assert k == 3 and "gap" in why
+
+
+def test_choose_k_rule_merges_a_larger_ks_pieces_back() -> None:
+    # k-means at k=5 cuts a segment and lumps two (4 distinct); at k=8..10 every segment is cut, and the
+    # pieces merge back into 5 groups, all apart, none tiny: 5 segments.
+    rows = _rows([2, 3, 4, 4, 4, 4, 5, 5, 5],
+                 smallest_segment_share=[0.48, 0.17, 0.06, 0.06, 0.06, 0.06, 0.059, 0.059, 0.059])
+    k, why = choose_k_rule(rows)
+    assert k == 5 and why.startswith("5 segments") and "put back together" in why
+    assert k_selection._rule_status(rows)[5] == k_selection.STATUS_MERGED
+    # The same, but the fifth group is a handful of big spenders: not a segment, k=4 stays.
+    rows = _rows([2, 3, 4, 4, 4, 4, 5, 5, 5],
+                 smallest_segment_share=[0.48, 0.17, 0.06, 0.06, 0.06, 0.06, 0.01, 0.01, 0.01])
+    assert choose_k_rule(rows)[0] == 4
+
+
+def test_search_starts_a_merged_k_from_the_merged_groups() -> None:
+    # seed 0's suite table t3 (k=5, 13k rows): k-means at k=5 cuts the biggest segment and lumps the
+    # two closest; the rule must still find 5, via the larger ks' merged pieces, and the model started
+    # from them must beat k-means at the true k.
+    table = make_table(seed=3, k=5, n=13046, separation=5.084, correlation=0.638, extreme_share=0.0076,
+                       categorical=False)
+    X = _transform(table.data)
+    result = search_k(X, K_VALUES, seed=0)
+    by_k = {r["k"]: r for r in result.rows}
+    assert result.chosen_k == 5, [(r["k"], r["n_distinct"], r["rule_status"]) for r in result.rows]
+    _assert_rows_report_what_the_rule_saw(result)
+    ari = adjusted_rand_score(table.labels, result.chosen_model.predict(X))
+    ceiling = adjusted_rand_score(table.labels, KMeans(n_clusters=5, n_init=10, random_state=0).fit_predict(X))
+    assert ari >= ceiling - 0.02
+    assert by_k[5]["rule_status"] in (k_selection.STATUS_MERGED, k_selection.STATUS_APART)
 
 
 def test_explanation_names_only_the_chosen_k() -> None:

@@ -136,7 +136,7 @@ def choose_k_rule(rows: Sequence[dict[str, Any]]) -> tuple[int, str]:
         raise ValueError("rows is empty: nothing to choose from")
     by_k = sorted(rows, key=lambda r: r["k"])
     status = _rule_status(by_k)
-    proven = [r for r in by_k if status[r["k"]] == STATUS_APART]
+    proven = [r for r in by_k if status[r["k"]] in (STATUS_APART, STATUS_MERGED)]
     k_valley = proven[-1]["k"] if proven else None
     # Too few customers to prove or disprove the gaps: a larger k that no pair contradicts stays open,
     # and silhouette (reliable on small, clean tables) arbitrates, preferring the smaller k on near ties.
@@ -163,6 +163,13 @@ def choose_k_rule(rows: Sequence[dict[str, Any]]) -> tuple[int, str]:
     # The largest all-distinct k is therefore the true k (at large k, small pieces can show chance
     # dips; the z-score test keeps those rare).
     k = k_valley
+    if status[k] == STATUS_MERGED:
+        return k, (
+            f"{k} segments: asked for more groups, k-means cuts segments into pieces, and once the pieces "
+            f"with no gap between them are put back together, {k} groups remain, each separated from every "
+            f"other by a gap in the data; asked for exactly {k} groups, k-means cuts one segment and lumps "
+            f"two, so the model starts from the groups put back together."
+        )
     why = f"{k} segments: with {k} groups every group is separated from every other by a gap in the data"
     larger = {status[r["k"]] for r in by_k if r["k"] > k}
     tails = []
@@ -184,6 +191,18 @@ STATUS_CUT = "a group cut in two"
 STATUS_UNREPAIRED = "all apart only after a repair no larger k confirms"
 STATUS_TINY = "a group too small to be a segment"
 STATUS_UNTESTED = "undecided: too few customers to test every gap"
+STATUS_MERGED = "a group cut in two here, but a larger k's groups merge into this many, all apart"
+
+
+def _merge_support(by_k: Sequence[dict[str, Any]]) -> dict[int, int]:
+    """m -> the smallest larger k whose clusters, valley-less pairs merged, are m segments of at least
+    ``MIN_SEGMENT_SHARE`` each: the merge step of split-and-merge, over-cluster and merge back."""
+    support: dict[int, int] = {}
+    for r in by_k:
+        m = r["n_distinct"]
+        if m < r["k"] and r.get("smallest_segment_share", 0.0) >= MIN_SEGMENT_SHARE:
+            support.setdefault(m, r["k"])
+    return support
 
 
 def _rule_status(by_k: Sequence[dict[str, Any]]) -> dict[int, str]:
@@ -205,6 +224,12 @@ def _rule_status(by_k: Sequence[dict[str, Any]]) -> dict[int, str]:
             status[k] = STATUS_UNTESTED
         else:
             status[k] = STATUS_CUT
+    # k-means at the true k can be stuck cutting a big segment and lumping two close ones, while a
+    # larger k cuts every segment and the pieces merge back (no valley between them) into the true
+    # groups, all apart. That larger k sees the segments the k itself missed.
+    for m in _merge_support(by_k):
+        if m in status and status[m] != STATUS_APART:
+            status[m] = STATUS_MERGED
     return status
 
 
@@ -275,23 +300,25 @@ def _search_k(
     rows: list[dict[str, Any]] = []
     centres: dict[int, np.ndarray] = {}
     labelings: dict[int, np.ndarray] = {}
+    segments_of: dict[int, dict[int, int]] = {}
     with _threads_for(Xs.shape[0]):
         Xv = Xs[:, _continuous_columns(Xs)]  # the valley test's columns, chosen once for every k
         for i, k in enumerate(ks):
             model = _fit(Xs, k, algorithm, seed)
             labels = model.predict(Xs)
-            row, centre, joined = _metrics(Xs, Xv, labels, model, k, algorithm, seed)
-            if row["n_distinct"] == k - 1 and len(joined) == 1:
+            row, centre, valleys = _metrics(Xs, Xv, labels, model, k, algorithm, seed)
+            if valleys is not None and row["n_distinct"] == k - 1 and len(valleys.joined) == 1:
                 # One pair is a segment cut in two while all else is distinct: often k-means at the
                 # true k is stuck cutting a big segment and lumping two small ones. Merge the pair,
                 # split the widest other cluster, rerun; keep it only if every cluster is then distinct.
-                repaired = _split_merge(Xs, Xv, labels, centre, joined[0], k, algorithm, seed)
+                repaired = _split_merge(Xs, Xv, labels, centre, valleys.joined[0], k, algorithm, seed)
                 if repaired is not None:
-                    row, centre, labels = repaired
+                    row, centre, labels, valleys = repaired
             row["search_rows"] = int(Xs.shape[0])
             rows.append(row)
             centres[k] = centre
             labelings[k] = labels
+            segments_of[k] = valleys.segment_of if valleys is not None else {}
             logger.debug("k=%d %s", k, row)
             if progress is not None and i + 1 < len(ks):
                 progress(i + 1, len(ks))
@@ -302,8 +329,19 @@ def _search_k(
         progress(len(ks), len(ks))
 
     chosen_k, explanation = choose_k_rule(rows)
-    for row, (k, status) in zip(rows, sorted(_rule_status(rows).items())):
-        row["rule_status"] = status
+    status = _rule_status(rows)
+    for row in rows:
+        row["rule_status"] = status[row["k"]]
+    if status[chosen_k] == STATUS_MERGED:
+        # k-means asked for chosen_k groups cuts a segment; start it from the merged groups instead.
+        larger = _merge_support(sorted(rows, key=lambda r: r["k"]))[chosen_k]
+        segment = np.zeros(max(segments_of[larger]) + 1, dtype=np.intp)
+        for c, g in segments_of[larger].items():
+            segment[c] = g
+        groups = segment[labelings[larger]]
+        init = np.vstack([Xs[groups == g].mean(axis=0) for g in range(chosen_k)])
+        with _threads_for(Xs.shape[0]):
+            centres[chosen_k] = _centres_of(_fit_from(Xs, chosen_k, algorithm, seed, init), algorithm)
     with _threads_for(X.shape[0]):
         chosen_model = _fit_final(X, Xs, chosen_k, algorithm, seed, centres[chosen_k])
     logger.info("chosen k=%d by %s", chosen_k, RULE_NAME)
@@ -358,9 +396,9 @@ def _split_merge(
     k: int,
     algorithm: str,
     seed: int,
-) -> tuple[dict[str, Any], np.ndarray, np.ndarray] | None:
-    """Merge the valley-less pair, split the widest other cluster; the repaired row (and its centres and
-    labels) if all k are then distinct."""
+) -> tuple[dict[str, Any], np.ndarray, np.ndarray, _Valleys] | None:
+    """Merge the valley-less pair, split the widest other cluster; the repaired row (and its centres,
+    labels and valley test) if all k are then distinct."""
     a, b = pair
     merged = X[(labels == a) | (labels == b)].mean(axis=0)
     others = [c for c in range(k) if c not in pair and (labels == c).sum() > 2]
@@ -379,7 +417,7 @@ def _split_merge(
         if valleys.n_distinct == k:
             row, new_centres, _ = _metrics(X, Xv, new_labels, model, k, algorithm, seed, valleys)
             row["split_merge_repaired"] = True
-            return row, new_centres, new_labels
+            return row, new_centres, new_labels, valleys
     return None
 
 
@@ -408,9 +446,9 @@ def _metrics(
     algorithm: str,
     seed: int,
     valleys: _Valleys | None = None,
-) -> tuple[dict[str, Any], np.ndarray, list[tuple[int, int]]]:
+) -> tuple[dict[str, Any], np.ndarray, _Valleys | None]:
     """Every per-k number for the manifest (silhouette is filled in by the caller, for all ks at once),
-    the cluster centres and the valley-less pairs."""
+    the cluster centres and what the valley test saw."""
     present = np.unique(labels)
     centres = _centres_of(model, algorithm)
     inertia = float(((X - centres[labels]) ** 2).sum())
@@ -420,7 +458,8 @@ def _metrics(
     if present.size < 2:
         row.update(silhouette=float("nan"), calinski_harabasz=float("nan"))
         row.update(davies_bouldin=float("nan"), n_distinct=1, n_distinct_possible=1, min_valley_ratio=1.0)
-        return row, centres, []
+        row["smallest_segment_share"] = 1.0
+        return row, centres, None
     row["silhouette"] = float("nan")  # filled in by _silhouettes, in this place of the row
     row["silhouette_rows"] = min(SILHOUETTE_ROWS, X.shape[0])
     # CH and DB are O(n k d): cheap on the (sub)sample the search runs on.
@@ -433,13 +472,18 @@ def _metrics(
     ratios = [p["valley_ratio"] for p in valleys.pairs]
     row["n_distinct"] = valleys.n_distinct
     row["n_distinct_possible"] = valleys.n_distinct_possible
+    # The groups left once the valley-less pairs are merged: their smallest share of the customers.
+    lut = np.zeros(centres.shape[0], dtype=np.intp)
+    for c, g in valleys.segment_of.items():
+        lut[c] = g
+    row["smallest_segment_share"] = float(np.bincount(lut[labels]).min() / labels.size)
     for verdict in ("apart", "together", "untested"):
         row[f"pairs_{verdict}"] = sum(p["verdict"] == verdict for p in valleys.pairs)
     row["min_valley_ratio"] = min(ratios) if ratios else 1.0
     row["max_valley_ratio"] = max(ratios) if ratios else 0.0
     row["split_merge_repaired"] = False
     row["valley_pairs"] = valleys.pairs
-    return row, centres, valleys.joined
+    return row, centres, valleys
 
 
 def _silhouettes(X: np.ndarray, labelings: Sequence[np.ndarray], seed: int) -> list[float]:
@@ -526,6 +570,7 @@ class _Valleys:
     n_distinct: int  # groups once every pair without a proven valley is merged
     n_distinct_possible: int  # groups once only the pairs proven to be one segment are merged
     joined: list[tuple[int, int]]  # the pairs without a proven valley
+    segment_of: dict[int, int]  # cluster -> its group once every pair without a proven valley is merged
     pairs: list[dict[str, Any]]  # per pair: clusters, valley ratio, z, power, verdict
 
 
@@ -549,7 +594,7 @@ def _valley_components(X: np.ndarray, labels: np.ndarray, centres: np.ndarray, s
     pairs = []
     for a_pos, a in enumerate(clusters):
         for b in clusters[a_pos + 1 :]:
-            r, z, power = _valley_ratio(rows[a], rows[b], means[a], means[b])
+            r, z, power, near_line = _valley_ratio(rows[a], rows[b], means[a], means[b])
             if r < VALLEY_RATIO and z > VALLEY_Z:
                 verdict = "apart"
             else:  # no clear valley: one segment cut in two, unless the test had too few rows to tell
@@ -560,9 +605,12 @@ def _valley_components(X: np.ndarray, labels: np.ndarray, centres: np.ndarray, s
                     proven.union(a, b)
             pairs.append(
                 {"a": int(a), "b": int(b), "valley_ratio": round(float(r), 4), "z": round(float(z), 2),
-                 "power_z": round(float(min(power, 1e6)), 2), "verdict": verdict}
+                 "power_z": round(float(min(power, 1e6)), 2), "near_line": near_line, "verdict": verdict}
             )
-    return _Valleys(strict.count(), proven.count(), joined, pairs)
+    roots = {c: strict.find(c) for c in clusters}
+    group = {root: i for i, root in enumerate(sorted(set(roots.values())))}
+    segment_of = {c: group[root] for c, root in roots.items()}
+    return _Valleys(strict.count(), proven.count(), joined, segment_of, pairs)
 
 
 class _Components:
@@ -586,9 +634,10 @@ class _Components:
 
 def _valley_ratio(
     Xa: np.ndarray, Xb: np.ndarray, mean_a: np.ndarray, mean_b: np.ndarray
-) -> tuple[float, float, float]:
-    """Deepest density between two clusters over the lower peak (1 = no valley), the dip's z-score and
-    the test's power (the z-score a valley half as deep as the lower peak would have)."""
+) -> tuple[float, float, float, bool]:
+    """Deepest density between two clusters over the lower peak (1 = no valley), the dip's z-score, the
+    test's power (the z-score a valley half as deep as the lower peak would have), and whether these
+    come from the customers near the centre line (else from the whole clusters' projection)."""
     # The centroid line: the direction k-means itself cuts along (its boundaries are perpendicular
     # to it). A Fisher direction separated true pairs no better on the benchmark and needs care with
     # near-singular covariances.
@@ -596,7 +645,29 @@ def _valley_ratio(
     ta, tb = Xa @ w, Xb @ w
     lo, hi = float(mean_a @ w), float(mean_b @ w)
     if not hi > lo:
-        return 1.0, 0.0, math.inf
+        return 1.0, 0.0, math.inf, False
+    whole = _valley_1d(ta, tb, lo, hi)
+    # Projecting whole clusters can show a dip that is not in the data: when k-means cuts one segment
+    # into many pieces, two pieces' cells are wedges whose union is not convex, and the projection of
+    # the union thins out between them. The density *along* the line (the ridgeline of Ray & Lindsay
+    # 2005; Hennig 2010 merges mixture components on it) has no such dip: it is measured on the
+    # customers nearest the line, the inner half of the pair by distance to it.
+    off_a = np.einsum("ij,ij->i", Xa - mean_a, Xa - mean_a) - (ta - lo) ** 2 / float(w @ w)
+    off_b = np.einsum("ij,ij->i", Xb - mean_a, Xb - mean_a) - (tb - lo) ** 2 / float(w @ w)
+    radius = float(np.median(np.concatenate([off_a, off_b])))
+    near_a, near_b = off_a <= radius, off_b <= radius
+    if near_a.sum() < 3 or near_b.sum() < 3:
+        return (*whole, False)
+    near = _valley_1d(ta[near_a], tb[near_b], lo, hi)
+    # Half the rows: the near-line test has less power. When it can see a valley and sees none, the
+    # dip in the projection was the wedges'; when it lacks power, the projection's verdict stands.
+    if near[2] > VALLEY_Z and not (near[0] < VALLEY_RATIO and near[1] > VALLEY_Z):
+        return (*near, True)
+    return (*whole, False)
+
+
+def _valley_1d(ta: np.ndarray, tb: np.ndarray, lo: float, hi: float) -> tuple[float, float, float]:
+    """The valley test on the two clusters' projections (``lo``, ``hi``: their centres' projections)."""
     ta, tb = (ta - lo) / (hi - lo), (tb - lo) / (hi - lo)  # cluster a at 0, cluster b at 1
     t = np.concatenate([ta, tb])
     # Smoothing: Silverman's bandwidth of the *tighter* cluster, so a real valley is not smoothed over.
