@@ -1,6 +1,6 @@
 """Benchmark of the automatic choice of k against the classic criteria, on generated customer tables.
 
-    python -m bench.bench_k_rule            # 30 tables, a few minutes on 2 cores
+    python -m bench.bench_k_rule            # 30 tables, about a minute on 2 cores
     python -m bench.bench_k_rule --quick    # 8 tables
     python -m bench.bench_k_rule --big      # times search_k on 1,000,000 x 7 against one KMeans(6, n_init=10)
 

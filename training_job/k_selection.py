@@ -9,18 +9,26 @@ The valley rule. For the clustering at each k, every pair of clusters is project
 their centres (one-hot columns left out) and the 1-D density of the pair is smoothed. Two real
 segments leave a valley in that density between them; two halves of one segment do not (any 1-D
 projection of one blob is unimodal, whatever its skew or correlation). A valley counts when it is
-below ``VALLEY_RATIO`` of the lower peak and ``VALLEY_Z`` standard errors deep. Pairs without one
+below ``VALLEY_RATIO`` of the lower peak and ``VALLEY_Z`` standard errors deep. When the inner half
+of the pair (the customers nearest the centre line) has the power to show a valley and shows none,
+that verdict wins: the density *along* the line (a ridgeline, Ray & Lindsay 2005) has no dip between
+two pieces of one segment, while the projection of their whole wedge-shaped cells can. Pairs without one
 are merged (connected components), and what remains at k is the number of *distinct* segments
 ``n_distinct(k)`` the clustering at k really has. Below the true k every cluster is distinct
 (``n_distinct = k``); above it some cluster is one segment cut in two. The rule picks the largest
 k whose clusters are all distinct. Unlike silhouette or Calinski-Harabasz it does not reward merging
 two overlapping segments, and unlike GMM BIC it does not split a skewed segment to model its shape.
 
-Three guards make it hold up on real tables:
+Four guards make it hold up on real tables:
 
 - *Split-and-merge repair*: when k-means at k cuts one segment in two and lumps two others (one
   valley-less pair, everything else distinct), the pair is merged and the widest other clusters are
   split in turn; a repaired k counts only if some larger k, unaided, also holds k distinct segments.
+- *Merging back*: k-means at the true k can also be stuck with no single repair in reach. A larger k
+  then cuts every segment into pieces, and the pieces merged (valley-less pairs joined) are the true
+  groups, all apart. When some larger k's clusters merge into m groups of at least
+  ``MIN_SEGMENT_SHARE`` each, m counts as proven (``rule_status`` "... merge into this many ...", the
+  row's ``smallest_segment_share``), and the model at m is started from those groups' means.
 - *Tiny groups*: a k whose smallest cluster holds under ``MIN_SEGMENT_SHARE`` of the customers does
   not count (a handful of extreme spenders leave a real gap but are not a segment).
 - *Power*: a pair's test records the z-score a valley half as deep as the lower peak would reach. When
@@ -31,8 +39,12 @@ Three guards make it hold up on real tables:
   ``SILHOUETTE_TOLERANCE`` of the best.
 
 Every row records what the rule saw at its k: each pair's valley ratio, z-score, power and verdict
-(``valley_pairs``), the counts per verdict, ``n_distinct`` / ``n_distinct_possible`` and the rule's
-conclusion (``rule_status``).
+and whether the near-line test decided it (``valley_pairs``), the counts per verdict, ``n_distinct`` /
+``n_distinct_possible``, the smallest merged group's share and the rule's conclusion (``rule_status``).
+
+Speed: the search runs on one BLAS / OpenMP thread up to ``SINGLE_THREAD_ROWS`` rows (on small tables
+thread hand-offs cost more than they save, and on a loaded machine threads spinning at barriers made
+it 2-20x slower); silhouette is computed for every k in one pass over the sample's distances.
 
 Large tables: the search runs on a fixed random subsample of ``SEARCH_ROWS`` rows (the choice of k
 needs a few thousand customers per segment, not a million); only the final model at the chosen k is
