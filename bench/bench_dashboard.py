@@ -13,15 +13,20 @@ drawn. The target is 2 s, for every visit.
 
 Each of `--browsers` fresh browsers (new profile: empty HTTP and code caches) first waits for the
 served model on the Batch page (no graph, so plotly.js is not loaded yet), then opens every page once
-(the *first visit*: the Overview, first, also pays for downloading and compiling plotly.js) and then
+(the *first visit*: the Overview, first, also pays for downloading and compiling plotly.js, the
+dashboard's 2.1 MB partial bundle, dash_ui/plotly_bundle, and for creating its WebGL contexts) and then
 `--runs` times more (*repeat* visits, a full page load each), and then goes round the navbar `--runs` times (*click*:
 Dash swaps the page in, no page load; how the dashboard is mostly used). The table gives the worst
 first visit over the browsers, the medians of the repeat visits and of the clicks, and the verdict
-against 2 s on the worst of them all. The machine may be shared: run it twice before believing a difference of 0.2 s.
+against 2 s on the worst of them all. The machine may be shared: the load average and the CPU time
+stolen by other virtual machines are printed before, during and after; run it twice before believing
+a difference of 0.2 s. Headless Chromium draws WebGL on the CPU (SwiftShader), which a browser with a
+GPU does not: the figures here are pessimistic for the map pages.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -65,6 +70,27 @@ def train(data: Path, store: Path, log: Path) -> float:
         subprocess.run([sys.executable, "-m", "training_job", "train", "--data", str(data), "--preset", "mall",
                         "--store", str(store)], cwd=REPO, check=True, stdout=out, stderr=subprocess.STDOUT)
     return time.perf_counter() - start
+
+
+def cpu_times() -> list[int]:
+    """Jiffies since boot from /proc/stat's cpu line (user nice system idle iowait irq softirq steal)."""
+    try:
+        return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return []
+
+
+def machine_load(since: list[int] | None = None) -> str:
+    """The load average (1, 5, 15 min) and the CPU busy and stolen since `since`, for the printout."""
+    one, five, fifteen = os.getloadavg()
+    text = f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} CPUs"
+    now = cpu_times()
+    if since and now and len(since) == len(now):
+        delta = [b - a for a, b in zip(since, now)]
+        total = sum(delta) or 1
+        busy = total - delta[3] - delta[4]
+        text += f"; CPU since start {busy / total:.0%} busy, {delta[7] / total:.0%} stolen"
+    return text
 
 
 TTI_SCRIPT = "return (function(){ %s })() ? performance.now() : null;" % page_ready_script()
@@ -171,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         store = work / "store"
         print(f"trained in {train(data, store, work / 'training.log'):.1f} s (log: {work / 'training.log'})")
 
+    started = cpu_times()
+    print(machine_load(), flush=True)
     scoring_port, dash_port = free_port(), free_port()
     scoring = scoring_process(store, scoring_port, work).start()
     dashboard = dashboard_process(scoring_port, dash_port, work).start()
@@ -189,13 +217,16 @@ def main(argv: list[str] | None = None) -> int:
                 for kind in ("first", "repeat", "click"):
                     results[name][kind] += r[kind]
             print(f"browser {b + 1}: first visits " +
-                  ", ".join(f"{name} {r['first'][0]:.2f}" for name, r in visits.items()), flush=True)
+                  ", ".join(f"{name} {r['first'][0]:.2f}" for name, r in visits.items()) +
+                  f" ({machine_load(started)})", flush=True)
     finally:
         dashboard.stop()
         scoring.stop()
 
     base = f"{args.customers:,} customers" if args.store is None else f"the store {args.store}"
-    return 1 if report(results, predict, base) else 0
+    over = report(results, predict, base)
+    print(machine_load(started))
+    return 1 if over else 0
 
 
 if __name__ == "__main__":

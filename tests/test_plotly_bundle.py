@@ -4,6 +4,7 @@ loads plotly.js from, and used by a real page in headless Chromium."""
 from __future__ import annotations
 
 import ast
+import gzip
 import hashlib
 import json
 import re
@@ -35,7 +36,7 @@ def trace_types_drawn_by_dash_ui() -> dict[str, set[str]]:
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 aliases |= {a.asname or a.name for a in node.names if a.name == "plotly.graph_objects"}
-            elif isinstance(node, ast.ImportFrom) and node.module == "plotly" :
+            elif isinstance(node, ast.ImportFrom) and node.module == "plotly":
                 aliases |= {a.asname or a.name for a in node.names if a.name == "graph_objects"}
             elif isinstance(node, ast.ImportFrom) and node.module == "plotly.graph_objects":
                 names |= {a.name for a in node.names}
@@ -113,6 +114,9 @@ def test_dash_serves_the_bundle_where_dcc_graph_loads_plotly_js(app):
     assert first.mimetype == "text/javascript" and "no-cache" in first.headers["Cache-Control"]
     again = client.get("/" + plotly_bundle.DCC_PLOTLY_PATH, headers={"If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304 and not again.data
+    zipped = client.get("/" + plotly_bundle.DCC_PLOTLY_PATH, headers={"Accept-Encoding": "gzip, deflate, br"})
+    assert zipped.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in zipped.headers["Vary"]
+    assert gzip.decompress(zipped.data) == first.data and len(zipped.data) < len(first.data) / 2
 
 
 TRACE_CHECK = """
