@@ -143,6 +143,7 @@ const drawn = {};
 
 
 @pytest.mark.browser
+@pytest.mark.slow
 @pytest.mark.skipif(browser_missing_reason() is not None, reason=str(browser_missing_reason()))
 def test_a_real_page_draws_with_the_bundle_and_every_trace_type_works(app):
     from werkzeug.serving import make_server
