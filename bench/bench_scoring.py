@@ -300,18 +300,22 @@ def _stream_worker(args: tuple[str, int, int, int]) -> tuple[float, float, float
         return started, time.time(), float(rows)
 
 
-def _client_ceiling(target: str, frame: pd.DataFrame, repeats: int) -> float:
+def _client_ceiling(target: str, frame: pd.DataFrame, repeats: int, pid: int) -> tuple[float, float]:
+    """rows/s of the client against the null server (no scoring: a fixed reply per batch), and that
+    server's CPU time per batch in us: what gRPC alone costs a Python server per 10k-row batch."""
     from scoring_service.client import FrameStream, _Schema
 
     schema = _Schema("customers", "v0001", tuple(FEATURES), (), tuple(f"Segment {i}" for i in range(6)))
-    rates = []
+    rates, cpus = [], []
+    batches = -(-len(frame) // 10_000)
     with ScoringClient(target, timeout=30) as client:
         for _ in range(repeats + 1):
-            started = time.perf_counter()
+            cpu_before, started = cpu_s(pid), time.perf_counter()
             for _frame, _result in FrameStream(client, schema, 10_000, 8, None).score([frame]):
                 pass
             rates.append(len(frame) / (time.perf_counter() - started))
-    return float(np.median(rates[1:]))
+            cpus.append((cpu_s(pid) - cpu_before) / batches * 1e6)
+    return float(np.median(rates[1:])), float(np.median(cpus[1:]))
 
 
 def stream(target: str, frame: pd.DataFrame, batch_rows: int, repeats: int, pid: int | None = None,
@@ -516,7 +520,8 @@ def main(argv: list[str] | None = None) -> int:
             cpu: list[float] = []
             figures["stream_w1_rows_per_s"] = stream(server.target, frame, 10_000, repeats, server.proc.pid, cpu)
             figures["stream_w1_server_cpu_us_per_batch"] = cpu[0]
-            figures["client_stream_ceiling_rows_per_s"] = _client_ceiling(echo_server.target, frame, repeats)
+            figures["client_stream_ceiling_rows_per_s"], figures["null_server_cpu_us_per_batch"] = \
+                _client_ceiling(echo_server.target, frame, repeats, echo_server.proc.pid)
             figures["rss_mb_after_load"] = rss_mb(server.proc.pid)
             log.info("hot swap: 20 versions under load")
             figures["hot_swap"] = hot_swap(server.target, store, rows, 20, 0.25, calls)
@@ -569,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
     report.check("hot swap: served version", f"{swap['served_before']} -> {swap['served_after']}", "", None)
     report.check("client-only stream ceiling (null server)",
                  f"{figures['client_stream_ceiling_rows_per_s'] / 1e6:.2f} M rows/s", "", None)
+    report.check("  null server CPU per 10k-row batch", f"{figures['null_server_cpu_us_per_batch']:.0f} us",
+                 "(gRPC alone, no scoring)", None)
     report.check("load average before / after", f"{figures['load_before']:.1f} / {figures['load_after']:.1f}",
                  f"(~0 on an idle {os.cpu_count()}-core machine)", None)
     print(report.render())
