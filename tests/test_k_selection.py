@@ -56,6 +56,7 @@ def _assert_rows_report_what_the_rule_saw(result: KSearchResult) -> None:
     statuses = {
         k_selection.STATUS_APART, k_selection.STATUS_CUT, k_selection.STATUS_UNREPAIRED,
         k_selection.STATUS_TINY, k_selection.STATUS_UNTESTED, k_selection.STATUS_MERGED,
+        k_selection.STATUS_LIKELY,
     }
     for row in result.rows:
         assert row["rule_status"] in statuses
@@ -65,7 +66,9 @@ def _assert_rows_report_what_the_rule_saw(result: KSearchResult) -> None:
         # A merged group holds at least its smallest cluster.
         assert row["smallest_share"] <= row["smallest_segment_share"] <= 1.0
     chosen = next(r for r in result.rows if r["k"] == result.chosen_k)
-    assert chosen["rule_status"] in (k_selection.STATUS_APART, k_selection.STATUS_MERGED)
+    assert chosen["rule_status"] in (
+        k_selection.STATUS_APART, k_selection.STATUS_MERGED, k_selection.STATUS_LIKELY,
+    )
 
 
 @pytest.mark.parametrize("k", [2, 4, 6, 9], ids=lambda k: f"k{k}")
@@ -217,6 +220,37 @@ def test_choose_k_rule_small_table_falls_back_to_silhouette() -> None:
     )
     k, why = choose_k_rule(rows)
     assert k == 3 and "gap" in why
+
+
+def test_choose_k_rule_underpowered_pairs_with_deep_valleys_count() -> None:
+    # k=5 is undecided: one pair lacks the customers to prove its gap. When that pair still shows a
+    # valley as deep as a proven one must be, k=5 counts; when it shows none, silhouette arbitrates.
+    def pairs(ratio: float) -> list[dict]:
+        return [{"a": 0, "b": 1, "valley_ratio": ratio, "z": 3.0, "power_z": 2.0, "verdict": "untested"}]
+
+    for ratio, expected in ((0.3, 5), (0.95, 4)):
+        rows = _rows([2, 3, 4, 4], n_distinct_possible=[2, 3, 4, 5], pairs_untested=[0, 0, 0, 1],
+                     silhouette=[0.40, 0.50, 0.60, 0.59], valley_pairs=[[], [], [], pairs(ratio)])
+        k, why = choose_k_rule(rows)
+        assert k == expected, ratio
+        status = k_selection._rule_status(rows)[5]
+        assert status == (k_selection.STATUS_LIKELY if expected == 5 else k_selection.STATUS_UNTESTED)
+        assert why.startswith(f"{expected} segments")
+
+
+def test_dequantize_spreads_counts_over_their_cells() -> None:
+    rng = np.random.default_rng(0)
+    counts = np.log1p(rng.poisson(2.0, size=5000)).astype(float)
+    smooth = rng.normal(size=5000)
+    out = k_selection._dequantize(np.column_stack([counts, smooth]), seed=0)
+    values = np.unique(counts)
+    mids = (values[1:] + values[:-1]) / 2
+    # Every count stays inside its cell, between the midpoints to its neighbours ...
+    cell = np.searchsorted(mids, out[:, 0])
+    assert np.array_equal(values[cell], counts)
+    # ... and fills it: no spikes left. A continuous column barely moves (only in its sparse tails).
+    assert np.unique(out[:, 0]).size == counts.size
+    assert np.median(np.abs(out[:, 1] - smooth)) < 0.001
 
 
 def test_choose_k_rule_merges_a_larger_ks_pieces_back() -> None:

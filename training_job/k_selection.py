@@ -10,9 +10,13 @@ their centres (one-hot columns left out) and the 1-D density of the pair is smoo
 segments leave a valley in that density between them; two halves of one segment do not (any 1-D
 projection of one blob is unimodal, whatever its skew or correlation). A valley counts when it is
 below ``VALLEY_RATIO`` of the lower peak and ``VALLEY_Z`` standard errors deep. When the inner half
-of the pair (the customers nearest the centre line) has the power to show a valley and shows none,
-that verdict wins: the density *along* the line (a ridgeline, Ray & Lindsay 2005) has no dip between
-two pieces of one segment, while the projection of their whole wedge-shaped cells can. Pairs without one
+of the pair (the customers nearest the centre line) has the power to show a valley, its verdict wins,
+either way: the density *along* the line (a ridgeline, Ray & Lindsay 2005) has no dip between two
+pieces of one segment, while the projection of their whole wedge-shaped cells can; and it keeps the
+valley between two elongated, overlapping segments that their off-line customers fill in the whole
+projection. Counts and rounded values are spread over their rounding cells first (``_dequantize``):
+a segment buying 1-4 times sits on a few lattice points with no one between them, and those empty
+gaps are not valleys. Pairs without one
 are merged (connected components), and what remains at k is the number of *distinct* segments
 ``n_distinct(k)`` the clustering at k really has. Below the true k every cluster is distinct
 (``n_distinct = k``); above it some cluster is one segment cut in two. The rule picks the largest
@@ -33,10 +37,12 @@ Four guards make it hold up on real tables:
   not count (a handful of extreme spenders leave a real gap but are not a segment).
 - *Power*: a pair's test records the z-score a valley half as deep as the lower peak would reach. When
   even that is below ``VALLEY_Z`` (a few dozen customers per cluster, e.g. the 200-customer mall table)
-  the test's silence means "too few customers", not "one segment": the pair is *untested*. A k larger
-  than the proven one whose pairs are only apart or untested stays open, and silhouette (reliable on
-  small, clean tables) arbitrates among the open ks and the proven one, taking the smallest k within
-  ``SILHOUETTE_TOLERANCE`` of the best.
+  the test's silence means "too few customers", not "one segment": the pair is *untested*. A k whose
+  pairs are only apart or untested, and whose untested pairs all show a valley below ``VALLEY_RATIO``
+  (the effect is there, its significance out of reach), counts as apart (``STATUS_LIKELY``). A k
+  larger than the proven one with an untested pair showing no such valley stays open, and silhouette
+  (reliable on small, clean tables) arbitrates among the open ks and the proven one, taking the
+  smallest k within ``SILHOUETTE_TOLERANCE`` of the best.
 
 Every row records what the rule saw at its k: each pair's valley ratio, z-score, power and verdict
 and whether the near-line test decided it (``valley_pairs``), the counts per verdict, ``n_distinct`` /
@@ -148,7 +154,7 @@ def choose_k_rule(rows: Sequence[dict[str, Any]]) -> tuple[int, str]:
         raise ValueError("rows is empty: nothing to choose from")
     by_k = sorted(rows, key=lambda r: r["k"])
     status = _rule_status(by_k)
-    proven = [r for r in by_k if status[r["k"]] in (STATUS_APART, STATUS_MERGED)]
+    proven = [r for r in by_k if status[r["k"]] in (STATUS_APART, STATUS_MERGED, STATUS_LIKELY)]
     k_valley = proven[-1]["k"] if proven else None
     # Too few customers to prove or disprove the gaps: a larger k that no pair contradicts stays open,
     # and silhouette (reliable on small, clean tables) arbitrates, preferring the smaller k on near ties.
@@ -183,6 +189,8 @@ def choose_k_rule(rows: Sequence[dict[str, Any]]) -> tuple[int, str]:
             f"two, so the model starts from the groups put back together."
         )
     why = f"{k} segments: with {k} groups every group is separated from every other by a gap in the data"
+    if status[k] == STATUS_LIKELY:
+        why += " (some gaps are seen in too few customers to be proven)"
     larger = {status[r["k"]] for r in by_k if r["k"] > k}
     tails = []
     if larger & {STATUS_CUT, STATUS_UNREPAIRED}:
@@ -202,6 +210,7 @@ STATUS_APART = "all groups apart"
 STATUS_CUT = "a group cut in two"
 STATUS_UNREPAIRED = "all apart only after a repair no larger k confirms"
 STATUS_TINY = "a group too small to be a segment"
+STATUS_LIKELY = "all groups apart, some gaps seen but too few customers to prove them"
 STATUS_UNTESTED = "undecided: too few customers to test every gap"
 STATUS_MERGED = "a group cut in two here, but a larger k's groups merge into this many, all apart"
 
@@ -233,7 +242,13 @@ def _rule_status(by_k: Sequence[dict[str, Any]]) -> dict[int, str]:
             status[k] = STATUS_APART if confirmed else STATUS_UNREPAIRED
         elif (r.get("n_distinct_possible", r["n_distinct"]) >= k and r.get("pairs_untested", 0) > 0
               and math.isfinite(r.get("silhouette", math.nan))):
-            status[k] = STATUS_UNTESTED
+            # Too few customers to prove some gap. When every such pair still shows a valley as deep
+            # as a proven one must be (below VALLEY_RATIO), the data leans to "apart": the effect is
+            # there, only its significance is out of reach, so the k counts; a pair with no valley
+            # to speak of leaves it undecided.
+            weak = [p for p in r.get("valley_pairs") or [] if p["verdict"] == "untested"]
+            deep = bool(weak) and all(p["valley_ratio"] < VALLEY_RATIO for p in weak)
+            status[k] = STATUS_LIKELY if deep else STATUS_UNTESTED
         else:
             status[k] = STATUS_CUT
     # k-means at the true k can be stuck cutting a big segment and lumping two close ones, while a
@@ -314,7 +329,9 @@ def _search_k(
     labelings: dict[int, np.ndarray] = {}
     segments_of: dict[int, dict[int, int]] = {}
     with _threads_for(Xs.shape[0]):
-        Xv = Xs[:, _continuous_columns(Xs)]  # the valley test's columns, chosen once for every k
+        # The valley test's columns, chosen once for every k, with counts and rounded values spread
+        # over their rounding cells (between a column's gaps there is no one, not a valley).
+        Xv = _dequantize(Xs[:, _continuous_columns(Xs)], seed)
         for i, k in enumerate(ks):
             model = _fit(Xs, k, algorithm, seed)
             labels = model.predict(Xs)
@@ -575,6 +592,31 @@ def _continuous_columns(X: np.ndarray) -> np.ndarray:
     return cols if cols.size else np.arange(X.shape[1])
 
 
+def _dequantize(X: np.ndarray, seed: int) -> np.ndarray:
+    """Each value spread uniformly over its rounding cell: between the midpoints to the column's
+    neighbouring observed values (the ends mirror their one neighbour).
+
+    Counts and rounded days are a continuous quantity read on a lattice: a segment that buys 1 to 4
+    times has customers on a handful of points (after log1p, log(3/2) to log 2 apart), and
+    between two points there is no one. Projected on a pair's centre line those spikes leave "valleys"
+    inside one segment, so k-means' cut through it looks like a gap. Uniform dequantization (the
+    histogram of a rounded variable over its cells; Theis, van den Oord & Bethge 2016) estimates the
+    density of the quantity itself. A continuous column has as many values as rows and barely moves.
+    A value no customer holds, between two that some do, is shared by their cells."""
+    rng = np.random.default_rng(seed)
+    out = np.empty_like(X)
+    for j in range(X.shape[1]):
+        values, inverse = np.unique(X[:, j], return_inverse=True)
+        if values.size < 2:
+            out[:, j] = X[:, j]
+            continue
+        mids = (values[1:] + values[:-1]) / 2
+        lower = np.concatenate([[2 * values[0] - mids[0]], mids])
+        upper = np.concatenate([mids, [2 * values[-1] - mids[-1]]])
+        out[:, j] = lower[inverse] + rng.random(X.shape[0]) * (upper - lower)[inverse]
+    return out
+
+
 @dataclass(frozen=True)
 class _Valleys:
     """What the valley test saw at one k."""
@@ -671,9 +713,11 @@ def _valley_ratio(
     if near_a.sum() < 3 or near_b.sum() < 3:
         return (*whole, False)
     near = _valley_1d(ta[near_a], tb[near_b], lo, hi)
-    # Half the rows: the near-line test has less power. When it can see a valley and sees none, the
-    # dip in the projection was the wedges'; when it lacks power, the projection's verdict stands.
-    if near[2] > VALLEY_Z and not (near[0] < VALLEY_RATIO and near[1] > VALLEY_Z):
+    # Half the rows: the near-line test has less power. When it has the power it decides, both ways:
+    # a dip in the projection that it does not see was the wedges'; a valley it sees that the
+    # projection does not was filled by off-line customers of two elongated segments. When it lacks
+    # power, the projection's verdict stands.
+    if near[2] > VALLEY_Z:
         return (*near, True)
     return (*whole, False)
 
