@@ -166,9 +166,12 @@ def choose_k_rule(rows: Sequence[dict[str, Any]]) -> tuple[int, str]:
                    key=lambda r: r["k"])
         k = pick["k"]
         if k != k_valley:
+            ks = sorted(r["k"] for r in candidates)
+            span = ", ".join(map(str, ks)) if ks != list(range(ks[0], ks[-1] + 1)) else (
+                str(ks[0]) if len(ks) == 1 else f"{ks[0]} to {ks[-1]}")
             return k, (
-                f"{k} segments: there are too few customers per group to prove the gaps between groups, "
-                f"so among the groupings the data does not contradict, {k} groups keep customers most "
+                f"{k} segments: there are too few customers per group to prove the gaps between groups. "
+                f"The valley test leaves k = {span} open; among them, {k} groups keep customers most "
                 f"clearly closer to their own group than to any other (silhouette {pick['silhouette']:.2f})."
             )
     if k_valley is None:
