@@ -40,9 +40,9 @@ class ServiceMetrics:
         self.refused = Counter("scoring_refused_versions", "Versions refused (corrupt, tampered, unreadable), by "
                                "model.", ["model"], registry=r)
         self._children: dict[tuple, object] = {}  # label lookups cost microseconds; cache the children
-        # Hot paths (every call, every batch): the bound methods to call, by their labels.
+        # Hot paths (every call, every single-row prediction): the bound methods to call, by their labels.
         self._call_fns: dict[tuple[str, grpc.StatusCode], tuple] = {}
-        self._row_fns: dict[tuple[str, int], tuple] = {}
+        self._row_fns: dict[tuple[str, int], tuple] = {}  # (model, segment id)
         self._http = None
 
     def _child(self, metric: object, *labels: str) -> object:
@@ -71,20 +71,11 @@ class ServiceMetrics:
             fns[0]()
             fns[1]()
         else:
-            counts = np.bincount(segment, minlength=k).tolist()
-            fns = self._row_fns.get((model, -1))  # a batch's counters: rows, then one per segment id (lazily)
-            if fns is None:
-                fns = self._row_fns[(model, -1)] = (self._child(self.rows, model).inc, [])
-            fns[0](int(segment.size))
-            incs = fns[1]
-            for sid, count in enumerate(counts):
+            # Once per batch: the cached children's lookups are negligible beside the batch.
+            self._child(self.rows, model).inc(int(segment.size))
+            for sid, count in enumerate(np.bincount(segment, minlength=k).tolist()):
                 if count:
-                    if sid >= len(incs):
-                        incs.extend([None] * (sid + 1 - len(incs)))
-                    inc = incs[sid]
-                    if inc is None:
-                        inc = incs[sid] = self._child(self.segments, model, str(sid)).inc
-                    inc(count)
+                    self._child(self.segments, model, str(sid)).inc(count)
         if errors:
             self._child(self.row_errors, model).inc(errors)
 
