@@ -415,8 +415,8 @@ class FeatureSchema:
         """Per-feature constants of the numeric block as (m, 1) columns, and the rows of each skew method."""
         def column(attr: str) -> np.ndarray:
             return np.array([[getattr(f, attr)] for f in self.numeric], dtype=np.float64).reshape(-1, 1)
-        return {"names": [f.name for f in self.numeric], "low": column("clip_low"), "high": column("clip_high"), "center": column("center"),
-                "scale": column("scale"),
+        return {"names": [f.name for f in self.numeric], "low": column("clip_low"), "high": column("clip_high"),
+                "center": column("center"), "scale": column("scale"),
                 "log1p": [j for j, f in enumerate(self.numeric) if f.skew == "log1p"],
                 "yeo_johnson": [(j, f.yj_lambda) for j, f in enumerate(self.numeric) if f.skew == "yeo-johnson"]}
 
