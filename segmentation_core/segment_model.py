@@ -101,22 +101,12 @@ class SegmentModel:
         """Score a (n, d) matrix of transformed customers."""
         if self.algorithm != "gmm":
             return self._score_kmeans(x)
-        # Same expansion as sklearn's k-means predict, so near-ties resolve the same way.
-        sq = (np.einsum("ij,ij->i", x, x)[:, None] - 2.0 * (x @ self.centroids.T)
-              + np.einsum("ij,ij->i", self.centroids, self.centroids)[None, :])
-        np.maximum(sq, 0.0, out=sq)
-        if self.algorithm == "gmm":
-            log_post = self._gmm_log_resp(x)
-            segment = np.argmax(log_post, axis=1).astype(np.int32)
-            confidence = np.exp(log_post[np.arange(len(x)), segment])
-        else:
-            segment = np.argmin(sq, axis=1).astype(np.int32)
-            nearest = sq[np.arange(len(x)), segment]
-            # Softmax over -d^2/(2 sigma2), written relative to the nearest for numerical safety.
-            confidence = 1.0 / np.exp(-(sq - nearest[:, None]) / (2.0 * self.sigma2)).sum(axis=1)
-        distance = np.sqrt(sq[np.arange(len(x)), segment])
-        outlier = distance > self.outlier_threshold[segment]
-        return Scores(segment, distance, confidence, outlier)
+        log_post = self._gmm_log_resp(x)
+        segment = np.argmax(log_post, axis=1).astype(np.int32)
+        diff = x - self.centroids[segment]  # as calibrate() measures the training distances
+        distance = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        confidence = np.exp(log_post[np.arange(len(x)), segment])
+        return Scores(segment, distance, confidence, distance > self.outlier_threshold[segment])
 
     def _score_kmeans(self, x: np.ndarray) -> Scores:
         """k-means family, laid out (k, n): every reduction over the k segments is then elementwise over
