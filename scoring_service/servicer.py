@@ -109,23 +109,6 @@ class ScoringService:
         """Answer each columnar batch with exactly one response, in order, all from one model version."""
         return _pipelined(requests, context, _StreamAnswers(self).answer)
 
-    def _score_batch(self, loaded: LoadedVersion, batch: wire.DecodedBatch, with_names: bool) -> bytes:
-        schema, model = loaded.artefact.schema, loaded.artefact.model
-        n = _check_columns(schema, batch)
-        x, errors = schema.transform_columns(batch.numeric, batch.categorical, n)
-        scores = model.score(x)
-        segment, distance, confidence, outlier = scores.segment, scores.distance, scores.confidence, scores.outlier
-        if errors:
-            bad = np.fromiter(errors, dtype=np.int64, count=len(errors))
-            segment[bad], distance[bad], confidence[bad], outlier[bad] = -1, np.nan, np.nan, False
-            self.metrics.observe_rows(loaded.model, np.delete(segment, bad), len(errors), model.k)
-        else:
-            self.metrics.observe_rows(loaded.model, segment, 0, model.k)
-        return wire.encode_batch_response(
-            batch_id=batch.batch_id, model=loaded.model, version=loaded.version, row_count=n,
-            segment_id=segment, distance=distance, confidence=confidence, outlier=outlier,
-            row_errors=errors, segment_names=loaded.segment_names if with_names else ())
-
     # ---- model information -------------------------------------------------------------------------
     @_observed_unary("GetModelInfo")
     def GetModelInfo(self, request: pb.GetModelInfoRequest, context: grpc.ServicerContext) -> pb.ModelInfo:
@@ -184,7 +167,7 @@ class _StreamAnswers:
             loaded = self.loaded = service.registry.resolve(batch.model, batch.version)
         code = _OK
         try:
-            reply = service._score_batch(loaded, batch, with_names=not self.names_sent)
+            reply = self._score_batch(loaded, batch, with_names=not self.names_sent)
             self.names_sent = True
         except InputError as exc:
             code = grpc.StatusCode.INVALID_ARGUMENT  # for the per-batch metrics; the stream goes on
@@ -194,6 +177,25 @@ class _StreamAnswers:
                                                batch_error=str(exc))
         metrics.observe_call("PredictStream.batch", code, time.perf_counter() - start)
         return reply
+
+    def _score_batch(self, loaded: LoadedVersion, batch: wire.DecodedBatch, with_names: bool) -> bytes:
+        """Score a decoded batch; raises InputError for a batch that cannot be scored (ragged, unknown column)."""
+        metrics = self.service.metrics
+        schema, model = loaded.artefact.schema, loaded.artefact.model
+        n = _check_columns(schema, batch)
+        x, errors = schema.transform_columns(batch.numeric, batch.categorical, n)
+        scores = model.score(x)
+        segment, distance, confidence, outlier = scores.segment, scores.distance, scores.confidence, scores.outlier
+        if errors:
+            bad = np.fromiter(errors, dtype=np.int64, count=len(errors))
+            segment[bad], distance[bad], confidence[bad], outlier[bad] = -1, np.nan, np.nan, False
+            metrics.observe_rows(loaded.model, np.delete(segment, bad), len(errors), model.k)
+        else:
+            metrics.observe_rows(loaded.model, segment, 0, model.k)
+        return wire.encode_batch_response(
+            batch_id=batch.batch_id, model=loaded.model, version=loaded.version, row_count=n,
+            segment_id=segment, distance=distance, confidence=confidence, outlier=outlier,
+            row_errors=errors, segment_names=loaded.segment_names if with_names else ())
 
 
 PIPELINE_DEPTH = 2  # responses computed ahead per stream: bounds memory, overlaps scoring with sending
