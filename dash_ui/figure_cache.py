@@ -16,6 +16,8 @@ MAX_ENTRIES = 256
 
 
 class FigureCache:
+    """A bounded, thread-safe map from figure keys to figures, least recently used dropped first."""
+
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self.max_entries = max_entries
         self._entries: OrderedDict[Hashable, Any] = OrderedDict()
