@@ -238,9 +238,10 @@ def _rule_status(by_k: Sequence[dict[str, Any]]) -> dict[int, str]:
             status[k] = STATUS_TINY
         elif r["n_distinct"] >= k:
             # A k made all-distinct only by the split-and-merge repair must be confirmed: some larger
-            # k, unaided, must also hold at least k distinct segments (else the repair cut one in two).
+            # k, unaided (not itself repaired), must also hold at least k distinct segments (else the repair
+            # cut one in two).
             confirmed = not r.get("split_merge_repaired", False) or any(
-                o["k"] > k and o["n_distinct"] >= k for o in by_k
+                o["k"] > k and o["n_distinct"] >= k and not o.get("split_merge_repaired", False) for o in by_k
             )
             status[k] = STATUS_APART if confirmed else STATUS_UNREPAIRED
         elif (r.get("n_distinct_possible", r["n_distinct"]) >= k and r.get("pairs_untested", 0) > 0
