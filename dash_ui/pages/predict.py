@@ -45,14 +45,6 @@ def validate_number(value: Any, feature: NumericFeature) -> tuple[str, str]:
     return OK, ""
 
 
-def validate_category(value: Any, feature: CategoricalFeature) -> tuple[str, str]:
-    if value is None or value == "":
-        return INFO, f"Missing: the model uses the most frequent level {feature.impute!r}."
-    if value not in feature.levels:
-        return WARNING, f"{value!r} was not seen in training: it is scored as 'other'."
-    return OK, ""
-
-
 def validate_form(view: ModelView, numbers: Mapping[str, Any], categories: Mapping[str, Any]) -> list[str]:
     """The blocking errors of a filled form, one sentence each."""
     errors = []
