@@ -183,10 +183,12 @@ class _Job:
             position = {m: i + 1 for i, m in enumerate(messages)}
             codes[np.fromiter(errors, dtype=np.int64)] = [position[m] for m in errors.values()]
         error = pd.Categorical.from_codes(codes, categories=["", *messages], validate=False)
+        # copy=False: the arrays are this job's own and final here; copying them into one 2-D block
+        # cost a third of the client's result-building time.
         return pd.DataFrame({
             "segment_id": self.segment, "segment_name": segment_name, "distance": self.distance,
             "confidence": self.confidence, "outlier": self.outlier, "error": error,
-        }, index=self.index)
+        }, index=self.index, copy=False)
 
 
 def _frame_job(frame: pd.DataFrame, schema: _Schema, batch_rows: int) -> _Job:
