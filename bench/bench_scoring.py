@@ -277,17 +277,20 @@ class EchoServer:
         self.proc.wait()
 
 
-def _stream_once(target: str, frame: pd.DataFrame, batch_rows: int, pid: int | None = None) -> tuple[float, float]:
-    """rows/s of one predict_frame, and the server's CPU time per batch in us (0 without ``pid``)."""
+def _stream_once(target: str, frame: pd.DataFrame, batch_rows: int, pid: int | None = None) -> tuple[float, float, float]:
+    """rows/s of one predict_frame, and the CPU time per batch in us of the server (0 without ``pid``) and
+    of this client process."""
+    batches = -(-len(frame) // batch_rows)
     with ScoringClient(target, timeout=30) as client:
         client.predict_frame(frame.head(batch_rows * 2), batch_rows=batch_rows)  # warm the connection
-        cpu_before = cpu_s(pid) if pid else 0.0
+        cpu_before, own_before = (cpu_s(pid) if pid else 0.0), time.process_time()
         started = time.perf_counter()
         result = client.predict_frame(frame, batch_rows=batch_rows)
         elapsed = time.perf_counter() - started
-        cpu = (cpu_s(pid) - cpu_before) / -(-len(frame) // batch_rows) * 1e6 if pid else 0.0
+        own = (time.process_time() - own_before) / batches * 1e6
+        cpu = (cpu_s(pid) - cpu_before) / batches * 1e6 if pid else 0.0
     assert len(result) == len(frame) and (result["segment_id"] >= 0).all()
-    return len(frame) / elapsed, cpu
+    return len(frame) / elapsed, cpu, own
 
 
 def _stream_worker(args: tuple[str, int, int, int]) -> tuple[float, float, float]:
@@ -300,32 +303,33 @@ def _stream_worker(args: tuple[str, int, int, int]) -> tuple[float, float, float
         return started, time.time(), float(rows)
 
 
-def _client_ceiling(target: str, frame: pd.DataFrame, repeats: int, pid: int) -> tuple[float, float]:
-    """rows/s of the client against the null server (no scoring: a fixed reply per batch), and that
-    server's CPU time per batch in us: what gRPC alone costs a Python server per 10k-row batch."""
+def _client_ceiling(target: str, frame: pd.DataFrame, repeats: int, pid: int) -> tuple[float, float, float]:
+    """rows/s of the client against the null server (no scoring: a fixed reply per batch), and the CPU time
+    per batch in us of that server and of this client: what gRPC and the client alone cost per 10k-row batch."""
     from scoring_service.client import FrameStream, _Schema
 
     schema = _Schema("customers", "v0001", tuple(FEATURES), (), tuple(f"Segment {i}" for i in range(6)))
-    rates, cpus = [], []
+    rates, cpus, owns = [], [], []
     batches = -(-len(frame) // 10_000)
     with ScoringClient(target, timeout=30) as client:
         for _ in range(repeats + 1):
-            cpu_before, started = cpu_s(pid), time.perf_counter()
+            cpu_before, own_before, started = cpu_s(pid), time.process_time(), time.perf_counter()
             for _frame, _result in FrameStream(client, schema, 10_000, 8, None).score([frame]):
                 pass
             rates.append(len(frame) / (time.perf_counter() - started))
             cpus.append((cpu_s(pid) - cpu_before) / batches * 1e6)
-    return float(np.median(rates[1:])), float(np.median(cpus[1:]))
+            owns.append((time.process_time() - own_before) / batches * 1e6)
+    return float(np.median(rates[1:])), float(np.median(cpus[1:])), float(np.median(owns[1:]))
 
 
 def stream(target: str, frame: pd.DataFrame, batch_rows: int, repeats: int, pid: int | None = None,
            cpu_out: list[float] | None = None) -> float:
     """rows/s of one PredictStream (median of repeats); with ``pid`` and ``cpu_out``, appends the median
-    server CPU time per batch (us) to ``cpu_out``."""
+    CPU time per batch (us) of the server and of the client to ``cpu_out``."""
     runs = [_stream_once(target, frame, batch_rows, pid) for _ in range(repeats)]
     if cpu_out is not None:
-        cpu_out.append(float(np.median([cpu for _rate, cpu in runs])))
-    return float(np.median([rate for rate, _cpu in runs]))
+        cpu_out += [float(np.median([run[1] for run in runs])), float(np.median([run[2] for run in runs]))]
+    return float(np.median([run[0] for run in runs]))
 
 
 def stream_parallel(target: str, rows: int, batch_rows: int, clients: int) -> float:
@@ -334,6 +338,12 @@ def stream_parallel(target: str, rows: int, batch_rows: int, clients: int) -> fl
         spans = pool.map(_stream_worker, [(target, rows, batch_rows, i) for i in range(clients)])
     wall = max(s[1] for s in spans) - min(s[0] for s in spans)
     return sum(s[2] for s in spans) / wall
+
+
+def _ceiling(cpu_us_per_batch: float, cores: int, batch_rows: int = 10_000) -> float:
+    """Rows/s that ``cores`` fully busy CPUs allow when every batch costs ``cpu_us_per_batch`` (client and
+    server together): the bound of any number of streams and server processes on this machine."""
+    return cores * batch_rows / (cpu_us_per_batch * 1e-6) if cpu_us_per_batch > 0 else float("inf")
 
 
 def _blob_frame(rows: int, seed: int = 0) -> pd.DataFrame:
@@ -519,9 +529,10 @@ def main(argv: list[str] | None = None) -> int:
             log.info("stream: %d rows in 10,000-row batches, 1 server process", stream_rows)
             cpu: list[float] = []
             figures["stream_w1_rows_per_s"] = stream(server.target, frame, 10_000, repeats, server.proc.pid, cpu)
-            figures["stream_w1_server_cpu_us_per_batch"] = cpu[0]
-            figures["client_stream_ceiling_rows_per_s"], figures["null_server_cpu_us_per_batch"] = \
-                _client_ceiling(echo_server.target, frame, repeats, echo_server.proc.pid)
+            figures["stream_w1_server_cpu_us_per_batch"], figures["stream_w1_client_cpu_us_per_batch"] = cpu
+            (figures["client_stream_ceiling_rows_per_s"], figures["null_server_cpu_us_per_batch"],
+             figures["null_client_cpu_us_per_batch"]) = _client_ceiling(echo_server.target, frame, repeats,
+                                                                         echo_server.proc.pid)
             figures["rss_mb_after_load"] = rss_mb(server.proc.pid)
             log.info("hot swap: 20 versions under load")
             figures["hot_swap"] = hot_swap(server.target, store, rows, 20, 0.25, calls)
@@ -559,10 +570,14 @@ def main(argv: list[str] | None = None) -> int:
                  "(stub calls; /proc, steadier than wall)", None)
     report.check("  Predict p50 / echo p50", f"{p['p50_ms'] / e['p50_ms']:.2f}", "<= 1.20", p["p50_ms"] <= 1.2 * e["p50_ms"])
     report.check("  Predict calls/s / echo", f"{p['calls_per_s'] / e['calls_per_s']:.2f}", ">= 0.80 (info)", None)
+    cores = os.cpu_count() or 1
     s1 = figures["stream_w1_rows_per_s"]
     report.check("stream, 1 process", f"{s1 / 1e6:.2f} M rows/s", ">= 6 M rows/s", s1 >= 6e6)
-    report.check("  server CPU per 10k-row batch", f"{figures['stream_w1_server_cpu_us_per_batch']:.0f} us",
-                 "(all server threads)", None)
+    server_cpu, client_cpu = figures["stream_w1_server_cpu_us_per_batch"], figures["stream_w1_client_cpu_us_per_batch"]
+    report.check("  CPU per 10k-row batch: server + client", f"{server_cpu:.0f} + {client_cpu:.0f} us",
+                 "(/proc and process_time)", None)
+    report.check(f"  ceiling: {cores} cores / that CPU", f"{_ceiling(server_cpu + client_cpu, cores) / 1e6:.2f} M rows/s",
+                 "(no stream can beat it)", None)
     report.check(f"  x MLServer best{src} ({peers['best_rows_per_s'] / 1e6:.2f} M)",
                  f"{s1 / peers['best_rows_per_s']:.2f}x", ">= 3x", s1 >= 3 * peers["best_rows_per_s"])
     s2a, s2b = figures["stream_w2_one_stream_rows_per_s"], figures["stream_w2_two_streams_rows_per_s"]
@@ -574,8 +589,11 @@ def main(argv: list[str] | None = None) -> int:
     report.check("hot swap: served version", f"{swap['served_before']} -> {swap['served_after']}", "", None)
     report.check("client-only stream ceiling (null server)",
                  f"{figures['client_stream_ceiling_rows_per_s'] / 1e6:.2f} M rows/s", "", None)
-    report.check("  null server CPU per 10k-row batch", f"{figures['null_server_cpu_us_per_batch']:.0f} us",
-                 "(gRPC alone, no scoring)", None)
+    null_cpu, null_client = figures["null_server_cpu_us_per_batch"], figures["null_client_cpu_us_per_batch"]
+    report.check("  CPU per batch: null server + client", f"{null_cpu:.0f} + {null_client:.0f} us",
+                 "(gRPC and the client alone)", None)
+    report.check(f"  ceiling: {cores} cores / that CPU", f"{_ceiling(null_cpu + null_client, cores) / 1e6:.2f} M rows/s",
+                 "(before any scoring)", None)
     report.check("load average before / after", f"{figures['load_before']:.1f} / {figures['load_after']:.1f}",
                  f"(~0 on an idle {os.cpu_count()}-core machine)", None)
     print(report.render())
