@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     first_of_many = settings.workers > 1 and settings.worker_index == 0
     try:
         # With several workers, the port file is written once all of them listen (below).
-        server = serve(dataclasses.replace(settings, port_file="") if first_of_many else settings)
+        server = serve(dataclasses.replace(settings, port_file="") if first_of_many else settings, freeze_gc=True)
     except (OSError, ValueError) as exc:
         log.error("cannot start: %s", exc)
         return 1

@@ -26,10 +26,10 @@ def scoring_server_factory():
 
     started = []
 
-    def factory(store: Path, wait_serving: bool = True, **overrides):
+    def factory(store: Path, wait_serving: bool = True, freeze_gc: bool = False, **overrides):
         settings = Settings(store=Path(store), port=0, metrics_port=0, poll_interval=0.05, grace=1.0,
                             **overrides).validate()
-        server = ScoringServer(settings).start()
+        server = ScoringServer(settings, freeze_gc=freeze_gc).start()
         started.append(server)
         deadline = time.monotonic() + 20
         while wait_serving and settings.model not in server.registry.list_served():
