@@ -33,6 +33,15 @@ def test_yeo_johnson_matches_scipy_and_inverts() -> None:
         np.testing.assert_allclose(_yeo_johnson_inverse(_yeo_johnson(x, lam), lam), x, rtol=1e-9, atol=1e-12)
 
 
+def test_yeo_johnson_on_nonnegative_values_takes_the_short_path_bit_for_bit() -> None:
+    x = np.concatenate([[0.0, -0.0, 1e-300, 1e300], np.random.default_rng(3).lognormal(3, 2, 5000), [np.nan]])
+    for lam in (-1.5, 1e-13, 0.3, 1.0, 1.9999999999999, 2.0, 3.5):
+        general, short = _yeo_johnson(x, lam), _yeo_johnson(x.copy(), lam, nonnegative=True)
+        assert np.array_equal(np.abs(general), np.abs(short), equal_nan=True), lam  # -0.0 may lose its sign
+        inplace = x.copy()
+        assert _yeo_johnson(inplace, lam, out=inplace, nonnegative=True) is inplace
+
+
 def test_skewed_column_gets_log1p_and_robust_clip() -> None:
     rng = np.random.default_rng(0)
     spend = rng.lognormal(3.0, 1.0, 5000)
