@@ -35,7 +35,9 @@ class Settings:
     metrics_port: int = 9100
     """Prometheus metrics HTTP port; 0 picks a free one (logged), -1 turns metrics off."""
     workers: int = 1
-    """Server processes sharing the port (SO_REUSEPORT); set to the core count for the most rows/s."""
+    """Server processes sharing the port (SO_REUSEPORT); set to the core count for the most rows/s. The
+    kernel spreads connections, not calls: all the calls and streams of one connection go to one process,
+    so the spread needs several connections (callers, or client processes)."""
     threads: int = 32
     """gRPC handler threads per process; each open PredictStream or WatchModel holds one."""
     max_message_mb: int = 64
