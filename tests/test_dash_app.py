@@ -1,8 +1,13 @@
-"""The app shell without a browser: routing, pages rendered from a fake service, ids in kebab-case."""
+"""The app shell without a browser: routing, pages rendered from a real scoring server, ids in kebab-case.
+
+One server per module (`start_server`) on a store with two versions of 'customers', v0002 served; the
+dashboard reaches it through its real client.
+"""
 from __future__ import annotations
 
 import json
 import re
+from typing import Iterator
 
 import dash
 import pandas as pd
@@ -14,7 +19,14 @@ from dash_ui.layout import status_badge, status_banner
 from dash_ui.models import fallback_colour
 from dash_ui.pages import PAGES
 from dash_ui.service import DOWN, OK, DashboardService, ServiceStatus
-from tests.test_dash_service import COLOURS, SEGMENTS, FakeClient
+from scoring_service.client import ScoringClient
+from scoring_service.server import ScoringServer
+from segmentation.v1 import scoring_pb2
+from segmentation_core.store import ModelStore
+from tests import model_factory
+from tests.test_dash_service import Dashboards, NoColours, start_server, target
+
+pytestmark = pytest.mark.timeout(120)
 
 KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
@@ -44,17 +56,61 @@ def text_of(component) -> str:
     return " ".join(parts)
 
 
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
+    """'customers' v0001 and v0002 (Mall, 5 k-means segments); v0002 is served."""
+    store = ModelStore(tmp_path_factory.mktemp("dash-app-store"))
+    model_factory.publish(store, "customers", "mall", k=5)
+    model_factory.publish(store, "customers", "mall", k=5, seed=1)
+    return store
+
+
+@pytest.fixture(scope="module")
+def server(store: ModelStore) -> Iterator[ScoringServer]:
+    """The module's scoring server (no test stops it)."""
+    server = start_server(store.root)
+    yield server
+    server.stop(grace=0)
+
+
+@pytest.fixture(scope="module")
+def info(server: ScoringServer) -> scoring_pb2.ModelInfo:
+    """What the server sends about the served model: the expected names and colours."""
+    with ScoringClient(target(server)) as client:
+        return client.model_info()
+
+
 @pytest.fixture()
-def service():
-    return DashboardService("fake:1", FakeClient)
+def dashboards() -> Iterator[Dashboards]:
+    """Dashboard services on real clients, closed after the test."""
+    made = Dashboards()
+    yield made
+    made.close()
+
+
+@pytest.fixture()
+def service(server: ScoringServer, dashboards: Dashboards) -> DashboardService:
+    """A dashboard service on the module's server (not started: no watch thread)."""
+    return dashboards.service(target(server))
+
+
+def names_of(info: scoring_pb2.ModelInfo) -> list[str]:
+    """The segment names the server sent, by id."""
+    return [s.name for s in sorted(info.segments, key=lambda s: s.id)]
+
+
+def colours_of(info: scoring_pb2.ModelInfo) -> list[str]:
+    """The segment colours the server sent, by id (upper case, as `drawn_colours` gives them)."""
+    return [s.colour.upper() for s in sorted(info.segments, key=lambda s: s.id)]
 
 
 @pytest.mark.parametrize("path", list(PAGES), ids=[p.strip("/") or "overview" for p in PAGES])
-def test_every_page_renders_the_segment_names_with_kebab_case_ids(service, path):
+def test_every_page_renders_the_segment_names_with_kebab_case_ids(service, info, path):
     page = render_page(service, path, "")
     text = text_of(page)
+    assert names_of(info) == [f"Segment {i}" for i in range(5)]
     if path != "/model":  # the model page lists segments in a table of its own
-        assert all(name in text for name in SEGMENTS), text[:500]
+        assert all(name in text for name in names_of(info)), text[:500]
     ids = [c.id for c in walk(page) if isinstance(getattr(c, "id", None), str)]
     assert ids and all(KEBAB.match(i) for i in ids), [i for i in ids if not KEBAB.match(i)]
 
@@ -71,51 +127,69 @@ def drawn_colours(component) -> set[str]:
 
 
 @pytest.mark.parametrize("path", list(PAGES), ids=[p.strip("/") or "overview" for p in PAGES])
-def test_every_page_draws_each_segment_in_the_colour_the_service_sent(service, path):
+def test_every_page_draws_each_segment_in_the_colour_the_service_sent(service, info, path):
     from dash_ui import figure_cache
 
     figure_cache.clear()
     service.sample()  # the pages draw their maps and distributions
     drawn = drawn_colours(render_page(service, path, ""))
-    assert set(COLOURS) <= drawn
-    assert not drawn & {fallback_colour(0), fallback_colour(1), "#0072B2", "#E69F00"}  # the fallback, an old palette
+    sent = colours_of(info)
+    assert len(set(sent)) == 5 and set(sent) <= drawn
+    assert not drawn & {fallback_colour(i).upper() for i in range(5)}  # what a server sending no colours gets
 
 
-def test_the_batch_results_show_each_segment_in_the_colour_the_service_sent(service):
+@pytest.mark.parametrize("path", ["/", "/segments"], ids=["overview", "segments"])
+def test_pages_of_a_server_that_sends_no_colours_draw_the_fallback(store, dashboards, info, path):
+    # The real server always sends Segment.colour; one older than that field is the real server with the
+    # colours blanked on the wire by an interceptor. This also shows the pages follow ModelInfo, not a palette.
+    from dash_ui import figure_cache
+
+    older = start_server(store.root, interceptors=[NoColours()])
+    try:
+        service = dashboards.service(target(older))
+        figure_cache.clear()  # same version and creation time as the module's server: its figures are cached
+        service.sample()
+        drawn = drawn_colours(render_page(service, path, ""))
+    finally:
+        older.stop(grace=0)
+        figure_cache.clear()
+    assert {fallback_colour(i).upper() for i in range(5)} <= drawn
+    assert not drawn & set(colours_of(info))
+
+
+def test_the_batch_results_show_each_segment_in_the_colour_the_service_sent(service, info):
+    from dash_ui.models import NO_SEGMENT_COLOUR
     from dash_ui.pages import batch
 
-    merged = pd.DataFrame({"segment_id": [1, 0, -1], "segment_name": ["Careful Spenders", "Target Group", ""],
-                           "error": ["", "", "Age: not a number"]})
+    frame = model_factory.mall().frame[[*model_factory.MALL_NUMERIC, "Gender"]].head(40).astype(object)
+    frame.loc[3, "Age"] = "abc"  # one row the client refuses: no segment
+    scored = service.predict_frame(frame)  # through the real server's PredictStream
+    merged = pd.concat([frame, scored], axis=1)
+    assert (merged["segment_id"] == -1).sum() == 1 and "abc" in merged.loc[3, "error"]
     view = service.model_view()
-    results = batch.results_view("job", merged, {0: SEGMENTS[0], 1: SEGMENTS[1]}, "customers v0001",
+    results = batch.results_view("job", merged, view.segment_names, f"customers {view.version}",
                                  view.segment_colours)
     mix = next(c for c in walk(results) if getattr(c, "id", None) == "batch-mix").figure
     table = next(c for c in walk(results) if getattr(c, "id", None) == "batch-results-table")
-    assert list(mix.data[0].marker.color)[:2] == COLOURS
-    assert [rule["color"] for rule in table.style_data_conditional[:2]] == COLOURS
+    sent = [s.colour for s in sorted(info.segments, key=lambda s: s.id)]
+    ids = sorted(set(merged["segment_id"]) - {-1})
+    assert len(ids) >= 2  # forty customers fall in more than one segment
+    assert [c.upper() for c in mix.data[0].marker.color] == [sent[i].upper() for i in ids] + [NO_SEGMENT_COLOUR.upper()]
+    assert [rule["color"] for rule in table.style_data_conditional[:5]] == sent
 
 
-def test_the_model_page_lists_segments_and_marks_the_served_version(service):
-    class Versions(FakeClient):
-        def list_models(self):
-            from segmentation.v1 import scoring_pb2
-            entry = scoring_pb2.ModelEntry(name="customers", served_version="v0002", is_default=True)
-            entry.versions.add(version="v0001", k=2)
-            entry.versions.add(version="v0002", k=2, current=True, loaded=True)
-            return [entry]
-
-    svc = DashboardService("fake:1", Versions)
-    page = render_page(svc, "/model", "")
+def test_the_model_page_lists_segments_and_marks_the_served_version(service, info):
+    page = render_page(service, "/model", "")
     text = text_of(page)
-    assert all(name in text for name in SEGMENTS)
+    assert all(name in text for name in names_of(info))
     assert "'served': '★ served', 'version': 'v0002'" in text and "'served': '', 'version': 'v0001'" in text
 
 
-def test_unknown_path_and_unreachable_service_give_pages_not_tracebacks():
-    assert "There is no page" in text_of(render_page(DashboardService("fake:1", FakeClient), "/nope", ""))
-    dead = FakeClient()
-    dead.down = True
-    page = render_page(DashboardService("fake:1", lambda: dead), "/", "")
+def test_unknown_path_and_unreachable_service_give_pages_not_tracebacks(service, store, dashboards):
+    assert "There is no page" in text_of(render_page(service, "/nope", ""))
+    gone = start_server(store.root)
+    gone.stop(grace=0)
+    page = render_page(dashboards.service(target(gone)), "/", "")
     assert page.id == "waiting-card" and "does not answer" in text_of(page)
 
 
@@ -179,7 +253,7 @@ def test_the_segment_dropdown_reporting_its_value_on_mount_redraws_nothing(servi
     assert draw(0, "") == (dash.no_update,) * 3  # the page opened on segment 0 already shows it
     assert draw(1, "?segment=1") == (dash.no_update,) * 3
     profile, radar, search = draw(1, "")
-    assert search == "?segment=1" and "Careful Spenders" in profile.layout.title.text
+    assert search == "?segment=1" and "Segment 1" in profile.layout.title.text
 
 
 def test_the_layout_comes_with_the_page_of_the_url_being_opened(service):
@@ -190,12 +264,12 @@ def test_the_layout_comes_with_the_page_of_the_url_being_opened(service):
     service.model_view()
     layout = client.get("/_dash-layout", headers={"Referer": "http://localhost/segments?segment=1"}).get_json()
     text = str(layout)
-    assert "segments-page" in text and "'value': 1" in text and "customers v0001|/segments" in text
+    assert "segments-page" in text and "'value': 1" in text and "customers v0002|/segments" in text
     foreign = client.get("/_dash-layout", headers={"Referer": "http://elsewhere.example/segments"}).get_json()
     assert "segments-page" not in str(foreign)
     # The route callback, as the page starts, finds the page drawn and leaves it.
     route = next(v for k, v in app.callback_map.items() if "page-content.children" in k)["callback"].__wrapped__
     with app.server.test_request_context():
-        assert route({}, "/segments", "?segment=1", "customers v0001|/segments") == (dash.no_update,) * 2
-        page, key = route({}, "/model", "", "customers v0001|/segments")
-    assert key == "customers v0001|/model" and page.id == "model-page"
+        assert route({}, "/segments", "?segment=1", "customers v0002|/segments") == (dash.no_update,) * 2
+        page, key = route({}, "/model", "", "customers v0002|/segments")
+    assert key == "customers v0002|/model" and page.id == "model-page"

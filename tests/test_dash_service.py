@@ -1,293 +1,515 @@
-"""The dashboard's data layer: proto -> view conversion, the watch thread's states, error mapping.
+"""The dashboard's data layer against a real scoring server: proto -> view conversion, the watch thread's
+states, error mapping.
 
-A fake client stands in for `scoring_service.client.ScoringClient` (same method names), so these run
-without a server; the browser tests use the real one.
+Servers run in-process on loopback ports (`start_server`) with stores published by `tests/model_factory.py`;
+the dashboard uses its real client (`default_client_factory`). Outages are real: the server is stopped,
+and recovery is a new server on the same port. The few cases a real server cannot produce keep a small
+fake, each saying why.
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
 import grpc
+import joblib
+import numpy as np
 import pytest
-
-from scoring_service.client import Prediction
-from segmentation.v1 import scoring_pb2
 
 from dash_ui.models import (BASE_SEGMENT_ID, fallback_colour, model_view_from_proto, sample_view_from_proto,
                             separating_features)
-from dash_ui.service import DOWN, NO_MODEL, OK, DashboardService, ServiceError, friendly_error
+from dash_ui.service import (DOWN, NO_MODEL, OK, DashboardService, ServiceError, default_client_factory,
+                             friendly_error)
+from scoring_service.client import ScoringClient, ScoringError
+from scoring_service.server import ScoringServer
+from scoring_service.settings import Settings
+from segmentation.v1 import scoring_pb2
+from segmentation_core.store import ModelStore
+from tests import model_factory
 
-NUMERIC = ["Age", "Annual Income (k$)", "Spending Score (1-100)"]
-SEGMENTS = ["Target Group", "Careful Spenders"]
-#: The segments' colours as the service sends them (Segment.colour); of no palette the dashboard knows.
-COLOURS = ["#1B9E77", "#D95F02"]
-
-
-def model_info(version: str = "v0001", colours: list[str] = COLOURS) -> scoring_pb2.ModelInfo:
-    info = scoring_pb2.ModelInfo(model="customers", version=version, created_at="2026-11-22T03:00:00Z",
-                                 algorithm="kmeans", k=2, k_rule="silhouette", training_rows=200,
-                                 training_customers=200, data_source="Mall_Customers.csv",
-                                 data_fingerprint="sha256:abc")
-    for name, lo, hi, med in (("Age", 18, 70, 36), ("Annual Income (k$)", 15, 137, 61.5),
-                              ("Spending Score (1-100)", 1, 99, 50)):
-        info.numeric_features.add(name=name, minimum=lo, maximum=hi, impute=med, skew="none")
-    info.categorical_features.add(name="Gender", levels=["Female", "Male"], impute="Female")
-    # Segment 0 differs from the base by spending mostly; Age barely moves.
-    means = {0: {"Age": 33, "Annual Income (k$)": 86, "Spending Score (1-100)": 82},
-             1: {"Age": 41, "Annual Income (k$)": 88, "Spending Score (1-100)": 17}}
-    for sid, name in enumerate(SEGMENTS):
-        seg = info.segments.add(id=sid, name=name, description=f"{name} ...", action="Do something",
-                                size=100, share=0.5, outlier_distance=2.5, colour=colours[sid])
-        for f in NUMERIC:
-            seg.centroid[f] = means[sid][f]
-            seg.stats.add(feature=f, mean=means[sid][f], median=means[sid][f], min=0, max=100, std=5)
-        seg.levels.add(feature="Gender", level="Female", share=0.6)
-    for f, mean in (("Age", 37), ("Annual Income (k$)", 87), ("Spending Score (1-100)", 49.5)):
-        info.base_stats.add(feature=f, mean=mean, median=mean, min=0, max=100, std=20)
-    for k, sil in ((2, 0.4), (3, 0.3)):
-        row = info.k_search.add(k=k)
-        row.metrics["silhouette"] = sil
-        row.metrics["inertia"] = 100.0 / k
-    info.quality["stability"] = 0.93
-    return info
+pytestmark = pytest.mark.timeout(120)
+NUMERIC = model_factory.MALL_NUMERIC
+K = 5
 
 
-def segment_stats(version: str = "v0001") -> scoring_pb2.SegmentStats:
-    stats = scoring_pb2.SegmentStats(model="customers", version=version)
-    stats.segments.extend(model_info(version).segments)
-    stats.sample_numeric.add(name="Age", values=[20, 30, 40, 50])
-    stats.sample_categorical.add(name="Gender", values=["Male", "Female", "Female", "Male"])
-    stats.sample_segment_id.extend([0, 0, 1, 1])
-    stats.sample_map_x.extend([0.1, 0.2, -0.1, -0.2])
-    stats.sample_map_y.extend([1.0, 1.1, -1.0, -1.1])
-    stats.centroid_map_x.extend([0.15, -0.15])
-    stats.centroid_map_y.extend([1.05, -1.05])
-    return stats
+# ---- helpers shared with test_dash_app.py -------------------------------------------------------------
+
+def wait_for(predicate: Callable[[], object], timeout: float = 15.0) -> None:
+    """Poll `predicate` until it is true; fail after `timeout` seconds (never a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
 
 
-class Rpc(Exception):
-    """A ScoringError look-alike: `.code` is a grpc.StatusCode."""
+def start_server(store: Path, *, port: int = 0, wait_serving: bool = True,
+                 interceptors: Sequence[grpc.ServerInterceptor] = (), **overrides: Any) -> ScoringServer:
+    """A real scoring server on 127.0.0.1 (settings as conftest's factory); `port` reuses a stopped one's port."""
+    settings = Settings(store=Path(store), port=port, metrics_port=-1, poll_interval=0.05, grace=1.0,
+                        **overrides).validate()
+    real_server = grpc.server
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+    def with_extra(pool: Any, interceptors: Sequence[grpc.ServerInterceptor] | None = None, **kwargs: Any) -> Any:
+        return real_server(pool, interceptors=[*(interceptors or ()), *extra], **kwargs)
+
+    extra = list(interceptors)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with pytest.MonkeyPatch.context() as patch:
+                if extra:  # ScoringServer builds its grpc.server itself: hand it the test's interceptors too
+                    patch.setattr(grpc, "server", with_extra)
+                server = ScoringServer(settings).start()
+            break
+        except (OSError, RuntimeError):  # the stopped server's port, taken meanwhile: retry, then fail (no hang)
+            if not port or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    if wait_serving:
+        wait_for(lambda: settings.model in server.registry.list_served(), timeout=20)
+    return server
 
 
-class FakeClient:
-    """The ScoringClient methods the dashboard uses; `down`/`no_model` switch failures on."""
+def target(server: ScoringServer) -> str:
+    """The loopback address of a server."""
+    return f"127.0.0.1:{server.port}"
+
+
+class Dashboards:
+    """Builds `DashboardService`s with their real client and closes them all after a test."""
 
     def __init__(self) -> None:
-        self.version = "v0001"
-        self.down = False
-        self.no_model = False
-        self.changed = threading.Event()
-        self.calls: list[str] = []
+        self.services: list[DashboardService] = []
+        self.clients: list[Any] = []
 
-    def _check(self, health: bool = False) -> None:
-        if self.down:
-            raise Rpc(grpc.StatusCode.UNAVAILABLE, "failed to connect to all addresses; Connection refused")
-        if self.no_model and not health:
-            raise Rpc(grpc.StatusCode.UNAVAILABLE, "no model loaded yet")
+    def service(self, address: str, *, factory: Callable[[], Any] | None = None, **kwargs: Any) -> DashboardService:
+        """A DashboardService on `address`, through `default_client_factory` unless `factory` is given."""
+        make = factory or default_client_factory(address)
 
-    def health(self) -> str:
-        self._check(health=True)
-        return "SERVING"
+        def tracked() -> Any:
+            client = make()
+            self.clients.append(client)
+            return client
 
-    def model_info(self):
-        self.calls.append("model_info")
-        self._check()
-        return model_info(self.version)
+        service = DashboardService(address, tracked, **kwargs)
+        self.services.append(service)
+        return service
 
-    def segment_stats(self, max_sample: int = 0):
-        self.calls.append(f"segment_stats:{max_sample}")
-        self._check()
-        return segment_stats(self.version)
-
-    def watch(self, reconnect: bool = True):
-        while True:
-            self._check()
-            if self.changed.wait(0.05):
-                self.changed.clear()
-                self._check()
-                yield model_info(self.version)
-
-    def predict(self, customer, *, id=""):
-        self._check()
-        if "bad" in customer:
-            raise Rpc(grpc.StatusCode.INVALID_ARGUMENT, "bad: unknown feature")
-
-        return Prediction(segment_id=1, segment_name="Careful Spenders", distance=0.5, confidence=0.9,
-                          outlier=False, model="customers", version=self.version)
+    def close(self) -> None:
+        """Stop every service and close its channel (ends a watch stream still open on a shared server)."""
+        for service in self.services:
+            service.stop()
+        for client in self.clients:
+            close = getattr(client, "close", None)
+            if close is not None:
+                close()
 
 
-def wait_for(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached")
+class NoColours(grpc.ServerInterceptor):
+    """Blanks Segment.colour in what the real server sends, as a server older than that field would."""
+
+    METHODS = ("/GetModelInfo", "/WatchModel", "/GetSegmentStats")
+
+    def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
+        """Wrap the handlers that send segments; pass the others on."""
+        handler = continuation(details)
+        if handler is None or not details.method.endswith(self.METHODS):
+            return handler
+        if handler.unary_stream:
+            def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                for message in handler.unary_stream(request, context):
+                    yield self._blank(message)
+            return grpc.unary_stream_rpc_method_handler(stream, handler.request_deserializer,
+                                                        handler.response_serializer)
+
+        def unary(request: Any, context: grpc.ServicerContext) -> Any:
+            return self._blank(handler.unary_unary(request, context))
+        return grpc.unary_unary_rpc_method_handler(unary, handler.request_deserializer, handler.response_serializer)
+
+    @staticmethod
+    def _blank(message: Any) -> Any:
+        copy = type(message)()
+        copy.CopyFrom(message)  # the registry's message is shared by every caller: never change it
+        for segment in copy.segments:
+            segment.colour = ""
+        return copy
+
+
+class Slow(grpc.ServerInterceptor):
+    """Delays the answers of the methods named (a loaded or far-away server); the answers stay the real ones."""
+
+    def __init__(self, seconds: float, *methods: str) -> None:
+        self.seconds = seconds
+        self.methods = tuple(f"/{m}" for m in methods)
+        self.started: list[str] = []  # the calls that reached the server, finished or not
+
+    def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails) -> Any:
+        """Wrap the unary handlers named; pass the others on."""
+        handler = continuation(details)
+        if handler is None or not handler.unary_unary or not details.method.endswith(self.methods):
+            return handler
+
+        def unary(request: Any, context: grpc.ServicerContext) -> Any:
+            self.started.append(details.method)
+            time.sleep(self.seconds)
+            return handler.unary_unary(request, context)
+        return grpc.unary_unary_rpc_method_handler(unary, handler.request_deserializer, handler.response_serializer)
+
+
+@pytest.fixture()
+def dashboards() -> Iterator[Dashboards]:
+    """Dashboard services on real clients, closed after the test."""
+    made = Dashboards()
+    yield made
+    made.close()
+
+
+@pytest.fixture()
+def servers() -> Iterator[Callable[..., ScoringServer]]:
+    """Start servers of this test's own (`start_server`'s arguments); all stopped after."""
+    started: list[ScoringServer] = []
+
+    def start(store: Path, **kwargs: Any) -> ScoringServer:
+        server = start_server(store, **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop(grace=0)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
+    """A store with one version (v0001) of 'customers': Mall customers, 5 k-means segments."""
+    store = ModelStore(tmp_path_factory.mktemp("dash-store"))
+    model_factory.publish(store, "customers", "mall", k=K)
+    return store
+
+
+@pytest.fixture(scope="module")
+def server(store: ModelStore) -> Iterator[ScoringServer]:
+    """One server for the module's tests that do not stop it."""
+    server = start_server(store.root)
+    yield server
+    server.stop(grace=0)
+
+
+@pytest.fixture()
+def client(server: ScoringServer) -> Iterator[ScoringClient]:
+    """A scoring client of the shared server, to read what it sends."""
+    with ScoringClient(target(server)) as client:
+        yield client
+
+
+def manifest(store: ModelStore, version: str = "v0001") -> dict[str, Any]:
+    """The published manifest of a version."""
+    return json.loads((store.version_dir("customers", version) / "manifest.json").read_text())
+
+
+def fresh_store(tmp_path: Path) -> ModelStore:
+    """A store of this test's own with v0001 of 'customers' (for tests that publish more)."""
+    store = ModelStore(tmp_path / "store")
+    model_factory.publish(store, "customers", "mall", k=K)
+    return store
 
 
 # ---- conversions ------------------------------------------------------------------------------------
 
-def test_model_view_carries_schema_segments_stats_and_k_search():
-    view = model_view_from_proto(model_info())
+def test_model_view_carries_schema_segments_stats_and_k_search(client, store):
+    view = model_view_from_proto(client.model_info())
+    published = manifest(store)
+    assert (view.model, view.version, view.k) == ("customers", "v0001", K)
     assert view.numeric_names == NUMERIC
     assert view.feature_names == [*NUMERIC, "Gender"]
     assert view.categorical_features[0].levels == ("Female", "Male")
-    assert view.segment_names == {0: "Target Group", 1: "Careful Spenders"}
-    assert view.segment(1).centroid["Spending Score (1-100)"] == 17
-    assert list(view.k_search.index) == [2, 3] and view.k_search.loc[3, "inertia"] == pytest.approx(100 / 3)
+    assert view.segment_names == {i: f"Segment {i}" for i in range(K)}
+    for s in published["segments"]:
+        assert view.segment(s["id"]).centroid == pytest.approx(s["centroid"])
+        assert view.segment(s["id"]).size == s["size"]
+    assert sum(view.segment(i).size for i in range(K)) == 200
+    assert list(view.k_search.index) == [K] and view.k_search.loc[K, "inertia"] == pytest.approx(1.0)
     base = view.stats[view.stats.segment_id == BASE_SEGMENT_ID]
     assert set(base.feature) == set(NUMERIC) and (base["count"] == 200).all()
-    assert len(view.stats) == 3 * 3
-    assert view.level_shares.iloc[0].to_dict()["share"] == pytest.approx(0.6)
+    ages = model_factory.mall().frame["Age"]
+    assert base.set_index("feature").loc["Age", "mean"] == pytest.approx(ages.mean())
+    assert len(view.stats) == (K + 1) * len(NUMERIC)
+    female = view.level_shares.query("segment_id == 1 and level == 'Female'")["share"].item()
+    assert female == pytest.approx(published["segments"][1]["categories"]["Gender"]["Female"])
 
 
-def test_segment_colours_are_the_service_s_with_a_fallback_for_a_server_that_sends_none():
-    assert model_view_from_proto(model_info()).segment_colours == {0: COLOURS[0], 1: COLOURS[1]}
-    older = model_view_from_proto(model_info(colours=["", ""]))
-    assert older.segment_colours == {0: fallback_colour(0), 1: fallback_colour(1)}
-    assert older.segment(1).colour == fallback_colour(1) != fallback_colour(0)
+def test_segment_colours_are_the_service_s(client):
+    info = client.model_info()
+    sent = {s.id: s.colour for s in info.segments}
+    assert len(set(sent.values())) == K and all(sent.values())
+    view = model_view_from_proto(info)
+    assert view.segment_colours == sent
+    assert all(sent[i] != fallback_colour(i) for i in range(K))  # else the next test could not tell them apart
 
 
-def test_separating_features_ranks_by_between_segment_variance_and_keeps_schema_order():
-    view = model_view_from_proto(model_info())
+def test_a_server_that_sends_no_colours_gets_the_fallback(servers, store):
+    # The real server always sends Segment.colour; a server older than that field is this one with the
+    # colours blanked on the wire by an interceptor.
+    older = servers(store.root, interceptors=[NoColours()])
+    with ScoringClient(target(older)) as client:
+        info = client.model_info()
+    assert [s.colour for s in info.segments] == [""] * K
+    view = model_view_from_proto(info)
+    assert view.segment_colours == {i: fallback_colour(i) for i in range(K)}
+    assert view.segment(1).colour == fallback_colour(1) != fallback_colour(0)
+
+
+def test_separating_features_ranks_by_between_segment_variance_and_keeps_schema_order(client, store):
+    view = model_view_from_proto(client.model_info())
+    # The between-segment share of each feature's variance, from the raw data and the model's own labels.
+    frame = model_factory.mall().frame
+    labels = joblib.load(store.version_dir("customers", "v0001") / "pipeline.joblib").predict(frame)
+    score = {}
+    for name in NUMERIC:
+        x = frame[name].to_numpy(float)
+        score[name] = sum((labels == j).mean() * (x[labels == j].mean() - x.mean()) ** 2 for j in range(K)) / x.var()
+    ranked = sorted(NUMERIC, key=lambda n: -score[n])
+    assert ranked == ["Spending Score (1-100)", "Age", "Annual Income (k$)"]  # rank order is not schema order
     assert separating_features(view, 1) == ["Spending Score (1-100)"]
     assert separating_features(view, 2) == ["Age", "Spending Score (1-100)"]
+    assert separating_features(view, 3) == NUMERIC
 
 
-def test_sample_view_has_features_projection_names_and_centroids():
-    view = model_view_from_proto(model_info())
-    sample = sample_view_from_proto(segment_stats(), view.segment_names)
-    assert list(sample.frame["segment"]) == ["Target Group"] * 2 + ["Careful Spenders"] * 2
-    assert sample.has_projection and not sample.has_projection_3d
-    assert list(sample.frame["Gender"]) == ["Male", "Female", "Female", "Male"]
-    assert sample.centroids.set_index("segment_id").loc[1, "map_y"] == pytest.approx(-1.05)
-    assert sample.centroids.set_index("segment_id").loc[0, "Annual Income (k$)"] == 86
+def test_sample_view_has_features_projection_names_and_centroids(client, store):
+    info = client.model_info()
+    stats = client.segment_stats(max_sample=0)
+    sample = sample_view_from_proto(stats, model_view_from_proto(info).segment_names)
+    ids = list(stats.sample_segment_id)
+    assert len(ids) == 200 and set(ids) == set(range(K))
+    assert list(sample.frame["segment"]) == [f"Segment {i}" for i in ids]
+    assert sample.has_projection and sample.has_projection_3d
+    stored = np.load(store.version_dir("customers", "v0001") / "sample.npz", allow_pickle=False)
+    assert list(sample.frame["Gender"]) == [str(v) for v in stored["cat:Gender"]]
+    assert list(sample.frame["Age"]) == pytest.approx(list(stored["num:Age"]))
+    centroids = sample.centroids.set_index("segment_id")
+    assert centroids.loc[1, "map_y"] == pytest.approx(stats.centroid_map_y[1])
+    income = manifest(store)["segments"][0]["centroid"]["Annual Income (k$)"]
+    assert centroids.loc[0, "Annual Income (k$)"] == pytest.approx(income)
+    # A server without the 3-D map (the real one always sends it): its answer with those columns left out.
+    flat = scoring_pb2.SegmentStats()
+    flat.CopyFrom(stats)
+    flat.ClearField("sample_map_z")
+    flat_view = sample_view_from_proto(flat, model_view_from_proto(info).segment_names)
+    assert flat_view.has_projection and not flat_view.has_projection_3d
 
 
 # ---- the service ------------------------------------------------------------------------------------
 
-def test_watch_follows_new_versions_and_outages_and_recovers():
-    client = FakeClient()
-    service = DashboardService("fake:1", lambda: client, retry_seconds=0.05).start()
-    try:
-        wait_for(lambda: service.status().state == OK)
-        assert service.status().version == "v0001"
-        assert service.model_view().version == "v0001"
+def test_watch_follows_new_versions_and_outages_and_recovers(servers, dashboards, tmp_path):
+    store = fresh_store(tmp_path)
+    server = servers(store.root)
+    service = dashboards.service(target(server), retry_seconds=0.05).start()
+    wait_for(lambda: service.status().state == OK)
+    assert service.status().version == "v0001"
+    assert service.model_view().version == "v0001"
 
-        client.version = "v0002"
-        client.changed.set()
-        wait_for(lambda: service.status().version == "v0002")
-        status = service.status()
-        assert status.previous_version == "v0001" and status.changed_at
-        assert service.model_view().version == "v0002"
+    assert model_factory.publish(store, "customers", "mall", k=K, seed=1) == "v0002"
+    wait_for(lambda: service.status().version == "v0002")
+    status = service.status()
+    assert status.previous_version == "v0001" and status.changed_at
+    assert service.model_view().version == "v0002"
 
-        client.down = True
-        wait_for(lambda: service.status().state == DOWN)
-        assert "does not answer" in service.status().message
-        wait_for(lambda: service.status().attempts >= 2)
-        assert service.cached_model_view().version == "v0002"  # the pages keep the last model seen
+    server.stop(grace=0)
+    wait_for(lambda: service.status().state == DOWN)
+    # The first failure may be a call the stopping server cancelled (CANCELLED); from the next attempt
+    # on, the address refuses connections.
+    wait_for(lambda: service.status().attempts >= 2)
+    assert "does not answer" in service.status().message
+    assert service.cached_model_view().version == "v0002"  # the pages keep the last model seen
 
-        client.down = False
-        wait_for(lambda: service.status().state == OK)
-        assert service.status().attempts == 0
-    finally:
-        service.stop()
-
-
-def test_a_service_without_a_model_is_told_apart_from_a_dead_one():
-    client = FakeClient()
-    client.no_model = True
-    service = DashboardService("fake:1", lambda: client, retry_seconds=0.05).start()
-    try:
-        wait_for(lambda: service.status().state == NO_MODEL)
-        assert "serves no model" in service.status().message
-        client.no_model = False
-        wait_for(lambda: service.status().state == OK)
-    finally:
-        service.stop()
+    servers(store.root, port=server.port)  # back on the same address
+    wait_for(lambda: service.status().state == OK)
+    assert service.status().attempts == 0 and service.status().version == "v0002"
 
 
-def test_the_sample_is_bounded_and_fetched_once_per_version():
-    client = FakeClient()
-    service = DashboardService("fake:1", lambda: client, max_sample=1234)
+def test_a_service_without_a_model_is_told_apart_from_a_dead_one(servers, dashboards, tmp_path):
+    store = ModelStore(tmp_path / "empty")
+    server = servers(store.root, wait_serving=False)
+    service = dashboards.service(target(server), retry_seconds=0.05).start()
+    wait_for(lambda: service.status().state == NO_MODEL)
+    assert "serves no model" in service.status().message
+    model_factory.publish(store, "customers", "mall", k=K)
+    wait_for(lambda: service.status().state == OK)
+    assert service.status().version == "v0001"
+
+
+def _segment_stats_calls(server: ScoringServer) -> float:
+    return server.metrics.registry.get_sample_value(
+        "scoring_calls_total", {"method": "GetSegmentStats", "code": "OK"}) or 0.0
+
+
+def test_the_sample_is_bounded_and_fetched_once_per_version(server, dashboards):
+    before = _segment_stats_calls(server)  # the server's own count of the calls it answered
+    service = dashboards.service(target(server), max_sample=50)  # the stored sample has 200 rows
     first = service.sample()
     again = service.sample()
-    assert first is again
-    assert client.calls.count("segment_stats:1234") == 1
+    assert first is again and len(first.frame) == 50 and first.version == "v0001"
+    assert _segment_stats_calls(server) - before == 1
 
 
-def test_errors_reach_pages_as_sentences_with_their_code():
-    client = FakeClient()
-    service = DashboardService("fake:1", lambda: client)
-    assert service.predict({"Age": 30}) == Prediction(1, "Careful Spenders", 0.5, 0.9, False, "customers", "v0001")
+def test_errors_reach_pages_as_sentences_with_their_code(server, store, servers, dashboards):
+    service = dashboards.service(target(server))
+    customer = model_factory.mall().frame.iloc[[7]]
+    expected = int(joblib.load(store.version_dir("customers", "v0001") / "pipeline.joblib").predict(customer)[0])
+    prediction = service.predict(customer[[*NUMERIC, "Gender"]].iloc[0].to_dict())
+    assert (prediction.segment_id, prediction.segment_name) == (expected, f"Segment {expected}")
+    assert (prediction.model, prediction.version, prediction.outlier) == ("customers", "v0001", False)
+    assert 0 <= prediction.confidence <= 1 and prediction.distance >= 0
     with pytest.raises(ServiceError) as err:
         service.predict({"bad": 1})
-    assert err.value.code == "INVALID_ARGUMENT" and err.value.message == "bad: unknown feature"
-    client.down = True
+    assert err.value.code == "INVALID_ARGUMENT"
+    assert err.value.message.startswith("unknown numeric feature 'bad'; the model expects numeric features")
+
+    gone = servers(store.root)
+    gone.stop(grace=0)
+    dead = dashboards.service(target(gone))
     with pytest.raises(ServiceError) as err:
-        service.model_view()
-    assert err.value.code == "UNAVAILABLE" and "fake:1" in err.value.message
+        dead.model_view()
+    assert err.value.code == "UNAVAILABLE" and target(gone) in err.value.message
+    assert "does not answer" in err.value.message
 
 
 def test_a_missing_client_module_is_a_service_error_not_a_crash():
+    # No server needed or possible: the client cannot even be built.
     def broken():
         raise ImportError("No module named 'scoring_service.client'")
 
-    service = DashboardService("fake:1", broken)
-    with pytest.raises(ServiceError, match="Cannot create the scoring client"):
+    service = DashboardService("127.0.0.1:1", broken)
+    with pytest.raises(ServiceError, match="Cannot create the scoring client") as err:
         service.model_view()
+    assert err.value.code == "UNAVAILABLE" and "No module named" in err.value.message
 
 
-@pytest.mark.parametrize("code, expected", [
-    (grpc.StatusCode.DEADLINE_EXCEEDED, "did not answer in time"),
-    (grpc.StatusCode.NOT_FOUND, "no such version"),
-    (grpc.StatusCode.UNAUTHENTICATED, "refused the dashboard's credentials"),
-], ids=["deadline", "not-found", "unauthenticated"])
-def test_friendly_error_messages(code, expected):
-    err = friendly_error(Rpc(code, "no such version"), "host:1")
-    assert expected in err.message and err.code == code.name
+def test_a_call_past_its_deadline_did_not_answer_in_time(servers, store, dashboards):
+    slow = servers(store.root, interceptors=[Slow(1.0, "GetModelInfo")])
+    hasty = dashboards.service(target(slow), factory=default_client_factory(target(slow), timeout=0.2))
+    with pytest.raises(ServiceError) as err:
+        hasty.model_view()
+    assert err.value.code == "DEADLINE_EXCEEDED" and "did not answer in time" in err.value.message
 
 
-def test_sample_listeners_hear_of_each_version_once_its_sample_is_here():
-    client = FakeClient()
+def test_an_unknown_version_is_the_server_s_own_words(client, server):
+    with pytest.raises(ScoringError) as raw:
+        client.model_info(version="v9999")
+    err = friendly_error(raw.value, target(server))
+    assert err.code == "NOT_FOUND" and err.message == raw.value.message
+    assert "no version 'v9999'" in err.message
+
+
+def test_a_server_that_wants_a_token_refuses_the_dashboard_s_credentials(servers, store, dashboards, tmp_path):
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    guarded = servers(store.root, token_file=str(token))
+    with pytest.raises(ServiceError) as err:
+        dashboards.service(target(guarded)).model_view()
+    assert err.value.code == "UNAUTHENTICATED"
+    assert "refused the dashboard's credentials (missing bearer token)" in err.value.message
+    allowed = dashboards.service(target(guarded), factory=default_client_factory(target(guarded), token="s3cret"))
+    assert allowed.model_view().version == "v0001"
+
+
+def test_sample_listeners_hear_of_each_version_once_its_sample_is_here(servers, dashboards, tmp_path):
+    store = fresh_store(tmp_path)
+    server = servers(store.root)
     heard: list[str] = []
-    service = DashboardService("fake:1", lambda: client, retry_seconds=0.05)
+    service = dashboards.service(target(server), retry_seconds=0.05)
     service.on_sample(lambda view: heard.append(view.version))  # nothing served yet: not called
     service.on_sample(lambda view: 1 / 0)  # a failing listener is logged, the others still hear
+    assert heard == []
+    service.start()
+    wait_for(lambda: "v0001" in heard)
+    model_factory.publish(store, "customers", "mall", k=K, seed=1)
+    wait_for(lambda: "v0002" in heard)
+    # In order, v0002 once (a swap arrives once); v0001 may be heard twice: see the next test.
+    assert list(dict.fromkeys(heard)) == ["v0001", "v0002"] and heard.count("v0002") == 1
+    late: list[str] = []
+    service.on_sample(lambda view: late.append(view.version))  # registered after: called at once
+    wait_for(lambda: late == ["v0002"])
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "dash_ui/service.py bug: _watch_loop's model_info() and the WatchModel stream's first message (the real "
+    "server sends the served version at once) each start a sample prefetch while the other is in flight, so "
+    "the first version is fetched twice and its listeners hear it twice"))
+def test_the_first_version_is_fetched_and_announced_once(servers, store, dashboards):
+    # The real server, its GetSegmentStats slowed so that the first prefetch is still running when the
+    # watch stream's first message arrives (otherwise that happens by chance, 1 run in 3 here).
+    slow = Slow(1.0, "GetSegmentStats")
+    server = servers(store.root, interceptors=[slow])
+    heard: list[str] = []
+    service = dashboards.service(target(server), retry_seconds=0.05)
+    service.on_sample(lambda view: heard.append(view.version))
+    service.start()
+    wait_for(lambda: heard)
+    started = len(slow.started)  # a second prefetch, if any, began before the first one ended
+    wait_for(lambda: _segment_stats_calls(server) == started)
+    wait_for(lambda: len(heard) == started)
+    assert started == 1 and heard == ["v0001"]
+
+
+class SilentWatch(ScoringClient):
+    """The real client, but its watch stream goes quiet after the first answer.
+
+    The real server ends its WatchModel streams when it stops, so it cannot show the case the health probe
+    is for: a stream re-opened (wait_for_ready) just as the server went away, waiting without a word.
+    """
+
+    quiet = threading.Event()  # the first answer is taken: from now on the stream says nothing
+    released = threading.Event()
+
+    def watch(self, model: str | None = None, *, reconnect: bool = True) -> Iterator[scoring_pb2.ModelInfo]:
+        """The real first ModelInfo, then silence until the test releases it."""
+        real = super().watch(model, reconnect=reconnect)
+        for first in real:
+            real.close()
+            yield first
+            break
+        self.quiet.set()
+        self.released.wait(60)
+
+
+def test_an_outage_the_watch_stream_misses_is_seen_by_the_health_probe(servers, dashboards, tmp_path):
+    store = fresh_store(tmp_path)
+    server = servers(store.root)
+    address = target(server)
+    SilentWatch.quiet.clear()
+    SilentWatch.released.clear()
+    service = dashboards.service(address, factory=lambda: SilentWatch(address, timeout=5.0, retries=1),
+                                 retry_seconds=0.05)
+    prefetched = threading.Event()  # a prefetch failing in the outage would mark it instead (see below)
+    service.on_sample(lambda view: prefetched.set())
     service.start()
     try:
-        wait_for(lambda: heard == ["v0001"])
-        client.version = "v0002"
-        client.changed.set()
-        wait_for(lambda: heard == ["v0001", "v0002"])
-        late: list[str] = []
-        service.on_sample(lambda view: late.append(view.version))  # registered after: called at once
-        wait_for(lambda: late == ["v0002"])
-    finally:
-        service.stop()
-
-
-def test_an_outage_the_watch_stream_misses_is_seen_by_the_health_probe():
-    class SilentWatch(FakeClient):
-        def watch(self, reconnect: bool = True):
-            yield model_info(self.version)
-            while True:  # a stream re-opened as the server went away: waits without a word
-                time.sleep(0.05)
-
-    client = SilentWatch()
-    service = DashboardService("fake:1", lambda: client, retry_seconds=0.05).start()
-    try:
-        wait_for(lambda: service.status().state == OK)
-        client.down = True
+        wait_for(lambda: service.status().state == OK and SilentWatch.quiet.is_set() and prefetched.is_set())
+        server.stop(grace=0)
         wait_for(lambda: service.status().state == DOWN)
         assert "does not answer" in service.status().message
-        client.down = False  # answers again (a slow answer, or the stream reconnected): all is well
+        assert service.status().version == "v0001"  # only the probe saw it: the watch still waits
+        servers(store.root, port=server.port)  # answers again: the probe alone clears the outage
         wait_for(lambda: service.status().state == OK)
-        assert service.status().attempts == 0
+        assert service.status().attempts == 0 and service.status().version == "v0001"
     finally:
-        service.stop()
+        SilentWatch.released.set()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "dash_ui/service.py bug: a page call or prefetch that fails with UNAVAILABLE/DEADLINE_EXCEEDED marks the "
+    "service DOWN (_mark_unreachable) without _probe_marked, so the health probe skips it and the watch, "
+    "whose stream is healthy, never clears it: the banner stays until the next model swap"))
+def test_a_call_that_timed_out_once_is_not_an_outage_for_ever(servers, store, dashboards):
+    slow = servers(store.root, interceptors=[Slow(1.0, "GetSegmentStats")])
+    service = dashboards.service(target(slow), factory=default_client_factory(target(slow), timeout=0.5),
+                                 retry_seconds=0.05).start()
+    wait_for(lambda: service.status().state == DOWN)  # the sample prefetch timed out
+    assert "did not answer in time" in service.status().message
+    with ScoringClient(target(slow)) as check:
+        assert check.health() == "SERVING"  # the server answers: the probe runs every second
+    wait_for(lambda: service.status().state == OK, timeout=4)
