@@ -513,3 +513,69 @@ def test_a_call_that_timed_out_once_is_not_an_outage_for_ever(servers, store, da
     with ScoringClient(target(slow)) as check:
         assert check.health() == "SERVING"  # the server answers: the probe runs every second
     wait_for(lambda: service.status().state == OK, timeout=4)
+
+
+# ---- kept for other modules -----------------------------------------------------------------------------
+# tests/test_dash_batch.py builds its ModelView from this designed ModelInfo (pure functions, no service),
+# and tests/test_plotly_bundle.py draws its pages from FakeClient (it tests the plotly.js bundle, not the
+# service). Those files are not this module's; what they use stays, the rest of the old fake is gone.
+
+SEGMENTS = ["Target Group", "Careful Spenders"]
+#: The segments' colours in the designed ModelInfo; of no palette the dashboard knows.
+COLOURS = ["#1B9E77", "#D95F02"]
+
+
+def model_info(version: str = "v0001", colours: list[str] = COLOURS) -> scoring_pb2.ModelInfo:
+    """A designed two-segment ModelInfo (segment 0 differs from the base by spending mostly; Age barely moves)."""
+    info = scoring_pb2.ModelInfo(model="customers", version=version, created_at="2026-11-22T03:00:00Z",
+                                 algorithm="kmeans", k=2, k_rule="silhouette", training_rows=200,
+                                 training_customers=200, data_source="Mall_Customers.csv",
+                                 data_fingerprint="sha256:abc")
+    for name, lo, hi, med in (("Age", 18, 70, 36), ("Annual Income (k$)", 15, 137, 61.5),
+                              ("Spending Score (1-100)", 1, 99, 50)):
+        info.numeric_features.add(name=name, minimum=lo, maximum=hi, impute=med, skew="none")
+    info.categorical_features.add(name="Gender", levels=["Female", "Male"], impute="Female")
+    # Segment 0 differs from the base by spending mostly; Age barely moves.
+    means = {0: {"Age": 33, "Annual Income (k$)": 86, "Spending Score (1-100)": 82},
+             1: {"Age": 41, "Annual Income (k$)": 88, "Spending Score (1-100)": 17}}
+    for sid, name in enumerate(SEGMENTS):
+        seg = info.segments.add(id=sid, name=name, description=f"{name} ...", action="Do something",
+                                size=100, share=0.5, outlier_distance=2.5, colour=colours[sid])
+        for f in NUMERIC:
+            seg.centroid[f] = means[sid][f]
+            seg.stats.add(feature=f, mean=means[sid][f], median=means[sid][f], min=0, max=100, std=5)
+        seg.levels.add(feature="Gender", level="Female", share=0.6)
+    for f, mean in (("Age", 37), ("Annual Income (k$)", 87), ("Spending Score (1-100)", 49.5)):
+        info.base_stats.add(feature=f, mean=mean, median=mean, min=0, max=100, std=20)
+    for k, sil in ((2, 0.4), (3, 0.3)):
+        row = info.k_search.add(k=k)
+        row.metrics["silhouette"] = sil
+        row.metrics["inertia"] = 100.0 / k
+    info.quality["stability"] = 0.93
+    return info
+
+
+def segment_stats(version: str = "v0001") -> scoring_pb2.SegmentStats:
+    """A designed SegmentStats: the designed segments and a four-customer sample with its 2-D map."""
+    stats = scoring_pb2.SegmentStats(model="customers", version=version)
+    stats.segments.extend(model_info(version).segments)
+    stats.sample_numeric.add(name="Age", values=[20, 30, 40, 50])
+    stats.sample_categorical.add(name="Gender", values=["Male", "Female", "Female", "Male"])
+    stats.sample_segment_id.extend([0, 0, 1, 1])
+    stats.sample_map_x.extend([0.1, 0.2, -0.1, -0.2])
+    stats.sample_map_y.extend([1.0, 1.1, -1.0, -1.1])
+    stats.centroid_map_x.extend([0.15, -0.15])
+    stats.centroid_map_y.extend([1.05, -1.05])
+    return stats
+
+
+class FakeClient:
+    """The two calls tests/test_plotly_bundle.py's app makes (its browser test draws the overview from them)."""
+
+    def model_info(self) -> scoring_pb2.ModelInfo:
+        """The designed ModelInfo."""
+        return model_info()
+
+    def segment_stats(self, max_sample: int = 0) -> scoring_pb2.SegmentStats:
+        """The designed four-customer sample."""
+        return segment_stats()
