@@ -107,6 +107,8 @@ def friendly_error(exc: BaseException, target: str) -> ServiceError:
             msg = f"The scoring service at {target} is unavailable: {details}"
     elif code == "DEADLINE_EXCEEDED":
         msg = f"The scoring service at {target} did not answer in time."
+    elif code == "CANCELLED":  # what a call in flight gets from a server shutting down
+        msg = f"The scoring service at {target} ended the call (it may be restarting)."
     elif code in ("INVALID_ARGUMENT", "NOT_FOUND", "FAILED_PRECONDITION"):
         msg = _details(exc)
     elif code == "UNAUTHENTICATED" or code == "PERMISSION_DENIED":
@@ -145,8 +147,12 @@ class DashboardService:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sample_listeners: list[Callable[[ModelView], None]] = []
-        #: The health probe, not the watch, marked the service down (and may clear it).
+        #: The health probe or a failed page call, not the watch, marked the service down: the probe
+        #: clears it when health answers again (the watch stream may be well all along).
         self._probe_marked = False
+        #: Versions whose plot sample is being fetched: the first model_info and the watch stream's
+        #: first message name the same version, and must not fetch and announce it twice.
+        self._prefetching: set[str] = set()
 
     # -- client -----------------------------------------------------------------------------------
     def _get_client(self) -> Any:
@@ -215,7 +221,12 @@ class DashboardService:
                 self._probe_marked = False
 
     def stop(self) -> None:
+        """Stop the watch and the probe and close the client (its channel ends the watch stream)."""
         self._stop.set()
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None and hasattr(client, "close"):
+            client.close()
 
     def _watch_loop(self) -> None:
         """Fetch the served model, then follow WatchModel; on any failure probe, wait and start again.
@@ -246,7 +257,9 @@ class DashboardService:
     def _on_model_info(self, info: Any) -> None:
         view = model_view_from_proto(info)
         with self._lock:
-            fresh = view.version not in self._samples
+            fresh = view.version not in self._samples and view.version not in self._prefetching
+            if fresh and self._thread is not None:
+                self._prefetching.add(view.version)
         if fresh and self._thread is not None:  # from the watch thread: fetch the plot sample ahead of pages
             threading.Thread(target=self._prefetch, args=(view,), name="sample-prefetch", daemon=True).start()
         with self._lock:
@@ -269,6 +282,9 @@ class DashboardService:
         except ServiceError as exc:
             log.info("plot sample of %s not prefetched: %s", view.version, exc.message)
             return
+        finally:
+            with self._lock:
+                self._prefetching.discard(view.version)
         with self._lock:
             listeners = list(self._sample_listeners)
         for listener in listeners:
@@ -309,6 +325,8 @@ class DashboardService:
     def _mark_unreachable(self, message: str) -> None:
         with self._lock:
             if self._status.state == OK:
+                # The probe clears it once health answers: one slow call is no lasting outage.
+                self._probe_marked = True
                 self._status = replace(self._status, state=DOWN, message=message, attempts=1)
 
     def _probe_health(self) -> bool:
