@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Iterator
 
 import dash
 import pandas as pd
@@ -24,7 +23,8 @@ from scoring_service.server import ScoringServer
 from segmentation.v1 import scoring_pb2
 from segmentation_core.store import ModelStore
 from tests import model_factory
-from tests.test_dash_service import Dashboards, NoColours, start_server, target
+# `server` (on this module's `store`) and `dashboards` are the fixtures of test_dash_service, shared.
+from tests.test_dash_service import Dashboards, NoColours, dashboards, server, start_server, target  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -66,26 +66,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
 
 
 @pytest.fixture(scope="module")
-def server(store: ModelStore) -> Iterator[ScoringServer]:
-    """The module's scoring server (no test stops it)."""
-    server = start_server(store.root)
-    yield server
-    server.stop(grace=0)
-
-
-@pytest.fixture(scope="module")
 def info(server: ScoringServer) -> scoring_pb2.ModelInfo:
     """What the server sends about the served model: the expected names and colours."""
     with ScoringClient(target(server)) as client:
         return client.model_info()
-
-
-@pytest.fixture()
-def dashboards() -> Iterator[Dashboards]:
-    """Dashboard services on real clients, closed after the test."""
-    made = Dashboards()
-    yield made
-    made.close()
 
 
 @pytest.fixture()
