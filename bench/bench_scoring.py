@@ -13,7 +13,9 @@ server runs as ``python -m scoring_service`` subprocesses. Measured:
   same request and response sizes (a generic-handler server started by this script) for comparison;
 - ``PredictStream`` rows/s with 10,000-row batches of 7 numeric features through ``predict_frame``
   (client encoding and decoding included), one stream against 1 server process, and with
-  ``--workers 2`` one stream per client process;
+  ``--workers 2`` one stream per client process (and how the server processes shared the CPU);
+- the CPU a batch costs the server and the client, with scoring and against a null server, and the
+  rows/s ceiling that CPU leaves on this machine's cores;
 - hot swap under load: 20 versions published (by another process) while a caller loops on Predict:
   failed calls and p99 against the steady p99 measured just before.
 Without ``--peers`` the MLServer figures are those of ../shared/peers/README.md, and say so.
@@ -87,16 +89,18 @@ def _tree_pids(root: int) -> list[int]:
 def cpu_s(pid: int) -> float:
     """CPU time (user + system, seconds) used so far by a process and its descendants (from /proc): what a
     server spends per call or batch, much steadier than wall time on a machine shared with other work."""
-    total = 0
-    for p in _tree_pids(pid):
-        try:
-            with open(f"/proc/{p}/stat") as fh:
-                text = fh.read()
-        except OSError:
-            continue
-        fields = text[text.rfind(")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    return sum(_own_cpu_s(p) for p in _tree_pids(pid))
+
+
+def _own_cpu_s(pid: int) -> float:
+    """CPU time (user + system, seconds) of one process alone; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            text = fh.read()
+    except OSError:
+        return 0.0
+    fields = text[text.rfind(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -332,12 +336,19 @@ def stream(target: str, frame: pd.DataFrame, batch_rows: int, repeats: int, pid:
     return float(np.median([run[0] for run in runs]))
 
 
-def stream_parallel(target: str, rows: int, batch_rows: int, clients: int) -> float:
-    """Aggregate rows/s of ``clients`` client processes, one stream each (overlapping wall time)."""
+def stream_parallel(target: str, rows: int, batch_rows: int, clients: int,
+                    server_pid: int | None = None) -> tuple[float, list[float]]:
+    """Aggregate rows/s of ``clients`` client processes, one stream each (overlapping wall time), and
+    each server process's share of the servers' CPU meanwhile (with ``server_pid``, the first of a
+    --workers group): the kernel gives each connection to one process, sometimes both to the same one."""
+    workers = _tree_pids(server_pid) if server_pid else []
+    before = [_own_cpu_s(p) for p in workers]
     with multiprocessing.get_context("spawn").Pool(clients) as pool:
         spans = pool.map(_stream_worker, [(target, rows, batch_rows, i) for i in range(clients)])
+    used = [_own_cpu_s(p) - b for p, b in zip(workers, before)]
+    shares = [u / sum(used) for u in used] if sum(used) > 0 else []
     wall = max(s[1] for s in spans) - min(s[0] for s in spans)
-    return sum(s[2] for s in spans) / wall
+    return sum(s[2] for s in spans) / wall, shares
 
 
 def _ceiling(cpu_us_per_batch: float, cores: int, batch_rows: int = 10_000) -> float:
@@ -546,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
             figures["serving_s_w2"] = server2.ready_s
             log.info("stream: 1 and 2 client processes against 2 server processes")
             figures["stream_w2_one_stream_rows_per_s"] = stream(server2.target, frame, 10_000, repeats)
-            figures["stream_w2_two_streams_rows_per_s"] = stream_parallel(server2.target, stream_rows, 10_000, 2)
+            figures["stream_w2_two_streams_rows_per_s"], figures["stream_w2_cpu_shares"] = \
+                stream_parallel(server2.target, stream_rows, 10_000, 2, server2.proc.pid)
             figures["rss_mb_w2"] = rss_mb(server2.proc.pid)
         finally:
             server2.stop()
@@ -583,6 +595,9 @@ def main(argv: list[str] | None = None) -> int:
     s2a, s2b = figures["stream_w2_one_stream_rows_per_s"], figures["stream_w2_two_streams_rows_per_s"]
     report.check("stream, 2 processes, 1 stream", f"{s2a / 1e6:.2f} M rows/s", "", None)
     report.check("stream, 2 processes, 2 streams", f"{s2b / 1e6:.2f} M rows/s", ">= 7.5 M (10 M - 25%)", s2b >= 7.5e6)
+    shares = " / ".join(f"{share:.0%}" for share in figures["stream_w2_cpu_shares"])
+    report.check("  server processes' shares of the CPU", shares or "n/a",
+                 "(the kernel assigns connections: one process may get both)", None)
     report.check("hot swap: failed calls", f"{swap['failed']:.0f} of {swap['calls']:.0f}", "0", swap["failed"] == 0)
     report.check("hot swap: p99 / steady p99", f"{swap['swap_p99_ms']:.2f} / {swap['steady_p99_ms']:.2f} ms",
                  "<= 2x", swap["swap_p99_ms"] <= 2 * swap["steady_p99_ms"])
