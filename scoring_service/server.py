@@ -8,6 +8,7 @@ import os
 import threading
 from concurrent import futures
 from pathlib import Path
+from typing import Sequence
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -41,7 +42,9 @@ def _address(host: str, port: int) -> str:
 class ScoringServer:
     """One server process's gRPC server, registry and metrics; :meth:`start`, then :meth:`stop`."""
 
-    def __init__(self, settings: Settings, *, freeze_gc: bool = False) -> None:
+    def __init__(self, settings: Settings, *, freeze_gc: bool = False,
+                 interceptors: Sequence[grpc.ServerInterceptor] = ()) -> None:
+        """``interceptors`` (an embedding program's: tracing, say) run after the token check."""
         self.settings = settings
         self._freeze_gc = freeze_gc
         self.metrics = ServiceMetrics()
@@ -54,7 +57,7 @@ class ScoringServer:
         self.metrics_port = -1
         self._stopped = threading.Event()
         token = settings.token()
-        interceptors = [BearerTokenInterceptor(token)] if token else []
+        interceptors = [*([BearerTokenInterceptor(token)] if token else []), *interceptors]
         reuse_port = settings.workers > 1 or settings.worker_index > 0
         options = [
             ("grpc.max_send_message_length", settings.max_message_bytes),

@@ -19,23 +19,13 @@ def datasets_dir() -> Path:
 @pytest.fixture()
 def scoring_server_factory():
     """Start in-process scoring servers on ephemeral ports: ``factory(store_dir, **settings)``; all stopped after."""
-    import time
-
-    from scoring_service.server import ScoringServer
-    from scoring_service.settings import Settings
+    from tests.server_support import start_server
 
     started = []
 
-    def factory(store: Path, wait_serving: bool = True, freeze_gc: bool = False, **overrides):
-        settings = Settings(store=Path(store), port=0, metrics_port=0, poll_interval=0.05, grace=1.0,
-                            **overrides).validate()
-        server = ScoringServer(settings, freeze_gc=freeze_gc).start()
+    def factory(store: Path, wait_serving: bool = True, **overrides):
+        server = start_server(store, wait_serving=wait_serving, metrics_port=0, **overrides)
         started.append(server)
-        deadline = time.monotonic() + 20
-        while wait_serving and settings.model not in server.registry.list_served():
-            if time.monotonic() > deadline:
-                raise TimeoutError("the scoring server loaded no model within 20 s")
-            time.sleep(0.02)
         return server
 
     yield factory

@@ -24,7 +24,8 @@ from segmentation.v1 import scoring_pb2
 from segmentation_core.store import ModelStore
 from tests import model_factory
 # `server` (on this module's `store`) and `dashboards` are the fixtures of test_dash_service, shared.
-from tests.test_dash_service import Dashboards, NoColours, dashboards, server, start_server, target  # noqa: F401
+from tests.server_support import start_server, target
+from tests.test_dash_service import Dashboards, NoColours, dashboards, server  # noqa: F401, F811 - fixtures
 
 pytestmark = pytest.mark.timeout(120)
 

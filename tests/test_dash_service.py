@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
 import grpc
 import joblib
@@ -25,10 +25,10 @@ from dash_ui.service import (DOWN, NO_MODEL, OK, DashboardService, ServiceError,
                              friendly_error)
 from scoring_service.client import ScoringClient, ScoringError
 from scoring_service.server import ScoringServer
-from scoring_service.settings import Settings
 from segmentation.v1 import scoring_pb2
 from segmentation_core.store import ModelStore
 from tests import model_factory
+from tests.server_support import start_server, target, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 NUMERIC = model_factory.MALL_NUMERIC
@@ -36,47 +36,6 @@ K = 5
 
 
 # ---- helpers shared with test_dash_app.py -------------------------------------------------------------
-
-def wait_for(predicate: Callable[[], object], timeout: float = 15.0) -> None:
-    """Poll `predicate` until it is true; fail after `timeout` seconds (never a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
-
-
-def start_server(store: Path, *, port: int = 0, wait_serving: bool = True,
-                 interceptors: Sequence[grpc.ServerInterceptor] = (), **overrides: Any) -> ScoringServer:
-    """A real scoring server on 127.0.0.1 (settings as conftest's factory); `port` reuses a stopped one's port."""
-    settings = Settings(store=Path(store), port=port, metrics_port=-1, poll_interval=0.05, grace=1.0,
-                        **overrides).validate()
-    real_server = grpc.server
-
-    def with_extra(pool: Any, interceptors: Sequence[grpc.ServerInterceptor] | None = None, **kwargs: Any) -> Any:
-        return real_server(pool, interceptors=[*(interceptors or ()), *extra], **kwargs)
-
-    extra = list(interceptors)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with pytest.MonkeyPatch.context() as patch:
-                if extra:  # ScoringServer builds its grpc.server itself: hand it the test's interceptors too
-                    patch.setattr(grpc, "server", with_extra)
-                server = ScoringServer(settings).start()
-            break
-        except (OSError, RuntimeError):  # the stopped server's port, taken meanwhile: retry, then fail (no hang)
-            if not port or time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-    if wait_serving:
-        wait_for(lambda: settings.model in server.registry.list_served(), timeout=20)
-    return server
-
-
-def target(server: ScoringServer) -> str:
-    """The loopback address of a server."""
-    return f"127.0.0.1:{server.port}"
-
 
 class Dashboards:
     """Builds `DashboardService`s with their real client and closes them all after a test."""
@@ -428,7 +387,7 @@ def test_sample_listeners_hear_of_each_version_once_its_sample_is_here(servers, 
     wait_for(lambda: "v0001" in heard)
     model_factory.publish(store, "customers", "mall", k=K, seed=1)
     wait_for(lambda: "v0002" in heard)
-    assert heard == ["v0001", "v0002"]  # each version once, in order (the restart re-announces nothing)
+    assert heard == ["v0001", "v0002"]  # each version once, in order
     late: list[str] = []
     service.on_sample(lambda view: late.append(view.version))  # registered after: called at once
     wait_for(lambda: late == ["v0002"])

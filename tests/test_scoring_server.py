@@ -7,7 +7,6 @@ every prediction is the artefact's own joblib pipeline.
 from __future__ import annotations
 
 import gc
-import shutil
 import signal
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from segmentation.v1 import scoring_pb2 as pb
 from segmentation.v1 import scoring_pb2_grpc
 from segmentation_core.store import ModelStore
 from tests import model_factory
+from tests.server_support import wait_for
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,13 +73,6 @@ def _fresh_store(tmp_path: Path, versions: int = 1) -> ModelStore:
     for seed in range(versions):
         model_factory.publish(store, "customers", "mall", k=5, seed=seed)
     return store
-
-
-def _wait(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 # ---- predictions equal the pipeline's ------------------------------------------------------------------
@@ -226,7 +219,7 @@ def test_stream_keeps_its_version_while_a_new_one_is_swapped_in(scoring_server_f
     call = wire.predict_stream_method(_channel(server))(requests())
     first = wire.decode_batch_response(next(call))
     model_factory.publish(store, "customers", "mall", k=4, seed=3)
-    _wait(lambda: server.registry.list_served().get("customers") == "v0002")
+    wait_for(lambda: server.registry.list_served().get("customers") == "v0002")
     gate.set()
     second = wire.decode_batch_response(next(call))
     assert first.version == second.version == "v0001"
@@ -288,7 +281,7 @@ def test_health_is_not_serving_until_a_model_is_loaded(scoring_server_factory, t
         _stub(server).Predict(pb.PredictRequest())
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "no loaded version" in err.value.details()
     model_factory.publish(store, "customers", "mall", k=5)
-    _wait(lambda: status("") == SERVING)
+    wait_for(lambda: status("") == SERVING)
     assert status("customers") == SERVING
     assert _stub(server).Predict(pb.PredictRequest()).version == "v0001"
 
@@ -303,7 +296,7 @@ def test_a_server_process_freezes_its_startup_objects_before_serving(scoring_ser
     try:
         assert gc.get_freeze_count() == 0  # nothing served yet
         model_factory.publish(store, "customers", "mall", k=5)
-        _wait(lambda: health.Check(health_pb2.HealthCheckRequest(service="")).status == SERVING)
+        wait_for(lambda: health.Check(health_pb2.HealthCheckRequest(service="")).status == SERVING)
         frozen = gc.get_freeze_count()
         assert frozen > 10_000 and frozen > 5 * len(gc.get_objects())
         assert _stub(server).Predict(pb.PredictRequest()).version == "v0001"
@@ -353,7 +346,7 @@ def test_hot_swap_under_concurrent_calls_fails_nothing(scoring_server_factory, t
     for seed in range(1, 6):
         model_factory.publish(store, "customers", "mall", k=4 + seed % 2, seed=seed)
         time.sleep(0.15)
-    _wait(lambda: server.registry.list_served()["customers"] == "v0006")
+    wait_for(lambda: server.registry.list_served()["customers"] == "v0006")
     time.sleep(0.1)
     stop.set()
     for t in threads:
@@ -374,7 +367,7 @@ def test_a_tampered_version_is_refused_and_the_old_one_keeps_serving(scoring_ser
     params.write_bytes(bytes(data))
     store.set_current("customers", bad)
     stub = _stub(server)
-    _wait(lambda: any(v.refused_reason for m in stub.ListModels(pb.ListModelsRequest()).models for v in m.versions))
+    wait_for(lambda: any(v.refused_reason for m in stub.ListModels(pb.ListModelsRequest()).models for v in m.versions))
     [entry] = stub.ListModels(pb.ListModelsRequest()).models
     refused = {v.version: v.refused_reason for v in entry.versions}
     assert "checksum mismatch for parameters.npz" in refused[bad]
@@ -386,7 +379,7 @@ def test_a_tampered_version_is_refused_and_the_old_one_keeps_serving(scoring_ser
     assert 'scoring_refused_versions_total{model="customers"} 1.0' in metrics
     # A good version published afterwards is served.
     model_factory.publish(store, "customers", "mall", k=5, seed=2)
-    _wait(lambda: stub.Predict(pb.PredictRequest()).version == "v0003")
+    wait_for(lambda: stub.Predict(pb.PredictRequest()).version == "v0003")
 
 
 def test_a_pinned_version_answers_after_a_swap(scoring_server_factory, tmp_path: Path) -> None:
@@ -476,10 +469,10 @@ def test_command_line_serves_with_two_workers_and_drains_on_sigterm(shared_store
     proc = subprocess.Popen([sys.executable, "-m", "scoring_service", "--port", "0", "--port-file", str(port_file),
                              "--log-format", "json"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        _wait(port_file.exists, timeout=30)
+        wait_for(port_file.exists, timeout=30)
         channel = grpc.insecure_channel(f"127.0.0.1:{int(port_file.read_text())}")
         health = health_pb2_grpc.HealthStub(channel)
-        _wait(lambda: health.Check(health_pb2.HealthCheckRequest()).status == SERVING, timeout=30)
+        wait_for(lambda: health.Check(health_pb2.HealthCheckRequest()).status == SERVING, timeout=30)
         assert scoring_pb2_grpc.ScoringServiceStub(channel).Predict(pb.PredictRequest()).model == "customers"
         # A stream in flight when SIGTERM arrives is drained: its later batches are still answered.
         signalled = threading.Event()
