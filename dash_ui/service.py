@@ -256,11 +256,12 @@ class DashboardService:
 
     def _on_model_info(self, info: Any) -> None:
         view = model_view_from_proto(info)
-        with self._lock:
-            fresh = view.version not in self._samples and view.version not in self._prefetching
-            if fresh and self._thread is not None:
+        with self._lock:  # from the watch thread: fetch the plot sample ahead of pages, once per version
+            prefetch = (self._thread is not None and view.version not in self._samples
+                        and view.version not in self._prefetching)
+            if prefetch:
                 self._prefetching.add(view.version)
-        if fresh and self._thread is not None:  # from the watch thread: fetch the plot sample ahead of pages
+        if prefetch:
             threading.Thread(target=self._prefetch, args=(view,), name="sample-prefetch", daemon=True).start()
         with self._lock:
             old = self._status
