@@ -127,18 +127,9 @@ def dashboards() -> Iterator[Dashboards]:
 
 
 @pytest.fixture()
-def servers() -> Iterator[Callable[..., ScoringServer]]:
-    """Start servers of this test's own (`start_server`'s arguments); all stopped after."""
-    started: list[ScoringServer] = []
-
-    def start(store: Path, **kwargs: Any) -> ScoringServer:
-        server = start_server(store, **kwargs)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop(grace=0)
+def servers(scoring_server_factory: Callable[..., ScoringServer]) -> Callable[..., ScoringServer]:
+    """Start servers of this test's own (`start_server`'s arguments); all stopped after (conftest)."""
+    return scoring_server_factory
 
 
 @pytest.fixture(scope="module")
