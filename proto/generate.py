@@ -1,6 +1,6 @@
 """Generate the Python code of the contract: `python proto/generate.py` (or `--check` to fail when stale).
 
-Output goes to `segmentation/v1/` at the repository root, importable as `segmentation.v1.scoring_pb2`.
+Output goes to `segmentation/v1/` at the repository root, importable as `segmentation.v1.scoring_pb2`, `.training_pb2`, `.profile_pb2`.
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from grpc_tools import protoc
 ROOT = Path(__file__).resolve().parents[1]
 PROTO_DIR = ROOT / "proto"
 OUT_DIR = ROOT / "segmentation" / "v1"
-PROTOS = ["segmentation/v1/scoring.proto"]
-GENERATED = ["scoring_pb2.py", "scoring_pb2.pyi", "scoring_pb2_grpc.py"]
+PROTOS = ["segmentation/v1/profile.proto", "segmentation/v1/scoring.proto", "segmentation/v1/training.proto"]
+GENERATED = [f"{Path(p).stem}_pb2{suffix}" for p in PROTOS for suffix in (".py", ".pyi", "_grpc.py")]
 
 
 def generate(out_root: Path) -> None:

@@ -7,8 +7,9 @@ import math
 from typing import Any, Mapping
 
 import numpy as np
+from google.protobuf import json_format
 
-from segmentation.v1 import scoring_pb2 as pb
+from segmentation.v1 import profile_pb2, scoring_pb2 as pb
 from segmentation_core.artefact import Artefact
 from segmentation_core.palette import segment_colour
 
@@ -71,8 +72,24 @@ def model_info(artefact: Artefact, model: str) -> pb.ModelInfo:
         training_customers=int(data.get("customers", 0) or 0), data_fingerprint=str(data.get("fingerprint", "")),
         data_source=str(data.get("path", "")),
         base_stats=_feature_stats((m.get("base", {}) or {}).get("stats", {})),
-        manifest_json=json.dumps(m, sort_keys=True),
+        manifest_json=json.dumps({key: value for key, value in m.items() if key not in LARGE_MANIFEST_KEYS},
+                                 sort_keys=True),
     )
+
+
+# Manifest parts sent only on request (GetModelInfoRequest.include_profile), not in manifest_json.
+LARGE_MANIFEST_KEYS = ("profile",)
+
+
+def with_profile(info: pb.ModelInfo, artefact: Artefact) -> pb.ModelInfo:
+    """A copy of ``info`` carrying the manifest's training-data profile (unchanged when it has none)."""
+    stored = artefact.manifest.get("profile")
+    if not stored:
+        return info
+    full = pb.ModelInfo()
+    full.CopyFrom(info)
+    json_format.ParseDict(stored, full.profile, ignore_unknown_fields=True)
+    return full
 
 
 def segment_stats(artefact: Artefact, model: str, sample: Mapping[str, np.ndarray], max_sample: int) -> pb.SegmentStats:

@@ -62,6 +62,11 @@ class LoadedVersion:
         """The ModelInfo message (built once)."""
         return info_conv.model_info(self.artefact, self.model)
 
+    @cached_property
+    def info_with_profile(self) -> pb.ModelInfo:
+        """The ModelInfo with the training data's profile (built on first request)."""
+        return info_conv.with_profile(self.info, self.artefact)
+
 
 def load_version(store: ModelStore, model: str, version: str) -> LoadedVersion:
     """Verify, load and warm one version; raises ArtefactError (refused) or NotFoundError."""

@@ -112,8 +112,9 @@ class ScoringService:
     # ---- model information -------------------------------------------------------------------------
     @_observed_unary("GetModelInfo")
     def GetModelInfo(self, request: pb.GetModelInfoRequest, context: grpc.ServicerContext) -> pb.ModelInfo:
-        """The served (or pinned) version's ModelInfo."""
-        return self.registry.resolve(request.selector.model, request.selector.version).info
+        """The served (or pinned) version's ModelInfo (with the training data's profile when asked)."""
+        loaded = self.registry.resolve(request.selector.model, request.selector.version)
+        return loaded.info_with_profile if request.include_profile else loaded.info
 
     @_observed_unary("GetSegmentStats")
     def GetSegmentStats(self, request: pb.GetSegmentStatsRequest, context: grpc.ServicerContext) -> pb.SegmentStats:

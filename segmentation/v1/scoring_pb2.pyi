@@ -1,3 +1,4 @@
+from segmentation.v1 import profile_pb2 as _profile_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -137,10 +138,12 @@ class PredictBatchResponse(_message.Message):
     def __init__(self, batch_id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., segment_id: _Optional[_Iterable[int]] = ..., distance: _Optional[_Iterable[float]] = ..., confidence: _Optional[_Iterable[float]] = ..., outlier: _Optional[_Iterable[bool]] = ..., row_errors: _Optional[_Iterable[_Union[RowError, _Mapping]]] = ..., batch_error: _Optional[str] = ..., segment_names: _Optional[_Iterable[str]] = ..., row_count: _Optional[int] = ...) -> None: ...
 
 class GetModelInfoRequest(_message.Message):
-    __slots__ = ("selector",)
+    __slots__ = ("selector", "include_profile")
     SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_PROFILE_FIELD_NUMBER: _ClassVar[int]
     selector: ModelSelector
-    def __init__(self, selector: _Optional[_Union[ModelSelector, _Mapping]] = ...) -> None: ...
+    include_profile: bool
+    def __init__(self, selector: _Optional[_Union[ModelSelector, _Mapping]] = ..., include_profile: _Optional[bool] = ...) -> None: ...
 
 class NumericFeatureInfo(_message.Message):
     __slots__ = ("name", "minimum", "maximum", "impute", "skew", "clip_low", "clip_high")
@@ -245,7 +248,7 @@ class KSearchRow(_message.Message):
     def __init__(self, k: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("model", "version", "created_at", "algorithm", "k", "numeric_features", "categorical_features", "segments", "k_search", "k_rule", "k_rule_explanation", "quality", "training_rows", "training_customers", "data_fingerprint", "data_source", "base_stats", "manifest_json")
+    __slots__ = ("model", "version", "created_at", "algorithm", "k", "numeric_features", "categorical_features", "segments", "k_search", "k_rule", "k_rule_explanation", "quality", "training_rows", "training_customers", "data_fingerprint", "data_source", "base_stats", "manifest_json", "profile")
     class QualityEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -271,6 +274,7 @@ class ModelInfo(_message.Message):
     DATA_SOURCE_FIELD_NUMBER: _ClassVar[int]
     BASE_STATS_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_JSON_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: str
     created_at: str
@@ -289,7 +293,8 @@ class ModelInfo(_message.Message):
     data_source: str
     base_stats: _containers.RepeatedCompositeFieldContainer[FeatureStats]
     manifest_json: str
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., created_at: _Optional[str] = ..., algorithm: _Optional[str] = ..., k: _Optional[int] = ..., numeric_features: _Optional[_Iterable[_Union[NumericFeatureInfo, _Mapping]]] = ..., categorical_features: _Optional[_Iterable[_Union[CategoricalFeatureInfo, _Mapping]]] = ..., segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ..., k_search: _Optional[_Iterable[_Union[KSearchRow, _Mapping]]] = ..., k_rule: _Optional[str] = ..., k_rule_explanation: _Optional[str] = ..., quality: _Optional[_Mapping[str, float]] = ..., training_rows: _Optional[int] = ..., training_customers: _Optional[int] = ..., data_fingerprint: _Optional[str] = ..., data_source: _Optional[str] = ..., base_stats: _Optional[_Iterable[_Union[FeatureStats, _Mapping]]] = ..., manifest_json: _Optional[str] = ...) -> None: ...
+    profile: _profile_pb2.DataProfile
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., created_at: _Optional[str] = ..., algorithm: _Optional[str] = ..., k: _Optional[int] = ..., numeric_features: _Optional[_Iterable[_Union[NumericFeatureInfo, _Mapping]]] = ..., categorical_features: _Optional[_Iterable[_Union[CategoricalFeatureInfo, _Mapping]]] = ..., segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ..., k_search: _Optional[_Iterable[_Union[KSearchRow, _Mapping]]] = ..., k_rule: _Optional[str] = ..., k_rule_explanation: _Optional[str] = ..., quality: _Optional[_Mapping[str, float]] = ..., training_rows: _Optional[int] = ..., training_customers: _Optional[int] = ..., data_fingerprint: _Optional[str] = ..., data_source: _Optional[str] = ..., base_stats: _Optional[_Iterable[_Union[FeatureStats, _Mapping]]] = ..., manifest_json: _Optional[str] = ..., profile: _Optional[_Union[_profile_pb2.DataProfile, _Mapping]] = ...) -> None: ...
 
 class GetSegmentStatsRequest(_message.Message):
     __slots__ = ("selector", "max_sample")
