@@ -13,7 +13,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from bench.segment_tables import make_table
 from segmentation_core.features import FeatureSchema, FitOptions
-from training_job import k_selection
+from training_job import k_metrics, k_rule, k_selection, valleys
+from training_job.algorithms import ALGORITHMS
 from training_job.config import load_preset
 from training_job.data_loading import read_table
 from training_job.k_selection import KSearchResult, choose_k_rule, search_k, stability_score
@@ -54,9 +55,9 @@ def test_customer_tables_exact_k_and_ari_at_true_k_ceiling(params: dict) -> None
 
 def _assert_rows_report_what_the_rule_saw(result: KSearchResult) -> None:
     statuses = {
-        k_selection.STATUS_APART, k_selection.STATUS_CUT, k_selection.STATUS_UNREPAIRED,
-        k_selection.STATUS_TINY, k_selection.STATUS_UNTESTED, k_selection.STATUS_MERGED,
-        k_selection.STATUS_LIKELY,
+        k_rule.STATUS_APART, k_rule.STATUS_CUT, k_rule.STATUS_UNREPAIRED,
+        k_rule.STATUS_TINY, k_rule.STATUS_UNTESTED, k_rule.STATUS_MERGED,
+        k_rule.STATUS_LIKELY,
     }
     for row in result.rows:
         assert row["rule_status"] in statuses
@@ -67,7 +68,7 @@ def _assert_rows_report_what_the_rule_saw(result: KSearchResult) -> None:
         assert row["smallest_share"] <= row["smallest_segment_share"] <= 1.0
     chosen = next(r for r in result.rows if r["k"] == result.chosen_k)
     assert chosen["rule_status"] in (
-        k_selection.STATUS_APART, k_selection.STATUS_MERGED, k_selection.STATUS_LIKELY,
+        k_rule.STATUS_APART, k_rule.STATUS_MERGED, k_rule.STATUS_LIKELY,
     )
 
 
@@ -139,7 +140,7 @@ def test_large_n_subsamples_and_never_builds_n_by_n() -> None:
     result = search_k(X, [2, 3, 4], seed=0)
     elapsed = time.perf_counter() - started
     assert result.chosen_k == 3
-    assert all(r["silhouette_rows"] == k_selection.SILHOUETTE_ROWS for r in result.rows)
+    assert all(r["silhouette_rows"] == k_metrics.SILHOUETTE_ROWS for r in result.rows)
     assert all(r["search_rows"] == k_selection.SEARCH_ROWS for r in result.rows)
     # The final model is fitted on every row.
     assert result.chosen_model.predict(X[:10]).shape == (10,)
@@ -233,8 +234,8 @@ def test_choose_k_rule_underpowered_pairs_with_deep_valleys_count() -> None:
                      silhouette=[0.40, 0.50, 0.60, 0.59], valley_pairs=[[], [], [], pairs(ratio)])
         k, why = choose_k_rule(rows)
         assert k == expected, ratio
-        status = k_selection._rule_status(rows)[5]
-        assert status == (k_selection.STATUS_LIKELY if expected == 5 else k_selection.STATUS_UNTESTED)
+        status = k_rule.rule_status(rows)[5]
+        assert status == (k_rule.STATUS_LIKELY if expected == 5 else k_rule.STATUS_UNTESTED)
         assert why.startswith(f"{expected} segments")
 
 
@@ -242,7 +243,7 @@ def test_dequantize_spreads_counts_over_their_cells() -> None:
     rng = np.random.default_rng(0)
     counts = np.log1p(rng.poisson(2.0, size=5000)).astype(float)
     smooth = rng.normal(size=5000)
-    out = k_selection._dequantize(np.column_stack([counts, smooth]), seed=0)
+    out = valleys.dequantize(np.column_stack([counts, smooth]), seed=0)
     values = np.unique(counts)
     mids = (values[1:] + values[:-1]) / 2
     # Every count stays inside its cell, between the midpoints to its neighbours ...
@@ -260,7 +261,7 @@ def test_choose_k_rule_merges_a_larger_ks_pieces_back() -> None:
                  smallest_segment_share=[0.48, 0.17, 0.06, 0.06, 0.06, 0.06, 0.059, 0.059, 0.059])
     k, why = choose_k_rule(rows)
     assert k == 5 and why.startswith("5 segments") and "put back together" in why
-    assert k_selection._rule_status(rows)[5] == k_selection.STATUS_MERGED
+    assert k_rule.rule_status(rows)[5] == k_rule.STATUS_MERGED
     # The same, but the fifth group is a handful of big spenders: not a segment, k=4 stays.
     rows = _rows([2, 3, 4, 4, 4, 4, 5, 5, 5],
                  smallest_segment_share=[0.48, 0.17, 0.06, 0.06, 0.06, 0.06, 0.01, 0.01, 0.01])
@@ -281,7 +282,7 @@ def test_search_starts_a_merged_k_from_the_merged_groups() -> None:
     ari = adjusted_rand_score(table.labels, result.chosen_model.predict(X))
     ceiling = adjusted_rand_score(table.labels, KMeans(n_clusters=5, n_init=10, random_state=0).fit_predict(X))
     assert ari >= ceiling - 0.02
-    assert by_k[5]["rule_status"] in (k_selection.STATUS_MERGED, k_selection.STATUS_APART)
+    assert by_k[5]["rule_status"] in (k_rule.STATUS_MERGED, k_rule.STATUS_APART)
 
 
 def test_explanation_names_only_the_chosen_k() -> None:
@@ -304,3 +305,53 @@ def test_real_mall_data_gives_the_classic_five(datasets_dir) -> None:
     assert result.chosen_k == 5, [(r["k"], r["rule_status"], round(r["silhouette"], 3)) for r in result.rows]
     assert result.rule_explanation.startswith("5 segments")
     assert choose_k_rule(result.rows)[0] == 5
+
+
+@pytest.mark.parametrize("n", [900, 6_000], ids=["all-rows", "sampled"])
+def test_silhouettes_equal_sklearns_silhouette_score(n: int) -> None:
+    # The search's one-pass silhouette must be sklearn's silhouette_score(sample_size=SILHOUETTE_ROWS)
+    # for every labelling: the same sampled rows, the same distances; a singleton cluster and a
+    # one-cluster labelling (undefined: nan) included.
+    from sklearn.metrics import silhouette_score
+
+    X, _ = make_blobs(n_samples=n, centers=5, n_features=4, cluster_std=2.0, random_state=4)
+    labelings = [KMeans(n_clusters=k, n_init=1, random_state=0).fit_predict(X) for k in (2, 3, 5, 8)]
+    singleton = labelings[1].copy()
+    singleton[0] = 7
+    labelings += [singleton, np.zeros(n, dtype=int)]
+    for seed in (0, 3):
+        ours = k_metrics.silhouettes(X, labelings, seed)
+        size = min(k_metrics.SILHOUETTE_ROWS, n)
+        for labels, value in zip(labelings[:-1], ours[:-1]):
+            expected = silhouette_score(X, labels, sample_size=size, random_state=seed)
+            assert value == pytest.approx(expected, abs=1e-10)
+        assert np.isnan(ours[-1])
+
+
+def test_valley_components_merge_pairs_into_connected_groups() -> None:
+    # Three clusters along an axis with no gap between the first two and a wide gap to the third: the
+    # first two are one segment (one valley-less pair joins them), the third stands apart.
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (3000, 2)), rng.normal(12, 1, (1500, 2))])
+    labels = np.where(X[:, 0] > 6, 2, np.where(X[:, 0] > 0, 1, 0))
+    centres = np.array([X[labels == c].mean(axis=0) for c in range(3)])
+    seen = valleys.valley_components(X, labels, centres, seed=0)
+    assert seen.n_distinct == 2 and seen.joined == [(0, 1)]
+    assert seen.segment_of[0] == seen.segment_of[1] != seen.segment_of[2]
+
+
+@pytest.mark.parametrize("name", list(ALGORITHMS))
+def test_registry_reorder_makes_component_i_segment_i(name: str) -> None:
+    X, _ = make_blobs(n_samples=1500, centers=3, n_features=3, center_box=(-10, 10), random_state=5)
+    algo = ALGORITHMS[name]
+    model = algo.fit(X, 3, 0)
+    before = model.predict(X)
+    order = np.array([2, 0, 1])
+    centres = algo.centres(model).copy()
+    extra = algo.reorder(model, order)
+    np.testing.assert_array_equal(algo.centres(model), centres[order])
+    rank = np.argsort(order)
+    np.testing.assert_array_equal(model.predict(X), rank[before])
+    assert (extra is not None) == (name == "gmm")
+    refit = algo.fit_from(X, 3, 0, algo.centres(model))
+    assert adjusted_rand_score(before, refit.predict(X)) > 0.99

@@ -16,7 +16,7 @@ from typing import Sequence
 from segmentation_core.artefact import read_manifest
 from segmentation_core.errors import ArtefactError, SegmentationError
 from segmentation_core.store import ModelStore
-from training_job.config import PRESETS, TrainingConfig, apply_overrides, load_config, load_preset
+from training_job.config import ALGORITHMS, PRESETS, TrainingConfig, apply_overrides, load_config, load_preset
 from training_job.errors import ConfigError, DataError
 
 log = logging.getLogger("training_job")
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", default=_env("config"), type=Path,
                        help="TOML configuration for full control (env TRAINING_CONFIG)")
     train.add_argument("--k", default=_env("k"), help="number of segments, or auto (env TRAINING_K)")
-    train.add_argument("--algorithm", default=_env("algorithm"), choices=("kmeans", "minibatch-kmeans", "gmm"),
+    train.add_argument("--algorithm", default=_env("algorithm"), choices=ALGORITHMS,
                        help="clustering algorithm (env TRAINING_ALGORITHM; default from the preset, kmeans)")
     train.add_argument("--keep", default=int(_env("keep", "10")), type=int,
                        help="versions kept in the store (env TRAINING_KEEP; default 10)")

@@ -71,6 +71,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from training_job.algorithms import ALGORITHMS as ALGORITHM_REGISTRY
 from training_job.errors import ConfigError
 
 __all__ = [
@@ -94,7 +95,7 @@ PRESET_DIR = Path(__file__).resolve().parent / "presets"
 PRESETS: tuple[str, ...] = tuple(sorted(p.stem for p in PRESET_DIR.glob("*.toml")))
 
 KINDS = ("customers", "transactions")
-ALGORITHMS = ("kmeans", "minibatch-kmeans", "gmm")
+ALGORITHMS = tuple(ALGORITHM_REGISTRY)
 SKEW = ("auto", "none", "log1p", "yeo-johnson")
 OUTLIERS = ("clip", "none")
 STYLES = ("profile", "mall", "rfm")

@@ -20,6 +20,7 @@ from segmentation_core.features import FeatureSchema, FitOptions
 from segmentation_core.segment_model import SegmentModel, calibrate
 from segmentation_core.sklearn_pipeline import build_pipeline
 from segmentation_core.store import ModelStore, validate_model_name
+from training_job.algorithms import algorithm_named
 from training_job.config import TrainingConfig
 from training_job.data_loading import read_table
 from training_job.errors import DataError
@@ -80,18 +81,6 @@ def _k_values(config: TrainingConfig, n_customers: int) -> list[int]:
     return list(range(model.k_min, k_max + 1))
 
 
-def _ordered_estimator(estimator: Any, algorithm: str, order: np.ndarray) -> tuple[Any, np.ndarray, dict | None]:
-    """Permute the fitted estimator in place so its labels are segment ids; return it, centroids, gmm params."""
-    if algorithm == "gmm":
-        for attr in ("means_", "weights_", "covariances_", "precisions_", "precisions_cholesky_"):
-            setattr(estimator, attr, getattr(estimator, attr)[order])
-        return estimator, estimator.means_, {"weights": estimator.weights_,
-                                             "precisions_cholesky": estimator.precisions_cholesky_}
-    estimator.cluster_centers_ = estimator.cluster_centers_[order]
-    estimator.labels_ = relabel(estimator.labels_, order)
-    return estimator, estimator.cluster_centers_, None
-
-
 def _quality(x: np.ndarray, segment: np.ndarray, seed: int) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(x), size=min(QUALITY_SAMPLE, len(x)), replace=False)
@@ -137,10 +126,11 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
     log.info("k=%d (%s): %s", k, search.rule, search.rule_explanation)
     with stages("fit"):
         estimator = search.chosen_model
+        algo = algorithm_named(algorithm)
         raw = estimator.predict(x)
-        centres = estimator.means_ if algorithm == "gmm" else estimator.cluster_centers_
-        order = segment_order(raw, centres)
-        estimator, centroids, gmm_params = _ordered_estimator(estimator, algorithm, order)
+        order = segment_order(raw, algo.centres(estimator))
+        gmm_params = algo.reorder(estimator, order)  # its labels are now segment ids
+        centroids = algo.centres(estimator)
         segment = relabel(raw, order)
         model: SegmentModel = calibrate(algorithm, x, segment, np.asarray(centroids), gmm_params)
         # The service's math must reproduce the pipeline's predict exactly; check on the training rows.
