@@ -8,6 +8,8 @@ sample.npz             a labelled sample of customers for plots (original units,
 pipeline.joblib        the full sklearn pipeline, for offline Python users; never read by the service
 report.html            the training report
 ```
+The manifest's ``reference`` (drift reference, :mod:`segmentation_core.reference`) is optional: versions
+published before it existed load as before and have no reference (:attr:`Artefact.reference` is None).
 The scoring service reads an artefact only through :func:`read_artefact`, which verifies every
 checksum and shape and never unpickles.
 """
@@ -18,6 +20,7 @@ import io
 import json
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -25,6 +28,7 @@ import numpy as np
 
 from segmentation_core.errors import ArtefactError
 from segmentation_core.features import FeatureSchema
+from segmentation_core.reference import Reference
 from segmentation_core.segment_model import SegmentModel
 
 FORMAT_VERSION = 1
@@ -35,6 +39,8 @@ SAMPLE = "sample.npz"
 PIPELINE = "pipeline.joblib"
 REPORT = "report.html"
 REQUIRED_FILES = (PARAMETERS, SAMPLE)
+REFERENCE = "reference"  # manifest key of the drift reference
+MAX_MANIFEST_BYTES = 1 << 20  # DESIGN.md: the whole manifest stays under 1 MB
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +61,12 @@ class Artefact:
     def segment_names(self) -> list[str]:
         """Segment names by id."""
         return [s["name"] for s in self.manifest["segments"]]
+
+    @cached_property
+    def reference(self) -> Reference | None:
+        """The drift reference (checked by :func:`read_artefact`); None for a version published without one."""
+        data = self.manifest.get(REFERENCE)
+        return None if data is None else Reference.from_dict(data)
 
     def load_sample(self) -> dict[str, np.ndarray]:
         """The labelled plot sample: ``num:<feature>``, ``cat:<feature>``, ``segment_id``, ``map_x``, ``map_y``, ``id``."""
@@ -93,6 +105,8 @@ def write_artefact(folder: Path, manifest: dict[str, Any], model: SegmentModel, 
     ``manifest`` must already hold the model description; this adds the format version and checksums.
     Every file is fsynced, so that a later rename publishes complete files.
     """
+    if manifest.get(REFERENCE) is not None:
+        Reference.from_dict(manifest[REFERENCE])  # bounded and consistent, or ValueError before anything is written
     folder.mkdir(parents=True, exist_ok=True)
     for key in sample:
         if np.asarray(sample[key]).dtype == object:
@@ -111,6 +125,8 @@ def write_artefact(folder: Path, manifest: dict[str, Any], model: SegmentModel, 
     manifest["files"] = {p.name: sha256_file(p) for p in sorted(folder.iterdir())
                          if p.is_file() and p.name not in (MANIFEST, MANIFEST_DIGEST)}
     body = json.dumps(manifest, indent=2, sort_keys=False, allow_nan=False).encode()
+    if len(body) > MAX_MANIFEST_BYTES:
+        raise ValueError(f"manifest.json would be {len(body)} bytes; the format allows at most {MAX_MANIFEST_BYTES}")
     _fsync_write(folder / MANIFEST, body)
     _fsync_write(folder / MANIFEST_DIGEST, (hashlib.sha256(body).hexdigest() + "\n").encode())
     return manifest
@@ -171,7 +187,19 @@ def read_artefact(folder: Path) -> Artefact:
     model = SegmentModel.from_arrays(manifest.get("algorithm", {}).get("name", ""), arrays)
     if model.width != schema.width:
         raise ArtefactError(f"{folder}: centroids have {model.width} columns but the schema has {schema.width}")
+    try:
+        reference = None if manifest.get(REFERENCE) is None else Reference.from_dict(manifest[REFERENCE])
+    except ValueError as exc:
+        raise ArtefactError(f"{folder}: {exc}") from exc
+    if reference is not None and len(reference.segment_counts) != model.k:
+        raise ArtefactError(f"{folder}: the reference counts {len(reference.segment_counts)} segments, "
+                            f"parameters hold {model.k}")
+    if reference is not None and [f.name for f in reference.numeric] + [c.name for c in reference.categorical] \
+            != schema.feature_names:
+        raise ArtefactError(f"{folder}: the reference's features differ from the feature schema's")
     if len(manifest.get("segments", [])) != model.k:
         raise ArtefactError(f"{folder}: manifest describes {len(manifest.get('segments', []))} segments, "
                             f"parameters hold {model.k}")
-    return Artefact(manifest=manifest, schema=schema, model=model, path=folder)
+    artefact = Artefact(manifest=manifest, schema=schema, model=model, path=folder)
+    artefact.__dict__["reference"] = reference  # parsed once, above
+    return artefact

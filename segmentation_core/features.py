@@ -65,6 +65,11 @@ class CategoricalFeature:
         """Level -> position in the one-hot block."""
         return {level: i for i, level in enumerate(self.levels)}
 
+    @cached_property
+    def index_with_missing(self) -> dict[str | None, int]:
+        """:attr:`index` plus None (missing) -> -2."""
+        return {**self.index, None: -2}
+
 
 @dataclass(frozen=True)
 class FitOptions:
@@ -299,11 +304,14 @@ class FeatureSchema:
 
     # ---- transform: batches ------------------------------------------------------------------------
     def transform_columns(self, numeric: Mapping[str, np.ndarray], categorical: Mapping[str, Sequence[Any]],
-                          n_rows: int) -> tuple[np.ndarray, dict[int, str]]:
+                          n_rows: int, category_codes: dict[str, np.ndarray] | None = None
+                          ) -> tuple[np.ndarray, dict[int, str]]:
         """Transform columns of ``n_rows`` customers; returns the matrix and {row: error} for rows it cannot score.
 
         A feature absent from the mappings is treated as missing on every row (imputed). Rows with an
-        error get zeros in the matrix and must not be reported as scored.
+        error get zeros in the matrix and must not be reported as scored. ``category_codes``, if given,
+        receives per categorical column present the level index of each row before imputation (-1: a level
+        training never saw, -2: missing), for the drift accounting.
         """
         # Built feature-major so every step works on contiguous rows; returned as an (n, d) view. The
         # numeric block is filled first, then each step runs once over the whole block (per-row bounds
@@ -359,8 +367,15 @@ class FeatureSchema:
                 if len(values) != n_rows:
                     raise InputError(f"column {c.name!r} has {len(values)} values, expected {n_rows}",
                                      field=c.name)
-                codes = np.fromiter((index.get(_category_label(v) or c.impute, -1) for v in values),
-                                    dtype=np.int64, count=n_rows)
+                if category_codes is None:
+                    codes = np.fromiter((index.get(_category_label(v) or c.impute, -1) for v in values),
+                                        dtype=np.int64, count=n_rows)
+                else:  # missing kept apart (-2) for the caller, then imputed
+                    lookup = c.index_with_missing
+                    codes = np.fromiter((lookup.get(_category_label(v), -1) for v in values), dtype=np.int64,
+                                        count=n_rows)
+                    category_codes[c.name] = codes
+                    codes = np.where(codes == -2, index[c.impute], codes)
                 known = np.flatnonzero(codes >= 0)
                 block[codes[known], known] = c.weight
             row0 += width

@@ -18,6 +18,7 @@ import pandas as pd
 
 from segmentation_core.artefact import write_artefact
 from segmentation_core.features import FeatureSchema
+from segmentation_core.reference import build_reference
 from segmentation_core.segment_model import calibrate
 from segmentation_core.sklearn_pipeline import build_pipeline
 from segmentation_core.store import ModelStore
@@ -82,8 +83,9 @@ def _stats(values: np.ndarray) -> dict[str, float]:
 
 
 def publish(store: ModelStore, model: str = "customers", data: str = "mall", k: int = 5,
-            algorithm: str = "kmeans", seed: int = 0, make_current: bool = True) -> str:
-    """Fit (cached) and publish one version of ``model``; returns the version id."""
+            algorithm: str = "kmeans", seed: int = 0, make_current: bool = True, reference: bool = False) -> str:
+    """Fit (cached) and publish one version of ``model``; returns the version id. ``reference``: with a drift
+    reference (10 bins), as the training job writes; without, as versions published before it."""
     schema, est, x, labels, seg_model = _fit(data, k, algorithm, seed)
     dataset = mall() if data == "mall" else blobs()
     frame = dataset.frame
@@ -127,6 +129,10 @@ def publish(store: ModelStore, model: str = "customers", data: str = "mall", k: 
             "base": {"stats": {c: _stats(frame[c].to_numpy(float)) for c in dataset.numeric}},
             "cleaning": {},
         }
+        if reference:
+            manifest["reference"] = build_reference(
+                schema, seg_model, {c: frame[c].to_numpy(float) for c in dataset.numeric},
+                {c: list(frame[c]) for c in dataset.categorical}).to_dict()
         write_artefact(folder, manifest, seg_model, sample, lambda p: joblib.dump(pipeline, p))
 
     return store.publish(model, write, keep=50, make_current=make_current)

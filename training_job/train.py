@@ -17,6 +17,7 @@ from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silho
 
 from segmentation_core.artefact import write_artefact
 from segmentation_core.features import FeatureSchema, FitOptions
+from segmentation_core.reference import build_reference
 from segmentation_core.segment_model import SegmentModel, calibrate
 from segmentation_core.sklearn_pipeline import build_pipeline
 from segmentation_core.store import ModelStore, validate_model_name
@@ -149,6 +150,8 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
             profile.update(description.to_dict())
             profile["outlier_distance"] = float(threshold)
         sample = plot_sample(features, table.ids, x, segment, np.asarray(centroids), schema, seed)
+        reference = build_reference(schema, model, {f: np.asarray(features[f], dtype=np.float64) for f in numeric},
+                                    {c: list(features[c]) for c in categorical})
     manifest = {
         "model": model_name,
         "version": None,
@@ -165,6 +168,7 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
         "cleaning": table.report.to_dict(),
         "base": base_profile(features, numeric, categorical),
         "segments": profiles,
+        "reference": reference.to_dict(),
     }
     pipeline = build_pipeline(schema, estimator)
 
