@@ -7,7 +7,6 @@ dashboard process keeps its own jobs, so run a single worker process or pin sess
 from __future__ import annotations
 
 import base64
-import io
 import math
 import threading
 import time
@@ -19,12 +18,13 @@ from typing import Any, Callable
 import pandas as pd
 
 from dash_ui.models import ModelView
+from scoring_service.client import RESULT_COLUMNS
+from segmentation_core.errors import DataError
+from segmentation_core.tables import match_columns, read_table
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
 #: Bad rows listed one by one in the report; more are counted.
 MAX_LISTED_ROWS = 50
-RESULT_COLUMNS = ("segment_id", "segment_name", "distance", "confidence", "outlier", "error")
 
 
 class UploadError(ValueError):
@@ -32,7 +32,8 @@ class UploadError(ValueError):
 
 
 def parse_upload(contents: str, filename: str) -> pd.DataFrame:
-    """The table in a `dcc.Upload` data URL: CSV (any delimiter, UTF-8 with or without BOM) or Excel."""
+    """The table in a `dcc.Upload` data URL, read by the platform's one table reader (`segmentation_core.tables`):
+    CSV/TSV/whitespace-aligned text in any encoding the training job reads, gzip, Parquet or .xlsx."""
     if not contents or "," not in contents:
         raise UploadError("The upload is empty.")
     _, encoded = contents.split(",", 1)
@@ -43,20 +44,10 @@ def parse_upload(contents: str, filename: str) -> pd.DataFrame:
     if len(raw) > MAX_UPLOAD_BYTES:
         raise UploadError(f"{filename} is {len(raw) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB. "
                           "Score large files with `python -m scoring_service.client score`.")
-    name = (filename or "").lower()
     try:
-        if name.endswith(EXCEL_SUFFIXES):
-            frame = pd.read_excel(io.BytesIO(raw), dtype=str)
-        else:
-            frame = pd.read_csv(io.BytesIO(raw), sep=None, engine="python", dtype=str, encoding="utf-8-sig",
-                                skip_blank_lines=True)
-    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's problem
-        raise UploadError(f"{filename} could not be read as {'Excel' if name.endswith(EXCEL_SUFFIXES) else 'CSV'}: "
-                          f"{exc}") from exc
-    if frame.empty and not len(frame.columns):
-        raise UploadError(f"{filename} has no columns.")
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
+        return read_table(raw, name=filename or "the upload")
+    except DataError as exc:
+        raise UploadError(str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -82,18 +73,8 @@ class ValidationReport:
 
 
 def _feature_columns(view: ModelView, columns: list[str]) -> dict[str, str]:
-    """{feature: column}: exact name, else the same name up to case and spaces."""
-    def norm(s: str) -> str:
-        return " ".join(str(s).split()).casefold()
-
-    loose = {norm(c): c for c in columns}
-    found = {}
-    for name in view.feature_names:
-        if name in columns:
-            found[name] = name
-        elif norm(name) in loose:
-            found[name] = loose[norm(name)]
-    return found
+    """{feature: column}, matched as the scoring client matches them."""
+    return match_columns(view.feature_names, columns)[0]
 
 
 def validate_frame(frame: pd.DataFrame, view: ModelView) -> ValidationReport:

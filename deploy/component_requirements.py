@@ -28,9 +28,10 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
                  "plotly", "tqdm"),
     # scoring_service (server) + segmentation_core + generated contract: no pandas, no scikit-learn.
     "scoring": ("grpcio", "grpcio-health-checking", "grpcio-reflection", "protobuf", "numpy", "prometheus-client"),
-    # dash_ui + the scoring service's client + generated contract; waitress serves it. pyarrow: pandas
-    # backs its string columns with it when it is installed, as in the tested environment.
-    "dashboard": ("dash", "dash-bootstrap-components", "plotly", "pandas", "pyarrow", "numpy", "grpcio",
+    # dash_ui + the scoring service's client + generated contract + segmentation_core's table reader (uploads:
+    # openpyxl for .xlsx, pyarrow for Parquet); waitress serves it. pyarrow: pandas also backs its string
+    # columns with it when it is installed, as in the tested environment.
+    "dashboard": ("dash", "dash-bootstrap-components", "plotly", "pandas", "pyarrow", "openpyxl", "numpy", "grpcio",
                   "grpcio-health-checking", "protobuf", "waitress"),
 }
 

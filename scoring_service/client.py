@@ -17,7 +17,6 @@ import collections
 import json
 import logging
 import math
-import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import pandas as pd
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from scoring_service import wire
+from segmentation_core.tables import match_columns
 from segmentation.v1 import scoring_pb2, scoring_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -111,29 +111,6 @@ def _service_config(retries: int) -> str:
 
 # ---------------------------------------------------------------------------------------------------
 # Frames -> columns
-
-def _normalize(name: str) -> str:
-    return re.sub(r"\s+", " ", str(name).strip().lstrip("\ufeff")).casefold()
-
-
-def match_columns(schema_names: Iterable[str], columns: Iterable[Any]) -> tuple[dict[str, Any], list[str]]:
-    """Map each schema feature to a frame column (exact name, else same name up to case and spaces); also the unmatched."""
-    columns = list(columns)
-    exact = {c for c in columns if isinstance(c, str)}
-    loose: dict[str, Any] = {}
-    for c in columns:
-        loose.setdefault(_normalize(c), c)
-    found: dict[str, Any] = {}
-    missing: list[str] = []
-    for name in schema_names:
-        if name in exact:
-            found[name] = name
-        elif _normalize(name) in loose:
-            found[name] = loose[_normalize(name)]
-        else:
-            missing.append(name)
-    return found, missing
-
 
 @dataclass(eq=False)
 class _Job:

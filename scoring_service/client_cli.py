@@ -14,7 +14,6 @@ interrupted.
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import os
 import re
@@ -23,19 +22,19 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, Sequence
+from typing import Any, BinaryIO, Sequence
 
 import grpc
 import pandas as pd
 
 from scoring_service.client import DEFAULT_TARGET, RESULT_COLUMNS, ScoringClient, ScoringError
+from segmentation_core.errors import DataError
+from segmentation_core.tables import Table, open_table
 
 log = logging.getLogger("scoring_service.client")
 
 EXIT_OK, EXIT_SERVICE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 CHUNK_ROWS = 200_000  # rows read from the file at a time: bounded memory, yet few pandas calls
-EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".ods")
-PARQUET_SUFFIXES = (".parquet", ".pq")
 _ID_TOKENS = {"id", "uuid", "guid", "key"}
 
 
@@ -48,14 +47,22 @@ class InputProblem(Exception):
 
 @dataclass
 class Source:
-    """An input table opened for chunked reading."""
+    """An input table opened for chunked reading (by the platform's one table reader), and its id column."""
 
-    path: Path
-    columns: list[str]
+    table: Table
     id_column: str | None
-    total_rows: int | None
-    delimiter: str
-    read: Callable[[], Iterator[pd.DataFrame]]
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.table.columns)
+
+    @property
+    def total_rows(self) -> int | None:
+        return self.table.total_rows
+
+    @property
+    def delimiter(self) -> str:
+        return self.table.format.delimiter
 
 
 def _tokens(name: str) -> list[str]:
@@ -72,89 +79,15 @@ def find_id_column(columns: Sequence[str]) -> str | None:
     return None
 
 
-def _sniff(path: Path) -> tuple[str, str]:
-    """(delimiter, encoding) of a CSV, from its first 64 KiB: UTF-8 (with or without BOM), else Windows-1252."""
-    import gzip
-
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        head = fh.read(64 * 1024)
-    try:
-        # A multi-byte character may be cut at the end of the sample: ignore at most its 3 first bytes.
-        head[:-3].decode("utf-8") if len(head) > 3 else head.decode("utf-8")
-        encoding = "utf-8-sig"
-    except UnicodeDecodeError:
-        encoding = "cp1252"  # what Excel on Windows writes as "CSV"; decodes any byte in practice
-    sample = head.decode(encoding, errors="replace")
-    lines = sample.splitlines()
-    if len(lines) > 1 and not sample.endswith("\n"):
-        sample = "\n".join(lines[:-1])  # the last line may be cut in the middle
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter, encoding
-    except csv.Error:
-        return ",", encoding
-
-
-def _count_lines(path: Path) -> int | None:
-    """Data rows of a plain CSV, counted fast for the progress bar (None for compressed files)."""
-    if path.suffix == ".gz":
-        return None
-    count = 0
-    last = b"\n"
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            count += block.count(b"\n")
-            last = block[-1:]
-    count += last != b"\n"
-    return max(0, count - 1)  # the header
-
-
-def _with_rows(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    offset = 0
-    for frame in frames:
-        frame.index = pd.RangeIndex(offset, offset + len(frame))
-        offset += len(frame)
-        yield frame
-
-
-def open_source(path: Path, id_column: str | None, chunk_rows: int = CHUNK_ROWS) -> Source:
-    """Open CSV, Parquet or Excel for chunked reading; the id column is read as text (keeps '0001')."""
+def open_source(path: Path, id_column: str | None) -> Source:
+    """Open a CSV (any delimiter, whitespace-aligned, .gz), Parquet or Excel file for chunked reading."""
     if not path.is_file():
         raise InputProblem(f"input file {str(path)!r} does not exist")
-    suffix = path.suffix.lower()
     try:
-        if suffix in PARQUET_SUFFIXES:
-            import pyarrow.parquet as pq
-
-            parquet = pq.ParquetFile(path)
-            columns = list(parquet.schema_arrow.names)
-            ident = _choose_id(columns, id_column)
-            return Source(path, columns, ident, parquet.metadata.num_rows, ",",
-                          lambda: _with_rows(b.to_pandas() for b in parquet.iter_batches(chunk_rows)))
-        if suffix in EXCEL_SUFFIXES:
-            header = pd.read_excel(path, nrows=0)
-            ident = _choose_id([str(c) for c in header.columns], id_column)
-            frame = pd.read_excel(path, dtype={ident: str} if ident else None)  # keeps "0001" as it is
-            columns = [str(c) for c in frame.columns]
-            frame.columns = columns
-            return Source(path, columns, ident, len(frame), ",",
-                          lambda: _with_rows(frame.iloc[i:i + chunk_rows] for i in range(0, len(frame), chunk_rows)))
-        delimiter, encoding = _sniff(path)
-        header = pd.read_csv(path, sep=delimiter, nrows=0, encoding=encoding)
-        columns = [str(c).strip() for c in header.columns]
-        ident = _choose_id(columns, id_column)
-    except (OSError, ValueError, ImportError) as exc:
-        raise InputProblem(f"cannot read {str(path)!r}: {exc}") from None
-
-    def chunks() -> Iterator[pd.DataFrame]:
-        reader = pd.read_csv(path, sep=delimiter, encoding=encoding, chunksize=chunk_rows,
-                             dtype={ident: str} if ident else None, skipinitialspace=True)
-        with reader:
-            for chunk in reader:
-                chunk.columns = columns
-                yield chunk
-
-    return Source(path, columns, ident, _count_lines(path), delimiter, lambda: _with_rows(chunks()))
+        table = open_table(path)
+    except DataError as exc:
+        raise InputProblem(str(exc)) from None
+    return Source(table, _choose_id(table.columns, id_column))
 
 
 def _choose_id(columns: Sequence[str], requested: str | None) -> str | None:
@@ -267,7 +200,7 @@ def score_file(client: ScoringClient, source: Source, out: Path, *, model: str |
     try:
         with os.fdopen(fd, "wb") as fh:
             writer = _CsvWriter(fh, source.delimiter, source.id_column or "row")
-            for frame, result in stream.score(source.read()):
+            for frame, result in stream.score(source.table.chunks(CHUNK_ROWS)):
                 ids = frame[source.id_column].to_numpy() if source.id_column is not None else result.index + 1
                 writer.write(ids, result)
                 rows += len(result)
@@ -346,7 +279,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             rows, errors, model, version = score_file(client, source, args.output, model=args.model,
                                                       version=args.version, batch_rows=args.batch_rows,
                                                       allow_missing=args.allow_missing)
-    except InputProblem as exc:
+    except (InputProblem, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
     except ScoringError as exc:

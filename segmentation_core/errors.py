@@ -15,6 +15,10 @@ class InputError(SegmentationError, ValueError):
         self.row = row
 
 
+class DataError(SegmentationError, ValueError):
+    """A data file or table that cannot be used; the message names the file, column, row or value at fault."""
+
+
 class ArtefactError(SegmentationError):
     """A model artefact that is missing, corrupt, tampered with or of an unknown format."""
 

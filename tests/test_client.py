@@ -219,7 +219,7 @@ def test_input_files_are_sniffed(tmp_path: Path, encoding: str, bom: bytes, sep:
                      + f"0007{sep}K\u00f6ln{sep}31\n".encode(encoding))
     source = open_source(path, None)
     assert (source.delimiter, source.id_column, source.total_rows) == (sep, "Customer Id", 1)
-    [frame] = list(source.read())
+    [frame] = list(source.table.chunks(10))
     assert frame.iloc[0].tolist() == ["0007", "K\u00f6ln", 31]
 
 

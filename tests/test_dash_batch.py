@@ -20,18 +20,19 @@ def data_url(raw: bytes, mime: str = "text/csv") -> str:
     return f"data:{mime};base64," + base64.b64encode(raw).decode()
 
 
-def test_parse_csv_with_bom_and_semicolons_keeps_text():
-    raw = "\ufeffAge;Annual Income (k$);Gender\n19;15;Male\n21;;Female\n".encode()
+def test_parse_csv_with_bom_and_semicolons_reads_as_the_training_job_does():
+    raw = "\ufeffCustomerID;Age;Annual Income (k$);Gender\n0007;19;15;Male\n0008;21;;Female\n".encode()
     frame = parse_upload(data_url(raw), "c.csv")
-    assert list(frame.columns) == ["Age", "Annual Income (k$)", "Gender"]
-    assert frame.loc[0, "Age"] == "19" and pd.isna(frame.loc[1, "Annual Income (k$)"])
+    assert list(frame.columns) == ["CustomerID", "Age", "Annual Income (k$)", "Gender"]
+    assert frame["CustomerID"].tolist() == ["0007", "0008"]  # zero-padded ids stay text
+    assert frame.loc[0, "Age"] == 19 and pd.isna(frame.loc[1, "Annual Income (k$)"])
 
 
 def test_parse_excel():
     buffer = io.BytesIO()
     pd.DataFrame({"Age": [30, 40], "Gender": ["Male", "Female"]}).to_excel(buffer, index=False)
     frame = parse_upload(data_url(buffer.getvalue(), "application/vnd.ms-excel"), "c.xlsx")
-    assert list(frame["Age"]) == ["30", "40"]
+    assert list(frame["Age"]) == [30, 40] and list(frame["Gender"]) == ["Male", "Female"]
 
 
 @pytest.mark.parametrize("contents", ["", "data:text/csv;base64,"], ids=["nothing", "empty-file"])

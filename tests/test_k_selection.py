@@ -16,7 +16,7 @@ from segmentation_core.features import FeatureSchema, FitOptions
 from training_job import k_metrics, k_rule, k_selection, valleys
 from training_job.algorithms import ALGORITHMS
 from training_job.config import load_preset
-from training_job.data_loading import read_table
+from segmentation_core.tables import read_table
 from training_job.k_selection import KSearchResult, choose_k_rule, search_k, stability_score
 from training_job.table_prep import prepare_table
 

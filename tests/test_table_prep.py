@@ -20,7 +20,7 @@ from training_job.config import (
     load_config,
     load_preset,
 )
-from training_job.data_loading import read_table
+from segmentation_core.tables import read_table
 from training_job.errors import ConfigError, DataError
 from training_job.schema_inference import infer_schema
 from training_job.table_prep import prepare_table
@@ -169,34 +169,6 @@ def test_auto_schema_recognises_a_transaction_log(online_retail):
 
 # --- file formats -------------------------------------------------------------------------------------------
 
-MALL_HEAD = ["CustomerID", "Genre", "Age", "Annual Income (k$)", "Spending Score (1-100)"]
-MALL_ROWS = [["0001", "Male", "19", "15", "39"], ["0002", "Male", "21", "15", "81"], ["0003", "Female", "20", "16", "6"]]
-
-
-@pytest.mark.parametrize(
-    ("sep", "bom", "newline", "final_newline"),
-    [(",", False, "\n", True), (";", True, "\r\n", False), ("\t", False, "\r\n", True), ("|", True, "\n", False)],
-    ids=["comma", "semicolon-bom-crlf-nofinal", "tab-crlf", "pipe-bom-nofinal"],
-)
-def test_csv_dialects(tmp_path, sep, bom, newline, final_newline):
-    text = newline.join(sep.join(row) for row in [MALL_HEAD, *MALL_ROWS]) + (newline if final_newline else "")
-    path = tmp_path / "mall.csv"
-    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
-    frame = read_table(path)
-    assert list(frame.columns) == MALL_HEAD
-    assert frame["CustomerID"].tolist() == ["0001", "0002", "0003"]
-    assert frame["Spending Score (1-100)"].tolist() == [39, 81, 6]
-
-
-def test_whitespace_aligned_and_gzip(tmp_path, datasets_dir):
-    lines = (datasets_dir / "CDNOW_master.txt").read_bytes().splitlines(keepends=True)[:101]
-    path = tmp_path / "cdnow.txt.gz"
-    path.write_bytes(gzip.compress(b"".join(lines)))
-    frame = read_table(path)
-    assert list(frame.columns) == ["customer_id", "date", "number_of_cds", "dollar_value"]
-    assert len(frame) == 100 and frame["customer_id"].iloc[0] == "00001"
-
-
 @pytest.mark.parametrize("suffix", [".parquet", ".xlsx"])
 def test_parquet_and_excel_round_trip(tmp_path, datasets_dir, suffix):
     original = read_table(datasets_dir / "ecommerce_customer_behavior.csv")
@@ -215,21 +187,6 @@ def _write(tmp_path: Path, text: str, name: str = "t.csv") -> Path:
     path = tmp_path / name
     path.write_text(text)
     return path
-
-
-def test_unreadable_files(tmp_path):
-    with pytest.raises(DataError, match="not found"):
-        read_table(tmp_path / "nope.csv")
-    with pytest.raises(DataError, match="empty"):
-        read_table(_write(tmp_path, ""))
-    with pytest.raises(DataError, match="no data rows"):
-        read_table(_write(tmp_path, "CustomerID,Age\r\n"))
-    with pytest.raises(DataError, match="binary"):
-        (tmp_path / "b.csv").write_bytes(b"\x00\x01\x02garbage\x00" * 10)
-        read_table(tmp_path / "b.csv")
-    with pytest.raises(DataError, match="not a readable .xlsx"):
-        (tmp_path / "x.xlsx").write_bytes(b"PK\x03\x04 not a workbook")
-        read_table(tmp_path / "x.xlsx")
 
 
 def test_text_in_numeric_column_names_value_and_line(tmp_path):

@@ -104,7 +104,7 @@ def _config_for(args: argparse.Namespace, frame_loader) -> TrainingConfig:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from training_job.data_loading import read_table
+    from segmentation_core.tables import read_table
     from training_job.train import train
 
     config = _config_for(args, lambda: read_table(args.data))

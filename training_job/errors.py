@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from numbers import Integral
 
+from segmentation_core.errors import DataError  # one error for unusable data, the table reader's too
+
 __all__ = ["ConfigError", "DataError"]
-
-
-class DataError(ValueError):
-    """The input data cannot be used; the message names the file, column, row or value at fault."""
 
 
 class ConfigError(ValueError):

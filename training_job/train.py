@@ -23,7 +23,7 @@ from segmentation_core.sklearn_pipeline import build_pipeline
 from segmentation_core.store import ModelStore, validate_model_name
 from training_job.algorithms import algorithm_named
 from training_job.config import TrainingConfig
-from training_job.data_loading import read_table
+from segmentation_core.tables import read_table
 from training_job.errors import DataError
 from training_job.k_selection import search_k, stability_score
 from training_job.naming import describe_segments

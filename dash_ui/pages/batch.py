@@ -27,7 +27,7 @@ _JOBS = JobRegistry(keep=4)
 def upload_zone() -> dcc.Upload:
     return dcc.Upload(
         id="batch-upload", multiple=False, className="upload-zone mb-3",
-        accept=".csv,.txt,.tsv,.xlsx,.xlsm,.xls",
+        accept=".csv,.txt,.tsv,.gz,.parquet,.xlsx,.xlsm",
         children=html.Div([html.H5("Drag and drop a CSV or Excel file here"),
                            html.Span("or "), html.A("choose a file", className="link-primary"),
                            html.Div("One row per customer, one column per feature; other columns are kept.",

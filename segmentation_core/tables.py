@@ -1,0 +1,377 @@
+"""Read a customer table: the platform's one reader, used by the training job, the client CLI and the dashboard.
+
+A table is CSV/TSV text (any of ``, ; TAB |`` or whitespace-aligned columns; UTF-8 with or without a BOM,
+else Windows-1252; LF or CRLF; optionally gzipped), Parquet or an .xlsx workbook. The format is told by
+the content (magic bytes), not by the file name, and a source is a path, the bytes of a file (an upload) or
+a binary file object.
+
+Text (and a workbook's cells) is read as text and then each column that holds only numbers is converted, so that nothing the file
+says is lost on the way in: zero-padded identifiers (``0001``) stay text, ``TRUE``/``FALSE`` stay as
+written, and a numeric column with one stray word stays text, so that the caller can quote that word and
+its line.
+
+``read_table`` returns the whole table; ``open_table`` sniffs the format once and reads it in chunks of
+rows (a file larger than memory). A frame carries ``attrs["source"]`` (the file's name) and
+``attrs["first_data_line"]`` (the 1-based file line of the row with index label 0), which error messages
+use to point at lines in the file. A source that cannot be read raises ``DataError`` naming it.
+
+This module uses pandas: the scoring server never imports it.
+"""
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import io
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Union
+
+import pandas as pd
+
+from segmentation_core.errors import DataError
+
+__all__ = ["TableSource", "TableFormat", "Table", "open_table", "read_table", "match_columns"]
+
+logger = logging.getLogger(__name__)
+
+#: A path, the bytes of a file, or a binary file object.
+TableSource = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
+
+_SNIFF_BYTES = 64 * 1024
+_SCAN_BLOCK = 4 << 20
+_DELIMITERS = (",", ";", "\t", "|")
+_WHITESPACE = r"\s+"
+_GZIP_MAGIC = b"\x1f\x8b"
+_PARQUET_MAGIC = b"PAR1"
+_ZIP_MAGIC = b"PK\x03\x04"  # .xlsx is a zip container
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls
+# A number with a leading zero ("0001", "-007") is an identifier or a code; converting it would lose the zeros.
+_LEADING_ZERO = re.compile(r"^[+-]?0\d")
+_SAMPLE_VALUES = 1000
+
+
+@dataclass(frozen=True)
+class TableFormat:
+    """How a source is read: ``kind`` text, parquet or excel; for text, separator, encoding and compression."""
+
+    kind: str
+    separator: str = ","
+    encoding: str = "utf-8-sig"
+    compressed: bool = False
+
+    @property
+    def delimiter(self) -> str:
+        """A one-character delimiter fit for writing a table like this one ("," for whitespace-aligned text)."""
+        return self.separator if len(self.separator) == 1 else ","
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table source whose format is known: its columns, its size when cheap to know, and its rows."""
+
+    name: str
+    format: TableFormat
+    columns: tuple[str, ...]
+    #: Data rows when known without parsing (Parquet, Excel, or text lines counted while sniffing; a
+    #: quoted field spanning lines makes the count an upper bound): for progress bars.
+    total_rows: int | None
+    _reader: Callable[[int | None], Iterator[pd.DataFrame]]
+
+    def read(self) -> pd.DataFrame:
+        """The whole table; a table without columns or without data rows raises ``DataError``."""
+        frame = next(self._reader(None))
+        if len(frame.columns) == 0:
+            raise DataError(f"{self.name}: no columns found")
+        if len(frame) == 0:
+            raise DataError(f"{self.name}: has a header ({_preview(frame.columns)}) but no data rows")
+        logger.info("read %s: %d rows x %d columns", self.name, len(frame), len(frame.columns))
+        return frame
+
+    def chunks(self, rows: int) -> Iterator[pd.DataFrame]:
+        """The table in frames of at most ``rows`` rows, indexed by row number across the whole table."""
+        if rows < 1:
+            raise ValueError(f"rows={rows} should be >= 1")
+        offset = 0
+        for frame in self._reader(rows):
+            frame.index = pd.RangeIndex(offset, offset + len(frame))
+            offset += len(frame)
+            yield frame
+
+
+def read_table(source: TableSource, *, name: str | None = None) -> pd.DataFrame:
+    """Read a CSV/TSV/whitespace text table (optionally gzipped), a Parquet file or an .xlsx workbook."""
+    return open_table(source, name=name).read()
+
+
+def open_table(source: TableSource, *, name: str | None = None) -> Table:
+    """Sniff a table's format and columns, for ``Table.read`` or ``Table.chunks``; ``name`` names bytes in errors."""
+    src = _Source.of(source, name)
+    head = src.head(8)
+    if head.startswith(_PARQUET_MAGIC):
+        return _open_parquet(src)
+    if head.startswith(_ZIP_MAGIC):
+        return _open_excel(src)
+    if head.startswith(_OLE_MAGIC):
+        raise DataError(f"{src.name}: legacy .xls workbooks are not supported; save it as .xlsx or CSV")
+    return _open_text(src, compressed=head.startswith(_GZIP_MAGIC))
+
+
+def match_columns(schema_names: Iterable[str], columns: Iterable[Any]) -> tuple[dict[str, Any], list[str]]:
+    """Map each schema feature to a table column (exact name, else the same name up to case, spaces and a BOM);
+    also the features no column matches."""
+    columns = list(columns)
+    exact = {c for c in columns if isinstance(c, str)}
+    loose: dict[str, Any] = {}
+    for c in columns:
+        loose.setdefault(_normalize_name(c), c)
+    found: dict[str, Any] = {}
+    missing: list[str] = []
+    for name in schema_names:
+        if name in exact:
+            found[name] = name
+        elif _normalize_name(name) in loose:
+            found[name] = loose[_normalize_name(name)]
+        else:
+            missing.append(name)
+    return found, missing
+
+
+def _normalize_name(name: Any) -> str:
+    return re.sub(r"\s+", " ", str(name).strip().lstrip("\ufeff")).casefold()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sources
+
+class _Source:
+    """A path, bytes or a file object, opened as many times as reading needs."""
+
+    def __init__(self, name: str, open_: Callable[[], BinaryIO]) -> None:
+        self.name = name
+        self.open = open_
+
+    @classmethod
+    def of(cls, source: TableSource, name: str | None) -> "_Source":
+        if isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            label = name or str(path)
+            if not path.exists():
+                raise DataError(f"{label}: file not found")
+            if path.is_dir():
+                raise DataError(f"{label}: is a directory, expected a CSV, Parquet or Excel file")
+            if path.stat().st_size == 0:
+                raise DataError(f"{label}: file is empty")
+            return cls(label, lambda: path.open("rb"))
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            data = bytes(source)
+        elif hasattr(source, "read"):
+            data = source.read()  # a file object is read once, into memory (an upload); large files come as paths
+            name = name or getattr(source, "name", None)
+        else:
+            raise TypeError(f"a table source is a path, bytes or a binary file object, not {type(source).__name__}")
+        label = str(name or "<table>")
+        if not data:
+            raise DataError(f"{label}: file is empty")
+        return cls(label, lambda: io.BytesIO(data))
+
+    def head(self, size: int) -> bytes:
+        with self.open() as handle:
+            return handle.read(size)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Parquet and Excel
+
+def _open_parquet(src: _Source) -> Table:
+    import pyarrow.parquet as pq
+
+    try:
+        with src.open() as handle:
+            parquet = pq.ParquetFile(handle)
+            columns = tuple(parquet.schema_arrow.names)
+            total = parquet.metadata.num_rows
+    except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
+        raise DataError(f"{src.name}: not a readable Parquet file ({exc})") from exc
+
+    def reader(rows: int | None) -> Iterator[pd.DataFrame]:
+        with src.open() as handle:
+            try:
+                if rows is None:
+                    frame = pd.read_parquet(handle)
+                    yield _parquet_frame(frame.reset_index(drop=isinstance(frame.index, pd.RangeIndex)), src)
+                    return
+                for batch in pq.ParquetFile(handle).iter_batches(rows):
+                    yield _parquet_frame(batch.to_pandas(), src)
+            except DataError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - as above
+                raise DataError(f"{src.name}: not a readable Parquet file ({exc})") from exc
+
+    return Table(src.name, TableFormat("parquet"), columns, total, reader)
+
+
+def _parquet_frame(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
+    frame.attrs.update(source=src.name, first_data_line=1)  # Parquet has no header line: "line" is the row
+    return frame
+
+
+def _open_excel(src: _Source) -> Table:
+    try:
+        with src.open() as handle:
+            # As text, then converted as text files are: a text cell "0001" keeps its zeros.
+            frame = pd.read_excel(handle, sheet_name=0, engine="openpyxl", dtype=str)
+    except Exception as exc:  # openpyxl/zipfile raise many types for non-workbooks
+        raise DataError(f"{src.name}: not a readable .xlsx workbook ({exc})") from exc
+    frame.columns = [str(column).strip() for column in frame.columns]
+    frame.attrs.update(source=src.name, first_data_line=2)  # spreadsheet row numbers: header in row 1
+    frame = _convert_numeric_columns(frame)
+
+    def reader(rows: int | None) -> Iterator[pd.DataFrame]:
+        if rows is None:
+            yield frame
+            return
+        for start in range(0, len(frame), rows):
+            yield _keep_attrs(frame.iloc[start:start + rows].copy(), frame)
+
+    return Table(src.name, TableFormat("excel"), tuple(frame.columns), len(frame), reader)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Text
+
+def _open_text(src: _Source, *, compressed: bool) -> Table:
+    sample, lines, bad_utf8 = _scan(src, compressed)
+    if b"\x00" in sample:
+        raise DataError(f"{src.name}: unreadable format (binary data; expected CSV, Parquet or .xlsx)")
+    if bad_utf8 is None:
+        encoding = "utf-8-sig"  # also removes a leading BOM, which would otherwise stick to the first column name
+    else:
+        # Exports from Excel on Windows are cp1252; say so rather than fail, since the bytes are still text.
+        logger.warning("%s is not UTF-8 (%s); decoding it as cp1252", src.name, bad_utf8)
+        encoding = "cp1252"
+    text = sample.decode(encoding, errors="ignore")  # a cut multibyte char at the end is harmless
+    if not text.strip():
+        raise DataError(f"{src.name}: file is empty")
+    separator = _sniff_separator(text, truncated=len(sample) >= _SNIFF_BYTES)
+    logger.debug("%s: separator %r, encoding %s", src.name, separator, encoding)
+    fmt = TableFormat("text", separator, encoding, compressed)
+
+    def open_text() -> BinaryIO:
+        handle = src.open()
+        return gzip.GzipFile(fileobj=handle, mode="rb") if compressed else handle  # type: ignore[return-value]
+
+    def reader(rows: int | None) -> Iterator[pd.DataFrame]:
+        with open_text() as handle:
+            try:
+                # Cells are stripped later, column by column: pandas' skipinitialspace costs seconds on large files.
+                parsed = pd.read_csv(handle, sep=separator, dtype=str, encoding=encoding, encoding_errors="replace",
+                                     chunksize=rows)
+                for frame in ([parsed] if rows is None else parsed):
+                    frame.columns = [str(column).strip() for column in frame.columns]
+                    frame.attrs.update(source=src.name, first_data_line=2)
+                    yield _convert_numeric_columns(frame)
+            except pd.errors.ParserError as exc:
+                raise DataError(f"{src.name}: cannot parse as a table with separator {separator!r}: {exc}") from exc
+            except pd.errors.EmptyDataError as exc:
+                raise DataError(f"{src.name}: file is empty") from exc
+            except (OSError, EOFError) as exc:
+                raise DataError(f"{src.name}: corrupt or unreadable file ({exc})") from exc
+
+    with open_text() as handle:
+        try:
+            header = pd.read_csv(handle, sep=separator, nrows=0, encoding=encoding, encoding_errors="replace")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise DataError(f"{src.name}: cannot read a header with separator {separator!r}: {exc}") from exc
+    columns = tuple(str(column).strip() for column in header.columns)
+    return Table(src.name, fmt, columns, max(0, lines - 1), reader)
+
+
+def _scan(src: _Source, compressed: bool) -> tuple[bytes, int, str | None]:
+    """One pass over the (decompressed) bytes: the first 64 KiB, the line count, and why it is not UTF-8 (or None)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    sample = b""
+    lines = 0
+    last = b"\n"
+    offset = 0
+    bad: str | None = None
+    try:
+        with src.open() as raw:
+            handle = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+            while block := handle.read(_SCAN_BLOCK):
+                if len(sample) < _SNIFF_BYTES:
+                    sample += block[:_SNIFF_BYTES - len(sample)]
+                lines += block.count(b"\n")
+                last = block[-1:]
+                if bad is None:
+                    try:
+                        decoder.decode(block)
+                    except UnicodeDecodeError as exc:
+                        bad = f"{exc.reason} at byte {offset + exc.start}"
+                offset += len(block)
+            if bad is None:
+                try:
+                    decoder.decode(b"", final=True)
+                except UnicodeDecodeError as exc:
+                    bad = f"{exc.reason} at the end"
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{src.name}: corrupt {'gzip ' if compressed else ''}file ({exc})") from exc
+    return sample, lines + (last != b"\n"), bad
+
+
+def _sniff_separator(sample: str, *, truncated: bool) -> str:
+    """Return the delimiter that splits the sample's lines into the same number (> 1) of fields."""
+    lines = [line for line in sample.splitlines() if line.strip()]
+    if truncated and len(lines) > 1:
+        lines = lines[:-1]  # the last line of a truncated sample may be cut short
+    lines = lines[:200]
+    best, best_fields = None, 1
+    for delimiter in _DELIMITERS:
+        counts = {len(row) for row in csv.reader(lines, delimiter=delimiter)}
+        if len(counts) == 1 and (fields := counts.pop()) > best_fields:
+            best, best_fields = delimiter, fields
+    if best is not None:
+        return best
+    counts = {len(line.split()) for line in lines}
+    if len(counts) == 1 and counts.pop() > 1:
+        return _WHITESPACE
+    # Ragged or single-column: fall back to the delimiter that appears most in the header.
+    header = lines[0] if lines else ""
+    return max(_DELIMITERS, key=header.count) if any(d in header for d in _DELIMITERS) else ","
+
+
+def _convert_numeric_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Turn text columns that hold only numbers into numbers (int64 when whole, else float64)."""
+    converted = {}
+    for column in frame.columns:
+        values = frame[column].str.strip()
+        present = values.dropna()
+        present = present[present != ""]
+        if present.empty or present.str.match(_LEADING_ZERO).any():
+            converted[column] = values.where(values != "")
+            continue
+        # A sample decides most text columns cheaply; parsing 500k strings that are not numbers is slow.
+        if not _all_numbers(present.iloc[:_SAMPLE_VALUES]) or not _all_numbers(present):
+            converted[column] = values.where(values != "")
+            continue
+        full = pd.to_numeric(values.where(values != ""), errors="coerce")
+        whole = not full.isna().any() and (full == full.round()).all() and full.abs().max() < 2**53
+        converted[column] = full.astype("int64") if whole else full.astype("float64")
+    return _keep_attrs(pd.DataFrame(converted, index=frame.index), frame)
+
+
+def _all_numbers(values: pd.Series) -> bool:
+    return bool(pd.to_numeric(values, errors="coerce").notna().all())
+
+
+def _keep_attrs(new: pd.DataFrame, old: pd.DataFrame) -> pd.DataFrame:
+    new.attrs.update(old.attrs)
+    return new
+
+
+def _preview(columns: pd.Index, limit: int = 8) -> str:
+    names = [str(c) for c in columns[:limit]]
+    return ", ".join(names) + (", ..." if len(columns) > limit else "")

@@ -1,0 +1,213 @@
+"""The one table reader (segmentation_core/tables.py) over every format it reads, from paths, bytes and file objects,
+and the same file read the same by the training job, the client CLI and the dashboard."""
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+
+from segmentation_core.errors import DataError
+from segmentation_core.tables import match_columns, open_table, read_table
+
+ROOT = Path(__file__).resolve().parents[1]
+MALL_HEAD = ["CustomerID", "Genre", "Age", "Annual Income (k$)", "Spending Score (1-100)"]
+MALL_ROWS = [["0001", "Male", "19", "15", "39"], ["0002", "Male", "21", "15", "81"], ["0003", "Female", "20", "16", "6"]]
+
+
+def _as(kind: str, path: Path):
+    """The same file as a path, as its bytes, or as an open binary file object."""
+    if kind == "path":
+        return path
+    if kind == "bytes":
+        return path.read_bytes()
+    return io.BytesIO(path.read_bytes())
+
+
+@pytest.mark.parametrize("kind", ["path", "bytes", "file"])
+@pytest.mark.parametrize(
+    ("sep", "bom", "newline", "final_newline"),
+    [(",", False, "\n", True), (";", True, "\r\n", False), ("\t", False, "\r\n", True), ("|", True, "\n", False)],
+    ids=["comma", "semicolon-bom-crlf-nofinal", "tab-crlf", "pipe-bom-nofinal"],
+)
+def test_csv_dialects(tmp_path, sep, bom, newline, final_newline, kind):
+    text = newline.join(sep.join(row) for row in [MALL_HEAD, *MALL_ROWS]) + (newline if final_newline else "")
+    path = tmp_path / "mall.csv"
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+    frame = read_table(_as(kind, path))
+    assert list(frame.columns) == MALL_HEAD
+    assert frame["CustomerID"].tolist() == ["0001", "0002", "0003"]
+    assert frame["Spending Score (1-100)"].tolist() == [39, 81, 6]
+    assert frame["Age"].dtype == np.int64 and frame.attrs["first_data_line"] == 2
+
+
+def test_whitespace_aligned_and_gzip(tmp_path, datasets_dir):
+    lines = (datasets_dir / "CDNOW_master.txt").read_bytes().splitlines(keepends=True)[:101]
+    path = tmp_path / "cdnow.txt.gz"
+    path.write_bytes(gzip.compress(b"".join(lines)))
+    frame = read_table(path)
+    assert list(frame.columns) == ["customer_id", "date", "number_of_cds", "dollar_value"]
+    assert len(frame) == 100 and frame["customer_id"].iloc[0] == "00001"
+    assert open_table(path).format.separator == r"\s+"
+    # The gzip is told by its magic bytes, not its name: the same bytes under any name read the same.
+    pd.testing.assert_frame_equal(read_table(path.read_bytes(), name="upload"), frame, check_like=False)
+
+
+def test_cp1252_is_the_fallback_even_past_the_sniffed_sample(tmp_path, caplog):
+    # UTF-8 for the first 64 KiB, then one Windows-1252 byte: the whole file is checked, not only its head.
+    rows = [f"{i:05d};Köln;{20 + i % 50}" for i in range(6000)]
+    body = ("CustomerID;City;Age\n" + "\n".join(rows) + "\n").encode("cp1252")
+    body += "99999;Zoë;31\n".encode("cp1252")
+    assert len(body) > 64 * 1024
+    path = tmp_path / "excel-export.csv"
+    path.write_bytes(body)
+    with caplog.at_level(logging.WARNING, logger="segmentation_core.tables"):
+        frame = read_table(path)
+    assert "not UTF-8" in caplog.text and "cp1252" in caplog.text
+    assert frame["City"].iloc[0] == "Köln" and frame["City"].iloc[-1] == "Zoë"
+    assert open_table(path).format.encoding == "cp1252"
+
+
+def test_utf8_text_and_a_bom_do_not_stick_to_names(tmp_path):
+    path = tmp_path / "u.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + "Ville,Âge\r\nMünchen,31\r\n".encode())
+    frame = read_table(path)
+    assert list(frame.columns) == ["Ville", "Âge"] and frame.iloc[0].tolist() == ["München", 31]
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".xlsx"])
+def test_parquet_and_excel_from_a_path_and_from_bytes(tmp_path, suffix):
+    original = pd.DataFrame({"CustomerID": ["0001", "0002", "0003"], "Age": [19, 21, 20],
+                             "Income": [15.5, 15.0, 16.25], "Gender": ["Male", "Male", "Female"]})
+    path = tmp_path / f"t{suffix}"
+    original.to_parquet(path) if suffix == ".parquet" else original.to_excel(path, index=False)
+    from_path = read_table(path)
+    pd.testing.assert_frame_equal(from_path, original)
+    pd.testing.assert_frame_equal(read_table(path.read_bytes(), name="up"), original)
+    table = open_table(path)
+    assert table.format.kind == ("parquet" if suffix == ".parquet" else "excel") and table.total_rows == 3
+    pd.testing.assert_frame_equal(pd.concat(table.chunks(2)), original)
+
+
+def test_chunks_equal_the_whole_table_and_count_rows(tmp_path):
+    frame = pd.DataFrame({"id": [f"{i:04d}" for i in range(1, 1001)], "x": np.arange(1000) / 7.0,
+                          "g": ["a", "b"] * 500})
+    path = tmp_path / "big.csv.gz"
+    path.write_bytes(gzip.compress(frame.to_csv(index=False, sep="|").encode()))
+    table = open_table(path)
+    assert table.columns == ("id", "x", "g") and table.total_rows == 1000 and table.format.delimiter == "|"
+    chunks = list(table.chunks(300))
+    assert [len(c) for c in chunks] == [300, 300, 300, 100]
+    assert chunks[1].index[0] == 300  # row numbers run across chunks: errors can name the file line
+    pd.testing.assert_frame_equal(pd.concat(chunks), table.read())
+    assert table.read()["id"].iloc[0] == "0001"
+
+
+def test_a_header_without_rows_opens_but_does_not_read(tmp_path):
+    path = tmp_path / "h.csv"
+    path.write_text("CustomerID,Age\r\n")
+    table = open_table(path)
+    assert table.columns == ("CustomerID", "Age") and sum(len(chunk) for chunk in table.chunks(10)) == 0
+    with pytest.raises(DataError, match="no data rows"):
+        table.read()
+
+
+def _write(tmp_path: Path, text: str, name: str = "t.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_unreadable_sources_name_the_file(tmp_path):
+    with pytest.raises(DataError, match="nope.csv: file not found"):
+        read_table(tmp_path / "nope.csv")
+    with pytest.raises(DataError, match="empty"):
+        read_table(_write(tmp_path, ""))
+    with pytest.raises(DataError, match="up.csv: file is empty"):
+        read_table(b"", name="up.csv")
+    with pytest.raises(DataError, match="no data rows"):
+        read_table(_write(tmp_path, "CustomerID,Age\r\n"))
+    with pytest.raises(DataError, match="binary"):
+        read_table(b"\x00\x01\x02garbage\x00" * 10, name="b.csv")
+    with pytest.raises(DataError, match="not a readable .xlsx"):
+        read_table(b"PK\x03\x04 not a workbook", name="x.xlsx")
+    with pytest.raises(DataError, match="legacy .xls"):
+        read_table(b"\xd0\xcf\x11\xe0" + b"\x00" * 100, name="old.xls")
+    with pytest.raises(DataError, match="corrupt gzip"):
+        read_table(gzip.compress(b"a,b\n1,2\n" * 100)[:-30], name="cut.csv.gz")
+    with pytest.raises(DataError, match="not a readable Parquet"):
+        read_table(b"PAR1 not parquet", name="p.parquet")
+    with pytest.raises(DataError, match="is a directory"):
+        read_table(tmp_path)
+
+
+def test_column_matching_is_exact_then_loose():
+    found, missing = match_columns(["Age", "Annual Income (k$)", "Gender"],
+                                   ["\ufeffage", "annual  income (K$)", "Age", "Other"])
+    assert found == {"Age": "Age", "Annual Income (k$)": "annual  income (K$)"} and missing == ["Gender"]
+
+
+def test_the_scoring_server_never_imports_the_table_reader():
+    code = ("import sys, scoring_service.__main__, scoring_service.server, scoring_service.servicer; "
+            "bad = {'pandas', 'segmentation_core.tables'} & set(sys.modules); print(sorted(bad)); "
+            "sys.exit(1 if bad else 0)")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+# ---- the same file, read the same by the training job, the client CLI and the dashboard ------------------
+
+@pytest.fixture(scope="module")
+def aligned_mall(tmp_path_factory, datasets_dir) -> Path:
+    """Mall customers as a whitespace-aligned text file (names without spaces), as fixed-width exports write it."""
+    frame = pd.read_csv(datasets_dir / "Mall_Customers.csv")
+    frame.columns = ["CustomerID", "Gender", "Age", "Income", "Score"]
+    frame["CustomerID"] = [f"{i:04d}" for i in frame["CustomerID"]]
+    path = tmp_path_factory.mktemp("aligned") / "mall.txt"
+    path.write_text(frame.to_string(index=False) + "\n")
+    return path
+
+
+def test_the_dashboard_reads_an_upload_as_the_training_job_reads_the_file(aligned_mall):
+    from dash_ui.batch import parse_upload
+
+    upload = "data:text/plain;base64," + base64.b64encode(aligned_mall.read_bytes()).decode()
+    pd.testing.assert_frame_equal(parse_upload(upload, "mall.txt"), read_table(aligned_mall, name="mall.txt"))
+
+
+@pytest.mark.slow
+def test_a_whitespace_aligned_file_trains_and_scores_through_the_client_cli(aligned_mall, tmp_path,
+                                                                            scoring_server_factory):
+    from segmentation_core.store import ModelStore
+    from tests.server_support import target
+
+    store = tmp_path / "store"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    train = subprocess.run([sys.executable, "-m", "training_job", "train", "--data", str(aligned_mall), "--preset",
+                            "auto", "--k", "4", "--store", str(store)], cwd=ROOT, capture_output=True, text=True,
+                           timeout=300, env=env)
+    assert train.returncode == 0, train.stderr[-3000:]
+    server = scoring_server_factory(store)
+    out = tmp_path / "scored.csv"
+    score = subprocess.run([sys.executable, "-m", "scoring_service.client", "score", str(aligned_mall), "-o", str(out),
+                            "--target", target(server), "-q"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                           env=env)
+    assert score.returncode == 0, score.stderr
+    scored = pd.read_csv(out, dtype={"CustomerID": str}, keep_default_na=False)
+    assert len(scored) == 200 and (scored["error"] == "").all()
+    assert scored["CustomerID"].tolist()[:2] == ["0001", "0002"]
+    # The served answers equal the offline pipeline of the version on the file as the training job read it.
+    model = ModelStore(store)
+    version_dir = model.version_dir("customers", model.current("customers"))
+    pipeline = joblib.load(version_dir / "pipeline.joblib")
+    frame = read_table(aligned_mall)
+    np.testing.assert_array_equal(scored["segment_id"].to_numpy(), pipeline.predict(frame))
