@@ -17,6 +17,7 @@ import waitress
 
 from dash_ui.app import create_app
 from dash_ui.service import DashboardService, default_client_factory
+from segmentation_core.logs import FORMATS, configure_logging
 
 #: Request threads: a few browser tabs each polling the status, drawing pages and running callbacks
 #: that wait on the scoring service (batch scoring runs in threads of its own).
@@ -49,6 +50,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     # A string default goes through `type` too: a bad DASH_THREADS is a usage error, not a traceback.
     parser.add_argument("--threads", type=positive_int, default=env.get("DASH_THREADS", str(DEFAULT_THREADS)),
                         help=f"request threads of the HTTP server (env DASH_THREADS; default {DEFAULT_THREADS})")
+    parser.add_argument("--log-format", default=env.get("DASH_LOG_FORMAT", "json"), choices=FORMATS,
+                        help="log line format: one JSON object per line, or text (env DASH_LOG_FORMAT; default json)")
     parser.add_argument("--debug", action="store_true", default=env.get("DASH_DEBUG", "") == "1",
                         help="Dash debug mode, on Flask's development server instead of waitress "
                              "(env DASH_DEBUG=1); never in production")
@@ -57,7 +60,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_format)
     factory = default_client_factory(args.scoring, token=args.token, tls_ca=args.tls_ca)
     service = DashboardService(args.scoring, factory, retry_seconds=args.retry_seconds).start()
     app = create_app(service)

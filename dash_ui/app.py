@@ -11,7 +11,7 @@ import dash_bootstrap_components as dbc
 import flask
 from dash import Input, Output, State, html, no_update
 
-from dash_ui import figures, plotly_bundle
+from dash_ui import figures, health, plotly_bundle
 from dash_ui.layout import app_shell, status_badge, status_banner, update_notice, waiting_card
 from dash_ui.pages import PAGES
 from dash_ui.service import DOWN, NO_MODEL, OK, DashboardService, ServiceError, ServiceStatus
@@ -28,6 +28,7 @@ def create_app(service: DashboardService) -> dash.Dash:
     )
     app.layout = lambda: initial_layout(service)
     plotly_bundle.install(app)  # the dashboard's partial plotly.js instead of the full one
+    health.install(app.server, service, PAGES)
     figures.warm_up()
     _register_shell_callbacks(app, service)
     for page in PAGES.values():

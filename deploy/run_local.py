@@ -296,7 +296,7 @@ class Supervisor:
         a = self.args
         port = a.dash_port or free_port(a.host)
         child = self._start("dash", [sys.executable, "-m", "dash_ui", "--scoring", scoring, "--host", a.host,
-                                     "--port", str(port)])
+                                     "--port", str(port), "--log-format", "text"])
         wait_for_http(f"http://{a.host}:{port}/", child, a.start_timeout, self.stopping)
         return port
 

@@ -38,7 +38,7 @@ def _tune_malloc() -> None:
 
 _tune_malloc()
 
-from scoring_service.logs import configure_logging  # noqa: E402
+from segmentation_core.logs import configure_logging  # noqa: E402
 from scoring_service.server import serve, write_port_file  # noqa: E402
 from scoring_service.settings import Settings, parse_settings  # noqa: E402
 

@@ -41,6 +41,11 @@ from tests.deploy_support import (
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 SERVICES = {"training": "training", "scoring": "scoring", "dashboard": "dashboard"}  # service -> component
+#: The segmentation_core modules the dashboard may import (DESIGN.md: never the store or the artefact).
+DASHBOARD_CORE_MODULES = {"segmentation_core", "segmentation_core.errors", "segmentation_core.logs",
+                          "segmentation_core.tables"}
+DASHBOARD_CORE_FILES = {f"{m.replace('.', '/')}.py" for m in DASHBOARD_CORE_MODULES - {"segmentation_core"}} \
+    | {"segmentation_core/__init__.py"}
 PREFIXES = ("TRAINING_", "SCORING_", "DASH_")
 # Variables a service may set that belong to Python or the image, not to the program.
 # Imported by a library only when present (inside try/except ImportError), never needed: grpc probes for
@@ -190,10 +195,9 @@ def test_each_image_carries_only_its_component() -> None:
     training, scoring, dashboard = (dockerfile(c).copied_files() for c in ("training", "scoring", "dashboard"))
     assert not any(p.startswith("training_job") for p in scoring | dashboard), "training code outside training"
     assert not any(p.startswith(("scoring_service", "dash_ui")) for p in training)
-    # Of segmentation_core, the dashboard carries only the table reader (uploads), never the store.
-    allowed_core = {"segmentation_core/__init__.py", "segmentation_core/errors.py", "segmentation_core/tables.py"}
-    assert not {p for p in dashboard if p.startswith("segmentation_core")} - allowed_core, \
-        "the dashboard never reads the store"
+    # Of segmentation_core, the dashboard carries only the table reader (uploads) and the log format, never the store.
+    core = {p for p in dashboard if p.startswith("segmentation_core/")}
+    assert core <= DASHBOARD_CORE_FILES, f"the dashboard never reads the store: {sorted(core - DASHBOARD_CORE_FILES)}"
     assert not any(p.startswith("dash_ui") for p in scoring)
     scoring_pins = read_component_pins("scoring")
     assert not {"pandas", "scikit-learn", "scipy", "dash"} & set(scoring_pins), "the scoring image carries " \
@@ -470,8 +474,9 @@ def test_scoring_and_dashboard_images_hold_what_the_running_programs_import(mall
     assert_image_covers("scoring", served)
     shown = imported_modules(dash.output())
     assert "dash_ui" in shown
-    assert not {"training_job", "segmentation_core"} & {m.split(".")[0] for m in shown}, \
-        "the dashboard must know only the gRPC contract"
+    assert "training_job" not in {m.split(".")[0] for m in shown}, "the dashboard must know only the gRPC contract"
+    core = {m for m in shown if m.startswith("segmentation_core.")}
+    assert core <= DASHBOARD_CORE_MODULES, f"the dashboard imports {sorted(core - DASHBOARD_CORE_MODULES)}"
     assert_image_covers("dashboard", shown)
 
 
@@ -480,10 +485,17 @@ def test_the_dashboard_is_served_by_waitress_and_stops_cleanly_on_sigterm(tmp_pa
     try:
         with urllib.request.urlopen(url, timeout=10) as reply:
             server = reply.headers["Server"]
+        with urllib.request.urlopen(url + "health", timeout=10) as reply:
+            health = json.loads(reply.read())
     finally:
         code = dash.stop()
     assert server == "waitress", dash.describe()
+    assert health["status"] == "degraded" and health["scoring"]["reachable"] is False, health
     assert code == 0 and "dashboard stopped" in dash.output(), dash.describe()
+    # Its log lines are JSON objects, as the other programs' (segmentation_core.logs).
+    lines = [json.loads(line) for line in dash.output().splitlines() if line.startswith("{")]
+    assert any(entry["logger"] == "dash_ui" and "dashboard stopped" in entry["message"] for entry in lines), \
+        dash.describe()
 
 
 def test_the_dashboard_s_thread_count_is_a_positive_number() -> None:

@@ -15,6 +15,7 @@ from typing import Sequence
 
 from segmentation_core.artefact import read_manifest
 from segmentation_core.errors import ArtefactError, SegmentationError
+from segmentation_core.logs import configure_logging
 from segmentation_core.store import ModelStore
 from training_job.config import ALGORITHMS, PRESETS, TrainingConfig, apply_overrides, load_config, load_preset
 from training_job.errors import ConfigError, DataError
@@ -68,25 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = sub.add_parser("rollback", help="serve the version published before the current one")
     _common(rollback)
     return parser
-
-
-def _configure_logging(fmt: str) -> None:
-    if fmt == "json":
-        formatter = logging.Formatter('{"time": "%(asctime)s", "level": "%(levelname)s", '
-                                      '"logger": "%(name)s", "message": %(message_json)s}')
-
-        class JsonFilter(logging.Filter):
-            def filter(self, record: logging.LogRecord) -> bool:
-                record.message_json = json.dumps(record.getMessage())
-                return True
-
-        handler = logging.StreamHandler()
-        handler.addFilter(JsonFilter())
-        handler.setFormatter(formatter)
-        logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-    else:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                            force=True)
 
 
 def _config_for(args: argparse.Namespace, frame_loader) -> TrainingConfig:
@@ -163,7 +145,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    _configure_logging(args.log_format)
+    configure_logging(args.log_format)
     commands = {"train": _cmd_train, "list": _cmd_list, "promote": _cmd_promote, "rollback": _cmd_rollback}
     try:
         return commands[args.command](args)

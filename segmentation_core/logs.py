@@ -1,4 +1,8 @@
-"""Structured logging: one JSON object per line (or plain text), extra fields kept."""
+"""Logging for every program: one JSON object per line (or plain text), `extra=` fields kept.
+
+The one home of the log line format: the scoring service, the training job and the dashboard all call
+`configure_logging`. Standard library only (the scoring server's image imports it).
+"""
 from __future__ import annotations
 
 import json
@@ -6,6 +10,8 @@ import logging
 import os
 import time
 
+FORMATS = ("json", "text")
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -25,9 +31,10 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
     """Send logs to stderr in ``fmt`` ('json' or 'text') at ``level``."""
+    if fmt not in FORMATS:
+        raise ValueError(f"log format {fmt!r} should be one of {', '.join(FORMATS)}")
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if fmt == "json" else
-                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
