@@ -31,7 +31,8 @@ COMPONENTS: dict[str, tuple[str, ...]] = {
     # dash_ui + the scoring service's client + generated contract + segmentation_core's table reader (uploads:
     # openpyxl for .xlsx, pyarrow for Parquet); waitress serves it. pyarrow: pandas also backs its string
     # columns with it when it is installed, as in the tested environment.
-    "dashboard": ("dash", "dash-bootstrap-components", "plotly", "pandas", "pyarrow", "openpyxl", "numpy", "grpcio",
+    "dashboard": ("dash", "dash-ag-grid", "dash-bootstrap-components", "plotly", "pandas", "pyarrow", "openpyxl",
+                  "numpy", "grpcio",
                   "grpcio-health-checking", "protobuf", "waitress"),
 }
 

@@ -24,7 +24,7 @@ from segmentation.v1 import scoring_pb2
 from segmentation_core.store import ModelStore
 from tests import model_factory
 # `server` (on this module's `store`) and `dashboards` are the fixtures of test_dash_service, shared.
-from tests.server_support import start_server, target
+from tests.server_support import start_server, target, wait_for
 from tests.test_dash_service import Dashboards, NoColours, dashboards, server  # noqa: F401, F811 - fixtures
 
 pytestmark = pytest.mark.timeout(120)
@@ -50,7 +50,7 @@ def text_of(component) -> str:
         for child in children if isinstance(children, (list, tuple)) else [children]:
             if isinstance(child, (str, int, float)):
                 parts.append(str(child))
-        for prop in ("options", "data"):
+        for prop in ("options", "data", "rowData"):
             value = getattr(c, prop, None)
             if isinstance(value, list):
                 parts.append(repr(value))
@@ -160,7 +160,8 @@ def test_the_batch_results_show_each_segment_in_the_colour_the_service_sent(serv
     ids = sorted(set(merged["segment_id"]) - {-1})
     assert len(ids) >= 2  # forty customers fall in more than one segment
     assert [c.upper() for c in mix.data[0].marker.color] == [sent[i].upper() for i in ids] + [NO_SEGMENT_COLOUR.upper()]
-    assert [rule["color"] for rule in table.style_data_conditional[:5]] == sent
+    segment_column = next(c for c in table.columnDefs if c["field"] == "segment_name")
+    assert [rule["style"]["color"] for rule in segment_column["cellStyle"]["styleConditions"]] == sent
 
 
 def test_the_model_page_lists_segments_and_marks_the_served_version(service, info):
@@ -201,6 +202,32 @@ def test_create_app_exposes_a_flask_server(service):
     client = app.server.test_client()
     assert client.get("/").status_code == 200
     assert client.get("/assets/bootstrap.min.css").status_code == 200
+
+
+def test_health_says_whether_the_scoring_service_answers_and_unknown_paths_are_404(store, dashboards):
+    live = start_server(store.root)
+    service = dashboards.service(target(live), retry_seconds=0.2).start()
+    client = create_app(service).server.test_client()
+    try:
+        wait_for(lambda: service.status().state == OK)
+        health = client.get("/health")
+        assert health.status_code == 200 and health.mimetype == "application/json"
+        body = health.get_json()
+        assert body["status"] == "ok" and body["scoring"]["reachable"] is True
+        assert body["scoring"]["target"] == target(live) and body["scoring"]["version"] == "v0002"
+        assert client.get("/health/ready").status_code == 200
+        for path in ("/", "/segments", "/model/", "/batch"):
+            assert client.get(path).status_code == 200, path
+        missing = client.get("/no-such-page")
+        assert missing.status_code == 404 and b"_dash-config" in missing.data  # the app still says "not found"
+        assert client.get("/assets/no-such.css").status_code == 404
+    finally:
+        live.stop(grace=0)
+    wait_for(lambda: service.status().state == DOWN)
+    down = client.get("/health")
+    assert down.status_code == 200 and down.get_json()["status"] == "degraded"
+    assert down.get_json()["scoring"]["reachable"] is False and "does not answer" in down.get_json()["scoring"]["message"]
+    assert client.get("/health/ready").status_code == 503
 
 
 def test_figures_are_built_once_per_version_and_pages_prerendered(service, monkeypatch):

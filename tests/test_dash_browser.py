@@ -87,7 +87,7 @@ def test_every_page_renders_with_the_real_segment_names(stack, driver):
     cards = driver.find_elements("css selector", ".segment-card .segment-name")
     assert [c.text for c in cards] == names
     open_page(driver, stack["url"] + "/model")
-    served = wait_until(lambda: [r.text for r in driver.find_elements("css selector", "#model-versions-table td")
+    served = wait_until(lambda: [r.text for r in driver.find_elements("css selector", "#model-versions-table .ag-row")
                                  if "served" in r.text], 10, message="the served version")
     assert served
 
@@ -171,6 +171,15 @@ def test_a_csv_upload_scored_and_its_results_downloaded(stack, driver, tmp_path)
     title = driver.find_element("id", "batch-results-title").text
     assert "60 rows scored" in title and "1 with an error" in title
     assert driver.find_element("id", "batch-progress").text.strip() == "100%"
+    # The results grid (dash-ag-grid): numbers to four significant digits, the bad row's error in it.
+    distances = wait_until(lambda: [c.text for c in driver.find_elements(
+        "css selector", "#batch-results-table .ag-cell[col-id=distance]") if c.text], 10, message="the grid's rows")
+    assert all(len(text.replace("0.", "").replace(".", "").lstrip("0")) <= 4 for text in distances), distances
+    assert any("abc" in c.get_attribute("textContent") for c in driver.find_elements("css selector", "#batch-results-table .ag-cell[col-id=error]"))
+    # Everything the page loaded (dash-ag-grid's code and styles included) came from the dashboard itself.
+    loaded = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and all(url.startswith(stack["url"]) for url in loaded), [u for u in loaded if not u.startswith(stack["url"])]
+    assert any("dash_ag_grid" in url for url in loaded)
     screenshot(driver, "batch-results")
 
     driver.find_element("id", "batch-download-button").click()

@@ -5,12 +5,13 @@ from typing import Any, Mapping
 
 import dash_bootstrap_components as dbc
 import pandas as pd
-from dash import Input, Output, State, dash_table, dcc, html, no_update
+from dash import Input, Output, State, dcc, html, no_update
 
 from dash_ui import figures
 from dash_ui.batch import (JobRegistry, UploadError, UploadStore, ValidationReport, merge_results, parse_upload,
                            scoring_input, validate_frame)
 from dash_ui.exports import to_safe_csv
+from dash_ui.grid import Column, data_grid, js_string
 from dash_ui.layout import graph, page_header, segment_legend
 from dash_ui.models import segment_colour
 from dash_ui.service import DashboardService, ServiceError
@@ -65,12 +66,11 @@ def report_view(filename: str, report: ValidationReport, feature_names: list[str
                      color=colour, id="batch-report-alert")
 
 
-def table_column(name: Any, values: pd.Series) -> dict[str, Any]:
-    """A DataTable column: numbers right-aligned with four significant digits, text as is."""
-    if pd.api.types.is_float_dtype(values):
-        return {"id": str(name), "name": str(name), "type": "numeric",
-                "format": dash_table.Format.Format(precision=4, scheme=dash_table.Format.Scheme.decimal_or_exponent)}
-    return {"id": str(name), "name": str(name)}
+def table_column(name: Any, values: pd.Series,
+                 styles: list[tuple[str, dict[str, str]]] | None = None) -> Column:
+    """A results column: numbers right-aligned with four significant digits, text as is."""
+    kind = "number" if pd.api.types.is_float_dtype(values) else "text"
+    return Column(str(name), str(name), kind, styles=styles or ())
 
 
 def results_view(job_id: str, merged: pd.DataFrame, names: Mapping[int, str], version: str,
@@ -79,9 +79,10 @@ def results_view(job_id: str, merged: pd.DataFrame, names: Mapping[int, str], ve
     served model's `segment_colours`)."""
     shown = merged.head(MAX_TABLE_ROWS)
     errors = int((merged["segment_id"] < 0).sum()) if "segment_id" in merged else 0
-    colour_rules = [{"if": {"filter_query": f"{{segment_id}} = {sid}", "column_id": "segment_name"},
-                     "color": segment_colour(colours, sid), "fontWeight": "600"} for sid in names]
-    colour_rules.append({"if": {"filter_query": '{error} != ""', "column_id": "error"}, "color": "#dc3545"})
+    colour_rules = [(f"params.data.segment_id === {sid}", {"color": segment_colour(colours, sid), "fontWeight": "600"})
+                    for sid in names]
+    column_styles = {"segment_name": colour_rules,
+                     "error": [(f"params.data.error && params.data.error !== {js_string('')}", {"color": "#dc3545"})]}
     return html.Div([
         dbc.Row([
             dbc.Col(html.H4(f"{len(merged):,} rows scored by {version}"
@@ -93,14 +94,8 @@ def results_view(job_id: str, merged: pd.DataFrame, names: Mapping[int, str], ve
                                                         title="Segment mix of the file")),
         html.Small(f"First {MAX_TABLE_ROWS:,} of {len(merged):,} rows shown; the download has all."
                    if len(merged) > MAX_TABLE_ROWS else "", className="text-muted"),
-        dash_table.DataTable(
-            id="batch-results-table", data=shown.astype(object).where(shown.notna(), None).to_dict("records"),
-            columns=[table_column(c, shown[c]) for c in shown.columns], sort_action="native",
-            page_size=15, style_table={"overflowX": "auto"},
-            style_cell={"fontFamily": "inherit", "fontSize": "0.85rem", "maxWidth": "280px",
-                        "overflow": "hidden", "textOverflow": "ellipsis"},
-            style_data_conditional=colour_rules,
-        ),
+        data_grid("batch-results-table", shown.astype(object).where(shown.notna(), None).to_dict("records"),
+                  [table_column(c, shown[c], column_styles.get(str(c))) for c in shown.columns]),
     ])
 
 

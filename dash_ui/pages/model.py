@@ -5,10 +5,11 @@ import math
 from typing import Any, Mapping
 
 import dash_bootstrap_components as dbc
-from dash import dash_table, html
+from dash import html
 
 from dash_ui import figures
 from dash_ui.figure_cache import cached, version_key
+from dash_ui.grid import Column, data_grid
 from dash_ui.layout import graph, page_header, segment_label, stat
 from dash_ui.models import ModelVersions, ModelView
 from dash_ui.service import DashboardService, ServiceError
@@ -88,15 +89,12 @@ def versions_rows(models: list[ModelVersions], model: str) -> list[dict[str, Any
 def versions_card(service: DashboardService, view: ModelView) -> dbc.Card:
     try:
         rows = versions_rows(service.versions(), view.model)
-        body: Any = dash_table.DataTable(
-            id="model-versions-table", data=rows, sort_action="native", page_size=10,
-            columns=[{"id": c, "name": n} for c, n in (("served", ""), ("version", "Version"),
-                                                       ("created_at", "Created"), ("algorithm", "Algorithm"),
-                                                       ("k", "k"), ("loaded", "Loaded"),
-                                                       ("refused", "Refused because"))],
-            style_cell={"fontFamily": "inherit", "fontSize": "0.9rem", "textAlign": "left"},
-            style_data_conditional=[{"if": {"filter_query": '{served} != ""'},
-                                     "backgroundColor": "#d1e7dd", "fontWeight": "600"}],
+        body: Any = data_grid(
+            "model-versions-table", rows, [Column("served", "", styles=[("params.data.served", {"color": "#0f5132"})]),
+                                           Column("version", "Version"), Column("created_at", "Created"),
+                                           Column("algorithm", "Algorithm"), Column("k", "k", "integer"),
+                                           Column("loaded", "Loaded"), Column("refused", "Refused because")],
+            page_size=10, row_styles=[("params.data.served !== ''", {"backgroundColor": "#d1e7dd", "fontWeight": "600"})],
         )
     except ServiceError as exc:
         body = dbc.Alert(f"The version list is unavailable: {exc.message}", color="warning")

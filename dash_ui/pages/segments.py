@@ -6,11 +6,12 @@ from urllib.parse import parse_qsl
 
 import dash_bootstrap_components as dbc
 import pandas as pd
-from dash import Input, Output, State, dash_table, dcc, html, no_update
+from dash import Input, Output, State, dcc, html, no_update
 
 from dash_ui import figures
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.exports import to_safe_csv
+from dash_ui.grid import Column, data_grid
 from dash_ui.layout import graph, page_header
 from dash_ui.models import ModelView, SampleView
 from dash_ui.service import DashboardService, ServiceError
@@ -40,24 +41,15 @@ def stats_table_frame(view: ModelView) -> pd.DataFrame:
     return frame[["segment_id", *[c for c, _, _ in TABLE_COLUMNS]]]
 
 
-def stats_table(view: ModelView) -> dash_table.DataTable:
+def stats_table(view: ModelView) -> Any:
     frame = stats_table_frame(view)
-    columns = []
-    for cid, name, kind in TABLE_COLUMNS:
-        col = {"id": cid, "name": name, "type": kind}
-        if cid == "share":
-            col["format"] = dash_table.FormatTemplate.percentage(1)
-        elif kind == "numeric" and cid != "count":
-            col["format"] = dash_table.Format.Format(precision=4, scheme=dash_table.Format.Scheme.decimal_or_exponent)
-        columns.append(col)
-    colour_rules = [{"if": {"filter_query": f"{{segment_id}} = {s.id}", "column_id": "segment"},
-                     "color": s.colour, "fontWeight": "600"} for s in view.segments]
-    return dash_table.DataTable(
-        id="segments-stats-table", columns=columns, data=frame.to_dict("records"),
-        sort_action="native", filter_action="native", page_size=15,
-        style_table={"overflowX": "auto"}, style_cell={"fontFamily": "inherit", "fontSize": "0.9rem"},
-        style_header={"fontWeight": "600"}, style_data_conditional=colour_rules,
-    )
+    colour_rules = [(f"params.data.segment_id === {s.id}", {"color": s.colour, "fontWeight": "600"})
+                    for s in view.segments]
+    kinds = {"share": "percent", "count": "integer"}
+    columns = [Column(cid, name, kinds.get(cid, "number" if kind == "numeric" else "text"),
+                      styles=colour_rules if cid == "segment" else ())
+               for cid, name, kind in TABLE_COLUMNS]
+    return data_grid("segments-stats-table", frame.to_dict("records"), columns, filters=True)
 
 
 def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
