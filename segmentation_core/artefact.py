@@ -12,6 +12,12 @@ The manifest's ``reference`` (drift reference, :mod:`segmentation_core.reference
 published before it existed load as before and have no reference (:attr:`Artefact.reference` is None).
 The scoring service reads an artefact only through :func:`read_artefact`, which verifies every
 checksum and shape and never unpickles.
+
+Optional manifest keys (older artefacts lack them and still load):
+
+- ``recipe``: a transactions model's feature recipe (segmentation_core.recipe.Recipe.to_dict()), so that a
+  raw log is aggregated as in training before scoring;
+- ``clv``: the fitted CLV models and their per-segment figures (segmentation_core.clv.ClvModel.to_dict()).
 """
 from __future__ import annotations
 
@@ -67,6 +73,11 @@ class Artefact:
         """The drift reference (checked by :func:`read_artefact`); None for a version published without one."""
         data = self.manifest.get(REFERENCE)
         return None if data is None else Reference.from_dict(data)
+
+    @property
+    def recipe(self) -> dict[str, Any] | None:
+        """The transactions recipe as stored (rebuild with segmentation_core.recipe.Recipe.from_dict), or None."""
+        return self.manifest.get("recipe")
 
     def load_sample(self) -> dict[str, np.ndarray]:
         """The labelled plot sample: ``num:<feature>``, ``cat:<feature>``, ``segment_id``, ``map_x``, ``map_y``, ``id``."""

@@ -1,6 +1,8 @@
 """The domain's errors; each program maps them to its own surface (exit code, gRPC status)."""
 from __future__ import annotations
 
+from numbers import Integral
+
 
 class SegmentationError(Exception):
     """Base of every error the domain raises on purpose."""
@@ -29,3 +31,12 @@ class StoreError(SegmentationError):
 
 class NotFoundError(StoreError, LookupError):
     """An unknown model or version."""
+
+
+def describe_row(label: object, first_data_line: int | None) -> str:
+    """Say where a row is: its line in the source file when known, else its 1-based position."""
+    if isinstance(label, Integral) and first_data_line is not None:
+        return f"line {int(label) + first_data_line}"
+    if isinstance(label, Integral):
+        return f"row {int(label) + 1}"
+    return f"row {label!r}"

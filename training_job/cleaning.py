@@ -1,4 +1,7 @@
-"""Cleaning steps shared by customer tables and transaction logs, and the report that counts what they did."""
+"""Cleaning steps of customer tables, and the report that counts what table preparation did.
+
+Cell parsing (text, numbers, ids, dates) lives in segmentation_core.parsing; a transaction log's cleaning
+and aggregation in segmentation_core.recipe."""
 
 from __future__ import annotations
 
@@ -10,41 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training_job.errors import DataError, describe_row
+from segmentation_core.parsing import format_ids
+from segmentation_core.recipe import TransactionReport
 
-__all__ = [
-    "CleaningReport",
-    "TransactionReport",
-    "apply_valid_ranges",
-    "as_categorical",
-    "format_ids",
-    "strip_text",
-    "to_numeric",
-]
+__all__ = ["CleaningReport", "apply_valid_ranges", "as_categorical"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class TransactionReport:
-    """What cleaning a transaction log removed and what the per-customer aggregation produced.
-
-    Removal counts are sequential: a row is counted once, under the first rule (in field order) that removes it.
-    """
-
-    rows_in: int = 0
-    cancellations: int = 0
-    non_positive_quantity: int = 0
-    non_positive_value: int = 0
-    missing_customer_id: int = 0
-    duplicate_rows: int = 0
-    rows_used: int = 0
-    customers: int = 0
-    purchases: int = 0
-    first_date: str | None = None
-    last_date: str | None = None
-    snapshot_date: str | None = None
-    rows_per_customer: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -109,47 +83,6 @@ class CleaningReport:
             log.warning("constant feature(s), which cannot separate segments: %s", self.constant_features)
         if self.ignored_columns:
             log.info("columns not used as features: %s", ", ".join(self.ignored_columns))
-
-
-def strip_text(values: pd.Series) -> pd.Series:
-    """Strip surrounding whitespace from text cells and treat empty text as missing."""
-    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
-        return values
-    if pd.api.types.is_bool_dtype(values):
-        return values
-    if isinstance(values.dtype, pd.StringDtype):  # vectorised path for what read_table returns
-        text = values.str.strip()
-        return text.where(text != "")
-    # object columns (Excel, hand-built frames) may mix types: touch only the strings
-    text = values.map(lambda v: v.strip() if isinstance(v, str) else v)
-    return text.where(text.map(lambda v: not (isinstance(v, str) and v == "")))
-
-
-def to_numeric(values: pd.Series, column: str, first_data_line: int | None) -> pd.Series:
-    """Convert a column to float64; text that is not a number raises DataError quoting it and its row."""
-    if pd.api.types.is_bool_dtype(values):
-        return values.astype("float64")
-    if pd.api.types.is_numeric_dtype(values):
-        return values.astype("float64")
-    numbers = pd.to_numeric(values, errors="coerce")
-    bad = numbers.isna() & values.notna()
-    if bad.any():
-        label = bad.idxmax()
-        raise DataError(
-            f"column {column!r} should be numeric but has {values[label]!r} at "
-            f"{describe_row(label, first_data_line)} ({int(bad.sum())} non-numeric value(s))"
-        )
-    return numbers.astype("float64")
-
-
-def format_ids(values: pd.Series) -> pd.Series:
-    """Customer ids as text: whole floats (ids read beside missing ones) lose their '.0'; missing stays None."""
-    if pd.api.types.is_float_dtype(values):
-        whole = values.dropna()
-        if (whole == np.round(whole)).all():
-            values = values.astype("Int64")
-    text = values.astype("string").str.strip()
-    return text.astype(object).where(text.notna(), None)
 
 
 def as_categorical(values: pd.Series) -> pd.Series:

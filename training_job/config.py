@@ -40,6 +40,12 @@ A configuration file has these tables (every key is optional unless marked; defa
     keep_zero_value = false    # keep lines whose value is exactly 0 (free items); negatives always dropped
     snapshot_date = "auto"     # "auto": the day after the last transaction; or an ISO date
 
+    [clv]                      # customer lifetime value (BG/NBD + Gamma-Gamma), fitted for transaction logs
+    horizon_days = 365         # CLV and expected purchases over this many days
+    discount_rate_annual = 0.1 # future value discounted monthly at this annual rate
+    calibration_end = ""       # "" fits on the whole log; an ISO date fits on purchases up to that day only
+    time_unit = "days"         # "days" or "weeks": the unit the models' times are fitted in
+
     [model]
     algorithm = "kmeans"       # kmeans | minibatch-kmeans | gmm
     k = "auto"                 # "auto" or an integer >= 2
@@ -71,6 +77,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from segmentation_core.recipe import TIME_UNITS, Recipe
 from training_job.algorithms import ALGORITHMS as ALGORITHM_REGISTRY
 from training_job.errors import ConfigError
 
@@ -81,6 +88,7 @@ __all__ = [
     "ModelConfig",
     "NamingConfig",
     "PreprocessingConfig",
+    "ClvConfig",
     "TrainingConfig",
     "TransactionsConfig",
     "apply_overrides",
@@ -167,6 +175,18 @@ class TransactionsConfig:
 
 
 @dataclass(frozen=True)
+class ClvConfig:
+    """Customer lifetime value: horizon, discounting and the calibration period of the BG/NBD fit."""
+
+    horizon_days: int = 365
+    discount_rate_annual: float = 0.1
+    calibration_end: str | None = None
+    """None: fit on the whole log; an ISO date: fit on purchases up to and including that day."""
+    time_unit: str = "days"
+    """"days" or "weeks"."""
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Clustering algorithm and the search over k."""
 
@@ -210,6 +230,16 @@ class TrainingConfig:
     naming: NamingConfig = field(default_factory=NamingConfig)
     source: str = "<defaults>"
     """Where this configuration came from (a file, a preset name, or "auto")."""
+    clv: ClvConfig = field(default_factory=ClvConfig)
+
+    def recipe(self) -> Recipe:
+        """The feature recipe of a transactions model, as the artefact stores it."""
+        tx = self.transactions
+        return Recipe(customer_id=tx.customer_id, date=tx.date, invoice=tx.invoice, quantity=tx.quantity,
+                      price=tx.price, amount=tx.amount, cancellation_prefix=tx.cancellation_prefix,
+                      keep_zero_value=tx.keep_zero_value, drop_duplicates=self.cleaning.duplicates == "drop",
+                      date_format=self.data.date_format, snapshot_date=tx.snapshot_date,
+                      time_unit=self.clv.time_unit)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able copy (for the manifest and logs)."""
@@ -265,7 +295,7 @@ def apply_overrides(
 
 def config_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>") -> TrainingConfig:
     """Build a validated TrainingConfig from parsed TOML (a nested dict)."""
-    sections = {"data", "derived", "cleaning", "transactions", "model", "preprocessing", "naming"}
+    sections = {"data", "derived", "cleaning", "transactions", "model", "preprocessing", "naming", "clv"}
     _no_unknown(raw, sections, "")
     data = _data(_table(raw, "data"))
     derived = _derived(_table(raw, "derived"))
@@ -274,7 +304,8 @@ def config_from_dict(raw: Mapping[str, Any], *, source: str = "<dict>") -> Train
     model = _model(_table(raw, "model"))
     preprocessing = _preprocessing(_table(raw, "preprocessing"))
     naming = _naming(_table(raw, "naming"))
-    config = TrainingConfig(data, derived, cleaning, transactions, model, preprocessing, naming, source)
+    clv = _clv(_table(raw, "clv"))
+    config = TrainingConfig(data, derived, cleaning, transactions, model, preprocessing, naming, source, clv)
     _cross_check(config)
     return config
 
@@ -390,6 +421,26 @@ def _naming(t: Mapping[str, Any]) -> NamingConfig:
         if not isinstance(new, str) or not new.strip():
             raise ConfigError(f"naming.names.{old}: expected a non-empty string, got {new!r}")
     return NamingConfig(style=_choice(t.get("style", "profile"), STYLES, "naming.style"), names=_frozen(names))
+
+
+def _clv(t: Mapping[str, Any]) -> ClvConfig:
+    _no_unknown(t, {f.name for f in dataclasses.fields(ClvConfig)}, "clv")
+    horizon = _int(t, "horizon_days", "clv", 365)
+    if horizon < 1:
+        raise ConfigError(f"clv.horizon_days: expected an integer >= 1, got {horizon}")
+    rate = t.get("discount_rate_annual", 0.1)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
+        raise ConfigError(f"clv.discount_rate_annual: expected a number in [0, 1), got {rate!r}")
+    end = _opt_str(t, "calibration_end", "clv", default=None)
+    if end is not None:
+        try:
+            from datetime import date
+
+            date.fromisoformat(end)
+        except ValueError as exc:
+            raise ConfigError(f"clv.calibration_end: expected \"\" or an ISO date, got {end!r}") from exc
+    return ClvConfig(horizon_days=horizon, discount_rate_annual=float(rate), calibration_end=end,
+                     time_unit=_choice(t.get("time_unit", "days"), tuple(TIME_UNITS), "clv.time_unit"))
 
 
 def _cross_check(config: TrainingConfig) -> None:

@@ -458,7 +458,7 @@ def _describe_trait(t: _Trait) -> str:
         return f"{t.segment_value:.0%} {t.level} ({_label(t.feature)}) vs {t.base_value:.0%}"
     unit = _unit(t.feature)
     if not unit and _RECENCY_RE.search(t.feature) and "day" not in t.feature.lower():
-        unit = "days"  # RFM recency is in days by the project's convention (training_job.rfm)
+        unit = "days"  # RFM recency is in days by the project's convention (segmentation_core.recipe)
     suffix = f" {unit}" if unit else ""
     return f"{_label(t.feature)} {_number(t.segment_value)}{suffix} vs {_number(t.base_value)}{suffix}"
 

@@ -8,9 +8,8 @@ import re
 
 import pandas as pd
 
-from training_job.cleaning import strip_text
+from segmentation_core.parsing import looks_like_dates, strip_text
 from training_job.config import DataConfig, TrainingConfig, load_preset
-from training_job.dates import looks_like_dates
 from training_job.errors import DataError
 
 __all__ = ["infer_id_column", "infer_schema"]

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
 import pandas as pd
 
 from training_job import derived as derived_columns
-from training_job.cleaning import (
-    CleaningReport,
-    apply_valid_ranges,
-    as_categorical,
-    format_ids,
-    strip_text,
-    to_numeric,
-)
+from segmentation_core.parsing import format_ids, parse_dates, strip_text, to_numeric
+from segmentation_core.recipe import RFM_COLUMNS, CleanLog, clean_log, customer_table
+from training_job.cleaning import CleaningReport, apply_valid_ranges, as_categorical
 from training_job.config import TrainingConfig
-from training_job.dates import parse_dates
 from training_job.errors import DataError, describe_row
-from training_job.rfm import RFM_COLUMNS, aggregate_transactions
 from training_job.schema_inference import infer_id_column
 
 __all__ = ["PreparedTable", "prepare_table"]
@@ -38,6 +32,10 @@ class PreparedTable:
     numeric: list[str]
     categorical: list[str]
     report: CleaningReport
+    customers: pd.DataFrame | None = None
+    """Transaction logs only: every per-customer column of the recipe (basket metrics, CLV inputs), aligned."""
+    log: CleanLog | None = None
+    """Transaction logs only: the cleaned lines (the CLV fit re-aggregates them up to its calibration end)."""
 
     def log_summary(self, log: logging.Logger | None = None) -> None:
         """Log the cleaning report at INFO."""
@@ -55,12 +53,8 @@ def prepare_table(frame: pd.DataFrame, config: TrainingConfig) -> PreparedTable:
 
 def _prepare_transactions(frame: pd.DataFrame, config: TrainingConfig) -> PreparedTable:
     report = CleaningReport(kind="transactions", rows_in=len(frame))
-    table, report.transactions = aggregate_transactions(
-        frame,
-        config.transactions,
-        date_format=config.data.date_format,
-        drop_duplicates=config.cleaning.duplicates == "drop",
-    )
+    log = clean_log(frame, config.recipe())
+    table, report.transactions = customer_table(log)
     numeric = list(config.data.numeric) or list(RFM_COLUMNS)
     if config.data.categorical:
         raise DataError(
@@ -74,7 +68,9 @@ def _prepare_transactions(frame: pd.DataFrame, config: TrainingConfig) -> Prepar
     if "AvgItemsPerPurchase" in numeric and config.transactions.quantity is None:
         raise DataError("AvgItemsPerPurchase needs transactions.quantity; the config has no quantity column")
     apply_valid_ranges(columns, config.cleaning.valid_range, numeric, report)
-    return _finish(columns, ids, numeric, [], config, report, first_data_line=None)
+    prepared = _finish(columns, ids, numeric, [], config, report, first_data_line=None)
+    customers = table.loc[prepared.ids.to_numpy()].reset_index(drop=True)
+    return dataclasses.replace(prepared, customers=customers, log=log)
 
 
 def _prepare_customers(frame: pd.DataFrame, config: TrainingConfig) -> PreparedTable:

@@ -170,6 +170,8 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
         "segments": profiles,
         "reference": reference.to_dict(),
     }
+    if config.data.kind == "transactions":
+        manifest["recipe"] = config.recipe().to_dict()
     pipeline = build_pipeline(schema, estimator)
 
     def write(folder: Path, version: str) -> None:

@@ -1,15 +1,19 @@
-"""Date parsing that decides day-first vs month-first from the values themselves, column by column."""
+"""Cell parsing shared by every table path: text stripping, numbers, ids, and dates (day-first vs month-first
+decided from the values themselves, column by column). Errors quote the value and its line."""
 
 from __future__ import annotations
 
 import logging
 import re
 
+import numpy as np
 import pandas as pd
 
-from training_job.errors import DataError, describe_row
+from segmentation_core.errors import DataError, describe_row
 
-__all__ = ["detect_date_format", "looks_like_dates", "parse_dates"]
+__all__ = [
+    "detect_date_format", "format_ids", "looks_like_dates", "parse_dates", "strip_text", "to_numeric",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -79,3 +83,44 @@ def parse_dates(
             f" ({int(bad.sum())} unparseable value(s))"
         )
     return parsed
+
+
+def strip_text(values: pd.Series) -> pd.Series:
+    """Strip surrounding whitespace from text cells and treat empty text as missing."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
+        return values
+    if pd.api.types.is_bool_dtype(values):
+        return values
+    if isinstance(values.dtype, pd.StringDtype):  # vectorised path for what read_table returns
+        text = values.str.strip()
+        return text.where(text != "")
+    # object columns (Excel, hand-built frames) may mix types: touch only the strings
+    text = values.map(lambda v: v.strip() if isinstance(v, str) else v)
+    return text.where(text.map(lambda v: not (isinstance(v, str) and v == "")))
+
+
+def to_numeric(values: pd.Series, column: str, first_data_line: int | None) -> pd.Series:
+    """Convert a column to float64; text that is not a number raises DataError quoting it and its row."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype("float64")
+    if pd.api.types.is_numeric_dtype(values):
+        return values.astype("float64")
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna() & values.notna()
+    if bad.any():
+        label = bad.idxmax()
+        raise DataError(
+            f"column {column!r} should be numeric but has {values[label]!r} at "
+            f"{describe_row(label, first_data_line)} ({int(bad.sum())} non-numeric value(s))"
+        )
+    return numbers.astype("float64")
+
+
+def format_ids(values: pd.Series) -> pd.Series:
+    """Customer ids as text: whole floats (ids read beside missing ones) lose their '.0'; missing stays None."""
+    if pd.api.types.is_float_dtype(values):
+        whole = values.dropna()
+        if (whole == np.round(whole)).all():
+            values = values.astype("Int64")
+    text = values.astype("string").str.strip()
+    return text.astype(object).where(text.notna(), None)
