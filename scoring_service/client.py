@@ -277,6 +277,13 @@ class ScoringClient:
         request = scoring_pb2.GetSegmentStatsRequest(selector=self._selector(model, version), max_sample=max_sample)
         return self._call(self._stub.GetSegmentStats, request, "GetSegmentStats")
 
+    def drift_report(self, model: str | None = None, version: str | None = None, *, window_rows: int = 0,
+                     window_seconds: float = 0.0) -> scoring_pb2.DriftReport:
+        """How the recent traffic of the served (or pinned) version compares with its training data."""
+        request = scoring_pb2.GetDriftReportRequest(selector=self._selector(model, version), window_rows=window_rows,
+                                                    window_seconds=window_seconds)
+        return self._call(self._stub.GetDriftReport, request, "GetDriftReport")
+
     def list_models(self) -> list[scoring_pb2.ModelEntry]:
         """The models in the store, their versions and the served one."""
         return list(self._call(self._stub.ListModels, scoring_pb2.ListModelsRequest(), "ListModels").models)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Callable, Iterable, Iterator
 
 import grpc
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from segmentation_core.drift import RETRAIN, DriftAssessment
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +99,10 @@ class ServiceMetrics:
         """Count a refused version."""
         self._child(self.refused, model).inc()
 
+    def watch_drift(self, source: Callable[[], Iterable[tuple[str, str, DriftAssessment, int]]]) -> None:
+        """Export the drift figures of ``source`` (model, version, assessment, row errors), computed at each scrape."""
+        self.registry.register(_DriftCollector(source))
+
     def start_http(self, host: str, port: int) -> int:
         """Serve /metrics on ``host:port`` (0 = any free port); returns the bound port."""
         server, _thread = start_http_server(port, addr=host, registry=self.registry)
@@ -106,3 +115,42 @@ class ServiceMetrics:
             http, self._http = self._http, None
             # shutdown() waits out serve_forever's 0.5 s poll; nothing depends on it, so do not block on it.
             threading.Thread(target=lambda: (http.shutdown(), http.server_close()), daemon=True).start()
+
+
+class _DriftCollector(Collector):
+    """Gauges of every counted version's drift window, computed when Prometheus scrapes (no hot-path cost)."""
+
+    def __init__(self, source: Callable[[], Iterable[tuple[str, str, DriftAssessment, int]]]) -> None:
+        self.source = source
+
+    def describe(self) -> list:
+        return []  # computed at collect time; nothing to check at registration
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        labels = ["model", "version"]
+        psi = GaugeMetricFamily("scoring_drift_psi", "PSI of live against training over the drift window, by "
+                                "feature (feature=\"segment\": the segment mix).", labels=[*labels, "feature"])
+        rows = GaugeMetricFamily("scoring_drift_rows", "Rows scored without error in the drift window.", labels=labels)
+        errors = GaugeMetricFamily("scoring_drift_row_errors", "Rows with a row error in the drift window (not "
+                                   "counted as drift).", labels=labels)
+        confidence = GaugeMetricFamily("scoring_drift_mean_confidence", "Mean confidence in the drift window.",
+                                       labels=labels)
+        outliers = GaugeMetricFamily("scoring_drift_outlier_rate", "Share of outliers in the drift window.",
+                                     labels=labels)
+        missing = GaugeMetricFamily("scoring_drift_missing_rate", "Share of rows missing the feature in the drift "
+                                    "window.", labels=[*labels, "feature"])
+        retrain = GaugeMetricFamily("scoring_drift_retrain_recommended", "1 when the drift verdict is 'retrain'.",
+                                    labels=labels)
+        for model, version, a, row_errors in self.source():
+            for h in (*a.features, a.segments):
+                if h.psi == h.psi:  # NaN before any row: no sample rather than a NaN one
+                    psi.add_metric([model, version, h.name], h.psi)
+            for h in a.features:
+                missing.add_metric([model, version, h.name], h.live_missing_rate)
+            rows.add_metric([model, version], a.rows)
+            errors.add_metric([model, version], row_errors)
+            if a.rows:
+                confidence.add_metric([model, version], a.mean_confidence)
+                outliers.add_metric([model, version], a.outlier_rate)
+            retrain.add_metric([model, version], 1.0 if a.verdict == RETRAIN else 0.0)
+        yield from (psi, rows, errors, confidence, outliers, missing, retrain)

@@ -78,7 +78,19 @@ def model_info(artefact: Artefact, model: str) -> pb.ModelInfo:
 
 
 # Manifest parts sent only on request (GetModelInfoRequest.include_profile), not in manifest_json.
-LARGE_MANIFEST_KEYS = ("profile",)
+LARGE_MANIFEST_KEYS = ("profile", "reference")
+
+
+def with_reference(info: pb.ModelInfo, artefact: Artefact) -> pb.ModelInfo:
+    """A copy of ``info`` whose manifest_json keeps the drift reference (GetModelInfoRequest.include_reference)."""
+    if "reference" not in artefact.manifest:
+        return info
+    full = pb.ModelInfo()
+    full.CopyFrom(info)
+    manifest = json.loads(info.manifest_json)
+    manifest["reference"] = artefact.manifest["reference"]
+    full.manifest_json = json.dumps(manifest, sort_keys=True)
+    return full
 
 
 def with_profile(info: pb.ModelInfo, artefact: Artefact) -> pb.ModelInfo:

@@ -15,12 +15,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from scoring_service import wire
+from scoring_service.drift_monitor import DriftMonitor
 from scoring_service.interceptors import BearerTokenInterceptor
 from scoring_service.metrics import ServiceMetrics
 from scoring_service.registry import Registry
 from scoring_service.servicer import ScoringService, generic_handler
 from scoring_service.settings import Settings
 from segmentation.v1 import scoring_pb2
+from segmentation_core.drift import DriftThresholds
 from segmentation_core.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -68,7 +70,10 @@ class ScoringServer:
         ]
         self.server = grpc.server(futures.ThreadPoolExecutor(settings.threads, thread_name_prefix="grpc"),
                                   interceptors=interceptors, options=options)
-        self.server.add_generic_rpc_handlers((generic_handler(ScoringService(self.registry, self.metrics)),))
+        self.drift = DriftMonitor(settings.drift_window_rows, settings.drift_window_minutes * 60.0,
+                                  DriftThresholds(min_rows=settings.drift_min_rows))
+        self.metrics.watch_drift(self.drift.assessments)
+        self.server.add_generic_rpc_handlers((generic_handler(ScoringService(self.registry, self.metrics, self.drift)),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((
             scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name,

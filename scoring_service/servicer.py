@@ -29,6 +29,7 @@ import numpy as np
 
 from scoring_service import model_info as info_conv
 from scoring_service import wire
+from scoring_service.drift_monitor import DriftMonitor
 from scoring_service.errors import InvalidRequest, abort, status_code
 from scoring_service.metrics import ServiceMetrics
 from scoring_service.registry import LoadedVersion, Registry
@@ -84,9 +85,10 @@ def _observed_stream(method: str) -> Callable:
 class ScoringService:
     """Implementation of segmentation.v1.ScoringService over a :class:`Registry`."""
 
-    def __init__(self, registry: Registry, metrics: ServiceMetrics) -> None:
+    def __init__(self, registry: Registry, metrics: ServiceMetrics, drift: DriftMonitor | None = None) -> None:
         self.registry = registry
         self.metrics = metrics
+        self.drift = drift if drift is not None else DriftMonitor(0, 1.0)
 
     # ---- Predict: pure-Python fast path (one row) ----------------------------------------------------
     @_observed_unary("Predict")
@@ -96,9 +98,17 @@ class ScoringService:
         loaded = self.registry.resolve(selector.model, selector.version)
         customer = request.customer
         art = loaded.artefact
-        segment, distance, confidence, outlier = art.model.score_row(
-            art.schema.transform_row(customer.numbers, customer.categories))
+        window = self.drift.window(loaded)
+        try:
+            row = art.schema.transform_row(customer.numbers, customer.categories)
+        except InputError:
+            if window is not None:
+                window.add_errors(1)
+            raise
+        segment, distance, confidence, outlier = art.model.score_row(row)
         self.metrics.observe_rows(loaded.model, segment)
+        if window is not None:
+            window.add_row(customer.numbers, customer.categories, segment, confidence, distance, outlier)
         # PredictResponse wire bytes, built from the version's constant parts (the serializer passes bytes on)
         return wire.encode_predict_response(loaded.predict_parts, customer.id, segment, distance, confidence,
                                             outlier)
@@ -114,7 +124,17 @@ class ScoringService:
     def GetModelInfo(self, request: pb.GetModelInfoRequest, context: grpc.ServicerContext) -> pb.ModelInfo:
         """The served (or pinned) version's ModelInfo (with the training data's profile when asked)."""
         loaded = self.registry.resolve(request.selector.model, request.selector.version)
-        return loaded.info_with_profile if request.include_profile else loaded.info
+        info = loaded.info_with_profile if request.include_profile else loaded.info
+        return info_conv.with_reference(info, loaded.artefact) if request.include_reference else info
+
+    @_observed_unary("GetDriftReport")
+    def GetDriftReport(self, request: pb.GetDriftReportRequest, context: grpc.ServicerContext) -> pb.DriftReport:
+        """How the version's recent traffic compares with its training data."""
+        if request.window_rows < 0 or not request.window_seconds >= 0:
+            raise InvalidRequest(f"window_rows={request.window_rows}, window_seconds={request.window_seconds}: "
+                                 "should be >= 0 (0 = the whole window)", field="window_rows")
+        loaded = self.registry.resolve(request.selector.model, request.selector.version)
+        return self.drift.report(loaded, request.window_rows, request.window_seconds)
 
     @_observed_unary("GetSegmentStats")
     def GetSegmentStats(self, request: pb.GetSegmentStatsRequest, context: grpc.ServicerContext) -> pb.SegmentStats:
@@ -184,9 +204,13 @@ class _StreamAnswers:
         metrics = self.service.metrics
         schema, model = loaded.artefact.schema, loaded.artefact.model
         n = _check_columns(schema, batch)
-        x, errors = schema.transform_columns(batch.numeric, batch.categorical, n)
+        window = self.service.drift.window(loaded)
+        codes: dict[str, np.ndarray] | None = {} if window is not None else None
+        x, errors = schema.transform_columns(batch.numeric, batch.categorical, n, category_codes=codes)
         scores = model.score(x)
         segment, distance, confidence, outlier = scores.segment, scores.distance, scores.confidence, scores.outlier
+        if window is not None:  # before the error rows' results are overwritten below
+            window.add_batch(batch.numeric, codes, segment, confidence, distance, outlier, n, errors)
         if errors:
             bad = np.fromiter(errors, dtype=np.int64, count=len(errors))
             segment[bad], distance[bad], confidence[bad], outlier[bad] = -1, np.nan, np.nan, False
@@ -292,6 +316,7 @@ def generic_handler(service: ScoringService) -> grpc.GenericRpcHandler:
         "GetModelInfo": unary(service.GetModelInfo, pb.GetModelInfoRequest),
         "GetSegmentStats": unary(service.GetSegmentStats, pb.GetSegmentStatsRequest),
         "ListModels": unary(service.ListModels, pb.ListModelsRequest),
+        "GetDriftReport": unary(service.GetDriftReport, pb.GetDriftReportRequest),
         "WatchModel": grpc.unary_stream_rpc_method_handler(
             service.WatchModel, request_deserializer=pb.WatchModelRequest.FromString, response_serializer=_serialize),
     }

@@ -59,6 +59,13 @@ class Settings:
     """Versions pinned by callers kept loaded per process (least recently used are dropped)."""
     grace: float = 10.0
     """Seconds that shutdown (SIGTERM/SIGINT) waits for calls in flight before cancelling them."""
+    drift_window_rows: int = 50_000
+    """Drift monitoring: each model version's live rows are counted over a rolling window of at most this many
+    rows (to within 1/30 of it); 0 turns the accounting off."""
+    drift_window_minutes: float = 60.0
+    """Drift monitoring: ... and of at most this many minutes (to within 1/30 of it)."""
+    drift_min_rows: int = 1000
+    """Drift monitoring: fewer rows than this in the window give the verdict 'insufficient data'."""
     worker_index: int = 0
     """Set by the first process for the extra --workers processes it starts (1, 2, ...): they bind the same
     port with SO_REUSEPORT and serve metrics on --metrics-port + index. Not for manual use."""
@@ -80,6 +87,12 @@ class Settings:
                 raise ValueError(f"{name}={getattr(self, name)} should be >= 1")
         if not 0 <= self.port < 65536:
             raise ValueError(f"port={self.port} should be in 0..65535")
+        if self.drift_window_rows < 0:
+            raise ValueError(f"drift_window_rows={self.drift_window_rows} should be >= 0 (0 = off)")
+        if not self.drift_window_minutes > 0:
+            raise ValueError(f"drift_window_minutes={self.drift_window_minutes} should be > 0")
+        if self.drift_min_rows < 1:
+            raise ValueError(f"drift_min_rows={self.drift_min_rows} should be >= 1")
         if self.poll_interval <= 0:
             raise ValueError(f"poll_interval={self.poll_interval} should be > 0")
         return self

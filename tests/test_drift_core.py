@@ -17,10 +17,16 @@ from tests import model_factory
 
 
 def numpy_psi(train: np.ndarray, live: np.ndarray, bins: int = 10) -> float:
-    """PSI as a textbook computes it: decile cut points of the training values, shares per bin, 1e-4 floor."""
-    cuts = np.unique(np.quantile(train, np.arange(1, bins) / bins))
-    expected = np.bincount(np.searchsorted(cuts, train, side="left"), minlength=len(cuts) + 1) / len(train)
-    actual = np.bincount(np.searchsorted(cuts, live, side="left"), minlength=len(cuts) + 1) / len(live)
+    """PSI as a textbook computes it: decile cut points of the training values, shares per bin plus a bin
+    for missing values, 1e-4 floor."""
+    cuts = np.unique(np.quantile(train[~np.isnan(train)], np.arange(1, bins) / bins))
+
+    def histogram(values: np.ndarray) -> np.ndarray:
+        present = values[~np.isnan(values)]
+        counts = np.bincount(np.searchsorted(cuts, present, side="left"), minlength=len(cuts) + 1)
+        return np.append(counts, values.size - present.size) / values.size
+
+    expected, actual = histogram(train), histogram(live)
     expected, actual = np.maximum(expected, 1e-4), np.maximum(actual, 1e-4)
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 

@@ -1,11 +1,27 @@
 from segmentation.v1 import profile_pb2 as _profile_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class DriftVerdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DRIFT_VERDICT_UNSPECIFIED: _ClassVar[DriftVerdict]
+    DRIFT_VERDICT_STABLE: _ClassVar[DriftVerdict]
+    DRIFT_VERDICT_MODERATE: _ClassVar[DriftVerdict]
+    DRIFT_VERDICT_RETRAIN: _ClassVar[DriftVerdict]
+    DRIFT_VERDICT_INSUFFICIENT_DATA: _ClassVar[DriftVerdict]
+    DRIFT_VERDICT_NO_REFERENCE: _ClassVar[DriftVerdict]
+DRIFT_VERDICT_UNSPECIFIED: DriftVerdict
+DRIFT_VERDICT_STABLE: DriftVerdict
+DRIFT_VERDICT_MODERATE: DriftVerdict
+DRIFT_VERDICT_RETRAIN: DriftVerdict
+DRIFT_VERDICT_INSUFFICIENT_DATA: DriftVerdict
+DRIFT_VERDICT_NO_REFERENCE: DriftVerdict
 
 class ModelSelector(_message.Message):
     __slots__ = ("model", "version")
@@ -138,12 +154,14 @@ class PredictBatchResponse(_message.Message):
     def __init__(self, batch_id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., segment_id: _Optional[_Iterable[int]] = ..., distance: _Optional[_Iterable[float]] = ..., confidence: _Optional[_Iterable[float]] = ..., outlier: _Optional[_Iterable[bool]] = ..., row_errors: _Optional[_Iterable[_Union[RowError, _Mapping]]] = ..., batch_error: _Optional[str] = ..., segment_names: _Optional[_Iterable[str]] = ..., row_count: _Optional[int] = ...) -> None: ...
 
 class GetModelInfoRequest(_message.Message):
-    __slots__ = ("selector", "include_profile")
+    __slots__ = ("selector", "include_profile", "include_reference")
     SELECTOR_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_PROFILE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     selector: ModelSelector
     include_profile: bool
-    def __init__(self, selector: _Optional[_Union[ModelSelector, _Mapping]] = ..., include_profile: _Optional[bool] = ...) -> None: ...
+    include_reference: bool
+    def __init__(self, selector: _Optional[_Union[ModelSelector, _Mapping]] = ..., include_profile: _Optional[bool] = ..., include_reference: _Optional[bool] = ...) -> None: ...
 
 class NumericFeatureInfo(_message.Message):
     __slots__ = ("name", "minimum", "maximum", "impute", "skew", "clip_low", "clip_high")
@@ -379,3 +397,105 @@ class WatchModelRequest(_message.Message):
     SELECTOR_FIELD_NUMBER: _ClassVar[int]
     selector: ModelSelector
     def __init__(self, selector: _Optional[_Union[ModelSelector, _Mapping]] = ...) -> None: ...
+
+class GetDriftReportRequest(_message.Message):
+    __slots__ = ("selector", "window_rows", "window_seconds")
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_ROWS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    selector: ModelSelector
+    window_rows: int
+    window_seconds: float
+    def __init__(self, selector: _Optional[_Union[ModelSelector, _Mapping]] = ..., window_rows: _Optional[int] = ..., window_seconds: _Optional[float] = ...) -> None: ...
+
+class FeatureDrift(_message.Message):
+    __slots__ = ("feature", "kind", "psi", "band", "bins", "training_share", "live_share", "edges", "training_missing_rate", "live_missing_rate", "live_unseen_rate")
+    FEATURE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PSI_FIELD_NUMBER: _ClassVar[int]
+    BAND_FIELD_NUMBER: _ClassVar[int]
+    BINS_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_SHARE_FIELD_NUMBER: _ClassVar[int]
+    LIVE_SHARE_FIELD_NUMBER: _ClassVar[int]
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_MISSING_RATE_FIELD_NUMBER: _ClassVar[int]
+    LIVE_MISSING_RATE_FIELD_NUMBER: _ClassVar[int]
+    LIVE_UNSEEN_RATE_FIELD_NUMBER: _ClassVar[int]
+    feature: str
+    kind: str
+    psi: float
+    band: str
+    bins: _containers.RepeatedScalarFieldContainer[str]
+    training_share: _containers.RepeatedScalarFieldContainer[float]
+    live_share: _containers.RepeatedScalarFieldContainer[float]
+    edges: _containers.RepeatedScalarFieldContainer[float]
+    training_missing_rate: float
+    live_missing_rate: float
+    live_unseen_rate: float
+    def __init__(self, feature: _Optional[str] = ..., kind: _Optional[str] = ..., psi: _Optional[float] = ..., band: _Optional[str] = ..., bins: _Optional[_Iterable[str]] = ..., training_share: _Optional[_Iterable[float]] = ..., live_share: _Optional[_Iterable[float]] = ..., edges: _Optional[_Iterable[float]] = ..., training_missing_rate: _Optional[float] = ..., live_missing_rate: _Optional[float] = ..., live_unseen_rate: _Optional[float] = ...) -> None: ...
+
+class DriftSlice(_message.Message):
+    __slots__ = ("start_time", "end_time", "rows", "row_errors", "segment_rows", "mean_confidence", "outlier_rate")
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    ROW_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_ROWS_FIELD_NUMBER: _ClassVar[int]
+    MEAN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    OUTLIER_RATE_FIELD_NUMBER: _ClassVar[int]
+    start_time: float
+    end_time: float
+    rows: int
+    row_errors: int
+    segment_rows: _containers.RepeatedScalarFieldContainer[int]
+    mean_confidence: float
+    outlier_rate: float
+    def __init__(self, start_time: _Optional[float] = ..., end_time: _Optional[float] = ..., rows: _Optional[int] = ..., row_errors: _Optional[int] = ..., segment_rows: _Optional[_Iterable[int]] = ..., mean_confidence: _Optional[float] = ..., outlier_rate: _Optional[float] = ...) -> None: ...
+
+class DriftReport(_message.Message):
+    __slots__ = ("model", "version", "has_reference", "verdict", "reasons", "rows", "row_errors", "window_start", "window_end", "window_rows_limit", "window_seconds_limit", "training_rows", "features", "segment_mix", "mean_confidence", "training_mean_confidence", "mean_distance", "training_mean_distance", "outlier_rate", "training_outlier_rate", "slices", "reference_bins")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    HAS_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    ROW_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_START_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_END_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_ROWS_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_SECONDS_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_ROWS_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_MIX_FIELD_NUMBER: _ClassVar[int]
+    MEAN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_MEAN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    MEAN_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_MEAN_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    OUTLIER_RATE_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_OUTLIER_RATE_FIELD_NUMBER: _ClassVar[int]
+    SLICES_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_BINS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: str
+    has_reference: bool
+    verdict: DriftVerdict
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    rows: int
+    row_errors: int
+    window_start: float
+    window_end: float
+    window_rows_limit: int
+    window_seconds_limit: float
+    training_rows: int
+    features: _containers.RepeatedCompositeFieldContainer[FeatureDrift]
+    segment_mix: FeatureDrift
+    mean_confidence: float
+    training_mean_confidence: float
+    mean_distance: float
+    training_mean_distance: float
+    outlier_rate: float
+    training_outlier_rate: float
+    slices: _containers.RepeatedCompositeFieldContainer[DriftSlice]
+    reference_bins: int
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., has_reference: _Optional[bool] = ..., verdict: _Optional[_Union[DriftVerdict, str]] = ..., reasons: _Optional[_Iterable[str]] = ..., rows: _Optional[int] = ..., row_errors: _Optional[int] = ..., window_start: _Optional[float] = ..., window_end: _Optional[float] = ..., window_rows_limit: _Optional[int] = ..., window_seconds_limit: _Optional[float] = ..., training_rows: _Optional[int] = ..., features: _Optional[_Iterable[_Union[FeatureDrift, _Mapping]]] = ..., segment_mix: _Optional[_Union[FeatureDrift, _Mapping]] = ..., mean_confidence: _Optional[float] = ..., training_mean_confidence: _Optional[float] = ..., mean_distance: _Optional[float] = ..., training_mean_distance: _Optional[float] = ..., outlier_rate: _Optional[float] = ..., training_outlier_rate: _Optional[float] = ..., slices: _Optional[_Iterable[_Union[DriftSlice, _Mapping]]] = ..., reference_bins: _Optional[int] = ...) -> None: ...

@@ -64,6 +64,11 @@ class ScoringServiceStub:
                 request_serializer=segmentation_dot_v1_dot_scoring__pb2.WatchModelRequest.SerializeToString,
                 response_deserializer=segmentation_dot_v1_dot_scoring__pb2.ModelInfo.FromString,
                 _registered_method=True)
+        self.GetDriftReport = channel.unary_unary(
+                '/segmentation.v1.ScoringService/GetDriftReport',
+                request_serializer=segmentation_dot_v1_dot_scoring__pb2.GetDriftReportRequest.SerializeToString,
+                response_deserializer=segmentation_dot_v1_dot_scoring__pb2.DriftReport.FromString,
+                _registered_method=True)
 
 
 class ScoringServiceServicer:
@@ -113,6 +118,14 @@ class ScoringServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDriftReport(self, request, context):
+        """How the traffic this server process scored lately compares with the model's training data: PSI per
+        feature and for the segment mix, confidence and outlier rate, a verdict and its reasons.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ScoringServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +158,11 @@ def add_ScoringServiceServicer_to_server(servicer, server):
                     servicer.WatchModel,
                     request_deserializer=segmentation_dot_v1_dot_scoring__pb2.WatchModelRequest.FromString,
                     response_serializer=segmentation_dot_v1_dot_scoring__pb2.ModelInfo.SerializeToString,
+            ),
+            'GetDriftReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDriftReport,
+                    request_deserializer=segmentation_dot_v1_dot_scoring__pb2.GetDriftReportRequest.FromString,
+                    response_serializer=segmentation_dot_v1_dot_scoring__pb2.DriftReport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -309,6 +327,33 @@ class ScoringService:
             '/segmentation.v1.ScoringService/WatchModel',
             segmentation_dot_v1_dot_scoring__pb2.WatchModelRequest.SerializeToString,
             segmentation_dot_v1_dot_scoring__pb2.ModelInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDriftReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/segmentation.v1.ScoringService/GetDriftReport',
+            segmentation_dot_v1_dot_scoring__pb2.GetDriftReportRequest.SerializeToString,
+            segmentation_dot_v1_dot_scoring__pb2.DriftReport.FromString,
             options,
             channel_credentials,
             insecure,
