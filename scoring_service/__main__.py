@@ -39,7 +39,8 @@ def _tune_malloc() -> None:
 _tune_malloc()
 
 from segmentation_core.logs import configure_logging  # noqa: E402
-from scoring_service.server import serve, write_port_file  # noqa: E402
+from scoring_service.server import serve  # noqa: E402
+from segmentation_core.grpc_server import write_port_file  # noqa: E402
 from scoring_service.settings import Settings, parse_settings  # noqa: E402
 
 log = logging.getLogger("scoring_service")

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import threading
 from concurrent import futures
-from pathlib import Path
 from typing import Sequence
 
 import grpc
@@ -16,29 +14,18 @@ from grpc_reflection.v1alpha import reflection
 
 from scoring_service import wire
 from scoring_service.drift_monitor import DriftMonitor
-from scoring_service.interceptors import BearerTokenInterceptor
 from scoring_service.metrics import ServiceMetrics
 from scoring_service.registry import Registry
 from scoring_service.servicer import ScoringService, generic_handler
 from scoring_service.settings import Settings
 from segmentation.v1 import scoring_pb2
 from segmentation_core.drift import DriftThresholds
+from segmentation_core.grpc_server import BearerTokenInterceptor, bind, write_port_file
 from segmentation_core.store import ModelStore
 
 log = logging.getLogger(__name__)
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-def write_port_file(path: str, port: int) -> None:
-    """Write the bound port to ``path`` atomically: readers never see a half-written port."""
-    tmp = Path(f"{path}.tmp{os.getpid()}")
-    tmp.write_text(f"{port}\n")
-    os.replace(tmp, path)
-
-
-def _address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
 
 class ScoringServer:
@@ -94,14 +81,7 @@ class ScoringServer:
         s = self.settings
         for name in ("", s.model):
             self.health.set(name, NOT_SERVING)
-        address = _address(s.host, s.port)
-        if self._tls:
-            credentials = grpc.ssl_server_credentials([(Path(s.tls_key).read_bytes(), Path(s.tls_cert).read_bytes())])
-            self.port = self.server.add_secure_port(address, credentials)
-        else:
-            self.port = self.server.add_insecure_port(address)
-        if not self.port:
-            raise OSError(f"cannot listen on {address}")
+        self.port = bind(self.server, s.host, s.port, s.tls_cert, s.tls_key)
         self.server.start()
         if s.metrics_port >= 0:
             wanted = s.metrics_port + s.worker_index if s.metrics_port else 0

@@ -1,4 +1,4 @@
-"""Command line: ``python -m training_job train | list | promote | rollback``.
+"""Command line: ``python -m training_job train | list | promote | rollback | serve``.
 
 Every flag also reads an environment variable (``TRAINING_<FLAG>``), for containers. Exit codes:
 0 success, 2 bad data / configuration / request (message on stderr, nothing published), 1 a bug.
@@ -68,6 +68,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     rollback = sub.add_parser("rollback", help="serve the version published before the current one")
     _common(rollback)
+
+    serve = sub.add_parser("serve", help="run the TrainingService (upload, profile, train, publish over gRPC)")
+    serve.add_argument("--port", default=int(_env("port", "50052")), type=int,
+                       help="gRPC port; 0 picks a free one (env TRAINING_PORT; default 50052)")
+    serve.add_argument("--host", default=_env("host", "127.0.0.1"),
+                       help="address to listen on (env TRAINING_HOST; default 127.0.0.1)")
+    serve.add_argument("--data-dir", default=_env("data_dir", "./training-data"), type=Path,
+                       help="folder for uploaded tables and job records (env TRAINING_DATA_DIR; "
+                            "default ./training-data)")
+    serve.add_argument("--max-upload-mb", default=int(_env("max_upload_mb", "200")), type=int,
+                       help="largest upload in MB (env TRAINING_MAX_UPLOAD_MB; default 200)")
+    serve.add_argument("--keep", default=int(_env("keep", "10")), type=int,
+                       help="versions kept in the store per model (env TRAINING_KEEP; default 10)")
+    serve.add_argument("--port-file", default=_env("port_file", ""),
+                       help="write the bound port to this file once listening (env TRAINING_PORT_FILE)")
+    serve.add_argument("--tls-cert", default=_env("tls_cert", ""), help="PEM certificate chain; with --tls-key "
+                       "the service speaks TLS only (env TRAINING_TLS_CERT)")
+    serve.add_argument("--tls-key", default=_env("tls_key", ""), help="PEM private key (env TRAINING_TLS_KEY)")
+    serve.add_argument("--token-file", default=_env("token_file", ""),
+                       help="file holding the bearer token every call must carry (health checks exempt); "
+                            "TRAINING_TOKEN gives it directly")
+    serve.add_argument("--store", default=_env("store", "./model-store"), type=Path,
+                       help="model store folder (env TRAINING_STORE; default ./model-store)")
+    serve.add_argument("--log-format", default=_env("log_format", "text"), choices=("text", "json"),
+                       help="log line format (env TRAINING_LOG_FORMAT)")
     return parser
 
 
@@ -142,11 +167,34 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from training_job.server import TrainerSettings, TrainingServer
+
+    settings = TrainerSettings(store=args.store, data_dir=args.data_dir, host=args.host, port=args.port,
+                               port_file=args.port_file, max_upload_mb=args.max_upload_mb, keep=args.keep,
+                               tls_cert=args.tls_cert, tls_key=args.tls_key, token_file=args.token_file)
+    try:
+        server = TrainingServer(settings).start()
+    except (OSError, ValueError) as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    done.wait()
+    server.stop()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
     configure_logging(args.log_format)
-    commands = {"train": _cmd_train, "list": _cmd_list, "promote": _cmd_promote, "rollback": _cmd_rollback}
+    commands = {"train": _cmd_train, "list": _cmd_list, "promote": _cmd_promote, "rollback": _cmd_rollback,
+                "serve": _cmd_serve}
     try:
         return commands[args.command](args)
     except (DataError, ConfigError, SegmentationError, ValueError) as exc:

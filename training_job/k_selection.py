@@ -71,11 +71,13 @@ def search_k(
     algorithm: str = "kmeans",
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> KSearchResult:
-    """Fit ``algorithm`` at every k, record every metric and choose k with the valley rule."""
+    """Fit ``algorithm`` at every k, record every metric and choose k with the valley rule; ``on_row`` gets
+    each k's row as soon as it is computed (before the silhouettes, which come in one pass at the end)."""
     X = _check_X(X)
     ks = _check_k_values(k_values, X.shape[0])
-    return _search_k(X, ks, algorithm_named(algorithm), seed, progress)
+    return _search_k(X, ks, algorithm_named(algorithm), seed, progress, on_row)
 
 
 def stability_score(
@@ -129,6 +131,7 @@ def _search_k(
     algo: Algorithm,
     seed: int,
     progress: Callable[[int, int], None] | None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> KSearchResult:
     n = X.shape[0]
     rng = np.random.default_rng(seed)
@@ -163,6 +166,8 @@ def _search_k(
             labelings[k] = labels
             segments_of[k] = valleys.segment_of if valleys is not None else {}
             logger.debug("k=%d %s", k, row)
+            if on_row is not None:
+                on_row(dict(row))
             if progress is not None and i + 1 < len(ks):
                 progress(i + 1, len(ks))
         # Silhouette for every k in one pass over the sample's distances (they do not depend on k).

@@ -13,10 +13,15 @@ log = logging.getLogger("training_job")
 
 
 class Stages:
-    """Times and reports each stage; ``with stages("k-search", total=9) as tick: tick(i)``."""
+    """Times and reports each stage; ``with stages("k-search", total=9) as tick: tick(i)``.
 
-    def __init__(self, on_stage: Callable[[str], Any] | None = None, bar: bool | None = None) -> None:
+    ``on_stage(name)`` is called as a stage starts, ``on_tick(name, done, total)`` as its steps are done.
+    """
+
+    def __init__(self, on_stage: Callable[[str], Any] | None = None, bar: bool | None = None,
+                 on_tick: Callable[[str, int, int], Any] | None = None) -> None:
         self.on_stage = on_stage
+        self.on_tick = on_tick
         self.bar = sys.stderr.isatty() if bar is None else bar
         self.timings: dict[str, float] = {}
 
@@ -30,6 +35,8 @@ class Stages:
         bar = tqdm(total=total, desc=name, unit="k", leave=False) if (self.bar and total) else None
 
         def tick(done: int) -> None:
+            if self.on_tick and total:
+                self.on_tick(name, done, total)
             if bar is not None:
                 bar.update(done - bar.n)
             elif total:

@@ -12,7 +12,7 @@ from segmentation_core.parsing import looks_like_dates, strip_text
 from training_job.config import DataConfig, TrainingConfig, load_preset
 from training_job.errors import DataError
 
-__all__ = ["infer_id_column", "infer_schema"]
+__all__ = ["ColumnRoles", "classify_columns", "infer_id_column", "infer_schema", "looks_like_transactions"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,15 +38,20 @@ def infer_id_column(frame: pd.DataFrame) -> str | None:
     return None
 
 
-def infer_schema(frame: pd.DataFrame) -> TrainingConfig:
-    """Infer a TrainingConfig for a table (a transaction log with the standard columns gets the RFM preset)."""
-    if len(frame) == 0:
-        raise DataError("cannot infer a schema from a table with no rows")
-    if all(c in frame.columns for c in _TRANSACTION_MARKERS):
-        logger.info("auto schema: columns %s look like a transaction log; using the 'transactions' preset",
-                    ", ".join(_TRANSACTION_MARKERS))
-        return dataclasses.replace(load_preset("transactions"), source="auto")
+@dataclasses.dataclass(frozen=True)
+class ColumnRoles:
+    """What each column of a customer table is for, as `--preset auto` sees it."""
 
+    id_column: str | None
+    numeric: list[str]
+    categorical: list[str]
+    dates: list[str]
+    dropped: dict[str, str]
+    """Column -> why it is not a feature."""
+
+
+def classify_columns(frame: pd.DataFrame) -> ColumnRoles:
+    """Sort the columns of a customer table into id, numeric, categorical, date and dropped ones."""
     id_column = infer_id_column(frame)
     numeric, categorical, dates, dropped = [], [], [], {}
     for column in frame.columns:
@@ -71,6 +76,26 @@ def infer_schema(frame: pd.DataFrame) -> TrainingConfig:
             categorical.append(column)
         else:
             dropped[column] = f"free text ({distinct} distinct values)"
+    return ColumnRoles(id_column, numeric, categorical, dates, dropped)
+
+
+def looks_like_transactions(frame: pd.DataFrame) -> bool:
+    """True when the table has the columns of a transaction log in the Online Retail layout."""
+    return all(c in frame.columns for c in _TRANSACTION_MARKERS)
+
+
+def infer_schema(frame: pd.DataFrame) -> TrainingConfig:
+    """Infer a TrainingConfig for a table (a transaction log with the standard columns gets the RFM preset)."""
+    if len(frame) == 0:
+        raise DataError("cannot infer a schema from a table with no rows")
+    if looks_like_transactions(frame):
+        logger.info("auto schema: columns %s look like a transaction log; using the 'transactions' preset",
+                    ", ".join(_TRANSACTION_MARKERS))
+        return dataclasses.replace(load_preset("transactions"), source="auto")
+
+    roles = classify_columns(frame)
+    id_column, numeric, categorical = roles.id_column, roles.numeric, roles.categorical
+    dates, dropped = roles.dates, roles.dropped
     if not numeric and not categorical:
         raise DataError(
             "auto schema found no usable feature columns"

@@ -22,11 +22,13 @@ from segmentation_core.segment_model import SegmentModel, calibrate
 from segmentation_core.sklearn_pipeline import build_pipeline
 from segmentation_core.store import ModelStore, validate_model_name
 from training_job.algorithms import algorithm_named
+from training_job.comparison import compare_with_current
 from training_job.config import TrainingConfig
 from segmentation_core.tables import read_table
 from training_job.errors import DataError
 from training_job.k_selection import search_k, stability_score
 from training_job.naming import describe_segments
+from training_job.profiling import profile_table
 from training_job.progress import Stages
 from training_job.report import write_report
 from training_job.segments import base_profile, plot_sample, relabel, segment_order, segment_profiles
@@ -39,7 +41,7 @@ QUALITY_SAMPLE = 10_000
 
 @dataclass(frozen=True)
 class TrainingResult:
-    """What a training run published."""
+    """What a training run published (or kept without making it CURRENT: ``published`` False)."""
 
     model: str
     version: str
@@ -47,6 +49,19 @@ class TrainingResult:
     k: int
     segment_names: list[str]
     manifest: dict[str, Any]
+    published: bool = True
+
+
+@dataclass
+class TrainingListener:
+    """Callbacks a caller (the training service's job process) gets while a run goes on; all optional."""
+
+    on_stage: Callable[[str], Any] | None = None
+    """A stage starts: read, clean, features, k-search, fit, stability, describe, profile, compare, publish."""
+    on_tick: Callable[[str, int, int], Any] | None = None
+    """(stage, steps done, steps in all), during the k search."""
+    on_k_row: Callable[[dict[str, Any]], Any] | None = None
+    """One k's metrics, as soon as the k search has computed them."""
 
 
 def fingerprint(path: Path) -> str:
@@ -94,13 +109,19 @@ def _quality(x: np.ndarray, segment: np.ndarray, seed: int) -> dict[str, float]:
 
 
 def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str = "customers",
-          keep: int = 10, progress: Callable[[str], Any] | None = None) -> TrainingResult:
-    """Run the whole training job and publish the model; raises DataError on unusable data."""
+          keep: int = 10, progress: Callable[[str], Any] | None = None, *, frame: pd.DataFrame | None = None,
+          publish: bool = True, listener: TrainingListener | None = None,
+          data_name: str | None = None) -> TrainingResult:
+    """Run the whole training job and publish the model (``publish`` False: keep it, CURRENT stays);
+    raises DataError on unusable data. ``frame``: the table already read from ``data``; ``data_name``: the
+    name to show for the data (default: the file name)."""
     validate_model_name(model_name)
-    stages = Stages(progress)
+    listener = listener or TrainingListener(on_stage=progress)
+    stages = Stages(listener.on_stage, on_tick=listener.on_tick)
     started = time.monotonic()
     with stages("read"):
-        frame = read_table(Path(data))
+        if frame is None:
+            frame = read_table(Path(data))
         data_fingerprint = fingerprint(Path(data))
     with stages("clean"):
         table: PreparedTable = prepare_table(frame, config)
@@ -122,7 +143,8 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
     k_values = _k_values(config, n)
     algorithm, seed = config.model.algorithm, config.model.seed
     with stages("k-search", total=len(k_values)) as tick:
-        search = search_k(x, k_values, algorithm=algorithm, seed=seed, progress=lambda i, total: tick(i))
+        search = search_k(x, k_values, algorithm=algorithm, seed=seed, progress=lambda i, total: tick(i),
+                          on_row=listener.on_k_row)
     k = search.chosen_k
     log.info("k=%d (%s): %s", k, search.rule, search.rule_explanation)
     with stages("fit"):
@@ -152,11 +174,15 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
         sample = plot_sample(features, table.ids, x, segment, np.asarray(centroids), schema, seed)
         reference = build_reference(schema, model, {f: np.asarray(features[f], dtype=np.float64) for f in numeric},
                                     {c: list(features[c]) for c in categorical})
+    with stages("profile"):
+        data_profile = profile_table(frame, name=data_name or Path(data).name, config=config)
+    with stages("compare"):
+        comparison = compare_with_current(store, model_name, features, segment)
     manifest = {
         "model": model_name,
         "version": None,
         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "data": {"path": str(data), "name": Path(data).name, "fingerprint": data_fingerprint,
+        "data": {"path": str(data), "name": data_name or Path(data).name, "fingerprint": data_fingerprint,
                  "rows_in": int(len(frame)), "customers": int(n)},
         "libraries": _library_versions(),
         "config": config.to_dict(),
@@ -169,6 +195,8 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
         "base": base_profile(features, numeric, categorical),
         "segments": profiles,
         "reference": reference.to_dict(),
+        "profile": data_profile,
+        "comparison": comparison,
     }
     if config.data.kind == "transactions":
         manifest["recipe"] = config.recipe().to_dict()
@@ -181,11 +209,12 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
                        write_report=lambda p, m: write_report(m, _sample_frame(sample), p))
 
     with stages("publish"):
-        version = store.publish(model_name, write, keep=keep)
+        version = store.publish(model_name, write, keep=keep, make_current=publish)
     path = store.version_dir(model_name, version)
-    log.info("published %s %s (k=%d) to %s in %.1f s", model_name, version, k, path, time.monotonic() - started)
+    log.info("%s %s %s (k=%d) to %s in %.1f s", "published" if publish else "kept (not CURRENT)", model_name,
+             version, k, path, time.monotonic() - started)
     return TrainingResult(model=model_name, version=version, path=path, k=int(k),
-                          segment_names=[p["name"] for p in profiles], manifest=manifest)
+                          segment_names=[p["name"] for p in profiles], manifest=manifest, published=publish)
 
 
 def _estimator_params(estimator: Any) -> dict[str, Any]:

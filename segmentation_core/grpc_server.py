@@ -1,7 +1,10 @@
-"""Server interceptors: bearer-token authentication (health checks exempt)."""
+"""What every gRPC server of the platform shares (scoring and training): bearer-token authentication
+(health checks exempt), the listen address, TLS binding and the port file."""
 from __future__ import annotations
 
 import hmac
+import os
+from pathlib import Path
 from typing import Callable
 
 import grpc
@@ -43,3 +46,28 @@ def _refusing(handler: grpc.RpcMethodHandler | None, message: str) -> grpc.RpcMe
     if handler.request_streaming:
         return grpc.stream_unary_rpc_method_handler(deny)
     return grpc.unary_stream_rpc_method_handler(deny)
+
+
+def listen_address(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def bind(server: grpc.Server, host: str, port: int, tls_cert: str = "", tls_key: str = "") -> int:
+    """Add the listening port (TLS when a certificate and key are given); return the bound port."""
+    address = listen_address(host, port)
+    if tls_cert:
+        credentials = grpc.ssl_server_credentials([(Path(tls_key).read_bytes(), Path(tls_cert).read_bytes())])
+        bound = server.add_secure_port(address, credentials)
+    else:
+        bound = server.add_insecure_port(address)
+    if not bound:
+        raise OSError(f"cannot listen on {address}")
+    return bound
+
+
+def write_port_file(path: str, port: int) -> None:
+    """Write the bound port to ``path`` atomically: readers never see a half-written port."""
+    tmp = Path(f"{path}.tmp{os.getpid()}")
+    tmp.write_text(f"{port}\n")
+    os.replace(tmp, path)

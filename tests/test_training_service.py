@@ -1,0 +1,221 @@
+"""The training service (`python -m training_job serve`) as a real process on a loopback port, called through
+its client: upload, profile, train, publish, cancel, a killed service, bad input."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from segmentation_core.store import ModelStore
+from tests.server_support import wait_for
+from tests.store_snapshot import visible_state
+from training_job.client import TrainingClient, TrainingError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Trainer:
+    """A `python -m training_job serve` process on a free port."""
+
+    def __init__(self, store: Path, data_dir: Path, *extra: str) -> None:
+        self.store, self.data_dir = store, data_dir
+        port_file = data_dir.parent / f"trainer-{time.monotonic_ns()}.port"
+        self.log = open(data_dir.parent / "trainer.log", "a")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "training_job", "serve", "--store", str(store), "--data-dir", str(data_dir),
+             "--port", "0", "--port-file", str(port_file), *extra],
+            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: port_file.exists() or self.process.poll() is not None, timeout=60)
+        assert self.process.poll() is None, (data_dir.parent / "trainer.log").read_text()[-2000:]
+        self.target = f"127.0.0.1:{port_file.read_text().strip()}"
+        self.client = TrainingClient(self.target, timeout=60)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def trainer(tmp_path_factory: pytest.TempPathFactory):
+    """One service for the module (uploads up to 1 MB), on an empty store."""
+    root = tmp_path_factory.mktemp("trainer")
+    service = Trainer(root / "store", root / "data", "--max-upload-mb", "1")
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def mall(trainer: Trainer, datasets_dir: Path):
+    """Mall_Customers.csv, uploaded."""
+    return trainer.client.upload(datasets_dir / "Mall_Customers.csv")
+
+
+def test_upload_is_named_by_the_server_and_deduplicated(trainer: Trainer, mall, datasets_dir: Path) -> None:
+    assert mall.dataset_id.startswith("ds-") and mall.rows == 200 and mall.column_count == 5
+    assert mall.filename == "Mall_Customers.csv" and mall.size_bytes == (datasets_dir / "Mall_Customers.csv").stat().st_size
+    again = trainer.client.upload((datasets_dir / "Mall_Customers.csv").open("rb"), filename="../../../etc/evil.csv")
+    assert again.dataset_id == mall.dataset_id and again.deduplicated
+    stored = sorted(p.name for p in (trainer.data_dir / "datasets").iterdir())
+    assert all(name.startswith(mall.dataset_id) for name in stored), stored
+    assert not list((trainer.data_dir / "uploads").iterdir())
+
+
+def test_profile_of_mall(trainer: Trainer, mall) -> None:
+    profile = trainer.client.profile(mall.dataset_id)
+    assert (profile.rows, profile.column_count) == (200, 5)
+    assert profile.suggested_preset == "mall"
+    assert [c.name for c in profile.columns] == ["CustomerID", "Genre", "Age", "Annual Income (k$)",
+                                                  "Spending Score (1-100)"]
+    by_name = {c.name: c for c in profile.columns}
+    assert by_name["CustomerID"].role == "id"
+    assert by_name["Annual Income (k$)"].summary["min"] == 15 and by_name["Annual Income (k$)"].summary["max"] == 137
+    assert sum(by_name["Age"].histogram_counts) == 200
+    assert dict(by_name["Genre"].top_levels) == {"Female": 112, "Male": 88}
+    assert all(c.missing == 0 for c in profile.columns)
+    assert profile.correlation_columns == ["Age", "Annual Income (k$)", "Spending Score (1-100)"]
+    assert profile.correlation[0][0] == pytest.approx(1.0)
+    assert profile.correlation[0][2] == pytest.approx(-0.327, abs=0.001)  # Age x Spending Score, by pandas
+    assert profile.customers == 200 and profile.cleaning_error == ""
+    assert len(profile.preview_rows) == 20 and profile.preview_rows[0][0] == "0001"
+
+
+def test_train_with_the_suggested_preset_then_publish(trainer: Trainer, mall, tmp_path: Path) -> None:
+    from tests.server_support import start_server
+
+    client = trainer.client
+    first = client.wait(client.submit(mall.dataset_id, preset="mall", publish=True).job_id, timeout=300)
+    assert first.state == "SUCCEEDED", first.error
+    assert first.result.k == 5 and first.result.published and sum(first.result.segment_sizes) == 200
+    store = ModelStore(trainer.store)
+    assert store.current("customers") == first.result.version
+    scoring = start_server(trainer.store)
+    try:
+        staged = client.wait(client.submit(mall.dataset_id, preset="mall", k="auto", publish=False).job_id, 300)
+        assert staged.state == "SUCCEEDED", staged.error
+        stages = [row["k"] for row in staged.k_search]
+        assert stages == list(range(2, 11))
+        assert not staged.result.published and store.current("customers") == first.result.version
+        assert staged.result.compared_version == first.result.version
+        assert staged.result.ari == pytest.approx(1.0) if staged.result.k == 5 else staged.result.ari < 1
+        client.publish(staged.result.version)
+        assert store.current("customers") == staged.result.version
+        wait_for(lambda: scoring.registry.list_served().get("customers") == staged.result.version, timeout=20)
+        from segmentation.v1 import scoring_pb2, scoring_pb2_grpc
+        with grpc.insecure_channel(f"127.0.0.1:{scoring.port}") as channel:
+            stub = scoring_pb2_grpc.ScoringServiceStub(channel)
+            plain = stub.GetModelInfo(scoring_pb2.GetModelInfoRequest())
+            full = stub.GetModelInfo(scoring_pb2.GetModelInfoRequest(include_profile=True))
+        assert not plain.HasField("profile") and '"profile"' not in plain.manifest_json
+        assert full.profile.rows == 200 and full.profile.suggested_preset == "mall"
+        with pytest.raises(TrainingError) as err:
+            client.publish("v0099")
+        assert err.value.code == grpc.StatusCode.NOT_FOUND and "v0099" in err.value.message
+    finally:
+        scoring.stop(grace=0)
+
+
+@pytest.mark.parametrize("fields, code, words", [
+    ({"numeric_columns": ["Incomez"]}, grpc.StatusCode.INVALID_ARGUMENT, "Incomez"),
+    ({"preset": "nope"}, grpc.StatusCode.INVALID_ARGUMENT, "nope"),
+    ({"k": "one"}, grpc.StatusCode.INVALID_ARGUMENT, "k:"),
+    ({"algorithm": "dbscan"}, grpc.StatusCode.INVALID_ARGUMENT, "dbscan"),
+    ({"model": "../x"}, grpc.StatusCode.INVALID_ARGUMENT, "model"),
+    ({"dataset_id": "ds-0000000000000000"}, grpc.StatusCode.NOT_FOUND, "ds-0000000000000000"),
+], ids=["unknown-column", "unknown-preset", "bad-k", "unknown-algorithm", "bad-model-name", "unknown-dataset"])
+def test_bad_requests_are_refused_naming_the_field(trainer: Trainer, mall, fields: dict, code, words: str) -> None:
+    with pytest.raises(TrainingError) as err:
+        trainer.client.submit(**{"dataset_id": mall.dataset_id, **fields})
+    assert err.value.code == code and words in err.value.message
+
+
+def test_k_larger_than_the_customers_fails_the_job_and_publishes_nothing(trainer: Trainer, mall) -> None:
+    before = visible_state(trainer.store)
+    job = trainer.client.wait(trainer.client.submit(mall.dataset_id, preset="mall", k=500, publish=True).job_id)
+    assert job.state == "FAILED" and "k 500" in job.error and "has 200 after cleaning" in job.error
+    assert visible_state(trainer.store) == before
+
+
+def test_bad_uploads_are_refused_naming_the_file(trainer: Trainer, datasets_dir: Path) -> None:
+    with pytest.raises(TrainingError) as err:
+        trainer.client.upload_chunks([b"\x00\x01\x02binary" * 100], "garbage.csv")
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and "garbage.csv" in err.value.message
+    with pytest.raises(TrainingError) as err:
+        trainer.client.upload(datasets_dir / "online_retail.csv.gz")  # 7.5 MB > this service's 1 MB
+    assert err.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED and "online_retail.csv.gz" in err.value.message
+    with pytest.raises(TrainingError) as err:
+        trainer.client.upload_chunks([], "empty.csv")
+    assert "empty.csv" in err.value.message
+    assert not list((trainer.data_dir / "uploads").iterdir())
+    assert trainer.client.healthy()
+
+
+def test_two_jobs_submitted_at_once_run_one_after_the_other(trainer: Trainer, mall) -> None:
+    client = trainer.client
+    a = client.submit(mall.dataset_id, preset="mall", k=3)
+    b = client.submit(mall.dataset_id, preset="mall", k=4)
+    a, b = client.wait(a.job_id), client.wait(b.job_id)
+    assert (a.state, b.state) == ("SUCCEEDED", "SUCCEEDED")
+    assert (a.result.k, b.result.k) == (3, 4)
+    assert b.started_at >= a.finished_at
+
+
+@pytest.mark.slow
+def test_a_cancelled_job_publishes_nothing(trainer: Trainer, datasets_dir: Path, tmp_path: Path) -> None:
+    client = trainer.client
+    data = client.upload(datasets_dir / "marketing_campaign.csv")
+    before = visible_state(trainer.store)
+    job = client.submit(data.dataset_id, k="auto", publish=True)
+    for state in client.watch(job.job_id, timeout=300):
+        if state.stage == "k-search":
+            break
+    client.cancel(job.job_id)
+    final = client.wait(job.job_id)
+    assert final.state == "CANCELLED" and "nothing was published" in final.error
+    assert visible_state(trainer.store) == before
+    with pytest.raises(TrainingError) as err:
+        client.cancel(job.job_id)
+    assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION
+
+
+@pytest.mark.slow
+def test_a_killed_trainer_leaves_the_store_unchanged_and_the_job_failed(tmp_path: Path, datasets_dir: Path) -> None:
+    store, data_dir = tmp_path / "store", tmp_path / "data"
+    first = Trainer(store, data_dir)
+    data = first.client.upload(datasets_dir / "marketing_campaign.csv")
+    running = first.client.submit(data.dataset_id, k="auto", publish=True)
+    queued = first.client.submit(data.dataset_id, k=3, publish=True)
+    for state in first.client.watch(running.job_id, timeout=300):
+        if state.stage == "k-search":
+            break
+    before = visible_state(store)
+    children = subprocess.run(["pgrep", "-P", str(first.process.pid)], capture_output=True, text=True).stdout.split()
+    assert children, "the job runs in a child process"
+    first.stop(signal.SIGKILL)
+    # The job process dies with the service (PR_SET_PDEATHSIG): it cannot publish behind its back.
+    wait_for(lambda: not any(Path(f"/proc/{pid}").exists() and "zombie" not in _status(pid) for pid in children),
+             timeout=15)
+    assert visible_state(store) == before
+    second = Trainer(store, data_dir)
+    try:
+        failed = second.client.job(running.job_id)
+        assert failed.state == "FAILED" and "restarted" in failed.error
+        rerun = second.client.wait(queued.job_id, timeout=300)
+        assert rerun.state == "SUCCEEDED" and rerun.result.k == 3
+    finally:
+        second.stop()
+
+
+def _status(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return "zombie"

@@ -1,0 +1,144 @@
+"""The TrainingService's gRPC methods: thin conversions between the contract's messages and the data
+folder, the profiler and the job queue (records are dicts laid out as the messages; json_format converts)."""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+from typing import Any, Callable, Iterable, Iterator
+
+import grpc
+from google.protobuf import json_format
+
+from segmentation.v1 import profile_pb2, scoring_pb2, training_pb2 as pb, training_pb2_grpc
+from segmentation_core.artefact import read_manifest
+from segmentation_core.errors import NotFoundError, SegmentationError, StoreError
+from segmentation_core.store import ModelStore
+from training_job.datasets import DataFolder, DatasetInfo, UploadTooLarge
+from training_job.errors import ConfigError, DataError
+from training_job.job_request import DEFAULT_MODEL
+from training_job.jobs import JobConflict, JobQueue
+from training_job.profiling import profile_table
+
+log = logging.getLogger(__name__)
+
+# One table from error type to status code; the first match wins (subclasses before their bases).
+STATUS_OF: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (UploadTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (NotFoundError, grpc.StatusCode.NOT_FOUND),
+    (JobConflict, grpc.StatusCode.FAILED_PRECONDITION),
+    (StoreError, grpc.StatusCode.FAILED_PRECONDITION),
+    (DataError, grpc.StatusCode.INVALID_ARGUMENT),
+    (ConfigError, grpc.StatusCode.INVALID_ARGUMENT),
+    (SegmentationError, grpc.StatusCode.INVALID_ARGUMENT),
+    (ValueError, grpc.StatusCode.INVALID_ARGUMENT),
+)
+
+
+def _mapped_errors(method: Callable) -> Callable:
+    """Turn the domain's errors into gRPC statuses with their one-line message."""
+    @functools.wraps(method)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return method(self, request, context)
+        except tuple(kind for kind, _ in STATUS_OF) as exc:
+            code = next(code for kind, code in STATUS_OF if isinstance(exc, kind))
+            log.info("%s refused: %s", method.__name__, exc)
+            context.abort(code, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return wrapper
+
+
+def _message(record: dict[str, Any], message: Any) -> Any:
+    return json_format.ParseDict(record, message, ignore_unknown_fields=True)
+
+
+def dataset_message(info: DatasetInfo) -> pb.Dataset:
+    """The Dataset message of a stored upload."""
+    return pb.Dataset(dataset_id=info.dataset_id, filename=info.filename, size_bytes=info.size_bytes,
+                      sha256=info.sha256, deduplicated=info.deduplicated, rows=info.rows,
+                      column_count=info.column_count, uploaded_at=info.uploaded_at)
+
+
+class TrainingService(training_pb2_grpc.TrainingServiceServicer):
+    """UploadData, ProfileData, SubmitTraining, WatchTraining, ListTrainingJobs, CancelTraining, PublishVersion."""
+
+    def __init__(self, data: DataFolder, jobs: JobQueue, store: ModelStore) -> None:
+        self.data = data
+        self.jobs = jobs
+        self.store = store
+
+    @_mapped_errors
+    def UploadData(self, request_iterator: Iterable[pb.DataChunk], context: grpc.ServicerContext) -> pb.Dataset:
+        """Store the streamed chunks as one dataset."""
+        first: dict[str, str] = {}
+
+        def chunks() -> Iterator[bytes]:
+            for chunk in request_iterator:
+                if not first:
+                    first["filename"] = chunk.filename
+                yield chunk.data
+
+        stream = chunks()
+        head = next(stream, b"")
+        info = self.data.store(_prepend(head, stream), first.get("filename", ""))
+        return dataset_message(info)
+
+    @_mapped_errors
+    def ProfileData(self, request: pb.ProfileDataRequest, context: grpc.ServicerContext) -> profile_pb2.DataProfile:
+        """The profile of an uploaded table (computed once, then read back)."""
+        info = self.data.info(request.dataset_id)
+        cache = self.data.datasets / f"{info.dataset_id}.profile.json"
+        if cache.exists():
+            profile = json.loads(cache.read_text())
+        else:
+            profile = profile_table(self.data.frame(info.dataset_id), name=info.filename, dataset_id=info.dataset_id)
+            tmp = cache.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(profile))
+            os.replace(tmp, cache)
+        return _message(profile, profile_pb2.DataProfile())
+
+    @_mapped_errors
+    def SubmitTraining(self, request: pb.TrainingRequest, context: grpc.ServicerContext) -> pb.TrainingJob:
+        """Queue a job."""
+        fields = json_format.MessageToDict(request, preserving_proto_field_name=True)
+        return _message(self.jobs.submit(fields), pb.TrainingJob())
+
+    @_mapped_errors
+    def WatchTraining(self, request: pb.WatchTrainingRequest, context: grpc.ServicerContext
+                      ) -> Iterator[pb.TrainingJob]:
+        """The job now, then after each change until it ends."""
+        self.jobs.get(request.job_id)  # NOT_FOUND before the stream starts
+        return (_message(job, pb.TrainingJob()) for job in self.jobs.watch(request.job_id, context.is_active))
+
+    @_mapped_errors
+    def ListTrainingJobs(self, request: pb.ListTrainingJobsRequest, context: grpc.ServicerContext
+                         ) -> pb.ListTrainingJobsResponse:
+        """Jobs, newest first."""
+        if request.limit < 0:
+            raise ValueError(f"limit: {request.limit} should be >= 0")
+        jobs = self.jobs.list(request.limit or 50)
+        return pb.ListTrainingJobsResponse(jobs=[_message(job, pb.TrainingJob()) for job in jobs])
+
+    @_mapped_errors
+    def CancelTraining(self, request: pb.CancelTrainingRequest, context: grpc.ServicerContext) -> pb.TrainingJob:
+        """Cancel a queued or running job."""
+        return _message(self.jobs.cancel(request.job_id), pb.TrainingJob())
+
+    @_mapped_errors
+    def PublishVersion(self, request: pb.PublishVersionRequest, context: grpc.ServicerContext
+                       ) -> scoring_pb2.VersionInfo:
+        """Make a kept version CURRENT (after checking it reads whole)."""
+        model = request.model or DEFAULT_MODEL
+        manifest = read_manifest(self.store.version_dir(model, request.version))
+        self.store.promote(model, request.version)
+        log.info("model %s: %s published through the training service", model, request.version)
+        return scoring_pb2.VersionInfo(version=request.version, created_at=str(manifest.get("created_at", "")),
+                                       algorithm=str(manifest.get("algorithm", {}).get("name", "")),
+                                       k=len(manifest.get("segments", [])), current=True)
+
+
+def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if head:
+        yield head
+    yield from rest
