@@ -310,15 +310,16 @@ def _stream_worker(args: tuple[str, int, int, int]) -> tuple[float, float, float
 def _client_ceiling(target: str, frame: pd.DataFrame, repeats: int, pid: int) -> tuple[float, float, float]:
     """rows/s of the client against the null server (no scoring: a fixed reply per batch), and the CPU time
     per batch in us of that server and of this client: what gRPC and the client alone cost per 10k-row batch."""
-    from scoring_service.client import FrameStream, _Schema
+    from scoring_service.client import FrameStream
+    from scoring_service.client.frames import Schema
 
-    schema = _Schema("customers", "v0001", tuple(FEATURES), (), tuple(f"Segment {i}" for i in range(6)))
+    schema = Schema("customers", "v0001", tuple(FEATURES), (), tuple(f"Segment {i}" for i in range(6)))
     rates, cpus, owns = [], [], []
     batches = -(-len(frame) // 10_000)
     with ScoringClient(target, timeout=30) as client:
         for _ in range(repeats + 1):
             cpu_before, own_before, started = cpu_s(pid), time.process_time(), time.perf_counter()
-            for _frame, _result in FrameStream(client, schema, 10_000, 8, None).score([frame]):
+            for _frame, _result in FrameStream(client.channel, schema, 10_000, 8, None).score([frame]):
                 pass
             rates.append(len(frame) / (time.perf_counter() - started))
             cpus.append((cpu_s(pid) - cpu_before) / batches * 1e6)

@@ -109,12 +109,12 @@ def segment_swatch(colour: str) -> html.Span:
 
 
 def segment_label(name: str, colour: str) -> html.Span:
-    """A segment's name after a swatch of its colour (`SegmentInfo.colour`)."""
+    """A segment's name after a swatch of its colour (`Segment.colour`)."""
     return html.Span([segment_swatch(colour), name], className="segment-label")
 
 
 def segment_legend(segments: Iterable[Any], id: str) -> html.P:
-    """One coloured label per segment (`SegmentInfo`s): the key to every chart's colours."""
+    """One coloured label per segment (`Segment`s): the key to every chart's colours."""
     return html.P(["Segments: ", *[html.Span(segment_label(s.name, s.colour), className="me-3") for s in segments]],
                   className="small", id=id)
 

@@ -1,8 +1,8 @@
 """The dashboard's only door to the scoring service.
 
-`DashboardService` owns one `ScoringClient`, converts its protobuf answers into the plain views of
-`dash_ui.models` (a prediction is already plain: the client's own `Prediction`), caches what is per
-model version (model info, the plot sample), and runs a background thread on `WatchModel` so that
+`DashboardService` owns one scoring client (typed by `ScoringClientProtocol`: the client's plain answers,
+turned into the pages' views by `dash_ui.models`), caches what is per model version (model info, the
+plot sample), and runs a background thread on `WatchModel` so that
 pages learn of a new served version, or of an outage, by polling `status()` (cheap: no network).
 Errors reach the pages as `ServiceError` with a sentence for people, never a traceback.
 """
@@ -13,29 +13,44 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Protocol, TypeVar
 
 import pandas as pd
 
-from dash_ui.models import (
-    ModelVersions,
-    ModelView,
-    SampleView,
-    model_versions_from_proto,
-    model_view_from_proto,
-    sample_view_from_proto,
-)
-
-if TYPE_CHECKING:  # the client itself is imported late (default_client_factory)
-    from scoring_service.client import Prediction
+from dash_ui.models import ModelView, SampleView, model_view, sample_view
+from scoring_service.client import ModelEntry, ModelInfo, Prediction, ScoringClient, ScoringError, SegmentStats
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Service states shown by the navbar and the banner.
 STARTING, OK, NO_MODEL, DOWN = "starting", "ok", "no-model", "down"
 
 #: Customers asked for the map sample: bounded, whatever the size of the training base.
 DEFAULT_MAX_SAMPLE = 5000
+
+
+class ScoringClientProtocol(Protocol):
+    """What the dashboard asks of a scoring client (`scoring_service.client.ScoringClient` is one); every
+    failure is a `ScoringError`."""
+
+    def model_info(self) -> ModelInfo: ...
+
+    def segment_stats(self, *, max_sample: int = 0) -> SegmentStats: ...
+
+    def list_models(self) -> list[ModelEntry]: ...
+
+    def health(self) -> str: ...
+
+    def watch(self, *, reconnect: bool = True) -> Iterator[ModelInfo]: ...
+
+    def predict(self, customer: Mapping[str, Any], *, id: str = "") -> Prediction: ...
+
+    def predict_frame(self, frame: pd.DataFrame, *, batch_rows: int = 10_000,
+                      progress: Callable[[int, int], None] | None = None) -> pd.DataFrame: ...
+
+    def close(self) -> None: ...
 
 
 class ServiceError(Exception):
@@ -72,27 +87,12 @@ class ServiceStatus:
 
 
 def _code_name(exc: BaseException) -> str:
-    code = getattr(exc, "code", None)
-    if callable(code):
-        try:
-            code = code()
-        except Exception:  # noqa: BLE001 - a broken error object is still an error
-            code = None
-    return getattr(code, "name", str(code) if code is not None else "UNKNOWN")
+    return exc.code.name if isinstance(exc, ScoringError) else "UNKNOWN"
 
 
 def _details(exc: BaseException) -> str:
-    message = getattr(exc, "message", None)  # the client's ScoringError: the server's own words
-    if isinstance(message, str) and message:
-        return message
-    details = getattr(exc, "details", None)
-    if callable(details):
-        try:
-            text = details()
-            if text:
-                return str(text)
-        except Exception:  # noqa: BLE001
-            pass
+    if isinstance(exc, ScoringError) and exc.message:
+        return exc.message  # the server's own words
     return str(exc) or type(exc).__name__
 
 
@@ -119,13 +119,12 @@ def friendly_error(exc: BaseException, target: str) -> ServiceError:
 
 
 def default_client_factory(target: str, *, token: str | None = None, tls_ca: str | None = None,
-                           timeout: float = 5.0) -> Callable[[], Any]:
-    """A factory of the scoring service's own client (imported late: the dashboard may start first)."""
+                           timeout: float = 5.0) -> Callable[[], ScoringClientProtocol]:
+    """A factory of the scoring service's own client (called when first needed, and again after a failure)."""
 
-    def make() -> Any:
-        from scoring_service.client import ScoringClient
-
-        return ScoringClient(target, token=token, tls_ca=tls_ca, timeout=timeout, retries=1)
+    def make() -> ScoringClientProtocol:
+        return ScoringClient(target, token=token, tls_ca=Path(tls_ca) if tls_ca else None, timeout=timeout,
+                             retries=1)
 
     return make
 
@@ -133,13 +132,13 @@ def default_client_factory(target: str, *, token: str | None = None, tls_ca: str
 class DashboardService:
     """Cached, converted access to one scoring service; see the module docstring."""
 
-    def __init__(self, target: str, client_factory: Callable[[], Any] | None = None, *,
+    def __init__(self, target: str, client_factory: Callable[[], ScoringClientProtocol] | None = None, *,
                  retry_seconds: float = 2.0, max_sample: int = DEFAULT_MAX_SAMPLE) -> None:
         self.target = target
         self.retry_seconds = retry_seconds
         self.max_sample = max_sample
         self._factory = client_factory or default_client_factory(target)
-        self._client: Any = None
+        self._client: ScoringClientProtocol | None = None
         self._lock = threading.RLock()
         self._status = ServiceStatus(STARTING, target, message=f"Connecting to {target} ...")
         self._view: ModelView | None = None
@@ -155,7 +154,7 @@ class DashboardService:
         self._prefetching: set[str] = set()
 
     # -- client -----------------------------------------------------------------------------------
-    def _get_client(self) -> Any:
+    def _get_client(self) -> ScoringClientProtocol:
         with self._lock:
             if self._client is None:
                 try:
@@ -165,13 +164,14 @@ class DashboardService:
                                        "UNAVAILABLE") from exc
             return self._client
 
-    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+    def _call(self, request: Callable[[ScoringClientProtocol], T]) -> T:
+        """``request(client)``, its failure turned into a `ServiceError` (and an outage into the banner)."""
         client = self._get_client()
         try:
-            return getattr(client, name)(*args, **kwargs)
+            return request(client)
         except ServiceError:
             raise
-        except Exception as exc:  # the client's ScoringError, or a raw grpc.RpcError
+        except Exception as exc:  # the client's ScoringError (or a bug: reported, not raised to the page)
             err = friendly_error(exc, self.target)
             if err.code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
                 self._mark_unreachable(err.message)
@@ -225,7 +225,7 @@ class DashboardService:
         self._stop.set()
         with self._lock:
             client, self._client = self._client, None
-        if client is not None and hasattr(client, "close"):
+        if client is not None:
             client.close()
 
     def _watch_loop(self) -> None:
@@ -238,7 +238,8 @@ class DashboardService:
             try:
                 client = self._get_client()
                 self._on_model_info(client.model_info())
-                for info in self._watch_stream(client):
+                # reconnect=False: the dashboard wants to hear of an outage, not wait through it.
+                for info in client.watch(reconnect=False):
                     self._on_model_info(info)
                     if self._stop.is_set():
                         return
@@ -247,15 +248,8 @@ class DashboardService:
                 self._on_watch_failure(exc)
             self._stop.wait(self.retry_seconds)
 
-    @staticmethod
-    def _watch_stream(client: Any) -> Any:
-        try:
-            return client.watch(reconnect=False)  # we want to hear of an outage, not wait through it
-        except TypeError:
-            return client.watch()
-
-    def _on_model_info(self, info: Any) -> None:
-        view = model_view_from_proto(info)
+    def _on_model_info(self, info: ModelInfo) -> None:
+        view = model_view(info)
         with self._lock:  # from the watch thread: fetch the plot sample ahead of pages, once per version
             prefetch = (self._thread is not None and view.version not in self._samples
                         and view.version not in self._prefetching)
@@ -344,8 +338,7 @@ class DashboardService:
             view = self._view
         if view is not None:
             return view
-        info = self._call("model_info")
-        self._on_model_info(info)
+        self._on_model_info(self._call(lambda client: client.model_info()))
         return self._view  # type: ignore[return-value]
 
     def cached_model_view(self) -> ModelView | None:
@@ -359,9 +352,8 @@ class DashboardService:
             cached = self._samples.get(view.version)
         if cached is not None:
             return cached
-        stats = self._call("segment_stats", max_sample=self.max_sample) if self._accepts_max_sample() \
-            else self._call("segment_stats")
-        sample = sample_view_from_proto(stats, view.segment_names)
+        stats = self._call(lambda client: client.segment_stats(max_sample=self.max_sample))
+        sample = sample_view(stats, view.segment_names)
         with self._lock:
             samples = {**self._samples, sample.version: sample}
             while len(samples) > 2:  # the served version and the one before: enough for a swap
@@ -369,24 +361,17 @@ class DashboardService:
             self._samples = samples
         return sample
 
-    def _accepts_max_sample(self) -> bool:
-        import inspect
-
-        try:
-            return "max_sample" in inspect.signature(self._get_client().segment_stats).parameters
-        except (TypeError, ValueError):
-            return False
-
-    def versions(self) -> list[ModelVersions]:
-        return model_versions_from_proto(self._call("list_models"))
+    def versions(self) -> list[ModelEntry]:
+        """The models in the store and their versions."""
+        return self._call(lambda client: client.list_models())
 
     def predict(self, customer: Mapping[str, Any], *, customer_id: str = "") -> Prediction:
         """The client's own answer: segment, distance, confidence, outlier flag, model and version."""
-        return self._call("predict", dict(customer), id=customer_id)
+        return self._call(lambda client: client.predict(dict(customer), id=customer_id))
 
     def predict_frame(self, frame: pd.DataFrame, *, progress: Callable[..., Any] | None = None,
                       batch_rows: int = 2_000) -> pd.DataFrame:
-        return self._call("predict_frame", frame, batch_rows=batch_rows, progress=progress)
+        return self._call(lambda client: client.predict_frame(frame, batch_rows=batch_rows, progress=progress))
 
 
 def _now() -> str:

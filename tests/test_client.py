@@ -1,6 +1,7 @@
 """The Python client and its CLI against a real server (``python -m scoring_service``) on an ephemeral port."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import shutil
@@ -16,9 +17,10 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from google.protobuf.message import Message
 
-from scoring_service.client import Prediction, ScoringClient, ScoringError
-from scoring_service.client_cli import find_id_column, open_source
+from scoring_service.client import ModelEntry, ModelInfo, Prediction, ScoringClient, ScoringError
+from scoring_service.client.cli import find_id_column, open_source
 from segmentation_core.store import ModelStore
 from tests import model_factory
 
@@ -160,6 +162,33 @@ def test_model_info_list_models_and_stats(client: ScoringClient) -> None:
     assert [m.name for m in client.list_models()] == ["customers"]
     stats = client.segment_stats(max_sample=50)
     assert len(stats.segments) == 5 and 0 < len(stats.sample_segment_id) <= 50
+    assert set(stats.sample_map) == {"x", "y", "z"} and len(stats.sample_map["x"]) == len(stats.sample_segment_id)
+
+
+def _protobuf_inside(value: object) -> list[str]:
+    """Where in a (nested) answer a protobuf object or container hides."""
+    if isinstance(value, Message) or type(value).__module__.startswith("google.protobuf"):
+        return [type(value).__name__]
+    if dataclasses.is_dataclass(value):
+        return [f"{f.name}.{w}" for f in dataclasses.fields(value) for w in _protobuf_inside(getattr(value, f.name))]
+    if isinstance(value, dict):
+        return [w for v in value.values() for w in _protobuf_inside(v)]
+    if isinstance(value, (list, tuple)):
+        return [w for v in value for w in _protobuf_inside(v)]
+    return []
+
+
+def test_every_answer_is_a_plain_dataclass(client: ScoringClient) -> None:
+    info = client.model_info(include_profile=True)
+    answers = {"model_info": info, "segment_stats": client.segment_stats(max_sample=20),
+               "list_models": client.list_models(), "predict": client.predict({"Age": 30})}
+    for name, answer in answers.items():
+        assert dataclasses.is_dataclass(answer) or all(dataclasses.is_dataclass(a) for a in answer), name
+        assert _protobuf_inside(answer) == [], name
+    assert isinstance(info, ModelInfo) and info.segment_names == tuple(s.name for s in info.segments)
+    [entry] = answers["list_models"]
+    assert isinstance(entry, ModelEntry) and entry.served_version == "v0001" and entry.is_default
+    assert [v.version for v in entry.versions if v.current] == ["v0001"]
 
 
 def test_unknown_model_is_not_found(client: ScoringClient) -> None:

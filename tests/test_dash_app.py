@@ -20,7 +20,6 @@ from dash_ui.pages import PAGES
 from dash_ui.service import DOWN, OK, DashboardService, ServiceStatus
 from scoring_service.client import ScoringClient
 from scoring_service.server import ScoringServer
-from segmentation.v1 import scoring_pb2
 from segmentation_core.store import ModelStore
 from tests import model_factory
 # `server` (on this module's `store`) and `dashboards` are the fixtures of test_dash_service, shared.
@@ -67,7 +66,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
 
 
 @pytest.fixture(scope="module")
-def info(server: ScoringServer) -> scoring_pb2.ModelInfo:
+def info(server: ScoringServer) -> ModelInfo:
     """What the server sends about the served model: the expected names and colours."""
     with ScoringClient(target(server)) as client:
         return client.model_info()
@@ -79,12 +78,12 @@ def service(server: ScoringServer, dashboards: Dashboards) -> DashboardService:
     return dashboards.service(target(server))
 
 
-def names_of(info: scoring_pb2.ModelInfo) -> list[str]:
+def names_of(info: ModelInfo) -> list[str]:
     """The segment names the server sent, by id."""
     return [s.name for s in sorted(info.segments, key=lambda s: s.id)]
 
 
-def colours_of(info: scoring_pb2.ModelInfo) -> list[str]:
+def colours_of(info: ModelInfo) -> list[str]:
     """The segment colours the server sent, by id (upper case, as `drawn_colours` gives them)."""
     return [s.colour.upper() for s in sorted(info.segments, key=lambda s: s.id)]
 

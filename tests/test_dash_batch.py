@@ -10,10 +10,10 @@ import pytest
 
 from dash_ui.batch import JobRegistry, UploadError, merge_results, parse_upload, scoring_input, validate_frame
 from dash_ui.exports import csv_safe_frame, neutralize_cell, to_safe_csv
-from dash_ui.models import model_view_from_proto
+from dash_ui.models import model_view
 from tests.test_dash_service import model_info
 
-VIEW = model_view_from_proto(model_info())
+VIEW = model_view(model_info())
 
 
 def data_url(raw: bytes, mime: str = "text/csv") -> str:

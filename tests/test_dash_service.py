@@ -8,6 +8,7 @@ fake, each saying why.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -19,11 +20,10 @@ import joblib
 import numpy as np
 import pytest
 
-from dash_ui.models import (BASE_SEGMENT_ID, fallback_colour, model_view_from_proto, sample_view_from_proto,
-                            separating_features)
+from dash_ui.models import BASE_SEGMENT_ID, fallback_colour, model_view, sample_view, separating_features
 from dash_ui.service import (DOWN, NO_MODEL, OK, DashboardService, ServiceError, default_client_factory,
                              friendly_error)
-from scoring_service.client import ScoringClient, ScoringError
+from scoring_service.client import ModelInfo, ScoringClient, ScoringError, SegmentStats, convert
 from scoring_service.server import ScoringServer
 from segmentation.v1 import scoring_pb2
 from segmentation_core.store import ModelStore
@@ -170,7 +170,7 @@ def fresh_store(tmp_path: Path) -> ModelStore:
 # ---- conversions ------------------------------------------------------------------------------------
 
 def test_model_view_carries_schema_segments_stats_and_k_search(client, store):
-    view = model_view_from_proto(client.model_info())
+    view = model_view(client.model_info())
     published = manifest(store)
     assert (view.model, view.version, view.k) == ("customers", "v0001", K)
     assert view.numeric_names == NUMERIC
@@ -195,7 +195,7 @@ def test_segment_colours_are_the_service_s(client):
     info = client.model_info()
     sent = {s.id: s.colour for s in info.segments}
     assert len(set(sent.values())) == K and all(sent.values())
-    view = model_view_from_proto(info)
+    view = model_view(info)
     assert view.segment_colours == sent
     assert all(sent[i] != fallback_colour(i) for i in range(K))  # else the next test could not tell them apart
 
@@ -207,13 +207,13 @@ def test_a_server_that_sends_no_colours_gets_the_fallback(servers, store):
     with ScoringClient(target(older)) as client:
         info = client.model_info()
     assert [s.colour for s in info.segments] == [""] * K
-    view = model_view_from_proto(info)
+    view = model_view(info)
     assert view.segment_colours == {i: fallback_colour(i) for i in range(K)}
     assert view.segment(1).colour == fallback_colour(1) != fallback_colour(0)
 
 
 def test_separating_features_ranks_by_between_segment_variance_and_keeps_schema_order(client, store):
-    view = model_view_from_proto(client.model_info())
+    view = model_view(client.model_info())
     # The between-segment share of each feature's variance, from the raw data and the model's own labels.
     frame = model_factory.mall().frame
     labels = joblib.load(store.version_dir("customers", "v0001") / "pipeline.joblib").predict(frame)
@@ -231,7 +231,7 @@ def test_separating_features_ranks_by_between_segment_variance_and_keeps_schema_
 def test_sample_view_has_features_projection_names_and_centroids(client, store):
     info = client.model_info()
     stats = client.segment_stats(max_sample=0)
-    sample = sample_view_from_proto(stats, model_view_from_proto(info).segment_names)
+    sample = sample_view(stats, model_view(info).segment_names)
     ids = list(stats.sample_segment_id)
     assert len(ids) == 200 and set(ids) == set(range(K))
     assert list(sample.frame["segment"]) == [f"Segment {i}" for i in ids]
@@ -240,14 +240,12 @@ def test_sample_view_has_features_projection_names_and_centroids(client, store):
     assert list(sample.frame["Gender"]) == [str(v) for v in stored["cat:Gender"]]
     assert list(sample.frame["Age"]) == pytest.approx(list(stored["num:Age"]))
     centroids = sample.centroids.set_index("segment_id")
-    assert centroids.loc[1, "map_y"] == pytest.approx(stats.centroid_map_y[1])
+    assert centroids.loc[1, "map_y"] == pytest.approx(stats.centroid_map["y"][1])
     income = manifest(store)["segments"][0]["centroid"]["Annual Income (k$)"]
     assert centroids.loc[0, "Annual Income (k$)"] == pytest.approx(income)
     # A server without the 3-D map (the real one always sends it): its answer with those columns left out.
-    flat = scoring_pb2.SegmentStats()
-    flat.CopyFrom(stats)
-    flat.ClearField("sample_map_z")
-    flat_view = sample_view_from_proto(flat, model_view_from_proto(info).segment_names)
+    flat = dataclasses.replace(stats, sample_map={axis: v for axis, v in stats.sample_map.items() if axis != "z"})
+    flat_view = sample_view(flat, model_view(info).segment_names)
     assert flat_view.has_projection and not flat_view.has_projection_3d
 
 
@@ -410,7 +408,7 @@ class SilentWatch(ScoringClient):
     quiet = threading.Event()  # the first answer is taken: from now on the stream says nothing
     released = threading.Event()
 
-    def watch(self, model: str | None = None, *, reconnect: bool = True) -> Iterator[scoring_pb2.ModelInfo]:
+    def watch(self, model: str | None = None, *, reconnect: bool = True) -> Iterator[ModelInfo]:
         """The real first ModelInfo, then silence until the test releases it."""
         real = super().watch(model, reconnect=reconnect)
         for first in real:
@@ -466,8 +464,14 @@ SEGMENTS = ["Target Group", "Careful Spenders"]
 COLOURS = ["#1B9E77", "#D95F02"]
 
 
-def model_info(version: str = "v0001", colours: list[str] = COLOURS) -> scoring_pb2.ModelInfo:
-    """A designed two-segment ModelInfo (segment 0 differs from the base by spending mostly; Age barely moves)."""
+def model_info(version: str = "v0001", colours: list[str] = COLOURS) -> ModelInfo:
+    """A designed two-segment ModelInfo (segment 0 differs from the base by spending mostly; Age barely moves),
+    as the client returns it."""
+    return convert.model_info(model_info_message(version, colours))
+
+
+def model_info_message(version: str = "v0001", colours: list[str] = COLOURS) -> scoring_pb2.ModelInfo:
+    """The designed ModelInfo as the server sends it."""
     info = scoring_pb2.ModelInfo(model="customers", version=version, created_at="2026-11-22T03:00:00Z",
                                  algorithm="kmeans", k=2, k_rule="silhouette", training_rows=200,
                                  training_customers=200, data_source="Mall_Customers.csv",
@@ -496,10 +500,10 @@ def model_info(version: str = "v0001", colours: list[str] = COLOURS) -> scoring_
     return info
 
 
-def segment_stats(version: str = "v0001") -> scoring_pb2.SegmentStats:
+def segment_stats(version: str = "v0001") -> SegmentStats:
     """A designed SegmentStats: the designed segments and a four-customer sample with its 2-D map."""
     stats = scoring_pb2.SegmentStats(model="customers", version=version)
-    stats.segments.extend(model_info(version).segments)
+    stats.segments.extend(model_info_message(version).segments)
     stats.sample_numeric.add(name="Age", values=[20, 30, 40, 50])
     stats.sample_categorical.add(name="Gender", values=["Male", "Female", "Female", "Male"])
     stats.sample_segment_id.extend([0, 0, 1, 1])
@@ -507,16 +511,16 @@ def segment_stats(version: str = "v0001") -> scoring_pb2.SegmentStats:
     stats.sample_map_y.extend([1.0, 1.1, -1.0, -1.1])
     stats.centroid_map_x.extend([0.15, -0.15])
     stats.centroid_map_y.extend([1.05, -1.05])
-    return stats
+    return convert.segment_stats(stats)
 
 
 class FakeClient:
     """The two calls tests/test_plotly_bundle.py's app makes (its browser test draws the overview from them)."""
 
-    def model_info(self) -> scoring_pb2.ModelInfo:
+    def model_info(self) -> ModelInfo:
         """The designed ModelInfo."""
         return model_info()
 
-    def segment_stats(self, max_sample: int = 0) -> scoring_pb2.SegmentStats:
+    def segment_stats(self, max_sample: int = 0) -> SegmentStats:
         """The designed four-customer sample."""
         return segment_stats()

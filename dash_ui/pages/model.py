@@ -11,8 +11,9 @@ from dash_ui import figures
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.grid import Column, data_grid
 from dash_ui.layout import graph, page_header, segment_label, stat
-from dash_ui.models import ModelVersions, ModelView
+from dash_ui.models import ModelView
 from dash_ui.service import DashboardService, ServiceError
+from scoring_service.client import ModelEntry
 
 PATH = "/model"
 TITLE = "Model"
@@ -75,7 +76,7 @@ def segments_card(view: ModelView) -> dbc.Card:
     ]), className="section-card")
 
 
-def versions_rows(models: list[ModelVersions], model: str) -> list[dict[str, Any]]:
+def versions_rows(models: list[ModelEntry], model: str) -> list[dict[str, Any]]:
     """Rows of the versions table for `model`: newest first, the served one marked."""
     entry = next((m for m in models if m.name == model), None)
     if entry is None:

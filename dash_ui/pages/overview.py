@@ -9,15 +9,16 @@ from dash import Input, Output, dcc, html
 from dash_ui import figures
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.layout import graph, options, page_header, stat
-from dash_ui.models import ModelView, SampleView, SegmentInfo, separating_features
+from dash_ui.models import ModelView, SampleView, separating_features
 from dash_ui.service import DashboardService, ServiceError
+from scoring_service.client import Segment
 
 PATH = "/"
 TITLE = "Overview"
 MAP_MODES = (("projection", "Projection (2-D)"), ("features", "Two features"), ("3d", "Projection (3-D)"))
 
 
-def segment_card(segment: SegmentInfo) -> dbc.Card:
+def segment_card(segment: Segment) -> dbc.Card:
     colour = segment.colour
     return dbc.Card(dbc.CardBody([
         html.H5(segment.name, className="card-title segment-name", style={"color": colour}),

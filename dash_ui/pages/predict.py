@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import dash_bootstrap_components as dbc
 from dash import ALL, MATCH, Input, Output, State, dcc, html, no_update
@@ -10,11 +10,9 @@ from dash import ALL, MATCH, Input, Output, State, dcc, html, no_update
 from dash_ui import figures
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.layout import graph, options, page_header, segment_label, segment_legend, stat
-from dash_ui.models import CategoricalFeature, ModelView, NumericFeature, segment_colour, separating_features
+from dash_ui.models import ModelView, segment_colour, separating_features
 from dash_ui.service import DashboardService, ServiceError
-
-if TYPE_CHECKING:
-    from scoring_service.client import Prediction
+from scoring_service.client import CategoricalFeature, NumericFeature, Prediction
 
 PATH = "/predict"
 TITLE = "Predict"

@@ -27,7 +27,8 @@ from typing import Any, BinaryIO, Sequence
 import grpc
 import pandas as pd
 
-from scoring_service.client import DEFAULT_TARGET, RESULT_COLUMNS, ScoringClient, ScoringError
+from scoring_service.client.types import DEFAULT_TARGET, RESULT_COLUMNS, ScoringError
+from scoring_service.client.unary import ScoringClient
 from segmentation_core.errors import DataError
 from segmentation_core.tables import Table, open_table
 
@@ -263,7 +264,7 @@ def _service_message(exc: ScoringError, target: str) -> str:
     return f"{exc.code.name}: {exc.message}"
 
 
-def run(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the command; returns the exit code (no traceback for expected failures)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
@@ -303,4 +304,4 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(run())
+    raise SystemExit(main())

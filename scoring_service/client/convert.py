@@ -1,0 +1,108 @@
+"""The one place where the contract's protobuf messages become the client's dataclasses (``types.py``)."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from google.protobuf import json_format
+
+from scoring_service.client.types import (
+    CategoricalFeature,
+    FeatureStats,
+    KSearchRow,
+    LevelShare,
+    ModelEntry,
+    ModelInfo,
+    NumericFeature,
+    Prediction,
+    Segment,
+    SegmentStats,
+    VersionInfo,
+)
+from segmentation.v1 import scoring_pb2
+
+_AXES = ("x", "y", "z")
+
+
+def prediction(response: scoring_pb2.PredictResponse) -> Prediction:
+    """A PredictResponse as a Prediction."""
+    p = response.prediction
+    return Prediction(int(p.segment_id), p.segment_name, float(p.distance), float(p.confidence), bool(p.outlier),
+                      response.model, response.version)
+
+
+def model_info(info: scoring_pb2.ModelInfo) -> ModelInfo:
+    """A ModelInfo message as a ModelInfo (segments sorted by id)."""
+    return ModelInfo(
+        model=info.model,
+        version=info.version,
+        created_at=info.created_at,
+        algorithm=info.algorithm,
+        k=int(info.k),
+        numeric_features=tuple(
+            NumericFeature(f.name, float(f.minimum), float(f.maximum), float(f.impute), f.skew or "none",
+                           float(f.clip_low), float(f.clip_high))
+            for f in info.numeric_features),
+        categorical_features=tuple(CategoricalFeature(f.name, tuple(f.levels), f.impute)
+                                   for f in info.categorical_features),
+        segments=segments(info.segments),
+        k_search=tuple(KSearchRow(int(r.k), {m: float(v) for m, v in r.metrics.items()})
+                       for r in sorted(info.k_search, key=lambda r: r.k)),
+        k_rule=info.k_rule,
+        k_rule_explanation=info.k_rule_explanation,
+        quality={name: float(value) for name, value in info.quality.items()},
+        training_rows=int(info.training_rows),
+        training_customers=int(info.training_customers),
+        data_fingerprint=info.data_fingerprint,
+        data_source=info.data_source,
+        base_stats=feature_stats(info.base_stats),
+        manifest_json=info.manifest_json,
+        profile=(json_format.MessageToDict(info.profile, preserving_proto_field_name=True)
+                 if _has(info, "profile") else None),
+    )
+
+
+def segments(messages: Iterable[Any]) -> tuple[Segment, ...]:
+    """Segment messages as Segments, sorted by id."""
+    return tuple(
+        Segment(id=int(s.id), name=s.name, description=s.description, action=s.action, size=int(s.size),
+                share=float(s.share), centroid={k: float(v) for k, v in s.centroid.items()},
+                stats=feature_stats(s.stats),
+                levels=tuple(LevelShare(lv.feature, lv.level, float(lv.share)) for lv in s.levels),
+                outlier_distance=float(s.outlier_distance), colour=s.colour)
+        for s in sorted(messages, key=lambda s: s.id))
+
+
+def feature_stats(messages: Iterable[Any]) -> tuple[FeatureStats, ...]:
+    """FeatureStats messages as FeatureStats."""
+    return tuple(FeatureStats(st.feature, float(st.mean), float(st.median), float(st.min), float(st.max),
+                              float(st.std)) for st in messages)
+
+
+def segment_stats(stats: scoring_pb2.SegmentStats) -> SegmentStats:
+    """A SegmentStats message as SegmentStats (projection axes only when the server sent them)."""
+    sample_map = {axis: tuple(values) for axis in _AXES if (values := getattr(stats, f"sample_map_{axis}"))}
+    centroid_map = {axis: tuple(values) for axis in _AXES if (values := getattr(stats, f"centroid_map_{axis}"))}
+    return SegmentStats(
+        model=stats.model, version=stats.version, segments=segments(stats.segments),
+        base_stats=feature_stats(stats.base_stats),
+        sample_numeric={c.name: tuple(c.values) for c in stats.sample_numeric},
+        sample_categorical={c.name: tuple(c.values) for c in stats.sample_categorical},
+        sample_segment_id=tuple(stats.sample_segment_id), sample_map=sample_map, centroid_map=centroid_map)
+
+
+def model_entries(response: scoring_pb2.ListModelsResponse) -> list[ModelEntry]:
+    """A ListModelsResponse as ModelEntries."""
+    return [
+        ModelEntry(name=m.name, served_version=m.served_version, is_default=bool(m.is_default),
+                   versions=tuple(VersionInfo(v.version, v.created_at, v.algorithm, int(v.k), bool(v.current),
+                                              bool(v.loaded), v.refused_reason) for v in m.versions))
+        for m in response.models
+    ]
+
+
+def _has(message: Any, name: str) -> bool:
+    """Whether a message field is set (False for a field this generated code does not know)."""
+    try:
+        return message.HasField(name)
+    except ValueError:
+        return False

@@ -1,0 +1,194 @@
+"""What the client returns: plain, frozen dataclasses for every RPC's answer, and its one error type.
+
+Field names follow the contract (`proto/segmentation/v1/scoring.proto`), so its comments document them;
+`convert.py` is the one place that turns protobuf messages into these.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+#: The columns the client adds to a scored table (``predict_frame``, the CLI's output, the dashboard's batch).
+RESULT_COLUMNS = ("segment_id", "segment_name", "distance", "confidence", "outlier", "error")
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+
+class ScoringError(Exception):
+    """A failed call: the gRPC status code and the server's message (which names the field and row)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str, *, method: str = "") -> None:
+        super().__init__(f"{code.name}: {message}" if not method else f"{method}: {code.name}: {message}")
+        self.code = code
+        self.message = message
+        self.method = method
+
+    @classmethod
+    def from_rpc(cls, exc: grpc.RpcError, method: str = "") -> "ScoringError":
+        """Wrap a grpc.RpcError (which is also a grpc.Call) into a ScoringError."""
+        code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+        details = exc.details() if hasattr(exc, "details") else str(exc)
+        return cls(code or grpc.StatusCode.UNKNOWN, details or "", method=method)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The segment of one customer, and the model version that answered."""
+
+    segment_id: int
+    segment_name: str
+    distance: float
+    confidence: float
+    outlier: bool
+    model: str
+    version: str
+
+
+@dataclass(frozen=True)
+class NumericFeature:
+    """A numeric input feature: training range, imputed value, skew handling and clip bounds (original units)."""
+
+    name: str
+    minimum: float
+    maximum: float
+    impute: float
+    skew: str = "none"
+    clip_low: float = -math.inf
+    clip_high: float = math.inf
+
+
+@dataclass(frozen=True)
+class CategoricalFeature:
+    """A categorical input feature: training levels (most frequent first) and the imputed level."""
+
+    name: str
+    levels: tuple[str, ...]
+    impute: str
+
+
+@dataclass(frozen=True)
+class FeatureStats:
+    """One feature's statistics within a group of customers (original units)."""
+
+    feature: str
+    mean: float
+    median: float
+    min: float
+    max: float
+    std: float
+
+
+@dataclass(frozen=True)
+class LevelShare:
+    """One category level's share of a group of customers, in [0, 1]."""
+
+    feature: str
+    level: str
+    share: float
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A segment: name, description, action, size, centroid, statistics and display colour."""
+
+    id: int
+    name: str
+    description: str = ""
+    action: str = ""
+    size: int = 0
+    share: float = 0.0
+    centroid: dict[str, float] = field(default_factory=dict)
+    stats: tuple[FeatureStats, ...] = ()
+    levels: tuple[LevelShare, ...] = ()
+    outlier_distance: float = math.nan
+    #: CSS colour; empty from a server older than `Segment.colour`.
+    colour: str = ""
+
+
+@dataclass(frozen=True)
+class KSearchRow:
+    """Every metric computed for one k of the k search."""
+
+    k: int
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model version: its feature schema, segments, k search, quality and training data."""
+
+    model: str
+    version: str
+    created_at: str
+    algorithm: str
+    k: int
+    numeric_features: tuple[NumericFeature, ...]
+    categorical_features: tuple[CategoricalFeature, ...]
+    segments: tuple[Segment, ...]
+    k_search: tuple[KSearchRow, ...]
+    k_rule: str
+    k_rule_explanation: str
+    quality: dict[str, float]
+    training_rows: int
+    training_customers: int
+    data_fingerprint: str
+    data_source: str
+    base_stats: tuple[FeatureStats, ...]
+    manifest_json: str = ""
+    #: The training data's profile as the manifest stores it (profile.proto's field names), when asked
+    #: for with ``include_profile`` and the version has one; else None.
+    profile: dict[str, Any] | None = None
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Numeric features, then categorical ones, in schema order."""
+        return [f.name for f in self.numeric_features] + [f.name for f in self.categorical_features]
+
+    @property
+    def segment_names(self) -> tuple[str, ...]:
+        """Segment names by id."""
+        return tuple(s.name for s in sorted(self.segments, key=lambda s: s.id))
+
+
+@dataclass(frozen=True)
+class SegmentStats:
+    """Per-segment statistics and a labelled sample of training customers, in columns (original units).
+
+    ``sample_numeric`` and ``sample_categorical`` map a feature to one value per sample row;
+    ``sample_map``/``centroid_map`` hold the x, y (and z) projection axes that the server sent, by axis name.
+    """
+
+    model: str
+    version: str
+    segments: tuple[Segment, ...]
+    base_stats: tuple[FeatureStats, ...]
+    sample_numeric: dict[str, tuple[float, ...]]
+    sample_categorical: dict[str, tuple[str, ...]]
+    sample_segment_id: tuple[int, ...]
+    sample_map: dict[str, tuple[float, ...]]
+    centroid_map: dict[str, tuple[float, ...]]
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One version of a model in the store, as the server sees it."""
+
+    version: str
+    created_at: str
+    algorithm: str
+    k: int
+    current: bool
+    loaded: bool
+    refused_reason: str
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model in the store: its versions and the one serving unnamed requests."""
+
+    name: str
+    served_version: str
+    is_default: bool
+    versions: tuple[VersionInfo, ...]
