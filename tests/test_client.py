@@ -181,7 +181,8 @@ def _protobuf_inside(value: object) -> list[str]:
 def test_every_answer_is_a_plain_dataclass(client: ScoringClient) -> None:
     info = client.model_info(include_profile=True)
     answers = {"model_info": info, "segment_stats": client.segment_stats(max_sample=20),
-               "list_models": client.list_models(), "predict": client.predict({"Age": 30})}
+               "list_models": client.list_models(), "predict": client.predict({"Age": 30}),
+               "drift_report": client.drift_report()}
     for name, answer in answers.items():
         assert dataclasses.is_dataclass(answer) or all(dataclasses.is_dataclass(a) for a in answer), name
         assert _protobuf_inside(answer) == [], name

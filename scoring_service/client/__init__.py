@@ -19,6 +19,10 @@ from scoring_service.client.types import (
     DEFAULT_TARGET,
     RESULT_COLUMNS,
     CategoricalFeature,
+    DriftReport,
+    DriftSlice,
+    DriftVerdict,
+    FeatureDrift,
     FeatureStats,
     KSearchRow,
     LevelShare,
@@ -36,6 +40,6 @@ from scoring_service.client.unary import ScoringClient
 __all__ = [
     "ScoringClient", "FrameStream", "ScoringError", "Prediction", "ModelInfo", "NumericFeature",
     "CategoricalFeature", "Segment", "FeatureStats", "LevelShare", "KSearchRow", "SegmentStats", "ModelEntry",
-    "VersionInfo", "RESULT_COLUMNS", "DEFAULT_TARGET", "main",
+    "VersionInfo", "DriftReport", "DriftVerdict", "FeatureDrift", "DriftSlice", "RESULT_COLUMNS", "DEFAULT_TARGET", "main",
 ]
 

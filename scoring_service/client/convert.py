@@ -7,6 +7,10 @@ from google.protobuf import json_format
 
 from scoring_service.client.types import (
     CategoricalFeature,
+    DriftReport,
+    DriftSlice,
+    DriftVerdict,
+    FeatureDrift,
     FeatureStats,
     KSearchRow,
     LevelShare,
@@ -98,6 +102,32 @@ def model_entries(response: scoring_pb2.ListModelsResponse) -> list[ModelEntry]:
                                               bool(v.loaded), v.refused_reason) for v in m.versions))
         for m in response.models
     ]
+
+
+def drift_report(report: scoring_pb2.DriftReport) -> DriftReport:
+    """A DriftReport message as a DriftReport."""
+    return DriftReport(
+        model=report.model, version=report.version, has_reference=bool(report.has_reference),
+        verdict=DriftVerdict(report.verdict), reasons=tuple(report.reasons), rows=int(report.rows),
+        row_errors=int(report.row_errors), window_start=float(report.window_start),
+        window_end=float(report.window_end), window_rows_limit=int(report.window_rows_limit),
+        window_seconds_limit=float(report.window_seconds_limit), training_rows=int(report.training_rows),
+        features=tuple(_feature_drift(f) for f in report.features),
+        segment_mix=_feature_drift(report.segment_mix) if _has(report, "segment_mix") else None,
+        mean_confidence=float(report.mean_confidence), training_mean_confidence=float(report.training_mean_confidence),
+        mean_distance=float(report.mean_distance), training_mean_distance=float(report.training_mean_distance),
+        outlier_rate=float(report.outlier_rate), training_outlier_rate=float(report.training_outlier_rate),
+        slices=tuple(DriftSlice(float(s.start_time), float(s.end_time), int(s.rows), int(s.row_errors),
+                                tuple(s.segment_rows), float(s.mean_confidence), float(s.outlier_rate))
+                     for s in report.slices),
+        reference_bins=int(report.reference_bins),
+    )
+
+
+def _feature_drift(f: Any) -> FeatureDrift:
+    return FeatureDrift(f.feature, f.kind, float(f.psi), f.band, tuple(f.bins), tuple(f.training_share),
+                        tuple(f.live_share), tuple(f.edges), float(f.training_missing_rate),
+                        float(f.live_missing_rate), float(f.live_unseen_rate))
 
 
 def _has(message: Any, name: str) -> bool:

@@ -5,6 +5,7 @@ Field names follow the contract (`proto/segmentation/v1/scoring.proto`), so its 
 """
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -192,3 +193,72 @@ class ModelEntry:
     served_version: str
     is_default: bool
     versions: tuple[VersionInfo, ...]
+
+
+class DriftVerdict(enum.IntEnum):
+    """What a drift report concludes (the contract's DriftVerdict; equal to its numbers)."""
+
+    UNSPECIFIED = 0
+    STABLE = 1
+    MODERATE = 2
+    RETRAIN = 3
+    INSUFFICIENT_DATA = 4
+    NO_REFERENCE = 5
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """One feature's (or the segment mix's) live and training shares on the reference's bins, and its PSI."""
+
+    feature: str
+    kind: str
+    psi: float
+    band: str
+    bins: tuple[str, ...]
+    training_share: tuple[float, ...]
+    live_share: tuple[float, ...]
+    edges: tuple[float, ...]
+    training_missing_rate: float
+    live_missing_rate: float
+    live_unseen_rate: float
+
+
+@dataclass(frozen=True)
+class DriftSlice:
+    """One slice of the rolling window, for charts over time."""
+
+    start_time: float
+    end_time: float
+    rows: int
+    row_errors: int
+    segment_rows: tuple[int, ...]
+    mean_confidence: float
+    outlier_rate: float
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """How the recent traffic of a model version compares with its training data."""
+
+    model: str
+    version: str
+    has_reference: bool
+    verdict: DriftVerdict
+    reasons: tuple[str, ...]
+    rows: int
+    row_errors: int
+    window_start: float
+    window_end: float
+    window_rows_limit: int
+    window_seconds_limit: float
+    training_rows: int
+    features: tuple[FeatureDrift, ...]
+    segment_mix: FeatureDrift | None
+    mean_confidence: float
+    training_mean_confidence: float
+    mean_distance: float
+    training_mean_distance: float
+    outlier_rate: float
+    training_outlier_rate: float
+    slices: tuple[DriftSlice, ...]
+    reference_bins: int

@@ -23,8 +23,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from scoring_service.client import convert
 from scoring_service.client.frames import FrameJob, Schema
 from scoring_service.client.stream import DEFAULT_IN_FLIGHT, Channel, FrameStream
-from scoring_service.client.types import (DEFAULT_TARGET, ModelEntry, ModelInfo, Prediction, ScoringError,
-                                          SegmentStats)
+from scoring_service.client.types import (DEFAULT_TARGET, DriftReport, ModelEntry, ModelInfo, Prediction,
+                                          ScoringError, SegmentStats)
 from segmentation.v1 import scoring_pb2, scoring_pb2_grpc
 
 log = logging.getLogger("scoring_service.client")
@@ -130,11 +130,11 @@ class ScoringClient:
         return convert.segment_stats(self._call(self._stub.GetSegmentStats, request, "GetSegmentStats"))
 
     def drift_report(self, model: str | None = None, version: str | None = None, *, window_rows: int = 0,
-                     window_seconds: float = 0.0) -> scoring_pb2.DriftReport:
+                     window_seconds: float = 0.0) -> DriftReport:
         """How the recent traffic of the served (or pinned) version compares with its training data."""
         request = scoring_pb2.GetDriftReportRequest(selector=self._selector(model, version), window_rows=window_rows,
                                                     window_seconds=window_seconds)
-        return self._call(self._stub.GetDriftReport, request, "GetDriftReport")
+        return convert.drift_report(self._call(self._stub.GetDriftReport, request, "GetDriftReport"))
 
     def list_models(self) -> list[ModelEntry]:
         """The models in the store, their versions and the served one."""
