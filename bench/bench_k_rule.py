@@ -3,6 +3,12 @@
     python -m bench.bench_k_rule            # 30 tables, about a minute on 2 cores
     python -m bench.bench_k_rule --quick    # 8 tables
     python -m bench.bench_k_rule --big      # times search_k on 1,000,000 x 7 against one KMeans(6, n_init=10)
+    python -m bench.bench_k_rule --generator latent --seeds 1000,1001 --per-family 2
+    python -m bench.bench_k_rule --generator purchase --seeds 1000,1001 --per-family 2 --max-rows 20000
+
+The two independent generators (``bench/gen_latent_profiles.py``, ``bench/gen_purchase_sim.py``) are
+reported per family (overlap, subset, irrelevant, categorical, sizes). Seeds 0-99 are development
+seeds; 1000 and above are the held-out seeds the README reports.
 
 Every table is transformed by the project's own transform (``segmentation_core.features.FeatureSchema``:
 clip, log1p / Yeo-Johnson on skewed columns, standard scaling, weighted one-hot), then every rule picks
@@ -27,6 +33,7 @@ from kneed import KneeLocator
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
+from bench import gen_latent_profiles, gen_purchase_sim
 from bench.segment_tables import SegmentTable, make_suite, make_table
 from segmentation_core.features import FeatureSchema
 from training_job.k_selection import choose_k_rule, search_k
@@ -120,6 +127,46 @@ def run_suite(tables: list[SegmentTable]) -> None:
     _ = choose_k_rule  # the rule search_k applies; named here so readers find it
 
 
+def run_families(tables: list[Any], business_range: tuple[int, int] | None = None) -> dict[str, dict[str, float]]:
+    """Per generator family: exact k, within one, mean ARI of the rule's model and of k-means at the true k."""
+    by_family: dict[str, list[tuple[int, int, float, float]]] = {}
+    baseline_hits: dict[str, dict[str, list[bool]]] = {}
+    started = time.perf_counter()
+    for table in tables:
+        X = transform(table)
+        t0 = time.perf_counter()
+        result = search_k(X, K_VALUES, seed=0, business_range=business_range)
+        seconds = time.perf_counter() - t0
+        ari = adjusted_rand_score(table.labels, result.chosen_model.predict(X))
+        # The ceiling: k-means told the true k (fitted on at most 30,000 rows, like the search).
+        fit_rows = X if len(X) <= 30_000 else X[np.random.default_rng(0).choice(len(X), 30_000, replace=False)]
+        ceiling_model = KMeans(n_clusters=table.k, n_init=10, random_state=0).fit(fit_rows)
+        ceiling = adjusted_rand_score(table.labels, ceiling_model.predict(X))
+        by_family.setdefault(table.family, []).append((table.k, result.chosen_k, ari, ceiling))
+        for name, rule in BASELINES.items():
+            baseline_hits.setdefault(table.family, {}).setdefault(name, []).append(rule(result.rows) == table.k)
+        print(f"{table.name:<40} d={X.shape[1]:<2} true k={table.k} chose {result.chosen_k} ({result.structure}) "
+              f"ARI {ari:.3f} / k-means@true k {ceiling:.3f}  search {seconds:.1f}s", flush=True)
+    print(f"\n{len(tables)} tables, {time.perf_counter() - started:.0f}s")
+    print(f"{'family':<14} {'tables':>6} {'exact k':>8} {'within 1':>9} {'mean ARI':>9} {'k-means@true k':>15}")
+    summary: dict[str, dict[str, float]] = {}
+    rows = [r for family in by_family for r in by_family[family]]
+    for family, results in [*by_family.items(), ("all", rows)]:
+        truth = np.array([r[0] for r in results])
+        chosen = np.array([r[1] for r in results])
+        summary[family] = {"exact": float(np.mean(chosen == truth)), "within1": float(np.mean(abs(chosen - truth) <= 1)),
+                           "ari": float(np.mean([r[2] for r in results])),
+                           "ceiling": float(np.mean([r[3] for r in results]))}
+        f = summary[family]
+        print(f"{family:<14} {len(results):>6} {f['exact']:>8.0%} {f['within1']:>9.0%} {f['ari']:>9.3f} "
+              f"{f['ceiling']:>15.3f}")
+    # The classic criteria on the same search rows (exact k only).
+    print(f"\nexact k of the classic criteria: {' / '.join(BASELINES)}")
+    for family, hits in baseline_hits.items():
+        print(f"{family:<14} " + " / ".join(f"{np.mean(h):.0%}" for h in hits.values()))
+    return summary
+
+
 def run_big(n: int = 1_000_000) -> None:
     """Time search_k over k=2..10 on n x 7 against one KMeans(6, n_init=10) fit, and report peak memory."""
     table = make_table(seed=7, k=6, n=n, separation=4.5, categorical=False)
@@ -153,10 +200,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big", action="store_true", help="time search_k on 1,000,000 x 7")
     parser.add_argument("--tables", type=int, default=30, help="number of tables (default 30)")
     parser.add_argument("--seed", type=int, default=0, help="suite seed")
+    parser.add_argument("--generator", choices=("segment-tables", "latent", "purchase"), default="segment-tables",
+                        help="segment-tables (the generator the rule was studied on), or one of the two "
+                             "independent generators, reported per family")
+    parser.add_argument("--per-family", type=int, default=2, help="tables per family and seed (default 2)")
+    parser.add_argument("--seeds", default="", help="comma-separated suite seeds for --generator latent|purchase")
+    parser.add_argument("--families", default="", help="comma-separated families (default all)")
+    parser.add_argument("--max-rows", type=int, default=None, help="cap the sizes family (default 200,000)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.big:
         run_big()
+        return 0
+    if args.generator != "segment-tables":
+        module = gen_latent_profiles if args.generator == "latent" else gen_purchase_sim
+        families = tuple(args.families.split(",")) if args.families else module.FAMILIES
+        seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
+        tables = [t for seed in seeds for t in module.make_suite(seed, args.per_family, families, args.max_rows)]
+        run_families(tables)
         return 0
     tables = make_suite(n_tables=8 if args.quick else args.tables, seed=args.seed)
     run_suite(tables)

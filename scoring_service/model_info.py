@@ -68,6 +68,7 @@ def model_info(artefact: Artefact, model: str) -> pb.ModelInfo:
                               for c in schema.categorical],
         segments=segments(artefact), k_search=k_rows,
         k_rule=str(search.get("rule", "")), k_rule_explanation=str(search.get("explanation", "")),
+        segment_structure=str(search.get("structure", "") or ""),
         quality=quality, training_rows=int(data.get("rows_in", 0) or 0),
         training_customers=int(data.get("customers", 0) or 0), data_fingerprint=str(data.get("fingerprint", "")),
         data_source=str(data.get("path", "")),

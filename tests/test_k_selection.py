@@ -355,3 +355,67 @@ def test_registry_reorder_makes_component_i_segment_i(name: str) -> None:
     assert (extra is not None) == (name == "gmm")
     refit = algo.fit_from(X, 3, 0, algo.centres(model))
     assert adjusted_rand_score(before, refit.predict(X)) > 0.99
+
+
+def _range_rows(n_distinct: list[int], explained: list[float]) -> list[dict]:
+    rows = _rows(n_distinct)
+    for row, value in zip(rows, explained):
+        row["explained_variance"] = value
+    return rows
+
+
+# explained variance for k = 2..10: gains 0.12, 0.07, 0.05, 0.033, 0.024, ... (the Online Retail shape)
+RETAIL_SHAPE = [0.50, 0.62, 0.69, 0.74, 0.773, 0.797, 0.81, 0.82, 0.83]
+
+
+def test_choose_k_in_range_continuum_cut_at_the_explained_variance_elbow() -> None:
+    k, why, structure = k_rule.choose_k_in_range(_range_rows([1] * 9, RETAIL_SHAPE), (4, 8))
+    assert (k, structure) == (6, k_rule.STRUCTURE_CONTINUUM)
+    assert "continuum" in why and "4-8" in why and "7th segment would explain under 3%" in why
+    # Natural groups inside the range are kept as they are.
+    rows = _range_rows([2, 3, 4, 5, 5, 5, 5, 5, 5], RETAIL_SHAPE)
+    assert k_rule.choose_k_in_range(rows, (4, 8))[::2] == (5, k_rule.STRUCTURE_NATURAL)
+    # Natural groups outside it: a partition inside it, and the explanation says why.
+    rows = _range_rows([2, 3, 3, 3, 3, 3, 3, 3, 3], RETAIL_SHAPE)
+    k, why, structure = k_rule.choose_k_in_range(rows, (4, 8))
+    assert (k, structure) == (6, k_rule.STRUCTURE_CONTINUUM) and "own groups (3)" in why
+    # No elbow inside the range: its largest k.
+    steep = [0.1 * i for i in range(9)]
+    assert k_rule.choose_k_in_range(_range_rows([1] * 9, steep), (4, 8))[0] == 8
+
+
+def test_business_range_outside_the_searched_ks_raises() -> None:
+    X = np.random.default_rng(0).normal(size=(300, 3))
+    with pytest.raises(ValueError, match="business_range=4-12"):
+        search_k(X, K_VALUES, business_range=(4, 12))
+
+
+def _features(path, preset: str) -> np.ndarray:
+    config = load_preset(preset)
+    table = prepare_table(read_table(path), config)
+    pre = config.preprocessing
+    options = FitOptions(skew=pre.skew, outliers=pre.outliers, categorical_weight=pre.categorical_weight)
+    schema = FeatureSchema.fit(table.features, list(table.numeric), list(table.categorical), options)
+    return schema.transform_frame(table.features)
+
+
+def test_bundled_online_retail_sample_is_a_continuum_cut_at_six() -> None:
+    from pathlib import Path
+
+    X = _features(Path(__file__).resolve().parents[1] / "data" / "online_retail_sample.csv.gz", "transactions")
+    business = load_preset("transactions").model.business_k_range
+    result = search_k(X, K_VALUES, seed=0, business_range=business)
+    assert (result.chosen_k, result.structure) == (6, k_rule.STRUCTURE_CONTINUUM), result.rule_explanation
+    assert not any(r["rule_status"] in (k_rule.STATUS_APART, k_rule.STATUS_MERGED) for r in result.rows)
+
+
+@pytest.mark.slow
+def test_online_retail_full_log_its_thirds_and_the_sample_agree(datasets_dir) -> None:
+    # The whole log, three random thirds of its customers and two search seeds: the same k (issue 14:
+    # within one), inside the RFM business range and not at its edge.
+    X = _features(datasets_dir / "online_retail.csv.gz", "transactions")
+    business = load_preset("transactions").model.business_k_range
+    rng = np.random.default_rng(7)
+    tables = [X] + [X[rng.choice(len(X), len(X) // 3, replace=False)] for _ in range(3)]
+    ks = {search_k(t, K_VALUES, seed=seed, business_range=business).chosen_k for t in tables for seed in (0, 1)}
+    assert ks == {6}

@@ -136,7 +136,10 @@ def test_marketing_campaign_outliers_are_handled(datasets_dir: Path, tmp_path: P
     assert age.maximum <= 100  # birth years 1893-1900 did not survive as ages
     income = next(f for f in art.schema.numeric if f.name == "Income")
     assert income.maximum < 666_666
-    assert 3 <= art.model.k <= 10
+    # No gaps between groups: partitioned inside the preset's business range, and it says so.
+    assert 4 <= art.model.k <= 8
+    assert art.manifest["k_search"]["structure"] == "partition of a continuum"
+    assert art.manifest["k_search"]["business_k_range"] == [4, 8]
 
 
 @pytest.mark.slow
@@ -147,6 +150,10 @@ def test_online_retail_full_log_gives_rfm_segments(datasets_dir: Path, tmp_path:
     art = _current(tmp_path)
     assert art.manifest["data"]["rows_in"] == 541_909
     assert art.manifest["data"]["customers"] == 4_338
+    # One continuum (no k shows groups apart): cut inside the RFM business range 4-8 at the elbow of
+    # explained variance, the same k as the bundled 1,500-customer sample of this log.
+    assert art.model.k == 6
+    assert art.manifest["k_search"]["structure"] == "partition of a continuum"
     names = art.segment_names
     assert set(names) <= RFM_NAMES and len(set(names)) == len(names)
     assert "Champions" in names

@@ -51,6 +51,8 @@ A configuration file has these tables (every key is optional unless marked; defa
     k = "auto"                 # "auto" or an integer >= 2
     k_min = 2
     k_max = 10
+    business_k_range = [4, 8]  # optional: the k a business can use; natural groups outside it, or
+                               # none at all, give a partition inside it (explained-variance elbow)
     seed = 0
 
     [preprocessing]
@@ -195,6 +197,9 @@ class ModelConfig:
     """"auto" or a fixed number of segments (>= 2)."""
     k_min: int = 2
     k_max: int = 10
+    business_k_range: tuple[int, int] | None = None
+    """The numbers of segments a business can use (within k_min..k_max). Under "auto", natural groups
+    inside it are kept; otherwise the base is partitioned inside it (``k_rule.choose_k_in_range``)."""
     seed: int = 0
 
 
@@ -396,6 +401,7 @@ def _model(t: Mapping[str, Any]) -> ModelConfig:
         k=_parse_k(t.get("k", "auto"), "model.k"),
         k_min=_int(t, "k_min", "model", 2),
         k_max=_int(t, "k_max", "model", 10),
+        business_k_range=_k_range(t.get("business_k_range"), "model.business_k_range"),
         seed=_int(t, "seed", "model", 0),
     )
     _check_model(model)
@@ -545,3 +551,17 @@ def _check_model(model: ModelConfig) -> None:
         raise ConfigError(f"model.k_min: expected >= 2, got {model.k_min}")
     if model.k_max < model.k_min:
         raise ConfigError(f"model.k_max: {model.k_max} is below model.k_min {model.k_min}")
+    if model.business_k_range is not None:
+        lo, hi = model.business_k_range
+        if not model.k_min <= lo <= hi <= model.k_max:
+            raise ConfigError(f"model.business_k_range: [{lo}, {hi}] must lie within k_min..k_max "
+                              f"({model.k_min}..{model.k_max})")
+
+
+def _k_range(value: Any, key: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if (not isinstance(value, list) or len(value) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int) for v in value)):
+        raise ConfigError(f"{key}: expected two integers [low, high], got {value!r}")
+    return int(value[0]), int(value[1])

@@ -40,6 +40,9 @@ def row_metrics(
     present = np.unique(labels)
     inertia = float(((X - centres[labels]) ** 2).sum())
     row: dict[str, Any] = {"k": k, "inertia": inertia, "n_nonempty": int(present.size)}
+    # The share of the customers' variation the partition explains (R^2 = 1 - within / total).
+    total = float(((X - X.mean(axis=0)) ** 2).sum())
+    row["explained_variance"] = 1.0 - inertia / total if total > 0 else 0.0
     sizes = np.bincount(labels, minlength=k)
     row["smallest_share"] = float(sizes.min() / labels.size)
     if present.size < 2:

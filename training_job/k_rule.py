@@ -36,7 +36,10 @@ from typing import Any
 
 from training_job.valleys import VALLEY_RATIO
 
-__all__ = ["MIN_SEGMENT_SHARE", "RULE_NAME", "choose_k_rule", "merge_support", "rule_status"]
+__all__ = [
+    "MIN_SEGMENT_SHARE", "RULE_NAME", "STRUCTURE_CONTINUUM", "STRUCTURE_NATURAL", "choose_k_in_range", "choose_k_rule",
+    "merge_support", "rule_status", "structure_of",
+]
 
 RULE_NAME = "valley-merge"
 #: A group holding under this share of the customers is not a segment (a handful of extreme spenders).
@@ -157,3 +160,57 @@ def rule_status(by_k: Sequence[dict[str, Any]]) -> dict[int, str]:
         if m in status and status[m] != STATUS_APART:
             status[m] = STATUS_MERGED
     return status
+
+
+# --------------------------------------------------------------------------------------------------
+# Natural groups or a partition of a continuum, and the business range
+
+
+#: What the segments are (``KSearchResult.structure``, the manifest's ``k_search.structure``).
+STRUCTURE_NATURAL = "natural groups"
+STRUCTURE_CONTINUUM = "partition of a continuum"
+#: Inside a business range, a continuum is cut at the fewest segments after which one more segment
+#: would explain less than this share of the customers' variation (the elbow of explained variance).
+ELBOW_GAIN = 0.03
+
+
+def structure_of(rows: Sequence[dict[str, Any]], k: int) -> str:
+    """Natural groups when the rule sees the groups at ``k`` apart (proven, merged back, or seen but too
+    few customers to prove); otherwise the segments are a partition of a continuum."""
+    status = rule_status(sorted(rows, key=lambda r: r["k"]))
+    natural = status.get(k) in (STATUS_APART, STATUS_MERGED, STATUS_LIKELY)
+    return STRUCTURE_NATURAL if natural else STRUCTURE_CONTINUUM
+
+
+def choose_k_in_range(
+    rows: Sequence[dict[str, Any]], business_range: tuple[int, int]
+) -> tuple[int, str, str]:
+    """The rule's k when it finds natural groups inside ``business_range``; otherwise the range's k at
+    the elbow of explained variance (``ELBOW_GAIN``). Returns (k, why, structure)."""
+    lo, hi = business_range
+    k_rule, why_rule = choose_k_rule(rows)
+    structure = structure_of(rows, k_rule)
+    if structure == STRUCTURE_NATURAL and lo <= k_rule <= hi:
+        return k_rule, why_rule, structure
+    explained = {r["k"]: r["explained_variance"] for r in rows}
+    k = next((k for k in range(lo, hi) if k in explained and k + 1 in explained
+              and explained[k + 1] - explained[k] < ELBOW_GAIN), None)
+    if k is None:
+        k = max((k for k in explained if lo <= k <= hi), default=hi)
+        stop = f"every further segment up to {k} still explains at least {ELBOW_GAIN:.0%} more"
+    else:
+        stop = f"a {_ordinal(k + 1)} segment would explain under {ELBOW_GAIN:.0%} more"
+    if structure == STRUCTURE_NATURAL:
+        seen = (f"The data's own groups ({k_rule}) lie outside the business range {lo}-{hi}, so the "
+                f"segments are a partition, not natural groups. ")
+    else:
+        seen = "No number of segments tried gave groups clearly apart: the customers form one continuum. "
+    return k, (
+        f"{k} segments, a partition of a continuous customer base. {seen}Within the business range "
+        f"{lo}-{hi}, {k} segments explain {explained.get(k, float('nan')):.0%} of the variation between "
+        f"customers and {stop}."
+    ), STRUCTURE_CONTINUUM
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"

@@ -31,7 +31,17 @@ from threadpoolctl import threadpool_limits
 
 from training_job.algorithms import Algorithm, algorithm_named
 from training_job.k_metrics import row_metrics, silhouettes
-from training_job.k_rule import RULE_NAME, STATUS_MERGED, choose_k_rule, merge_support, rule_status
+from training_job.k_rule import (
+    RULE_NAME,
+    STATUS_MERGED,
+    STRUCTURE_CONTINUUM,
+    STRUCTURE_NATURAL,
+    choose_k_in_range,
+    choose_k_rule,
+    merge_support,
+    rule_status,
+    structure_of,
+)
 from training_job.valleys import Valleys, continuous_columns, dequantize, valley_components
 
 __all__ = ["KSearchResult", "search_k", "stability_score"]
@@ -59,6 +69,8 @@ class KSearchResult:
     rule: str
     rule_explanation: str
     chosen_model: Any = field(default=None, repr=False, compare=False)
+    #: ``k_rule.STRUCTURE_NATURAL`` or ``k_rule.STRUCTURE_CONTINUUM``: what the segments are.
+    structure: str = STRUCTURE_NATURAL
 
 
 # --------------------------------------------------------------------------------------------------
@@ -72,12 +84,18 @@ def search_k(
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    business_range: tuple[int, int] | None = None,
 ) -> KSearchResult:
-    """Fit ``algorithm`` at every k, record every metric and choose k with the valley rule; ``on_row`` gets
-    each k's row as soon as it is computed (before the silhouettes, which come in one pass at the end)."""
+    """Fit ``algorithm`` at every k, record every metric and choose k with the valley rule (within
+    ``business_range`` when given: ``k_rule.choose_k_in_range``); ``on_row`` gets each k's row as soon as it
+    is computed (before the silhouettes, which come in one pass at the end)."""
     X = _check_X(X)
     ks = _check_k_values(k_values, X.shape[0])
-    return _search_k(X, ks, algorithm_named(algorithm), seed, progress, on_row)
+    if business_range is not None:
+        lo, hi = business_range
+        if not ks[0] <= lo <= hi <= ks[-1]:
+            raise ValueError(f"business_range={lo}-{hi} must lie within the k searched, {ks[0]}-{ks[-1]}")
+    return _search_k(X, ks, algorithm_named(algorithm), seed, progress, on_row, business_range)
 
 
 def stability_score(
@@ -132,6 +150,7 @@ def _search_k(
     seed: int,
     progress: Callable[[int, int], None] | None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    business_range: tuple[int, int] | None = None,
 ) -> KSearchResult:
     n = X.shape[0]
     rng = np.random.default_rng(seed)
@@ -176,7 +195,14 @@ def _search_k(
     if progress is not None:
         progress(len(ks), len(ks))
 
-    chosen_k, explanation = choose_k_rule(rows)
+    rule = RULE_NAME
+    if business_range is None:
+        chosen_k, explanation = choose_k_rule(rows)
+        structure = structure_of(rows, chosen_k)
+    else:
+        chosen_k, explanation, structure = choose_k_in_range(rows, business_range)
+        if structure == STRUCTURE_CONTINUUM:
+            rule = f"{RULE_NAME}, explained-variance elbow in {business_range[0]}-{business_range[1]}"
     status = rule_status(rows)
     for row in rows:
         row["rule_status"] = status[row["k"]]
@@ -195,8 +221,8 @@ def _search_k(
     # in a few passes over all rows to the optimum the restarts found (ten fresh restarts cost 10x).
     with _threads_for(X.shape[0]):
         chosen_model = algo.fit_from(X, chosen_k, seed, centres[chosen_k])
-    logger.info("chosen k=%d by %s", chosen_k, RULE_NAME)
-    return KSearchResult(rows, chosen_k, RULE_NAME, explanation, chosen_model)
+    logger.info("chosen k=%d by %s (%s)", chosen_k, rule, structure)
+    return KSearchResult(rows, chosen_k, rule, explanation, chosen_model, structure)
 
 
 def _threads_for(n_rows: int) -> Any:

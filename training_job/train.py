@@ -143,10 +143,14 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
     k_values = _k_values(config, n)
     algorithm, seed = config.model.algorithm, config.model.seed
     with stages("k-search", total=len(k_values)) as tick:
+        business = config.model.business_k_range if config.model.k == "auto" else None
+        if business is not None and not k_values[0] <= business[0] <= business[1] <= k_values[-1]:
+            log.warning("business k range %d-%d dropped: only %d customers", *business, n)
+            business = None
         search = search_k(x, k_values, algorithm=algorithm, seed=seed, progress=lambda i, total: tick(i),
-                          on_row=listener.on_k_row)
+                          on_row=listener.on_k_row, business_range=business)
     k = search.chosen_k
-    log.info("k=%d (%s): %s", k, search.rule, search.rule_explanation)
+    log.info("k=%d (%s, %s): %s", k, search.rule, search.structure, search.rule_explanation)
     with stages("fit"):
         estimator = search.chosen_model
         algo = algorithm_named(algorithm)
@@ -189,6 +193,7 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
         "feature_schema": schema.to_dict(),
         "algorithm": {"name": algorithm, "params": _estimator_params(estimator)},
         "k_search": {"rule": search.rule, "explanation": search.rule_explanation, "chosen_k": int(k),
+                     "structure": search.structure, "business_k_range": list(business) if business else None,
                      "rows": search.rows},
         "quality": quality,
         "cleaning": table.report.to_dict(),

@@ -266,7 +266,7 @@ class KSearchRow(_message.Message):
     def __init__(self, k: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("model", "version", "created_at", "algorithm", "k", "numeric_features", "categorical_features", "segments", "k_search", "k_rule", "k_rule_explanation", "quality", "training_rows", "training_customers", "data_fingerprint", "data_source", "base_stats", "manifest_json", "profile")
+    __slots__ = ("model", "version", "created_at", "algorithm", "k", "numeric_features", "categorical_features", "segments", "k_search", "k_rule", "k_rule_explanation", "quality", "training_rows", "training_customers", "data_fingerprint", "data_source", "base_stats", "manifest_json", "profile", "segment_structure")
     class QualityEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -293,6 +293,7 @@ class ModelInfo(_message.Message):
     BASE_STATS_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_JSON_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_STRUCTURE_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: str
     created_at: str
@@ -312,7 +313,8 @@ class ModelInfo(_message.Message):
     base_stats: _containers.RepeatedCompositeFieldContainer[FeatureStats]
     manifest_json: str
     profile: _profile_pb2.DataProfile
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., created_at: _Optional[str] = ..., algorithm: _Optional[str] = ..., k: _Optional[int] = ..., numeric_features: _Optional[_Iterable[_Union[NumericFeatureInfo, _Mapping]]] = ..., categorical_features: _Optional[_Iterable[_Union[CategoricalFeatureInfo, _Mapping]]] = ..., segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ..., k_search: _Optional[_Iterable[_Union[KSearchRow, _Mapping]]] = ..., k_rule: _Optional[str] = ..., k_rule_explanation: _Optional[str] = ..., quality: _Optional[_Mapping[str, float]] = ..., training_rows: _Optional[int] = ..., training_customers: _Optional[int] = ..., data_fingerprint: _Optional[str] = ..., data_source: _Optional[str] = ..., base_stats: _Optional[_Iterable[_Union[FeatureStats, _Mapping]]] = ..., manifest_json: _Optional[str] = ..., profile: _Optional[_Union[_profile_pb2.DataProfile, _Mapping]] = ...) -> None: ...
+    segment_structure: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., created_at: _Optional[str] = ..., algorithm: _Optional[str] = ..., k: _Optional[int] = ..., numeric_features: _Optional[_Iterable[_Union[NumericFeatureInfo, _Mapping]]] = ..., categorical_features: _Optional[_Iterable[_Union[CategoricalFeatureInfo, _Mapping]]] = ..., segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ..., k_search: _Optional[_Iterable[_Union[KSearchRow, _Mapping]]] = ..., k_rule: _Optional[str] = ..., k_rule_explanation: _Optional[str] = ..., quality: _Optional[_Mapping[str, float]] = ..., training_rows: _Optional[int] = ..., training_customers: _Optional[int] = ..., data_fingerprint: _Optional[str] = ..., data_source: _Optional[str] = ..., base_stats: _Optional[_Iterable[_Union[FeatureStats, _Mapping]]] = ..., manifest_json: _Optional[str] = ..., profile: _Optional[_Union[_profile_pb2.DataProfile, _Mapping]] = ..., segment_structure: _Optional[str] = ...) -> None: ...
 
 class GetSegmentStatsRequest(_message.Message):
     __slots__ = ("selector", "max_sample")
