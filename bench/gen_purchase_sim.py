@@ -9,12 +9,14 @@ come out of a small simulation of a year of purchases:
   the spend), the days since the last order (from the simulated order times, or the whole tenure
   for a customer who never ordered), web visits (negative binomial, linked to the rate), returns
   (binomial of the orders);
-- categorical habits: channel (store / web / app) and favourite category, drawn from the segment's
-  probabilities.
+- the average order value (spend / orders);
+- categorical habits: channel (store / web / app), favourite category and payment method, drawn from
+  the segment's probabilities.
 
 Families (``FAMILIES``): ``overlap`` (rates and baskets of neighbouring segments only 1.8-2.4x apart),
 ``subset`` (segments differ only in basket value and channel; frequency, tenure and recency are one
-population), ``categorical`` (segments differ only in channel and favourite category), ``irrelevant``
+population), ``categorical`` (segments differ only in channel, favourite category and payment method;
+three behaviour columns are one population), ``irrelevant``
 (clearly different behaviour plus age, a customer number-like column, a 0-10 satisfaction score and a
 region, all independent of the segment), ``sizes`` (500 to 200,000 customers). Same
 ``(family, seed, index)``, same table.
@@ -31,6 +33,7 @@ FAMILIES = ("overlap", "subset", "irrelevant", "categorical", "sizes")
 SIZES = (500, 2_000, 20_000, 200_000)
 CHANNELS = np.array(["store", "web", "app"])
 CATEGORIES = np.array(["grocery", "fashion", "electronics", "home", "beauty"])
+PAYMENTS = np.array(["card", "cash", "invoice", "wallet"])
 
 
 @dataclass(frozen=True)
@@ -108,13 +111,18 @@ def make_table(family: str, seed: int, index: int = 0, n: int | None = None) -> 
     returns = rng.binomial(orders, 0.08)
     columns: dict[str, np.ndarray] = {
         "tenure_days": np.round(tenure), "orders": orders, "total_spend": np.round(spend, 2),
+        "avg_order_value": np.round(np.where(orders > 0, spend / np.maximum(orders, 1), 0.0), 2),
         "days_since_last_order": np.round(recency), "web_visits": visits, "returns": returns,
     }
     if family == "subset":
         columns["channel"] = _draw_categorical(rng, _habit(rng, k, 3, 1.5), s, CHANNELS)
     elif family == "categorical":
-        columns["channel"] = _draw_categorical(rng, _habit(rng, k, 3, 3.0), s, CHANNELS)
-        columns["favourite_category"] = _draw_categorical(rng, _habit(rng, k, 5, 3.0), s, CATEGORIES)
+        # A table of habits: a few behaviour columns (one population) and three habit columns that
+        # carry the segments.
+        columns = {key: columns[key] for key in ("orders", "total_spend", "days_since_last_order")}
+        columns["channel"] = _draw_categorical(rng, _habit(rng, k, 3, 10.0), s, CHANNELS)
+        columns["favourite_category"] = _draw_categorical(rng, _habit(rng, k, 5, 10.0), s, CATEGORIES)
+        columns["payment"] = _draw_categorical(rng, _habit(rng, k, 4, 10.0), s, PAYMENTS)
     else:
         # Habits only loosely tied to the segment (no signal of their own worth a segment).
         columns["channel"] = _draw_categorical(rng, _habit(rng, k, 3, 0.2), s, CHANNELS)
