@@ -198,8 +198,9 @@ class ModelConfig:
     k_min: int = 2
     k_max: int = 10
     business_k_range: tuple[int, int] | None = None
-    """The numbers of segments a business can use (within k_min..k_max). Under "auto", natural groups
-    inside it are kept; otherwise the base is partitioned inside it (``k_rule.choose_k_in_range``)."""
+    """The numbers of segments a business can use. Under "auto", natural groups inside it are kept;
+    otherwise the base is partitioned inside it (``k_rule.choose_k_in_range``). Only its part inside the
+    searched k_min..k_max counts."""
     seed: int = 0
 
 
@@ -553,9 +554,8 @@ def _check_model(model: ModelConfig) -> None:
         raise ConfigError(f"model.k_max: {model.k_max} is below model.k_min {model.k_min}")
     if model.business_k_range is not None:
         lo, hi = model.business_k_range
-        if not model.k_min <= lo <= hi <= model.k_max:
-            raise ConfigError(f"model.business_k_range: [{lo}, {hi}] must lie within k_min..k_max "
-                              f"({model.k_min}..{model.k_max})")
+        if not 2 <= lo <= hi:
+            raise ConfigError(f"model.business_k_range: expected [low, high] with 2 <= low <= high, got [{lo}, {hi}]")
 
 
 def _k_range(value: Any, key: str) -> tuple[int, int] | None:

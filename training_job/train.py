@@ -97,6 +97,20 @@ def _k_values(config: TrainingConfig, n_customers: int) -> list[int]:
     return list(range(model.k_min, k_max + 1))
 
 
+def _business_range(config: TrainingConfig, k_values: list[int]) -> tuple[int, int] | None:
+    """The preset's business range of k, cut to the ks searched (None under a fixed k or outside them)."""
+    wanted = config.model.business_k_range
+    if config.model.k != "auto" or wanted is None:
+        return None
+    lo, hi = max(wanted[0], k_values[0]), min(wanted[1], k_values[-1])
+    if lo > hi:
+        log.warning("business k range %d-%d ignored: the search covers k=%d..%d", *wanted, k_values[0], k_values[-1])
+        return None
+    if (lo, hi) != tuple(wanted):
+        log.warning("business k range %d-%d cut to %d-%d, the part the search covers", *wanted, lo, hi)
+    return lo, hi
+
+
 def _quality(x: np.ndarray, segment: np.ndarray, seed: int) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(x), size=min(QUALITY_SAMPLE, len(x)), replace=False)
@@ -143,10 +157,7 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
     k_values = _k_values(config, n)
     algorithm, seed = config.model.algorithm, config.model.seed
     with stages("k-search", total=len(k_values)) as tick:
-        business = config.model.business_k_range if config.model.k == "auto" else None
-        if business is not None and not k_values[0] <= business[0] <= business[1] <= k_values[-1]:
-            log.warning("business k range %d-%d dropped: only %d customers", *business, n)
-            business = None
+        business = _business_range(config, k_values)
         search = search_k(x, k_values, algorithm=algorithm, seed=seed, progress=lambda i, total: tick(i),
                           on_row=listener.on_k_row, business_range=business)
     k = search.chosen_k
