@@ -125,7 +125,7 @@ def test_ecommerce_with_categories_and_missing_values(datasets_dir: Path, tmp_pa
     assert len(set(names)) == len(names) >= 2
 
 
-def test_marketing_campaign_outliers_are_handled(datasets_dir: Path, tmp_path: Path) -> None:
+def test_marketing_campaign_outliers_are_handled(datasets_dir: Path, tmp_path: Path, scoring_server_factory) -> None:
     assert _train(tmp_path, "--data", str(datasets_dir / "marketing_campaign.csv"),
                   "--preset", "marketing-campaign") == 0
     art = _current(tmp_path)
@@ -140,6 +140,12 @@ def test_marketing_campaign_outliers_are_handled(datasets_dir: Path, tmp_path: P
     assert 4 <= art.model.k <= 8
     assert art.manifest["k_search"]["structure"] == "partition of a continuum"
     assert art.manifest["k_search"]["business_k_range"] == [4, 8]
+    # ... and the scoring service tells its clients (ModelInfo.segment_structure).
+    from scoring_service.client import ScoringClient
+    from tests.server_support import target
+
+    with ScoringClient(target(scoring_server_factory(tmp_path))) as client:
+        assert client.model_info().segment_structure == "partition of a continuum"
 
 
 @pytest.mark.slow

@@ -53,6 +53,7 @@ def model_info(info: scoring_pb2.ModelInfo) -> ModelInfo:
                        for r in sorted(info.k_search, key=lambda r: r.k)),
         k_rule=info.k_rule,
         k_rule_explanation=info.k_rule_explanation,
+        segment_structure=info.segment_structure,
         quality={name: float(value) for name, value in info.quality.items()},
         training_rows=int(info.training_rows),
         training_customers=int(info.training_customers),

@@ -141,6 +141,9 @@ class ModelInfo:
     #: The training data's profile as the manifest stores it (profile.proto's field names), when asked
     #: for with ``include_profile`` and the version has one; else None.
     profile: dict[str, Any] | None = None
+    #: "natural groups" or "partition of a continuum" (the manifest's k_search.structure); "" for
+    #: versions trained before it was recorded.
+    segment_structure: str = ""
 
     @property
     def feature_names(self) -> list[str]:
