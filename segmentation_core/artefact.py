@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from segmentation_core.clv import ClvModel
 from segmentation_core.errors import ArtefactError
 from segmentation_core.features import FeatureSchema
 from segmentation_core.reference import Reference
@@ -46,6 +47,8 @@ PIPELINE = "pipeline.joblib"
 REPORT = "report.html"
 REQUIRED_FILES = (PARAMETERS, SAMPLE)
 REFERENCE = "reference"  # manifest key of the drift reference
+CLV = "clv"  # manifest key of the CLV models (transaction models only)
+CLV_TABLES = "clv.npz"  # their tables (segmentation_core.clv), present exactly when the manifest has ``clv``
 MAX_MANIFEST_BYTES = 1 << 20  # DESIGN.md: the whole manifest stays under 1 MB
 
 
@@ -57,6 +60,8 @@ class Artefact:
     schema: FeatureSchema
     model: SegmentModel
     path: Path
+    clv: ClvModel | None = None
+    """The CLV models (BG/NBD + Gamma-Gamma) of a transactions model, or None."""
 
     @property
     def version(self) -> str:
@@ -110,10 +115,12 @@ def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
 
 def write_artefact(folder: Path, manifest: dict[str, Any], model: SegmentModel, sample: Mapping[str, np.ndarray],
                    write_pipeline: Callable[[Path], None] | None = None,
-                   write_report: Callable[[Path, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                   write_report: Callable[[Path, dict[str, Any]], None] | None = None,
+                   clv: ClvModel | None = None) -> dict[str, Any]:
     """Write a complete artefact into ``folder`` (a staging folder); returns the final manifest.
 
-    ``manifest`` must already hold the model description; this adds the format version and checksums.
+    ``manifest`` must already hold the model description; this adds the format version and checksums
+    (and, with ``clv``, the manifest's ``clv`` and the tables file).
     Every file is fsynced, so that a later rename publishes complete files.
     """
     if manifest.get(REFERENCE) is not None:
@@ -124,6 +131,11 @@ def write_artefact(folder: Path, manifest: dict[str, Any], model: SegmentModel, 
             raise ValueError(f"sample column {key!r} has dtype object, which would need pickle")
     _fsync_write(folder / PARAMETERS, _npz_bytes(model.to_arrays()))
     _fsync_write(folder / SAMPLE, _npz_bytes(sample))
+    if clv is not None:
+        if clv.tables is None:
+            raise ValueError("a CLV model without its tables cannot be written")
+        manifest = {**manifest, CLV: clv.to_dict()}
+        _fsync_write(folder / CLV_TABLES, _npz_bytes(clv.tables))
     if write_pipeline is not None:
         write_pipeline(folder / PIPELINE)
     manifest = {**manifest, "format_version": FORMAT_VERSION}
@@ -211,6 +223,20 @@ def read_artefact(folder: Path) -> Artefact:
     if len(manifest.get("segments", [])) != model.k:
         raise ArtefactError(f"{folder}: manifest describes {len(manifest.get('segments', []))} segments, "
                             f"parameters hold {model.k}")
-    artefact = Artefact(manifest=manifest, schema=schema, model=model, path=folder)
+    artefact = Artefact(manifest=manifest, schema=schema, model=model, path=folder,
+                        clv=_read_clv(folder, manifest, files))
     artefact.__dict__["reference"] = reference  # parsed once, above
     return artefact
+
+
+def _read_clv(folder: Path, manifest: Mapping[str, Any], files: Mapping[str, str]) -> ClvModel | None:
+    if manifest.get(CLV) is None:
+        return None
+    if CLV_TABLES not in files:
+        raise ArtefactError(f"{folder}: the manifest has a clv section but lists no {CLV_TABLES}")
+    try:
+        with np.load(io.BytesIO(_verified_bytes(folder, CLV_TABLES, files)), allow_pickle=False) as npz:
+            tables = {key: npz[key] for key in npz.files}
+        return ClvModel.from_dict(manifest[CLV], tables)
+    except ValueError as exc:
+        raise ArtefactError(f"{folder}: {exc}") from exc

@@ -1,4 +1,4 @@
-"""Command line: ``python -m training_job train | list | promote | rollback | serve``.
+"""Command line: ``python -m training_job train | score | list | promote | rollback | serve``.
 
 Every flag also reads an environment variable (``TRAINING_<FLAG>``), for containers. Exit codes:
 0 success, 2 bad data / configuration / request (message on stderr, nothing published), 1 a bug.
@@ -57,6 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--keep", default=int(_env("keep", "10")), type=int,
                        help="versions kept in the store (env TRAINING_KEEP; default 10)")
     _common(train)
+
+    score = sub.add_parser("score", help="score a customer table, or a raw log with a transactions model's recipe, "
+                                         "from the store (no service needed)")
+    score.add_argument("--data", default=_env("data"), type=Path, required=_env("data") is None,
+                       help="the table or transaction log to score (env TRAINING_DATA)")
+    score.add_argument("--output", default=_env("output"), type=Path, required=_env("output") is None,
+                       help="result file: CSV, or Parquet when it ends in .parquet (env TRAINING_OUTPUT)")
+    score.add_argument("--as-of", default=_env("as_of"),
+                       help="transaction models: the ISO date the log is aggregated as of (default: the rule used "
+                            "in training, the day after the last purchase); later lines are left out")
+    score.add_argument("--version", default=None, help="a kept version instead of CURRENT, e.g. v0003")
+    _common(score)
 
     listing = sub.add_parser("list", help="list the versions of a model, the current one marked")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -119,6 +131,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     log.info("segments: %s", "; ".join(f"{i}: {name}" for i, name in enumerate(result.segment_names)))
     log.info("model %s version %s is now CURRENT in %s (report: %s)", result.model, result.version,
              args.store, result.path / "report.html")
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from training_job.batch_score import score_file
+
+    summary = score_file(ModelStore(args.store), args.model, args.data, args.output, as_of=args.as_of,
+                         version=args.version)
+    as_of = f" as of {summary.as_of}" if summary.as_of else ""
+    log.info("scored %d customers%s with %s %s into %s (%d rows with an error)", summary.rows, as_of,
+             summary.model, summary.version, summary.output, summary.errors)
     return 0
 
 
@@ -193,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
     configure_logging(args.log_format)
-    commands = {"train": _cmd_train, "list": _cmd_list, "promote": _cmd_promote, "rollback": _cmd_rollback,
+    commands = {"train": _cmd_train, "score": _cmd_score, "list": _cmd_list, "promote": _cmd_promote, "rollback": _cmd_rollback,
                 "serve": _cmd_serve}
     try:
         return commands[args.command](args)

@@ -1,6 +1,7 @@
 """The training run: table -> features -> k -> model -> named segments -> published artefact."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import platform
@@ -16,12 +17,15 @@ import pandas as pd
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
 from segmentation_core.artefact import write_artefact
+from segmentation_core.clv import ClvModel
 from segmentation_core.features import FeatureSchema, FitOptions
+from segmentation_core.recipe import customer_table
 from segmentation_core.reference import build_reference
 from segmentation_core.segment_model import SegmentModel, calibrate
 from segmentation_core.sklearn_pipeline import build_pipeline
 from segmentation_core.store import ModelStore, validate_model_name
 from training_job.algorithms import algorithm_named
+from training_job.clv_fit import customer_figures, fit_clv, segment_summary
 from training_job.comparison import compare_with_current
 from training_job.config import TrainingConfig
 from segmentation_core.tables import read_table
@@ -214,15 +218,18 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
         "profile": data_profile,
         "comparison": comparison,
     }
+    clv = None
     if config.data.kind == "transactions":
         manifest["recipe"] = config.recipe().to_dict()
+        with stages("clv"):
+            clv = _fit_clv(config, table, segment, k, profiles)
     pipeline = build_pipeline(schema, estimator)
 
     def write(folder: Path, version: str) -> None:
         manifest["version"] = version
         write_artefact(folder, manifest, model, sample,
                        write_pipeline=lambda p: joblib.dump(pipeline, p, compress=3),
-                       write_report=lambda p, m: write_report(m, _sample_frame(sample), p))
+                       write_report=lambda p, m: write_report(m, _sample_frame(sample), p), clv=clv)
 
     with stages("publish"):
         version = store.publish(model_name, write, keep=keep, make_current=publish)
@@ -231,6 +238,29 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
              version, k, path, time.monotonic() - started)
     return TrainingResult(model=model_name, version=version, path=path, k=int(k),
                           segment_names=[p["name"] for p in profiles], manifest=manifest, published=publish)
+
+
+def _fit_clv(config: TrainingConfig, table: PreparedTable, segment: np.ndarray, k: int,
+             profiles: list[dict[str, Any]]) -> ClvModel | None:
+    """Fit CLV on the calibration period (or the whole log) and add per-segment figures; None if it cannot."""
+    settings = config.clv
+    try:
+        if settings.calibration_end:
+            as_of = pd.Timestamp(settings.calibration_end) + pd.Timedelta(days=1)
+            calibration, _ = customer_table(table.log, as_of)
+        else:
+            calibration = table.customers
+        clv = fit_clv(calibration, time_unit=settings.time_unit, horizon_days=settings.horizon_days,
+                      discount_rate_annual=settings.discount_rate_annual, calibration_end=settings.calibration_end)
+    except DataError as exc:
+        log.warning("CLV not fitted: %s", exc)
+        return None
+    figures = customer_figures(clv, table.customers)
+    summary = segment_summary(figures, segment, k)
+    for profile, stats in zip(profiles, summary["segments"]):
+        profile["clv"] = {key: value for key, value in stats.items() if key != "id"}
+    return dataclasses.replace(clv, summary={"customers": int(len(figures)), "base": summary["base"],
+                                             "calibration_customers": int(len(calibration))})
 
 
 def _estimator_params(estimator: Any) -> dict[str, Any]:

@@ -1,0 +1,106 @@
+"""`python -m training_job score`: a raw log scored with the model's own recipe gives the training labels."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from segmentation_core.artefact import read_artefact
+from segmentation_core.store import ModelStore
+from tests.test_clv import cdnow_store  # noqa: F401  (the shared CDNOW sample model)
+from training_job.cli import main
+
+
+def _score(folder: Path, data: Path, out: Path, *extra: str) -> int:
+    return main(["score", "--store", str(folder / "store"), "--model", "cdnow", "--data", str(data),
+                 "--output", str(out), *extra])
+
+
+def _training_labels(folder: Path, model: str = "cdnow") -> pd.Series:
+    store = ModelStore(folder / "store")
+    sample = read_artefact(store.version_dir(model, store.current(model))).load_sample()
+    return pd.Series(sample["segment_id"], index=sample["id"].astype(str))
+
+
+def test_training_log_rescored_gives_the_training_labels(cdnow_store: Path, tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "scores.csv"
+    assert _score(cdnow_store, cdnow_store / "cdnow_sample.txt", out) == 0
+    result = pd.read_csv(out, dtype={"id": str})
+    labels = _training_labels(cdnow_store)
+    assert len(result) == 2357 == len(labels)
+    assert (result.set_index("id")["segment_id"].loc[labels.index].to_numpy() == labels.to_numpy()).all()
+    assert set(result["as_of"]) == {"1998-07-01"}  # the training rule: the day after the last purchase
+    assert (result["error"].isna()).all()
+    assert ((result["p_alive"] > 0) & (result["p_alive"] <= 1)).all() and (result["clv"] >= 0).all()
+
+
+def test_as_of_leaves_later_lines_out_and_says_so(cdnow_store: Path, tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "scores.csv"
+    assert _score(cdnow_store, cdnow_store / "cdnow_sample.txt", out, "--as-of", "1997-10-01") == 0
+    result = pd.read_csv(out, dtype={"id": str}).set_index("id")
+    assert set(result["as_of"]) == {"1997-10-01"}
+    # Customer 00004 bought on 1997-01-01, 01-18 and 08-02 (and later): as of October, Recency is 60 days.
+    assert result.loc["00004", "Recency"] == 60
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("missing column", "missing required column(s) 'dollar_value' (transactions.amount)"),
+    ("bad date", "column 'date': '1997-13-45' at line 3 is not a date"),
+    ("text amount", "column 'dollar_value' should be numeric but has 'twelve' at line 2"),
+    ("as-of before the data", "as-of date 1990-01-01 is not after the first transaction (1997-01-01)"),
+    ("bad as-of", "--as-of: expected an ISO date"),
+])
+def test_bad_logs_get_one_line_errors_and_no_output(case: str, expected: str, cdnow_store: Path,  # noqa: F811
+                                                    tmp_path: Path, capsys) -> None:
+    rows = ["customer_id date number_of_cds dollar_value", "00001 19970101 1 11.77", "00002 19970112 1 12.00"]
+    extra: list[str] = []
+    if case == "missing column":
+        rows = [" ".join(r.split()[:3]) for r in rows]
+    elif case == "bad date":
+        rows[2] = "00002 1997-13-45 1 12.00"
+    elif case == "text amount":
+        rows[1] = "00001 19970101 1 twelve"
+    elif case == "as-of before the data":
+        extra = ["--as-of", "1990-01-01"]
+    else:
+        extra = ["--as-of", "yesterday"]
+    data = tmp_path / "log.txt"
+    data.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "scores.csv"
+    assert _score(cdnow_store, data, out, *extra) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and expected in errors[0], errors
+    assert not out.exists() and list(tmp_path.iterdir()) == [data]
+
+
+def test_a_customer_table_model_without_a_recipe_still_scores(datasets_dir: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    assert main(["train", "--store", str(store), "--data", str(datasets_dir / "Mall_Customers.csv"),
+                 "--preset", "mall"]) == 0
+    out = tmp_path / "mall.csv"
+    assert main(["score", "--store", str(store), "--data", str(datasets_dir / "Mall_Customers.csv"),
+                 "--output", str(out)]) == 0
+    result = pd.read_csv(out, dtype={"id": str})
+    labels = _training_labels(tmp_path, "customers")
+    assert (result.set_index("id")["segment_id"].loc[labels.index].to_numpy()
+            == labels.to_numpy()).all()
+    assert "as_of" not in result.columns and "clv" not in result.columns
+    assert main(["score", "--store", str(store), "--data", str(datasets_dir / "Mall_Customers.csv"),
+                 "--output", str(out), "--as-of", "2020-01-01"]) == 2
+
+
+@pytest.mark.slow
+def test_online_retail_log_rescored_gives_the_training_labels(datasets_dir: Path, tmp_path: Path) -> None:
+    log = datasets_dir / "online_retail.csv.gz"
+    assert main(["train", "--store", str(tmp_path / "store"), "--model", "retail", "--data", str(log),
+                 "--preset", "transactions"]) == 0
+    out = tmp_path / "retail.parquet"
+    assert main(["score", "--store", str(tmp_path / "store"), "--model", "retail", "--data", str(log),
+                 "--output", str(out)]) == 0
+    result = pd.read_parquet(out).set_index("id")
+    labels = _training_labels(tmp_path, "retail")
+    assert len(result) == 4338 == len(labels)
+    assert np.array_equal(result["segment_id"].loc[labels.index].to_numpy(), labels.to_numpy())
+    assert result["clv"].notna().all()

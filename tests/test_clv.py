@@ -1,0 +1,134 @@
+"""CLV: the published CDNOW figures reproduced by the real training job, and the scoring side's numpy math
+checked against scipy (the fitting library)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segmentation_core.artefact import read_artefact
+from segmentation_core.clv import TABLE_X, ClvModel, g_series, input_problems
+from segmentation_core.store import ModelStore
+from training_job.cli import main
+from training_job.clv_fit import bgnbd_gradient, bgnbd_log_likelihood, exact_g, gamma_gamma_gradient, \
+    gamma_gamma_log_likelihood
+
+REPO = Path(__file__).resolve().parents[1]
+# Fader, Hardie and Lee (2005), CDNOW 1/10 sample, calibration 1997-01-01..1997-09-30, weeks.
+PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+# Fader and Hardie (2013), the 946 repeat customers' mean spend per repeat transaction.
+PUBLISHED_GAMMA_GAMMA = {"p": 6.25, "q": 3.74, "v": 15.44}
+
+
+def cdnow_sample_in_master_layout(datasets_dir: Path, folder: Path) -> Path:
+    """CDNOW_sample.txt with the master file's header and without the sample's running-id column."""
+    header = (datasets_dir / "CDNOW_master.txt").read_text().splitlines()[0]
+    lines = [header]
+    for line in (datasets_dir / "CDNOW_sample.txt").read_text().splitlines():
+        customer, _running_id, day, cds, dollars = line.split()
+        lines.append(f" {customer} {day} {cds:>3} {dollars:>8}")
+    path = folder / "cdnow_sample.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def cdnow_clv_config(folder: Path) -> Path:
+    """The transactions-cdnow preset plus the reference's [clv] section."""
+    preset = (REPO / "training_job" / "presets" / "transactions-cdnow.toml").read_text()
+    path = folder / "cdnow-clv.toml"
+    path.write_text(preset + '\n[clv]\ncalibration_end = "1997-09-30"\ntime_unit = "weeks"\n')
+    return path
+
+
+@pytest.fixture(scope="module")
+def cdnow_store(tmp_path_factory, datasets_dir) -> Path:
+    folder = tmp_path_factory.mktemp("cdnow")
+    data = cdnow_sample_in_master_layout(datasets_dir, folder)
+    code = main(["train", "--store", str(folder / "store"), "--model", "cdnow", "--data", str(data),
+                 "--config", str(cdnow_clv_config(folder)), "--k", "4"])
+    assert code == 0
+    return folder
+
+
+def _artefact(folder: Path):
+    store = ModelStore(folder / "store")
+    return read_artefact(store.version_dir("cdnow", store.current("cdnow")))
+
+
+def test_cdnow_parameters_match_the_published_ones_within_one_percent(cdnow_store: Path) -> None:
+    clv = _artefact(cdnow_store).manifest["clv"]
+    assert clv["time_unit"] == "weeks" and clv["calibration_end"] == "1997-09-30"
+    for name, published in PUBLISHED_BGNBD.items():
+        assert clv["bgnbd"][name] == pytest.approx(published, rel=0.01), name
+    for name, published in PUBLISHED_GAMMA_GAMMA.items():
+        assert clv["gamma_gamma"][name] == pytest.approx(published, rel=0.01), name
+    assert clv["calibration_customers"] == 2357
+
+
+def test_segment_clv_figures_add_up_to_the_base(cdnow_store: Path) -> None:
+    manifest = _artefact(cdnow_store).manifest
+    segments = [s["clv"] for s in manifest["segments"]]
+    base = manifest["clv"]["base"]
+    assert sum(s["total_clv"] for s in segments) == pytest.approx(base["total_clv"], rel=1e-9)
+    assert sum(s["share_of_clv"] for s in segments) == pytest.approx(1.0, rel=1e-9)
+    sizes = [s["size"] for s in manifest["segments"]]
+    assert sum(n * s["mean_clv"] for n, s in zip(sizes, segments)) == pytest.approx(base["total_clv"], rel=1e-9)
+    assert all(0 < s["mean_p_alive"] <= 1 for s in segments)
+
+
+def test_scoring_math_equals_the_exact_formulas_of_scipy(cdnow_store: Path) -> None:
+    model: ClvModel = _artefact(cdnow_store).clv
+    rng = np.random.default_rng(7)  # not the data the model was fitted on: any customer the service may see
+    n = 3000
+    x = np.concatenate([rng.integers(0, TABLE_X, n - 200), rng.integers(TABLE_X, 400, 200)]).astype(float)
+    T = rng.uniform(0, 120, n)
+    t_x = np.where(x > 0, T * rng.uniform(0, 1, n), 0.0)
+    m = rng.gamma(2.0, 20.0, n)
+    got = model.predict(x, t_x, T, m)
+    expected_g, discounted_g = model.exact_g(x, model.alpha / (model.alpha + T), exact_g(model.r, model.a, model.b))
+    alive = model.p_alive(x, t_x, T)
+    np.testing.assert_allclose(got.expected_purchases, alive * expected_g, rtol=5e-5)
+    np.testing.assert_allclose(got.clv, alive * discounted_g * model.expected_order_value(x, m), rtol=5e-5)
+    # the series the service sums for x >= TABLE_X, against scipy's hyp2f1
+    u = rng.uniform(0, 30, 200)
+    big = rng.integers(TABLE_X, 2000, 200).astype(float)
+    np.testing.assert_allclose(g_series(big, u, model.r, model.a, model.b),
+                               exact_g(model.r, model.a, model.b)(big, u), rtol=1e-10)
+
+
+def test_p_alive_and_order_value_are_the_published_formulas() -> None:
+    model = ClvModel(r=0.243, alpha=4.414, a=0.793, b=2.426, p=6.25, q=3.74, v=15.44)
+    # FHL 2005: a customer with no repeat purchase is alive for sure; x=2, t_x=30.43, T=38.86 (their example)
+    assert model.p_alive(np.array([0.0]), np.array([0.0]), np.array([38.86]))[0] == 1.0
+    expected = 1 / (1 + 0.793 / (2.426 + 2 - 1) * ((4.414 + 38.86) / (4.414 + 30.43)) ** (0.243 + 2))
+    assert model.p_alive(np.array([2.0]), np.array([30.43]), np.array([38.86]))[0] == pytest.approx(expected)
+    assert model.expected_order_value(np.array([0.0]), np.array([0.0]))[0] == pytest.approx(15.44 * 6.25 / 2.74)
+
+
+@pytest.mark.parametrize("which", ["bgnbd", "gamma_gamma"])
+def test_likelihood_gradients_match_finite_differences(which: str) -> None:
+    from scipy.optimize import approx_fprime
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(1 if which == "gamma_gamma" else 0, 20, 50).astype(float)
+    if which == "bgnbd":
+        T = rng.uniform(1, 40, 50)
+        t_x = np.where(x > 0, T * rng.uniform(0, 1, 50), 0.0)
+        params = np.array([0.3, 5.0, 0.8, 2.5])
+        value = lambda p: bgnbd_log_likelihood(p, x, t_x, T).sum()  # noqa: E731
+        gradient = bgnbd_gradient(params, x, t_x, T).sum(axis=1)
+    else:
+        m = rng.gamma(2.0, 20.0, 50)
+        params = np.array([6.0, 3.5, 15.0])
+        value = lambda p: gamma_gamma_log_likelihood(p, x, m).sum()  # noqa: E731
+        gradient = gamma_gamma_gradient(params, x, m).sum(axis=1)
+    np.testing.assert_allclose(gradient, approx_fprime(params, value, 1e-7), rtol=1e-4, atol=1e-4)
+
+
+def test_invalid_clv_inputs_are_named() -> None:
+    x = np.array([1.0, 1.5, 2.0, 1.0, 1.0])
+    t_x = np.array([1.0, 1.0, 9.0, 1.0, 1.0])
+    T = np.array([5.0, 5.0, 5.0, np.nan, 5.0])
+    m = np.array([3.0, 3.0, 3.0, 3.0, -1.0])
+    assert input_problems(x, t_x, T, m).tolist() == [-1, 0, 1, 1, 3]

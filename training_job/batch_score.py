@@ -1,0 +1,140 @@
+"""``python -m training_job score``: score a file with a model from the store, no service needed.
+
+A transactions model's recipe (segmentation_core.recipe) first aggregates a raw log to one row per
+customer, as of a date (default: the recipe's rule, as in training); a customer table is matched to the
+feature schema as the client CLI does. Scoring is the service's own math (FeatureSchema.transform_columns,
+SegmentModel.score, ClvModel.predict), so the numbers are the service's. The output is written atomically.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from segmentation_core.artefact import Artefact, read_artefact
+from segmentation_core.clv import FIGURES
+from segmentation_core.errors import DataError
+from segmentation_core.recipe import CLV_INPUTS, Recipe, aggregate
+from segmentation_core.store import ModelStore
+from segmentation_core.tables import match_columns, read_table
+from training_job.schema_inference import infer_id_column
+
+__all__ = ["ScoreSummary", "score_file", "score_frame"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    """What a score run wrote."""
+
+    model: str
+    version: str
+    rows: int
+    errors: int
+    as_of: str | None
+    """The as-of date the recipe used (transaction models), else None."""
+    output: Path
+
+
+def score_frame(artefact: Artefact, frame: pd.DataFrame, *, as_of: str | None = None
+                ) -> tuple[pd.DataFrame, str | None]:
+    """Score a raw table (a log for a transactions model) and return the result table and the as-of date used."""
+    schema = artefact.schema
+    if artefact.recipe is not None:
+        table, report = aggregate(frame, Recipe.from_dict(artefact.recipe), as_of)
+        log.info("aggregated %d log rows to %d customers as of %s (%d rows after the as-of date left out)",
+                 report.rows_in, report.customers, report.snapshot_date, report.after_as_of)
+        ids = table.index.to_numpy(dtype=object)
+        columns = {name: name for name in schema.feature_names}
+        features = table.reset_index(drop=True)
+        used_as_of = report.snapshot_date
+    else:
+        if as_of is not None:
+            raise DataError(f"--as-of applies to transaction-log models; model {artefact.manifest.get('model')} "
+                            f"{artefact.version} scores a customer table")
+        columns, missing = match_columns(schema.feature_names, frame.columns)
+        if missing:
+            raise DataError(f"the input lacks feature column(s) {', '.join(map(repr, missing))} of model "
+                            f"{artefact.manifest.get('model')} {artefact.version}; the file has: "
+                            f"{', '.join(map(str, frame.columns))}")
+        ids = _ids(artefact, frame)
+        features = frame.reset_index(drop=True)
+        used_as_of = None
+    result = _score(artefact, features, columns)
+    result.insert(0, "id", ids)
+    if artefact.clv is not None and artefact.recipe is not None:
+        figures = artefact.clv.predict(*(features[name].to_numpy(np.float64) for name in CLV_INPUTS))
+        for name, values in zip(FIGURES, figures):
+            result[name] = values
+    if used_as_of is not None:
+        result["as_of"] = used_as_of
+    return result, used_as_of
+
+
+def _score(artefact: Artefact, features: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    schema, model = artefact.schema, artefact.model
+    n = len(features)
+    numeric = {f.name: pd.to_numeric(features[columns[f.name]], errors="coerce").to_numpy(np.float64)
+               for f in schema.numeric}
+    categorical = {c.name: features[columns[c.name]].tolist() for c in schema.categorical}
+    x, errors = schema.transform_columns(numeric, categorical, n)
+    scores = model.score(x)
+    segment, distance = scores.segment.copy(), scores.distance.copy()
+    confidence, outlier = scores.confidence.copy(), scores.outlier.copy()
+    error = np.full(n, "", dtype=object)
+    if errors:
+        bad = np.fromiter(errors, dtype=np.int64, count=len(errors))
+        segment[bad], distance[bad], confidence[bad], outlier[bad] = -1, np.nan, np.nan, False
+        error[bad] = [errors[i] for i in bad]
+    names = np.asarray(artefact.segment_names + [""], dtype=object)
+    out = pd.DataFrame({name: features[columns[name]].to_numpy() for name in schema.feature_names})
+    out["segment_id"] = segment
+    out["segment_name"] = names[segment]
+    out["distance"], out["confidence"], out["outlier"], out["error"] = distance, confidence, outlier, error
+    return out
+
+
+def _ids(artefact: Artefact, frame: pd.DataFrame) -> np.ndarray:
+    configured = (artefact.manifest.get("config", {}).get("data", {}) or {}).get("id_column")
+    column = configured if configured in frame.columns else infer_id_column(frame)
+    if column is None:
+        return np.arange(1, len(frame) + 1, dtype=object)
+    return frame[column].astype("string").to_numpy(dtype=object)
+
+
+def score_file(store: ModelStore, model: str, data: Path, output: Path, *, as_of: str | None = None,
+               version: str | None = None) -> ScoreSummary:
+    """Score ``data`` with ``model`` (its CURRENT version, or ``version``) into ``output`` (CSV, or Parquet)."""
+    version = version or store.current(model)
+    if version is None:
+        raise DataError(f"model {model!r} has no published version in {store.root}")
+    artefact = read_artefact(store.version_dir(model, version))
+    result, used_as_of = score_frame(artefact, read_table(Path(data)), as_of=as_of)
+    _write_atomically(result, Path(output))
+    errors = int((result["segment_id"] < 0).sum())
+    return ScoreSummary(model=model, version=version, rows=len(result), errors=errors, as_of=used_as_of,
+                        output=Path(output))
+
+
+def _write_atomically(result: pd.DataFrame, output: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if output.suffix.lower() == ".parquet":
+                result.to_parquet(fh, index=False)
+            else:
+                result.to_csv(fh, index=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, output)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
