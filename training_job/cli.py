@@ -216,8 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
     configure_logging(args.log_format)
-    commands = {"train": _cmd_train, "score": _cmd_score, "list": _cmd_list, "promote": _cmd_promote, "rollback": _cmd_rollback,
-                "serve": _cmd_serve}
+    commands = {"train": _cmd_train, "score": _cmd_score, "list": _cmd_list, "promote": _cmd_promote,
+                "rollback": _cmd_rollback, "serve": _cmd_serve}
     try:
         return commands[args.command](args)
     except (DataError, ConfigError, SegmentationError, ValueError) as exc:
