@@ -22,9 +22,11 @@ MAX_VERSIONS = 16
 class DriftMonitor:
     """The windows of every version this process scored with, and what they say."""
 
-    def __init__(self, window_rows: int, window_seconds: float, thresholds: DriftThresholds = DriftThresholds()) -> None:
-        """``window_rows`` 0 turns the accounting off (reports then say so)."""
+    def __init__(self, window_rows: int, window_seconds: float, thresholds: DriftThresholds = DriftThresholds(),
+                 sample_every: int = 1) -> None:
+        """``window_rows`` 0 turns the accounting off (reports then say so); ``sample_every``: see drift_window."""
         self.window_rows = window_rows
+        self.sample_every = sample_every
         self.window_seconds = window_seconds
         self.thresholds = thresholds
         self._windows: OrderedDict[tuple[str, str], VersionWindow | None] = OrderedDict()
@@ -50,7 +52,8 @@ class DriftMonitor:
             reference = loaded.artefact.reference
             window = None
             if reference is not None and self.enabled:
-                window = VersionWindow(reference, loaded.artefact.schema, self.window_rows, self.window_seconds)
+                window = VersionWindow(reference, loaded.artefact.schema, self.window_rows, self.window_seconds,
+                                       self.sample_every)
             windows = OrderedDict(self._windows)  # replaced, not mutated: readers iterate without the lock
             windows[key] = window
             while len(windows) > MAX_VERSIONS:
@@ -66,7 +69,8 @@ class DriftMonitor:
         assessment = None
         if totals is not None:
             assessment = assess(reference, window.layout, totals.counts, totals.rows, totals.confidence_sum,
-                                totals.distance_sum, totals.outliers, loaded.segment_names, self.thresholds)
+                                totals.distance_sum, totals.outliers, loaded.segment_names, self.thresholds,
+                                binned_rows=totals.binned)
         return drift_report.build(loaded.model, loaded.version, reference, assessment, totals,
                                   self.window_rows, self.window_seconds, accounting_on=self.enabled)
 
@@ -78,4 +82,4 @@ class DriftMonitor:
             totals = window.totals()
             yield model, version, assess(window.reference, window.layout, totals.counts, totals.rows,
                                          totals.confidence_sum, totals.distance_sum, totals.outliers, (),
-                                         self.thresholds), totals.errors
+                                         self.thresholds, binned_rows=totals.binned), totals.errors

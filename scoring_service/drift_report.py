@@ -43,7 +43,7 @@ def build(model: str, version: str, reference: Reference | None, assessment: Dri
     a = assessment
     report.verdict = VERDICTS[a.verdict]
     report.reasons.extend(a.reasons)
-    report.rows, report.row_errors = totals.rows, totals.errors
+    report.rows, report.row_errors, report.sampled_rows = totals.rows, totals.errors, totals.binned
     report.window_start, report.window_end = totals.start, totals.end
     report.features.extend(_feature(h) for h in a.features)
     report.segment_mix.CopyFrom(_feature(a.segments))

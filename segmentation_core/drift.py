@@ -7,7 +7,7 @@ includes its "missing" bin (and for categories "other" and "unseen"), so a featu
 meets new levels drifts too. Usual bands: below 0.1 stable, 0.1 to 0.25 moderate, 0.25 and above major.
 
 The verdict, from the most to the least serious:
-- ``insufficient_data``: fewer than ``min_rows`` rows were counted (PSI of a few rows is noise);
+- ``insufficient_data``: fewer than ``min_rows`` rows were binned (PSI of a few rows is noise);
 - ``retrain``: some feature's or the segment mix's PSI is major, or the outlier rate has more than doubled
   (and risen by at least ``outlier_rise`` absolute), or the mean confidence dropped by ``confidence_drop``;
 - ``moderate``: some PSI is moderate, or a categorical feature meets unseen levels on ``unseen_rate`` of rows;
@@ -114,8 +114,9 @@ def numeric_labels(edges: Sequence[float]) -> tuple[str, ...]:
 
 def assess(reference: Reference, layout: BinLayout, counts: np.ndarray, rows: int, confidence_sum: float,
            distance_sum: float, outliers: int, segment_names: Sequence[str],
-           thresholds: DriftThresholds = DriftThresholds()) -> DriftAssessment:
-    """Compare live counts (in ``layout`` order, over ``rows`` rows) with the reference."""
+           thresholds: DriftThresholds = DriftThresholds(), binned_rows: int | None = None) -> DriftAssessment:
+    """Compare live counts (in ``layout`` order, over ``rows`` rows, of which ``binned_rows`` had their
+    features binned: all by default) with the reference."""
     training = reference.training_counts()
     features = []
     for (name, kind, part), ref in zip(layout.slices(), [*reference.numeric, *reference.categorical]):
@@ -140,7 +141,8 @@ def assess(reference: Reference, layout: BinLayout, counts: np.ndarray, rows: in
     live_conf = confidence_sum / rows if rows else math.nan
     live_dist = distance_sum / rows if rows else math.nan
     live_outliers = outliers / rows if rows else math.nan
-    verdict, reasons = _verdict(reference, features, segments, rows, live_conf, live_outliers, thresholds)
+    binned = rows if binned_rows is None else binned_rows
+    verdict, reasons = _verdict(reference, features, segments, binned, live_conf, live_outliers, thresholds)
     return DriftAssessment(rows=rows, features=tuple(features), segments=segments, mean_confidence=live_conf,
                            training_mean_confidence=reference.mean_confidence, mean_distance=live_dist,
                            training_mean_distance=reference.mean_distance, outlier_rate=live_outliers,
@@ -150,7 +152,8 @@ def assess(reference: Reference, layout: BinLayout, counts: np.ndarray, rows: in
 def _verdict(reference: Reference, features: Sequence[HistogramDrift], segments: HistogramDrift, rows: int,
              confidence: float, outlier_rate: float, t: DriftThresholds) -> tuple[str, list[str]]:
     if rows < t.min_rows:
-        return INSUFFICIENT_DATA, [f"only {rows} rows scored in the window; the verdict needs at least {t.min_rows}"]
+        return INSUFFICIENT_DATA, [f"only {rows} rows in the window's histograms; the verdict needs at least "
+                                   f"{t.min_rows}"]
     major, moderate = [], []
     for h in [*sorted(features, key=lambda h: -h.psi), segments]:
         what = "segment mix" if h.kind == "segment" else f"feature {h.name!r}"

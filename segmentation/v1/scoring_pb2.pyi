@@ -455,7 +455,7 @@ class DriftSlice(_message.Message):
     def __init__(self, start_time: _Optional[float] = ..., end_time: _Optional[float] = ..., rows: _Optional[int] = ..., row_errors: _Optional[int] = ..., segment_rows: _Optional[_Iterable[int]] = ..., mean_confidence: _Optional[float] = ..., outlier_rate: _Optional[float] = ...) -> None: ...
 
 class DriftReport(_message.Message):
-    __slots__ = ("model", "version", "has_reference", "verdict", "reasons", "rows", "row_errors", "window_start", "window_end", "window_rows_limit", "window_seconds_limit", "training_rows", "features", "segment_mix", "mean_confidence", "training_mean_confidence", "mean_distance", "training_mean_distance", "outlier_rate", "training_outlier_rate", "slices", "reference_bins")
+    __slots__ = ("model", "version", "has_reference", "verdict", "reasons", "rows", "row_errors", "window_start", "window_end", "window_rows_limit", "window_seconds_limit", "training_rows", "features", "segment_mix", "mean_confidence", "training_mean_confidence", "mean_distance", "training_mean_distance", "outlier_rate", "training_outlier_rate", "slices", "reference_bins", "sampled_rows")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     HAS_REFERENCE_FIELD_NUMBER: _ClassVar[int]
@@ -478,6 +478,7 @@ class DriftReport(_message.Message):
     TRAINING_OUTLIER_RATE_FIELD_NUMBER: _ClassVar[int]
     SLICES_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_BINS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLED_ROWS_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: str
     has_reference: bool
@@ -500,4 +501,5 @@ class DriftReport(_message.Message):
     training_outlier_rate: float
     slices: _containers.RepeatedCompositeFieldContainer[DriftSlice]
     reference_bins: int
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., has_reference: _Optional[bool] = ..., verdict: _Optional[_Union[DriftVerdict, str]] = ..., reasons: _Optional[_Iterable[str]] = ..., rows: _Optional[int] = ..., row_errors: _Optional[int] = ..., window_start: _Optional[float] = ..., window_end: _Optional[float] = ..., window_rows_limit: _Optional[int] = ..., window_seconds_limit: _Optional[float] = ..., training_rows: _Optional[int] = ..., features: _Optional[_Iterable[_Union[FeatureDrift, _Mapping]]] = ..., segment_mix: _Optional[_Union[FeatureDrift, _Mapping]] = ..., mean_confidence: _Optional[float] = ..., training_mean_confidence: _Optional[float] = ..., mean_distance: _Optional[float] = ..., training_mean_distance: _Optional[float] = ..., outlier_rate: _Optional[float] = ..., training_outlier_rate: _Optional[float] = ..., slices: _Optional[_Iterable[_Union[DriftSlice, _Mapping]]] = ..., reference_bins: _Optional[int] = ...) -> None: ...
+    sampled_rows: int
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., has_reference: _Optional[bool] = ..., verdict: _Optional[_Union[DriftVerdict, str]] = ..., reasons: _Optional[_Iterable[str]] = ..., rows: _Optional[int] = ..., row_errors: _Optional[int] = ..., window_start: _Optional[float] = ..., window_end: _Optional[float] = ..., window_rows_limit: _Optional[int] = ..., window_seconds_limit: _Optional[float] = ..., training_rows: _Optional[int] = ..., features: _Optional[_Iterable[_Union[FeatureDrift, _Mapping]]] = ..., segment_mix: _Optional[_Union[FeatureDrift, _Mapping]] = ..., mean_confidence: _Optional[float] = ..., training_mean_confidence: _Optional[float] = ..., mean_distance: _Optional[float] = ..., training_mean_distance: _Optional[float] = ..., outlier_rate: _Optional[float] = ..., training_outlier_rate: _Optional[float] = ..., slices: _Optional[_Iterable[_Union[DriftSlice, _Mapping]]] = ..., reference_bins: _Optional[int] = ..., sampled_rows: _Optional[int] = ...) -> None: ...
