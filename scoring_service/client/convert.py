@@ -121,7 +121,7 @@ def drift_report(report: scoring_pb2.DriftReport) -> DriftReport:
         slices=tuple(DriftSlice(float(s.start_time), float(s.end_time), int(s.rows), int(s.row_errors),
                                 tuple(s.segment_rows), float(s.mean_confidence), float(s.outlier_rate))
                      for s in report.slices),
-        reference_bins=int(report.reference_bins),
+        reference_bins=int(report.reference_bins), sampled_rows=int(report.sampled_rows),
     )
 
 

@@ -265,3 +265,4 @@ class DriftReport:
     training_outlier_rate: float
     slices: tuple[DriftSlice, ...]
     reference_bins: int
+    sampled_rows: int = 0  # rows in the live feature histograms (the server bins a sample of each batch)
