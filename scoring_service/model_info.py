@@ -28,6 +28,36 @@ def _feature_stats(stats: Mapping[str, Mapping[str, Any]]) -> list[pb.FeatureSta
             for name, s in stats.items()]
 
 
+_VALUE_KEYS = ("mean_clv", "total_clv", "share_of_clv", "mean_p_alive", "mean_expected_purchases",
+               "mean_expected_order_value")
+
+
+def _segment_value(stats: Mapping[str, Any] | None) -> pb.SegmentValue | None:
+    if not stats:
+        return None
+    return pb.SegmentValue(**{key: float(stats.get(key, math.nan)) for key in _VALUE_KEYS})
+
+
+def clv_info(manifest: Mapping[str, Any]) -> pb.ClvInfo | None:
+    """The manifest's ``clv`` as a ClvInfo (None for a model without CLV)."""
+    clv = manifest.get("clv")
+    if not clv:
+        return None
+    return pb.ClvInfo(time_unit=str(clv.get("time_unit", "")), calibration_end=str(clv.get("calibration_end") or ""),
+                      horizon_days=int(clv.get("horizon_days", 0)),
+                      discount_rate_annual=float(clv.get("discount_rate_annual", 0.0)),
+                      bgnbd={k: float(v) for k, v in clv.get("bgnbd", {}).items()},
+                      gamma_gamma={k: float(v) for k, v in clv.get("gamma_gamma", {}).items()},
+                      base=_segment_value(clv.get("base")))
+
+
+def recipe_columns(manifest: Mapping[str, Any]) -> dict[str, str]:
+    """A transactions model's log columns by role (empty for a customer-table model)."""
+    recipe = manifest.get("recipe") or {}
+    roles = ("customer_id", "date", "invoice", "quantity", "price", "amount")
+    return {role: str(recipe[role]) for role in roles if recipe.get(role)}
+
+
 def segments(artefact: Artefact) -> list[pb.Segment]:
     """The manifest's segments, with the model's outlier thresholds."""
     thresholds = artefact.model.outlier_threshold
@@ -43,6 +73,8 @@ def segments(artefact: Artefact) -> list[pb.Segment]:
                     for f, shares in s.get("categories", {}).items() for level, share in shares.items()],
             outlier_distance=float(thresholds[sid]) if 0 <= sid < len(thresholds) else math.nan,
             colour=segment_colour(sid) if sid >= 0 else "",
+            clv=_segment_value(s.get("clv")),
+            basket=_feature_stats(s.get("basket", {})),
         ))
     return out
 
@@ -75,6 +107,7 @@ def model_info(artefact: Artefact, model: str) -> pb.ModelInfo:
         base_stats=_feature_stats((m.get("base", {}) or {}).get("stats", {})),
         manifest_json=json.dumps({key: value for key, value in m.items() if key not in LARGE_MANIFEST_KEYS},
                                  sort_keys=True),
+        clv=clv_info(m), recipe_columns=recipe_columns(m),
     )
 
 

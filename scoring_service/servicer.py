@@ -27,6 +27,7 @@ from typing import Callable, Iterable, Iterator
 import grpc
 import numpy as np
 
+from scoring_service import customer_value
 from scoring_service import model_info as info_conv
 from scoring_service import wire
 from scoring_service.drift_monitor import DriftMonitor
@@ -99,8 +100,11 @@ class ScoringService:
         customer = request.customer
         art = loaded.artefact
         window = self.drift.window(loaded)
+        numbers, clv = customer.numbers, None
+        if art.clv is not None:
+            numbers, clv = customer_value.customer_figures(art.clv, numbers, art.schema._numeric_names)
         try:
-            row = art.schema.transform_row(customer.numbers, customer.categories)
+            row = art.schema.transform_row(numbers, customer.categories)
         except InputError:
             if window is not None:
                 window.add_errors(1)
@@ -111,7 +115,7 @@ class ScoringService:
             window.add_row(customer.numbers, customer.categories, segment, confidence, distance, outlier)
         # PredictResponse wire bytes, built from the version's constant parts (the serializer passes bytes on)
         return wire.encode_predict_response(loaded.predict_parts, customer.id, segment, distance, confidence,
-                                            outlier)
+                                            outlier, clv)
 
     # ---- PredictStream: wire bytes in and out ------------------------------------------------------
     @_observed_stream("PredictStream")
@@ -203,7 +207,8 @@ class _StreamAnswers:
         """Score a decoded batch; raises InputError for a batch that cannot be scored (ragged, unknown column)."""
         metrics = self.service.metrics
         schema, model = loaded.artefact.schema, loaded.artefact.model
-        n = _check_columns(schema, batch)
+        clv_model = loaded.artefact.clv
+        n = _check_columns(schema, batch, customer_value.INPUT_NAMES if clv_model is not None else frozenset())
         window = self.service.drift.window(loaded)
         codes: dict[str, np.ndarray] | None = {} if window is not None else None
         x, errors = schema.transform_columns(batch.numeric, batch.categorical, n, category_codes=codes)
@@ -211,6 +216,7 @@ class _StreamAnswers:
         segment, distance, confidence, outlier = scores.segment, scores.distance, scores.confidence, scores.outlier
         if window is not None:  # before the error rows' results are overwritten below
             window.add_batch(batch.numeric, codes, segment, confidence, distance, outlier, n, errors)
+        clv = customer_value.batch_figures(clv_model, batch.numeric, n, errors) if clv_model is not None else None
         if errors:
             bad = np.fromiter(errors, dtype=np.int64, count=len(errors))
             segment[bad], distance[bad], confidence[bad], outlier[bad] = -1, np.nan, np.nan, False
@@ -220,7 +226,7 @@ class _StreamAnswers:
         return wire.encode_batch_response(
             batch_id=batch.batch_id, model=loaded.model, version=loaded.version, row_count=n,
             segment_id=segment, distance=distance, confidence=confidence, outlier=outlier,
-            row_errors=errors, segment_names=loaded.segment_names if with_names else ())
+            row_errors=errors, segment_names=loaded.segment_names if with_names else (), clv=clv)
 
 
 PIPELINE_DEPTH = 2  # responses computed ahead per stream: bounds memory, overlaps scoring with sending
@@ -278,12 +284,15 @@ def _row_count(batch: wire.DecodedBatch) -> int:
     return lengths[0] if lengths else len(batch.ids)
 
 
-def _check_columns(schema: object, batch: wire.DecodedBatch) -> int:
-    """The batch's row count; raises InvalidRequest for an unknown, mistyped or ragged column."""
+def _check_columns(schema: object, batch: wire.DecodedBatch, extra: frozenset[str] = frozenset()) -> int:
+    """The batch's row count; raises InvalidRequest for an unknown, mistyped or ragged column.
+
+    ``extra``: numeric columns accepted besides the features (a CLV model's inputs).
+    """
     numeric_names = schema._numeric_names  # type: ignore[attr-defined]  # frozensets cached by the schema
     categorical_names = schema._categorical_names  # type: ignore[attr-defined]
     for name in batch.numeric:
-        if name not in numeric_names:
+        if name not in numeric_names and name not in extra:
             kind = "a categorical feature sent as numbers" if name in categorical_names else "an unknown column"
             raise InvalidRequest(f"numeric[{name!r}]: {kind}; the model expects numeric features "
                                  f"{sorted(numeric_names)}", field=name)

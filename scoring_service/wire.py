@@ -204,6 +204,12 @@ class BatchResult:
     batch_error: str = ""
     segment_names: list[str] = field(default_factory=list)
     row_count: int = 0
+    clv: dict[str, np.ndarray] | None = None
+    """The CLV figures by name (CLV_FIELDS), when the server computed them; else None."""
+
+
+CLV_FIELDS = {20: "expected_purchases", 21: "p_alive", 22: "expected_order_value", 23: "clv"}
+"""PredictBatchResponse field number -> CLV figure (segmentation_core.clv.FIGURES, in order)."""
 
 
 def decode_batch_response(data: bytes) -> BatchResult:
@@ -214,6 +220,7 @@ def decode_batch_response(data: bytes) -> BatchResult:
     dist: list[np.ndarray] = []
     conf: list[np.ndarray] = []
     outl: list[np.ndarray] = []
+    clv: dict[str, list[np.ndarray]] = {}
     for number, wt, value in _fields(memoryview(data)):
         if number == 1 and wt == _LEN:
             out.batch_id = bytes(value).decode()
@@ -237,6 +244,10 @@ def decode_batch_response(data: bytes) -> BatchResult:
             out.segment_names.append(bytes(value).decode())
         elif number == 11 and wt == _VARINT:
             out.row_count = value - (1 << 64) if value >= 1 << 63 else value
+        elif number in CLV_FIELDS:
+            clv.setdefault(CLV_FIELDS[number], []).append(np.frombuffer(value, dtype=_F64))
+    if clv:
+        out.clv = {name: _join(clv.get(name, []), _F64) for name in CLV_FIELDS.values()}
     out.segment_id = _join(seg, np.int64).astype(np.int32)
     out.distance = _join(dist, _F64)
     out.confidence = _join(conf, _F64)
@@ -368,8 +379,8 @@ def encode_batch_response(*, batch_id: str, model: str, version: str, row_count:
                           segment_id: np.ndarray | None = None, distance: np.ndarray | None = None,
                           confidence: np.ndarray | None = None, outlier: np.ndarray | None = None,
                           row_errors: Mapping[int, str] | None = None, batch_error: str = "",
-                          segment_names: Sequence[str] = ()) -> bytes:
-    """Wire bytes of a ``PredictBatchResponse`` from numpy result columns."""
+                          segment_names: Sequence[str] = (), clv: Sequence[np.ndarray] | None = None) -> bytes:
+    """Wire bytes of a ``PredictBatchResponse`` from numpy result columns (``clv``: the four CLV figures)."""
     parts = [_string_field(1, batch_id), _string_field(2, model), _string_field(3, version)]
     if segment_id is not None:
         parts += [_packed_varints(4, segment_id), *_packed_doubles(5, distance), *_packed_doubles(6, confidence),
@@ -379,6 +390,9 @@ def encode_batch_response(*, batch_id: str, model: str, version: str, row_count:
     parts.append(_string_field(9, batch_error))
     parts.extend(_len_field(10, name.encode()) for name in segment_names)
     parts.append(_varint_field(11, row_count))
+    if clv is not None:
+        for number, values in zip(CLV_FIELDS, clv):
+            parts += _packed_doubles(number, values)
     return b"".join(parts)
 
 
@@ -395,7 +409,7 @@ def predict_response_parts(model: str, version: str, segment_names: Sequence[str
 
 
 def encode_predict_response(parts: tuple[tuple[bytes, ...], bytes], id: str, segment: int, distance: float,
-                            confidence: float, outlier: bool) -> bytes:
+                            confidence: float, outlier: bool, clv: Sequence[float] | None = None) -> bytes:
     """``PredictResponse`` wire bytes (the same bytes as the generated class's ``SerializeToString``) from
     the parts of :func:`predict_response_parts`: a few concatenations instead of two message objects."""
     heads, tail = parts
@@ -406,4 +420,7 @@ def encode_predict_response(parts: tuple[tuple[bytes, ...], bytes], id: str, seg
         prediction += b"\x21" + _PACK_DOUBLE(confidence)
     if outlier:
         prediction += b"\x28\x01"
+    if clv is not None:  # Prediction.clv (field 10): CustomerValue's four doubles, zeros left out as proto3 does
+        value = b"".join(bytes((0x09 + 8 * i,)) + _PACK_DOUBLE(v) for i, v in enumerate(clv) if v)
+        prediction += b"\x52" + _varint(len(value)) + value
     return _string_field(1, id) + b"\x12" + _varint(len(prediction)) + prediction + tail

@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
 __all__ = [
-    "FIGURES", "TABLE_W", "TABLE_X", "ClvFigures", "ClvModel", "describe_problem", "g_series", "horizon_steps",
+    "FIGURES", "INPUTS", "TABLE_W", "TABLE_X", "ClvFigures", "ClvModel", "describe_problem", "g_series", "horizon_steps",
     "input_problems",
 ]
 
@@ -41,6 +41,8 @@ STEP_DAYS = 30
 TIME_UNIT_DAYS = {"days": 1, "weeks": 7}
 FIGURES = ("expected_purchases", "p_alive", "expected_order_value", "clv")
 """The per-customer CLV figures, in the order every output lists them."""
+INPUTS = ("RepeatPurchases", "LastPurchaseTime", "CustomerAge", "AvgRepeatValue")
+"""The per-customer CLV inputs (x, t_x, T, m_x), as a transactions recipe names its columns."""
 
 
 class ClvFigures(NamedTuple):
@@ -221,7 +223,7 @@ def input_problems(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, m: np.ndarray)
     return problem
 
 
-def describe_problem(index: int, names: Sequence[str]) -> str:
-    """The message for a CLV input problem found by :func:`input_problems`."""
-    rules = ("a whole number >= 0", f"between 0 and {names[2]}", "a number >= 0", "a number >= 0")
-    return f"{names[index]}: must be {rules[index]}"
+def describe_problem(index: int, value: float) -> str:
+    """The message for a CLV input problem found by :func:`input_problems` (``value``: the offending one)."""
+    rules = ("a whole number >= 0", f"between 0 and {INPUTS[2]}", "a finite number >= 0", "a finite number >= 0")
+    return f"{INPUTS[index]}: {value!r} should be {rules[index]}"

@@ -28,6 +28,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from segmentation_core.clv import INPUTS
 from segmentation_core.errors import DataError
 from segmentation_core.parsing import format_ids, parse_dates, strip_text, to_numeric
 
@@ -49,8 +50,8 @@ __all__ = [
 RECENCY, FREQUENCY, MONETARY = "Recency", "Frequency", "Monetary"
 RFM_COLUMNS = (RECENCY, FREQUENCY, MONETARY)
 BASKET_COLUMNS = ("AvgBasketValue", "AvgItemsPerPurchase", "TenureDays", "PurchaseIntervalDays")
-CLV_INPUTS = ("RepeatPurchases", "LastPurchaseTime", "CustomerAge", "AvgRepeatValue")
-"""BG/NBD's x, t_x, T and Gamma-Gamma's m_x, in that order."""
+CLV_INPUTS = INPUTS
+"""BG/NBD's x, t_x, T and Gamma-Gamma's m_x, in that order (defined beside the CLV math, which needs no pandas)."""
 CUSTOMER_COLUMNS = RFM_COLUMNS + BASKET_COLUMNS + CLV_INPUTS
 TIME_UNITS = {"days": 1, "weeks": 7}
 """Time unit of the CLV inputs -> days per unit (Recency, TenureDays and PurchaseIntervalDays are in days)."""

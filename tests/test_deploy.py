@@ -43,7 +43,8 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 SERVICES = {"training": "training", "scoring": "scoring", "dashboard": "dashboard"}  # service -> component
 #: The segmentation_core modules the dashboard may import (DESIGN.md: never the store or the artefact).
 DASHBOARD_CORE_MODULES = {"segmentation_core", "segmentation_core.errors", "segmentation_core.logs",
-                          "segmentation_core.tables"}
+                          "segmentation_core.tables", "segmentation_core.clv", "segmentation_core.parsing",
+                          "segmentation_core.recipe"}
 DASHBOARD_CORE_FILES = {f"{m.replace('.', '/')}.py" for m in DASHBOARD_CORE_MODULES - {"segmentation_core"}} \
     | {"segmentation_core/__init__.py"}
 PREFIXES = ("TRAINING_", "SCORING_", "DASH_")

@@ -72,6 +72,14 @@ def segment_profiles(features: pd.DataFrame, segment: np.ndarray, schema: Featur
     return profiles
 
 
+def basket_profiles(customers: pd.DataFrame, segment: np.ndarray, k: int, columns: Sequence[str]
+                    ) -> tuple[dict[str, dict[str, float]], list[dict[str, dict[str, float]]]]:
+    """Statistics of per-customer columns (a log's basket metrics) for the base and for each segment."""
+    base = {name: _numeric_stats(customers[name]) for name in columns}
+    per_segment = [{name: _numeric_stats(customers.loc[segment == j, name]) for name in columns} for j in range(k)]
+    return base, per_segment
+
+
 def plot_sample(features: pd.DataFrame, ids: pd.Series, x: np.ndarray, segment: np.ndarray,
                 centroids: np.ndarray, schema: FeatureSchema, seed: int,
                 rows: int = SAMPLE_ROWS) -> dict[str, np.ndarray]:

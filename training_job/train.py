@@ -19,7 +19,7 @@ from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silho
 from segmentation_core.artefact import write_artefact
 from segmentation_core.clv import ClvModel
 from segmentation_core.features import FeatureSchema, FitOptions
-from segmentation_core.recipe import customer_table
+from segmentation_core.recipe import BASKET_COLUMNS, customer_table
 from segmentation_core.reference import build_reference
 from segmentation_core.segment_model import SegmentModel, calibrate
 from segmentation_core.sklearn_pipeline import build_pipeline
@@ -35,7 +35,7 @@ from training_job.naming import describe_segments
 from training_job.profiling import profile_table
 from training_job.progress import Stages
 from training_job.report import write_report
-from training_job.segments import base_profile, plot_sample, relabel, segment_order, segment_profiles
+from training_job.segments import base_profile, basket_profiles, plot_sample, relabel, segment_order, segment_profiles
 from training_job.table_prep import PreparedTable, prepare_table
 
 log = logging.getLogger(__name__)
@@ -221,6 +221,10 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
     clv = None
     if config.data.kind == "transactions":
         manifest["recipe"] = config.recipe().to_dict()
+        basket_columns = [c for c in BASKET_COLUMNS if table.customers[c].notna().any()]
+        manifest["base"]["basket"], per_segment = basket_profiles(table.customers, segment, k, basket_columns)
+        for profile, basket in zip(profiles, per_segment):
+            profile["basket"] = basket
         with stages("clv"):
             clv = _fit_clv(config, table, segment, k, profiles)
     pipeline = build_pipeline(schema, estimator)

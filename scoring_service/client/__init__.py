@@ -19,6 +19,8 @@ from scoring_service.client.types import (
     DEFAULT_TARGET,
     RESULT_COLUMNS,
     CategoricalFeature,
+    ClvInfo,
+    CustomerValue,
     DriftReport,
     DriftSlice,
     DriftVerdict,
@@ -33,6 +35,7 @@ from scoring_service.client.types import (
     ScoringError,
     Segment,
     SegmentStats,
+    SegmentValue,
     VersionInfo,
 )
 from scoring_service.client.unary import ScoringClient
@@ -41,5 +44,6 @@ __all__ = [
     "ScoringClient", "FrameStream", "ScoringError", "Prediction", "ModelInfo", "NumericFeature",
     "CategoricalFeature", "Segment", "FeatureStats", "LevelShare", "KSearchRow", "SegmentStats", "ModelEntry",
     "VersionInfo", "DriftReport", "DriftVerdict", "FeatureDrift", "DriftSlice", "RESULT_COLUMNS", "DEFAULT_TARGET", "main",
+    "CustomerValue", "SegmentValue", "ClvInfo",
 ]
 

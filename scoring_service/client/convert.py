@@ -7,6 +7,9 @@ from google.protobuf import json_format
 
 from scoring_service.client.types import (
     CategoricalFeature,
+    ClvInfo,
+    CustomerValue,
+    SegmentValue,
     DriftReport,
     DriftSlice,
     DriftVerdict,
@@ -30,8 +33,27 @@ _AXES = ("x", "y", "z")
 def prediction(response: scoring_pb2.PredictResponse) -> Prediction:
     """A PredictResponse as a Prediction."""
     p = response.prediction
+    clv = None
+    if _has(p, "clv"):
+        clv = CustomerValue(float(p.clv.expected_purchases), float(p.clv.p_alive), float(p.clv.expected_order_value),
+                            float(p.clv.clv))
     return Prediction(int(p.segment_id), p.segment_name, float(p.distance), float(p.confidence), bool(p.outlier),
-                      response.model, response.version)
+                      response.model, response.version, clv)
+
+
+def _segment_value(message: Any) -> SegmentValue:
+    return SegmentValue(float(message.mean_clv), float(message.total_clv), float(message.share_of_clv),
+                        float(message.mean_p_alive), float(message.mean_expected_purchases),
+                        float(message.mean_expected_order_value))
+
+
+def clv_info(info: scoring_pb2.ModelInfo) -> ClvInfo | None:
+    """A ModelInfo's CLV models (None for a model without them)."""
+    if not _has(info, "clv"):
+        return None
+    c = info.clv
+    return ClvInfo(c.time_unit, c.calibration_end, int(c.horizon_days), float(c.discount_rate_annual),
+                   dict(c.bgnbd), dict(c.gamma_gamma), _segment_value(c.base) if _has(c, "base") else None)
 
 
 def model_info(info: scoring_pb2.ModelInfo) -> ModelInfo:
@@ -63,6 +85,8 @@ def model_info(info: scoring_pb2.ModelInfo) -> ModelInfo:
         manifest_json=info.manifest_json,
         profile=(json_format.MessageToDict(info.profile, preserving_proto_field_name=True)
                  if _has(info, "profile") else None),
+        clv=clv_info(info),
+        recipe_columns=dict(info.recipe_columns),
     )
 
 
@@ -73,7 +97,8 @@ def segments(messages: Iterable[Any]) -> tuple[Segment, ...]:
                 share=float(s.share), centroid={k: float(v) for k, v in s.centroid.items()},
                 stats=feature_stats(s.stats),
                 levels=tuple(LevelShare(lv.feature, lv.level, float(lv.share)) for lv in s.levels),
-                outlier_distance=float(s.outlier_distance), colour=s.colour)
+                outlier_distance=float(s.outlier_distance), colour=s.colour,
+                clv=_segment_value(s.clv) if _has(s, "clv") else None, basket=feature_stats(s.basket))
         for s in sorted(messages, key=lambda s: s.id))
 
 

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 
 from scoring_service.client.types import ModelInfo, ScoringError
+from segmentation_core.clv import FIGURES as CLV_FIGURES
+from segmentation_core.clv import INPUTS as CLV_INPUTS
 from segmentation_core.tables import match_columns
 
 
@@ -22,12 +24,14 @@ class Schema:
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
     segment_names: tuple[str, ...]
+    has_clv: bool = False
+    """The model has CLV: a frame's CLV input columns (segmentation_core.clv.INPUTS) go out too."""
 
     @classmethod
     def from_info(cls, info: ModelInfo) -> "Schema":
         """The schema of a model version's info."""
         return cls(info.model, info.version, tuple(f.name for f in info.numeric_features),
-                   tuple(f.name for f in info.categorical_features), info.segment_names)
+                   tuple(f.name for f in info.categorical_features), info.segment_names, info.clv is not None)
 
 
 @dataclass(eq=False)
@@ -45,6 +49,8 @@ class FrameJob:
     confidence: np.ndarray = field(init=False)
     outlier: np.ndarray = field(init=False)
     errors: dict[int, str] = field(init=False)
+    clv: dict[str, np.ndarray] | None = None
+    """The CLV figure columns, once the server sent them."""
 
     def __post_init__(self) -> None:
         n = len(self.index)
@@ -80,18 +86,40 @@ class FrameJob:
         error = pd.Categorical.from_codes(codes, categories=["", *messages], validate=False)
         # copy=False: the arrays are this job's own and final here; copying them into one 2-D block
         # cost a third of the client's result-building time.
-        return pd.DataFrame({
+        columns = {
             "segment_id": self.segment, "segment_name": segment_name, "distance": self.distance,
             "confidence": self.confidence, "outlier": self.outlier, "error": error,
-        }, index=self.index, copy=False)
+        }
+        if self.clv is not None:
+            if self.local_errors:
+                for values in self.clv.values():
+                    values[np.fromiter(self.local_errors, dtype=np.int64)] = np.nan
+            columns.update(self.clv)
+        return pd.DataFrame(columns, index=self.index, copy=False)
+
+    def absorb_clv(self, figures: dict[str, np.ndarray] | None, start: int, stop: int) -> None:
+        """Store one batch's CLV figures (rows start..stop of this frame)."""
+        if figures is None:
+            return
+        if self.clv is None:
+            self.clv = {name: np.full(len(self.index), np.nan) for name in CLV_FIGURES}
+        for name in CLV_FIGURES:
+            self.clv[name][start:stop] = figures[name]
 
 
 def frame_job(frame: pd.DataFrame, schema: Schema, batch_rows: int) -> FrameJob:
-    """Extract the schema's columns of a frame (absent features are left out: the server imputes them)."""
+    """Extract the schema's columns of a frame (absent features are left out: the server imputes them), and
+    for a model with CLV the four CLV input columns when the frame has them all."""
     found, _missing = match_columns([*schema.numeric, *schema.categorical], frame.columns)
+    numeric_names = list(schema.numeric)
+    if schema.has_clv:
+        clv_found, clv_missing = match_columns(CLV_INPUTS, frame.columns)
+        if not clv_missing:
+            found |= clv_found
+            numeric_names += [name for name in CLV_INPUTS if name not in numeric_names]
     numeric: dict[str, np.ndarray] = {}
     local_errors: dict[int, str] = {}
-    for name in schema.numeric:
+    for name in numeric_names:
         if name not in found:
             continue
         raw = frame[found[name]]

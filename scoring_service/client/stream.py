@@ -205,6 +205,7 @@ class FrameStream:
         job.distance[start:stop] = result.distance
         job.confidence[start:stop] = result.confidence
         job.outlier[start:stop] = result.outlier
+        job.absorb_clv(result.clv, start, stop)
         for row, message in result.row_errors.items():
             job.errors[start + row] = message
 

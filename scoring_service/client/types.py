@@ -35,6 +35,16 @@ class ScoringError(Exception):
 
 
 @dataclass(frozen=True)
+class CustomerValue:
+    """A customer's lifetime value figures (see README "CLV")."""
+
+    expected_purchases: float
+    p_alive: float
+    expected_order_value: float
+    clv: float
+
+
+@dataclass(frozen=True)
 class Prediction:
     """The segment of one customer, and the model version that answered."""
 
@@ -45,6 +55,8 @@ class Prediction:
     outlier: bool
     model: str
     version: str
+    #: CLV figures, when the model has CLV and the request carried the four CLV inputs; else None.
+    clv: CustomerValue | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +118,36 @@ class Segment:
     outlier_distance: float = math.nan
     #: CSS colour; empty from a server older than `Segment.colour`.
     colour: str = ""
+    #: Transaction-log models with CLV: the segment's lifetime value figures; else None.
+    clv: SegmentValue | None = None
+    #: Transaction-log models: basket metrics (AvgBasketValue, AvgItemsPerPurchase, TenureDays,
+    #: PurchaseIntervalDays) of the segment's customers.
+    basket: tuple[FeatureStats, ...] = ()
+
+
+@dataclass(frozen=True)
+class SegmentValue:
+    """Lifetime value of a group of training customers (a segment or the base), as of training."""
+
+    mean_clv: float
+    total_clv: float
+    share_of_clv: float
+    mean_p_alive: float
+    mean_expected_purchases: float
+    mean_expected_order_value: float
+
+
+@dataclass(frozen=True)
+class ClvInfo:
+    """A transaction-log model's CLV models: what the figures mean and the fitted parameters."""
+
+    time_unit: str
+    calibration_end: str
+    horizon_days: int
+    discount_rate_annual: float
+    bgnbd: dict[str, float]
+    gamma_gamma: dict[str, float]
+    base: SegmentValue | None
 
 
 @dataclass(frozen=True)
@@ -144,6 +186,11 @@ class ModelInfo:
     #: "natural groups" or "partition of a continuum" (the manifest's k_search.structure); "" for
     #: versions trained before it was recorded.
     segment_structure: str = ""
+    #: Transaction-log models with CLV: the CLV models (then predictions can carry CLV figures); else None.
+    clv: ClvInfo | None = None
+    #: Transaction-log models: the log columns the recipe reads, by role (customer_id, date, invoice,
+    #: quantity, price or amount); empty for a customer-table model.
+    recipe_columns: dict[str, str] = field(default_factory=dict)
 
     @property
     def feature_names(self) -> list[str]:

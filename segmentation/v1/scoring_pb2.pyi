@@ -64,18 +64,32 @@ class PredictRequest(_message.Message):
     def __init__(self, selector: _Optional[_Union[ModelSelector, _Mapping]] = ..., customer: _Optional[_Union[Customer, _Mapping]] = ...) -> None: ...
 
 class Prediction(_message.Message):
-    __slots__ = ("segment_id", "segment_name", "distance", "confidence", "outlier")
+    __slots__ = ("segment_id", "segment_name", "distance", "confidence", "outlier", "clv")
     SEGMENT_ID_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_NAME_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     OUTLIER_FIELD_NUMBER: _ClassVar[int]
+    CLV_FIELD_NUMBER: _ClassVar[int]
     segment_id: int
     segment_name: str
     distance: float
     confidence: float
     outlier: bool
-    def __init__(self, segment_id: _Optional[int] = ..., segment_name: _Optional[str] = ..., distance: _Optional[float] = ..., confidence: _Optional[float] = ..., outlier: _Optional[bool] = ...) -> None: ...
+    clv: CustomerValue
+    def __init__(self, segment_id: _Optional[int] = ..., segment_name: _Optional[str] = ..., distance: _Optional[float] = ..., confidence: _Optional[float] = ..., outlier: _Optional[bool] = ..., clv: _Optional[_Union[CustomerValue, _Mapping]] = ...) -> None: ...
+
+class CustomerValue(_message.Message):
+    __slots__ = ("expected_purchases", "p_alive", "expected_order_value", "clv")
+    EXPECTED_PURCHASES_FIELD_NUMBER: _ClassVar[int]
+    P_ALIVE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_ORDER_VALUE_FIELD_NUMBER: _ClassVar[int]
+    CLV_FIELD_NUMBER: _ClassVar[int]
+    expected_purchases: float
+    p_alive: float
+    expected_order_value: float
+    clv: float
+    def __init__(self, expected_purchases: _Optional[float] = ..., p_alive: _Optional[float] = ..., expected_order_value: _Optional[float] = ..., clv: _Optional[float] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
     __slots__ = ("id", "prediction", "model", "version")
@@ -128,7 +142,7 @@ class RowError(_message.Message):
     def __init__(self, row: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
 
 class PredictBatchResponse(_message.Message):
-    __slots__ = ("batch_id", "model", "version", "segment_id", "distance", "confidence", "outlier", "row_errors", "batch_error", "segment_names", "row_count")
+    __slots__ = ("batch_id", "model", "version", "segment_id", "distance", "confidence", "outlier", "row_errors", "batch_error", "segment_names", "row_count", "expected_purchases", "p_alive", "expected_order_value", "clv")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -140,6 +154,10 @@ class PredictBatchResponse(_message.Message):
     BATCH_ERROR_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_NAMES_FIELD_NUMBER: _ClassVar[int]
     ROW_COUNT_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_PURCHASES_FIELD_NUMBER: _ClassVar[int]
+    P_ALIVE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_ORDER_VALUE_FIELD_NUMBER: _ClassVar[int]
+    CLV_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     model: str
     version: str
@@ -151,7 +169,11 @@ class PredictBatchResponse(_message.Message):
     batch_error: str
     segment_names: _containers.RepeatedScalarFieldContainer[str]
     row_count: int
-    def __init__(self, batch_id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., segment_id: _Optional[_Iterable[int]] = ..., distance: _Optional[_Iterable[float]] = ..., confidence: _Optional[_Iterable[float]] = ..., outlier: _Optional[_Iterable[bool]] = ..., row_errors: _Optional[_Iterable[_Union[RowError, _Mapping]]] = ..., batch_error: _Optional[str] = ..., segment_names: _Optional[_Iterable[str]] = ..., row_count: _Optional[int] = ...) -> None: ...
+    expected_purchases: _containers.RepeatedScalarFieldContainer[float]
+    p_alive: _containers.RepeatedScalarFieldContainer[float]
+    expected_order_value: _containers.RepeatedScalarFieldContainer[float]
+    clv: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, batch_id: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[str] = ..., segment_id: _Optional[_Iterable[int]] = ..., distance: _Optional[_Iterable[float]] = ..., confidence: _Optional[_Iterable[float]] = ..., outlier: _Optional[_Iterable[bool]] = ..., row_errors: _Optional[_Iterable[_Union[RowError, _Mapping]]] = ..., batch_error: _Optional[str] = ..., segment_names: _Optional[_Iterable[str]] = ..., row_count: _Optional[int] = ..., expected_purchases: _Optional[_Iterable[float]] = ..., p_alive: _Optional[_Iterable[float]] = ..., expected_order_value: _Optional[_Iterable[float]] = ..., clv: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class GetModelInfoRequest(_message.Message):
     __slots__ = ("selector", "include_profile", "include_reference")
@@ -218,7 +240,7 @@ class LevelShare(_message.Message):
     def __init__(self, feature: _Optional[str] = ..., level: _Optional[str] = ..., share: _Optional[float] = ...) -> None: ...
 
 class Segment(_message.Message):
-    __slots__ = ("id", "name", "description", "action", "size", "share", "centroid", "stats", "levels", "outlier_distance", "colour")
+    __slots__ = ("id", "name", "description", "action", "size", "share", "centroid", "stats", "levels", "outlier_distance", "colour", "clv", "basket")
     class CentroidEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -237,6 +259,8 @@ class Segment(_message.Message):
     LEVELS_FIELD_NUMBER: _ClassVar[int]
     OUTLIER_DISTANCE_FIELD_NUMBER: _ClassVar[int]
     COLOUR_FIELD_NUMBER: _ClassVar[int]
+    CLV_FIELD_NUMBER: _ClassVar[int]
+    BASKET_FIELD_NUMBER: _ClassVar[int]
     id: int
     name: str
     description: str
@@ -248,7 +272,57 @@ class Segment(_message.Message):
     levels: _containers.RepeatedCompositeFieldContainer[LevelShare]
     outlier_distance: float
     colour: str
-    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., action: _Optional[str] = ..., size: _Optional[int] = ..., share: _Optional[float] = ..., centroid: _Optional[_Mapping[str, float]] = ..., stats: _Optional[_Iterable[_Union[FeatureStats, _Mapping]]] = ..., levels: _Optional[_Iterable[_Union[LevelShare, _Mapping]]] = ..., outlier_distance: _Optional[float] = ..., colour: _Optional[str] = ...) -> None: ...
+    clv: SegmentValue
+    basket: _containers.RepeatedCompositeFieldContainer[FeatureStats]
+    def __init__(self, id: _Optional[int] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., action: _Optional[str] = ..., size: _Optional[int] = ..., share: _Optional[float] = ..., centroid: _Optional[_Mapping[str, float]] = ..., stats: _Optional[_Iterable[_Union[FeatureStats, _Mapping]]] = ..., levels: _Optional[_Iterable[_Union[LevelShare, _Mapping]]] = ..., outlier_distance: _Optional[float] = ..., colour: _Optional[str] = ..., clv: _Optional[_Union[SegmentValue, _Mapping]] = ..., basket: _Optional[_Iterable[_Union[FeatureStats, _Mapping]]] = ...) -> None: ...
+
+class SegmentValue(_message.Message):
+    __slots__ = ("mean_clv", "total_clv", "share_of_clv", "mean_p_alive", "mean_expected_purchases", "mean_expected_order_value")
+    MEAN_CLV_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_CLV_FIELD_NUMBER: _ClassVar[int]
+    SHARE_OF_CLV_FIELD_NUMBER: _ClassVar[int]
+    MEAN_P_ALIVE_FIELD_NUMBER: _ClassVar[int]
+    MEAN_EXPECTED_PURCHASES_FIELD_NUMBER: _ClassVar[int]
+    MEAN_EXPECTED_ORDER_VALUE_FIELD_NUMBER: _ClassVar[int]
+    mean_clv: float
+    total_clv: float
+    share_of_clv: float
+    mean_p_alive: float
+    mean_expected_purchases: float
+    mean_expected_order_value: float
+    def __init__(self, mean_clv: _Optional[float] = ..., total_clv: _Optional[float] = ..., share_of_clv: _Optional[float] = ..., mean_p_alive: _Optional[float] = ..., mean_expected_purchases: _Optional[float] = ..., mean_expected_order_value: _Optional[float] = ...) -> None: ...
+
+class ClvInfo(_message.Message):
+    __slots__ = ("time_unit", "calibration_end", "horizon_days", "discount_rate_annual", "bgnbd", "gamma_gamma", "base")
+    class BgnbdEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class GammaGammaEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    TIME_UNIT_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_END_FIELD_NUMBER: _ClassVar[int]
+    HORIZON_DAYS_FIELD_NUMBER: _ClassVar[int]
+    DISCOUNT_RATE_ANNUAL_FIELD_NUMBER: _ClassVar[int]
+    BGNBD_FIELD_NUMBER: _ClassVar[int]
+    GAMMA_GAMMA_FIELD_NUMBER: _ClassVar[int]
+    BASE_FIELD_NUMBER: _ClassVar[int]
+    time_unit: str
+    calibration_end: str
+    horizon_days: int
+    discount_rate_annual: float
+    bgnbd: _containers.ScalarMap[str, float]
+    gamma_gamma: _containers.ScalarMap[str, float]
+    base: SegmentValue
+    def __init__(self, time_unit: _Optional[str] = ..., calibration_end: _Optional[str] = ..., horizon_days: _Optional[int] = ..., discount_rate_annual: _Optional[float] = ..., bgnbd: _Optional[_Mapping[str, float]] = ..., gamma_gamma: _Optional[_Mapping[str, float]] = ..., base: _Optional[_Union[SegmentValue, _Mapping]] = ...) -> None: ...
 
 class KSearchRow(_message.Message):
     __slots__ = ("k", "metrics")
@@ -266,7 +340,7 @@ class KSearchRow(_message.Message):
     def __init__(self, k: _Optional[int] = ..., metrics: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ModelInfo(_message.Message):
-    __slots__ = ("model", "version", "created_at", "algorithm", "k", "numeric_features", "categorical_features", "segments", "k_search", "k_rule", "k_rule_explanation", "quality", "training_rows", "training_customers", "data_fingerprint", "data_source", "base_stats", "manifest_json", "profile", "segment_structure")
+    __slots__ = ("model", "version", "created_at", "algorithm", "k", "numeric_features", "categorical_features", "segments", "k_search", "k_rule", "k_rule_explanation", "quality", "training_rows", "training_customers", "data_fingerprint", "data_source", "base_stats", "manifest_json", "profile", "segment_structure", "clv", "recipe_columns")
     class QualityEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -274,6 +348,13 @@ class ModelInfo(_message.Message):
         key: str
         value: float
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class RecipeColumnsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -294,6 +375,8 @@ class ModelInfo(_message.Message):
     MANIFEST_JSON_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     SEGMENT_STRUCTURE_FIELD_NUMBER: _ClassVar[int]
+    CLV_FIELD_NUMBER: _ClassVar[int]
+    RECIPE_COLUMNS_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: str
     created_at: str
@@ -314,7 +397,9 @@ class ModelInfo(_message.Message):
     manifest_json: str
     profile: _profile_pb2.DataProfile
     segment_structure: str
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., created_at: _Optional[str] = ..., algorithm: _Optional[str] = ..., k: _Optional[int] = ..., numeric_features: _Optional[_Iterable[_Union[NumericFeatureInfo, _Mapping]]] = ..., categorical_features: _Optional[_Iterable[_Union[CategoricalFeatureInfo, _Mapping]]] = ..., segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ..., k_search: _Optional[_Iterable[_Union[KSearchRow, _Mapping]]] = ..., k_rule: _Optional[str] = ..., k_rule_explanation: _Optional[str] = ..., quality: _Optional[_Mapping[str, float]] = ..., training_rows: _Optional[int] = ..., training_customers: _Optional[int] = ..., data_fingerprint: _Optional[str] = ..., data_source: _Optional[str] = ..., base_stats: _Optional[_Iterable[_Union[FeatureStats, _Mapping]]] = ..., manifest_json: _Optional[str] = ..., profile: _Optional[_Union[_profile_pb2.DataProfile, _Mapping]] = ..., segment_structure: _Optional[str] = ...) -> None: ...
+    clv: ClvInfo
+    recipe_columns: _containers.ScalarMap[str, str]
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., created_at: _Optional[str] = ..., algorithm: _Optional[str] = ..., k: _Optional[int] = ..., numeric_features: _Optional[_Iterable[_Union[NumericFeatureInfo, _Mapping]]] = ..., categorical_features: _Optional[_Iterable[_Union[CategoricalFeatureInfo, _Mapping]]] = ..., segments: _Optional[_Iterable[_Union[Segment, _Mapping]]] = ..., k_search: _Optional[_Iterable[_Union[KSearchRow, _Mapping]]] = ..., k_rule: _Optional[str] = ..., k_rule_explanation: _Optional[str] = ..., quality: _Optional[_Mapping[str, float]] = ..., training_rows: _Optional[int] = ..., training_customers: _Optional[int] = ..., data_fingerprint: _Optional[str] = ..., data_source: _Optional[str] = ..., base_stats: _Optional[_Iterable[_Union[FeatureStats, _Mapping]]] = ..., manifest_json: _Optional[str] = ..., profile: _Optional[_Union[_profile_pb2.DataProfile, _Mapping]] = ..., segment_structure: _Optional[str] = ..., clv: _Optional[_Union[ClvInfo, _Mapping]] = ..., recipe_columns: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class GetSegmentStatsRequest(_message.Message):
     __slots__ = ("selector", "max_sample")

@@ -1,0 +1,62 @@
+"""The CLV part of a scoring request: the four CLV inputs taken from a customer's numbers or a batch's
+columns, checked, and turned into the CLV figures with the version's numpy model (segmentation_core.clv)."""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from scoring_service.errors import InvalidRequest
+from segmentation_core.clv import INPUTS, ClvModel, describe_problem, input_problems
+
+__all__ = ["INPUT_NAMES", "batch_figures", "customer_figures"]
+
+INPUT_NAMES = frozenset(INPUTS)
+
+
+def _require_all(present: list[str]) -> None:
+    if len(present) != len(INPUTS):
+        missing = [name for name in INPUTS if name not in present]
+        raise InvalidRequest(f"CLV inputs: {', '.join(present)} given without {', '.join(missing)}; send all four "
+                             f"({', '.join(INPUTS)}) or none", field=missing[0])
+
+
+def customer_figures(clv: ClvModel, numbers: Mapping[str, float], features: frozenset[str]
+                     ) -> tuple[Mapping[str, float], tuple[float, ...] | None]:
+    """Split one customer's numbers into the features and the CLV figures (None without CLV inputs)."""
+    present = [name for name in INPUTS if name in numbers]
+    if not present:
+        return numbers, None
+    _require_all(present)
+    values = [np.array([float(numbers[name])]) for name in INPUTS]
+    problem = int(input_problems(*values)[0])
+    if problem >= 0:
+        raise InvalidRequest(describe_problem(problem, float(values[problem][0])), field=INPUTS[problem])
+    figures = clv.predict(*values)
+    rest = {name: value for name, value in numbers.items() if name not in INPUT_NAMES or name in features}
+    return rest, tuple(float(f[0]) for f in figures)
+
+
+def batch_figures(clv: ClvModel, numeric: Mapping[str, np.ndarray], n: int, errors: dict[int, str]
+                  ) -> list[np.ndarray] | None:
+    """The CLV figure columns of a batch (None without CLV input columns); adds invalid rows to ``errors``."""
+    present = [name for name in INPUTS if name in numeric]
+    if not present:
+        return None
+    _require_all(present)
+    columns = [np.asarray(numeric[name], dtype=np.float64) for name in INPUTS]
+    problems = input_problems(*columns)
+    bad = np.flatnonzero(problems >= 0)
+    for row in bad.tolist():
+        if row not in errors:
+            errors[row] = describe_problem(int(problems[row]), float(columns[problems[row]][row]))
+    if bad.size:  # score the valid rows only, on harmless stand-ins, then blank the invalid ones
+        columns = [c.copy() for c in columns]
+        for c in columns:
+            c[bad] = 0.0
+    figures = list(clv.predict(*columns))
+    if errors:
+        rows = np.fromiter(errors, dtype=np.int64, count=len(errors))
+        for f in figures:
+            f[rows] = np.nan
+    return figures

@@ -1,0 +1,100 @@
+"""CLV over the real scoring service: Predict and PredictStream return a customer's CLV figures when the
+model has them and the request carries the inputs; the same numbers as `training_job score`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pandas as pd
+import pytest
+
+from scoring_service.client import ScoringClient, ScoringError
+from segmentation_core.artefact import read_artefact
+from segmentation_core.clv import FIGURES, INPUTS
+from segmentation_core.recipe import Recipe, aggregate
+from segmentation_core.store import ModelStore
+from segmentation_core.tables import read_table
+from tests.server_support import target
+from tests.test_clv import cdnow_store  # noqa: F401  (the shared CDNOW sample model)
+from training_job.batch_score import score_frame
+
+
+@pytest.fixture(scope="module")
+def customers(cdnow_store: Path) -> pd.DataFrame:  # noqa: F811
+    store = ModelStore(cdnow_store / "store")
+    artefact = read_artefact(store.version_dir("cdnow", store.current("cdnow")))
+    table, _ = aggregate(read_table(cdnow_store / "cdnow_sample.txt"), Recipe.from_dict(artefact.recipe))
+    return table
+
+
+@pytest.fixture()
+def client(cdnow_store: Path, scoring_server_factory):  # noqa: F811
+    server = scoring_server_factory(cdnow_store / "store", model="cdnow")
+    with ScoringClient(target(server)) as c:
+        yield c
+
+
+def test_model_info_describes_the_clv_models_and_the_recipe(client: ScoringClient) -> None:
+    info = client.model_info()
+    assert info.clv is not None and info.clv.time_unit == "weeks" and info.clv.horizon_days == 365
+    assert info.clv.bgnbd["r"] == pytest.approx(0.243, rel=0.01)
+    assert info.recipe_columns == {"customer_id": "customer_id", "date": "date", "quantity": "number_of_cds",
+                                   "amount": "dollar_value"}
+    assert sum(s.clv.share_of_clv for s in info.segments) == pytest.approx(1.0)
+    basket = {f.feature: f for f in info.segments[0].basket}
+    assert {"AvgBasketValue", "AvgItemsPerPurchase", "TenureDays", "PurchaseIntervalDays"} <= set(basket)
+
+
+def test_predict_returns_clv_only_when_the_inputs_come(client: ScoringClient, customers: pd.DataFrame,
+                                                       cdnow_store: Path) -> None:  # noqa: F811
+    row = customers.loc["00004"]
+    features = {name: float(row[name]) for name in ("Recency", "Frequency", "Monetary")}
+    assert client.predict(features).clv is None
+    with_clv = client.predict({**features, **{name: float(row[name]) for name in INPUTS}})
+    store = ModelStore(cdnow_store / "store")
+    expected, _ = score_frame(read_artefact(store.version_dir("cdnow", store.current("cdnow"))),
+                              read_table(cdnow_store / "cdnow_sample.txt"))
+    offline = expected.set_index("id").loc["00004"]
+    assert with_clv.segment_id == offline["segment_id"]
+    for name in FIGURES:
+        assert getattr(with_clv.clv, name) == pytest.approx(offline[name], rel=1e-12)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"CustomerAge": None}, "RepeatPurchases, LastPurchaseTime, AvgRepeatValue given without CustomerAge"),
+    ({"RepeatPurchases": 1.5}, "RepeatPurchases: 1.5 should be a whole number >= 0"),
+    ({"AvgRepeatValue": -3.0}, "AvgRepeatValue: -3.0 should be a finite number >= 0"),
+])
+def test_bad_clv_inputs_are_refused_naming_the_field(client: ScoringClient, change: dict, message: str) -> None:
+    customer = {"Recency": 10.0, "Frequency": 3.0, "Monetary": 60.0, "RepeatPurchases": 2.0,
+                "LastPurchaseTime": 20.0, "CustomerAge": 30.0, "AvgRepeatValue": 25.0}
+    for name, value in change.items():
+        if value is None:
+            del customer[name]
+        else:
+            customer[name] = value
+    with pytest.raises(ScoringError) as err:
+        client.predict(customer)
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT and message in err.value.message
+
+
+def test_predict_stream_gives_the_offline_numbers(client: ScoringClient, customers: pd.DataFrame,
+                                                  cdnow_store: Path) -> None:  # noqa: F811
+    frame = customers.copy()
+    frame.loc[frame.index[5], "AvgRepeatValue"] = -1.0  # one invalid row: a row error, the others scored
+    result = client.predict_frame(frame, batch_rows=500)
+    store = ModelStore(cdnow_store / "store")
+    offline, _ = score_frame(read_artefact(store.version_dir("cdnow", store.current("cdnow"))),
+                             read_table(cdnow_store / "cdnow_sample.txt"))
+    offline = offline.set_index("id").loc[frame.index]
+    ok = np.ones(len(frame), dtype=bool)
+    ok[5] = False
+    assert result["segment_id"].iloc[5] == -1 and "AvgRepeatValue" in result["error"].iloc[5]
+    assert np.isnan(result["clv"].iloc[5])
+    np.testing.assert_array_equal(result["segment_id"].to_numpy()[ok], offline["segment_id"].to_numpy()[ok])
+    for name in FIGURES:
+        np.testing.assert_allclose(result[name].to_numpy()[ok], offline[name].to_numpy()[ok], rtol=1e-12)
+    # without the inputs, the same stream has no CLV columns
+    plain = client.predict_frame(customers[["Recency", "Frequency", "Monetary"]])
+    assert "clv" not in plain.columns
