@@ -17,6 +17,7 @@ import waitress
 
 from dash_ui.app import create_app
 from dash_ui.service import DashboardService, default_client_factory
+from dash_ui.trainer import TrainerAccess
 from segmentation_core.logs import FORMATS, configure_logging
 
 #: Request threads: a few browser tabs each polling the status, drawing pages and running callbacks
@@ -45,6 +46,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="bearer token for the scoring service (env DASH_SCORING_TOKEN)")
     parser.add_argument("--tls-ca", default=env.get("DASH_SCORING_TLS_CA") or None,
                         help="CA certificate (PEM) for TLS to the scoring service (env DASH_SCORING_TLS_CA)")
+    parser.add_argument("--trainer", default=env.get("DASH_TRAINER", ""),
+                        help="training service HOST:PORT behind the Data, Train and Compare pages (env DASH_TRAINER; "
+                             "default none: those pages say training is unavailable)")
+    parser.add_argument("--trainer-token", default=env.get("DASH_TRAINER_TOKEN") or None,
+                        help="bearer token for the training service (env DASH_TRAINER_TOKEN)")
+    parser.add_argument("--trainer-tls-ca", default=env.get("DASH_TRAINER_TLS_CA") or None,
+                        help="CA certificate (PEM) for TLS to the training service (env DASH_TRAINER_TLS_CA)")
     parser.add_argument("--retry-seconds", type=float, default=float(env.get("DASH_RETRY_SECONDS", "2")),
                         help="wait between reconnection attempts (env DASH_RETRY_SECONDS; default 2)")
     # A string default goes through `type` too: a bad DASH_THREADS is a usage error, not a traceback.
@@ -63,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.log_format)
     factory = default_client_factory(args.scoring, token=args.token, tls_ca=args.tls_ca)
     service = DashboardService(args.scoring, factory, retry_seconds=args.retry_seconds).start()
-    app = create_app(service)
+    trainer = TrainerAccess(args.trainer, token=args.trainer_token, tls_ca=args.trainer_tls_ca)
+    app = create_app(service, trainer)
     logging.getLogger("dash_ui").info("dashboard on http://%s:%d/ for scoring service %s",
                                       args.host, args.port, args.scoring)
     if args.debug:

@@ -14,14 +14,18 @@ from dash import Input, Output, State, html, no_update
 from dash_ui import figures, health, plotly_bundle
 from dash_ui.layout import app_shell, status_badge, status_banner, update_notice, waiting_card
 from dash_ui.pages import PAGES
+from dash_ui.pages.model import register_version_buttons
 from dash_ui.service import DOWN, NO_MODEL, OK, DashboardService, ServiceError, ServiceStatus
+from dash_ui.trainer import TrainerAccess, install_upload_route
 
 log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
-def create_app(service: DashboardService) -> dash.Dash:
-    """A Dash app showing `service` (start its watch thread with `service.start()`)."""
+def create_app(service: DashboardService, trainer: TrainerAccess | None = None) -> dash.Dash:
+    """A Dash app showing `service` (start its watch thread with `service.start()`); `trainer` is the training
+    service behind the Data, Train and Compare pages (None: those pages say training is unavailable)."""
+    trainer = trainer or TrainerAccess("")
     app = dash.Dash(
         __name__, title="Customer segments", assets_folder=str(ASSETS), suppress_callback_exceptions=True,
         serve_locally=True, update_title=None,
@@ -31,8 +35,13 @@ def create_app(service: DashboardService) -> dash.Dash:
     health.install(app.server, service, PAGES)
     figures.warm_up()
     _register_shell_callbacks(app, service)
+    install_upload_route(app.server, trainer)
     for page in PAGES.values():
-        page.register_callbacks(app, service)
+        if getattr(page, "USES_TRAINER", False):
+            page.register_callbacks(app, service, trainer)
+        else:
+            page.register_callbacks(app, service)
+    register_version_buttons(app, service, trainer)
     service.on_sample(lambda view: prerender(service))
     return app
 
@@ -84,7 +93,7 @@ def render_page(service: DashboardService, pathname: str | None, search: str | N
     params = dict(parse_qsl((search or "").lstrip("?")))
     try:
         status = service.status()
-        if service.cached_model_view() is None and status.state in (DOWN, NO_MODEL):
+        if getattr(page, "NEEDS_MODEL", True) and service.cached_model_view() is None and status.state in (DOWN, NO_MODEL):
             return waiting_card(status.message)  # the watch thread keeps trying; the page follows
         return page.layout(service, params)
     except ServiceError as exc:

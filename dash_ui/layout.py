@@ -15,6 +15,9 @@ NAV_ITEMS: tuple[tuple[str, str], ...] = (
     ("/model", "Model"),
     ("/predict", "Predict"),
     ("/batch", "Batch"),
+    ("/data", "Data"),
+    ("/train", "Train"),
+    ("/compare", "Compare"),
 )
 STATUS_POLL_MS = 2000
 
@@ -40,6 +43,9 @@ def app_shell(page: Any = None, rendered_key: str | None = None) -> html.Div:
         dcc.Store(id="service-status"),
         dcc.Store(id="rendered-key", data=rendered_key),
         dcc.Store(id="route-request"),
+        # The workbench's uploaded dataset and training job, kept across pages for the browser tab's session.
+        dcc.Store(id="wb-dataset", storage_type="session"),
+        dcc.Store(id="wb-job", storage_type="session"),
         dcc.Interval(id="status-poll", interval=STATUS_POLL_MS, n_intervals=0),
         navbar(),
         dbc.Container([

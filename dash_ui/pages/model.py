@@ -5,7 +5,7 @@ import math
 from typing import Any, Mapping
 
 import dash_bootstrap_components as dbc
-from dash import html
+from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from dash_ui import figures
 from dash_ui.figure_cache import cached, version_key
@@ -88,6 +88,7 @@ def versions_rows(models: list[ModelEntry], model: str) -> list[dict[str, Any]]:
 
 
 def versions_card(service: DashboardService, view: ModelView) -> dbc.Card:
+    rows: list[dict[str, Any]] = []
     try:
         rows = versions_rows(service.versions(), view.model)
         body: Any = data_grid(
@@ -99,7 +100,18 @@ def versions_card(service: DashboardService, view: ModelView) -> dbc.Card:
         )
     except ServiceError as exc:
         body = dbc.Alert(f"The version list is unavailable: {exc.message}", color="warning")
-    return dbc.Card(dbc.CardBody([html.H4(f"Versions of {view.model}", className="card-title"), body]),
+    kept = [r["version"] for r in rows]
+    buttons = html.Div([
+        dbc.Row([
+            dbc.Col(dcc.Dropdown(id="model-version-choice", options=[{"label": v, "value": v} for v in kept],
+                                 placeholder="a kept version", clearable=False), md=5),
+            dbc.Col(dbc.Button("Publish", id="model-publish", color="success", n_clicks=0, size="sm"), md="auto"),
+            dbc.Col(dbc.Button("Roll back", id="model-rollback", color="warning", outline=True, n_clicks=0,
+                               size="sm", title="serve the version published before the served one"), md="auto"),
+        ], className="g-2 align-items-center mt-2"),
+        html.Div(id="model-version-message", className="small mt-2"),
+    ])
+    return dbc.Card(dbc.CardBody([html.H4(f"Versions of {view.model}", className="card-title"), body, buttons]),
                     className="section-card")
 
 
@@ -115,4 +127,40 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
 
 
 def register_callbacks(app: Any, service: DashboardService) -> None:
-    """The Model page is static per version: nothing to register."""
+    """The Model page is static per version (its Publish/Rollback buttons: register_version_buttons)."""
+
+
+def rollback_target(rows: list[dict[str, Any]]) -> str | None:
+    """The version published before the served one (the next older kept version), if any."""
+    ordered = sorted(r["version"] for r in rows)
+    served = next((r["version"] for r in rows if r["served"]), None)
+    if served not in ordered or ordered.index(served) == 0:
+        return None
+    return ordered[ordered.index(served) - 1]
+
+
+def register_version_buttons(app: Any, service: DashboardService, trainer: Any) -> None:
+    """Publish (a chosen kept version) and Roll back, through the training service."""
+    @app.callback(Output("model-version-message", "children"),
+                  Input("model-publish", "n_clicks"), Input("model-rollback", "n_clicks"),
+                  State("model-version-choice", "value"), prevent_initial_call=True)
+    def change_version(publish_clicks: int, rollback_clicks: int, chosen: str | None) -> Any:
+        if not (publish_clicks or rollback_clicks):  # buttons drawn anew fire once with 0 clicks
+            return no_update
+        if not trainer.available():
+            return dbc.Alert(trainer.unavailable_reason(), color="warning", className="mb-0")
+        view = service.model_view()
+        if ctx.triggered_id == "model-rollback":
+            chosen = rollback_target(versions_rows(service.versions(), view.model))
+            if chosen is None:
+                return "There is no older version to roll back to."
+        if not chosen:
+            return "Choose a kept version first."
+        from training_job.client import TrainingError
+
+        try:
+            info = trainer.client.publish(chosen, model=view.model)
+        except TrainingError as exc:
+            return dbc.Alert(exc.message, color="danger", className="mb-0")
+        return dbc.Alert(f"{info.model} {info.version} is now served.", color="success", className="mb-0",
+                         id="model-version-done")

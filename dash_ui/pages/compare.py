@@ -1,0 +1,126 @@
+"""Compare and publish: the version a training job made beside the served one (segment sizes and names, the
+matching of new to served segments, the agreement of the two labelings on the new data as the trainer
+computed it, quality metrics); Publish makes it CURRENT, Discard leaves it kept but not served."""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, html, no_update
+
+from dash_ui.grid import Column, data_grid
+from dash_ui.layout import page_header, stat
+from dash_ui.pages.data import trainer_state
+from dash_ui.service import DashboardService
+from dash_ui.trainer import TrainerAccess
+
+PATH = "/compare"
+TITLE = "Compare"
+NEEDS_MODEL = False
+USES_TRAINER = True
+QUALITY = (("silhouette", "Silhouette (higher is better)"), ("calinski_harabasz", "Calinski-Harabasz (higher)"),
+           ("davies_bouldin", "Davies-Bouldin (lower is better)"), ("stability", "Stability (higher)"))
+
+
+def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
+    return html.Div([page_header("Compare and publish", "The newly trained version beside the served one."),
+                     html.Div(id="compare-trainer-state"), html.Div(id="compare-body"),
+                     html.Div([dbc.Button("Publish", id="compare-publish", color="success", n_clicks=0, className="me-2"),
+                               dbc.Button("Discard", id="compare-discard", color="secondary", outline=True, n_clicks=0)],
+                              className="mt-3"),
+                     html.Div(id="compare-message", className="mt-2")])
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
+
+
+def comparison_view(job: Any, served: Any) -> Any:
+    """The comparison of a succeeded job's version (``job.result``) with the served ModelView (or None)."""
+    r = job.result
+    old_names = {s.id: s.name for s in served.segments} if served is not None else {}
+    total = sum(r.segment_sizes) or 1
+    rows = []
+    for i, (name, size) in enumerate(zip(r.segment_names, r.segment_sizes)):
+        match = r.matching[i] if i < len(r.matching) else -1
+        rows.append({"id": i, "name": name, "size": size, "share": size / total,
+                     "served": old_names.get(match, f"segment {match}") if match >= 0 else "-",
+                     "overlap": r.matching_share[i] if i < len(r.matching_share) else None})
+    segments = data_grid("compare-segments", rows, [
+        Column("id", "New id", "integer"), Column("name", "New segment"), Column("size", "Customers", "integer"),
+        Column("share", "Share", "percent"), Column("served", f"Served segment ({r.compared_version or 'none'})"),
+        Column("overlap", "Of its customers there", "percent")])
+    quality_rows = [{"metric": label, "new": _fmt(r.quality.get(key)),
+                     "served": _fmt(served.quality.get(key)) if served is not None else "n/a"}
+                    for key, label in QUALITY if key in r.quality]
+    quality = data_grid("compare-quality", quality_rows, [Column("metric", "Metric"), Column("new", f"New {r.version}"),
+                                                          Column("served", f"Served {r.compared_version or ''}")])
+    agreement = (f"Adjusted Rand index {r.ari:.3f} between the new and the served segments of the new data's "
+                 "customers (1 = the same grouping, 0 = no more alike than chance)." if r.ari is not None
+                 else f"No agreement figure: {r.comparison_note}")
+    served_k = len(served.segments) if served is not None else 0
+    return html.Div([
+        dbc.Card(dbc.CardBody([
+            html.H4(f"{r.model} {r.version} (new) vs {r.compared_version or 'nothing served'}", className="card-title"),
+            html.Div([stat("New k", str(r.k), id="compare-new-k"), stat("Served k", str(served_k) if served else "-"),
+                      stat("Agreement (ARI)", _fmt(r.ari), id="compare-ari"),
+                      stat("State", "served" if r.published else "kept, not served", id="compare-state")]),
+            html.P(agreement, className="small mb-0"),
+        ]), className="section-card"),
+        dbc.Card(dbc.CardBody([html.H4("Segments", className="card-title"), segments]), className="section-card"),
+        dbc.Card(dbc.CardBody([html.H4("Quality", className="card-title"), quality]), className="section-card"),
+    ])
+
+
+def register_callbacks(app: Any, service: DashboardService, trainer: TrainerAccess) -> None:
+    def served_view() -> Any:
+        return service.cached_model_view()
+
+    @app.callback(Output("compare-trainer-state", "children"), Output("compare-body", "children"),
+                  Output("compare-publish", "disabled"), Output("compare-discard", "disabled"),
+                  Input("wb-job", "data"), Input("compare-trainer-state", "id"))
+    def show(job_id: str | None, _: str) -> tuple:
+        state = trainer_state(trainer)
+        if state is not None:
+            return state, None, True, True
+        if not job_id:
+            return None, html.P("Train a model on the Train page first.", className="text-muted"), True, True
+        from training_job.client import TrainingError
+
+        try:
+            job = trainer.client.job(job_id)
+        except TrainingError as exc:
+            return None, dbc.Alert(exc.message, color="danger"), True, True
+        if job.state != "SUCCEEDED" or job.result is None:
+            return None, html.P(f"Job {job.job_id} is {job.state.lower()}: nothing to compare yet.",
+                                id="compare-waiting"), True, True
+        current = served_view()
+        published = current is not None and current.version == job.result.version
+        return None, comparison_view(job, current), published, published
+
+    @app.callback(Output("compare-message", "children"), Output("compare-publish", "disabled", allow_duplicate=True),
+                  Input("compare-publish", "n_clicks"), State("wb-job", "data"), prevent_initial_call=True)
+    def publish(n_clicks: int, job_id: str | None) -> tuple:
+        from training_job.client import TrainingError
+
+        if not n_clicks or not job_id:  # a button drawn anew fires once with 0 clicks
+            return no_update, no_update
+        try:
+            job = trainer.client.job(job_id)
+            if job.result is None:
+                return "This job made no version.", True
+            info = trainer.client.publish(job.result.version, model=job.result.model)
+        except TrainingError as exc:
+            return dbc.Alert(exc.message, color="danger"), no_update
+        return dbc.Alert(f"{info.model} {info.version} is now served; every page follows within seconds.",
+                         color="success", id="compare-published"), True
+
+    @app.callback(Output("compare-message", "children", allow_duplicate=True), Output("wb-job", "data",
+                                                                                      allow_duplicate=True),
+                  Input("compare-discard", "n_clicks"), State("wb-job", "data"), prevent_initial_call=True)
+    def discard(n_clicks: int, job_id: str | None) -> tuple:
+        if not n_clicks or not job_id:
+            return no_update, no_update
+        return (f"Discarded: the version of {job_id} stays kept in the store, not served (the Model page can "
+                "still publish it)."), None

@@ -1,0 +1,197 @@
+"""Data: upload a table (streamed to the training service with a progress bar) and explore its profile:
+overview, preview, statistics, distributions and box plots, categorical breakdowns, correlation heatmap,
+what cleaning would drop, and for a transaction log the per-customer RFM features."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import dash_bootstrap_components as dbc
+from dash import Input, Output, html
+
+from dash_ui import workbench_figures as wf
+from dash_ui.grid import Column, data_grid
+from dash_ui.layout import graph, page_header, stat
+from dash_ui.service import DashboardService
+from dash_ui.trainer import UPLOAD_ROUTE, TrainerAccess
+
+PATH = "/data"
+TITLE = "Data"
+NEEDS_MODEL = False
+USES_TRAINER = True
+MAX_FIGURES = 24
+
+# Streams the chosen File as the request body (the browser reads it from disk as it sends), reports
+# progress through set_props, and resolves to the new dataset id for the session store.
+UPLOAD_JS = """
+function (n) {
+    const dc = window.dash_clientside;
+    if (!n) { return dc.no_update; }
+    const input = document.getElementById("data-file");
+    const file = input && input.files && input.files[0];
+    if (!file) { dc.set_props("data-upload-message", {children: "Choose a file first."}); return dc.no_update; }
+    return new Promise(function (resolve) {
+        const xhr = new XMLHttpRequest();
+        xhr.open("POST", "%(route)s?filename=" + encodeURIComponent(file.name));
+        xhr.upload.onprogress = function (e) {
+            if (!e.lengthComputable) { return; }
+            const p = Math.round(100 * e.loaded / e.total);
+            dc.set_props("data-upload-progress", {value: p, label: p + "%%"});
+            if (p >= 100) { dc.set_props("data-upload-message", {children: "Reading " + file.name + " ..."}); }
+        };
+        xhr.onload = function () {
+            let body = {};
+            try { body = JSON.parse(xhr.responseText); } catch (err) { body = {}; }
+            if (xhr.status === 200) {
+                dc.set_props("data-upload-message", {children: "Uploaded " + body.filename + ": " + body.rows +
+                    " rows, " + body.column_count + " columns" + (body.deduplicated ? " (already uploaded)" : "")});
+                resolve(body.dataset_id);
+            } else {
+                dc.set_props("data-upload-progress", {value: 0, label: ""});
+                dc.set_props("data-upload-message", {children: body.error || ("Upload failed: HTTP " + xhr.status)});
+                resolve(dc.no_update);
+            }
+        };
+        xhr.onerror = function () {
+            dc.set_props("data-upload-message", {children: "Upload failed: the dashboard did not answer."});
+            resolve(dc.no_update);
+        };
+        dc.set_props("data-upload-message", {children: "Uploading " + file.name + " ..."});
+        dc.set_props("data-upload-progress", {value: 0, label: "0%%"});
+        xhr.send(file);
+    });
+}
+""" % {"route": UPLOAD_ROUTE}
+
+
+def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
+    return html.Div([
+        page_header("Data", "Upload a customer table or a transaction log (CSV, TSV, .gz, Parquet, .xlsx) "
+                            "and look at it before training."),
+        html.Div(id="data-trainer-state"),
+        dbc.Card(dbc.CardBody([
+            html.H4("Upload", className="card-title"),
+            dbc.Row([
+                # The <input type="file"> is put in by assets/workbench_upload.js (Dash has no such component).
+                dbc.Col(html.Div(id="data-file-holder"), md=7),
+                dbc.Col(dbc.Button("Upload", id="data-upload-button", color="primary", n_clicks=0), md="auto"),
+            ], className="g-2 align-items-center"),
+            dbc.Progress(id="data-upload-progress", value=0, className="mt-3", style={"height": "1.4rem"}),
+            html.Div(id="data-upload-message", className="small mt-2"),
+        ]), className="section-card"),
+        html.Div(id="data-profile", className="mt-3"),
+    ])
+
+
+def profile_view(profile: Any) -> Any:
+    """The whole profile of one table (a training_job.client.DataProfile)."""
+    missing = sum(c.missing for c in profile.columns)
+    cells = max(1, profile.rows * max(1, len(profile.columns)))
+    overview = dbc.Card(dbc.CardBody([
+        html.H4(f"{profile.name}", className="card-title", id="data-profile-name"),
+        html.Div([stat("Rows", f"{profile.rows:,}", id="data-rows"),
+                  stat("Columns", str(profile.column_count), id="data-columns"),
+                  stat("Missing cells", f"{missing:,} ({missing / cells:.1%})", id="data-missing"),
+                  stat("Kind", profile.kind, id="data-kind"),
+                  stat("Suggested preset", profile.suggested_preset, id="data-suggested-preset"),
+                  stat("Customers after cleaning", f"{profile.customers:,}", id="data-customers")]),
+        html.P(schema_sentence(profile), className="small mb-0"),
+    ]), className="section-card")
+    return html.Div([overview, preview_card(profile), statistics_card(profile), cleaning_card(profile),
+                     distributions_card("Distributions", profile.columns, "data-dist"),
+                     heatmap_card(profile),
+                     *([distributions_card("Per-customer RFM features (what a model of this log clusters)",
+                                           profile.rfm, "data-rfm")] if profile.rfm else [])])
+
+
+def schema_sentence(profile: Any) -> str:
+    parts = [f"Id column: {profile.id_column or 'none (row numbers)'}",
+             f"numeric features: {', '.join(profile.numeric) or 'none'}"]
+    if profile.categorical:
+        parts.append(f"categorical features: {', '.join(profile.categorical)}")
+    if profile.dates:
+        parts.append(f"dates: {', '.join(profile.dates)}")
+    if profile.dropped:
+        parts.append("left out: " + "; ".join(f"{c} ({why})" for c, why in profile.dropped))
+    return ". ".join(parts) + "."
+
+
+def preview_card(profile: Any) -> dbc.Card:
+    columns = [Column(field=f"c{i}", header=name) for i, name in enumerate(profile.preview_columns)]
+    rows = [{f"c{i}": value for i, value in enumerate(row)} for row in profile.preview_rows]
+    return dbc.Card(dbc.CardBody([html.H4("First rows", className="card-title"),
+                                  data_grid("data-preview", rows, columns, page_size=10)]), className="section-card")
+
+
+def statistics_card(profile: Any) -> dbc.Card:
+    fields = ("count", "mean", "std", "min", "q25", "median", "q75", "max")
+    columns = [Column("name", "Column"), Column("role", "Role"), Column("dtype", "Type"),
+               Column("missing", "Missing", "number"), Column("distinct", "Distinct", "number"),
+               *[Column(f, f, "number") for f in fields[1:]]]
+    rows = []
+    for c in profile.columns:
+        row = {"name": c.name, "role": c.role, "dtype": c.dtype, "missing": c.missing, "distinct": c.distinct}
+        row.update({f: round(c.summary[f], 4) for f in fields[1:] if f in c.summary})
+        rows.append(row)
+    return dbc.Card(dbc.CardBody([html.H4("Statistics", className="card-title"),
+                                  data_grid("data-stats", rows, columns, page_size=15)]), className="section-card")
+
+
+def cleaning_card(profile: Any) -> dbc.Card:
+    if profile.cleaning_error:
+        body: Any = dbc.Alert(profile.cleaning_error, color="warning", id="data-cleaning-error")
+    elif not profile.cleaning_steps:
+        body = html.P("Cleaning would drop nothing.", id="data-cleaning")
+    else:
+        body = html.Ul([html.Li(f"{reason}: {rows:,}") for reason, rows in profile.cleaning_steps], id="data-cleaning")
+    return dbc.Card(dbc.CardBody([html.H4("What cleaning would do", className="card-title"),
+                                  html.P(f"{profile.rows_in:,} rows in, {profile.customers:,} customers to train on.",
+                                         className="small"), body]), className="section-card")
+
+
+def distributions_card(title: str, columns: Any, prefix: str) -> dbc.Card:
+    figures = []
+    for i, c in enumerate(list(columns)[:MAX_FIGURES]):
+        if c.histogram_counts:
+            figures.append(dbc.Col([graph(f"{prefix}-{i}", wf.histogram_figure(c.name, c.histogram_edges,
+                                                                               c.histogram_counts)),
+                                    graph(f"{prefix}-box-{i}", wf.box_figure(c.name, c.summary))], md=6))
+        elif c.top_levels:
+            figures.append(dbc.Col(graph(f"{prefix}-{i}", wf.levels_figure(c.name, c.top_levels, c.other_count)),
+                                   md=6))
+    return dbc.Card(dbc.CardBody([html.H4(title, className="card-title"), dbc.Row(figures)]),
+                    className="section-card")
+
+
+def heatmap_card(profile: Any) -> dbc.Card:
+    return dbc.Card(dbc.CardBody([html.H4("Correlations of the numeric columns", className="card-title"),
+                                  graph("data-heatmap", wf.correlation_heatmap(profile.correlation_columns,
+                                                                               profile.correlation))]),
+                    className="section-card")
+
+
+def trainer_state(trainer: TrainerAccess) -> Any:
+    """An alert when the training service cannot be used, else nothing."""
+    if trainer.available():
+        return None
+    return dbc.Alert(trainer.unavailable_reason(), color="warning", id="training-unavailable")
+
+
+def register_callbacks(app: Any, service: DashboardService, trainer: TrainerAccess) -> None:
+    app.clientside_callback(UPLOAD_JS, Output("wb-dataset", "data"), Input("data-upload-button", "n_clicks"),
+                            prevent_initial_call=True)
+
+    @app.callback(Output("data-trainer-state", "children"), Output("data-profile", "children"),
+                  Input("wb-dataset", "data"), Input("data-trainer-state", "id"))
+    def show_profile(dataset_id: str | None, _: str) -> tuple[Any, Any]:
+        state = trainer_state(trainer)
+        if state is not None:
+            return state, None
+        if not dataset_id:
+            return None, html.P("Upload a table to see its profile.", className="text-muted")
+        from training_job.client import TrainingError
+
+        try:
+            profile = trainer.client.profile(dataset_id)
+        except TrainingError as exc:
+            return None, dbc.Alert(exc.message, color="danger", id="data-profile-error")
+        return None, profile_view(profile)

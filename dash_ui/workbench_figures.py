@@ -1,0 +1,58 @@
+"""Figures of the workbench pages (Data, Train): pure functions of the training client's typed results."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import plotly.graph_objects as go
+
+from dash_ui.figures import empty_figure
+
+_LAYOUT = dict(template="plotly_white", margin=dict(l=40, r=10, t=40, b=40))
+
+
+def histogram_figure(name: str, edges: Sequence[float], counts: Sequence[int]) -> go.Figure:
+    """A column's histogram from the profile's bins."""
+    if not counts:
+        return empty_figure(f"{name}: no values")
+    centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:])]
+    widths = [b - a for a, b in zip(edges[:-1], edges[1:])]
+    fig = go.Figure(go.Bar(x=centres, y=list(counts), width=widths, marker_color="#0d6efd",
+                           hovertemplate="%{x:.4g}: %{y} rows<extra></extra>"))
+    fig.update_layout(**_LAYOUT, title=name, height=240, bargap=0.02)
+    return fig
+
+
+def box_figure(name: str, summary: dict[str, float]) -> go.Figure:
+    """A box plot drawn from the profile's quartiles, minimum and maximum."""
+    if not summary:
+        return empty_figure(f"{name}: no values")
+    fig = go.Figure(go.Box(name=name, q1=[summary["q25"]], median=[summary["median"]], q3=[summary["q75"]],
+                           lowerfence=[summary["min"]], upperfence=[summary["max"]], mean=[summary["mean"]],
+                           marker_color="#0d6efd", orientation="h", hoverinfo="x"))
+    fig.update_layout(**_LAYOUT, height=150, showlegend=False)
+    return fig
+
+
+def levels_figure(name: str, levels: Sequence[tuple[str, int]], other: int) -> go.Figure:
+    """A categorical column's most frequent levels (and the rest as one bar)."""
+    if not levels:
+        return empty_figure(f"{name}: no values")
+    labels = [str(level) for level, _ in levels] + (["(other values)"] if other else [])
+    counts = [count for _, count in levels] + ([other] if other else [])
+    fig = go.Figure(go.Bar(x=counts[::-1], y=labels[::-1], orientation="h", marker_color="#6f42c1",
+                           hovertemplate="%{y}: %{x} rows<extra></extra>"))
+    fig.update_layout(**_LAYOUT, title=name, height=max(200, 22 * len(labels) + 80))
+    return fig
+
+
+def correlation_heatmap(columns: Sequence[str], matrix: Sequence[Sequence[float]]) -> go.Figure:
+    """The correlation matrix of the numeric columns, -1 (blue) to 1 (red)."""
+    if len(columns) < 2:
+        return empty_figure("Fewer than two numeric columns: no correlations to show")
+    text = [[f"{v:.2f}" if v == v else "" for v in row] for row in matrix]
+    fig = go.Figure(go.Heatmap(z=[list(r) for r in matrix], x=list(columns), y=list(columns), zmin=-1, zmax=1,
+                               colorscale="RdBu_r", text=text, texttemplate="%{text}" if len(columns) <= 12 else None,
+                               hovertemplate="%{y} x %{x}: %{z:.2f}<extra></extra>"))
+    size = min(900, 140 + 45 * len(columns))
+    fig.update_layout(**_LAYOUT, height=size, yaxis=dict(autorange="reversed"))
+    return fig

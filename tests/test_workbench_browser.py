@@ -1,0 +1,123 @@
+"""The analyst's whole loop in a real browser against real processes (scoring service, training service,
+dashboard): upload Mall_Customers.csv, see it profiled, train with the suggested preset, watch it, compare,
+publish, and find the five mall segments served; then a run with k auto, whose k the Model page shows."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.browser_support import (
+    Process, browser_missing_reason, chrome, free_port, page_ready_script, screenshot, scoring_process, wait_for_port,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(browser_missing_reason() is not None, reason=str(browser_missing_reason()))]
+
+MALL_CSV = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "Mall_Customers.csv"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """An empty store, a scoring service on it, a training service and a dashboard using both."""
+    root = tmp_path_factory.mktemp("workbench")
+    store = root / "store"
+    store.mkdir()
+    scoring_port, trainer_port, dash_port = free_port(), free_port(), free_port()
+    scoring = scoring_process(store, scoring_port, root).start()
+    trainer = Process(["-m", "training_job", "serve", "--store", str(store), "--data-dir", str(root / "data"),
+                       "--port", str(trainer_port)], root / "trainer.log").start()
+    dashboard = Process(["-m", "dash_ui", "--scoring", f"127.0.0.1:{scoring_port}", "--trainer",
+                         f"127.0.0.1:{trainer_port}", "--port", str(dash_port), "--retry-seconds", "1"],
+                        root / "dashboard.log").start()
+    try:
+        for port, proc in ((scoring_port, scoring), (trainer_port, trainer), (dash_port, dashboard)):
+            wait_for_port(port, 60, proc.proc)
+        yield {"url": f"http://127.0.0.1:{dash_port}", "store": store}
+    finally:
+        for proc in (dashboard, trainer, scoring):
+            proc.stop()
+            print(f"--- {proc.log_path.name} (tail) ---\n{proc.log()[-3000:]}", file=sys.stderr)
+
+
+@pytest.fixture(scope="module")
+def driver(stack):
+    with chrome() as d:
+        yield d
+
+
+def _open(driver, url: str) -> None:
+    driver.get(url)
+    wait_until(lambda: driver.execute_script(page_ready_script()), 60, message=f"{url} to be ready")
+
+
+def _text(driver, element_id: str) -> str:
+    return driver.find_element("id", element_id).text
+
+
+def _click(driver, element_id: str) -> None:
+    """Click a button or link by id (scrolled into view first: the pages are longer than the window)."""
+    wait_until(lambda: driver.execute_script(page_ready_script()), 60, message="the page to settle")
+    element = driver.find_element("id", element_id)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", element)
+
+
+def _train(driver, stack, *, k_auto: bool) -> str:
+    """Submit on the Train page; wait for the job to end; return the Compare link's job summary."""
+    _open(driver, stack["url"] + "/train")
+    wait_until(lambda: "200 rows" in _text(driver, "train-dataset"), 30, message="the dataset on the Train page")
+    if k_auto:
+        driver.find_element("css selector", "#train-k-mode input[value='auto']").click()
+    _click(driver, "train-submit")
+    message = wait_until(lambda: "Submitted as" in _text(driver, "train-message") and _text(driver, "train-message"),
+                         30, message="the job id")
+    job_id = message.split("Submitted as ")[1].rstrip(".")
+    wait_until(lambda: _text(driver, "train-job") == job_id and (driver.find_elements("id", "train-done")
+                                                                 or driver.find_elements("id", "train-failed")),
+               300, 0.5, message=f"{job_id} to end")
+    assert not driver.find_elements("id", "train-failed"), _text(driver, "train-failed")
+    assert _text(driver, "train-state") == "succeeded"
+    assert driver.find_element("css selector", "#train-progress .progress-bar").text == "100%"
+    return _text(driver, "train-done")
+
+
+def _publish_on_compare_page(driver, stack) -> None:
+    _click(driver, "train-compare-link")
+    wait_until(lambda: driver.find_elements("id", "compare-new-k"), 30, message="the comparison")
+    wait_until(lambda: driver.find_element("id", "compare-publish").is_enabled(), 30, message="Publish enabled")
+    _click(driver, "compare-publish")
+    wait_until(lambda: driver.find_elements("id", "compare-published"), 30, message="the publish confirmation")
+
+
+def test_upload_profile_train_compare_publish(stack, driver):
+    _open(driver, stack["url"] + "/data")
+    driver.find_element("id", "data-file").send_keys(str(MALL_CSV))
+    _click(driver, "data-upload-button")
+    wait_until(lambda: driver.find_elements("id", "data-rows"), 60, message="the profile")
+    assert _text(driver, "data-rows") == "200" and _text(driver, "data-columns") == "5"
+    assert _text(driver, "data-suggested-preset") == "mall"
+    wait_until(lambda: driver.find_elements("css selector", "#data-heatmap .main-svg"), 30, message="the heatmap")
+    assert "Uploaded Mall_Customers.csv: 200 rows, 5 columns" in _text(driver, "data-upload-message")
+    screenshot(driver, "workbench-data")
+
+    done = _train(driver, stack, k_auto=False)
+    assert "k = 5" in done and "kept, not served" in done
+    screenshot(driver, "workbench-train")
+    _publish_on_compare_page(driver, stack)
+    screenshot(driver, "workbench-compare")
+
+    names = ["Careful Spenders", "Target Group", "Sensible Customers", "Careless Customers", "Standard Customers"]
+    _open(driver, stack["url"] + "/")
+    wait_until(lambda: all(n in driver.find_element("tag name", "body").text for n in names), 60,
+               message="the five mall segments on the Overview")
+
+
+def test_a_second_run_with_k_auto_is_served_with_its_k(stack, driver):
+    done = _train(driver, stack, k_auto=True)
+    k = int(done.split("k = ")[1].split(",")[0])
+    _publish_on_compare_page(driver, stack)
+    assert _text(driver, "compare-ari") != "n/a"  # compared with the version served before
+    _open(driver, stack["url"] + "/model")
+    wait_until(lambda: _text(driver, "model-k") == str(k), 60, message=f"the Model page to show k = {k}")
