@@ -25,7 +25,7 @@ DEPLOY = ROOT / "deploy"
 COMPONENTS: dict[str, tuple[str, ...]] = {
     # training_job + segmentation_core: tables (CSV, Parquet, Excel), clustering, the HTML report.
     "training": ("numpy", "pandas", "scikit-learn", "scipy", "joblib", "threadpoolctl", "pyarrow", "openpyxl",
-                 "plotly", "tqdm"),
+                 "plotly", "tqdm", "grpcio", "grpcio-health-checking", "grpcio-reflection", "protobuf"),
     # scoring_service (server) + segmentation_core + generated contract: no pandas, no scikit-learn.
     "scoring": ("grpcio", "grpcio-health-checking", "grpcio-reflection", "protobuf", "numpy", "prometheus-client"),
     # dash_ui + the scoring service's client + generated contract + segmentation_core's table reader (uploads:

@@ -230,7 +230,7 @@ def train_command(args: argparse.Namespace) -> list[str]:
             "--store", str(args.store), "--model", args.model]
 
 
-def banner(args: argparse.Namespace, scoring: str, dash_port: int) -> str:
+def banner(args: argparse.Namespace, scoring: str, dash_port: int, trainer: str = "") -> str:
     """What the user reads once everything runs: addresses and how to retrain."""
     retrain = " ".join([".venv/bin/python -m training_job train", "--data", _display(args.data),
                         "--preset", args.preset, "--store", _display(args.store)])
@@ -239,7 +239,9 @@ def banner(args: argparse.Namespace, scoring: str, dash_port: int) -> str:
     return (f"\nCustomer segmentation is running (model {args.model!r}, store {_display(args.store)}):\n"
             f"  dashboard        http://{args.host}:{dash_port}/\n"
             f"  scoring (gRPC)   {scoring}   (grpc.health.v1 health checks and server reflection are on)\n"
-            f"{metrics}"
+            + (f"  training (gRPC)  {trainer}   (upload, profile, train and publish from the dashboard's Data, "
+               f"Train and Compare pages)\n" if trainer else "")
+            + f"{metrics}"
             f"Retrain while it runs; the scoring service swaps the new version in and the dashboard follows:\n"
             f"  {retrain}\n"
             f"Press Ctrl-C to stop.\n")
@@ -291,12 +293,34 @@ class Supervisor:
         log.info("scoring service at %s is SERVING", target)
         return target
 
-    def dashboard(self, scoring: str) -> int:
-        """Start the dashboard against the scoring service and wait for HTTP 200 on /; returns its port."""
+    def trainer(self, workdir: Path) -> str:
+        """Start the training service (compose: ``trainer``) and wait until it is SERVING; returns HOST:PORT."""
+        a = self.args
+        port_file = workdir / "trainer.port"
+        child = self._start("trainer", [
+            sys.executable, "-m", "training_job", "serve", "--store", str(a.store), "--data-dir", str(a.data_dir),
+            "--host", a.host, "--port", str(a.trainer_port), "--port-file", str(port_file), "--log-format", "text"])
+        port = wait_for_file(port_file, child, a.start_timeout, self.stopping)
+        target = f"{a.host}:{port}"
+        try:
+            wait_until_serving(target, a.start_timeout, alive=lambda: child.alive and not self.stopping.is_set())
+        except RuntimeError:
+            if self.stopping.is_set():
+                raise Interrupted from None
+            raise child.failure("exited while starting") from None
+        except TimeoutError as exc:
+            raise StartError(f"trainer: {exc}") from None
+        log.info("training service at %s is SERVING", target)
+        return target
+
+    def dashboard(self, scoring: str, trainer: str = "") -> int:
+        """Start the dashboard against the scoring (and training) service and wait for HTTP 200 on /; returns
+        its port."""
         a = self.args
         port = a.dash_port or free_port(a.host)
         child = self._start("dash", [sys.executable, "-m", "dash_ui", "--scoring", scoring, "--host", a.host,
-                                     "--port", str(port), "--log-format", "text"])
+                                     "--port", str(port), "--log-format", "text",
+                                     *(["--trainer", trainer] if trainer else [])])
         wait_for_http(f"http://{a.host}:{port}/", child, a.start_timeout, self.stopping)
         return port
 
@@ -307,7 +331,7 @@ class Supervisor:
             if not a.data.is_file() and (a.retrain or not has_model(a.store, a.model)):
                 raise StartError(f"--data {a.data} does not exist")
             check_ports(a.host, {"--scoring-port": a.scoring_port, "--metrics-port": a.metrics_port,
-                                 "--dash-port": a.dash_port})
+                                 "--dash-port": a.dash_port, "--trainer-port": a.trainer_port})
             if a.retrain or not has_model(a.store, a.model):
                 log.info("training model %r on %s (the store %s has %s)", a.model, _display(a.data),
                          _display(a.store), "a model, but --retrain was given" if a.retrain else "no model yet")
@@ -316,8 +340,9 @@ class Supervisor:
                 raise Interrupted
             with tempfile.TemporaryDirectory(prefix="run_local-") as tmp:
                 scoring = self.serve(Path(tmp))
-            dash_port = self.dashboard(scoring)
-            sys.stdout.write(banner(a, scoring, dash_port))
+                trainer = self.trainer(Path(tmp)) if a.trainer_port >= 0 else ""
+            dash_port = self.dashboard(scoring, trainer)
+            sys.stdout.write(banner(a, scoring, dash_port, trainer))
             sys.stdout.flush()
             return self.watch()
         except Interrupted:
@@ -363,6 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scoring-port", type=int, default=50051, help="gRPC port (0 = a free one)")
     p.add_argument("--metrics-port", type=int, default=9100, help="Prometheus port (0 = a free one, -1 = off)")
     p.add_argument("--dash-port", type=int, default=8050, help="dashboard port (0 = a free one)")
+    p.add_argument("--trainer-port", type=int, default=50052,
+                   help="training service gRPC port (0 = a free one, -1 = no training service)")
+    p.add_argument("--data-dir", type=Path, default=Path("./training-data"),
+                   help="the training service's folder for uploaded tables and job records")
     p.add_argument("--start-timeout", type=float, default=120.0, help="seconds each child may take to be ready")
     p.add_argument("--stop-timeout", type=float, default=15.0, help="seconds from SIGTERM to SIGKILL")
     return p

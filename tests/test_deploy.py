@@ -295,12 +295,22 @@ def _environment(service: dict) -> dict[str, str]:
 
 
 def test_compose_has_the_three_services_and_the_store_volume(compose: dict) -> None:
-    assert set(compose["services"]) == set(SERVICES)
+    assert set(compose["services"]) == set(SERVICES) | {"trainer"}  # trainer: the training image, serving
     assert "model-store" in (compose.get("volumes") or {})
     for name in SERVICES:
         service = _service(compose, name)
         assert service["build"]["dockerfile"] == f"deploy/Dockerfile.{SERVICES[name]}"
         assert Path(service["build"]["context"]).resolve() == ROOT
+
+
+def test_trainer_serves_from_the_training_image_with_settings_it_reads(compose: dict,
+                                                                      program_env: dict[str, set[str]]) -> None:
+    trainer = _service(compose, "trainer")
+    assert trainer["image"] == _service(compose, "training")["image"] and trainer["command"] == ["serve"]
+    assert "model-store:/model-store:rw" in trainer["volumes"], "the trainer publishes: the store is read-write"
+    assert "grpc_health_probe.py" in " ".join(trainer["healthcheck"]["test"])
+    unknown = sorted(k for k in _environment(trainer) if k not in program_env["training_job"] and k not in GENERIC_ENV)
+    assert not unknown, f"docker-compose.yml: trainer sets {unknown}, which python -m training_job does not read"
 
 
 @pytest.mark.parametrize("name", SERVICES)

@@ -116,7 +116,8 @@ def test_compose_order_then_a_retrain_is_served_without_restart_or_failed_calls(
 
 def _supervisor(store: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([PYTHON, str(ROOT / "deploy" / "run_local.py"), "--store", str(store),
-                             "--scoring-port", "0", "--metrics-port", "-1", "--dash-port", "0", *extra],
+                             "--scoring-port", "0", "--metrics-port", "-1", "--dash-port", "0", "--trainer-port", "0",
+                             "--data-dir", str(store.parent / "training-data"), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for_children(),
                             cwd=ROOT)
 
@@ -147,6 +148,8 @@ def test_supervisor_serves_prints_addresses_and_stops_everything_on_ctrl_c(publi
         banner = "".join(lines)
         dashboard = re.search(r"dashboard\s+(http://\S+)", banner).group(1)
         target = re.search(r"scoring \(gRPC\)\s+(\S+)", banner).group(1)
+        trainer = re.search(r"training \(gRPC\)\s+(\S+)", banner).group(1)
+        assert probe.check(trainer) == probe.SERVING
         assert "-m training_job train" in banner and str(published_store) in banner, "no retrain command shown"
         assert http_status(dashboard) == 200
         assert probe.check(target) == probe.SERVING
@@ -156,7 +159,7 @@ def test_supervisor_serves_prints_addresses_and_stops_everything_on_ctrl_c(publi
     assert supervisor.returncode == 0, err[-3000:]
     assert "training " not in err.split("starting scoring")[0], "trained although the store had a model"
     pids = [int(p) for p in re.findall(r"stopping \w+ \(pid (\d+)\)", err)]
-    assert len(pids) == 2, err[-3000:]
+    assert len(pids) == 3, err[-3000:]  # scoring, trainer, dashboard
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
