@@ -18,6 +18,7 @@ NAV_ITEMS: tuple[tuple[str, str], ...] = (
     ("/data", "Data"),
     ("/train", "Train"),
     ("/compare", "Compare"),
+    ("/monitoring", "Monitoring"),
 )
 STATUS_POLL_MS = 2000
 

@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterator, Mapping, Protocol, TypeVar
 import pandas as pd
 
 from dash_ui.models import ModelView, SampleView, model_view, sample_view
-from scoring_service.client import ModelEntry, ModelInfo, Prediction, ScoringClient, ScoringError, SegmentStats
+from scoring_service.client import (DriftReport, ModelEntry, ModelInfo, Prediction, ScoringClient, ScoringError,
+                                    SegmentStats)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,6 +50,8 @@ class ScoringClientProtocol(Protocol):
 
     def predict_frame(self, frame: pd.DataFrame, *, batch_rows: int = 10_000,
                       progress: Callable[[int, int], None] | None = None) -> pd.DataFrame: ...
+
+    def drift_report(self) -> DriftReport: ...
 
     def close(self) -> None: ...
 
@@ -364,6 +367,10 @@ class DashboardService:
     def versions(self) -> list[ModelEntry]:
         """The models in the store and their versions."""
         return self._call(lambda client: client.list_models())
+
+    def drift_report(self) -> DriftReport:
+        """The served version's drift report (live traffic against its training data)."""
+        return self._call(lambda client: client.drift_report())
 
     def predict(self, customer: Mapping[str, Any], *, customer_id: str = "") -> Prediction:
         """The client's own answer: segment, distance, confidence, outlier flag, model and version."""

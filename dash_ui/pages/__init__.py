@@ -4,8 +4,8 @@ Train, Compare) set `USES_TRAINER` (their callbacks also get the TrainerAccess) 
 (they work before any model is served)."""
 from __future__ import annotations
 
-from dash_ui.pages import batch, compare, data, model, overview, predict, segments, train
+from dash_ui.pages import batch, compare, data, model, monitoring, overview, predict, segments, train
 
-PAGES = {page.PATH: page for page in (overview, segments, model, predict, batch, data, train, compare)}
+PAGES = {page.PATH: page for page in (overview, segments, model, predict, batch, data, train, compare, monitoring)}
 
 __all__ = ["PAGES"]

@@ -1,0 +1,152 @@
+"""Monitoring: how the traffic the scoring service sees compares with the model's training data.
+
+Drift per feature (PSI bars with the bands), live against training histograms of a chosen feature, the
+segment mix and the confidence and outlier rate over the window's slices, and a "retrain recommended"
+banner with the service's reasons. Everything comes from one GetDriftReport, asked again every
+POLL_MS: the page updates by itself.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, dcc, html
+
+from dash_ui import drift_figures
+from dash_ui.layout import graph, page_header, segment_swatch, stat
+from dash_ui.models import segment_colour
+from dash_ui.service import DashboardService, ServiceError
+from scoring_service.client import DriftReport, DriftVerdict
+
+PATH = "/monitoring"
+TITLE = "Monitoring"
+POLL_MS = 5000
+VERDICT_TEXT = {
+    DriftVerdict.STABLE: ("Stable", "success"),
+    DriftVerdict.MODERATE: ("Moderate drift: watch", "warning"),
+    DriftVerdict.RETRAIN: ("Retrain recommended", "danger"),
+    DriftVerdict.INSUFFICIENT_DATA: ("Not enough live rows yet", "secondary"),
+    DriftVerdict.NO_REFERENCE: ("No reference for this version", "secondary"),
+}
+
+
+def verdict_banner(report: DriftReport) -> dbc.Alert:
+    """The verdict as a banner, its reasons as a list."""
+    title, colour = VERDICT_TEXT.get(report.verdict, ("No verdict", "secondary"))
+    return dbc.Alert([
+        html.H5(title, className="alert-heading mb-1", id="monitoring-verdict"),
+        html.Ul([html.Li(r) for r in report.reasons], className="mb-0", id="monitoring-reasons"),
+    ], color=colour, className="mb-3", id="monitoring-banner-alert")
+
+
+def _when(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%H:%M:%S UTC") if seconds else "-"
+
+
+def stats_row(report: DriftReport) -> html.Div:
+    """Rows, errors, window and the rates against training."""
+    def rate(live: float, training: float, fmt: str) -> str:
+        return f"{format(live, fmt)} (training {format(training, fmt)})" if report.rows else "-"
+    return html.Div([
+        stat("Version", f"{report.model} {report.version}"),
+        stat("Rows in the window", f"{report.rows:,}", id="monitoring-rows"),
+        stat("In the histograms", f"{report.sampled_rows:,}"),
+        stat("Row errors", f"{report.row_errors:,}", id="monitoring-row-errors"),
+        stat("Window", f"{_when(report.window_start)} - {_when(report.window_end)}"),
+        stat("Mean confidence", rate(report.mean_confidence, report.training_mean_confidence, ".3f")),
+        stat("Outlier rate", rate(report.outlier_rate, report.training_outlier_rate, ".1%")),
+    ], className="d-flex flex-wrap gap-4 mb-3", id="monitoring-stats")
+
+
+def _feature_options(report: DriftReport) -> list[dict[str, str]]:
+    options = [{"label": f"{f.feature} (PSI {f.psi:.3f})" if f.psi == f.psi else f.feature, "value": f.feature}
+               for f in report.features]
+    return options + ([{"label": "segment mix", "value": "segment"}] if report.segment_mix is not None else [])
+
+
+def mix_table(report: DriftReport, names: Mapping[int, str], colours: Any, training: list[float]) -> dbc.Table:
+    """Each segment's share of the training customers and of the live rows in the window."""
+    live = report.segment_mix.live_share if report.segment_mix is not None and report.rows else ()
+    rows = [html.Tr([html.Td([segment_swatch(segment_colour(colours, i)), names.get(i, f"Segment {i}")]),
+                     html.Td(f"{share:.1%}"), html.Td(f"{live[i]:.1%}" if i < len(live) else "-")])
+            for i, share in enumerate(training)]
+    return dbc.Table([html.Thead(html.Tr([html.Th("Segment"), html.Th("Training"), html.Th("Live")])),
+                      html.Tbody(rows)], size="sm", className="mb-0", id="monitoring-mix-table")
+
+
+def content(service: DashboardService, report: DriftReport, feature: str | None) -> tuple[Any, ...]:
+    """Banner, stats (with the segment mix table), feature options and chosen feature, and the four
+    figures of a report."""
+    chosen = drift_figures.feature_by_name(report, feature)
+    names, colours, training = _segments(service, report)
+    stats = html.Div([stats_row(report), mix_table(report, names, colours, training)])
+    return (verdict_banner(report), stats, _feature_options(report),
+            chosen.feature if chosen is not None else None, drift_figures.psi_figure(report),
+            drift_figures.histogram_figure(chosen),
+            drift_figures.segment_mix_over_time(report, names, colours, training),
+            drift_figures.rates_over_time(report))
+
+
+def _segments(service: DashboardService, report: DriftReport) -> tuple[dict[int, str], Any, list[float]]:
+    """Segment names, colours and training shares of the report's version (from ModelInfo when it is that
+    version's, else from the report's own segment mix)."""
+    try:
+        view = service.model_view()
+    except ServiceError:
+        view = None
+    if view is not None and view.version == report.version:
+        return (view.segment_names, view.segment_colours,
+                [s.share for s in sorted(view.segments, key=lambda s: s.id)])
+    mix = report.segment_mix
+    return (dict(enumerate(mix.bins)) if mix is not None else {}), None, (list(mix.training_share) if mix else [])
+
+
+def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
+    try:
+        report = service.drift_report()
+    except ServiceError as exc:
+        return html.Div([page_header("Monitoring"),
+                         dbc.Alert(f"The drift report is unavailable: {exc.message}", color="warning")],
+                        id="monitoring-page")
+    banner, stats, options, chosen, psi, histogram, mix, rates = content(service, report, params.get("feature"))
+    return html.Div([
+        page_header("Monitoring", "Live traffic of the served version against its training data, over the scoring "
+                                  f"service's rolling window; updates every {POLL_MS // 1000} s."),
+        dcc.Interval(id="monitoring-poll", interval=POLL_MS, n_intervals=0),
+        dcc.Store(id="monitoring-auto-feature", data=chosen),  # the feature picked for the user, not by them
+        html.Div(banner, id="monitoring-banner"),
+        html.Div(stats, id="monitoring-stats-box"),
+        dbc.Row([
+            dbc.Col(dbc.Card(dbc.CardBody(graph("monitoring-psi", psi)), className="section-card"), lg=6),
+            dbc.Col(dbc.Card(dbc.CardBody([
+                dcc.Dropdown(id="monitoring-feature", options=options, value=chosen, clearable=False),
+                graph("monitoring-histogram", histogram),
+            ]), className="section-card"), lg=6),
+        ], className="g-3 mb-3"),
+        dbc.Row([
+            dbc.Col(dbc.Card(dbc.CardBody(graph("monitoring-mix", mix)), className="section-card"), lg=6),
+            dbc.Col(dbc.Card(dbc.CardBody(graph("monitoring-rates", rates)), className="section-card"), lg=6),
+        ], className="g-3"),
+    ], id="monitoring-page")
+
+
+def register_callbacks(app: Any, service: DashboardService) -> None:
+    @app.callback(Output("monitoring-banner", "children"), Output("monitoring-stats-box", "children"),
+                  Output("monitoring-feature", "options"), Output("monitoring-feature", "value"),
+                  Output("monitoring-psi", "figure"), Output("monitoring-histogram", "figure"),
+                  Output("monitoring-mix", "figure"), Output("monitoring-rates", "figure"),
+                  Output("monitoring-auto-feature", "data"),
+                  Input("monitoring-poll", "n_intervals"), Input("monitoring-feature", "value"),
+                  State("monitoring-auto-feature", "data"), prevent_initial_call=True)
+    def refresh(_: int, feature: str | None, auto: str | None) -> tuple[Any, ...]:
+        # Until the user picks a feature, the histogram follows the most drifted one.
+        picked_by_user = feature is not None and feature != auto
+        try:
+            report = service.drift_report()
+        except ServiceError as exc:
+            alert = dbc.Alert(f"The drift report is unavailable: {exc.message}", color="warning")
+            empty = drift_figures.empty_figure(exc.message)
+            return alert, None, [], None, empty, empty, empty, empty, None
+        parts = content(service, report, feature if picked_by_user else None)
+        return (*parts, auto if picked_by_user else parts[3])
