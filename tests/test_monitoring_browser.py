@@ -75,7 +75,7 @@ def test_the_monitoring_page_shows_a_shifted_feature_by_itself(stack):
         driver.get(stack["url"] + "/monitoring")
         wait_until(lambda: driver.execute_script(page_ready_script()), 30, message="the Monitoring page")
         wait_until(lambda: _verdict(driver) == "Stable", 20, message="a stable verdict")
-        assert "10,000" in driver.find_element("id", "monitoring-rows").text
+        assert "10,000" in driver.find_element("id", "monitoring-rows").get_attribute("textContent")
         psi_text = driver.find_element("id", "monitoring-psi").text
         assert INCOME in psi_text and "(stable)" in psi_text and "(major)" not in psi_text
         screenshot(driver, "monitoring-stable")
