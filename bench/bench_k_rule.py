@@ -131,6 +131,7 @@ def run_families(tables: list[Any], business_range: tuple[int, int] | None = Non
     """Per generator family: exact k, within one, mean ARI of the rule's model and of k-means at the true k."""
     by_family: dict[str, list[tuple[int, int, float, float]]] = {}
     baseline_hits: dict[str, dict[str, list[bool]]] = {}
+    thirds: dict[str, list[bool]] = {}
     started = time.perf_counter()
     for table in tables:
         X = transform(table)
@@ -142,13 +143,21 @@ def run_families(tables: list[Any], business_range: tuple[int, int] | None = Non
         fit_rows = X if len(X) <= 30_000 else X[np.random.default_rng(0).choice(len(X), 30_000, replace=False)]
         ceiling_model = KMeans(n_clusters=table.k, n_init=10, random_state=0).fit(fit_rows)
         ceiling = adjusted_rand_score(table.labels, ceiling_model.predict(X))
+        # The same search on a random third of the customers: the k should agree within one.
+        third = X[np.random.default_rng(1).choice(len(X), len(X) // 3, replace=False)]
+        k_third = search_k(third, [k for k in K_VALUES if k < len(third)], seed=0,
+                           business_range=business_range).chosen_k
+        thirds.setdefault(table.family, []).append(abs(k_third - result.chosen_k) <= 1)
         by_family.setdefault(table.family, []).append((table.k, result.chosen_k, ari, ceiling))
         for name, rule in BASELINES.items():
             baseline_hits.setdefault(table.family, {}).setdefault(name, []).append(rule(result.rows) == table.k)
-        print(f"{table.name:<40} d={X.shape[1]:<2} true k={table.k} chose {result.chosen_k} ({result.structure}) "
+        print(f"{table.name:<40} d={X.shape[1]:<2} true k={table.k} chose {result.chosen_k} ({result.structure}; "
+              f"a third: {k_third}) "
               f"ARI {ari:.3f} / k-means@true k {ceiling:.3f}  search {seconds:.1f}s", flush=True)
     print(f"\n{len(tables)} tables, {time.perf_counter() - started:.0f}s")
-    print(f"{'family':<14} {'tables':>6} {'exact k':>8} {'within 1':>9} {'mean ARI':>9} {'k-means@true k':>15}")
+    print(f"{'family':<14} {'tables':>6} {'exact k':>8} {'within 1':>9} {'mean ARI':>9} {'k-means@true k':>15} "
+          f"{'third within 1':>15}")
+    thirds["all"] = [hit for family in list(thirds) for hit in thirds[family]]
     summary: dict[str, dict[str, float]] = {}
     rows = [r for family in by_family for r in by_family[family]]
     for family, results in [*by_family.items(), ("all", rows)]:
@@ -158,8 +167,9 @@ def run_families(tables: list[Any], business_range: tuple[int, int] | None = Non
                            "ari": float(np.mean([r[2] for r in results])),
                            "ceiling": float(np.mean([r[3] for r in results]))}
         f = summary[family]
+        f["third_within1"] = float(np.mean(thirds[family]))
         print(f"{family:<14} {len(results):>6} {f['exact']:>8.0%} {f['within1']:>9.0%} {f['ari']:>9.3f} "
-              f"{f['ceiling']:>15.3f}")
+              f"{f['ceiling']:>15.3f} {f['third_within1']:>15.0%}")
     # The classic criteria on the same search rows (exact k only).
     print(f"\nexact k of the classic criteria: {' / '.join(BASELINES)}")
     for family, hits in baseline_hits.items():
