@@ -98,3 +98,26 @@ def test_predict_stream_gives_the_offline_numbers(client: ScoringClient, custome
     # without the inputs, the same stream has no CLV columns
     plain = client.predict_frame(customers[["Recency", "Frequency", "Monetary"]])
     assert "clv" not in plain.columns
+
+
+def test_client_cli_scores_a_raw_log_with_the_training_labels(cdnow_store: Path, scoring_server_factory,  # noqa: F811
+                                                              tmp_path: Path, capsys) -> None:
+    from scoring_service.client.cli import main as client_main
+
+    server = scoring_server_factory(cdnow_store / "store", model="cdnow")
+    out = tmp_path / "scored.csv"
+    assert client_main(["score", str(cdnow_store / "cdnow_sample.txt"), "-o", str(out), "--target", target(server),
+                        "--model", "cdnow"]) == 0
+    assert "a transaction log, aggregated to customers as of 1998-07-01" in capsys.readouterr().out
+    result = pd.read_csv(out, dtype={"customer": str}).set_index("customer")
+    store = ModelStore(cdnow_store / "store")
+    sample = read_artefact(store.version_dir("cdnow", store.current("cdnow"))).load_sample()
+    labels = pd.Series(sample["segment_id"], index=sample["id"].astype(str))
+    assert np.array_equal(result["segment_id"].loc[labels.index].to_numpy(), labels.to_numpy())
+    assert result["clv"].notna().all() and set(result["as_of"]) == {"1998-07-01"}
+    # --as-of before the data: one line naming the problem, nothing written
+    out.unlink()
+    assert client_main(["score", str(cdnow_store / "cdnow_sample.txt"), "-o", str(out), "--target", target(server),
+                        "--model", "cdnow", "--as-of", "1990-01-01"]) == 2
+    assert "as-of date 1990-01-01 is not after the first transaction" in capsys.readouterr().err
+    assert not out.exists()

@@ -7,6 +7,12 @@ the whole file is answered by one model version. The output keeps the input's id
 ``confidence``, ``outlier`` and ``error``. It is written to a temporary file renamed into place at the
 end, so OUT is never half-written.
 
+For a model trained on a transaction log, IN may be a raw log in the training log's layout: the model's
+own recipe (sent by the service with the model's info) aggregates it here to one row per customer, as of
+``--as-of`` (default: the rule used in training), and the output has one row per customer: the customer
+id, the per-customer columns (RFM, basket metrics, CLV inputs), the results, the CLV figures when the model
+has CLV, and ``as_of``.
+
 Exit codes: 0 done (rows with an error are listed in the ``error`` column), 1 the service failed or
 refused (unreachable, unknown model ...), 2 bad input or usage (file, missing feature columns), 130
 interrupted.
@@ -27,6 +33,7 @@ from typing import Any, BinaryIO, Sequence
 import grpc
 import pandas as pd
 
+from scoring_service.client import logs
 from scoring_service.client.types import DEFAULT_TARGET, RESULT_COLUMNS, ScoringError
 from scoring_service.client.unary import ScoringClient
 from segmentation_core.errors import DataError
@@ -218,6 +225,30 @@ def score_file(client: ScoringClient, source: Source, out: Path, *, model: str |
     return rows, errors, stream.schema.model, stream.schema.version
 
 
+def score_log_file(client: ScoringClient, source: Source, out: Path, *, model: str | None, version: str | None,
+                   as_of: str | None, batch_rows: int) -> tuple[int, int, str, str, str]:
+    """Aggregate a raw log with the model's recipe and score it into ``out`` (atomically); returns (customers,
+    customers with an error, model, version, as-of date)."""
+    scored = logs.score_log(client, source.table.read(), model=model, version=version, as_of=as_of,
+                            batch_rows=batch_rows)
+    result = scored.result
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            # the input's delimiter, unless it was whitespace alignment (then commas)
+            result.to_csv(fh, index=False, sep=source.delimiter if source.delimiter in (",", ";", "\t", "|") else ",")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    info = client.model_info(model, version)
+    return len(result), int((result["segment_id"] < 0).sum()), info.model, info.version, scored.as_of
+
+
 # ---------------------------------------------------------------------------------------------------
 # Command line
 
@@ -250,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds for each call and for each batch's answer (default 10)")
     score.add_argument("--allow-missing", action="store_true", default=_env("ALLOW_MISSING", "") not in ("", "0"),
                        help="impute feature columns absent from the input instead of refusing it")
+    score.add_argument("--as-of", default=_env("AS_OF"),
+                       help="raw transaction logs: the ISO date the log is aggregated as of (default: the rule "
+                            "used in training, the day after the last purchase); later lines are left out")
     score.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
     return parser
 
@@ -275,11 +309,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         source = open_source(args.input, args.id_column)
+        as_of_note = ""
         with ScoringClient(args.target, token=args.token, tls_ca=args.tls_ca, timeout=args.timeout,
                            model=args.model) as client:
-            rows, errors, model, version = score_file(client, source, args.output, model=args.model,
-                                                      version=args.version, batch_rows=args.batch_rows,
-                                                      allow_missing=args.allow_missing)
+            if logs.is_log(client.model_info(args.model, args.version), source.columns):
+                rows, errors, model, version, as_of = score_log_file(
+                    client, source, args.output, model=args.model, version=args.version, as_of=args.as_of,
+                    batch_rows=args.batch_rows)
+                as_of_note = f" (a transaction log, aggregated to customers as of {as_of})"
+            elif args.as_of:
+                raise InputProblem("--as-of applies to a raw transaction log scored with a model trained on one; "
+                                   f"{str(args.input)!r} is a customer table for this model")
+            else:
+                rows, errors, model, version = score_file(client, source, args.output, model=args.model,
+                                                          version=args.version, batch_rows=args.batch_rows,
+                                                          allow_missing=args.allow_missing)
     except (InputProblem, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
@@ -298,8 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     elapsed = time.perf_counter() - started
     if not args.quiet:
         rate = rows / elapsed if elapsed > 0 else 0.0
-        print(f"scored {rows:,} rows ({errors:,} with an error) with {model} {version} in {elapsed:.1f}s "
-              f"({rate:,.0f} rows/s) -> {args.output}")
+        print(f"scored {rows:,} rows{as_of_note} ({errors:,} with an error) with {model} {version} in "
+              f"{elapsed:.1f}s ({rate:,.0f} rows/s) -> {args.output}")
     return EXIT_OK
 
 
