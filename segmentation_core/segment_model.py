@@ -7,10 +7,16 @@ Per scored customer:
 - ``segment``: the nearest centroid (k-means family) or the most probable component (Gaussian mixture),
   exactly as the saved sklearn pipeline's ``predict``;
 - ``distance``: Euclidean distance to the segment's centroid in the clustering space (standardized units);
-- ``confidence`` in [0, 1]: for the k-means family, the posterior of the segment under an equal-weight
-  isotropic Gaussian mixture on the centroids whose variance ``sigma2`` is the mean within-segment
-  variance per dimension on the training data (k-means' own implicit model, calibrated on the training
-  data): ``1 / sum_j exp(-(d_j^2 - d_min^2) / (2 sigma2))``. For the Gaussian mixture: its posterior;
+- ``confidence`` in [0, 1]: the tempered posterior of the segment, ``softmax(temperature * logit)`` at the
+  chosen segment. For the k-means family the logits are those of an equal-weight isotropic Gaussian
+  mixture on the centroids whose variance ``sigma2`` is the mean within-segment variance per dimension on
+  the training data (k-means' own implicit model): ``logit_j = -d_j^2 / (2 sigma2)``, so the confidence
+  is ``1 / sum_j exp(-temperature (d_j^2 - d_min^2) / (2 sigma2))``. For the Gaussian mixture the logits
+  are its weighted log densities (at temperature 1, its posterior). Then ``smoothing`` mixes in the
+  uniform: ``confidence = (1 - smoothing) * posterior + smoothing / k``. ``temperature`` (in (0, 1]) and
+  ``smoothing`` (in [0, 1)) are fitted by the training job so that confidence matches how often the
+  assignment is reproduced (``training_job.confidence``); artefacts written before them score with 1 and
+  0 (the plain posterior). Neither changes the segment;
 - ``outlier``: distance beyond the segment's ``outlier_threshold``, the 99th percentile of its training
   customers' distances.
 """
@@ -27,6 +33,9 @@ from segmentation_core.errors import ArtefactError
 KMEANS_FAMILY = ("kmeans", "minibatch-kmeans")
 ALGORITHMS = (*KMEANS_FAMILY, "gmm")
 OUTLIER_PERCENTILE = 99.0
+# A fitted temperature only softens the model's posterior (see training_job.confidence); larger values in
+# an artefact are refused as corrupt.
+MAX_TEMPERATURE = 1.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,6 +59,9 @@ class SegmentModel:
     # Gaussian mixture only (full covariance): log weights and Cholesky factors of the precisions.
     log_weights: np.ndarray | None = None
     precisions_cholesky: np.ndarray | None = None  # (k, d, d)
+    # Confidence: (1 - smoothing) * softmax(temperature * logits) + smoothing / k; 1 and 0 = the posterior.
+    temperature: float = 1.0
+    smoothing: float = 0.0
 
     @property
     def k(self) -> int:
@@ -65,7 +77,8 @@ class SegmentModel:
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Arrays for ``numpy.savez``."""
         arrays = {"centroids": self.centroids, "sigma2": np.array([self.sigma2]),
-                  "outlier_threshold": self.outlier_threshold}
+                  "outlier_threshold": self.outlier_threshold, "temperature": np.array([self.temperature]),
+                  "smoothing": np.array([self.smoothing])}
         if self.algorithm == "gmm":
             arrays["log_weights"] = self.log_weights
             arrays["precisions_cholesky"] = self.precisions_cholesky
@@ -80,6 +93,9 @@ class SegmentModel:
             centroids = np.asarray(arrays["centroids"], dtype=np.float64)
             sigma2 = float(np.asarray(arrays["sigma2"])[0])
             threshold = np.asarray(arrays["outlier_threshold"], dtype=np.float64)
+            # Artefacts written before the confidence temperature existed score at temperature 1.
+            temperature = float(np.asarray(arrays["temperature"])[0]) if "temperature" in arrays else 1.0
+            smoothing = float(np.asarray(arrays["smoothing"])[0]) if "smoothing" in arrays else 0.0
             log_w = prec = None
             if algorithm == "gmm":
                 log_w = np.asarray(arrays["log_weights"], dtype=np.float64)
@@ -89,23 +105,29 @@ class SegmentModel:
         k = centroids.shape[0] if centroids.ndim == 2 else -1
         if k < 1 or threshold.shape != (k,) or not sigma2 > 0 or not np.all(np.isfinite(centroids)):
             raise ArtefactError("model parameters are inconsistent (centroids, thresholds or sigma2)")
+        if not (0.0 < temperature <= MAX_TEMPERATURE):
+            raise ArtefactError(f"model parameter temperature={temperature} should be in (0, {MAX_TEMPERATURE}]")
+        if not (0.0 <= smoothing < 1.0):
+            raise ArtefactError(f"model parameter smoothing={smoothing} should be in [0, 1)")
         if algorithm == "gmm":
             d = centroids.shape[1]
             if log_w.shape != (k,) or prec.shape != (k, d, d):
                 raise ArtefactError("Gaussian mixture parameters have inconsistent shapes")
-        model = cls(algorithm, centroids, sigma2, threshold, log_w, prec)
-        return model
+        return cls(algorithm, centroids, sigma2, threshold, log_w, prec, temperature, smoothing)
 
     # ---- scoring -------------------------------------------------------------------------------------
     def score(self, x: np.ndarray) -> Scores:
         """Score a (n, d) matrix of transformed customers."""
         if self.algorithm != "gmm":
             return self._score_kmeans(x)
-        log_post = self._gmm_log_resp(x)
-        segment = np.argmax(log_post, axis=1).astype(np.int32)
+        log_post = self._gmm_log_resp(x, self.temperature)
+        segment = np.argmax(log_post, axis=1).astype(np.int32)  # the same for any temperature > 0
         diff = x - self.centroids[segment]  # as calibrate() measures the training distances
         distance = np.sqrt(np.einsum("ij,ij->i", diff, diff))
         confidence = np.exp(log_post[np.arange(len(x)), segment])
+        if self.smoothing:
+            confidence *= 1.0 - self.smoothing
+            confidence += self.smoothing / self.k
         return Scores(segment, distance, confidence, distance > self.outlier_threshold[segment])
 
     def _score_kmeans(self, x: np.ndarray) -> Scores:
@@ -131,11 +153,14 @@ class SegmentModel:
             segment = cache["first_bit"].take(np.bitwise_or.reduce(flags, axis=0))
         else:
             segment = np.argmin(t, axis=0).astype(np.int32)
-        # Softmax over -d^2/(2 sigma2), written relative to the nearest for numerical safety.
+        # Softmax over -temperature d^2/(2 sigma2), written relative to the nearest for numerical safety.
         t -= nearest
-        t *= cache["exp2_scale"]  # exp(-d/(2 sigma2)) as exp2(-d log2(e)/(2 sigma2)): exp2 is the cheaper ufunc
+        t *= cache["exp2_scale"]  # exp(-T d/(2 sigma2)) as exp2(-T d log2(e)/(2 sigma2)): exp2 is cheaper
         np.exp2(t, out=t)
         confidence = np.reciprocal(np.add.reduce(t, axis=0))
+        if self.smoothing:
+            confidence *= 1.0 - self.smoothing
+            confidence += self.smoothing / self.k
         nearest += np.einsum("ij,ij->j", xt, xt)
         np.maximum(nearest, 0.0, out=nearest)  # rounding can take a point on its centroid below 0
         distance = np.sqrt(nearest, out=nearest)
@@ -153,8 +178,9 @@ class SegmentModel:
             else:
                 bits = first_bit = None
             norms = np.einsum("ij,ij->i", self.centroids, self.centroids)
+            exp2_scale = -0.5 * self.temperature / self.sigma2 * math.log2(math.e)
             cached = {"minus_2c": -2.0 * self.centroids, "norms": norms[:, None], "bits": bits,
-                      "first_bit": first_bit, "exp2_scale": -0.5 / self.sigma2 * math.log2(math.e)}
+                      "first_bit": first_bit, "exp2_scale": exp2_scale}
             self.__dict__["_kmeans_cache_"] = cached
         return cached
 
@@ -168,9 +194,11 @@ class SegmentModel:
         distance = min(distances)
         best = distances.index(distance)  # the first of tied centroids, as argmin
         nearest = distance * distance
-        scale = -0.5 / self.sigma2
+        scale = -0.5 * self.temperature / self.sigma2
         exp = math.exp
         confidence = 1.0 / sum([exp((d * d - nearest) * scale) for d in distances])
+        if self.smoothing:
+            confidence = confidence * (1.0 - self.smoothing) + self.smoothing / self.k
         return best, distance, confidence, distance > self._threshold_list[best]
 
     @property
@@ -189,8 +217,25 @@ class SegmentModel:
             self.__dict__["_thr_cache"] = cached
         return cached
 
-    def _gmm_log_resp(self, x: np.ndarray) -> np.ndarray:
-        """Log posterior of each component (full covariance), as sklearn's GaussianMixture computes it."""
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """(n, k) unnormalised log posteriors at temperature 1: what ``temperature`` scales."""
+        if self.algorithm == "gmm":
+            return self._gmm_weighted_log_prob(x)
+        diff = x[:, None, :] - self.centroids[None, :, :]
+        return -np.einsum("ijk,ijk->ij", diff, diff) / (2.0 * self.sigma2)
+
+    def _gmm_log_resp(self, x: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+        """Log posterior of each component (full covariance) at a temperature; at 1, as sklearn's
+        GaussianMixture computes it."""
+        weighted = self._gmm_weighted_log_prob(x)
+        if temperature != 1.0:
+            weighted *= temperature
+        top = weighted.max(axis=1, keepdims=True)
+        log_norm = top + np.log(np.exp(weighted - top).sum(axis=1, keepdims=True))
+        return weighted - log_norm
+
+    def _gmm_weighted_log_prob(self, x: np.ndarray) -> np.ndarray:
+        """log weight + log density of each component (full covariance), as sklearn computes them."""
         n, d = x.shape
         log_prob = np.empty((n, self.k))
         for j in range(self.k):
@@ -198,10 +243,7 @@ class SegmentModel:
             y = x @ chol - self.centroids[j] @ chol
             log_det = np.sum(np.log(np.diag(chol)))
             log_prob[:, j] = -0.5 * (d * np.log(2 * np.pi) + np.sum(y * y, axis=1)) + log_det
-        weighted = log_prob + self.log_weights
-        top = weighted.max(axis=1, keepdims=True)
-        log_norm = top + np.log(np.exp(weighted - top).sum(axis=1, keepdims=True))
-        return weighted - log_norm
+        return log_prob + self.log_weights
 
 
 def calibrate(algorithm: str, x: np.ndarray, segment: np.ndarray, centroids: np.ndarray,

@@ -1,6 +1,7 @@
 """segmentation_core: the feature transform and the scoring math agree with sklearn, row for row."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -112,8 +113,11 @@ def test_schema_round_trips_through_json(ecommerce) -> None:
         FeatureSchema.from_dict({"numeric": [{"name": "x"}], "categorical": []})
 
 
-@pytest.mark.parametrize("algorithm", ["kmeans", "gmm"])
-def test_serving_math_equals_the_sklearn_pipeline_on_100k_random_rows(ecommerce, algorithm) -> None:
+@pytest.mark.parametrize(("algorithm", "temperature", "smoothing"),
+                         [("kmeans", 1.0, 0.0), ("gmm", 1.0, 0.0), ("kmeans", 0.4, 0.1), ("gmm", 0.05, 0.2)],
+                         ids=["kmeans", "gmm", "kmeans-calibrated", "gmm-calibrated"])
+def test_serving_math_equals_the_sklearn_pipeline_on_100k_random_rows(ecommerce, algorithm, temperature,
+                                                                     smoothing) -> None:
     schema = FeatureSchema.fit(ecommerce, NUMERIC, CATEGORICAL)
     x = schema.transform_frame(ecommerce)
     if algorithm == "gmm":
@@ -124,7 +128,10 @@ def test_serving_math_equals_the_sklearn_pipeline_on_100k_random_rows(ecommerce,
     else:
         est = KMeans(5, n_init=4, random_state=0).fit(x)
         model = calibrate("kmeans", x, est.labels_, est.cluster_centers_)
-    pipeline = build_pipeline(schema, est)
+    calibrated = (temperature, smoothing) != (1.0, 0.0)
+    if calibrated:
+        model = dataclasses.replace(model, temperature=temperature, smoothing=smoothing)
+    pipeline = build_pipeline(schema, est, model if calibrated else None)
     rng = np.random.default_rng(7)
     n = 100_000
     frame = pd.DataFrame({
@@ -135,9 +142,13 @@ def test_serving_math_equals_the_sklearn_pipeline_on_100k_random_rows(ecommerce,
     expected = pipeline.predict(frame)
     scores = model.score(schema.transform_frame(frame))
     assert np.array_equal(scores.segment, expected)
-    if algorithm == "gmm":
+    if algorithm == "gmm" or calibrated:
         np.testing.assert_allclose(scores.confidence, pipeline.predict_proba(frame).max(axis=1), rtol=1e-7)
-    assert np.all((scores.confidence > 0) & (scores.confidence <= 1.0))
+    assert np.all((scores.confidence >= 1.0 / model.k) & (scores.confidence <= 1.0))
+    if calibrated:  # softened: never above the plain posterior
+        plain = dataclasses.replace(model, temperature=1.0, smoothing=0.0).score(schema.transform_frame(frame))
+        assert np.all(scores.confidence <= plain.confidence + 1e-12)
+        assert scores.confidence.mean() < plain.confidence.mean() - 0.01
     # The pure-Python single-row path gives the same answers.
     for i in range(0, n, 997):
         row = frame.iloc[i]
@@ -160,7 +171,15 @@ def test_outlier_threshold_is_the_99th_percentile_of_training_distances() -> Non
 
 def test_model_arrays_are_checked() -> None:
     good = {"centroids": np.zeros((3, 2)), "sigma2": np.array([1.0]), "outlier_threshold": np.ones(3)}
-    assert SegmentModel.from_arrays("kmeans", good).k == 3
+    old = SegmentModel.from_arrays("kmeans", good)  # written before the confidence calibration existed
+    assert (old.k, old.temperature, old.smoothing) == (3, 1.0, 0.0)
+    again = SegmentModel.from_arrays("kmeans", {**good, "temperature": np.array([0.5]), "smoothing": np.array([0.2])})
+    assert (again.temperature, again.smoothing) == (0.5, 0.2)
+    assert SegmentModel.from_arrays("kmeans", again.to_arrays()).smoothing == 0.2
+    with pytest.raises(ArtefactError, match="temperature=2.0"):
+        SegmentModel.from_arrays("kmeans", {**good, "temperature": np.array([2.0])})
+    with pytest.raises(ArtefactError, match="smoothing=1.0"):
+        SegmentModel.from_arrays("kmeans", {**good, "smoothing": np.array([1.0])})
     with pytest.raises(ArtefactError, match="inconsistent"):
         SegmentModel.from_arrays("kmeans", {**good, "outlier_threshold": np.ones(2)})
     with pytest.raises(ArtefactError, match="unknown algorithm"):

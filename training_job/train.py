@@ -27,6 +27,7 @@ from segmentation_core.store import ModelStore, validate_model_name
 from training_job.algorithms import algorithm_named
 from training_job.clv_fit import customer_figures, fit_clv, segment_summary
 from training_job.comparison import compare_with_current
+from training_job.confidence import fit_temperature
 from training_job.config import TrainingConfig
 from segmentation_core.tables import read_table
 from training_job.errors import DataError
@@ -180,6 +181,10 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
         if not np.array_equal(served, segment):
             mismatch = int(np.count_nonzero(served != segment))
             raise RuntimeError(f"serving math disagrees with the estimator on {mismatch} training rows")
+    with stages("confidence"):
+        confidence = fit_temperature(x, k, algorithm, seed)
+        model = dataclasses.replace(model, temperature=confidence.temperature,
+                                    smoothing=confidence.smoothing)
     with stages("stability"):
         stability = stability_score(x, k, algorithm=algorithm, seed=seed) if k >= 2 else float("nan")
     with stages("describe"):
@@ -211,6 +216,7 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
                      "structure": search.structure, "business_k_range": list(business) if business else None,
                      "rows": search.rows},
         "quality": quality,
+        "confidence": confidence.to_dict(),
         "cleaning": table.report.to_dict(),
         "base": base_profile(features, numeric, categorical),
         "segments": profiles,
@@ -227,7 +233,7 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
             profile["basket"] = basket
         with stages("clv"):
             clv = _fit_clv(config, table, segment, k, profiles)
-    pipeline = build_pipeline(schema, estimator)
+    pipeline = build_pipeline(schema, estimator, model)
 
     def write(folder: Path, version: str) -> None:
         manifest["version"] = version
