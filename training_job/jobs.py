@@ -37,8 +37,8 @@ MAX_LOG_LINES = 500
 KILL_AFTER = 5.0
 # Where each stage starts on the progress bar; the k search fills the span up to the next stage.
 STAGE_PROGRESS = {"queued": 0.0, "read": 0.02, "clean": 0.06, "features": 0.1, "k-search": 0.12, "fit": 0.7,
-                  "confidence": 0.72, "stability": 0.76, "describe": 0.84, "profile": 0.88, "compare": 0.93, "publish": 0.96,
-                  "done": 1.0}
+                  "confidence": 0.72, "stability": 0.76, "describe": 0.84, "profile": 0.88, "compare": 0.93,
+                  "publish": 0.96, "done": 1.0}
 
 
 class JobConflict(Exception):
