@@ -99,7 +99,7 @@ def test_profile_names_read_like_the_profile(mall: pd.DataFrame) -> None:
     for seg_id, d in enumerate(out):
         seg = mall[labels == seg_id]
         if seg[INCOME].median() > 75 and seg[SPENDING].median() < 25:
-            assert d.name == "High income, low spending"
+            assert d.name == "Affluent Light Spenders"
 
 
 def test_duplicate_profile_names_are_disambiguated() -> None:
@@ -109,7 +109,9 @@ def test_duplicate_profile_names_are_disambiguated() -> None:
     labels = np.array([2, 2, 2, 2, 2, 2, 0, 0, 1, 1])
     names = [d.name for d in describe_segments(features, labels, ["x", "y"], [])]
 
-    assert names == ["High x (slightly lower y)", "High x (slightly higher y)", "Low x"]
+    # Columns of unknown meaning read High-<label> / Low-<label>; the equal "High-x Customers" are told
+    # apart by the trait they differ on.
+    assert names == ["Low-y High-x Customers", "High-y High-x Customers", "Low-x Customers"]
 
 
 def _rfm_table() -> tuple[pd.DataFrame, np.ndarray, list[str]]:
@@ -191,6 +193,50 @@ def test_nan_and_categorical_levels() -> None:
     })
     out = describe_segments(features, np.array([0, 0, 0, 1, 1, 1]), ["Total Spend"], ["Membership Type"])
 
-    assert out[1].name == "High spend, mostly Gold (membership type)"
+    assert out[1].name == "Gold Big Spenders"
     assert "100% Gold (membership type) vs 60%" in out[1].description
     assert isinstance(out[0], SegmentDescription)
+
+
+def _rfm_continuum(n: int = 3000) -> pd.DataFrame:
+    """Correlated recency / frequency / monetary with no groups, like a real customer base."""
+    rng = np.random.default_rng(5)
+    engagement = rng.normal(size=n)
+    return pd.DataFrame({
+        "Recency": np.exp(4.0 - 0.8 * engagement + rng.normal(0, 0.8, n)).round(),
+        "Frequency": np.maximum(1, np.exp(1.0 + 0.7 * engagement + rng.normal(0, 0.6, n)).round()),
+        "Monetary": np.exp(6.0 + 0.7 * engagement + rng.normal(0, 0.6, n)).round(2),
+    })
+
+
+def test_champions_need_top_recency_frequency_and_monetary() -> None:
+    features = _rfm_continuum()
+    score = features["Frequency"].rank() + features["Monetary"].rank() - features["Recency"].rank()
+    # A big upper group (38% of the base): better than average, but not top on all three.
+    big = (score.rank(pct=True) > 0.62).to_numpy().astype(np.int64)
+    names = [d.name for d in describe_segments(features, 1 - big, list(features.columns), [], style="rfm")]
+    assert "Champions" not in names, names
+    # The top tenth is.
+    top = (score.rank(pct=True) > 0.9).to_numpy().astype(np.int64)
+    names = [d.name for d in describe_segments(features, 1 - top, list(features.columns), [], style="rfm")]
+    assert names[0] == "Champions", names
+
+
+@pytest.mark.parametrize("style", ["profile", "rfm"])
+def test_names_are_short_and_never_raw_column_names(style: str) -> None:
+    features = _rfm_continuum().rename(columns={"Monetary": "MntTotalSpend"})
+    features["NumWebVisitsMonth"] = np.random.default_rng(1).poisson(5, len(features))
+    labels = KMeans(6, n_init=3, random_state=0).fit_predict(StandardScaler().fit_transform(features))
+    names = [d.name for d in describe_segments(features, labels, list(features.columns), [], style=style)]
+    assert len(set(names)) == 6
+    assert all(1 <= len(n.split()) <= 4 for n in names), names
+    assert not any(raw in n.lower() for n in names for raw in ("mnt", "num", "visits month", "mnttotalspend"))
+
+
+def test_display_labels_name_the_columns() -> None:
+    features = pd.DataFrame({"col_a": [1.0, 2, 3, 10, 11, 12], "col_b": [5.0, 6, 7, 1, 1, 2]})
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    out = describe_segments(features, labels, ["col_a", "col_b"], [],
+                            display_labels={"col_a": "income", "col_b": "children"})
+    assert out[0].name == "Low-income Family Customers" and out[1].name == "Child-free Affluent Customers"
+    assert "income 2 vs" in out[0].description

@@ -62,8 +62,10 @@ A configuration file has these tables (every key is optional unless marked; defa
 
     [naming]
     style = "profile"          # profile | mall | rfm
+    [naming.labels]            # feature column -> business label for names and descriptions
+    "Total Spending" = "spending"
     [naming.names]             # generated segment name -> your name
-    "High Income / High Spending" = "Target Group"
+    "Affluent Light Spenders" = "Careful Spenders"
 
 Unknown keys are errors (a typo must not silently fall back to a default).
 """
@@ -220,6 +222,9 @@ class NamingConfig:
     style: str = "profile"
     names: Mapping[str, str] = field(default_factory=_frozen)
     """Generated name -> the name to publish."""
+    labels: Mapping[str, str] = field(default_factory=_frozen)
+    """Feature column -> its business label, used in segment names and descriptions ('Total Spending' ->
+    'spending'); a column without one gets a label derived from its name (training_job.name_terms)."""
 
 
 @dataclass(frozen=True)
@@ -422,12 +427,17 @@ def _preprocessing(t: Mapping[str, Any]) -> PreprocessingConfig:
 
 
 def _naming(t: Mapping[str, Any]) -> NamingConfig:
-    _no_unknown(t, {"style", "names"}, "naming")
+    _no_unknown(t, {"style", "names", "labels"}, "naming")
     names = _table(t, "names", "naming")
     for old, new in names.items():
         if not isinstance(new, str) or not new.strip():
             raise ConfigError(f"naming.names.{old}: expected a non-empty string, got {new!r}")
-    return NamingConfig(style=_choice(t.get("style", "profile"), STYLES, "naming.style"), names=_frozen(names))
+    labels = _table(t, "labels", "naming")
+    for column, label in labels.items():
+        if not isinstance(label, str) or not label.strip():
+            raise ConfigError(f"naming.labels.{column}: expected a non-empty string, got {label!r}")
+    return NamingConfig(style=_choice(t.get("style", "profile"), STYLES, "naming.style"), names=_frozen(names),
+                        labels=_frozen({c: label.strip() for c, label in labels.items()}))
 
 
 def _clv(t: Mapping[str, Any]) -> ClvConfig:
@@ -452,6 +462,10 @@ def _clv(t: Mapping[str, Any]) -> ClvConfig:
 
 def _cross_check(config: TrainingConfig) -> None:
     features = config.data.numeric + config.data.categorical
+    unknown_labels = sorted(set(config.naming.labels) - set(features))
+    if unknown_labels and features:
+        raise ConfigError(f"naming.labels: {unknown_labels} are not feature columns (numeric/categorical: "
+                          f"{list(features)})")
     repeated = sorted({name for name in features if features.count(name) > 1})
     if repeated:
         raise ConfigError(f"data: column(s) listed more than once in numeric/categorical: {repeated}")

@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
+from training_job.name_terms import readable_label, term_for
+
 __all__ = ["SegmentDescription", "describe_segments", "STYLES"]
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,12 @@ _MIN_SHARE = 0.4
 _MAX_NAME_TRAITS = 3
 _MAX_NAME_CATEGORICAL = 2
 _MAX_DESCRIPTION_TRAITS = 3
+# Names: two traits at most, about three words ("Affluent Big Spenders"; a two-word category level such as
+# "New York" may make four).
+_NAME_TRAITS = 2
+_MAX_NAME_WORDS = 4
+_MIDDLE_NAME = "Mid-range Customers"
+_STATUS_WORDS = {"Lapsed", "Recent"}
 # An archetype is refused when the segment is this far from it on some axis (positions are in [-1, 1];
 # 0.75 means e.g. a "high" archetype at +1 needs position > 0.25, i.e. the segment median above the 62nd
 # percentile).
@@ -93,6 +101,7 @@ class _Trait:
     position: float  # numeric: 2p - 1 in [-1, 1]; categorical: signed distinctiveness
     segment_value: float  # numeric: segment median; categorical: share of the level in the segment
     base_value: float  # numeric: base median; categorical: share of the level in the base
+    label: str = ""  # the feature's display label ([naming.labels] or derived from its name)
 
 
 # --------------------------------------------------------------------------------------------- public
@@ -105,8 +114,10 @@ def describe_segments(
     categorical: Sequence[str],
     style: str = "profile",
     overrides: Mapping[str, str] | None = None,
+    display_labels: Mapping[str, str] | None = None,
 ) -> list[SegmentDescription]:
-    """One description per segment id 0..k-1, in id order, with unique names."""
+    """One description per segment id 0..k-1, in id order, with unique names (``display_labels``: a
+    business label per column, else one derived from the column name)."""
     labels = np.asarray(labels)
     if style not in STYLES:
         raise ValueError(f"style={style!r} should be one of {STYLES}.")
@@ -125,7 +136,8 @@ def describe_segments(
     empty = sorted(set(range(k)) - set(np.unique(labels).tolist()))
     if empty:
         raise ValueError(f"segments {empty} have no rows; labels should cover 0..{k - 1}.")
-    return _describe_segments(features, labels, list(numeric), list(categorical), style, overrides or {})
+    display = {c: (display_labels or {}).get(c) or readable_label(c) for c in [*numeric, *categorical]}
+    return _describe_segments(features, labels, list(numeric), list(categorical), style, overrides or {}, display)
 
 
 # -------------------------------------------------------------------------------------------- private
@@ -138,10 +150,11 @@ def _describe_segments(
     categorical: list[str],
     style: str,
     overrides: Mapping[str, str],
+    display: Mapping[str, str],
 ) -> list[SegmentDescription]:
     """Same as describe_segments, no input validation."""
     k = int(labels.max()) + 1
-    profiles = _profiles(features, labels, numeric, categorical)
+    profiles = _profiles(features, labels, numeric, categorical, display)
     archetype_names: list[str | None] = [None] * k
     actions: list[str | None] = [None] * k
     lead: list[str] = []  # features reported first in descriptions
@@ -155,10 +168,10 @@ def _describe_segments(
         recency, frequency, monetary = _rfm_columns(numeric)
         lead = [c for c in (recency, frequency, monetary) if c is not None]
         archetype_names, actions = _match_archetypes(_rfm_points(profiles, recency, frequency, monetary),
-                                                     _RFM_ARCHETYPES)
-    order = {c: n for n, c in enumerate([*numeric, *categorical])}
-    names = [a if a is not None else _profile_name(p, order) for a, p in zip(archetype_names, profiles, strict=True)]
-    names = _unique_names(names, profiles)
+                                                     _RFM_ARCHETYPES,
+                                                     _rfm_eligible(profiles, recency, frequency, monetary))
+    names = [a if a is not None else _profile_name(p) for a, p in zip(archetype_names, profiles, strict=True)]
+    names = _unique_names(names, profiles, fixed=[a is not None for a in archetype_names])
     sizes = np.bincount(labels, minlength=k)
     out = []
     for i, prof in enumerate(profiles):
@@ -169,7 +182,7 @@ def _describe_segments(
 
 
 def _profiles(features: pd.DataFrame, labels: np.ndarray, numeric: list[str],
-              categorical: list[str]) -> list[list[_Trait]]:
+              categorical: list[str], display: Mapping[str, str]) -> list[list[_Trait]]:
     """Per segment, its traits sorted by distinctiveness (ties: feature order)."""
     k = int(labels.max()) + 1
     profiles: list[list[_Trait]] = [[] for _ in range(k)]
@@ -191,7 +204,7 @@ def _profiles(features: pd.DataFrame, labels: np.ndarray, numeric: list[str],
             level = "low" if p < _LOW_PCT else "high" if p > _HIGH_PCT else "average"
             position = 2.0 * p - 1.0
             profiles[i].append(_Trait(col, False, abs(position), level != "average", level, position,
-                                      median, base_median))
+                                      median, base_median, display[col]))
     for col in categorical:
         values = features[col].astype("object").where(features[col].notna(), None)
         present = values.notna().to_numpy()
@@ -208,7 +221,7 @@ def _profiles(features: pd.DataFrame, labels: np.ndarray, numeric: list[str],
                 b = float(base_share[level])
                 score = (share - b) / (1.0 - b) if b < 1.0 else 0.0
                 strong = share / b >= _MIN_LIFT and share >= _MIN_SHARE
-                trait = _Trait(col, True, max(score, 0.0), strong, str(level), score, float(share), b)
+                trait = _Trait(col, True, max(score, 0.0), strong, str(level), score, float(share), b, display[col])
                 if best is None or trait.score > best.score:
                     best = trait
             if best is not None:
@@ -266,17 +279,53 @@ _RFM_ARCHETYPES: dict[str, tuple[tuple[float, ...], str]] = {
 }
 
 
-def _match_archetypes(points: list[list[float]], archetypes: Mapping[str, tuple[tuple[float, ...], str]]
-                      ) -> tuple[list[str | None], list[str | None]]:
-    """Unique best archetype per segment (Hungarian on squared distance), None where none fits."""
+# RFM archetype rules on the percentile p of the segment's median among all customers (recency as
+# "goodness": 1 = the most recent buyers); a segment can take an archetype's name only when it meets them.
+# (low, high) bounds per axis: recency goodness, frequency, monetary.
+_RFM_RULES: dict[str, tuple[tuple[float, float], tuple[float, float], tuple[float, float]]] = {
+    "Champions": ((0.8, 1.0), (0.8, 1.0), (0.8, 1.0)),
+    "Loyal Customers": ((0.4, 1.0), (0.6, 1.0), (0.6, 1.0)),
+    "Potential Loyalists": ((0.6, 1.0), (0.3, 0.8), (0.0, 1.0)),
+    "New Customers": ((0.8, 1.0), (0.0, 0.4), (0.0, 1.0)),
+    "Promising": ((0.6, 1.0), (0.0, 0.5), (0.0, 1.0)),
+    "Need Attention": ((0.3, 0.7), (0.3, 0.7), (0.0, 1.0)),
+    "At Risk": ((0.0, 0.4), (0.5, 1.0), (0.0, 1.0)),
+    "Can't Lose Them": ((0.0, 0.3), (0.8, 1.0), (0.8, 1.0)),
+    "Hibernating": ((0.0, 0.4), (0.0, 0.5), (0.0, 0.6)),
+    "Lost": ((0.0, 0.25), (0.0, 0.4), (0.0, 0.4)),
+}
+_INELIGIBLE = 1e9
+
+
+def _rfm_eligible(profiles: list[list[_Trait]], recency: str, frequency: str | None,
+                  monetary: str | None) -> np.ndarray:
+    """(segments, archetypes) booleans: which RFM archetype rules each segment meets."""
+    out = np.zeros((len(profiles), len(_RFM_ARCHETYPES)), dtype=bool)
+    for i, prof in enumerate(profiles):
+        f = _position(prof, frequency) if frequency else _position(prof, monetary)
+        m = _position(prof, monetary) if monetary else f
+        pct = ((1.0 - _position(prof, recency)) / 2.0, (f + 1.0) / 2.0, (m + 1.0) / 2.0)
+        for j, name in enumerate(_RFM_ARCHETYPES):
+            out[i, j] = all(lo <= v <= hi for v, (lo, hi) in zip(pct, _RFM_RULES[name], strict=True))
+    return out
+
+
+def _match_archetypes(points: list[list[float]], archetypes: Mapping[str, tuple[tuple[float, ...], str]],
+                      eligible: np.ndarray | None = None) -> tuple[list[str | None], list[str | None]]:
+    """Unique best archetype per segment (Hungarian on squared distance) among those whose rule the segment
+    meets (``eligible[segment, archetype]``), None where none fits."""
     names = list(archetypes)
     targets = np.array([archetypes[n][0] for n in names])
     pts = np.asarray(points, dtype="float64")
     cost = ((pts[:, None, :] - targets[None, :, :]) ** 2).sum(axis=2)
+    if eligible is not None:
+        cost = np.where(eligible, cost, _INELIGIBLE)
     rows, cols = linear_sum_assignment(cost)
     out_names: list[str | None] = [None] * len(points)
     out_actions: list[str | None] = [None] * len(points)
     for r, c in zip(rows, cols, strict=True):
+        if cost[r, c] >= _INELIGIBLE:
+            continue
         gap = float(np.abs(pts[r] - targets[c]).max())
         if gap > _MAX_AXIS_GAP:
             logger.info("segment %d is too far from archetype %r (gap %.2f); it gets a profile name",
@@ -369,7 +418,7 @@ def _bool_level(level: str) -> bool | None:
 
 def _phrase(t: _Trait, mostly: bool = True) -> str:
     """Name fragment for one trait, e.g. 'high income', 'lapsed', 'mostly Gold (membership type)'."""
-    label = _short_label(t.feature)
+    label = t.label or _short_label(t.feature)
     if t.categorical:
         prefix = "mostly " if mostly else ""
         flag = _bool_level(t.level)
@@ -399,11 +448,7 @@ def _capitalize(text: str) -> str:
 
 
 def _name_traits(profile: list[_Trait]) -> list[_Trait]:
-    """The 1-3 most distinctive strong traits, at most two of them categorical.
-
-    Constructed tables can make every categorical level pure in a segment; capping them leaves room for a
-    numeric trait, which is usually what a marketer acts on.
-    """
+    """The 1-3 most distinctive strong traits, at most two of them categorical (descriptions, actions)."""
     chosen: list[_Trait] = []
     for t in profile:
         if t.strong and (not t.categorical or sum(c.categorical for c in chosen) < _MAX_NAME_CATEGORICAL):
@@ -413,23 +458,53 @@ def _name_traits(profile: list[_Trait]) -> list[_Trait]:
     return chosen
 
 
-def _join_phrases(traits: list[_Trait], order: Mapping[str, int]) -> str:
-    """'High spend, mostly Gold (membership type), with discount applied': numeric first, one 'mostly'."""
-    # Feature order, not score order, so two segments never read "A, B" and "B, A".
-    traits = sorted(traits, key=lambda t: (t.categorical, order[t.feature]))
-    numeric = [_phrase(t) for t in traits if not t.categorical]
-    categorical = [_phrase(t, mostly=(n == 0)) for n, t in enumerate(t for t in traits if t.categorical)]
-    return ", ".join([*numeric, *categorical])
+def _words(t: _Trait) -> tuple[str | None, str | None]:
+    """(adjective, head noun) a trait reads as in a name (``name_terms``); (None, None) when it does not."""
+    if t.categorical:
+        flag = _bool_level(t.level)
+        if flag is None:
+            return _capitalize(t.level), None
+        term = term_for(t.label, t.feature)
+        if not term.known:
+            return None, None  # "with <unknown flag>" does not make a name
+    else:
+        term = term_for(t.label, t.feature)
+        flag = t.position > 0
+    return (term.high, term.high_noun) if flag else (term.low, term.low_noun)
 
 
-def _profile_name(profile: list[_Trait], order: Mapping[str, int]) -> str:
-    """Name from the 1-3 most distinctive strong traits, e.g. 'High income, low spending'."""
-    traits = _name_traits(profile)
-    return _capitalize(_join_phrases(traits, order)) if traits else "Mid-range customers"
+def _adjective_rank(t: _Trait, adjective: str) -> int:
+    """Order of adjectives in a name: status (lapsed / recent) first, then a category level, then the rest."""
+    return 0 if adjective in _STATUS_WORDS else 1 if t.categorical else 2
 
 
-def _unique_names(names: list[str], profiles: list[list[_Trait]]) -> list[str]:
-    """Disambiguate equal names: add each one's best trait the others lack, then a number (in id order)."""
+def _profile_name(profile: list[_Trait]) -> str:
+    """Name from the two most distinctive strong traits that read (see ``name_terms``): an adjective and a
+    head noun ('Affluent Big Spenders'), or adjectives before 'Customers' ('Lapsed Family Customers')."""
+    chosen: list[tuple[_Trait, str | None, str | None]] = []
+    for t in (t for t in profile if t.strong):
+        adjective, noun = _words(t)
+        if adjective is None or (t.categorical and any(c[0].categorical for c in chosen)):
+            continue
+        if any(adjective == c[1] or (noun and noun == c[2]) for c in chosen):
+            continue
+        chosen.append((t, adjective, noun))
+        if len(chosen) == _NAME_TRAITS:
+            break
+    if not chosen:
+        return _MIDDLE_NAME
+    head_at = next((i for i, c in enumerate(chosen) if c[2]), None)
+    head = chosen[head_at][2] if head_at is not None else "Customers"
+    modifiers = sorted((c for i, c in enumerate(chosen) if i != head_at), key=lambda c: _adjective_rank(c[0], c[1]))
+    words = [c[1] for c in modifiers]
+    while words and len(" ".join([*words, head]).split()) > _MAX_NAME_WORDS:
+        words.pop()
+    return " ".join([*words, head])
+
+
+def _unique_names(names: list[str], profiles: list[list[_Trait]], fixed: list[bool]) -> list[str]:
+    """Disambiguate equal names: put before each one the adjective of its most distinctive trait that the
+    others of its group read differently, then number what is still equal (in id order)."""
     names = list(names)
     groups: dict[str, list[int]] = {}
     for i, name in enumerate(names):
@@ -437,12 +512,19 @@ def _unique_names(names: list[str], profiles: list[list[_Trait]]) -> list[str]:
     for name, members in groups.items():
         if len(members) < 2:
             continue
-        phrases = {i: [_phrase(t) for t in profiles[i]] for i in members}
+        words = {i: {t.feature: _words(t)[0] for t in profiles[i]} for i in members}
         for i in members:
-            others = {p for j in members if j != i for p in phrases[j]}
-            extra = next((p for p in phrases[i] if p not in others and p.lower() not in name.lower()), None)
-            if extra is not None:
-                names[i] = f"{name} ({extra})"
+            if fixed[i]:
+                continue
+            for t in profiles[i]:
+                adjective = words[i][t.feature]
+                if adjective is None or adjective.lower() in name.lower():
+                    continue
+                if all(words[j].get(t.feature) != adjective for j in members if j != i):
+                    candidate = f"{adjective} {name}"
+                    if len(candidate.split()) <= _MAX_NAME_WORDS + 1:
+                        names[i] = candidate
+                        break
     seen: Counter[str] = Counter()
     counts = Counter(names)
     for i, name in enumerate(names):
@@ -455,12 +537,12 @@ def _unique_names(names: list[str], profiles: list[list[_Trait]]) -> list[str]:
 def _describe_trait(t: _Trait) -> str:
     """'annual income 85 k$ vs 62 k$' or '82% Gold (membership type) vs 33%'."""
     if t.categorical:
-        return f"{t.segment_value:.0%} {t.level} ({_label(t.feature)}) vs {t.base_value:.0%}"
+        return f"{t.segment_value:.0%} {t.level} ({t.label or _label(t.feature)}) vs {t.base_value:.0%}"
     unit = _unit(t.feature)
     if not unit and _RECENCY_RE.search(t.feature) and "day" not in t.feature.lower():
         unit = "days"  # RFM recency is in days by the project's convention (segmentation_core.recipe)
     suffix = f" {unit}" if unit else ""
-    return f"{_label(t.feature)} {_number(t.segment_value)}{suffix} vs {_number(t.base_value)}{suffix}"
+    return f"{t.label or _label(t.feature)} {_number(t.segment_value)}{suffix} vs {_number(t.base_value)}{suffix}"
 
 
 def _description(profile: list[_Trait], size: int, total: int, lead: list[str]) -> str:

@@ -6,7 +6,9 @@ import dataclasses
 import logging
 import re
 
+import numpy as np
 import pandas as pd
+from scipy.stats import chi2_contingency, kruskal
 
 from segmentation_core.parsing import looks_like_dates, strip_text
 from training_job.config import DataConfig, TrainingConfig, load_preset
@@ -19,6 +21,9 @@ logger = logging.getLogger(__name__)
 # "ID", "CustomerID", "customer_id", "Customer ID", "client_no", "user key" ...
 _ID_NAME = re.compile(r"(^|[\s_\-.])(id|no|key|number|code)$|^id([\s_\-.]|$)|^id$|[a-z]id$", re.IGNORECASE)
 _MAX_CATEGORIES = 20
+# A categorical column whose strongest association with any other column is below this is dropped under
+# auto: 0.01 is Cohen's "small" effect for a share of variance explained.
+MIN_ASSOCIATION = 0.01
 _TRANSACTION_MARKERS = ("InvoiceNo", "Quantity", "UnitPrice", "CustomerID", "InvoiceDate")
 
 
@@ -96,6 +101,9 @@ def infer_schema(frame: pd.DataFrame) -> TrainingConfig:
     roles = classify_columns(frame)
     id_column, numeric, categorical = roles.id_column, roles.numeric, roles.categorical
     dates, dropped = roles.dates, roles.dropped
+    for column, reason in _unrelated_categoricals(frame, numeric, categorical).items():
+        categorical.remove(column)
+        dropped[column] = reason
     if not numeric and not categorical:
         raise DataError(
             "auto schema found no usable feature columns"
@@ -111,6 +119,56 @@ def infer_schema(frame: pd.DataFrame) -> TrainingConfig:
         drop=tuple(dropped),
     )
     return TrainingConfig(data=data, source="auto")
+
+
+def _unrelated_categoricals(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> dict[str, str]:
+    """Categorical columns unrelated to every other column, with the reason (see MIN_ASSOCIATION).
+
+    A category that no numeric column and no other category varies with carries no segment structure;
+    one-hot encoded, it would still split every segment by its levels (gender on the mall data doubles
+    the segments). Association with a numeric column is the bias-corrected rank effect size epsilon^2 of
+    the Kruskal-Wallis test (the share of rank variance the levels explain); with another category,
+    the bias-corrected Cramer's V. A column is dropped when both stay below ``MIN_ASSOCIATION``.
+    """
+    out: dict[str, str] = {}
+    if not numeric and len(categorical) < 2:
+        return out
+    numbers = {c: pd.to_numeric(frame[c], errors="coerce") for c in numeric}
+    for column in categorical:
+        levels = strip_text(frame[column]).astype("object")
+        effects = {c: _rank_effect(levels, values) for c, values in numbers.items()}
+        effects.update({c: _cramers_v(levels, strip_text(frame[c]).astype("object"))
+                        for c in categorical if c != column})
+        strongest = max(effects, key=effects.get) if effects else None
+        if strongest is None or effects[strongest] < MIN_ASSOCIATION:
+            out[column] = (f"unrelated to the other columns (strongest association {effects[strongest]:.3f} with "
+                           f"{strongest!r}, below {MIN_ASSOCIATION}): it would split segments by its levels alone")
+    return out
+
+
+def _rank_effect(levels: pd.Series, values: pd.Series) -> float:
+    """Bias-corrected epsilon^2 of a Kruskal-Wallis test of ``values`` across ``levels`` (0 = unrelated)."""
+    ok = levels.notna() & values.notna()
+    groups = [g.to_numpy() for _, g in values[ok].groupby(levels[ok]) if len(g) > 1]
+    n = int(sum(len(g) for g in groups))
+    if len(groups) < 2 or n <= len(groups) or all(np.ptp(g) == 0 for g in groups):
+        return 0.0
+    h = float(kruskal(*groups).statistic)
+    return (h - len(groups) + 1) / (n - len(groups)) if np.isfinite(h) else 0.0
+
+
+def _cramers_v(a: pd.Series, b: pd.Series) -> float:
+    """Bias-corrected Cramer's V of two categorical columns (Bergsma 2013; 0 = unrelated)."""
+    ok = a.notna() & b.notna()
+    table = pd.crosstab(a[ok], b[ok]).to_numpy()
+    n = table.sum()
+    r, c = table.shape
+    if n < 3 or r < 2 or c < 2:
+        return 0.0
+    chi2 = chi2_contingency(table, correction=False)[0]
+    phi2 = max(0.0, chi2 / n - (r - 1) * (c - 1) / (n - 1))
+    rows, cols = r - (r - 1) ** 2 / (n - 1), c - (c - 1) ** 2 / (n - 1)
+    return float(np.sqrt(phi2 / max(1e-12, min(rows - 1, cols - 1))))
 
 
 def _log_inferred(id_column, numeric, categorical, dates, dropped) -> None:

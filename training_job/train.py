@@ -190,7 +190,8 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
     with stages("describe"):
         quality = {**_quality(x, segment, seed), "stability": float(stability)}
         descriptions = describe_segments(features, segment, numeric, categorical, style=config.naming.style,
-                                         overrides=dict(config.naming.names))
+                                         overrides=dict(config.naming.names),
+                                         display_labels=dict(config.naming.labels))
         profiles = segment_profiles(features, segment, schema, np.asarray(centroids))
         for profile, description, threshold in zip(profiles, descriptions, model.outlier_threshold):
             profile.update(description.to_dict())
