@@ -474,8 +474,8 @@ def _words(t: _Trait) -> tuple[str | None, str | None]:
 
 
 def _adjective_rank(t: _Trait, adjective: str) -> int:
-    """Order of adjectives in a name: status (lapsed / recent) first, then a category level, then the rest."""
-    return 0 if adjective in _STATUS_WORDS else 1 if t.categorical else 2
+    """Order of adjectives in a name: status (lapsed / recent) first, a category level last ('Older Female')."""
+    return 0 if adjective in _STATUS_WORDS else 2 if t.categorical else 1
 
 
 def _profile_name(profile: list[_Trait]) -> str:
