@@ -31,7 +31,6 @@ from typing import Sequence
 ROOT = Path(__file__).resolve().parents[1]
 # Run as a script: make the repository's packages and this folder's probe importable.
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
-from grpc_health_probe import wait_until_serving  # noqa: E402  (beside this file, not a package)
 
 log = logging.getLogger("run_local")
 
@@ -282,6 +281,8 @@ class Supervisor:
             "--metrics-port", str(a.metrics_port), "--log-format", "text"])
         port = wait_for_file(port_file, child, a.start_timeout, self.stopping)
         target = f"{a.host}:{port}"
+        from grpc_health_probe import wait_until_serving  # grpcio: imported here, so --help runs without it
+
         try:
             wait_until_serving(target, a.start_timeout, alive=lambda: child.alive and not self.stopping.is_set())
         except RuntimeError:

@@ -1,19 +1,18 @@
-"""Typed settings of the scoring service: one dataclass, each field from a flag or a SCORING_* variable.
+"""Typed settings of the scoring service: one dataclass, each field a flag and a SCORING_* variable.
 
-Precedence: command-line flag, then environment variable ``SCORING_<FIELD>`` (e.g. ``SCORING_PORT``), then
-the default. The docstring under each field is its documentation and its ``--help`` text.
+Declared with the platform's one settings mechanism (``segmentation_core.settings``): precedence
+command-line flag, then environment variable ``SCORING_<FIELD>`` (e.g. ``SCORING_PORT``), then the
+default; each field's help is its documentation and its ``--help`` text.
 """
 from __future__ import annotations
 
 import argparse
-import ast
-import dataclasses
-import inspect
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Mapping, Sequence
+
+from segmentation_core.settings import fail, option, parse
 
 ENV_PREFIX = "SCORING_"
 
@@ -22,57 +21,65 @@ ENV_PREFIX = "SCORING_"
 class Settings:
     """How one scoring server runs."""
 
-    store: Path = Path("./model-store")
-    """Model store folder (read only): <store>/<model>/versions/<version>/ and <store>/<model>/CURRENT."""
-    host: str = "127.0.0.1"
-    """Address to listen on; 0.0.0.0 or [::] to accept remote callers (then turn on TLS and a token)."""
-    port: int = 50051
-    """gRPC port; 0 picks a free port, which is logged and written to --port-file."""
-    port_file: str = ""
-    """If set, the bound gRPC port is written to this file once the server listens (for scripts and tests)."""
-    model: str = "customers"
-    """The default model: its CURRENT version answers requests that name no model."""
-    metrics_port: int = 9100
-    """Prometheus metrics HTTP port; 0 picks a free one (logged), -1 turns metrics off."""
-    workers: int = 1
-    """Server processes sharing the port (SO_REUSEPORT); set to the core count for the most rows/s. The
-    kernel spreads connections, not calls: all the calls and streams of one connection go to one process,
-    so the spread needs several connections (callers, or client processes)."""
-    threads: int = 32
-    """gRPC handler threads per process; each open PredictStream or WatchModel holds one."""
-    max_message_mb: int = 64
-    """Largest request or response message, in MiB (a 10,000-row x 7-feature batch is about 0.6 MiB)."""
-    tls_cert: str = ""
-    """PEM certificate chain; with --tls-key the server speaks TLS only. Off by default."""
-    tls_key: str = ""
-    """PEM private key of --tls-cert."""
-    token_file: str = ""
-    """File holding a bearer token that every call must carry (metadata 'authorization: Bearer <token>');
-    health checks are exempt. SCORING_TOKEN gives the token directly. Off by default."""
-    log_format: str = "json"
-    """Log line format: 'json' (one object per line) or 'text'."""
-    log_level: str = "INFO"
-    """Logging level: DEBUG, INFO, WARNING, ERROR."""
-    poll_interval: float = 0.5
-    """Seconds between two looks at the store for a new CURRENT or new versions."""
-    pinned_cache: int = 4
-    """Versions pinned by callers kept loaded per process (least recently used are dropped)."""
-    grace: float = 10.0
-    """Seconds that shutdown (SIGTERM/SIGINT) waits for calls in flight before cancelling them."""
-    drift_window_rows: int = 50_000
-    """Drift monitoring: each model version's live rows are counted over a rolling window of at most this many
-    rows (to within 1/30 of it); 0 turns the accounting off."""
-    drift_window_minutes: float = 60.0
-    """Drift monitoring: ... and of at most this many minutes (to within 1/30 of it)."""
-    drift_sample_every: int = 8
-    """Drift monitoring: bin the features of every Nth row of a batch (1 = every row; segments, confidence
-    and outliers always count every row). Binning every row costs PredictStream about a third of its
-    throughput; see README "Monitoring"."""
-    drift_min_rows: int = 1000
-    """Drift monitoring: fewer sampled rows than this in the window give the verdict 'insufficient data'."""
-    worker_index: int = 0
-    """Set by the first process for the extra --workers processes it starts (1, 2, ...): they bind the same
-    port with SO_REUSEPORT and serve metrics on --metrics-port + index. Not for manual use."""
+    store: Path = option(
+        Path("./model-store"),
+        "Model store folder (read only): <store>/<model>/versions/<version>/ and <store>/<model>/CURRENT.")
+    host: str = option(
+        "127.0.0.1",
+        "Address to listen on; 0.0.0.0 or [::] to accept remote callers (then turn on TLS and a token).")
+    port: int = option(50051, "gRPC port; 0 picks a free port, which is logged and written to --port-file.")
+    port_file: str = option(
+        "",
+        "If set, the bound gRPC port is written to this file once the server listens (for scripts and tests).")
+    model: str = option("customers", "The default model: its CURRENT version answers requests that name no model.")
+    metrics_port: int = option(9100, "Prometheus metrics HTTP port; 0 picks a free one (logged), -1 turns metrics off.")
+    workers: int = option(
+        1,
+        "Server processes sharing the port (SO_REUSEPORT); set to the core count for the most rows/s. The "
+        "kernel spreads connections, not calls: all the calls and streams of one connection go to one "
+        "process, so the spread needs several connections (callers, or client processes).")
+    threads: int = option(32, "gRPC handler threads per process; each open PredictStream or WatchModel holds one.")
+    max_message_mb: int = option(
+        64,
+        "Largest request or response message, in MiB (a 10,000-row x 7-feature batch is about 0.6 MiB).")
+    tls_cert: str = option("", "PEM certificate chain; with --tls-key the server speaks TLS only. Off by default.")
+    tls_key: str = option("", "PEM private key of --tls-cert.")
+    token_file: str = option(
+        "",
+        "File holding a bearer token that every call must carry (metadata 'authorization: Bearer <token>'); "
+        "health checks are exempt. SCORING_TOKEN gives the token directly. Off by default.")
+    log_format: str = option(
+        "json",
+        "Log line format: json (one object per line) or text.", choices=("json", "text"))
+    log_level: str = option(
+        "INFO",
+        "Logging level: DEBUG, INFO, WARNING, ERROR.")
+    poll_interval: float = option(0.5, "Seconds between two looks at the store for a new CURRENT or new versions.")
+    pinned_cache: int = option(
+        4,
+        "Versions pinned by callers kept loaded per process (least recently used are dropped).")
+    grace: float = option(
+        10.0,
+        "Seconds that shutdown (SIGTERM/SIGINT) waits for calls in flight before cancelling them.")
+    drift_window_rows: int = option(
+        50_000,
+        "Drift monitoring: each model version's live rows are counted over a rolling window of at most this "
+        "many rows (to within 1/30 of it); 0 turns the accounting off.")
+    drift_window_minutes: float = option(
+        60.0,
+        "Drift monitoring: ... and of at most this many minutes (to within 1/30 of it).")
+    drift_sample_every: int = option(
+        8,
+        "Drift monitoring: bin the features of every Nth row of a batch (1 = every row; segments, confidence "
+        "and outliers always count every row). Binning every row costs PredictStream about a third of its "
+        'throughput; see README "Monitoring".')
+    drift_min_rows: int = option(
+        1000,
+        "Drift monitoring: fewer sampled rows than this in the window give the verdict 'insufficient data'.")
+    worker_index: int = option(
+        0,
+        "Set by the first process for the extra --workers processes it starts (1, 2, ...): they bind the same "
+        "port with SO_REUSEPORT and serve metrics on --metrics-port + index.", internal=True)
 
     def token(self, environ: Mapping[str, str] = os.environ) -> str:
         """The bearer token from --token-file or SCORING_TOKEN; empty when auth is off."""
@@ -109,37 +116,12 @@ class Settings:
         return self.max_message_mb * 1024 * 1024
 
 
-@lru_cache(maxsize=None)
-def field_docs() -> dict[str, str]:
-    """Each field's docstring, read from this class's source (one place for docs and --help)."""
-    tree = ast.parse(inspect.getsource(Settings))
-    body = tree.body[0].body
-    docs = {}
-    for node, nxt in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
-            docs[node.target.id] = " ".join(str(nxt.value.value).split())
-    return docs
-
-
-def _convert(kind: type, text: str) -> object:
-    return Path(text) if kind is Path else kind(text)
-
-
-def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.environ) -> Settings:
-    """Settings from command-line arguments and SCORING_* environment variables."""
+def parse_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from command-line arguments and SCORING_* environment variables; a bad value exits 2 with one line."""
     parser = argparse.ArgumentParser(prog="python -m scoring_service",
                                      description="Serve the customer-segmentation models of a store over gRPC.")
-    docs = field_docs()
-    types = {"Path": Path, "str": str, "int": int, "float": float}
-    for f in dataclasses.fields(Settings):
-        kind = types[f.type if isinstance(f.type, str) else f.type.__name__]
-        env = ENV_PREFIX + f.name.upper()
-        default = _convert(kind, environ[env]) if env in environ else f.default
-        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=default,
-                            help=f"{docs.get(f.name, '')} [env {env}; default {f.default}]")
-    args = parser.parse_args(argv)
+    settings = parse(Settings, parser, argv, ENV_PREFIX, environ)
     try:
-        return Settings(**vars(args)).validate()
+        return settings.validate()
     except ValueError as exc:
-        parser.error(str(exc))
-        raise
+        fail(parser, str(exc))

@@ -44,7 +44,7 @@ SERVICES = {"training": "training", "scoring": "scoring", "dashboard": "dashboar
 #: The segmentation_core modules the dashboard may import (DESIGN.md: never the store or the artefact).
 DASHBOARD_CORE_MODULES = {"segmentation_core", "segmentation_core.errors", "segmentation_core.logs",
                           "segmentation_core.tables", "segmentation_core.clv", "segmentation_core.parsing",
-                          "segmentation_core.recipe"}
+                          "segmentation_core.recipe", "segmentation_core.settings"}
 DASHBOARD_CORE_FILES = {f"{m.replace('.', '/')}.py" for m in DASHBOARD_CORE_MODULES - {"segmentation_core"}} \
     | {"segmentation_core/__init__.py"}
 PREFIXES = ("TRAINING_", "SCORING_", "DASH_")
@@ -512,11 +512,11 @@ def test_the_dashboard_is_served_by_waitress_and_stops_cleanly_on_sigterm(tmp_pa
 
 
 def test_the_dashboard_s_thread_count_is_a_positive_number() -> None:
-    from dash_ui.__main__ import DEFAULT_THREADS, parse_args
+    from dash_ui.settings import DEFAULT_THREADS, parse_settings
 
-    assert parse_args([]).threads == DEFAULT_THREADS and parse_args(["--threads", "3"]).threads == 3
+    assert parse_settings([], {}).threads == DEFAULT_THREADS and parse_settings(["--threads", "3"], {}).threads == 3
     with pytest.raises(SystemExit):
-        parse_args(["--threads", "0"])
+        parse_settings(["--threads", "0"], {})
 
 
 @pytest.mark.slow

@@ -8,14 +8,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from segmentation_core.artefact import read_manifest
 from segmentation_core.errors import ArtefactError, SegmentationError
-from segmentation_core.logs import configure_logging
+from segmentation_core.logs import FORMATS, configure_logging
+from segmentation_core.settings import add_options, at_least, option
 from segmentation_core.store import ModelStore
 from training_job.config import ALGORITHMS, PRESETS, TrainingConfig, apply_overrides, load_config, load_preset
 from training_job.errors import ConfigError, DataError
@@ -25,86 +26,95 @@ log = logging.getLogger("training_job")
 ENV_PREFIX = "TRAINING_"
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(ENV_PREFIX + name.upper().replace("-", "_"), default)
+@dataclass(frozen=True)
+class StoreOptions:
+    """Where versions live, and how the job logs (every sub-command)."""
+
+    store: Path = option(Path("./model-store"), "model store folder")
+    log_format: str = option("text", "log line format", choices=FORMATS)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", default=_env("store", "./model-store"), type=Path,
-                        help="model store folder (env TRAINING_STORE; default ./model-store)")
-    parser.add_argument("--model", default=_env("model", "customers"),
-                        help="model name (env TRAINING_MODEL; default customers)")
-    parser.add_argument("--log-format", default=_env("log_format", "text"), choices=("text", "json"),
-                        help="log line format (env TRAINING_LOG_FORMAT)")
+@dataclass(frozen=True)
+class ModelOption:
+    """Which model a sub-command works on."""
+
+    model: str = option("customers", "model name")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """``train``: the data, its shape, and the clustering."""
+
+    data: Path | None = option(None, "customer table or transaction log: CSV (any delimiter, .gz), Parquet or "
+                                     "Excel file", required=True)
+    preset: str | None = option(None, f"data shape: {', '.join(PRESETS)} or auto (none: auto unless --config "
+                                      "is given)")
+    config: Path | None = option(None, "TOML configuration for full control")
+    k: str | None = option(None, "number of segments, or auto")
+    algorithm: str | None = option(None, "clustering algorithm (none: the preset's, else kmeans)", choices=ALGORITHMS)
+    keep: int = option(10, "versions kept in the store", check=at_least(1))
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """``score``: the table to score, where the result goes, and as of when."""
+
+    data: Path | None = option(None, "the table or transaction log to score", required=True)
+    output: Path | None = option(None, "result file: CSV, or Parquet when it ends in .parquet", required=True)
+    as_of: str | None = option(None, "transaction models: the ISO date the log is aggregated as of (none: the rule "
+                                     "used in training, the day after the last purchase); later lines are left out")
+    version: str | None = option(None, "a kept version instead of CURRENT, e.g. v0003")
+
+
+@dataclass(frozen=True)
+class ListOptions:
+    """``list``: output format."""
+
+    json: bool = option(False, "print JSON instead of a table")
+
+
+@dataclass(frozen=True)
+class PromoteOptions:
+    """``promote``: the version to serve."""
+
+    version: str = option(None, "version id, e.g. v0003", positional=True)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """``serve``: the TrainingService's address, data folder, limits and credentials."""
+
+    port: int = option(50052, "gRPC port; 0 picks a free one", check=at_least(0))
+    host: str = option("127.0.0.1", "address to listen on")
+    data_dir: Path = option(Path("./training-data"), "folder for uploaded tables and job records")
+    max_upload_mb: int = option(200, "largest upload in MB", check=at_least(1))
+    keep: int = option(10, "versions kept in the store per model", check=at_least(1))
+    port_file: str = option("", "write the bound port to this file once listening")
+    tls_cert: str = option("", "PEM certificate chain; with --tls-key the service speaks TLS only")
+    tls_key: str = option("", "PEM private key")
+    token_file: str = option("", "file holding the bearer token every call must carry (health checks exempt); "
+                                 "TRAINING_TOKEN gives it directly")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every sub-command."""
-    parser = argparse.ArgumentParser(prog="python -m training_job", description=__doc__.splitlines()[0])
+    """The argument parser of every sub-command (each flag also read from TRAINING_<FLAG>)."""
+    parser = argparse.ArgumentParser(prog="python -m training_job",
+                                     description="Train customer-segmentation models and manage their versions.")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    train = sub.add_parser("train", help="train on a customer table or transaction log and publish a version")
-    train.add_argument("--data", default=_env("data"), type=Path, required=_env("data") is None,
-                       help="CSV (any delimiter, .gz), Parquet or Excel file (env TRAINING_DATA)")
-    train.add_argument("--preset", default=_env("preset"),
-                       help=f"data shape: {', '.join(PRESETS)} or auto (env TRAINING_PRESET; default auto "
-                            "unless --config is given)")
-    train.add_argument("--config", default=_env("config"), type=Path,
-                       help="TOML configuration for full control (env TRAINING_CONFIG)")
-    train.add_argument("--k", default=_env("k"), help="number of segments, or auto (env TRAINING_K)")
-    train.add_argument("--algorithm", default=_env("algorithm"), choices=ALGORITHMS,
-                       help="clustering algorithm (env TRAINING_ALGORITHM; default from the preset, kmeans)")
-    train.add_argument("--keep", default=int(_env("keep", "10")), type=int,
-                       help="versions kept in the store (env TRAINING_KEEP; default 10)")
-    _common(train)
-
-    score = sub.add_parser("score", help="score a customer table, or a raw log with a transactions model's recipe, "
-                                         "from the store (no service needed)")
-    score.add_argument("--data", default=_env("data"), type=Path, required=_env("data") is None,
-                       help="the table or transaction log to score (env TRAINING_DATA)")
-    score.add_argument("--output", default=_env("output"), type=Path, required=_env("output") is None,
-                       help="result file: CSV, or Parquet when it ends in .parquet (env TRAINING_OUTPUT)")
-    score.add_argument("--as-of", default=_env("as_of"),
-                       help="transaction models: the ISO date the log is aggregated as of (default: the rule used "
-                            "in training, the day after the last purchase); later lines are left out")
-    score.add_argument("--version", default=None, help="a kept version instead of CURRENT, e.g. v0003")
-    _common(score)
-
-    listing = sub.add_parser("list", help="list the versions of a model, the current one marked")
-    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    _common(listing)
-
-    promote = sub.add_parser("promote", help="make a version the served one")
-    promote.add_argument("version", help="version id, e.g. v0003")
-    _common(promote)
-
-    rollback = sub.add_parser("rollback", help="serve the version published before the current one")
-    _common(rollback)
-
-    serve = sub.add_parser("serve", help="run the TrainingService (upload, profile, train, publish over gRPC)")
-    serve.add_argument("--port", default=int(_env("port", "50052")), type=int,
-                       help="gRPC port; 0 picks a free one (env TRAINING_PORT; default 50052)")
-    serve.add_argument("--host", default=_env("host", "127.0.0.1"),
-                       help="address to listen on (env TRAINING_HOST; default 127.0.0.1)")
-    serve.add_argument("--data-dir", default=_env("data_dir", "./training-data"), type=Path,
-                       help="folder for uploaded tables and job records (env TRAINING_DATA_DIR; "
-                            "default ./training-data)")
-    serve.add_argument("--max-upload-mb", default=int(_env("max_upload_mb", "200")), type=int,
-                       help="largest upload in MB (env TRAINING_MAX_UPLOAD_MB; default 200)")
-    serve.add_argument("--keep", default=int(_env("keep", "10")), type=int,
-                       help="versions kept in the store per model (env TRAINING_KEEP; default 10)")
-    serve.add_argument("--port-file", default=_env("port_file", ""),
-                       help="write the bound port to this file once listening (env TRAINING_PORT_FILE)")
-    serve.add_argument("--tls-cert", default=_env("tls_cert", ""), help="PEM certificate chain; with --tls-key "
-                       "the service speaks TLS only (env TRAINING_TLS_CERT)")
-    serve.add_argument("--tls-key", default=_env("tls_key", ""), help="PEM private key (env TRAINING_TLS_KEY)")
-    serve.add_argument("--token-file", default=_env("token_file", ""),
-                       help="file holding the bearer token every call must carry (health checks exempt); "
-                            "TRAINING_TOKEN gives it directly")
-    serve.add_argument("--store", default=_env("store", "./model-store"), type=Path,
-                       help="model store folder (env TRAINING_STORE; default ./model-store)")
-    serve.add_argument("--log-format", default=_env("log_format", "text"), choices=("text", "json"),
-                       help="log line format (env TRAINING_LOG_FORMAT)")
+    commands = {
+        "train": ("train on a customer table or transaction log and publish a version",
+                  (TrainOptions, StoreOptions, ModelOption)),
+        "score": ("score a customer table, or a raw log with a transactions model's recipe, from the store (no "
+                  "service needed)", (ScoreOptions, StoreOptions, ModelOption)),
+        "list": ("list the versions of a model, the current one marked", (ListOptions, StoreOptions, ModelOption)),
+        "promote": ("make a version the served one", (PromoteOptions, StoreOptions, ModelOption)),
+        "rollback": ("serve the version published before the current one", (StoreOptions, ModelOption)),
+        "serve": ("run the TrainingService (upload, profile, train, publish over gRPC)", (ServeOptions, StoreOptions)),
+    }
+    for name, (summary, groups) in commands.items():
+        command = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
+        for group in groups:
+            add_options(command, group, ENV_PREFIX)
     return parser
 
 

@@ -28,7 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Sequence
+from typing import Any, BinaryIO, Mapping, Sequence
 
 import grpc
 import pandas as pd
@@ -37,10 +37,12 @@ from scoring_service.client import logs
 from scoring_service.client.types import DEFAULT_TARGET, RESULT_COLUMNS, ScoringError
 from scoring_service.client.unary import ScoringClient
 from segmentation_core.errors import DataError
+from segmentation_core.settings import add_options, at_least, from_namespace, option
 from segmentation_core.tables import Table, open_table
 
 log = logging.getLogger("scoring_service.client")
 
+ENV_PREFIX = "SCORING_"
 EXIT_OK, EXIT_SERVICE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 CHUNK_ROWS = 200_000  # rows read from the file at a time: bounded memory, yet few pandas calls
 _ID_TOKENS = {"id", "uuid", "guid", "key"}
@@ -252,39 +254,41 @@ def score_log_file(client: ScoringClient, source: Source, out: Path, *, model: s
 # ---------------------------------------------------------------------------------------------------
 # Command line
 
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(f"SCORING_{name}", default)
+@dataclass(frozen=True)
+class ScoreSettings:
+    """``score``: what to read, where to write, which service and model answer."""
+
+    input: Path = option(None, "customer table: CSV/TSV/whitespace-aligned text (.gz too), Parquet or .xlsx",
+                         positional=True, metavar="IN")
+    output: Path | None = option(None, "output CSV", short="-o", required=True, metavar="OUT")
+    target: str = option(DEFAULT_TARGET, "scoring service HOST:PORT")
+    model: str | None = option(None, "model name (none: the server's default)")
+    version: str | None = option(None, "pin a version such as v0003")
+    batch_rows: int = option(10_000, "rows per streamed batch", check=at_least(1))
+    id_column: str | None = option(None, "column copied to the output (none: the first that looks like an id)")
+    token: str | None = option(None, "bearer token")
+    tls_ca: Path | None = option(None, "CA certificate (PEM): use TLS")
+    timeout: float = option(10.0, "seconds for each call and for each batch's answer", check=at_least(0.001))
+    allow_missing: bool = option(False, "impute feature columns absent from the input instead of refusing it")
+    as_of: str | None = option(None, "raw transaction logs: the ISO date the log is aggregated as of (none: the rule "
+                                     "used in training, the day after the last purchase); later lines are left out")
+    quiet: bool = option(False, "no progress, no summary", short="-q")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
     """The argument parser; every flag's default comes from a SCORING_* environment variable."""
-    parser = argparse.ArgumentParser(prog="python -m scoring_service.client", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="Every flag also reads SCORING_<FLAG> (e.g. SCORING_TARGET).")
+    parser = argparse.ArgumentParser(prog="python -m scoring_service.client",
+                                     description="Batch-score a file over one PredictStream.")
     commands = parser.add_subparsers(dest="command", required=True)
-    score = commands.add_parser("score", help="score a CSV, Parquet or Excel file into a CSV file",
-                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    score.add_argument("input", type=Path, metavar="IN", help="customer table: .csv (any delimiter, .gz), "
-                                                              ".parquet, .xlsx")
-    score.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="output CSV")
-    score.add_argument("--target", default=_env("TARGET", DEFAULT_TARGET), help="service HOST:PORT "
-                                                                                 f"(default {DEFAULT_TARGET})")
-    score.add_argument("--model", default=_env("MODEL"), help="model name (default: the server's default)")
-    score.add_argument("--version", default=_env("VERSION"), help="pin a version such as v0003")
-    score.add_argument("--batch-rows", type=int, default=int(_env("BATCH_ROWS", "10000")),
-                       help="rows per streamed batch (default 10000)")
-    score.add_argument("--id-column", default=_env("ID_COLUMN"),
-                       help="column copied to the output (default: the first that looks like an id)")
-    score.add_argument("--token", default=_env("TOKEN"), help="bearer token")
-    score.add_argument("--tls-ca", type=Path, default=_env("TLS_CA"), help="CA certificate (PEM): use TLS")
-    score.add_argument("--timeout", type=float, default=float(_env("TIMEOUT", "10")),
-                       help="seconds for each call and for each batch's answer (default 10)")
-    score.add_argument("--allow-missing", action="store_true", default=_env("ALLOW_MISSING", "") not in ("", "0"),
-                       help="impute feature columns absent from the input instead of refusing it")
-    score.add_argument("--as-of", default=_env("AS_OF"),
-                       help="raw transaction logs: the ISO date the log is aggregated as of (default: the rule "
-                            "used in training, the day after the last purchase); later lines are left out")
-    score.add_argument("-q", "--quiet", action="store_true", help="no progress, no summary")
+    score = commands.add_parser(
+        "score", help="score a CSV, Parquet or Excel file into a CSV file",
+        description="Score every row of IN over one PredictStream (one model version answers the whole file) "
+                    "into the CSV file OUT, written under a temporary name and renamed at the end. OUT keeps "
+                    "the input's id column and adds segment_id (-1 for a row that could not be scored), "
+                    "segment_name, distance, confidence, outlier and error; a raw transaction log is first "
+                    "aggregated with the model's recipe. Exit codes: 0 done, 1 the "
+                    "service failed or refused, 2 bad input or usage, 130 interrupted.")
+    add_options(score, ScoreSettings, ENV_PREFIX, environ)
     return parser
 
 
@@ -300,12 +304,9 @@ def _service_message(exc: ScoringError, target: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run the command; returns the exit code (no traceback for expected failures)."""
-    args = build_parser().parse_args(argv)
+    args = from_namespace(ScoreSettings, build_parser().parse_args(argv))
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.batch_rows < 1:
-        print(f"error: --batch-rows={args.batch_rows} should be >= 1", file=sys.stderr)
-        return EXIT_INPUT
     started = time.perf_counter()
     try:
         source = open_source(args.input, args.id_column)
