@@ -7,14 +7,14 @@ segment with its colour) and a `SampleView` (the plot sample as a frame). Everyt
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+import dataclasses
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 import pandas as pd
 from plotly.colors import qualitative
 
-from scoring_service.client import (CategoricalFeature, FeatureStats, KSearchRow, ModelInfo, NumericFeature,
-                                    Segment, SegmentStats)
+from scoring_service.client import FeatureStats, KSearchRow, ModelInfo, NumericFeature, Segment, SegmentStats
 
 
 #: Columns of the per-segment statistics table, in display order.
@@ -43,35 +43,16 @@ def segment_colour(colours: Mapping[int, str] | None, segment_id: int) -> str:
 
 
 @dataclass(frozen=True)
-class ModelView:
-    """The served model as the pages see it (from `ModelInfo`)."""
+class ModelView(ModelInfo):
+    """The served model as the pages see it: the client's `ModelInfo`, every segment with its colour (the
+    service's `Segment.colour`, or `fallback_colour`), and the statistics as frames for the figures."""
 
-    model: str
-    version: str
-    created_at: str
-    algorithm: str
-    k: int
-    numeric_features: tuple[NumericFeature, ...]
-    categorical_features: tuple[CategoricalFeature, ...]
-    #: Sorted by id, each with its colour: the service's (`Segment.colour`), or `fallback_colour`.
-    segments: tuple[Segment, ...]
     #: One row per k tried, one column per metric; index named "k".
-    k_search: pd.DataFrame
-    k_rule: str
-    k_rule_explanation: str
-    quality: dict[str, float]
-    training_rows: int
-    training_customers: int
-    data_fingerprint: str
-    data_source: str
+    k_table: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: `STATS_COLUMNS`: one row per (segment, numeric feature), the whole base with segment_id -1.
-    stats: pd.DataFrame
+    stats: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: segment_id, segment, feature, level, share: category shares per segment.
-    level_shares: pd.DataFrame
-
-    @property
-    def feature_names(self) -> list[str]:
-        return [f.name for f in self.numeric_features] + [f.name for f in self.categorical_features]
+    level_shares: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def numeric_names(self) -> list[str]:
@@ -118,26 +99,10 @@ class SampleView:
 def model_view(info: ModelInfo) -> ModelView:
     """The pages' view of the client's `ModelInfo`: every segment coloured, the statistics as frames."""
     segments = tuple(replace(s, colour=s.colour or fallback_colour(s.id)) for s in info.segments)
-    return ModelView(
-        model=info.model,
-        version=info.version,
-        created_at=info.created_at,
-        algorithm=info.algorithm,
-        k=info.k,
-        numeric_features=info.numeric_features,
-        categorical_features=info.categorical_features,
-        segments=segments,
-        k_search=k_search_frame(info.k_search),
-        k_rule=info.k_rule,
-        k_rule_explanation=info.k_rule_explanation,
-        quality=dict(info.quality),
-        training_rows=info.training_rows,
-        training_customers=info.training_customers,
-        data_fingerprint=info.data_fingerprint,
-        data_source=info.data_source,
-        stats=stats_frame(segments, info.base_stats, info.training_customers),
-        level_shares=level_shares_frame(segments),
-    )
+    fields = {f.name: getattr(info, f.name) for f in dataclasses.fields(ModelInfo)}
+    return ModelView(**{**fields, "segments": segments}, k_table=k_search_frame(info.k_search),
+                     stats=stats_frame(segments, info.base_stats, info.training_customers),
+                     level_shares=level_shares_frame(segments))
 
 
 def k_search_frame(rows: Iterable[KSearchRow]) -> pd.DataFrame:

@@ -181,7 +181,7 @@ def test_model_view_carries_schema_segments_stats_and_k_search(client, store):
         assert view.segment(s["id"]).centroid == pytest.approx(s["centroid"])
         assert view.segment(s["id"]).size == s["size"]
     assert sum(view.segment(i).size for i in range(K)) == 200
-    assert list(view.k_search.index) == [K] and view.k_search.loc[K, "inertia"] == pytest.approx(1.0)
+    assert list(view.k_table.index) == [K] and view.k_table.loc[K, "inertia"] == pytest.approx(1.0)
     base = view.stats[view.stats.segment_id == BASE_SEGMENT_ID]
     assert set(base.feature) == set(NUMERIC) and (base["count"] == 200).all()
     ages = model_factory.mall().frame["Age"]

@@ -45,7 +45,7 @@ def k_search_card(view: ModelView) -> dbc.Card:
         html.H4("Choosing k", className="card-title"),
         html.P([html.Strong(f"Rule: {view.k_rule or 'n/a'}. "), view.k_rule_explanation], className="small"),
         graph("model-k-search", cached(("model-k-search", *version_key(view)),
-                                       lambda: figures.k_search_figure(view.k_search, view.k))),
+                                       lambda: figures.k_search_figure(view.k_table, view.k))),
     ]), className="section-card")
 
 

@@ -31,7 +31,8 @@ class Schema:
     def from_info(cls, info: ModelInfo) -> "Schema":
         """The schema of a model version's info."""
         return cls(info.model, info.version, tuple(f.name for f in info.numeric_features),
-                   tuple(f.name for f in info.categorical_features), info.segment_names, info.clv is not None)
+                   tuple(f.name for f in info.categorical_features), tuple(s.name for s in info.segments),
+                   info.clv is not None)
 
 
 @dataclass(eq=False)

@@ -197,11 +197,6 @@ class ModelInfo:
         """Numeric features, then categorical ones, in schema order."""
         return [f.name for f in self.numeric_features] + [f.name for f in self.categorical_features]
 
-    @property
-    def segment_names(self) -> tuple[str, ...]:
-        """Segment names by id."""
-        return tuple(s.name for s in sorted(self.segments, key=lambda s: s.id))
-
 
 @dataclass(frozen=True)
 class SegmentStats:
