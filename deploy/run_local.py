@@ -26,7 +26,7 @@ import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 # Run as a script: make the repository's packages and this folder's probe importable.
@@ -37,6 +37,13 @@ log = logging.getLogger("run_local")
 DEFAULT_DATA = ROOT / "data" / "online_retail_sample.csv.gz"
 DEFAULT_PRESET = "transactions"
 EXIT_OK, EXIT_CHILD_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def wait_until_serving(target: str, timeout: float, alive: Callable[[], bool]) -> str:
+    """grpc_health_probe's wait for SERVING; grpcio is imported only here, so that --help runs without it."""
+    from grpc_health_probe import wait_until_serving as wait  # beside this file, not a package
+
+    return wait(target, timeout, alive=alive)
 
 
 class StartError(Exception):
@@ -281,8 +288,6 @@ class Supervisor:
             "--metrics-port", str(a.metrics_port), "--log-format", "text"])
         port = wait_for_file(port_file, child, a.start_timeout, self.stopping)
         target = f"{a.host}:{port}"
-        from grpc_health_probe import wait_until_serving  # grpcio: imported here, so --help runs without it
-
         try:
             wait_until_serving(target, a.start_timeout, alive=lambda: child.alive and not self.stopping.is_set())
         except RuntimeError:
