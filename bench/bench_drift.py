@@ -5,7 +5,7 @@
 
 Two ``python -m scoring_service`` processes serve the same model (bench_scoring's: KMeans(6) on make_blobs
 100,000 x 7, published with its drift reference by ``tests/model_factory.py``), one with the accounting on
-(``--drift-window-rows 50000``, ``--drift-sample-every`` as ``--sample-every``) and one with it off (``--drift-window-rows 0``). Each round
+(``--drift-window-rows 50000``, ``--drift-sample-rate`` as ``--sample-rate``) and one with it off (``--drift-window-rows 0``). Each round
 measures both, in alternating order, so a change of machine load hits both alike:
 
 - the server's own work per 10,000-row batch (decode, transform, score, account, encode: all but the gRPC
@@ -68,7 +68,7 @@ def _predict_run(target: str, pid: int, requests: list, calls: int) -> dict[str,
     return run
 
 
-def handler_rounds(store: Path, rounds: int, batches: int, sample_every: int,
+def handler_rounds(store: Path, rounds: int, batches: int, sample_rate: float,
                    frame_columns: dict) -> dict[str, list[float]]:
     """The server's own work per 10,000-row PredictStream batch (decode, transform, score, account, encode:
     everything but the gRPC transport), in this process, with and without the accounting, alternating; us."""
@@ -82,7 +82,7 @@ def handler_rounds(store: Path, rounds: int, batches: int, sample_every: int,
     registry = Registry(ModelStore(store), "customers")
     registry.poll()
     request = wire.encode_batch_request({k: v[:10_000] for k, v in frame_columns.items()})
-    services = {"on": ScoringService(registry, ServiceMetrics(), DriftMonitor(50_000, 3600.0, sample_every=sample_every)),
+    services = {"on": ScoringService(registry, ServiceMetrics(), DriftMonitor(50_000, 3600.0, sample_rate=sample_rate)),
                 "off": ScoringService(registry, ServiceMetrics(), DriftMonitor(0, 3600.0))}
     out: dict[str, list[float]] = {"on": [], "off": []}
     for i in range(rounds):
@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=7, help="alternating rounds (>= 5 for the report)")
     parser.add_argument("--rows", type=int, default=2_000_000, help="rows per PredictStream run")
     parser.add_argument("--calls", type=int, default=2000, help="Predict calls per run")
-    parser.add_argument("--sample-every", type=int, default=8, help="the accounting server's --drift-sample-every")
+    parser.add_argument("--sample-rate", type=float, default=20_000.0,
+                        help="the accounting server's --drift-sample-rate (0: bin every row)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     from segmentation_core.store import ModelStore
@@ -122,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         store = Path(tmp) / "store"
         model_factory.publish(ModelStore(store), data="blobs", k=6, reference=True)
         blob = _blob_frame(20_000, seed=2)
-        handler = handler_rounds(store, args.rounds, 100, args.sample_every,
+        handler = handler_rounds(store, args.rounds, 100, args.sample_rate,
                                  {c: blob[c].to_numpy() for c in blob.columns})
-        servers = {"on": _start(store, Path(tmp), drift_window_rows=50_000, drift_sample_every=args.sample_every),
+        servers = {"on": _start(store, Path(tmp), drift_window_rows=50_000, drift_sample_rate=args.sample_rate),
                    "off": _start(store, Path(tmp), drift_window_rows=0)}
         try:
             frame = _blob_frame(args.rows, seed=1)
@@ -146,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             for s in servers.values():
                 s.stop()
     figures = {
-        "rounds": args.rounds, "sample_every": args.sample_every, "rows_per_run": args.rows, "calls_per_run": args.calls,
+        "rounds": args.rounds, "sample_rate": args.sample_rate, "rows_per_run": args.rows, "calls_per_run": args.calls,
         "load_before": load_before, "load_after": _load(),
         "handler_cpu_us_per_batch": _summary(handler["on"], handler["off"], False),
         "stream_rows_per_s": _summary(stream["on"], stream["off"], True),
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "predict_calls_per_s": _summary(predict["on"], predict["off"], True),
         "predict_server_cpu_us_per_call": _summary(predict_cpu["on"], predict_cpu["off"], False),
     }
-    print(f"drift accounting overhead (--drift-sample-every {args.sample_every}), {args.rounds} alternating rounds (load {figures['load_before']} -> "
+    print(f"drift accounting overhead (--drift-sample-rate {args.sample_rate:g}), {args.rounds} alternating rounds (load {figures['load_before']} -> "
           f"{figures['load_after']})")
     for name, f in figures.items():
         if isinstance(f, dict):

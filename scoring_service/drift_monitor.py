@@ -23,10 +23,10 @@ class DriftMonitor:
     """The windows of every version this process scored with, and what they say."""
 
     def __init__(self, window_rows: int, window_seconds: float, thresholds: DriftThresholds = DriftThresholds(),
-                 sample_every: int = 1) -> None:
-        """``window_rows`` 0 turns the accounting off (reports then say so); ``sample_every``: see drift_window."""
+                 sample_rate: float = 0.0) -> None:
+        """``window_rows`` 0 turns the accounting off (reports then say so); ``sample_rate``: see drift_window."""
         self.window_rows = window_rows
-        self.sample_every = sample_every
+        self.sample_rate = sample_rate
         self.window_seconds = window_seconds
         self.thresholds = thresholds
         self._windows: OrderedDict[tuple[str, str], VersionWindow | None] = OrderedDict()
@@ -53,7 +53,7 @@ class DriftMonitor:
             window = None
             if reference is not None and self.enabled:
                 window = VersionWindow(reference, loaded.artefact.schema, self.window_rows, self.window_seconds,
-                                       self.sample_every)
+                                       self.sample_rate)
             windows = OrderedDict(self._windows)  # replaced, not mutated: readers iterate without the lock
             windows[key] = window
             while len(windows) > MAX_VERSIONS:

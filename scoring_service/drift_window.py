@@ -1,19 +1,22 @@
 """Live drift accounting of one model version over a rolling window (the hot-path part of monitoring).
 
-Every scored batch is binned on the version's reference bins (``segmentation_core.reference.BinLayout``:
-one ``searchsorted`` per numeric feature, one table lookup per categorical one, one ``bincount`` for all)
-and added to the newest *slice* of the window, with the confidence, distance and outlier sums. A slice
-closes after ``window_rows / SLICES`` rows or ``window_seconds / SLICES`` seconds; the oldest slices are
-dropped once the window holds more than ``window_rows`` rows (the newest slice always stays) or end
-before ``now - window_seconds``. So the window is the last N rows and the last T seconds, each to
-within one slice, and its slices are the report's time series.
+Every scored batch adds to the newest *slice* of the window: its segment counts, confidence, distance and
+outlier sums and row counts (every row), and the binned values of its features (``BinLayout``: a
+comparison against every edge per numeric value, a table lookup per category; every row, or a sample,
+below). A slice closes after ``window_rows / SLICES`` binned rows or ``window_seconds / SLICES``
+seconds; the oldest slices are dropped once the window holds more than ``window_rows`` binned rows (the
+newest slice always stays) or end before ``now - window_seconds``. So the window is the last N rows and
+the last T seconds, each to within one slice, and its slices are the report's time series.
 
-Sampling: binning every value of a batch would cost a third of what scoring it does (a ``searchsorted``
-is ~10 ns per value), so the features of a batch are binned on a systematic sample of its rows: every
-``sample_every``-th row from a rotating start (1 = every row). Segments, confidence, distance, outliers and
-row counts cover every row. PSI needs shares, not totals; its noise grows as ``bins / sampled rows``, which
-is why the verdict's minimum counts sampled rows. Single ``Predict`` calls bin every row (gRPC costs far
-more per call than the binning).
+Sampling: binning a value costs ~20 ns, ~150 ns a row of 7 features: binning every row of a 10,000-row
+batch would add a third to what the server spends on it. So at most ``sample_rate`` rows per second are
+binned (a token bucket holding up to ``window_rows`` rows: a burst of one window's rows, and all the
+traffic of a service below that rate, is binned row by row). When the bucket runs low, a batch is binned
+on a systematic sample (every k-th row from a rotating start) of at least ``MIN_SAMPLE`` rows, or not at
+all until the bucket holds that many: the per-batch cost of binning is paid by few batches. Segments,
+confidence, distance and outliers always cover every row. PSI needs shares, not totals, and its noise
+grows as ``bins / binned rows``: the window and the verdict's minimum count binned rows. Single
+``Predict`` calls bin every row (gRPC costs far more per call than the binning).
 
 Rows with a row error are counted as errors, never binned (bad input is not drift). The numpy work of a
 batch runs outside the lock; the lock guards only the few additions into the slice.
@@ -32,6 +35,8 @@ from segmentation_core.features import FeatureSchema
 from segmentation_core.reference import BinLayout, Reference
 
 SLICES = 30
+MIN_SAMPLE = 1024  # fewest rows binned from a sampled batch
+_NO_ROWS = np.zeros(0, dtype=np.int64)
 
 
 @dataclass(eq=False)
@@ -77,7 +82,8 @@ class VersionWindow:
     """The rolling window of one model version; thread-safe."""
 
     def __init__(self, reference: Reference, schema: FeatureSchema, window_rows: int, window_seconds: float,
-                 sample_every: int = 1, clock: Callable[[], float] = time.time) -> None:
+                 sample_rate: float = 0.0, clock: Callable[[], float] = time.time) -> None:
+        """``sample_rate``: most rows binned per second (0: every row)."""
         self.reference = reference
         self.schema = schema
         self.layout = BinLayout(reference, schema)
@@ -86,36 +92,52 @@ class VersionWindow:
         self._slice_rows = max(1, window_rows // SLICES)
         self._slice_seconds = window_seconds / SLICES
         self._clock = clock
-        self.sample_every = sample_every
-        self._start = 0  # rotating start of the batch sample
+        self.sample_rate = sample_rate
+        self._tokens = float(window_rows)  # rows that may be binned now
+        self._refilled = clock()
+        self._start = 0  # rotating start of a batch sample
         self._slices: deque[Slice] = deque()
-        self._rows = 0
+        self._binned = 0  # binned rows in the window
         self._lock = threading.Lock()
 
     # ---- counting (hot path) -----------------------------------------------------------------------
+    def _budget(self, rows: int, now: float) -> int:
+        """How many of ``rows`` rows to bin now (all, a sample of at least MIN_SAMPLE, or none)."""
+        if self.sample_rate <= 0:
+            return rows
+        tokens = min(self.window_rows, self._tokens + (now - self._refilled) * self.sample_rate)
+        if tokens >= rows:
+            return rows
+        return int(tokens) if tokens >= MIN_SAMPLE else 0
+
     def add_batch(self, numeric: Mapping[str, np.ndarray], codes: Mapping[str, np.ndarray], segment: np.ndarray,
                   confidence: np.ndarray, distance: np.ndarray, outlier: np.ndarray, n: int,
-                  errors: Mapping[int, str]) -> None:
-        """Count a scored batch of ``n`` rows (``errors``: the rows answered with a row error)."""
-        keep = sample = None
+                  errors: Mapping[int, str], segment_counts: np.ndarray | None = None) -> None:
+        """Count a scored batch of ``n`` rows (``errors``: the rows answered with a row error;
+        ``segment_counts``: the scored rows per segment, if the caller counted them already)."""
+        rows = n - len(errors)
+        keep = bad = None
         if errors:
             bad = np.fromiter(errors, dtype=np.int64, count=len(errors))
             keep = np.setdiff1d(np.arange(n), bad)
-        step = self.sample_every
-        if step > 1:
-            start = self._start = (self._start + 1) % step  # a race here only shifts a sample: harmless
-            sample = slice(start, n, step)
-            if errors:
-                sample = np.setdiff1d(np.arange(start, n, step), bad)
-        counts = self.layout.count_batch(numeric, codes, segment, n, keep=keep, sample=sample)
-        binned = n - len(errors) if sample is None else len(sample) if errors else len(range(start, n, step))
+        budget = self._budget(rows, self._clock())  # read without the lock: a race only shifts a sample
+        if budget >= rows:
+            sample, binned = None, rows
+        elif budget == 0:
+            sample, binned = _NO_ROWS, 0
+        else:
+            step = -(-n // budget)
+            start = self._start = (self._start + 1) % step
+            sample = slice(start, n, step) if bad is None else np.setdiff1d(np.arange(start, n, step), bad)
+            binned = len(range(start, n, step)) if bad is None else len(sample)
+        counts = self.layout.count_batch(numeric, codes, segment, n, keep=keep, sample=sample,
+                                         segment_counts=segment_counts)
         if keep is not None:
             confidence, distance, outlier = confidence[keep], distance[keep], outlier[keep]
-        rows = n - len(errors)
         conf, dist = float(np.add.reduce(confidence)), float(np.add.reduce(distance))
         outliers = int(np.count_nonzero(outlier))
         with self._lock:
-            s = self._current(rows)
+            s = self._current(binned)
             s.counts += counts
             s.rows += rows
             s.binned += binned
@@ -123,7 +145,11 @@ class VersionWindow:
             s.confidence_sum += conf
             s.distance_sum += dist
             s.outliers += outliers
-            self._rows += rows
+            self._binned += binned
+            if self.sample_rate > 0:
+                now = s.end
+                self._tokens = min(self.window_rows, self._tokens + (now - self._refilled) * self.sample_rate) - binned
+                self._refilled = now
 
     def add_row(self, numbers: Mapping[str, float], categories: Mapping[str, str], segment: int, confidence: float,
                 distance: float, outlier: bool) -> None:
@@ -139,7 +165,7 @@ class VersionWindow:
             s.confidence_sum += confidence
             s.distance_sum += distance
             s.outliers += outlier
-            self._rows += 1
+            self._binned += 1
 
     def add_errors(self, count: int) -> None:
         """Count rows answered with an error and not scored (a single Predict that failed on its data)."""
@@ -147,11 +173,12 @@ class VersionWindow:
             self._current(0).errors += count
 
     def _current(self, incoming: int) -> Slice:
-        """The slice to add to (a new one when the newest is full or old); drops what left the window."""
+        """The slice to add ``incoming`` binned rows to (a new one when the newest is full or old); drops
+        what left the window."""
         now = self._clock()
         slices = self._slices
         s = slices[-1] if slices else None
-        if s is None or s.rows >= self._slice_rows or now - s.start >= self._slice_seconds:
+        if s is None or s.binned >= self._slice_rows or now - s.start >= self._slice_seconds:
             s = Slice(start=now, end=now, counts=np.zeros(self.layout.size, dtype=np.int64))
             slices.append(s)
         s.end = now
@@ -160,13 +187,14 @@ class VersionWindow:
 
     def _evict(self, now: float, incoming: int = 0) -> None:
         slices = self._slices
-        while len(slices) > 1 and (self._rows + incoming - slices[0].rows >= self.window_rows
+        while len(slices) > 1 and (self._binned + incoming - slices[0].binned >= self.window_rows
                                    or slices[0].end < now - self.window_seconds):
-            self._rows -= slices.popleft().rows
+            self._binned -= slices.popleft().binned
 
     # ---- reading -----------------------------------------------------------------------------------
     def totals(self, max_rows: int = 0, max_seconds: float = 0.0) -> WindowTotals:
-        """Sums over the window, or over its newest slices within ``max_rows`` rows / ``max_seconds`` (0: all)."""
+        """Sums over the window, or over its newest slices within ``max_rows`` binned rows / ``max_seconds``
+        (0: all)."""
         now = self._clock()
         with self._lock:
             self._evict(now)
@@ -176,13 +204,13 @@ class VersionWindow:
         chosen: list[Slice] = []
         rows = 0
         for s in reversed(copies):
-            if chosen and ((max_rows and rows + s.rows > max_rows) or (max_seconds and s.end < now - max_seconds)):
+            if chosen and ((max_rows and rows + s.binned > max_rows) or (max_seconds and s.end < now - max_seconds)):
                 break
             chosen.append(s)
-            rows += s.rows
+            rows += s.binned
         chosen.reverse()
         counts = np.sum([s.counts for s in chosen], axis=0) if chosen else np.zeros(self.layout.size, np.int64)
-        return WindowTotals(counts=counts, rows=rows, binned=sum(s.binned for s in chosen),
+        return WindowTotals(counts=counts, rows=sum(s.rows for s in chosen), binned=rows,
                             errors=sum(s.errors for s in chosen),
                             confidence_sum=sum(s.confidence_sum for s in chosen),
                             distance_sum=sum(s.distance_sum for s in chosen),

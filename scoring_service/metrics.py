@@ -76,11 +76,18 @@ class ServiceMetrics:
             fns[0]()
             fns[1]()
         else:
-            # Once per batch: the cached children's lookups are negligible beside the batch.
-            self._child(self.rows, model).inc(int(segment.size))
-            for sid, count in enumerate(np.bincount(segment, minlength=k).tolist()):
-                if count:
-                    self._child(self.segments, model, str(sid)).inc(count)
+            self.observe_segment_counts(model, np.bincount(segment, minlength=k), 0)
+        if errors:
+            self._child(self.row_errors, model).inc(errors)
+
+    def observe_segment_counts(self, model: str, counts: np.ndarray, errors: int = 0) -> None:
+        """Count a batch's scored rows from their per-segment counts (``np.bincount`` of the segment ids)."""
+        # Once per batch: the cached children's lookups are negligible beside the batch.
+        counts = counts.tolist()
+        self._child(self.rows, model).inc(sum(counts))
+        for sid, count in enumerate(counts):
+            if count:
+                self._child(self.segments, model, str(sid)).inc(count)
         if errors:
             self._child(self.row_errors, model).inc(errors)
 

@@ -58,7 +58,7 @@ class ScoringServer:
         self.server = grpc.server(futures.ThreadPoolExecutor(settings.threads, thread_name_prefix="grpc"),
                                   interceptors=interceptors, options=options)
         self.drift = DriftMonitor(settings.drift_window_rows, settings.drift_window_minutes * 60.0,
-                                  DriftThresholds(min_rows=settings.drift_min_rows), settings.drift_sample_every)
+                                  DriftThresholds(min_rows=settings.drift_min_rows), settings.drift_sample_rate)
         self.metrics.watch_drift(self.drift.assessments)
         self.server.add_generic_rpc_handlers((generic_handler(ScoringService(self.registry, self.metrics, self.drift)),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

@@ -214,15 +214,18 @@ class _StreamAnswers:
         x, errors = schema.transform_columns(batch.numeric, batch.categorical, n, category_codes=codes)
         scores = model.score(x)
         segment, distance, confidence, outlier = scores.segment, scores.distance, scores.confidence, scores.outlier
-        if window is not None:  # before the error rows' results are overwritten below
-            window.add_batch(batch.numeric, codes, segment, confidence, distance, outlier, n, errors)
-        clv = customer_value.batch_figures(clv_model, batch.numeric, n, errors) if clv_model is not None else None
         if errors:
             bad = np.fromiter(errors, dtype=np.int64, count=len(errors))
-            segment[bad], distance[bad], confidence[bad], outlier[bad] = -1, np.nan, np.nan, False
-            metrics.observe_rows(loaded.model, np.delete(segment, bad), len(errors), model.k)
+            segment_counts = np.bincount(np.delete(segment, bad), minlength=model.k)
         else:
-            metrics.observe_rows(loaded.model, segment, 0, model.k)
+            segment_counts = np.bincount(segment, minlength=model.k)
+        metrics.observe_segment_counts(loaded.model, segment_counts, len(errors))
+        if window is not None:  # before the error rows' results are overwritten below
+            window.add_batch(batch.numeric, codes, segment, confidence, distance, outlier, n, errors,
+                             segment_counts=segment_counts)
+        clv = customer_value.batch_figures(clv_model, batch.numeric, n, errors) if clv_model is not None else None
+        if errors:
+            segment[bad], distance[bad], confidence[bad], outlier[bad] = -1, np.nan, np.nan, False
         return wire.encode_batch_response(
             batch_id=batch.batch_id, model=loaded.model, version=loaded.version, row_count=n,
             segment_id=segment, distance=distance, confidence=confidence, outlier=outlier,

@@ -64,15 +64,16 @@ class Settings:
     drift_window_rows: int = option(
         50_000,
         "Drift monitoring: each model version's live rows are counted over a rolling window of at most this "
-        "many rows (to within 1/30 of it); 0 turns the accounting off.")
+        "many rows in the drift histograms (to within 1/30 of it); 0 turns the accounting off.")
     drift_window_minutes: float = option(
         60.0,
         "Drift monitoring: ... and of at most this many minutes (to within 1/30 of it).")
-    drift_sample_every: int = option(
-        8,
-        "Drift monitoring: bin the features of every Nth row of a batch (1 = every row; segments, confidence "
-        "and outliers always count every row). Binning every row costs PredictStream about a third of its "
-        'throughput; see README "Monitoring".')
+    drift_sample_rate: float = option(
+        20_000.0,
+        "Drift monitoring: most rows per second whose features are binned for the drift histograms, per model "
+        "version (0 = every row; a burst of --drift-window-rows rows is binned whole). Segments, confidence and "
+        "outliers always count every row. Binning every row costs about a third of the server's CPU per "
+        'PredictStream batch; see README "Monitoring".')
     drift_min_rows: int = option(
         1000,
         "Drift monitoring: fewer sampled rows than this in the window give the verdict 'insufficient data'.")
@@ -102,8 +103,8 @@ class Settings:
             raise ValueError(f"drift_window_rows={self.drift_window_rows} should be >= 0 (0 = off)")
         if not self.drift_window_minutes > 0:
             raise ValueError(f"drift_window_minutes={self.drift_window_minutes} should be > 0")
-        if self.drift_sample_every < 1:
-            raise ValueError(f"drift_sample_every={self.drift_sample_every} should be >= 1")
+        if not self.drift_sample_rate >= 0:
+            raise ValueError(f"drift_sample_rate={self.drift_sample_rate} should be >= 0 (0 = every row)")
         if self.drift_min_rows < 1:
             raise ValueError(f"drift_min_rows={self.drift_min_rows} should be >= 1")
         if self.poll_interval <= 0:

@@ -195,24 +195,28 @@ class BinLayout:
         return out
 
     def count_batch(self, numeric: Mapping[str, np.ndarray], codes: Mapping[str, np.ndarray], segment: np.ndarray,
-                    n: int, keep: np.ndarray | None = None, sample: np.ndarray | slice | None = None) -> np.ndarray:
+                    n: int, keep: np.ndarray | None = None, sample: np.ndarray | slice | None = None,
+                    segment_counts: np.ndarray | None = None) -> np.ndarray:
         """Counts of a batch of ``n`` rows: the segments of the ``keep`` rows (None: all; e.g. those without
         errors) and the features of the ``sample`` rows (None: the ``keep`` rows; row indices or a slice,
         a subset of ``keep``).
 
         ``numeric``: raw columns (NaN = missing; an absent feature is missing on every row); ``codes``: the
-        category codes the transform returned; ``segment``: the segment of every row.
+        category codes the transform returned; ``segment``: the segment of every row (``segment_counts``:
+        the ``keep`` rows' counts per segment, when the caller has them already).
         """
         rows = keep if sample is None else sample
         binned = n if rows is None else len(range(n)[rows]) if isinstance(rows, slice) else len(rows)
         counts = np.zeros(self.size, dtype=np.int64)
         parts = []
         columns = [numeric.get(name) for name, *_ in self.numeric]
-        if self.numeric and all(c is not None for c in columns):
+        if not binned:
+            pass  # nothing sampled from this batch: its segments only
+        elif self.numeric and all(c is not None for c in columns):
             parts.append(self._bin_numeric_block(columns, rows, binned))
         else:
             parts += self._bin_numeric_columns(numeric, rows, binned, counts)
-        for name, offset, top in self.categorical:
+        for name, offset, top in self.categorical if binned else ():
             code = codes.get(name)
             if code is None:
                 counts[offset + top + 2] += binned
@@ -220,8 +224,10 @@ class BinLayout:
             parts.append(self._lookups[name].take((code if rows is None else _rows_of(code, rows)) + 2))
         if parts:
             counts[:self.segment_offset] += np.bincount(np.concatenate(parts), minlength=self.segment_offset)
-        seg = segment if keep is None else segment.take(keep)
-        counts[self.segment_offset:] += np.bincount(seg, minlength=self.size - self.segment_offset)
+        if segment_counts is None:
+            seg = segment if keep is None else segment.take(keep)
+            segment_counts = np.bincount(seg, minlength=self.size - self.segment_offset)
+        counts[self.segment_offset:] += segment_counts
         return counts
 
     def _bin_numeric_block(self, columns: list[np.ndarray], rows: np.ndarray | slice | None,

@@ -66,7 +66,7 @@ def test_rows_drawn_from_the_training_data_keep_every_psi_low(marketing, scoring
     assert (result["segment_id"] >= 0).all()
     assert report.has_reference and report.reference_bins == 10 and report.version == result.attrs["version"]
     assert report.rows == LIVE_ROWS and report.row_errors == 0
-    assert report.sampled_rows == LIVE_ROWS // 8  # the default --drift-sample-every 8, 1000-row batches
+    assert report.sampled_rows == LIVE_ROWS  # a burst of one window's rows is binned whole
     assert {f.feature for f in report.features} == {"Age", "Income", "Total Spending", "Total Children",
                                                     "Days as customer", "Education", "Marital_Status"}
     for f in report.features:
@@ -75,14 +75,9 @@ def test_rows_drawn_from_the_training_data_keep_every_psi_low(marketing, scoring
     assert report.segment_mix.psi < 0.05
     assert report.verdict == pb.DRIFT_VERDICT_STABLE
     assert abs(report.mean_confidence - report.training_mean_confidence) < 0.02
-    # binning every row, the server's PSI is the textbook one, computed here from the raw columns
-    every_row = scoring_server_factory(store, drift_window_rows=LIVE_ROWS, drift_sample_every=1)
-    with ScoringClient(target(every_row)) as client:
-        client.predict_frame(live, batch_rows=1000)
-        exact = client.drift_report()
-    assert exact.sampled_rows == LIVE_ROWS
+    # the server's PSI is the textbook one, computed here from the raw columns
     for name in ("Income", "Age", "Total Spending"):
-        server_psi = next(f.psi for f in exact.features if f.feature == name)
+        server_psi = next(f.psi for f in report.features if f.feature == name)
         assert server_psi == pytest.approx(numpy_psi(features[name].to_numpy(float), live[name].to_numpy(float)),
                                            rel=1e-9)
     assert len(report.slices) == 10 and sum(s.rows for s in report.slices) == LIVE_ROWS
@@ -116,7 +111,7 @@ def test_one_shifted_feature_is_named_by_the_report_and_the_gauges(marketing, sc
 def test_row_errors_are_counted_as_errors_not_drift(tmp_path, scoring_server_factory) -> None:
     store = ModelStore(tmp_path)
     model_factory.publish(store, reference=True)
-    server = scoring_server_factory(tmp_path, drift_window_rows=LIVE_ROWS, drift_min_rows=100, drift_sample_every=1)
+    server = scoring_server_factory(tmp_path, drift_window_rows=LIVE_ROWS, drift_min_rows=100, drift_sample_rate=0)
     frame = model_factory.mall().frame
     live = frame.iloc[np.arange(2000) % len(frame)].reset_index(drop=True)
     live["Annual Income (k$)"] = live["Annual Income (k$)"].astype(float)
@@ -139,7 +134,7 @@ def test_row_errors_are_counted_as_errors_not_drift(tmp_path, scoring_server_fac
 def test_missing_values_and_unseen_levels_are_measured(tmp_path, scoring_server_factory) -> None:
     store = ModelStore(tmp_path)
     model_factory.publish(store, reference=True)
-    server = scoring_server_factory(tmp_path, drift_window_rows=LIVE_ROWS, drift_min_rows=100, drift_sample_every=1)
+    server = scoring_server_factory(tmp_path, drift_window_rows=LIVE_ROWS, drift_min_rows=100, drift_sample_rate=0)
     frame = model_factory.mall().frame
     live = frame.iloc[np.arange(2000) % len(frame)].reset_index(drop=True)
     live["Age"] = live["Age"].astype(float)
@@ -160,7 +155,7 @@ def test_missing_values_and_unseen_levels_are_measured(tmp_path, scoring_server_
 def test_each_version_counts_its_own_rows_across_a_hot_swap(tmp_path, scoring_server_factory) -> None:
     store = ModelStore(tmp_path)
     v1 = model_factory.publish(store, reference=True)
-    server = scoring_server_factory(tmp_path, drift_min_rows=10, drift_sample_every=1)
+    server = scoring_server_factory(tmp_path, drift_min_rows=10, drift_sample_rate=0)
     frame = model_factory.mall().frame
     with ScoringClient(target(server)) as client:
         client.predict_frame(frame)
@@ -195,7 +190,7 @@ def test_a_version_without_reference_says_so(tmp_path, scoring_server_factory) -
 def test_window_limits_and_bad_requests(tmp_path, scoring_server_factory) -> None:
     store = ModelStore(tmp_path)
     model_factory.publish(store, reference=True)
-    server = scoring_server_factory(tmp_path, drift_window_rows=3000, drift_min_rows=10, drift_sample_every=1)
+    server = scoring_server_factory(tmp_path, drift_window_rows=3000, drift_min_rows=10, drift_sample_rate=0)
     frame = model_factory.mall().frame
     with ScoringClient(target(server)) as client:
         for _ in range(20):  # 4,000 rows in batches of 200: the window keeps the last 3,000 (to within a slice)
@@ -240,27 +235,39 @@ def test_bad_drift_flags_are_refused(flag: str, value: str, message: str, capsys
     assert re.search(re.escape(message), capsys.readouterr().err)
 
 
-def test_window_samples_features_counts_every_row_and_forgets_old_slices(tmp_path) -> None:
-    from scoring_service.drift_window import VersionWindow
+def test_window_bins_a_sample_at_high_rates_counts_every_row_and_forgets_old_slices(tmp_path) -> None:
+    from scoring_service.drift_window import MIN_SAMPLE, VersionWindow
     from segmentation_core.artefact import read_artefact
 
     store = ModelStore(tmp_path)
     art = read_artefact(store.version_dir("customers", model_factory.publish(store, reference=True)))
     now = [1000.0]
-    window = VersionWindow(art.reference, art.schema, window_rows=100_000, window_seconds=60.0, sample_every=4,
+    window = VersionWindow(art.reference, art.schema, window_rows=5000, window_seconds=600.0, sample_rate=100.0,
                            clock=lambda: now[0])
     frame = model_factory.mall().frame
-    numeric = {c: frame[c].to_numpy(float) for c in model_factory.MALL_NUMERIC}
-    codes: dict = {}
-    x, _ = art.schema.transform_columns(numeric, {"Gender": list(frame["Gender"])}, 200, category_codes=codes)
-    s = art.model.score(x)
-    errors = {3: "bad", 4: "bad", 5: "bad"}
-    window.add_batch(numeric, codes, s.segment, s.confidence, s.distance, s.outlier, 200, errors)
+
+    def batch(n: int, errors: dict | None = None) -> None:
+        rows = frame.iloc[np.arange(n) % len(frame)]
+        numeric = {c: rows[c].to_numpy(float) for c in model_factory.MALL_NUMERIC}
+        codes: dict = {}
+        x, _ = art.schema.transform_columns(numeric, {"Gender": list(rows["Gender"])}, n, category_codes=codes)
+        s = art.model.score(x)
+        window.add_batch(numeric, codes, s.segment, s.confidence, s.distance, s.outlier, n, errors or {})
+
+    batch(200, {3: "bad", 4: "bad", 5: "bad"})  # 5,000 tokens: every row without an error is binned
+    assert (window.totals().rows, window.totals().binned, window.totals().errors) == (197, 197, 3)
+    batch(2000)  # 4,803 tokens: all
+    batch(4000)  # 2,803 tokens: every 2nd row
+    batch(4000)  # 803 tokens, fewer than MIN_SAMPLE: none
+    assert 803 < MIN_SAMPLE
     totals = window.totals()
-    layout = window.layout
-    assert (totals.rows, totals.errors) == (197, 3)
-    assert totals.binned == len(set(range(1, 200, 4)) - {3, 4, 5})  # the rotating start is 1 on the first batch
-    for name, _kind, part in layout.slices():
-        assert totals.counts[part].sum() == (197 if name == "segment" else totals.binned)
-    now[0] += 61  # a minute later the slice has left the window
+    assert totals.rows == 197 + 2000 + 4000 + 4000 and totals.binned == 197 + 2000 + 2000
+    for name, _kind, part in window.layout.slices():
+        assert totals.counts[part].sum() == (totals.rows if name == "segment" else totals.binned)
+    now[0] += 10  # 1,000 more tokens: 1,803, every 3rd row of the next batch
+    batch(4000)
+    totals = window.totals()  # 5,531 binned rows: the oldest slice (197) left the 5,000-row window
+    assert totals.rows == 2000 + 4000 + 4000 + 4000
+    assert totals.binned - 4000 in (1333, 1334)  # every 3rd of 4,000 rows, from a rotating start
+    now[0] += 601  # ten minutes later everything has left the window
     assert window.totals().rows == 0
