@@ -12,22 +12,28 @@ import sys
 from typing import Sequence
 
 import waitress
+from dash import Dash
 
 from dash_ui.app import create_app
 from dash_ui.service import DashboardService, default_client_factory
-from dash_ui.settings import parse_settings
+from dash_ui.settings import DashSettings, parse_settings
 from dash_ui.trainer import TrainerAccess
 from segmentation_core.logs import configure_logging
+
+
+def build(args: DashSettings) -> tuple[Dash, DashboardService]:
+    """The app and its started scoring service, as the settings say (also for dash_ui.wsgi)."""
+    factory = default_client_factory(args.scoring, token=args.token, tls_ca=args.tls_ca)
+    service = DashboardService(args.scoring, factory, retry_seconds=args.retry_seconds).start()
+    trainer = TrainerAccess(args.trainer, token=args.trainer_token, tls_ca=args.trainer_tls_ca)
+    return create_app(service, trainer), service
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the dashboard until SIGTERM or Ctrl-C."""
     args = parse_settings(argv)
     configure_logging(args.log_format)
-    factory = default_client_factory(args.scoring, token=args.token, tls_ca=args.tls_ca)
-    service = DashboardService(args.scoring, factory, retry_seconds=args.retry_seconds).start()
-    trainer = TrainerAccess(args.trainer, token=args.trainer_token, tls_ca=args.trainer_tls_ca)
-    app = create_app(service, trainer)
+    app, service = build(args)
     logging.getLogger("dash_ui").info("dashboard on http://%s:%d/ for scoring service %s",
                                       args.host, args.port, args.scoring)
     if args.debug:

@@ -104,3 +104,11 @@ def test_run_sh_help_answers_without_the_virtualenv(tmp_path):
     run = subprocess.run([str(ROOT / "run.sh"), "--help"], capture_output=True, text=True, timeout=30, env=env)
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("usage: deploy/run_local.py") and "--dash-port" in run.stdout
+
+
+def test_the_wsgi_entry_reads_the_dashboard_s_settings():
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DASH_")}
+    run = subprocess.run([sys.executable, "-c", "import dash_ui.wsgi"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env={**clean, "DASH_RETRY_SECONDS": "soon"})
+    assert run.returncode == 2 and run.stderr.strip() == \
+        "python -m dash_ui: error: DASH_RETRY_SECONDS='soon': should be a number", run.stderr
