@@ -20,6 +20,7 @@ interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import re
@@ -28,7 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Mapping, Sequence
+from typing import Any, BinaryIO, Iterator, Mapping, Sequence
 
 import grpc
 import pandas as pd
@@ -203,12 +204,9 @@ def score_file(client: ScoringClient, source: Source, out: Path, *, model: str |
             stream_progress.close()
             raise InputProblem(f"{message}; rename the columns, or pass --allow-missing to impute them")
         log.warning("%s: imputed on every row", message)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    tmp = Path(tmp_name)
     rows = errors = 0
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with _atomic_output(out) as fh:
             writer = _CsvWriter(fh, source.delimiter, source.id_column or "row")
             for frame, result in stream.score(source.table.chunks(CHUNK_ROWS)):
                 ids = frame[source.id_column].to_numpy() if source.id_column is not None else result.index + 1
@@ -216,15 +214,26 @@ def score_file(client: ScoringClient, source: Source, out: Path, *, model: str |
                 rows += len(result)
                 errors += int((result["segment_id"] < 0).sum())
             writer.close()
+    finally:
+        stream_progress.close()
+    return rows, errors, stream.schema.model, stream.schema.version
+
+
+@contextlib.contextmanager
+def _atomic_output(out: Path) -> Iterator[BinaryIO]:
+    """A file written under a temporary name beside ``out``, flushed, then renamed to ``out``; removed on failure."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    finally:
-        stream_progress.close()
-    return rows, errors, stream.schema.model, stream.schema.version
 
 
 def score_log_file(client: ScoringClient, source: Source, out: Path, *, model: str | None, version: str | None,
@@ -234,19 +243,8 @@ def score_log_file(client: ScoringClient, source: Source, out: Path, *, model: s
     scored = logs.score_log(client, source.table.read(), model=model, version=version, as_of=as_of,
                             batch_rows=batch_rows)
     result = scored.result
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            # the input's delimiter, unless it was whitespace alignment (then commas)
-            result.to_csv(fh, index=False, sep=source.delimiter if source.delimiter in (",", ";", "\t", "|") else ",")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with _atomic_output(out) as fh:
+        result.to_csv(fh, index=False, sep=source.delimiter)  # the input's (commas for whitespace alignment)
     info = client.model_info(model, version)
     return len(result), int((result["segment_id"] < 0).sum()), info.model, info.version, scored.as_of
 
