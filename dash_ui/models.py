@@ -15,6 +15,8 @@ import pandas as pd
 from plotly.colors import qualitative
 
 from scoring_service.client import FeatureStats, KSearchRow, ModelInfo, NumericFeature, Segment, SegmentStats
+from scoring_service.client.logs import recipe_of
+from segmentation_core.recipe import Recipe
 
 
 #: Columns of the per-segment statistics table, in display order.
@@ -53,6 +55,8 @@ class ModelView(ModelInfo):
     stats: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: segment_id, segment, feature, level, share: category shares per segment.
     level_shares: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Transaction-log models: the recipe that aggregates a raw log to customers (on this side); else None.
+    recipe: Recipe | None = None
 
     @property
     def numeric_names(self) -> list[str]:
@@ -102,7 +106,7 @@ def model_view(info: ModelInfo) -> ModelView:
     fields = {f.name: getattr(info, f.name) for f in dataclasses.fields(ModelInfo)}
     return ModelView(**{**fields, "segments": segments}, k_table=k_search_frame(info.k_search),
                      stats=stats_frame(segments, info.base_stats, info.training_customers),
-                     level_shares=level_shares_frame(segments))
+                     level_shares=level_shares_frame(segments), recipe=recipe_of(info))
 
 
 def k_search_frame(rows: Iterable[KSearchRow]) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Mapping, Protocol, TypeVar
 import pandas as pd
 
 from dash_ui.models import ModelView, SampleView, model_view, sample_view
+from scoring_service.client.logs import LogScore, score_log
 from scoring_service.client import (DriftReport, ModelEntry, ModelInfo, Prediction, ScoringClient, ScoringError,
                                     SegmentStats)
 
@@ -379,6 +380,11 @@ class DashboardService:
     def predict_frame(self, frame: pd.DataFrame, *, progress: Callable[..., Any] | None = None,
                       batch_rows: int = 2_000) -> pd.DataFrame:
         return self._call(lambda client: client.predict_frame(frame, batch_rows=batch_rows, progress=progress))
+
+    def score_log(self, frame: pd.DataFrame, *, progress: Callable[..., Any] | None = None,
+                  batch_rows: int = 2_000) -> LogScore:
+        """A raw transaction log aggregated here with the served model's recipe, then scored (with CLV)."""
+        return self._call(lambda client: score_log(client, frame, batch_rows=batch_rows, progress=progress))
 
 
 def _now() -> str:

@@ -121,3 +121,39 @@ def test_client_cli_scores_a_raw_log_with_the_training_labels(cdnow_store: Path,
                         "--model", "cdnow", "--as-of", "1990-01-01"]) == 2
     assert "as-of date 1990-01-01 is not after the first transaction" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_dashboard_scores_a_raw_log_and_shows_clv_and_basket_metrics(cdnow_store: Path,  # noqa: F811
+                                                                    scoring_server_factory) -> None:
+    from dash_ui.app import render_page
+    from dash_ui.customer_value import basket_frame, clv_frame
+    from dash_ui.pages import batch
+    from tests.test_dash_app import text_of, walk
+    from tests.test_dash_service import Dashboards
+
+    server = scoring_server_factory(cdnow_store / "store", model="cdnow")
+    dashboards = Dashboards()
+    try:
+        service = dashboards.service(target(server))
+        view = service.model_view()
+        log = read_table(cdnow_store / "cdnow_sample.txt")
+        assert view.recipe is not None
+        # the Batch page: the log is recognised, aggregated here, and scored with the training labels
+        _, report = aggregate(log, view.recipe)
+        assert "as of 1998-07-01" in text_of(batch.log_report_view("log.txt", report))
+        scored = service.score_log(log).result.set_index("customer")
+        store = ModelStore(cdnow_store / "store")
+        sample = read_artefact(store.version_dir("cdnow", store.current("cdnow"))).load_sample()
+        labels = pd.Series(sample["segment_id"], index=sample["id"].astype(str))
+        assert np.array_equal(scored["segment_id"].loc[labels.index].to_numpy(), labels.to_numpy())
+        assert scored["clv"].notna().all()
+        # CLV per segment (Overview, Segments) and basket metrics (Segments)
+        clv = clv_frame(view)
+        assert len(clv) == view.k + 1 and clv["share_of_clv"].iloc[:-1].sum() == pytest.approx(1.0)
+        assert set(basket_frame(view)["metric"]) == {"Average basket value", "Items per purchase", "Tenure (days)",
+                                                     "Days between purchases"}
+        for path, grid in (("/", "overview-clv-table"), ("/segments", "segments-basket-table")):
+            page = render_page(service, path, "")
+            assert any(getattr(c, "id", None) == grid for c in walk(page)), path
+    finally:
+        dashboards.close()

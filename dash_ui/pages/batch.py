@@ -15,6 +15,9 @@ from dash_ui.grid import Column, data_grid, js_string
 from dash_ui.layout import graph, page_header, segment_legend
 from dash_ui.models import segment_colour
 from dash_ui.service import DashboardService, ServiceError
+from scoring_service.client.logs import is_log_table
+from segmentation_core.errors import DataError
+from segmentation_core.recipe import TransactionReport, aggregate
 
 PATH = "/batch"
 TITLE = "Batch"
@@ -64,6 +67,22 @@ def report_view(filename: str, report: ValidationReport, feature_names: list[str
     title = "Ready to score" if report.can_score else "Cannot score this file"
     return dbc.Alert([html.H5(title, className="alert-heading"), html.Ul(items, className="mb-1"), bad],
                      color=colour, id="batch-report-alert")
+
+
+def log_report_view(filename: str, report: TransactionReport) -> Any:
+    """What the model's recipe makes of an uploaded raw log (it is aggregated here, then scored)."""
+    items = [
+        html.Li(f"{report.rows_in:,} lines read from {filename}: a transaction log in the layout the model was "
+                f"trained on, aggregated here with the model's own recipe."),
+        html.Li(f"{report.customers:,} customers, {report.purchases:,} purchases, {report.first_date[:10]} to "
+                f"{report.last_date[:10]}; as of {report.snapshot_date} (the training rule).", id="batch-log-as-of"),
+        html.Li(f"Left out by the cleaning rules: {report.cancellations:,} cancellations, "
+                f"{report.non_positive_quantity + report.non_positive_value:,} non-positive quantities or values, "
+                f"{report.missing_customer_id:,} without a customer id, {report.duplicate_rows:,} duplicates.",
+                className="text-muted"),
+    ]
+    return dbc.Alert([html.H5("Ready to score", className="alert-heading"), html.Ul(items, className="mb-1")],
+                     color="success", id="batch-report-alert")
 
 
 def table_column(name: Any, values: pd.Series,
@@ -129,6 +148,13 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
         except (UploadError, ServiceError) as exc:
             return dbc.Alert(getattr(exc, "message", None) or str(exc), color="danger",
                              id="batch-report-alert"), None, True, None
+        if view.recipe is not None and is_log_table(view.recipe, view.numeric_names, frame.columns):
+            try:  # the whole recipe once here: a bad column, date or amount is named before scoring
+                _, log_report = aggregate(frame, view.recipe)
+            except DataError as exc:
+                return dbc.Alert(f"Cannot score this log: {exc}", color="danger", id="batch-report-alert"), \
+                    None, True, None
+            return log_report_view(filename, log_report), _UPLOADS.put(filename, frame), False, None
         report = validate_frame(frame, view)
         key = _UPLOADS.put(filename, frame) if report.can_score else None
         return report_view(filename, report, view.feature_names), key, not report.can_score, None
@@ -142,6 +168,15 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
             return None, True, True
         _, frame = upload
         view = service.model_view()
+        if view.recipe is not None and is_log_table(view.recipe, view.numeric_names, frame.columns):
+            def score_log(_frame: pd.DataFrame, progress: Any) -> pd.DataFrame:
+                scored = service.score_log(frame, progress=progress)
+                result = scored.result
+                result.attrs["version"] = f"{view.model} {view.version}"
+                return result
+
+            job = _JOBS.start(frame, score_log)
+            return job.id, False, True
         features = scoring_input(frame, view)
 
         def score(_frame: pd.DataFrame, progress: Any) -> pd.DataFrame:

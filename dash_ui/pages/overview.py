@@ -6,7 +6,7 @@ from typing import Any, Mapping
 import dash_bootstrap_components as dbc
 from dash import Input, Output, dcc, html
 
-from dash_ui import figures
+from dash_ui import customer_value, figures
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.layout import graph, options, page_header, stat
 from dash_ui.models import ModelView, SampleView, separating_features
@@ -22,7 +22,9 @@ def segment_card(segment: Segment) -> dbc.Card:
     colour = segment.colour
     return dbc.Card(dbc.CardBody([
         html.H5(segment.name, className="card-title segment-name", style={"color": colour}),
-        html.Div([stat("Customers", f"{segment.size:,}"), stat("Share", f"{segment.share:.1%}")],
+        html.Div([stat("Customers", f"{segment.size:,}"), stat("Share", f"{segment.share:.1%}"),
+                  *([stat("Mean CLV", f"{segment.clv.mean_clv:,.2f}"),
+                     stat("Share of value", f"{segment.clv.share_of_clv:.1%}")] if segment.clv else [])],
                  className="mb-2"),
         html.P(segment.description, className="card-text small"),
         html.P([html.Strong("Suggested action: "), segment.action], className="card-text small mb-0"),
@@ -73,6 +75,7 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
                     f"{view.training_customers:,} customers modelled with {view.algorithm}, "
                     f"created {view.created_at}"),
         segment_cards(view),
+        customer_value.clv_card(view, "overview-clv-table"),
         map_card,
     ], id="overview-page")
 

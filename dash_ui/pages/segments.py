@@ -8,7 +8,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, dcc, html, no_update
 
-from dash_ui import figures
+from dash_ui import customer_value, figures
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.exports import to_safe_csv
 from dash_ui.grid import Column, data_grid
@@ -91,6 +91,8 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
             stats_table(view),
             dcc.Download(id="segments-download"),
         ]), className="section-card"),
+        customer_value.clv_card(view, "segments-clv-table"),
+        customer_value.basket_card(view, "segments-basket-table"),
     ], id="segments-page")
 
 

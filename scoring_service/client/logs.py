@@ -13,7 +13,7 @@ from scoring_service.client.types import ModelInfo
 from scoring_service.client.unary import ScoringClient
 from segmentation_core.recipe import Recipe, TransactionReport, aggregate
 
-__all__ = ["LogScore", "is_log", "recipe_of", "score_log"]
+__all__ = ["LogScore", "is_log", "is_log_table", "recipe_of", "score_log"]
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,14 @@ def recipe_of(info: ModelInfo) -> Recipe | None:
 def is_log(info: ModelInfo, columns: Sequence[object]) -> bool:
     """Whether a table with ``columns`` is a raw log for this model: it has the log's customer id and date
     columns and is not already a table of the model's features."""
-    roles = info.recipe_columns
-    if not roles:
-        return False
+    recipe = recipe_of(info)
+    return recipe is not None and is_log_table(recipe, [f.name for f in info.numeric_features], columns)
+
+
+def is_log_table(recipe: Recipe, features: Sequence[str], columns: Sequence[object]) -> bool:
+    """Whether ``columns`` are a raw log for ``recipe`` rather than a table of the ``features``."""
     names = {str(c) for c in columns}
-    features = {f.name for f in info.numeric_features}
-    return roles.get("customer_id") in names and roles.get("date") in names and not features <= names
+    return recipe.customer_id in names and recipe.date in names and not set(features) <= names
 
 
 def score_log(client: ScoringClient, frame: pd.DataFrame, *, model: str | None = None, version: str | None = None,
