@@ -214,6 +214,8 @@ class _StreamAnswers:
         x, errors = schema.transform_columns(batch.numeric, batch.categorical, n, category_codes=codes)
         scores = model.score(x)
         segment, distance, confidence, outlier = scores.segment, scores.distance, scores.confidence, scores.outlier
+        # the CLV figures (when the model has CLV and the batch its inputs); an invalid input is a row error
+        clv = customer_value.batch_figures(clv_model, batch.numeric, n, errors) if clv_model is not None else None
         if errors:
             bad = np.fromiter(errors, dtype=np.int64, count=len(errors))
             segment_counts = np.bincount(np.delete(segment, bad), minlength=model.k)
@@ -223,7 +225,6 @@ class _StreamAnswers:
         if window is not None:  # before the error rows' results are overwritten below
             window.add_batch(batch.numeric, codes, segment, confidence, distance, outlier, n, errors,
                              segment_counts=segment_counts)
-        clv = customer_value.batch_figures(clv_model, batch.numeric, n, errors) if clv_model is not None else None
         if errors:
             segment[bad], distance[bad], confidence[bad], outlier[bad] = -1, np.nan, np.nan, False
         return wire.encode_batch_response(
