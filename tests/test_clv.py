@@ -132,3 +132,9 @@ def test_invalid_clv_inputs_are_named() -> None:
     T = np.array([5.0, 5.0, 5.0, np.nan, 5.0])
     m = np.array([3.0, 3.0, 3.0, 3.0, -1.0])
     assert input_problems(x, t_x, T, m).tolist() == [-1, 0, 1, 1, 3]
+
+
+def test_training_report_shows_clv_and_basket_metrics(cdnow_store: Path) -> None:
+    html = (_artefact(cdnow_store).path / "report.html").read_text()
+    assert "<h2>Customer lifetime value</h2>" in html and "fitted on purchases up to 1997-09-30" in html
+    assert "<h2>Basket metrics</h2>" in html and "Days between purchases" in html

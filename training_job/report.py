@@ -94,6 +94,7 @@ def _render(manifest: Mapping[str, Any], sample: pd.DataFrame) -> str:
 <h2>Segment profiles</h2>
 <p>Each bar is a segment's mean of a feature, in standard deviations from the mean of all customers (z-score).</p>
 {_figure_div(profile, "profile") if profile is not None else "<p>No numeric features.</p>"}
+{_value_html(manifest, segments)}
 <h2>Map of customers</h2>
 <p>A 2-D projection of a sample of {len(sample):,} customers, coloured by segment.</p>
 {_figure_div(map_fig, "map")}
@@ -115,6 +116,49 @@ td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}t
 .card h3{margin:0 0 4px 0}.card .size{color:#555;font-size:.9em}.card .action{background:#f7f7f7;padding:6px}
 .meta{display:flex;flex-wrap:wrap;gap:24px}
 """
+
+
+_CLV_COLUMNS = (("mean_clv", "Mean CLV"), ("total_clv", "Total CLV"), ("share_of_clv", "Share of value"),
+                ("mean_p_alive", "Mean P(alive)"), ("mean_expected_purchases", "Expected purchases"),
+                ("mean_expected_order_value", "Expected order value"))
+_BASKET_LABELS = {"AvgBasketValue": "Average basket value", "AvgItemsPerPurchase": "Items per purchase",
+                  "TenureDays": "Tenure (days)", "PurchaseIntervalDays": "Days between purchases"}
+
+
+def _grid_html(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A table with a header row, every cell escaped (numbers formatted)."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _value_html(manifest: Mapping[str, Any], segments: Sequence[Mapping[str, Any]]) -> str:
+    """Transaction-log models: CLV per segment and basket metrics per segment (empty for other models)."""
+    parts = []
+    clv = manifest.get("clv")
+    if clv:
+        bg, gg = clv.get("bgnbd", {}), clv.get("gamma_gamma", {})
+        period = f"purchases up to {clv['calibration_end']}" if clv.get("calibration_end") else "the whole log"
+        rows = [[s["name"], s.get("size", "")] + [s.get("clv", {}).get(key, "") for key, _ in _CLV_COLUMNS]
+                for s in segments]
+        base = clv.get("base", {})
+        rows.append(["All customers", manifest.get("data", {}).get("customers", "")]
+                    + [base.get(key, "") for key, _ in _CLV_COLUMNS])
+        parts.append(
+            "<h2>Customer lifetime value</h2>"
+            f"<p>BG/NBD (r={_fmt(bg.get('r'))}, alpha={_fmt(bg.get('alpha'))}, a={_fmt(bg.get('a'))}, "
+            f"b={_fmt(bg.get('b'))}) and Gamma-Gamma (p={_fmt(gg.get('p'))}, q={_fmt(gg.get('q'))}, "
+            f"v={_fmt(gg.get('v'))}) fitted on {_e(period)}, times in {_e(clv.get('time_unit'))}; CLV over "
+            f"{_e(clv.get('horizon_days'))} days discounted at {_fmt(clv.get('discount_rate_annual'))} a year.</p>"
+            + _grid_html(["Segment", "Customers", *[label for _, label in _CLV_COLUMNS]], rows))
+    metrics = [m for m in _BASKET_LABELS if any(m in s.get("basket", {}) for s in segments)]
+    if metrics:
+        rows = [[s["name"]] + [s.get("basket", {}).get(m, {}).get("median", "") for m in metrics] for s in segments]
+        base = (manifest.get("base") or {}).get("basket", {})
+        rows.append(["All customers"] + [base.get(m, {}).get("median", "") for m in metrics])
+        parts.append("<h2>Basket metrics</h2><p>Median per customer, from the transaction log.</p>"
+                     + _grid_html(["Segment", *[_BASKET_LABELS[m] for m in metrics]], rows))
+    return "".join(parts)
 
 
 def _e(value: Any) -> str:
