@@ -14,10 +14,13 @@ Categorical features
     0 when the segment looks like the base and 1 when every member has that level, so it ranks on the
     same 0..1 scale as ``|position|`` of numeric features.
 Styles
-    ``profile`` builds names from the 1-3 most distinctive strong traits. ``mall`` and ``rfm`` match each
-    segment to archetypes (points in position space) by Hungarian assignment on squared distances, so no
-    archetype name is used twice; a match further than ``_MAX_AXIS_GAP`` from its archetype on any axis is
-    refused and that segment, like any left over when k exceeds the archetypes, gets a profile name.
+    ``profile`` builds short names (about three words) from the two most distinctive strong traits, in
+    the business words of ``name_terms`` ("Affluent Big Spenders"), never from raw column names.
+    ``mall`` and ``rfm`` match each segment to archetypes (points in position space) by Hungarian
+    assignment on squared distances, so no archetype name is used twice; a match further than
+    ``_MAX_AXIS_GAP`` from its archetype on any axis is refused, and an RFM archetype is open only to a
+    segment that meets its rule (``_RFM_RULES``: Champions need the top fifth on recency, frequency and
+    monetary); such a segment, like any left over when k exceeds the archetypes, gets a profile name.
 """
 
 from __future__ import annotations
