@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment, minimize
+from threadpoolctl import threadpool_limits
 
 from segmentation_core.segment_model import MAX_TEMPERATURE, SegmentModel, calibrate
 from training_job.algorithms import algorithm_named
@@ -77,7 +78,10 @@ def fit_temperature(x: np.ndarray, k: int, algorithm: str, seed: int) -> Confide
         return ConfidenceFit(1.0, 0.0, float("nan"), 0,
                              f"not fitted: {half} rows per half, fewer than {MIN_ROWS_PER_SEGMENT} per segment")
     halves = (x[rows[:half]], x[rows[half:2 * half]])
-    twins = [_twin(h, k, algorithm, seed + i) for i, h in enumerate(halves)]
+    # At most 10,000 rows each: one OpenMP / BLAS thread is faster than a pool, which on a busy machine
+    # spins for seconds per Lloyd pass (as in the k search).
+    with threadpool_limits(limits=1):
+        twins = [_twin(h, k, algorithm, seed + i) for i, h in enumerate(halves)]
     logits, reproduced = [], []
     for i, twin in enumerate(twins):
         other = halves[1 - i]
