@@ -163,6 +163,16 @@ def test_marketing_campaign_outliers_are_handled(datasets_dir: Path, tmp_path: P
         assert client.model_info().segment_structure == "partition of a continuum"
     raw = pd.read_csv(datasets_dir / "marketing_campaign.csv", sep="\t", nrows=1).columns
     assert_readable_names(art, [*raw, *art.schema.feature_names])
+    # The confidence calibration was fitted (2,240 rows: two halves of 1,120) and is what both paths serve.
+    fitted = art.manifest["confidence"]
+    assert fitted["rows"] == 2 * (art.manifest["data"]["customers"] // 2) and 0 < fitted["agreement"] <= 1
+    assert (art.model.temperature, art.model.smoothing) == (fitted["temperature"], fitted["smoothing"])
+    pipeline = joblib.load(art.path / "pipeline.joblib")
+    sample = art.load_sample()
+    frame = pd.DataFrame({c: sample[f"num:{c}"] if f"num:{c}" in sample else sample[f"cat:{c}"]
+                          for c in art.schema.feature_names})
+    served = art.model.score(art.schema.transform_frame(frame)).confidence
+    np.testing.assert_allclose(served, pipeline.predict_proba(frame).max(axis=1), rtol=1e-9)
 
 
 def test_marketing_campaign_auto_names_read_as_business_terms(datasets_dir: Path, tmp_path: Path) -> None:
