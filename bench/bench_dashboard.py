@@ -14,7 +14,7 @@ drawn. The target is 2 s, for every visit.
 Each of `--browsers` fresh browsers (new profile: empty HTTP and code caches) first waits for the
 served model on the Batch page (no graph, so plotly.js is not loaded yet), then opens every page once
 (the *first visit*: the Overview, first, also pays for downloading and compiling plotly.js, the
-dashboard's 2.1 MB partial bundle, dash_ui/plotly_bundle, and for creating its WebGL contexts) and then
+dashboard's 2.1 MB partial bundle, segmentation_core/charts/plotly_bundle, and for creating its WebGL contexts) and then
 `--runs` times more (*repeat* visits, a full page load each), and then goes round the navbar `--runs` times (*click*:
 Dash swaps the page in, no page load; how the dashboard is mostly used). The table gives the worst
 first visit over the browsers, the medians of the repeat visits and of the clicks, and the verdict

@@ -11,7 +11,8 @@ import dash_bootstrap_components as dbc
 import flask
 from dash import Input, Output, State, html, no_update
 
-from dash_ui import figures, health, plotly_bundle
+from dash_ui import health, plotly_bundle
+from segmentation_core.charts import figures
 from dash_ui.layout import app_shell, status_badge, status_banner, update_notice, waiting_card
 from dash_ui.pages import PAGES
 from dash_ui.pages.model import register_version_buttons

@@ -11,7 +11,6 @@ import math
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -19,6 +18,7 @@ import pandas as pd
 
 from dash_ui.models import ModelView
 from scoring_service.client import RESULT_COLUMNS
+from segmentation_core.bounded_cache import BoundedCache
 from segmentation_core.errors import DataError
 from segmentation_core.tables import match_columns, read_table
 
@@ -159,16 +159,11 @@ class JobRegistry:
     """Scoring jobs by id, run in daemon threads; keeps the last `keep` jobs (and their results)."""
 
     def __init__(self, keep: int = 8) -> None:
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
-        self._lock = threading.Lock()
-        self._keep = keep
+        self._jobs: BoundedCache[str, Job] = BoundedCache(keep)
 
     def start(self, frame: pd.DataFrame, score: Callable[..., pd.DataFrame]) -> Job:
         job = Job(id=uuid.uuid4().hex, total=len(frame))
-        with self._lock:
-            self._jobs[job.id] = job
-            while len(self._jobs) > self._keep:
-                self._jobs.popitem(last=False)
+        self._jobs.put(job.id, job)
 
         def progress(done: int, total: int | None = None) -> None:
             job.done = int(done)
@@ -186,26 +181,21 @@ class JobRegistry:
         return job
 
     def get(self, job_id: str | None) -> Job | None:
-        with self._lock:
-            return self._jobs.get(job_id or "")
+        """The job `job_id`, or None (unknown, or dropped for newer ones)."""
+        return self._jobs.get(job_id or "")
 
 
 class UploadStore:
     """Parsed uploads by id (server side: the browser keeps only the id); bounded."""
 
     def __init__(self, keep: int = 8) -> None:
-        self._items: OrderedDict[str, tuple[str, pd.DataFrame]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._keep = keep
+        self._items: BoundedCache[str, tuple[str, pd.DataFrame]] = BoundedCache(keep)
 
     def put(self, filename: str, frame: pd.DataFrame) -> str:
         key = uuid.uuid4().hex
-        with self._lock:
-            self._items[key] = (filename, frame)
-            while len(self._items) > self._keep:
-                self._items.popitem(last=False)
+        self._items.put(key, (filename, frame))
         return key
 
     def get(self, key: str | None) -> tuple[str, pd.DataFrame] | None:
-        with self._lock:
-            return self._items.get(key or "")
+        """The upload `key` (file name and frame), or None."""
+        return self._items.get(key or "")

@@ -3,55 +3,26 @@
 A page visit used to rebuild its figures every time (plotly's validators and `make_subplots` are slow:
 50-130 ms of server time per page, on a machine that also runs the browser). The figures of a version
 never change, so the pages ask `cached(key, build)` with a key that starts with the model and version;
-only the last few versions' entries are kept (the served one, and the one before during a swap).
+only the last few versions' entries are kept (the served one, and the one before during a swap), in
+`segmentation_core.bounded_cache`, which builds a figure once even when the background prerender and a
+visitor ask for it together.
 """
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Any, Callable, Hashable
+
+from segmentation_core.bounded_cache import BoundedCache
 
 #: Most figures kept (a few per page and version, a few versions).
 MAX_ENTRIES = 256
 
-
-class FigureCache:
-    """A bounded, thread-safe map from figure keys to figures, least recently used dropped first."""
-
-    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
-        self.max_entries = max_entries
-        self._entries: OrderedDict[Hashable, Any] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable, build: Callable[[], Any]) -> Any:
-        """The value for `key`, built by `build()` the first time (not under the lock: two threads may
-        both build it once; the figures are equal)."""
-        with self._lock:
-            if key in self._entries:
-                self._entries.move_to_end(key)
-                return self._entries[key]
-        value = build()
-        with self._lock:
-            self._entries[key] = value
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-        return value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-_CACHE = FigureCache()
+_CACHE: BoundedCache[Hashable, Any] = BoundedCache(MAX_ENTRIES)
 
 
 def cached(key: Hashable, build: Callable[[], Any]) -> Any:
     """`build()`'s figure for `key`, which must name the model version it was drawn from
     (`version_key(view)`) and everything else the figure depends on."""
-    return _CACHE.get(key, build)
+    return _CACHE.get_or_build(key, build)
 
 
 def version_key(view: Any) -> tuple[str, str, str]:
@@ -60,4 +31,5 @@ def version_key(view: Any) -> tuple[str, str, str]:
 
 
 def clear() -> None:
+    """Drops every figure (tests)."""
     _CACHE.clear()

@@ -12,36 +12,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
 import pandas as pd
-from plotly.colors import qualitative
 
 from scoring_service.client import FeatureStats, KSearchRow, ModelInfo, NumericFeature, Segment, SegmentStats
 from scoring_service.client.logs import recipe_of
+from segmentation_core.charts.colours import (  # noqa: F401 - re-exported for the pages
+    BASE_COLOUR,
+    NO_SEGMENT_COLOUR,
+    fallback_colour,
+    segment_colour,
+)
 from segmentation_core.recipe import Recipe
 
-
-#: Columns of the per-segment statistics table, in display order.
-STATS_COLUMNS = ("segment_id", "segment", "feature", "count", "share", "mean", "median", "min", "max", "std")
-BASE_SEGMENT_ID = -1
-BASE_SEGMENT_NAME = "All customers"
-#: Colours that are no segment's: the whole-base reference, and rows without a segment (scoring errors).
-BASE_COLOUR = "#343a40"
-NO_SEGMENT_COLOUR = "#6c757d"
-
-
-def fallback_colour(segment_id: int) -> str:
-    """A segment's colour when the service sends none (a server older than `Segment.colour`): plotly's
-    default colour sequence, by id. Segment colours are the service's (`segmentation_core.palette`, also
-    used by the training report); the dashboard keeps no palette of its own."""
-    return qualitative.Plotly[int(segment_id) % len(qualitative.Plotly)]
-
-
-def segment_colour(colours: Mapping[int, str] | None, segment_id: int) -> str:
-    """The colour of `segment_id` in `colours` (`ModelView.segment_colours`); an id it lacks gets the
-    fallback colour, and -1 (a row without a segment) grey."""
-    segment_id = int(segment_id)
-    if segment_id < 0:
-        return NO_SEGMENT_COLOUR
-    return (colours or {}).get(segment_id) or fallback_colour(segment_id)
+from segmentation_core.charts.figures import BASE_SEGMENT_ID, BASE_SEGMENT_NAME, STATS_COLUMNS  # noqa: F401
 
 
 @dataclass(frozen=True)

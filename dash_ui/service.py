@@ -22,6 +22,7 @@ from dash_ui.models import ModelView, SampleView, model_view, sample_view
 from scoring_service.client.logs import LogScore, score_log
 from scoring_service.client import (DriftReport, ModelEntry, ModelInfo, Prediction, ScoringClient, ScoringError,
                                     SegmentStats)
+from segmentation_core.bounded_cache import BoundedCache
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -146,7 +147,8 @@ class DashboardService:
         self._lock = threading.RLock()
         self._status = ServiceStatus(STARTING, target, message=f"Connecting to {target} ...")
         self._view: ModelView | None = None
-        self._samples: dict[str, SampleView] = {}
+        #: Plot samples by version: the served one and the one before (enough for a swap).
+        self._samples: BoundedCache[str, SampleView] = BoundedCache(2)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sample_listeners: list[Callable[[ModelView], None]] = []
@@ -352,17 +354,12 @@ class DashboardService:
     def sample(self, view: ModelView | None = None) -> SampleView:
         """The labelled plot sample of the served version (bounded; cached per version)."""
         view = view or self.model_view()
-        with self._lock:
-            cached = self._samples.get(view.version)
+        cached = self._samples.get(view.version)
         if cached is not None:
             return cached
         stats = self._call(lambda client: client.segment_stats(max_sample=self.max_sample))
         sample = sample_view(stats, view.segment_names)
-        with self._lock:
-            samples = {**self._samples, sample.version: sample}
-            while len(samples) > 2:  # the served version and the one before: enough for a swap
-                samples.pop(next(iter(samples)))
-            self._samples = samples
+        self._samples.put(sample.version, sample)
         return sample
 
     def versions(self) -> list[ModelEntry]:

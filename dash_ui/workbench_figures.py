@@ -5,7 +5,7 @@ from typing import Sequence
 
 import plotly.graph_objects as go
 
-from dash_ui.figures import empty_figure
+from segmentation_core.charts.figures import empty_figure
 
 _LAYOUT = dict(template="plotly_white", margin=dict(l=40, r=10, t=40, b=40))
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable
@@ -26,6 +25,7 @@ from scoring_service.errors import Unavailable
 from scoring_service.metrics import ServiceMetrics
 from segmentation.v1 import scoring_pb2 as pb
 from segmentation_core.artefact import Artefact, read_artefact
+from segmentation_core.bounded_cache import BoundedCache
 from segmentation_core.errors import ArtefactError, NotFoundError, SegmentationError
 from segmentation_core.store import ModelStore
 
@@ -112,7 +112,9 @@ class Registry:
         self._versions: dict[str, tuple[str, ...]] = {}
         self._currents: dict[str, str | None] = {}
         self._refused: dict[tuple[str, str], str] = {}
-        self._pinned: OrderedDict[tuple[str, str], LoadedVersion] = OrderedDict()
+        #: Versions loaded for requests that pin them (and the one served before a swap), least recently
+        #: used dropped first. Never on the hot path: the served versions are `_served`, a plain dict.
+        self._pinned: BoundedCache[tuple[str, str], LoadedVersion] = BoundedCache(max(1, pinned_cache))
         self._pin_lock = threading.RLock()
         self._changed = threading.Condition()
         self._stop = threading.Event()
@@ -146,7 +148,6 @@ class Registry:
         with self._pin_lock:
             hit = self._pinned.get(key)
             if hit is not None:
-                self._pinned.move_to_end(key)
                 return hit
             reason = self._refused.get(key)
             if reason is not None:
@@ -170,11 +171,7 @@ class Registry:
             return loaded
 
     def _remember_pinned(self, loaded: LoadedVersion) -> None:
-        with self._pin_lock:
-            self._pinned[(loaded.model, loaded.version)] = loaded
-            self._pinned.move_to_end((loaded.model, loaded.version))
-            while len(self._pinned) > self.pinned_cache:
-                self._pinned.popitem(last=False)
+        self._pinned.put((loaded.model, loaded.version), loaded)
 
     # ---- watching ----------------------------------------------------------------------------------
     def wait_for_change(self, model: str, last: LoadedVersion | None, timeout: float) -> LoadedVersion | None:
@@ -200,7 +197,7 @@ class Registry:
         """Models, versions and what is served, loaded and refused."""
         served = self._served
         with self._pin_lock:
-            pinned = dict(self._pinned)
+            pinned = dict(self._pinned.items())
             refused = dict(self._refused)
         entries = []
         for name in sorted(set(self._versions) | set(served)):

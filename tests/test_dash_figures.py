@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dash_ui import figures
+from segmentation_core.charts import figures
 from dash_ui.models import BASE_COLOUR, NO_SEGMENT_COLOUR, fallback_colour, segment_colour
 
 NAMES = {0: "Careful Spenders", 1: "Target Group", 2: "Standard Customers"}
@@ -110,16 +110,37 @@ def test_profile_compares_segment_and_base_means_per_feature_in_original_units()
     assert [a.text for a in fig.layout.annotations] == FEATURES
 
 
-@pytest.mark.parametrize("features, axes", [(FEATURES, 3), (FEATURES[1:], 4)], ids=["three-features", "two-features"])
-def test_radar_scales_to_the_training_range_and_highlights_one_segment(features, axes):
-    ranges = {f: (10.0, 90.0) for f in FEATURES}
-    fig = figures.radar_figure(_stats(), features, ranges, NAMES, colours=COLOURS, highlight=2)
+@pytest.mark.parametrize("features, axes", [(FEATURES, 3), (FEATURES[1:], 6)], ids=["three-features", "two-features"])
+def test_radar_places_segment_medians_as_percentiles_and_highlights_one_segment(features, axes):
+    sample = _sample()
+    fig = figures.radar_figure(sample, features, NAMES, colours=COLOURS, highlight=2)
     assert [t.name for t in fig.data] == list(NAMES.values())
     assert [t.line.color for t in fig.data] == list(COLOURS.values())
     target = fig.data[1]
     assert len(target.r) == axes + 1  # closed polygon
-    assert target.r[0] == pytest.approx((50.0 + (0 if axes == 3 else 1) - 10) / 80)
+    everyone = np.sort(sample[features[0]].to_numpy())
+    value = sample.loc[sample["segment_id"] == 1, features[0]].quantile(0.5 if axes == 3 else 0.25)
+    below, upto = np.searchsorted(everyone, value, "left"), np.searchsorted(everyone, value, "right")
+    assert target.r[0] == pytest.approx(100 * (below + upto) / (2 * len(everyone)))
+    assert target.customdata[0] == pytest.approx(value)  # the hover says the value itself
     assert fig.data[2].line.width > fig.data[0].line.width
+
+
+def test_radar_spreads_segments_of_a_skewed_feature_that_the_range_would_crush():
+    """RFM-like: spend is log-normal with a few huge customers; scaled to [min, max] every segment sat
+    within a few percent of the centre, as percentiles they span most of the axis."""
+    rng = np.random.default_rng(3)
+    ids = np.repeat([0, 1, 2], 400)
+    spend = rng.lognormal(mean=3 + ids, sigma=0.6)
+    spend[:3] = 1e6  # three outliers stretch the range
+    frame = pd.DataFrame({"Recency": rng.exponential(30 * (3 - ids)), "Frequency": rng.poisson(1 + 3 * ids) + 1.0,
+                          "Monetary": spend, "segment_id": ids})
+    fig = figures.radar_figure(frame, ["Recency", "Frequency", "Monetary"], NAMES)
+    monetary = [t.r[2] for t in fig.data]
+    medians = [frame.loc[ids == i, "Monetary"].median() for i in range(3)]
+    crushed = [(m - spend.min()) / (spend.max() - spend.min()) for m in medians]
+    assert max(crushed) < 0.01
+    assert monetary == sorted(monetary) and monetary[2] - monetary[0] > 60
 
 
 def test_distribution_numeric_box_per_segment_and_categorical_shares():
@@ -138,6 +159,12 @@ def test_k_search_marks_the_chosen_k_on_every_metric():
     table = pd.DataFrame({"k": [2, 3, 4, 5], "inertia": [400.0, 250.0, 180.0, 160.0],
                           "silhouette": [0.30, 0.45, 0.55, 0.41], "calinski_harabasz": [80.0, 120.0, 150.0, 140.0],
                           "davies_bouldin": [1.1, 0.9, 0.6, 0.8], "stability": [0.9, 0.9, 0.95, 0.8]}).set_index("k")
+    assert figures.k_was_searched(table) and not figures.k_was_searched(table.loc[[4]])
+    analyst = figures.k_search_figure(table, 4, figures.ANALYST_K_METRICS)
+    assert [a.text for a in analyst.layout.annotations] == ["Inertia (elbow) (lower is better)",
+                                                            "Silhouette (higher is better)"]
+    internals = figures.k_search_figure(table, 4, ["calinski_harabasz", "davies_bouldin", "stability"])
+    assert [a.text for a in internals.layout.annotations][-1] == "stability"
     fig = figures.k_search_figure(table, 4)
     chosen = [t for t in fig.data if t.mode == "markers"]
     assert len(chosen) == 4
@@ -160,3 +187,13 @@ def test_long_segment_names_wrap_on_axes():
     assert figures.wrap("High spend, mostly New York (city), Gold (membership type)", 24) == \
         "High spend, mostly New<br>York (city), Gold<br>(membership type)"
     assert figures.wrap("Short") == "Short"
+
+
+def test_a_long_segment_name_wraps_in_titles_and_legends_instead_of_running_over_the_charts():
+    long = {**NAMES, 1: "High spend, mostly New York (city), Gold (membership type), young"}
+    profile = figures.profile_figure(_stats(), 1, FEATURES, long, colours=COLOURS)
+    title = profile.layout.title.text.split("<span")[0]
+    assert all(len(line) <= 40 for line in title.split("<br>")) and title.count("<br>") >= 2
+    assert profile.layout.margin.t >= 70 + 20 * (title.count("<br>") - 1) and profile.layout.title.x < 0.1
+    radar = figures.radar_figure(_sample(), FEATURES, long, colours=COLOURS)
+    assert all(len(line) <= 32 for t in radar.data for line in t.name.split("<br>"))

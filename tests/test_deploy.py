@@ -42,11 +42,16 @@ from tests.deploy_support import (
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 SERVICES = {"training": "training", "scoring": "scoring", "dashboard": "dashboard"}  # service -> component
 #: The segmentation_core modules the dashboard may import (DESIGN.md: never the store or the artefact).
-DASHBOARD_CORE_MODULES = {"segmentation_core", "segmentation_core.errors", "segmentation_core.logs",
+DASHBOARD_CORE_MODULES = {"segmentation_core", "segmentation_core.bounded_cache", "segmentation_core.errors",
+                          "segmentation_core.logs",
                           "segmentation_core.tables", "segmentation_core.clv", "segmentation_core.parsing",
-                          "segmentation_core.recipe", "segmentation_core.settings"}
-DASHBOARD_CORE_FILES = {f"{m.replace('.', '/')}.py" for m in DASHBOARD_CORE_MODULES - {"segmentation_core"}} \
-    | {"segmentation_core/__init__.py"}
+                          "segmentation_core.recipe", "segmentation_core.settings", "segmentation_core.charts",
+                          "segmentation_core.charts.bundle", "segmentation_core.charts.colours",
+                          "segmentation_core.charts.figures"}
+#: Files and folders of segmentation_core copied into the dashboard's image (the charts as a folder).
+DASHBOARD_CORE_FILES = {f"{m.replace('.', '/')}.py" for m in DASHBOARD_CORE_MODULES - {"segmentation_core"}
+                        if not m.startswith("segmentation_core.charts")} \
+    | {"segmentation_core/__init__.py", "segmentation_core/charts"}
 PREFIXES = ("TRAINING_", "SCORING_", "DASH_")
 # Variables a service may set that belong to Python or the image, not to the program.
 # Imported by a library only when present (inside try/except ImportError), never needed: grpc probes for

@@ -1,5 +1,5 @@
-"""The dashboard's partial plotly.js bundle (dash_ui/plotly_bundle): the plotly.js version of the plotly
-Python package, every trace type the dashboard draws, the bytes that were built, served where dcc.Graph
+"""The partial plotly.js bundle (segmentation_core/charts/plotly_bundle) of the dashboard and the training
+report: the plotly.js version of the plotly Python package, every trace type the charts draw, the bytes that were built, served where dcc.Graph
 loads plotly.js from, and used by a real page in headless Chromium."""
 from __future__ import annotations
 
@@ -17,18 +17,21 @@ from plotly.basedatatypes import BaseTraceType
 from plotly.offline import get_plotlyjs_version
 
 from dash_ui import plotly_bundle
+from segmentation_core.charts import bundle
 from tests.browser_support import browser_missing_reason, chrome, page_ready_script, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
-DASH_UI = REPO / "dash_ui"
-HERE = plotly_bundle.HERE
+#: Code that draws charts with the bundle: the dashboard, the shared charts, the training report.
+DRAWING = (REPO / "dash_ui", REPO / "segmentation_core" / "charts", REPO / "training_job" / "report.py")
+HERE = bundle.HERE
 
 
-def trace_types_drawn_by_dash_ui() -> dict[str, set[str]]:
+def trace_types_drawn() -> dict[str, set[str]]:
     """{trace type: {files}} for every plotly.graph_objects trace class dash_ui's code names
     (`go.Scattergl`, `from plotly.graph_objects import Bar`, ...)."""
     found: dict[str, set[str]] = {}
-    for path in sorted(DASH_UI.rglob("*.py")):
+    files = [f for place in DRAWING for f in ([place] if place.is_file() else sorted(place.rglob("*.py")))]
+    for path in files:
         if "node_modules" in path.parts:
             continue
         tree = ast.parse(path.read_text(), filename=str(path))
@@ -60,23 +63,23 @@ def trace_types_drawn_by_dash_ui() -> dict[str, set[str]]:
 
 def test_the_bundle_is_the_plotly_js_of_the_plotly_python_package():
     version = get_plotlyjs_version()
-    manifest = plotly_bundle.manifest()
+    manifest = bundle.manifest()
     assert manifest["plotly.js"] == version, (
         f"the bundle is plotly.js {manifest['plotly.js']}, the plotly Python package ships {version}: "
-        f"`npm install --save-exact plotly.js@{version}` and ./build.sh in dash_ui/plotly_bundle")
+        f"`npm install --save-exact plotly.js@{version}` and ./build.sh in segmentation_core/charts/plotly_bundle")
     package = json.loads((HERE / "package.json").read_text())
     lock = json.loads((HERE / "package-lock.json").read_text())
     assert package["devDependencies"]["plotly.js"] == version
     assert lock["packages"]["node_modules/plotly.js"]["version"] == version
     assert re.fullmatch(r"\d+\.\d+\.\d+", package["devDependencies"]["esbuild"])  # pinned, not a range
-    assert plotly_bundle.BUNDLE.read_text()[:200].startswith(f"/* plotly.js v{version} ")
+    assert bundle.BUNDLE.read_text()[:200].startswith(f"/* plotly.js v{version} ")
 
 
 def test_the_committed_bundle_is_the_one_built_and_lists_its_traces():
-    manifest = plotly_bundle.manifest()
-    code = plotly_bundle.BUNDLE.read_bytes()
+    manifest = bundle.manifest()
+    code = bundle.BUNDLE.read_bytes()
     assert (len(code), hashlib.sha256(code).hexdigest()) == (manifest["bytes"], manifest["sha256"]), (
-        "plotly-dashboard.min.js is not what build.sh wrote: run ./build.sh in dash_ui/plotly_bundle")
+        "plotly-dashboard.min.js is not what build.sh wrote: run ./build.sh in segmentation_core/charts/plotly_bundle")
     build = (HERE / "build.mjs").read_text()
     traces = json.loads(re.search(r"export const TRACES = (\[[^\]]*\]);", build).group(1))
     assert traces == manifest["traces"]
@@ -84,11 +87,11 @@ def test_the_committed_bundle_is_the_one_built_and_lists_its_traces():
 
 
 def test_every_trace_type_the_dashboard_draws_is_in_the_bundle():
-    used = trace_types_drawn_by_dash_ui()
+    used = trace_types_drawn()
     assert {"scattergl", "scatter3d"} <= set(used)  # the segment maps: the scan does see the figures
-    missing = {t: sorted(files) for t, files in used.items() if t not in plotly_bundle.manifest()["traces"]}
+    missing = {t: sorted(files) for t, files in used.items() if t not in bundle.manifest()["traces"]}
     assert not missing, (f"trace types drawn but not in the plotly.js bundle: {missing}; add them to TRACES in "
-                         "dash_ui/plotly_bundle/build.mjs and run ./build.sh there")
+                         "segmentation_core/charts/plotly_bundle/build.mjs and run ./build.sh there")
 
 
 @pytest.fixture()
@@ -110,7 +113,7 @@ def test_dash_serves_the_bundle_where_dcc_graph_loads_plotly_js(app):
     page = client.get("/").get_data(as_text=True)
     assert "plotly.min.js" not in page  # loaded by the first graph drawn, not by every page
     first = client.get("/" + plotly_bundle.DCC_PLOTLY_PATH)
-    assert first.status_code == 200 and first.data == plotly_bundle.BUNDLE.read_bytes()
+    assert first.status_code == 200 and first.data == bundle.BUNDLE.read_bytes()
     assert first.mimetype == "text/javascript" and "no-cache" in first.headers["Cache-Control"]
     again = client.get("/" + plotly_bundle.DCC_PLOTLY_PATH, headers={"If-None-Match": first.headers["ETag"]})
     assert again.status_code == 304 and not again.data
@@ -160,11 +163,11 @@ def test_a_real_page_draws_with_the_bundle_and_every_trace_type_works(app):
                 "return performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('plotly'))")
             assert loaded == [f"http://127.0.0.1:{server.server_port}/{plotly_bundle.DCC_PLOTLY_PATH}"]
             driver.set_script_timeout(60)
-            used = sorted(trace_types_drawn_by_dash_ui())
+            used = sorted(trace_types_drawn())
             result = driver.execute_async_script(TRACE_CHECK, used)
     finally:
         server.shutdown()
         thread.join(10)
     assert result["version"] == get_plotlyjs_version()
-    assert result["registered"] == sorted(plotly_bundle.manifest()["traces"])
+    assert result["registered"] == sorted(bundle.manifest()["traces"])
     assert result["drawn"] == {t: True for t in used}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import html
+import json
 import re
 from pathlib import Path
 
@@ -10,10 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from segmentation_core.charts import bundle
+from tests.browser_support import browser_missing_reason, chrome, screenshot, wait_until
 from training_job.report import segment_colours, write_report
 
 EVIL = "<script>alert('x')</script>"
-METRICS = ("inertia", "silhouette", "calinski_harabasz", "davies_bouldin", "gap_statistic")
 
 
 def _manifest() -> dict:
@@ -74,26 +78,73 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def _charts(page: str) -> dict[str, dict]:
+    """Every chart of the page: its div id -> its figure (the JSON block the page's loader draws)."""
+    blocks = re.findall(r'<script type="application/json" data-chart="([^"]+)">(.*?)</script>', page, re.S)
+    return {div: json.loads(text) for div, text in blocks}
+
+
+def _titles(figure: dict) -> list[str]:
+    return [a["text"] for a in figure["layout"].get("annotations", [])]
+
+
 def test_page_holds_names_metrics_and_chosen_k(page: str) -> None:
     for segment in _manifest()["segments"]:
         assert html.escape(segment["name"]) in page
-    for metric in METRICS:
-        assert f'"text":"{metric}"' in page, metric  # a chart titled by the metric
     assert "chosen k = 5" in page
     assert "20261122T031500Z-1a2b3c" in page and "silhouette, then elbow" in page
 
 
-def test_page_embeds_plotly_once_and_loads_nothing(page: str) -> None:
-    assert page.count("plotly.js v") == 1  # the bundle's banner: inlined exactly once
-    assert "Plotly.newPlot" in page
-    assert not re.search(r"<script[^>]+src=", page)
+def test_choosing_k_shows_the_elbow_and_silhouette_and_folds_the_rule_s_internals(page: str) -> None:
+    charts = _charts(page)
+    assert _titles(charts["chart-k-main"]) == ["Inertia (elbow) (lower is better)", "Silhouette (higher is better)"]
+    internals = _titles(charts["chart-k-internals"])
+    assert internals == ["Calinski-Harabasz (higher is better)", "Davies-Bouldin (lower is better)", "gap statistic"]
+    folded = page.split("<details>", 1)[1].split("</details>", 1)[0]
+    assert 'data-chart="chart-k-internals"' in folded and 'data-chart="chart-k-main"' not in folded
+    chosen = [t for t in charts["chart-k-main"]["data"] if t.get("mode") == "markers"]
+    assert [t["x"][0] for t in chosen] == [5, 5]
+
+
+def test_a_fixed_k_shows_the_segment_sizes_instead_of_single_dots(tmp_path: Path) -> None:
+    manifest = _manifest()
+    manifest["k_search"]["rows"] = [row for row in manifest["k_search"]["rows"] if row["k"] == 3]
+    manifest["k_search"]["chosen_k"] = 3
+    write_report(manifest, _sample(), tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    charts = _charts(page)
+    assert "chart-k-main" not in charts and "<details>" not in page and "k was fixed at 3" in page
+    bars = charts["chart-k-sizes"]["data"][0]
+    assert bars["x"] == [1200, 2000, 1138] and bars["y"][0] == "Champions"
+
+
+def test_the_radar_places_each_segment_median_among_all_customers(page: str) -> None:
+    radar = _charts(page)["chart-radar"]
+    sample = _sample()
+    everyone = np.sort(sample["Monetary"].to_numpy())
+    for trace in radar["data"]:
+        sid = [html.escape(s["name"]) for s in _manifest()["segments"]].index(trace["name"].replace("<br>", " "))
+        median = sample.loc[sample["segment_id"] == sid, "Monetary"].median()
+        expected = 100 * (np.searchsorted(everyone, median, "left") + np.searchsorted(everyone, median, "right")) / (
+            2 * len(everyone))
+        assert trace["theta"][:3] == ["Recency", "Frequency", "Monetary"]
+        assert trace["r"][2] == pytest.approx(expected) and 0 <= min(trace["r"]) and max(trace["r"]) <= 100
+
+
+def test_page_carries_the_partial_plotly_bundle_gzipped_once_and_loads_nothing(page: str) -> None:
+    packed = re.findall(r'<script type="application/octet-stream" id="plotly-bundle">([^<]+)</script>', page)
+    assert len(packed) == 1
+    assert gzip.decompress(base64.b64decode(packed[0])) == bundle.BUNDLE.read_bytes()
+    assert "Plotly.newPlot" in page and "DecompressionStream" in page
+    assert not re.search(r"<script[^>]+src=", page) and "https://" not in page
+    assert len(page.encode()) < 1_500_000
 
 
 def test_strings_are_escaped(page: str) -> None:
     assert EVIL not in page
     assert "&lt;script&gt;alert(" in page
-    # Only plotly's own tags: the bundle, and one per chart (5 metrics + profile + map).
-    assert page.count("<script") == 1 + len(METRICS) + 2
+    # Only the page's own scripts: the bundle, the loader, and one JSON block per chart.
+    assert page.count("<script") == 2 + len(_charts(page)) and len(_charts(page)) == 5
 
 
 def test_cleaning_summary_is_a_table(page: str) -> None:
@@ -122,3 +173,21 @@ def test_segment_colours_are_distinct_and_stable() -> None:
     assert segment_colours(2) == ["#0072B2", "#E69F00"]
     assert segment_colours(3) == segment_colours(12)[:3]
     assert segment_colours(0) == []
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+@pytest.mark.skipif(browser_missing_reason() is not None, reason=str(browser_missing_reason()))
+def test_the_report_draws_every_chart_offline_in_a_browser(tmp_path: Path) -> None:
+    path = tmp_path / "report.html"
+    write_report(_manifest(), _sample(), path)
+    with chrome() as driver:
+        driver.get(path.as_uri())  # a file: nothing to fetch, nowhere to fetch it from
+        wait_until(lambda: len(driver.find_elements("css selector", ".js-plotly-plot")) == 5, 30,
+                   message="the report's five charts")
+        assert driver.execute_script("return Plotly.version") == bundle.manifest()["plotly.js"]
+        assert driver.execute_script("return performance.getEntriesByType('resource').length") == 0
+        driver.find_element("css selector", "details summary").click()  # the rule's internals, unfolded
+        width = driver.execute_script("return document.querySelector('#chart-k-internals .main-svg').clientWidth")
+        assert width > 500
+        screenshot(driver, "report")

@@ -1,14 +1,17 @@
 """The training report: one self-contained HTML page written beside each published model version.
 
-The page embeds plotly.js once, inline, so it opens offline (an air-gapped analyst, an archived artefact).
-Every string that comes from the data or the config (segment names, feature names, category levels,
+The page opens offline (an air-gapped analyst, an archived artefact): it carries the partial plotly.js
+bundle of `segmentation_core.charts.bundle` once, gzipped and base64-encoded (0.9 MB instead of the 4.8 MB
+full plotly.js), which the browser inflates with its own DecompressionStream before drawing the charts;
+each chart's figure is a JSON block. The charts are `segmentation_core.charts.figures`' builders, the
+same functions the dashboard draws with. Every string that comes from the data or the config (segment names, feature names, category levels,
 paths, the cleaning summary) is passed through ``html.escape`` before it reaches the page or a chart:
 plotly.js renders a subset of HTML in chart text, and it decodes the entities back for display.
 """
 
 from __future__ import annotations
 
-import functools
+import base64
 import html
 import json
 import logging
@@ -20,18 +23,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-import plotly.io as pio
-from plotly.offline import get_plotlyjs
+from plotly.utils import PlotlyJSONEncoder
 
+from segmentation_core.charts import bundle, figures
 from segmentation_core.palette import segment_colours
 
 __all__ = ["segment_colours", "write_report"]  # segment_colours re-exported from segmentation_core
 
 logger = logging.getLogger(__name__)
 
-# Scattergl (WebGL) above this many points: SVG scatter gets sluggish with thousands of markers.
-_WEBGL_POINTS = 2000
-_MAP_HOVER_FEATURES = 6
 _CHART_CONFIG = {"displaylogo": False, "responsive": True}
 _SEGMENT_KEYS = ("id", "name", "size", "share")
 _MANIFEST_KEYS = ("model", "version", "created_at", "data", "feature_schema", "algorithm", "k_search", "segments")
@@ -65,14 +65,15 @@ def write_report(manifest: dict, sample: pd.DataFrame, path: Path) -> None:
 def _render(manifest: Mapping[str, Any], sample: pd.DataFrame) -> str:
     """The whole page; no input validation."""
     segments = sorted(manifest["segments"], key=lambda s: int(s["id"]))
-    colours = segment_colours(len(segments))
-    names = [str(s["name"]) for s in segments]
+    colours = dict(enumerate(segment_colours(len(segments))))
+    names = {int(s["id"]): _e(s["name"]) for s in segments}
     numeric = [str(f["name"]) for f in manifest["feature_schema"].get("numeric", [])]
-    k_search = manifest["k_search"]
-    figures = [_k_metric_figure(k_search, metric) for metric in _k_metrics(k_search.get("rows", []))]
-    k_divs = "".join(f'<div class="chart">{_figure_div(fig, f"k-{n}")}</div>' for n, fig in enumerate(figures))
+    safe_sample = sample.rename(columns={f: _e(f) for f in numeric})
+    safe_numeric = [_e(f) for f in numeric if f in sample.columns]
     profile = _profile_figure(segments, numeric, sample, colours)
-    map_fig = _map_figure(sample, names, numeric, colours)
+    radar = figures.radar_figure(safe_sample, safe_numeric, names, colours=colours)
+    map_fig = figures.segment_map(safe_sample, pd.DataFrame(), "map_x", "map_y", names, colours=colours,
+                                  x_title="map x", y_title="map y", max_points=len(sample))
     title = f"Training report: {manifest['model']} {manifest['version']}"
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -80,29 +81,100 @@ def _render(manifest: Mapping[str, Any], sample: pd.DataFrame) -> str:
 <meta charset="utf-8">
 <title>{_e(title)}</title>
 <style>{_CSS}</style>
-<script type="text/javascript">{get_plotlyjs()}</script>
 </head>
 <body>
 <h1>{_e(title)}</h1>
 {_header_html(manifest)}
 <h2>Choosing k</h2>
-<p class="rule"><b>Rule:</b> {_e(k_search.get("rule", ""))} &middot; <b>chosen k = {_e(k_search.get("chosen_k", ""))}</b></p>
-<p>{_e(k_search.get("explanation", ""))}</p>
-<div class="grid">{k_divs}</div>
+{_k_section(manifest["k_search"], segments, names, colours)}
 <h2>Segments</h2>
-<div class="cards">{"".join(_card_html(s, c) for s, c in zip(segments, colours, strict=True))}</div>
+<div class="cards">{"".join(_card_html(s, colours[int(s["id"])]) for s in segments)}</div>
 <h2>Segment profiles</h2>
-<p>Each bar is a segment's mean of a feature, in standard deviations from the mean of all customers (z-score).</p>
-{_figure_div(profile, "profile") if profile is not None else "<p>No numeric features.</p>"}
+<p>Where each segment's median stands among all customers, feature by feature (percentiles: 50 is the
+median customer), and each segment's mean in standard deviations from the mean of all customers (z-score).</p>
+<div class="grid2">{_figure_div(radar, "radar", "460px")}{_figure_div(profile, "profile", "460px")}</div>
 {_value_html(manifest, segments)}
 <h2>Map of customers</h2>
 <p>A 2-D projection of a sample of {len(sample):,} customers, coloured by segment.</p>
-{_figure_div(map_fig, "map")}
+{_figure_div(map_fig, "map", "520px")}
 <h2>Data cleaning</h2>
 {_table_html(_flatten(manifest.get("cleaning") or {}), ("Step", "Value"))}
+<script type="application/octet-stream" id="plotly-bundle">{_bundle_base64()}</script>
+<script>{_LOADER}</script>
 </body>
 </html>
 """
+
+
+def _k_section(k_search: Mapping[str, Any], segments: Sequence[Mapping[str, Any]], names: Mapping[int, str],
+               colours: Mapping[int, str]) -> str:
+    """The k choice as an analyst reads it: the rule's verdict, the elbow and the silhouette against k,
+    and the rule's own statistics folded away. With a fixed k (nothing searched), the segment sizes."""
+    table = _k_table(k_search.get("rows", []))
+    chosen = k_search.get("chosen_k")
+    verdict = (f'<p class="rule"><b>Rule:</b> {_e(k_search.get("rule", ""))} &middot; <b>chosen k = {_e(chosen)}</b></p>'
+               f'<p>{_e(k_search.get("explanation", ""))}</p>')
+    if not figures.k_was_searched(table):
+        sizes = figures.segment_sizes_figure({int(s["id"]): int(s["size"]) for s in segments}, names,
+                                             colours=colours, title=f"Customers in each of the {len(segments)} segments")
+        return (f"{verdict}<p>k was fixed at {_e(chosen)} (no search over k ran): the sizes of the segments "
+                f"it gave, and the quality metrics above, are what there is to judge it by.</p>"
+                f"{_figure_div(sizes, 'k-sizes', f'{max(250, 45 * len(segments) + 110)}px')}")
+    main = figures.k_search_figure(table, chosen, figures.ANALYST_K_METRICS)
+    others = [m for m in table.columns if m not in figures.ANALYST_K_METRICS]
+    internals = figures.k_search_figure(table, chosen, others)
+    rows = math.ceil(len(others) / 2)
+    return (f'{verdict}{_figure_div(main, "k-main", "360px")}'
+            f"<details><summary>The rule's internals: every statistic it computed for each k</summary>"
+            f'{_figure_div(internals, "k-internals", f"{330 * rows}px")}</details>')
+
+
+def _k_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The per-k rows as a frame indexed by k, numeric statistics only (flags, lists and text left out)."""
+    records = [{key: float(value) for key, value in row.items() if _is_number(value)}
+               for row in rows if _is_number(row.get("k"))]
+    if not records:
+        return pd.DataFrame()
+    frame = pd.DataFrame.from_records(records)
+    frame["k"] = frame["k"].astype(int)
+    return frame.set_index("k").sort_index()
+
+
+#: Inflates the gzipped plotly.js bundle (the browser's DecompressionStream), runs it, draws every chart.
+_LOADER = """
+(async function () {
+  const config = %s;
+  const charts = Array.from(document.querySelectorAll('script[data-chart]'));
+  try {
+    const packed = document.getElementById('plotly-bundle').textContent.trim();
+    const bytes = Uint8Array.from(atob(packed), (c) => c.charCodeAt(0));
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
+    const code = document.createElement('script');
+    code.textContent = await new Response(stream).text();
+    document.head.appendChild(code);
+  } catch (e) {
+    for (const el of charts) {
+      document.getElementById(el.dataset.chart).textContent =
+        'This browser cannot draw the charts (it needs DecompressionStream: Chrome 80, Firefox 113, Safari 16.4 or later).';
+    }
+    return;
+  }
+  for (const el of charts) {
+    const figure = JSON.parse(el.textContent);
+    Plotly.newPlot(document.getElementById(el.dataset.chart), figure.data, figure.layout, config);
+  }
+  for (const details of document.querySelectorAll('details')) {  // drawn while folded: resize when opened
+    details.addEventListener('toggle', () => {
+      for (const div of details.querySelectorAll('.js-plotly-plot')) { Plotly.Plots.resize(div); }
+    });
+  }
+})();
+""" % json.dumps(_CHART_CONFIG)
+
+
+def _bundle_base64() -> str:
+    """The partial plotly.js bundle, gzipped, as base64 text."""
+    return base64.b64encode(bundle.gzipped()).decode("ascii")
 
 
 _CSS = """
@@ -115,6 +187,8 @@ td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}t
 .card{border:1px solid #ddd;border-left:8px solid var(--c);border-radius:6px;padding:10px 14px}
 .card h3{margin:0 0 4px 0}.card .size{color:#555;font-size:.9em}.card .action{background:#f7f7f7;padding:6px}
 .meta{display:flex;flex-wrap:wrap;gap:24px}
+.grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:12px}
+details{margin:8px 0}summary{cursor:pointer;color:#555}
 """
 
 
@@ -166,20 +240,12 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
-@functools.lru_cache(maxsize=1)
-def _white_template() -> dict[str, Any]:
-    return pio.templates["plotly_white"].to_plotly_json()
-
-
-def _figure_div(fig: go.Figure, div_id: str) -> str:
-    """A chart as a div, in the plotly_white look; plotly.js itself is in the page head, once. Fixed ids
-    keep the page reproducible."""
-    # The template goes into the figure's JSON here, once validated: set on each figure through plotly's
-    # API it is validated again every time (two thirds of the report's time, ~70 ms a chart).
-    figure = fig.to_plotly_json()
-    figure["layout"]["template"] = _white_template()
-    return pio.to_html(figure, validate=False, full_html=False, include_plotlyjs=False, config=_CHART_CONFIG,
-                       default_height="380px", div_id=f"chart-{div_id}")
+def _figure_div(fig: go.Figure, div_id: str, height: str = "380px") -> str:
+    """A chart: its div and its figure as a JSON block that the page's loader draws. Fixed ids keep the
+    page reproducible; `</` is escaped so that no text in a figure can end the block."""
+    figure = json.dumps(fig.to_plotly_json(), cls=PlotlyJSONEncoder, separators=(",", ":")).replace("</", "<\\/")
+    return (f'<div class="chart" id="chart-{div_id}" style="height:{height}"></div>'
+            f'<script type="application/json" data-chart="chart-{div_id}">{figure}</script>')
 
 
 def _header_html(manifest: Mapping[str, Any]) -> str:
@@ -252,36 +318,8 @@ def _card_html(segment: Mapping[str, Any], colour: str) -> str:
 # ------------------------------------------------------------------------------------------- charts
 
 
-def _k_metrics(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Every numeric per-k key except k itself, in first-seen order."""
-    metrics: dict[str, None] = {}
-    for row in rows:
-        for key, value in row.items():
-            if key != "k" and _is_number(value):
-                metrics.setdefault(key, None)
-    return list(metrics)
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def _k_metric_figure(k_search: Mapping[str, Any], metric: str) -> go.Figure:
-    """One metric against k, the chosen k marked by a dashed line and a large marker."""
-    rows = sorted(k_search.get("rows", []), key=lambda r: r["k"])
-    ks = [int(r["k"]) for r in rows]
-    ys = [float(r[metric]) if _is_number(r.get(metric)) and math.isfinite(r[metric]) else None for r in rows]
-    fig = go.Figure(go.Scatter(x=ks, y=ys, mode="lines+markers", name=_e(metric), line={"color": "#555"}))
-    chosen = k_search.get("chosen_k")
-    if chosen is not None:
-        fig.add_vline(x=chosen, line_dash="dash", line_color="#d62728")
-        at = [y for k, y in zip(ks, ys, strict=True) if k == chosen and y is not None]
-        if at:
-            fig.add_trace(go.Scatter(x=[chosen], y=at, mode="markers", name=_e(f"chosen k = {chosen}"),
-                                     marker={"size": 14, "color": "#d62728", "symbol": "diamond"}))
-    fig.update_layout(title=_e(metric), xaxis_title="k", showlegend=False, margin={"l": 50, "r": 20, "t": 50, "b": 40})
-    fig.update_xaxes(dtick=1)
-    return fig
 
 
 def _base_moments(segments: Sequence[Mapping[str, Any]], feature: str) -> tuple[float, float] | None:
@@ -302,53 +340,24 @@ def _base_moments(segments: Sequence[Mapping[str, Any]], feature: str) -> tuple[
 
 
 def _profile_figure(segments: Sequence[Mapping[str, Any]], numeric: Sequence[str], sample: pd.DataFrame,
-                    colours: Sequence[str]) -> go.Figure | None:
-    """Grouped bars: per feature, each segment's mean as a z-score against all customers."""
-    if not numeric:
-        return None
-    z = np.full((len(segments), len(numeric)), np.nan)
-    for j, feature in enumerate(numeric):
+                    colours: Mapping[int, str]) -> go.Figure:
+    """Per feature, each segment's mean as a z-score against all customers (the manifest's statistics,
+    or the plot sample's for older manifests without them)."""
+    means = pd.DataFrame(index=[int(s["id"]) for s in segments], dtype=float)
+    base: dict[str, tuple[float, float]] = {}
+    for feature in numeric:
         moments = _base_moments(segments, feature)
+        label = _e(feature)
         if moments is not None:
-            means = [float(s["stats"][feature]["mean"]) for s in segments]
+            means[label] = [float(s["stats"][feature]["mean"]) for s in segments]
         elif feature in sample.columns:
-            # Older manifests without stats: the plot sample is the next best estimate.
             logger.warning("manifest has no stats for %r; the profile chart uses the plot sample", feature)
             col = pd.to_numeric(sample[feature], errors="coerce")
             moments = float(col.mean()), float(col.std(ddof=0))
             by_seg = col.groupby(sample["segment_id"]).mean()
-            means = [float(by_seg.get(int(s["id"]), np.nan)) for s in segments]
+            means[label] = [float(by_seg.get(int(s["id"]), np.nan)) for s in segments]
         else:
             continue
-        mean, std = moments
-        z[:, j] = [(m - mean) / std if std > 0 else 0.0 for m in means]
-    fig = go.Figure()
-    labels = [_e(f) for f in numeric]
-    for i, s in enumerate(segments):
-        fig.add_trace(go.Bar(x=labels, y=z[i], name=_e(s["name"]), marker_color=colours[i],
-                             hovertemplate="%{x}: %{y:.2f} sd<extra>" + _e(s["name"]) + "</extra>"))
-    fig.update_layout(barmode="group", yaxis_title="z-score of segment mean",
-                      legend={"orientation": "h", "y": -0.2}, margin={"l": 60, "r": 20, "t": 20, "b": 40})
-    fig.add_hline(y=0, line_color="#888")
-    return fig
-
-
-def _map_figure(sample: pd.DataFrame, names: Sequence[str], numeric: Sequence[str],
-                colours: Sequence[str]) -> go.Figure:
-    """The 2-D projection, one trace per segment so the legend shows names in segment colours."""
-    trace = go.Scattergl if len(sample) > _WEBGL_POINTS else go.Scatter
-    hover_features = [f for f in numeric if f in sample.columns][:_MAP_HOVER_FEATURES]
-    seg_ids = pd.to_numeric(sample["segment_id"], errors="coerce")
-    fig = go.Figure()
-    for i, name in enumerate(names):
-        part = sample[seg_ids == i]
-        hover = [
-            "<br>".join([f"<b>{_e(name)}</b>", *(f"{_e(f)}: {_e(_fmt(v))}" for f, v in zip(hover_features, row))])
-            for row in part[hover_features].itertuples(index=False)
-        ] if hover_features else _e(name)
-        fig.add_trace(trace(x=part["map_x"], y=part["map_y"], mode="markers", name=_e(name),
-                            marker={"color": colours[i], "size": 6, "opacity": 0.75},
-                            hovertext=hover, hoverinfo="text"))
-    fig.update_layout(xaxis_title="map x", yaxis_title="map y",
-                      margin={"l": 50, "r": 20, "t": 20, "b": 40})
-    return fig
+        base[label] = moments
+    names = {int(s["id"]): _e(s["name"]) for s in segments}
+    return figures.zscore_profile_figure(means, base, names, colours=colours)

@@ -7,7 +7,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, dcc, html, no_update
 
-from dash_ui import figures
+from segmentation_core.charts import figures
 from dash_ui.batch import (JobRegistry, UploadError, UploadStore, ValidationReport, merge_results, parse_upload,
                            scoring_input, validate_frame)
 from dash_ui.exports import to_safe_csv

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from dash_ui import figures
+from segmentation_core.charts import figures
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.grid import Column, data_grid
 from dash_ui.layout import graph, page_header, segment_label, stat
@@ -41,11 +41,32 @@ def quality_card(view: ModelView) -> dbc.Card:
 
 
 def k_search_card(view: ModelView) -> dbc.Card:
+    """The k choice as an analyst reads it: the rule's verdict, the elbow and the silhouette against k, the
+    rule's other statistics folded away; with a fixed k (one row: single dots), the segment sizes instead."""
+    verdict = html.P([html.Strong(f"Rule: {view.k_rule or 'n/a'}. "), view.k_rule_explanation], className="small")
+    if not figures.k_was_searched(view.k_table):
+        sizes = cached(("model-k-sizes", *version_key(view)), lambda: figures.segment_sizes_figure(
+            {s.id: s.size for s in view.segments}, view.segment_names, colours=view.segment_colours,
+            title=f"Customers in each of the {view.k} segments"))
+        return dbc.Card(dbc.CardBody([
+            html.H4("Choosing k", className="card-title"), verdict,
+            html.P(f"k was fixed at {view.k} (no search over k ran): the segment sizes below and the quality "
+                   "metrics above are what there is to judge it by.", className="small", id="model-k-fixed"),
+            graph("model-k-sizes", sizes),
+        ]), className="section-card")
+    internals = [m for m in view.k_table.columns if m not in figures.ANALYST_K_METRICS]
+    folded: list[Any] = []
+    if internals:
+        folded = [html.Details([
+            html.Summary("The rule's internals: every statistic it computed for each k"),
+            graph("model-k-internals", cached(("model-k-internals", *version_key(view)),
+                                              lambda: figures.k_search_figure(view.k_table, view.k, internals))),
+        ], id="model-k-details")]
     return dbc.Card(dbc.CardBody([
-        html.H4("Choosing k", className="card-title"),
-        html.P([html.Strong(f"Rule: {view.k_rule or 'n/a'}. "), view.k_rule_explanation], className="small"),
-        graph("model-k-search", cached(("model-k-search", *version_key(view)),
-                                       lambda: figures.k_search_figure(view.k_table, view.k))),
+        html.H4("Choosing k", className="card-title"), verdict,
+        graph("model-k-search", cached(("model-k-search", *version_key(view)), lambda: figures.k_search_figure(
+            view.k_table, view.k, figures.ANALYST_K_METRICS))),
+        *folded,
     ]), className="section-card")
 
 

@@ -6,7 +6,8 @@ from typing import Any, Mapping
 import dash_bootstrap_components as dbc
 from dash import Input, Output, dcc, html
 
-from dash_ui import customer_value, figures
+from dash_ui import customer_value
+from segmentation_core.charts import figures
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.layout import graph, options, page_header, stat
 from dash_ui.models import ModelView, SampleView, separating_features

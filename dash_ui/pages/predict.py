@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 import dash_bootstrap_components as dbc
 from dash import ALL, MATCH, Input, Output, State, dcc, html, no_update
 
-from dash_ui import figures
+from segmentation_core.charts import figures
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.layout import graph, options, page_header, segment_label, segment_legend, stat
 from dash_ui.models import ModelView, segment_colour, separating_features

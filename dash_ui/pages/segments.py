@@ -8,7 +8,8 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, dcc, html, no_update
 
-from dash_ui import customer_value, figures
+from dash_ui import customer_value
+from segmentation_core.charts import figures
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.exports import to_safe_csv
 from dash_ui.grid import Column, data_grid
@@ -55,7 +56,8 @@ def stats_table(view: ModelView) -> Any:
 def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
     view = service.model_view()
     chosen = selected_segment(view, params)
-    profile, radar = segment_figures(view, chosen)
+    sample = _sample_or_none(service, view)
+    profile, radar = segment_figures(view, sample, chosen)
     features = view.feature_names
     try:
         first = distribution(view, service.sample(view), features[0]) if features else figures.empty_figure("")
@@ -96,18 +98,25 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
     ], id="segments-page")
 
 
-def segment_figures(view: ModelView, segment_id: int) -> tuple[Any, Any]:
-    """The profile and the radar of one segment."""
-    return cached(("segments-profile-radar", *version_key(view), segment_id),
-                  lambda: _segment_figures(view, segment_id))
+def segment_figures(view: ModelView, sample: SampleView | None, segment_id: int) -> tuple[Any, Any]:
+    """The profile and the radar of one segment (the radar places segments among the customers of the
+    plot `sample`; without it, a figure that says so)."""
+    return cached(("segments-profile-radar", *version_key(view), sample.version if sample else "", segment_id),
+                  lambda: _segment_figures(view, sample, segment_id))
 
 
-def _segment_figures(view: ModelView, segment_id: int) -> tuple[Any, Any]:
-    ranges = {f.name: (f.minimum, f.maximum) for f in view.numeric_features}
+def _segment_figures(view: ModelView, sample: SampleView | None, segment_id: int) -> tuple[Any, Any]:
     names, colours = view.segment_names, view.segment_colours
-    return (figures.profile_figure(view.stats, segment_id, view.numeric_names, names, colours=colours),
-            figures.radar_figure(view.stats, view.numeric_names, ranges, names, colours=colours,
-                                 highlight=segment_id))
+    radar = (figures.radar_figure(sample.frame, view.numeric_names, names, colours=colours, highlight=segment_id)
+             if sample is not None else figures.empty_figure("The plot sample is not available"))
+    return figures.profile_figure(view.stats, segment_id, view.numeric_names, names, colours=colours), radar
+
+
+def _sample_or_none(service: DashboardService, view: ModelView) -> SampleView | None:
+    try:
+        return service.sample(view)
+    except ServiceError:
+        return None
 
 
 def distribution(view: ModelView, sample: SampleView, feature: str) -> Any:
@@ -135,7 +144,7 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
         # drawing of both charts on every visit).
         if int(segment_id) == selected_segment(view, dict(parse_qsl((search or "").lstrip("?")))):
             return no_update, no_update, no_update
-        return (*segment_figures(view, int(segment_id)), f"?segment={int(segment_id)}")
+        return (*segment_figures(view, _sample_or_none(service, view), int(segment_id)), f"?segment={int(segment_id)}")
 
     @app.callback(Output("segments-distribution", "figure"), Input("segments-feature", "value"),
                   prevent_initial_call=True)

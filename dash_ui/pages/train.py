@@ -8,7 +8,7 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import Input, Output, State, dcc, html, no_update
 
-from dash_ui import figures
+from segmentation_core.charts import figures
 from dash_ui.layout import graph, page_header, stat
 from dash_ui.pages.data import trainer_state
 from dash_ui.service import DashboardService

@@ -49,7 +49,7 @@ await build({
   define: { global: "window", "define.amd": "false", "process.env.NODE_DEBUG": "false" },
   target: "es2016",
   banner: { js: `/* plotly.js v${plotlyVersion} (MIT License, Plotly, Inc.): partial bundle for dash_ui with ` +
-                `${TRACES.join(", ")}; built by dash_ui/plotly_bundle/build.sh with esbuild ${versionOf("esbuild")}. */` },
+                `${TRACES.join(", ")}; built by segmentation_core/charts/plotly_bundle/build.sh with esbuild ${versionOf("esbuild")}. */` },
   logLevel: "warning",
 });
 

@@ -1,8 +1,5 @@
-"""The dashboard's own plotly.js: a partial bundle of the trace types it draws (plotly-dashboard.min.js,
-2.1 MB), served in place of the full plotly.min.js (4.8 MB) that the plotly Python package ships.
-
-The bundle is built by `build.sh` (esbuild, from the npm `plotly.js` of the same version as the plotly
-Python package's; `bundle.json` records it) and committed: running the dashboard needs no node.
+"""The dashboard's plotly.js: the partial bundle of `segmentation_core.charts.bundle` (2.1 MB), served in
+place of the full plotly.min.js (4.8 MB) that the plotly Python package ships.
 
 dcc.Graph loads plotly.js when a page first draws a graph (never on pages without one), from the URL
 dash-renderer gives it for a locally served app (`DCC_PLOTLY_PATH`), unless `window.Plotly` is already
@@ -13,44 +10,19 @@ that dash-renderer still asks for that URL and that a real page draws with this 
 """
 from __future__ import annotations
 
-import gzip
-import hashlib
-import json
-from functools import lru_cache
-from pathlib import Path
-from typing import Any
-
 import dash
 import flask
 
-HERE = Path(__file__).resolve().parent
-BUNDLE = HERE / "plotly-dashboard.min.js"
-MANIFEST = HERE / "bundle.json"
+from segmentation_core.charts import bundle
+
 #: Where dcc.Graph loads plotly.js from (set by dash-renderer when serve_locally), below the app's prefix.
 DCC_PLOTLY_PATH = "_dash-component-suites/plotly/package_data/plotly.min.js"
 
 
-@lru_cache(maxsize=1)
-def manifest() -> dict[str, Any]:
-    """bundle.json: the plotly.js version, the trace types, the size and sha256 of the bundle."""
-    return json.loads(MANIFEST.read_text())
-
-
-@lru_cache(maxsize=1)
-def _bundle() -> tuple[bytes, str]:
-    code = BUNDLE.read_bytes()
-    return code, hashlib.sha256(code).hexdigest()
-
-
-@lru_cache(maxsize=1)
-def _gzipped() -> bytes:
-    return gzip.compress(_bundle()[0], compresslevel=6, mtime=0)  # 0.7 MB, in 0.2 s, once per process
-
-
 def install(app: dash.Dash) -> None:
     """Serves the partial bundle where dcc.Graph loads plotly.js from."""
-    code, digest = _bundle()
-    zipped = _gzipped()  # now, not in the first visitor's request
+    code, digest = bundle.code()
+    zipped = bundle.gzipped()  # now, not in the first visitor's request
 
     def serve() -> flask.Response:
         compressed = "gzip" in flask.request.accept_encodings

@@ -1,8 +1,10 @@
-"""Figure builders: pure functions from plain data (DataFrames, dataclasses) to plotly figures.
+"""Figure builders of the dashboard and the training report: pure functions from plain data
+(DataFrames, mappings) to plotly figures.
 
-No I/O and no Dash here: callbacks fetch through `dash_ui.service` and call these, and the unit tests
-call them directly. A segment's colour is the service's (`ModelView.segment_colours`, passed in as
-`colours`), looked up by `dash_ui.models.segment_colour` only.
+No I/O, no Dash, no store here: the dashboard's callbacks fetch through `dash_ui.service` and call these,
+the report (`training_job.report`) calls them on the manifest and the plot sample, and the unit tests call
+them directly. A segment's colour is given (`colours`: ModelInfo's in the dashboard, the palette's in the
+report), looked up by `segmentation_core.charts.colours.segment_colour` only.
 """
 from __future__ import annotations
 
@@ -14,7 +16,13 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from dash_ui.models import BASE_COLOUR, BASE_SEGMENT_ID, BASE_SEGMENT_NAME, segment_colour
+from segmentation_core.charts.colours import BASE_COLOUR, segment_colour
+
+#: Columns of a statistics frame (`profile_figure`, the dashboard's table): one row per segment and
+#: feature, and rows of the whole base with segment id BASE_SEGMENT_ID.
+STATS_COLUMNS = ("segment_id", "segment", "feature", "count", "share", "mean", "median", "min", "max", "std")
+BASE_SEGMENT_ID = -1
+BASE_SEGMENT_NAME = "All customers"
 
 #: Most points a map draws, whatever the sample the service sent.
 MAX_MAP_POINTS = 3000
@@ -25,6 +33,10 @@ K_METRICS: tuple[tuple[str, str, str], ...] = (
     ("calinski_harabasz", "Calinski-Harabasz", "higher"),
     ("davies_bouldin", "Davies-Bouldin", "lower"),
 )
+#: The k charts an analyst reads first: the elbow and the silhouette.
+ANALYST_K_METRICS = ("inertia", "silhouette")
+#: Fewest values of k that make a line worth drawing (a fixed k gives one dot per chart).
+MIN_SEARCHED_KS = 3
 _LAYOUT = dict(template="plotly_white", margin=dict(l=40, r=20, t=40, b=40), font=dict(size=12))
 
 
@@ -186,57 +198,87 @@ def profile_figure(stats: pd.DataFrame, segment_id: int, features: Sequence[str]
                 continue
             rec = row.iloc[0]
             fig.add_trace(go.Bar(
-                x=[label], y=[rec["mean"]], name=label, legendgroup=label, showlegend=(i == 0),
+                x=[label], y=[rec["mean"]], name=wrap(label, 32), legendgroup=label, showlegend=(i == 0),
                 marker_color=colour, opacity=1.0 if sid == segment_id else 0.45,
                 customdata=[[rec["median"], rec["min"], rec["max"]]],
                 hovertemplate=f"{label}<br>{feature}<br>mean %{{y:.4g}}<br>median %{{customdata[0]:.4g}}"
                               "<br>range %{customdata[1]:.4g} to %{customdata[2]:.4g}<extra></extra>",
             ), row=r, col=c)
     fig.update_layout(**_LAYOUT, barmode="group", height=max(300, 230 * rows + 70))
-    fig.update_layout(title=dict(text=f"{seg_name} vs all customers: means in original units", y=0.98),
-                      margin=dict(t=80), legend=dict(orientation="h", y=-0.08))
+    # The title starts at the left, wrapped, so that a long segment name neither runs into the mode bar
+    # (top right) nor over the charts' own titles (the top margin grows with its lines).
+    title = wrap(f"{seg_name} vs all customers", 40)
+    fig.update_layout(title=dict(text=f"{title}<br><span style='font-size:12px;color:#6c757d'>means in original "
+                                      "units</span>", x=0.01, xanchor="left", y=0.99, yanchor="top"),
+                      margin=dict(t=70 + 20 * title.count("<br>")), legend=dict(orientation="h", y=-0.08))
     fig.update_xaxes(showticklabels=False)
     return fig
 
 
-def radar_axes(features: Sequence[str]) -> list[tuple[str, str, str]]:
-    """(axis label, feature, statistic) of the radar: each feature's mean; with fewer than three
-    features, its mean and median (a radar needs three axes to say anything)."""
+#: The statistics a radar shows per feature when there are fewer than three features (a radar needs
+#: three axes to say anything): the segment's quartiles; else its median alone.
+_FEW_FEATURE_STATS = (("p25", 0.25), ("median", 0.5), ("p75", 0.75))
+
+
+def radar_axes(features: Sequence[str]) -> list[tuple[str, str, float]]:
+    """(axis label, feature, quantile of the segment) of the radar: each feature's median; with fewer
+    than three features, its quartiles and median."""
     if len(features) >= 3:
-        return [(f, f, "mean") for f in features]
-    return [(f"{f} ({stat})", f, stat) for f in features for stat in ("mean", "median")]
+        return [(f, f, 0.5) for f in features]
+    return [(f"{f} ({stat})", f, q) for f in features for stat, q in _FEW_FEATURE_STATS]
 
 
-def radar_figure(stats: pd.DataFrame, features: Sequence[str], ranges: Mapping[str, tuple[float, float]],
-                 names: Mapping[int, str], *, colours: Mapping[int, str] | None = None,
-                 highlight: int | None = None) -> go.Figure:
-    """Each segment on a radar, statistics scaled to the feature's training range [min, max]."""
-    features = [f for f in features if f in ranges]
+def percentile_of(values: np.ndarray, value: float) -> float:
+    """Where `value` stands among `values` (sorted, no NaN), in percent: the share below it plus half the
+    share equal to it (the mid-rank percentile: the median of the values is 50)."""
+    if not len(values) or not math.isfinite(value):
+        return math.nan
+    below = np.searchsorted(values, value, side="left")
+    upto = np.searchsorted(values, value, side="right")
+    return 100.0 * (below + upto) / (2 * len(values))
+
+
+def radar_figure(sample: pd.DataFrame, features: Sequence[str], names: Mapping[int, str], *,
+                 colours: Mapping[int, str] | None = None, highlight: int | None = None) -> go.Figure:
+    """Each segment on a radar: on every axis, where the segment's median stands among all customers of
+    `sample` (a percentile, 0-100).
+
+    Percentiles, not the training range: on skewed features (spend, frequency) a few extreme customers
+    stretch [min, max] so far that every segment's mean sits at the centre. A percentile spreads the
+    segments over the axis whatever the feature's shape and units; the hover gives the median itself.
+    """
+    features = [f for f in features if f in sample.columns]
     axes = radar_axes(features)
-    if len(axes) < 3:
-        return empty_figure("A radar needs numeric features")
+    if len(axes) < 3 or sample.empty or "segment_id" not in sample.columns:
+        return empty_figure("A radar needs numeric features and the plot sample")
+    columns = {f: pd.to_numeric(sample[f], errors="coerce") for f in features}
+    everyone = {f: np.sort(col.dropna().to_numpy(dtype=float)) for f, col in columns.items()}
     fig = go.Figure(layout=_LAYOUT)
-    theta = [label for label, _, _ in axes]
+    theta = [wrap(label, 16) for label, _, _ in axes]
     theta.append(theta[0])
     for sid in sorted(names):
-        rows = stats[stats["segment_id"] == sid].set_index("feature")
-        values, raw = [], []
-        for _, f, stat in axes:
-            lo, hi = ranges[f]
-            value = float(rows[stat].get(f, math.nan))
-            raw.append(value)
-            values.append((value - lo) / (hi - lo) if hi > lo else 0.5)
+        members = sample["segment_id"] == sid
+        if not members.any():
+            continue
+        raw = [float(columns[f][members].quantile(q)) for _, f, q in axes]
+        pct = [percentile_of(everyone[f], value) for (_, f, _), value in zip(axes, raw)]
         dim = highlight is not None and sid != highlight
         fig.add_trace(go.Scatterpolar(
-            r=values + values[:1], theta=theta, name=names[sid], fill="toself",
+            r=pct + pct[:1], theta=theta, name=wrap(names[sid], 32), fill="toself",
             line=dict(color=segment_colour(colours, sid), width=3 if sid == highlight else 1.5),
             opacity=0.25 if dim else 0.8, customdata=raw + raw[:1],
-            hovertemplate=f"{names[sid]}<br>%{{theta}}: %{{customdata:.4g}}<extra></extra>",
+            hovertemplate=f"{names[sid]}<br>%{{theta}}: %{{customdata:.4g}}<br>percentile %{{r:.0f}} of all "
+                          "customers<extra></extra>",
         ))
-    fig.update_layout(polar=dict(radialaxis=dict(range=[0, 1], tickvals=[0, 0.5, 1],
-                                                 ticktext=["min", "mid", "max"])),
-                      legend=dict(orientation="h", y=-0.15), margin=dict(l=60, r=60, t=60, b=40),
-                      title_text="Segments, scaled to the training range")
+    fig.update_layout(polar=dict(radialaxis=dict(range=[0, 100], tickvals=[0, 25, 50, 75, 100],
+                                                 ticktext=["0", "p25", "p50", "p75", "p100"], angle=90,
+                                                 tickfont=dict(size=10)),
+                                 domain=dict(y=[0, 0.9])),
+                      legend=dict(orientation="h", y=-0.12, x=0.5, xanchor="center"),
+                      margin=dict(l=90, r=90, t=70, b=40),
+                      title=dict(text="Medians as percentiles<br><span style='font-size:12px;color:#6c757d'>of all "
+                                      "customers (50: the median customer)</span>", x=0.01, xanchor="left",
+                                 y=0.99, yanchor="top"))
     return fig
 
 
@@ -268,17 +310,27 @@ def distribution_figure(frame: pd.DataFrame, feature: str, names: Mapping[int, s
     return fig
 
 
-def k_search_figure(k_search: pd.DataFrame, chosen_k: int) -> go.Figure:
-    """The k-search metrics (elbow, silhouette, CH, DB) against k, the chosen k marked on each."""
-    metrics = [m for m in K_METRICS if m[0] in k_search.columns]
-    if k_search.empty or not metrics:
+def k_was_searched(k_search: pd.DataFrame) -> bool:
+    """Whether the k-search table holds enough values of k for its charts to show a choice (with a fixed
+    k it holds one: single dots)."""
+    return k_search.index.nunique() >= MIN_SEARCHED_KS
+
+
+def k_search_figure(k_search: pd.DataFrame, chosen_k: int, metrics: Sequence[str] | None = None) -> go.Figure:
+    """The k-search metrics against k (`k_search` indexed by k), the chosen k marked on each: `metrics`
+    (default: the elbow, silhouette, CH and DB charts, those the table has), any numeric column allowed."""
+    known = {m: (title, better) for m, title, better in K_METRICS}
+    wanted = list(metrics) if metrics is not None else [m for m, _, _ in K_METRICS]
+    drawn = [(m, *known.get(m, (m.replace("_", " "), ""))) for m in wanted if m in k_search.columns
+             and pd.api.types.is_numeric_dtype(k_search[m]) and not pd.api.types.is_bool_dtype(k_search[m])]
+    if k_search.empty or not drawn:
         return empty_figure("The model carries no k-search table")
-    cols = 2 if len(metrics) > 1 else 1
-    rows = math.ceil(len(metrics) / cols)
-    titles = [f"{title} ({better} is better)" for _, title, better in metrics]
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, vertical_spacing=0.2)
+    cols = 2 if len(drawn) > 1 else 1
+    rows = math.ceil(len(drawn) / cols)
+    titles = [f"{title} ({better} is better)" if better else title for _, title, better in drawn]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, vertical_spacing=min(0.2, 100 / (330 * rows)))
     ks = list(k_search.index)
-    for i, (metric, title, _) in enumerate(metrics):
+    for i, (metric, title, _) in enumerate(drawn):
         r, c = i // cols + 1, i % cols + 1
         values = k_search[metric]
         fig.add_trace(go.Scatter(x=ks, y=values, mode="lines+markers", name=title, showlegend=False,
@@ -298,17 +350,45 @@ def segment_mix_figure(segment_ids: Iterable[int], names: Mapping[int, str], *,
                        colours: Mapping[int, str] | None = None, title: str = "Segment mix") -> go.Figure:
     """Customers per segment (rows without a segment, id -1, count as 'Error')."""
     counts = pd.Series(list(segment_ids), dtype="int64").value_counts()
-    if counts.empty:
+    return segment_sizes_figure({int(i): int(n) for i, n in counts.items()}, names, colours=colours, title=title)
+
+
+def segment_sizes_figure(sizes: Mapping[int, int], names: Mapping[int, str], *,
+                         colours: Mapping[int, str] | None = None, title: str = "Segment sizes") -> go.Figure:
+    """Horizontal bars of customers per segment id (-1 last, as 'Error'), with counts and shares."""
+    ids = sorted((i for i in sizes if sizes[i] > 0), key=lambda i: (i < 0, i))
+    if not ids:
         return empty_figure("No scored rows")
-    ids = sorted(counts.index, key=lambda i: (i < 0, i))
-    total = int(counts.sum())
-    labels = [names.get(int(i), "Error" if i < 0 else f"Segment {i}") for i in ids]
-    values = [int(counts[i]) for i in ids]
+    total = sum(int(sizes[i]) for i in ids)
+    labels = [wrap(names.get(int(i), "Error" if i < 0 else f"Segment {i}"), 32) for i in ids]
+    values = [int(sizes[i]) for i in ids]
     fig = go.Figure(go.Bar(
         x=values, y=labels, orientation="h", marker_color=[segment_colour(colours, i) for i in ids],
         text=[f"{v:,} ({v / total:.1%})" for v in values], textposition="auto",
         hovertemplate="%{y}: %{x:,}<extra></extra>",
     ), layout=_LAYOUT)
-    fig.update_layout(title_text=title, xaxis_title="customers", yaxis=dict(autorange="reversed"),
+    fig.update_layout(title_text=title, xaxis_title="customers", yaxis=dict(autorange="reversed", automargin=True),
                       height=max(250, 45 * len(ids) + 110))
+    return fig
+
+
+def zscore_profile_figure(means: pd.DataFrame, base: Mapping[str, tuple[float, float]], names: Mapping[int, str], *,
+                          colours: Mapping[int, str] | None = None) -> go.Figure:
+    """Grouped bars: per feature, each segment's mean as a z-score against all customers.
+
+    `means` has one row per segment id and one column per feature; `base` gives each feature's mean and
+    standard deviation over all customers.
+    """
+    features = [f for f in means.columns if f in base]
+    if not features or means.empty:
+        return empty_figure("No numeric features")
+    fig = go.Figure(layout=_LAYOUT)
+    for sid in means.index:
+        z = [(float(means.loc[sid, f]) - base[f][0]) / base[f][1] if base[f][1] > 0 else 0.0 for f in features]
+        name = names.get(int(sid), f"Segment {sid}")
+        fig.add_trace(go.Bar(x=features, y=z, name=wrap(name, 32), marker_color=segment_colour(colours, int(sid)),
+                             hovertemplate="%{x}: %{y:.2f} sd<extra>" + name + "</extra>"))
+    fig.update_layout(barmode="group", yaxis_title="z-score of segment mean",
+                      legend=dict(orientation="h", y=-0.2), margin=dict(l=60, r=20, t=20, b=40))
+    fig.add_hline(y=0, line_color="#888")
     return fig
