@@ -1,5 +1,5 @@
 """Figures of the Monitoring page: pure functions from a drift report (the client's typed DriftReport) to
-plotly figures, as `dash_ui.figures` does for the other pages."""
+plotly figures, as `segmentation_core.charts.figures` does for the other pages."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 
 import plotly.graph_objects as go
 
-from dash_ui.figures import _LAYOUT, empty_figure
+from segmentation_core.charts.figures import _LAYOUT, empty_figure
 from dash_ui.models import segment_colour
 from scoring_service.client import DriftReport, FeatureDrift
 

@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 // The trace types dash_ui draws; tests/test_plotly_bundle.py fails when a figure uses another.
-export const TRACES = ["scatter", "scattergl", "scatter3d", "scatterpolar", "bar", "box"];
+export const TRACES = ["scatter", "scattergl", "scatter3d", "scatterpolar", "bar", "box", "heatmap"];
 
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
