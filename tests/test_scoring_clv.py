@@ -157,3 +157,28 @@ def test_dashboard_scores_a_raw_log_and_shows_clv_and_basket_metrics(cdnow_store
             assert any(getattr(c, "id", None) == grid for c in walk(page)), path
     finally:
         dashboards.close()
+
+
+def test_dashboard_predict_result_shows_the_customers_clv(cdnow_store: Path, scoring_server_factory,  # noqa: F811
+                                                          customers: pd.DataFrame) -> None:
+    from dash_ui.pages import predict
+    from tests.test_dash_app import text_of, walk
+    from tests.test_dash_service import Dashboards
+
+    server = scoring_server_factory(cdnow_store / "store", model="cdnow")
+    dashboards = Dashboards()
+    try:
+        service = dashboards.service(target(server))
+        view = service.model_view()
+        assert any(getattr(c, "id", None) == "predict-clv-fields" for c in walk(predict.form(view)))
+        row = customers.loc["00004"]
+        lifetime, errors = predict.clv_inputs({name: row[name] for name in INPUTS})
+        assert not errors
+        prediction = service.predict({"Recency": row["Recency"], "Frequency": row["Frequency"],
+                                      "Monetary": row["Monetary"], **lifetime})
+        card = predict.result_card(prediction, "#000")
+        assert f"{prediction.clv.clv:,.2f}" in text_of(card) and prediction.clv.clv > 0
+        assert predict.clv_inputs({"RepeatPurchases": 2})[1] == [
+            "Lifetime value: fill all four inputs or none (LastPurchaseTime, CustomerAge, AvgRepeatValue missing)."]
+    finally:
+        dashboards.close()

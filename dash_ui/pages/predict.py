@@ -19,6 +19,12 @@ TITLE = "Predict"
 NUMBER_ID = "predict-number"
 CATEGORY_ID = "predict-category"
 MESSAGE_ID = "predict-field-message"
+CLV_ID = "predict-clv-input"
+#: The CLV inputs a transaction-log model with CLV accepts (segmentation_core.clv.INPUTS), with their help.
+CLV_FIELDS = (("RepeatPurchases", "Purchase days after the first (a whole number)"),
+              ("LastPurchaseTime", "First to last purchase day, in {unit}"),
+              ("CustomerAge", "First purchase day to yesterday, in {unit}"),
+              ("AvgRepeatValue", "Mean spend per repeat purchase day (0 without one)"))
 #: Validation levels: an error blocks the prediction; a warning and a note do not.
 ERROR, WARNING, INFO, OK = "error", "warning", "info", ""
 
@@ -65,6 +71,35 @@ def customer_from_form(view: ModelView, numbers: Mapping[str, Any], categories: 
     return customer
 
 
+def clv_inputs(values: Mapping[str, Any]) -> tuple[dict[str, float], list[str]]:
+    """The CLV inputs typed into the form ({} when none) and the blocking errors (some but not all, text)."""
+    given = {name: values.get(name) for name, _ in CLV_FIELDS if values.get(name) not in (None, "")}
+    if not given:
+        return {}, []
+    missing = [name for name, _ in CLV_FIELDS if name not in given]
+    if missing:
+        return {}, [f"Lifetime value: fill all four inputs or none ({', '.join(missing)} missing)."]
+    try:
+        return {name: float(value) for name, value in given.items()}, []
+    except (TypeError, ValueError):
+        return {}, ["Lifetime value: every input must be a number."]
+
+
+def clv_fields(view: ModelView) -> Any:
+    """Optional inputs for the customer's lifetime value (a model with CLV only)."""
+    if view.clv is None:
+        return None
+    unit = view.clv.time_unit
+    return html.Div([
+        html.H5("Lifetime value (optional: all four, as the recipe computes them, or none)", className="mt-3"),
+        dbc.Row([dbc.Col([
+            dbc.Label(name, html_for=f"predict-clv-{name}"),
+            dbc.Input(id={"type": CLV_ID, "feature": name}, name=name, type="number", step="any", min=0),
+            dbc.FormText(help_text.format(unit=unit)),
+        ], md=6, lg=3, className="mb-2") for name, help_text in CLV_FIELDS]),
+    ], id="predict-clv-fields")
+
+
 def _initial(value: float) -> float | int:
     return int(value) if float(value).is_integer() else round(float(value), 4)
 
@@ -94,6 +129,7 @@ def form(view: ModelView) -> dbc.Card:
     return dbc.Card(dbc.CardBody([
         html.H4("Customer", className="card-title"),
         dbc.Row(fields),
+        clv_fields(view),
         dbc.Button("Predict segment", id="predict-button", color="primary", className="mt-2"),
     ]), className="section-card", id="predict-form")
 
@@ -110,6 +146,12 @@ def result_card(prediction: Prediction, colour: str) -> dbc.Card:
         ]),
         html.P("An outlier is farther from its centroid than 99% of the segment's training customers."
                if prediction.outlier else "", className="small text-warning mb-0"),
+        html.Div([
+            stat("Expected purchases", f"{prediction.clv.expected_purchases:.2f}"),
+            stat("P(alive)", f"{prediction.clv.p_alive:.0%}"),
+            stat("Expected order value", f"{prediction.clv.expected_order_value:,.2f}"),
+            stat("Lifetime value", f"{prediction.clv.clv:,.2f}", id="predict-clv"),
+        ], className="mt-2") if prediction.clv is not None else None,
         html.Small(f"Answered by {prediction.model} {prediction.version}", className="text-muted"),
     ]), className="section-card", style={"borderLeft": f"6px solid {colour}"})
 
@@ -158,17 +200,21 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
                   Input("predict-button", "n_clicks"),
                   State({"type": NUMBER_ID, "feature": ALL}, "value"), State({"type": NUMBER_ID, "feature": ALL}, "id"),
                   State({"type": CATEGORY_ID, "feature": ALL}, "value"),
-                  State({"type": CATEGORY_ID, "feature": ALL}, "id"), prevent_initial_call=True)
-    def predict(_: int, numbers: list, number_ids: list, cats: list, cat_ids: list) -> tuple[Any, Any]:
+                  State({"type": CATEGORY_ID, "feature": ALL}, "id"),
+                  State({"type": CLV_ID, "feature": ALL}, "value"), State({"type": CLV_ID, "feature": ALL}, "id"),
+                  prevent_initial_call=True)
+    def predict(_: int, numbers: list, number_ids: list, cats: list, cat_ids: list, clv_values: list,
+                clv_ids: list) -> tuple[Any, Any]:
         try:
             view = service.model_view()
             number_values, cat_values = _by_feature(number_ids, numbers), _by_feature(cat_ids, cats)
-            errors = validate_form(view, number_values, cat_values)
+            lifetime, clv_errors = clv_inputs(_by_feature(clv_ids, clv_values))
+            errors = validate_form(view, number_values, cat_values) + clv_errors
             if errors:
                 return dbc.Alert([html.Strong("Please correct: "), html.Ul([html.Li(e) for e in errors])],
                                  color="danger", id="predict-error"), no_update
             customer = customer_from_form(view, number_values, cat_values)
-            prediction = service.predict(customer)
+            prediction = service.predict({**customer, **lifetime})
         except ServiceError as exc:
             return dbc.Alert(f"No prediction: {exc.message}", color="danger", id="predict-error"), None
         placed = {f.name: (customer[f.name] if customer[f.name] is not None else f.impute)
