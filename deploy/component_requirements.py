@@ -1,16 +1,20 @@
-"""Write the per-image requirement files ``deploy/requirements-<component>.txt`` from requirements.txt.
+"""Write the per-image requirement files ``deploy/requirements-<component>.txt`` from requirements.lock.
 
-Each image installs only what its component imports. The direct dependencies listed in COMPONENTS take
-their pins from requirements.txt (the one place versions are chosen); their own dependencies are pinned
-to the versions installed in the project's virtualenv, the ones the test suite ran with, so that an
-image build resolves to exactly the tested set. ``python deploy/component_requirements.py`` rewrites the
-files, ``--check`` exits 1 when a committed file differs (a test runs it).
+One source: pyproject.toml declares what each program needs (the base dependencies plus the program's
+extra: ``training``, ``scoring``, ``dashboard``), requirements.lock (scripts/lock.sh) holds the exact
+version and the hashes of every package. An image's file is the closure of its program's declared
+dependencies (found through the installed packages' metadata, markers evaluated for CPython 3.11 on
+Linux) with the lock's versions and hashes, so an image installs hash-checked exactly what
+``pip install .[<extra>]`` resolves to in the tested environment. ``python deploy/component_requirements.py``
+rewrites the files, ``--check`` exits 1 when a committed file differs (a test runs it).
 """
 from __future__ import annotations
 
 import argparse
 import importlib.metadata as md
+import re
 import sys
+import tomllib
 from pathlib import Path
 
 from packaging.markers import default_environment
@@ -19,21 +23,14 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
+PYPROJECT = ROOT / "pyproject.toml"
+LOCK = ROOT / "requirements.lock"
 
-# Direct dependencies of each image: what the component's code imports (a test checks this against the
-# modules a running component really loads).
-COMPONENTS: dict[str, tuple[str, ...]] = {
-    # training_job + segmentation_core: tables (CSV, Parquet, Excel), clustering, the HTML report.
-    "training": ("numpy", "pandas", "scikit-learn", "scipy", "joblib", "threadpoolctl", "pyarrow", "openpyxl",
-                 "plotly", "tqdm", "grpcio", "grpcio-health-checking", "grpcio-reflection", "protobuf"),
-    # scoring_service (server) + segmentation_core + generated contract: no pandas, no scikit-learn.
-    "scoring": ("grpcio", "grpcio-health-checking", "grpcio-reflection", "protobuf", "numpy", "prometheus-client"),
-    # dash_ui + the scoring service's client + generated contract + segmentation_core's table reader (uploads:
-    # openpyxl for .xlsx, pyarrow for Parquet); waitress serves it. pyarrow: pandas also backs its string
-    # columns with it when it is installed, as in the tested environment.
-    "dashboard": ("dash", "dash-ag-grid", "dash-bootstrap-components", "plotly", "pandas", "pyarrow", "openpyxl",
-                  "numpy", "grpcio",
-                  "grpcio-health-checking", "protobuf", "waitress"),
+# Image -> the extras of pyproject.toml its program installs (besides the base dependencies).
+COMPONENT_EXTRAS: dict[str, tuple[str, ...]] = {
+    "training": ("training",),
+    "scoring": ("scoring",),
+    "dashboard": ("dashboard",),
 }
 
 # The images' Python: markers are evaluated for CPython 3.11 on Linux whatever machine runs this script.
@@ -42,11 +39,45 @@ TARGET_ENV = {**default_environment(), "python_version": "3.11", "python_full_ve
               "implementation_name": "cpython", "platform_python_implementation": "CPython", "extra": ""}
 
 
+def project() -> dict:
+    """The [project] table of pyproject.toml."""
+    return tomllib.loads(PYPROJECT.read_text())["project"]
+
+
+def declared(extras: tuple[str, ...]) -> dict[str, Requirement]:
+    """Canonical name -> requirement of the base dependencies plus ``extras`` (self-references expanded)."""
+    table = project()
+    own = canonicalize_name(table["name"])
+    found: dict[str, Requirement] = {}
+    todo = [Requirement(r) for r in table.get("dependencies", [])]
+    seen_extras: set[str] = set()
+    pending = list(extras)
+    while pending:
+        extra = pending.pop()
+        if extra in seen_extras:
+            continue
+        if extra not in table.get("optional-dependencies", {}):
+            raise SystemExit(f"pyproject.toml has no extra {extra!r}")
+        seen_extras.add(extra)
+        todo += [Requirement(r) for r in table["optional-dependencies"][extra]]
+    while todo:
+        req = todo.pop()
+        name = canonicalize_name(req.name)
+        if name == own:
+            todo += [r for e in sorted(req.extras - seen_extras) for r in declared((e,)).values()]
+            seen_extras |= req.extras
+            continue
+        found.setdefault(name, req)
+    return found
+
+
 def read_pins(path: Path) -> dict[str, str]:
     """Canonical name -> exact version of every ``name==version`` line of a requirements file."""
     pins = {}
-    for line in path.read_text().splitlines():
+    text = re.sub(r"\\\n", " ", path.read_text())
+    for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
+        line = re.sub(r"\s--hash=\S+", "", line).strip()
         if not line or line.startswith("-"):
             continue
         req = Requirement(line)
@@ -57,10 +88,22 @@ def read_pins(path: Path) -> dict[str, str]:
     return pins
 
 
-def closure(direct: tuple[str, ...]) -> dict[str, str]:
+def read_hashes(path: Path) -> dict[str, list[str]]:
+    """Canonical name -> the ``--hash=sha256:...`` options of its entry in a hash-checked requirements file."""
+    hashes: dict[str, list[str]] = {}
+    text = re.sub(r"\\\n", " ", path.read_text())
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            name = canonicalize_name(Requirement(re.sub(r"\s--hash=\S+", "", line).strip()).name)
+            hashes[name] = re.findall(r"--hash=(\S+)", line)
+    return hashes
+
+
+def closure(direct: list[str]) -> dict[str, str]:
     """Canonical name -> installed version of the direct dependencies and everything they require."""
     found: dict[str, str] = {}
-    todo = [canonicalize_name(n) for n in direct]
+    todo = list(direct)
     while todo:
         name = todo.pop()
         if name in found:
@@ -79,21 +122,28 @@ def closure(direct: tuple[str, ...]) -> dict[str, str]:
 
 def render(component: str) -> str:
     """The text of one component's requirement file."""
-    pins = read_pins(ROOT / "requirements.txt")
-    direct = tuple(canonicalize_name(n) for n in COMPONENTS[component])
-    missing = [n for n in direct if n not in pins]
-    if missing:
-        raise SystemExit(f"{component}: {', '.join(missing)} not pinned in requirements.txt")
+    pins, hashes = read_pins(LOCK), read_hashes(LOCK)
+    direct = sorted(declared(COMPONENT_EXTRAS[component]))
     installed = closure(direct)
-    for name in direct:
-        if installed[name] != pins[name]:
-            raise SystemExit(f"{name}: requirements.txt pins {pins[name]} but {installed[name]} is installed; "
+    for name, version in sorted(installed.items()):
+        if name not in pins:
+            raise SystemExit(f"{name} (needed by the {component} image) is not in requirements.lock; "
+                             "run scripts/lock.sh")
+        if pins[name] != version:
+            raise SystemExit(f"{name}: requirements.lock pins {pins[name]} but {version} is installed; "
                              "run scripts/setup.sh first")
-    lines = [f"# Image of the {component} component. Generated by deploy/component_requirements.py; do not edit.",
-             "# Direct dependencies: pins copied from requirements.txt.",
-             *(f"{n}=={pins[n]}" for n in sorted(direct)),
-             "# Their dependencies: the versions the test suite runs with.",
-             *(f"{n}=={v}" for n, v in sorted(installed.items()) if n not in direct)]
+        if not hashes.get(name):
+            raise SystemExit(f"{name}: requirements.lock has no hash for it; run scripts/lock.sh")
+    extras = ", ".join(f"[{e}]" for e in COMPONENT_EXTRAS[component])
+    lines = [f"# Image of the {component} component: pyproject.toml's dependencies + {extras}, with the",
+             "# versions and hashes of requirements.lock. Generated by deploy/component_requirements.py; "
+             "do not edit.",
+             "# Direct dependencies:"]
+    for group in (direct, sorted(n for n in installed if n not in direct)):
+        for name in group:
+            lines.append(" \\\n    ".join([f"{name}=={pins[name]}", *(f"--hash={h}" for h in hashes[name])]))
+        if group is direct:
+            lines.append("# Their dependencies:")
     return "\n".join(lines) + "\n"
 
 
@@ -108,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if a committed file is stale")
     args = parser.parse_args(argv)
     stale = []
-    for component in COMPONENTS:
+    for component in COMPONENT_EXTRAS:
         text = render(component)
         path = path_of(component)
         if args.check:
@@ -124,4 +174,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

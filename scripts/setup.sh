@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates .venv/ with the pinned dependencies and the project installed in editable mode.
-# Idempotent: re-installs only when requirements.txt or pyproject.toml changed.
+# Creates .venv/ with the locked dependencies (requirements.lock: every extra, hash-checked) and the
+# project installed in editable mode. Idempotent and quick: re-installs only when requirements.lock,
+# requirements.txt, constraints.txt or pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -12,12 +13,16 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv" >&2
   "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.installed-$(cat requirements.txt constraints.txt pyproject.toml | sha256sum | cut -c1-16)
+stamp=.venv/.installed-$(cat requirements.lock requirements.txt constraints.txt pyproject.toml | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
-  echo "setup: installing pinned dependencies into .venv (first run takes a minute or two)" >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+  echo "setup: installing the locked dependencies into .venv (first run takes a minute or two)" >&2
+  pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
+  "${pip[@]}" --upgrade pip
+  "${pip[@]}" --require-hashes -r requirements.lock
+  # A pin added to requirements.txt/constraints.txt but not locked yet (scripts/lock.sh) still installs;
+  # a test says the lock is stale.
+  "${pip[@]}" -r requirements.txt -c constraints.txt
+  "${pip[@]}" --no-deps --no-build-isolation -e .
   rm -f .venv/.installed-*
   touch "$stamp"
 fi

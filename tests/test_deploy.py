@@ -29,6 +29,7 @@ from packaging.utils import canonicalize_name
 from tests.deploy_support import (
     ROOT,
     PYTHON,
+    compose_config,
     free_port,
     http_status,
     imported_modules,
@@ -222,16 +223,19 @@ def read_component_pins(component: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("component", SERVICES.values())
-def test_image_pins_agree_with_requirements_txt(component: str) -> None:
-    main_pins = load_deploy("component_requirements").read_pins(ROOT / "requirements.txt")
-    pins = read_component_pins(component)
-    disagree = {n: (v, main_pins[n]) for n, v in pins.items() if n in main_pins and main_pins[n] != v}
-    assert not disagree, f"requirements-{component}.txt (image, requirements.txt): {disagree}"
+def test_image_pins_and_hashes_are_the_lock_s(component: str) -> None:
+    tool = load_deploy("component_requirements")
+    lock_pins, lock_hashes = tool.read_pins(tool.LOCK), tool.read_hashes(tool.LOCK)
+    path = ROOT / "deploy" / f"requirements-{component}.txt"
+    pins, hashes = tool.read_pins(path), tool.read_hashes(path)
+    disagree = {n: (v, lock_pins.get(n)) for n, v in pins.items() if lock_pins.get(n) != v}
+    assert not disagree, f"requirements-{component}.txt (image, requirements.lock): {disagree}"
+    assert all(hashes[n] and hashes[n] == lock_hashes[n] for n in pins), f"{path.name}: hashes differ from the lock"
 
 
 def test_image_requirement_files_are_fresh() -> None:
     tool = load_deploy("component_requirements")
-    stale = [c for c in tool.COMPONENTS if tool.path_of(c).read_text() != tool.render(c)]
+    stale = [c for c in tool.COMPONENT_EXTRAS if tool.path_of(c).read_text() != tool.render(c)]
     assert not stale, f"stale image requirements {stale}: run python deploy/component_requirements.py"
 
 
@@ -263,17 +267,7 @@ def test_compose_file_passes_docker_compose_validation() -> None:
 @pytest.fixture(scope="module")
 def compose() -> dict:
     """docker-compose.yml as docker-compose itself resolves it (variables filled in, syntax normalised)."""
-    tool = _compose_tool()
-    result = subprocess.run([tool, "-f", str(COMPOSE_FILE), "config"], capture_output=True, text=True, cwd=ROOT,
-                            env=_compose_env(), timeout=60)
-    assert result.returncode == 0, result.stderr
-    # The project's venv has no YAML parser; the compose tool's own Python has one (it reads YAML itself).
-    interpreter = Path(tool).read_text(errors="replace").splitlines()[0].removeprefix("#!").split()
-    as_json = subprocess.run([*interpreter, "-c", "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), "
-                                                  "sys.stdout)"], input=result.stdout, capture_output=True,
-                             text=True, timeout=60)
-    assert as_json.returncode == 0, as_json.stderr
-    return json.loads(as_json.stdout)
+    return compose_config((_compose_tool(),), _compose_env())
 
 
 @pytest.fixture(scope="module")
