@@ -53,6 +53,8 @@ class TrainOptions:
     k: str | None = option(None, "number of segments, or auto")
     algorithm: str | None = option(None, "clustering algorithm (none: the preset's, else kmeans)", choices=ALGORITHMS)
     keep: int = option(10, "versions kept in the store", check=at_least(1))
+    skip_if_served: bool = option(False, "exit 0 without training when the model already serves a version "
+                                         "(docker-compose's start-up command: `up` trains only into an empty store)")
 
 
 @dataclass(frozen=True)
@@ -132,9 +134,30 @@ def _config_for(args: argparse.Namespace, frame_loader) -> TrainingConfig:
     return apply_overrides(config, k=args.k, algorithm=args.algorithm)
 
 
+def _served_version(store: ModelStore, model: str) -> str | None:
+    """The version the model serves, if its CURRENT names one whose manifest verifies."""
+    current = store.current(model)
+    if current is None:
+        return None
+    try:
+        read_manifest(store.version_dir(model, current))
+    except SegmentationError as exc:
+        log.warning("model %s: CURRENT names %s, which cannot be served (%s); training a new version",
+                    model, current, exc)
+        return None
+    return current
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from segmentation_core.tables import read_table
     from training_job.train import train
+
+    if args.skip_if_served:
+        served = _served_version(ModelStore(args.store), args.model)
+        if served is not None:
+            log.info("model %s already serves %s in %s: not training (--skip-if-served; leave it out to retrain)",
+                     args.model, served, args.store)
+            return 0
 
     config = _config_for(args, lambda: read_table(args.data))
     result = train(args.data, config, ModelStore(args.store), model_name=args.model, keep=args.keep)

@@ -1,0 +1,383 @@
+"""The deployment, run for real: the images built by a container engine, docker-compose.yml's stack up.
+
+One session-scoped build of every image the compose file names (the engine's layer cache makes it quick
+after the first), then one stack under its own project name, image tag and free host ports: it waits
+until the stack is healthy, scores customers through the published gRPC port with the Python client,
+loads every dashboard page in headless Chromium through the published HTTP port, uploads an Excel file
+on the Batch page, retrains with ``compose run``, sees the new version served, checks that a second
+``up`` does not retrain, and takes it all down with ``down -v``, leaving no container, network or volume.
+Each image also imports every module its program needs, inside the image.
+
+Without an engine (no Docker, no ../shared/tools/container-engine.sh set-up) the module skips and says
+why; .ci/run sets the engine up. Figures (image sizes, up-to-healthy, retrain-to-served) are written to
+artifacts/deploy/figures.json.
+
+To cover another service (the trainer, a profile's services): add its readiness check to READY, its
+published port variable to PUBLISHED_PORTS, a profile to PROFILES and its modules to IMAGE_MODULES.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pandas as pd
+import pytest
+
+from tests.deploy_support import (ROOT, Engine, Stack, compose_config, find_engine, free_port, http_status,
+                                  load_deploy)
+
+pytestmark = [pytest.mark.slow, pytest.mark.deploy]
+
+IMAGE_TAG = "suite"
+FIGURES = ROOT / "artifacts" / "deploy" / "figures.json"
+# The name under which the local engine may hold a stand-in of the base image (no registry reachable);
+# SEGMENTATION_BASE_IMAGE names another. When the engine has neither, the Dockerfiles' digest is pulled.
+LOCAL_BASE_IMAGE = os.environ.get("SEGMENTATION_BASE_IMAGE", "python:3.11-slim-bookworm")
+# Host ports the compose file publishes, by the variable that sets each: every one gets a free port.
+PUBLISHED_PORTS = ("SCORING_HOST_PORT", "METRICS_HOST_PORT", "DASH_HOST_PORT")
+# Compose profiles the test turns on (the `spark` profile, when it lands).
+PROFILES: tuple[str, ...] = ()
+UP_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True)
+class Ready:
+    """How to tell that one long-running service is up, through its published port."""
+
+    port_variable: str
+    check: Callable[[str], bool]  # given "127.0.0.1:PORT"
+
+
+def _grpc_serving(target: str) -> bool:
+    return load_deploy("grpc_health_probe").check(target, "", timeout=2.0) == "SERVING"
+
+
+def _http_ok(target: str) -> bool:
+    return http_status(f"http://{target}/") == 200
+
+
+# Every long-running service of the stack, with how it is seen to be up (the trainer goes here).
+READY: dict[str, Ready] = {
+    "scoring": Ready("SCORING_HOST_PORT", _grpc_serving),
+    "dashboard": Ready("DASH_HOST_PORT", _http_ok),
+}
+
+# Inside each image: the first-party packages whose every module must import (minus those the program
+# does not run), the distributions whose top-level modules must import (lazy imports such as pandas'
+# openpyxl are found only this way), and the modules the image must not have.
+IMAGE_MODULES: dict[str, dict[str, list[str]]] = {
+    "training": {"packages": ["training_job", "segmentation_core"], "skip": [],
+                 "absent": ["scoring_service", "dash_ui"]},
+    # The scoring image carries the whole scoring_service and segmentation_core folders; the server never
+    # runs the Python client (the `client` extra: pandas), nor segmentation_core's offline scikit-learn
+    # pipeline, table reader and recipe (the training job's).
+    "scoring": {"packages": ["scoring_service", "segmentation_core", "segmentation"],
+                "skip": ["scoring_service.client", "scoring_service.client_cli", "segmentation_core.sklearn_pipeline",
+                         "segmentation_core.tables", "segmentation_core.recipe"],
+                "absent": ["pandas", "sklearn", "scipy", "training_job", "dash_ui"]},
+    "dashboard": {"packages": ["dash_ui", "segmentation"], "skip": [],
+                  "absent": ["training_job", "sklearn"]},
+}
+
+_IMPORT_EVERYTHING = r"""
+import importlib, importlib.metadata as md, json, pkgutil, sys
+spec = json.loads(sys.argv[1])
+failed, imported = {}, []
+def attempt(name):
+    try:
+        importlib.import_module(name)
+        imported.append(name)
+    except BaseException as exc:
+        failed[name] = f"{type(exc).__name__}: {exc}"
+for package in spec["packages"]:
+    attempt(package)
+    module = sys.modules.get(package)
+    for info in pkgutil.walk_packages(getattr(module, "__path__", []), package + "."):
+        skipped = any(info.name == s or info.name.startswith(s + ".") for s in spec["skip"])
+        if not skipped and not info.name.endswith(".__main__"):  # __main__ runs the program: the stack does
+            attempt(info.name)
+for dist in spec["distributions"]:
+    try:
+        files = md.distribution(dist).files or []
+    except md.PackageNotFoundError:
+        failed[dist] = "distribution not installed"
+        continue
+    tops = {f.parts[0].removesuffix(".py") for f in files
+            if f.parts and not f.parts[0].endswith((".dist-info", ".data", ".pth")) and f.parts[0] != ".."
+            and (f.suffix == ".py" or len(f.parts) > 1) and not f.parts[0].startswith("_")
+            and f.parts[0] not in ("bin", "__pycache__")}
+    for top in sorted(t for t in tops if t.isidentifier()):  # not numpy.libs and the like
+        attempt(top)
+present = [name for name in spec["absent"] if importlib.util.find_spec(name) is not None]
+print(json.dumps({"failed": failed, "imported": len(imported), "present": present}))
+"""
+
+
+def _engine_or_skip() -> Engine:
+    engine = find_engine()
+    if isinstance(engine, str):
+        pytest.skip(engine)
+    return engine
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    """The container engine, or a skip saying why there is none."""
+    return _engine_or_skip()
+
+
+def _compose_services(engine: Engine) -> dict[str, dict]:
+    """docker-compose.yml's services as the compose tool resolves them (with IMAGE_TAG set)."""
+    env = {"IMAGE_TAG": IMAGE_TAG, **({"COMPOSE_PROFILES": ",".join(PROFILES)} if PROFILES else {})}
+    return compose_config(engine.compose_tool, engine.env(**env))["services"]
+
+
+def _record(**figures: object) -> None:
+    FIGURES.parent.mkdir(parents=True, exist_ok=True)
+    known = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
+    known.update(figures)
+    FIGURES.write_text(json.dumps(known, indent=2, sort_keys=True) + "\n")
+
+
+@pytest.fixture(scope="session")
+def images(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Every image docker-compose.yml names, built once for the session: component -> image tag."""
+    logs = tmp_path_factory.mktemp("image-builds")
+    build_args = {"PYTHON_IMAGE": LOCAL_BASE_IMAGE} if engine.has_image(LOCAL_BASE_IMAGE) else {}
+    built: dict[str, str] = {}
+    seconds: dict[str, float] = {}
+    for name, service in _compose_services(engine).items():
+        dockerfile = service["build"]["dockerfile"]
+        component = dockerfile.rsplit(".", 1)[-1]
+        if component in built:
+            continue
+        start = time.monotonic()
+        engine.build(dockerfile, service["image"], build_args, logs / f"{component}.log")
+        seconds[component] = round(time.monotonic() - start, 1)
+        built[component] = service["image"]
+    sizes = {c: engine.image_size(tag) for c, tag in built.items()}
+    _record(image_mb={c: round(s / 1e6) for c, s in sizes.items()}, build_seconds=seconds,
+            base_image=build_args.get("PYTHON_IMAGE", "the Dockerfiles' digest"), load=os.getloadavg()[0])
+    return built
+
+
+def test_the_scoring_image_is_the_smallest(engine: Engine, images: dict[str, str]) -> None:
+    sizes = {c: engine.image_size(tag) for c, tag in images.items()}
+    assert min(sizes, key=sizes.get) == "scoring", f"image sizes (bytes): {sizes}"
+
+
+@pytest.mark.parametrize("component", list(IMAGE_MODULES))
+def test_each_image_imports_every_module_its_program_needs(engine: Engine, images: dict[str, str],
+                                                           component: str) -> None:
+    tool = load_deploy("component_requirements")
+    spec = {**IMAGE_MODULES[component], "distributions": sorted(tool.declared(tool.COMPONENT_EXTRAS[component]))}
+    result = engine.run("run", "--rm", "--network", "none", "--entrypoint", "python", images[component], "-c",
+                        _IMPORT_EVERYTHING, json.dumps(spec), timeout=300)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not report["failed"], f"{component} image: {json.dumps(report['failed'], indent=1)}"
+    assert not report["present"], f"{component} image carries {report['present']}"
+    assert report["imported"] > 10
+
+
+# ---------------------------------------------------------------------------------------------------
+# The stack
+
+
+@pytest.fixture(scope="module")
+def stack(engine: Engine, images: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """docker-compose.yml up under a project of its own, healthy; taken down (-v) at the end whatever happens."""
+    env = {"IMAGE_TAG": IMAGE_TAG, **{v: str(free_port()) for v in PUBLISHED_PORTS}}
+    if PROFILES:
+        env["COMPOSE_PROFILES"] = ",".join(PROFILES)
+    stack = Stack(engine, f"segtest{uuid.uuid4().hex[:8]}", env, tmp_path_factory.mktemp("stack"))
+    stack.start_health_checks()
+    try:
+        start = time.monotonic()
+        stack.compose("up", "-d", "--no-build", timeout=UP_TIMEOUT)
+        for name, ready in READY.items():
+            target = f"127.0.0.1:{env[ready.port_variable]}"
+            deadline = time.monotonic() + UP_TIMEOUT
+            while not ready.check(target):
+                assert time.monotonic() < deadline, f"{name} is not up at {target}\n{stack.logs()}"
+                time.sleep(0.5)
+        _record(up_to_healthy_seconds=round(time.monotonic() - start, 1))
+        yield stack
+    finally:
+        stack.compose("down", "-v", "--remove-orphans", timeout=300, check=False)
+        stack.stop_health_checks()
+
+
+def _target(stack: Stack, variable: str) -> str:
+    return f"127.0.0.1:{stack.env[variable]}"
+
+
+@pytest.fixture(scope="module")
+def client(stack: Stack) -> Iterator[object]:
+    """The Python client, through the published gRPC port."""
+    from scoring_service.client import ScoringClient
+
+    with ScoringClient(_target(stack, "SCORING_HOST_PORT"), timeout=30) as client:
+        yield client
+
+
+def _versions(stack: Stack) -> list[dict]:
+    listing = stack.compose("run", "--rm", "-T", "training", "list", "--json", timeout=300)
+    return json.loads(listing.stdout[listing.stdout.index("["):])
+
+
+def _training_sample(stack: Stack) -> tuple[pd.DataFrame, list[int], str]:
+    """The model's labelled sample of training customers (GetSegmentStats), as a frame, its segment ids
+    and the version it belongs to."""
+    import grpc
+
+    from segmentation.v1 import scoring_pb2 as pb
+    from segmentation.v1 import scoring_pb2_grpc
+
+    with grpc.insecure_channel(_target(stack, "SCORING_HOST_PORT")) as channel:
+        stats = scoring_pb2_grpc.ScoringServiceStub(channel).GetSegmentStats(pb.GetSegmentStatsRequest(max_sample=500),
+                                                                             timeout=30)
+    frame = pd.DataFrame({c.name: list(c.values) for c in stats.sample_numeric}
+                         | {c.name: list(c.values) for c in stats.sample_categorical})
+    return frame, list(stats.sample_segment_id), stats.version
+
+
+def test_up_trained_one_version_and_the_service_serves_it(stack: Stack, client) -> None:
+    versions = _versions(stack)
+    assert [v["version"] for v in versions if v["current"]] == ["v0001"], versions
+    info = client.model_info()
+    assert info.version == "v0001" and info.k == len(info.segments) >= 2
+
+
+def test_customers_scored_through_the_published_port_get_their_training_segments(stack: Stack, client) -> None:
+    sample, segments, version = _training_sample(stack)
+    assert len(sample) >= 100 and version == client.model_info().version
+    scored = client.predict_frame(sample)
+    assert (scored["error"].astype(str) == "").all(), scored[scored["error"].astype(str) != ""].head()
+    assert list(scored["segment_id"]) == segments, "the service's segments differ from the training labels"
+    names = {s.id: s.name for s in client.model_info().segments}
+    assert list(scored["segment_name"].astype(str)) == [names[s] for s in segments]
+    one = client.predict(sample.iloc[0].to_dict())
+    assert (one.segment_id, one.version) == (segments[0], version)
+
+
+@pytest.fixture(scope="module")
+def browser(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    from tests.browser_support import browser_missing_reason, chrome
+
+    reason = browser_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    with chrome(tmp_path_factory.mktemp("stack-downloads")) as driver:
+        yield driver
+
+
+def _open(driver, url: str) -> None:
+    from tests.browser_support import page_ready_script, wait_until
+
+    driver.get(url)
+    wait_until(lambda: driver.execute_script(page_ready_script()), 60, message=f"{url} to be ready")
+
+
+@pytest.mark.browser
+def test_every_dashboard_page_loads_through_the_published_port(stack: Stack, client, browser) -> None:
+    from tests.browser_support import screenshot, wait_until
+
+    url = f"http://{_target(stack, 'DASH_HOST_PORT')}"
+    info = client.model_info()
+    _open(browser, url + "/")
+    paths = [link.get_attribute("href").removeprefix(url) or "/"
+             for link in browser.find_elements("css selector", "a.nav-link[id^='nav-']")]
+    assert "/batch" in paths and len(paths) >= 5, paths
+    for path in paths:
+        _open(browser, url + path)
+        wait_until(lambda: info.version in browser.find_element("id", "service-state").text, 30,
+                   message=f"the served version on {path}")
+        assert "Traceback" not in browser.page_source, path
+        screenshot(browser, "stack" + path.replace("/", "-").rstrip("-"))
+    _open(browser, url + "/")
+    wait_until(lambda: all(s.name in browser.page_source for s in info.segments), 30,
+               message="every segment name on the Overview")
+
+
+@pytest.mark.browser
+def test_an_excel_file_uploaded_on_the_batch_page_is_scored(stack: Stack, client, browser, tmp_path: Path) -> None:
+    from tests.browser_support import screenshot, wait_until
+
+    sample, segments, _ = _training_sample(stack)
+    upload = tmp_path / "customers.xlsx"
+    sample.head(40).to_excel(upload, index=False)
+    _open(browser, f"http://{_target(stack, 'DASH_HOST_PORT')}/batch")
+    browser.find_element("css selector", "#batch-upload input[type=file]").send_keys(str(upload))
+    report = wait_until(lambda: browser.find_element("id", "batch-report-alert").text, 30,
+                        message="the validation report of the Excel file")
+    assert "40 rows" in report, report
+    browser.find_element("id", "batch-score").click()
+    wait_until(lambda: browser.find_elements("id", "batch-results-title"), 60, message="the results")
+    title = browser.find_element("id", "batch-results-title").text
+    info = client.model_info()
+    assert title == f"40 rows scored by {info.model} {info.version}", title
+    screenshot(browser, "stack-batch-excel")
+
+
+def _published_at(training_output: str, version: str) -> float | None:
+    """When the training job logged that ``version`` became CURRENT (its JSON log line's UTC time), if it did."""
+    for line in training_output.splitlines():
+        if line.startswith("{") and f"{version} is now CURRENT" in line:
+            try:
+                stamp = json.loads(line)["time"]
+                return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=timezone.utc).timestamp()
+            except (ValueError, KeyError):
+                return None
+    return None
+
+
+def test_retrained_with_compose_run_and_the_new_version_is_served(stack: Stack, client) -> None:
+    before = client.model_info()
+    seen: dict[str, float] = {}
+    watching = threading.Event()
+
+    def watch() -> None:  # polls through the published port while the retraining runs
+        while not watching.is_set() and time.time() < start + 600:
+            version = client.model_info().version
+            if version != before.version:
+                seen[version] = time.time()
+                return
+            time.sleep(0.05)
+
+    start = time.time()
+    poller = threading.Thread(target=watch, daemon=True)
+    poller.start()
+    run = stack.compose("run", "--rm", "-T", "training", "train", "--k", str(before.k + 1), timeout=600)
+    finished = time.time()
+    poller.join(60)
+    watching.set()
+    assert list(seen) == ["v0002"], f"served after the retraining: {seen or before.version}"
+    info = client.model_info()
+    assert info.version == "v0002" and info.k == before.k + 1
+    sample, _, _ = _training_sample(stack)
+    assert client.predict(sample.iloc[0].to_dict()).version == "v0002"
+    _record(retrain_run_seconds=round(finished - start, 1), retrain_to_served_seconds=round(seen["v0002"] - start, 1))
+    published = _published_at(run.stdout + run.stderr, "v0002")
+    if published is not None:  # a figure only: the log's format is the training job's business
+        _record(published_to_served_seconds=round(seen["v0002"] - published, 2))
+
+
+def test_a_second_up_does_not_retrain(stack: Stack, client) -> None:
+    served = client.model_info().version
+    stack.compose("up", "-d", "--no-build", timeout=UP_TIMEOUT)
+    logs = stack.compose("logs", "--no-color", "training", timeout=60).stdout
+    assert "not training (--skip-if-served" in logs, logs[-2000:]
+    assert [v["version"] for v in _versions(stack) if v["current"]] == [served]
+    assert client.model_info().version == served
+
+
+def test_down_v_leaves_no_container_network_or_volume(stack: Stack) -> None:
+    stack.compose("down", "-v", "--remove-orphans", timeout=300)
+    assert stack.leftovers() == {}, f"left behind by `down -v`: {stack.leftovers()}"
