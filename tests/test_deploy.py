@@ -1,11 +1,12 @@
 """The deployment files agree with the code: docker-compose.yml, the Dockerfiles, the image requirements.
 
-No Docker engine runs here, so what an engine would find out late is checked early: the compose file
-passes Debian's ``docker-compose config`` (no engine needed), every service's command parses with its
-program's real argument parser and every environment variable is one the program reads (found by
-running the parsers, not listed here), every COPY source exists and is not in .dockerignore, each
-image's requirements pin what requirements.txt pins, and each image holds every module its component
-really imports while it runs.
+Without an engine, what an engine would find out late is checked early (tests/test_deploy_stack.py
+builds the images and runs the stack when there is one): the compose file passes Debian's
+``docker-compose config`` (no engine needed), every service's command parses with its program's real
+argument parser and every environment variable is one the program reads (found by running the parsers,
+not listed here), every COPY source exists and is not in .dockerignore, each image's requirements are
+the lock's versions and hashes, and each image holds every module its component really imports while
+it runs.
 """
 from __future__ import annotations
 

@@ -75,19 +75,19 @@ READY: dict[str, Ready] = {
 IMAGE_MODULES: dict[str, dict[str, list[str]]] = {
     "training": {"packages": ["training_job", "segmentation_core"], "skip": [],
                  "absent": ["scoring_service", "dash_ui"]},
-    # The scoring image carries the whole scoring_service and segmentation_core folders; the server never
-    # runs the Python client (the `client` extra: pandas), nor segmentation_core's offline scikit-learn
-    # pipeline, table reader and recipe (the training job's).
-    "scoring": {"packages": ["scoring_service", "segmentation_core", "segmentation"],
-                "skip": ["scoring_service.client", "scoring_service.client_cli", "segmentation_core.sklearn_pipeline",
-                         "segmentation_core.tables", "segmentation_core.recipe"],
+    # The scoring image carries the whole scoring_service and segmentation_core folders; the server's modules
+    # (not the Python client's: the `client` extra, pandas) pull in the segmentation_core modules it uses.
+    "scoring": {"packages": ["scoring_service", "segmentation"],
+                "skip": ["scoring_service.client", "scoring_service.client_cli"],
                 "absent": ["pandas", "sklearn", "scipy", "training_job", "dash_ui"]},
+    # The dashboard image carries of segmentation_core and scoring_service only the files it imports.
     "dashboard": {"packages": ["dash_ui", "segmentation"], "skip": [],
-                  "absent": ["training_job", "sklearn"]},
+                  "modules": ["segmentation_core.tables", "scoring_service.client"],
+                  "absent": ["training_job", "sklearn", "segmentation_core.store", "scoring_service.server"]},
 }
 
 _IMPORT_EVERYTHING = r"""
-import importlib, importlib.metadata as md, json, pkgutil, sys
+import importlib, importlib.metadata as md, importlib.util, json, pkgutil, sys
 spec = json.loads(sys.argv[1])
 failed, imported = {}, []
 def attempt(name):
@@ -96,6 +96,8 @@ def attempt(name):
         imported.append(name)
     except BaseException as exc:
         failed[name] = f"{type(exc).__name__}: {exc}"
+for name in spec.get("modules", []):
+    attempt(name)
 for package in spec["packages"]:
     attempt(package)
     module = sys.modules.get(package)
@@ -115,7 +117,12 @@ for dist in spec["distributions"]:
             and f.parts[0] not in ("bin", "__pycache__")}
     for top in sorted(t for t in tops if t.isidentifier()):  # not numpy.libs and the like
         attempt(top)
-present = [name for name in spec["absent"] if importlib.util.find_spec(name) is not None]
+def found(name):
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
+present = [name for name in spec["absent"] if found(name)]
 print(json.dumps({"failed": failed, "imported": len(imported), "present": present}))
 """
 
@@ -331,8 +338,8 @@ def _published_at(training_output: str, version: str) -> float | None:
     for line in training_output.splitlines():
         if line.startswith("{") and f"{version} is now CURRENT" in line:
             try:
-                stamp = json.loads(line)["time"]
-                return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=timezone.utc).timestamp()
+                stamp = datetime.fromisoformat(json.loads(line)["time"].replace("Z", "+00:00"))
+                return (stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)).timestamp()
             except (ValueError, KeyError):
                 return None
     return None
