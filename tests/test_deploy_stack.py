@@ -41,7 +41,7 @@ FIGURES = ROOT / "artifacts" / "deploy" / "figures.json"
 # SEGMENTATION_BASE_IMAGE names another. When the engine has neither, the Dockerfiles' digest is pulled.
 LOCAL_BASE_IMAGE = os.environ.get("SEGMENTATION_BASE_IMAGE", "python:3.11-slim-bookworm")
 # Host ports the compose file publishes, by the variable that sets each: every one gets a free port.
-PUBLISHED_PORTS = ("SCORING_HOST_PORT", "METRICS_HOST_PORT", "DASH_HOST_PORT")
+PUBLISHED_PORTS = ("SCORING_HOST_PORT", "METRICS_HOST_PORT", "DASH_HOST_PORT", "TRAINER_HOST_PORT")
 # Compose profiles the test turns on (the `spark` profile, when it lands).
 PROFILES: tuple[str, ...] = ()
 UP_TIMEOUT = 600.0
@@ -66,6 +66,7 @@ def _http_ok(target: str) -> bool:
 # Every long-running service of the stack, with how it is seen to be up (the trainer goes here).
 READY: dict[str, Ready] = {
     "scoring": Ready("SCORING_HOST_PORT", _grpc_serving),
+    "trainer": Ready("TRAINER_HOST_PORT", _grpc_serving),
     "dashboard": Ready("DASH_HOST_PORT", _http_ok),
 }
 
@@ -80,10 +81,11 @@ IMAGE_MODULES: dict[str, dict[str, list[str]]] = {
     "scoring": {"packages": ["scoring_service", "segmentation"],
                 "skip": ["scoring_service.client", "scoring_service.client_cli"],
                 "absent": ["pandas", "sklearn", "scipy", "training_job", "dash_ui"]},
-    # The dashboard image carries of segmentation_core and scoring_service only the files it imports.
+    # The dashboard image carries of segmentation_core, scoring_service and training_job only the files it
+    # imports: the table reader and the two services' clients.
     "dashboard": {"packages": ["dash_ui", "segmentation"], "skip": [],
-                  "modules": ["segmentation_core.tables", "scoring_service.client"],
-                  "absent": ["training_job", "sklearn", "segmentation_core.store", "scoring_service.server"]},
+                  "modules": ["segmentation_core.tables", "scoring_service.client", "training_job.client"],
+                  "absent": ["sklearn", "training_job.train", "segmentation_core.store", "scoring_service.server"]},
 }
 
 _IMPORT_EVERYTHING = r"""
@@ -161,6 +163,10 @@ def images(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     built: dict[str, str] = {}
     seconds: dict[str, float] = {}
     for name, service in _compose_services(engine).items():
+        if "build" not in service:  # runs an image another service builds (the trainer: the training image)
+            assert any(s.get("image") == service["image"] and "build" in s
+                       for s in _compose_services(engine).values()), f"{name}: no service builds {service['image']}"
+            continue
         dockerfile = service["build"]["dockerfile"]
         component = dockerfile.rsplit(".", 1)[-1]
         if component in built:
@@ -374,6 +380,28 @@ def test_retrained_with_compose_run_and_the_new_version_is_served(stack: Stack, 
     published = _published_at(run.stdout + run.stderr, "v0002")
     if published is not None:  # a figure only: the log's format is the training job's business
         _record(published_to_served_seconds=round(seen["v0002"] - published, 2))
+
+
+def test_the_trainer_trains_an_upload_and_publishes_it_to_the_service(stack: Stack, client,
+                                                                     tmp_path: Path) -> None:
+    from training_job.client import TrainingClient
+
+    sample, _, _ = _training_sample(stack)
+    upload = tmp_path / "customers.csv"
+    sample.to_csv(upload, index=False)
+    served = client.model_info().version
+    with TrainingClient(_target(stack, "TRAINER_HOST_PORT"), timeout=60) as trainer:
+        dataset = trainer.upload(upload)
+        assert trainer.profile(dataset.dataset_id).rows == len(sample)
+        job = trainer.wait(trainer.submit(dataset.dataset_id, preset="auto", k=3).job_id, timeout=600)
+        assert job.state == "SUCCEEDED" and job.result is not None, (job.state, job.error, job.log[-5:])
+        assert not job.result.published and job.result.k == 3
+        assert client.model_info().version == served, "a staged version must not be served"
+        trainer.publish(job.result.version)
+    deadline = time.monotonic() + 60
+    while client.model_info().version != job.result.version:
+        assert time.monotonic() < deadline, f"{job.result.version} was published but is not served"
+        time.sleep(0.1)
 
 
 def test_a_second_up_does_not_retrain(stack: Stack, client) -> None:
