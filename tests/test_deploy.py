@@ -580,3 +580,20 @@ def test_architecture_picture_matches_the_imports() -> None:
     drawn = {(a, b): {m.strip() for m in label.split(",")}
              for a, label, b in re.findall(r"(\w+) -->\|\"([^\"]*)\"\| (\w+)", block)}
     assert drawn == _import_graph(), "docs/architecture.md's graph differs from the code's imports"
+
+
+def test_train_skip_if_served_leaves_a_serving_store_alone_and_trains_an_empty_one(tmp_path: Path) -> None:
+    from segmentation_core.store import ModelStore
+    from tests import model_factory
+    from training_job.cli import main
+
+    if not model_factory.MALL_CSV.exists():
+        pytest.skip(f"{model_factory.MALL_CSV} not found")
+    store = ModelStore(tmp_path / "store")
+    model_factory.publish(store)
+    served = store.current("customers")
+    missing = str(tmp_path / "no-such-file.csv")  # it would fail, were it read
+    assert main(["train", "--skip-if-served", "--data", missing, "--store", str(store.root)]) == 0
+    assert store.versions("customers") == [served] and store.current("customers") == served
+    # An empty store (or another model) is trained: here the missing file is reported, exit 2.
+    assert main(["train", "--skip-if-served", "--data", missing, "--store", str(tmp_path / "empty")]) == 2
