@@ -4,16 +4,18 @@ One session-scoped build of every image the compose file names (the engine's lay
 after the first), then one stack under its own project name, image tag and free host ports: it waits
 until the stack is healthy, scores customers through the published gRPC port with the Python client,
 loads every dashboard page in headless Chromium through the published HTTP port, uploads an Excel file
-on the Batch page, retrains with ``compose run``, sees the new version served, checks that a second
-``up`` does not retrain, and takes it all down with ``down -v``, leaving no container, network or volume.
+on the Batch page, retrains with ``compose run``, sees the new version served, trains and publishes a
+version through the trainer's published port, checks that a second ``up`` does not retrain, and takes it
+all down with ``down -v``, leaving no container, network or volume.
 Each image also imports every module its program needs, inside the image.
 
 Without an engine (no Docker, no ../shared/tools/container-engine.sh set-up) the module skips and says
 why; .ci/run sets the engine up. Figures (image sizes, up-to-healthy, retrain-to-served) are written to
 artifacts/deploy/figures.json.
 
-To cover another service (the trainer, a profile's services): add its readiness check to READY, its
-published port variable to PUBLISHED_PORTS, a profile to PROFILES and its modules to IMAGE_MODULES.
+To cover another service (as the trainer is) or a profile's services (`spark`): add its readiness check
+to READY, its published port variable to PUBLISHED_PORTS, the profile to PROFILES, and the modules of a
+new image to IMAGE_MODULES.
 """
 from __future__ import annotations
 
