@@ -9,20 +9,24 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import waitress
-from dash import Dash
-
-from dash_ui.app import create_app
-from dash_ui.service import DashboardService, default_client_factory
 from dash_ui.settings import DashSettings, parse_settings
-from dash_ui.trainer import TrainerAccess
 from segmentation_core.logs import configure_logging
+
+if TYPE_CHECKING:
+    from dash import Dash
+
+    from dash_ui.service import DashboardService
 
 
 def build(args: DashSettings) -> tuple[Dash, DashboardService]:
     """The app and its started scoring service, as the settings say (also for dash_ui.wsgi)."""
+    # Imported here: the settings are parsed (and --help or a bad value answered) before dash loads.
+    from dash_ui.app import create_app
+    from dash_ui.service import DashboardService, default_client_factory
+    from dash_ui.trainer import TrainerAccess
+
     factory = default_client_factory(args.scoring, token=args.token, tls_ca=args.tls_ca)
     service = DashboardService(args.scoring, factory, retry_seconds=args.retry_seconds).start()
     trainer = TrainerAccess(args.trainer, token=args.trainer_token, tls_ca=args.trainer_tls_ca)
@@ -39,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.debug:
         app.run(host=args.host, port=args.port, debug=True, use_reloader=False)
         return 0
+    import waitress
+
     # waitress's loop ends on SystemExit as on KeyboardInterrupt: it closes the server, then returns.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     waitress.serve(app.server, host=args.host, port=args.port, threads=args.threads)
