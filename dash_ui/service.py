@@ -38,7 +38,7 @@ class ScoringClientProtocol(Protocol):
     """What the dashboard asks of a scoring client (`scoring_service.client.ScoringClient` is one); every
     failure is a `ScoringError`."""
 
-    def model_info(self) -> ModelInfo: ...
+    def model_info(self, *, include_profile: bool = False) -> ModelInfo: ...
 
     def segment_stats(self, *, max_sample: int = 0) -> SegmentStats: ...
 
@@ -182,6 +182,10 @@ class DashboardService:
             if err.code in ("UNAVAILABLE", "DEADLINE_EXCEEDED"):
                 self._mark_unreachable(err.message)
             raise err from exc
+
+    def training_profile(self) -> dict[str, Any] | None:
+        """The served version's training-data profile (profile.proto's field names), or None without one."""
+        return self._call(lambda client: client.model_info(include_profile=True).profile)
 
     # -- status and watching ---------------------------------------------------------------------
     def status(self) -> ServiceStatus:

@@ -121,3 +121,11 @@ def test_a_second_run_with_k_auto_is_served_with_its_k(stack, driver):
     assert _text(driver, "compare-ari") != "n/a"  # compared with the version served before
     _open(driver, stack["url"] + "/model")
     wait_until(lambda: _text(driver, "model-k") == str(k), 60, message=f"the Model page to show k = {k}")
+
+
+def test_the_data_page_shows_the_served_models_training_data(stack, driver):
+    _open(driver, stack["url"] + "/data")
+    driver.execute_script("window.sessionStorage.clear();")  # a new session: nothing uploaded yet
+    _open(driver, stack["url"] + "/data")
+    wait_until(lambda: driver.find_elements("id", "data-served-title"), 30, message="the served model's data")
+    assert _text(driver, "data-rows") == "200" and _text(driver, "data-suggested-preset") == "mall"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 import grpc
+from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from segmentation.v1 import profile_pb2, training_pb2 as pb, training_pb2_grpc
@@ -98,6 +99,11 @@ class DataProfile:
     preview_columns: list[str]
     preview_rows: list[list[str]]
     seconds: float
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> "DataProfile":
+        """Convert a profile as a manifest stores it (GetModelInfo's profile, as a dict)."""
+        return cls.from_message(json_format.ParseDict(stored, profile_pb2.DataProfile(), ignore_unknown_fields=True))
 
     @classmethod
     def from_message(cls, m: profile_pb2.DataProfile) -> "DataProfile":

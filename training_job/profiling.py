@@ -136,8 +136,9 @@ def _column(values: pd.Series, name: str, role: str) -> dict[str, Any]:
     n = len(values)
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
     present = values.dropna()
-    if not numeric:
-        present = present.astype(str).str.strip()
+    if not numeric:  # read_table has stripped the text cells; an Excel cell may hold a date or a number
+        if not pd.api.types.is_string_dtype(present):
+            present = present.astype(str)
         present = present[present != ""]
     missing = n - len(present)
     out: dict[str, Any] = {"name": name, "role": role, "dtype": "number" if numeric else "text",

@@ -11,7 +11,7 @@ from dash import Input, Output, html
 from dash_ui import workbench_figures as wf
 from dash_ui.grid import Column, data_grid
 from dash_ui.layout import graph, page_header, stat
-from dash_ui.service import DashboardService
+from dash_ui.service import DashboardService, ServiceError
 from dash_ui.trainer import UPLOAD_ROUTE, TrainerAccess
 
 PATH = "/data"
@@ -169,6 +169,22 @@ def heatmap_card(profile: Any) -> dbc.Card:
                     className="section-card")
 
 
+def served_profile(service: DashboardService) -> Any:
+    """The profile of the served model's own training data (stored in its manifest), or a hint."""
+    from training_job.client import DataProfile
+
+    try:
+        stored = service.training_profile()
+    except ServiceError:
+        stored = None
+    if not stored:
+        return html.P("Upload a table to see its profile.", className="text-muted")
+    view = service.cached_model_view()
+    title = f"Training data of the served model{f' ({view.model} {view.version})' if view else ''}"
+    return html.Div([html.H3(title, className="h5 mt-2", id="data-served-title"),
+                     profile_view(DataProfile.from_dict(stored))])
+
+
 def trainer_state(trainer: TrainerAccess) -> Any:
     """An alert when the training service cannot be used, else nothing."""
     if trainer.available():
@@ -184,10 +200,8 @@ def register_callbacks(app: Any, service: DashboardService, trainer: TrainerAcce
                   Input("wb-dataset", "data"), Input("data-trainer-state", "id"))
     def show_profile(dataset_id: str | None, _: str) -> tuple[Any, Any]:
         state = trainer_state(trainer)
-        if state is not None:
-            return state, None
-        if not dataset_id:
-            return None, html.P("Upload a table to see its profile.", className="text-muted")
+        if not dataset_id or state is not None:
+            return state, served_profile(service)
         from training_job.client import TrainingError
 
         try:
