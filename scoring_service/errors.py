@@ -29,6 +29,8 @@ class Unauthenticated(ServiceError):
     """The call carries no valid bearer token."""
 
 
+MAX_STATUS_MESSAGE = 1000  # characters of a status message; the rest is cut
+
 # Most specific first: the first match wins.
 STATUS_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
@@ -50,5 +52,7 @@ def abort(context: grpc.ServicerContext, error: BaseException) -> NoReturn:
     """End the call with the status of ``error`` and its message (which names the field and row)."""
     code = status_code(error)
     message = str(error) if code is not grpc.StatusCode.INTERNAL else f"internal error: {type(error).__name__}"
+    if len(message) > MAX_STATUS_MESSAGE:  # never echo unbounded input (metadata has a size limit too)
+        message = message[:MAX_STATUS_MESSAGE] + f"... ({len(message)} characters)"
     context.abort(code, message)
     raise AssertionError("unreachable")  # context.abort raises

@@ -5,6 +5,8 @@ reference assignment when a new CURRENT has been verified (checksums, shapes: ``
 warmed (a few rows scored, caches filled). A call that resolved the old version finishes on it; the next
 call sees the new one. So a swap neither fails nor stalls a call. A version that does not verify is
 refused: logged, counted, remembered (not retried: versions are immutable), and the old one keeps serving.
+A CURRENT that names a version not in the store (yet: a replicated store may copy CURRENT first) is not
+refused: it is logged once and looked for again at every poll.
 
 Versions pinned by a request are loaded on demand into a small LRU cache.
 """
@@ -21,16 +23,17 @@ import numpy as np
 
 from scoring_service import model_info as info_conv
 from scoring_service import wire
-from scoring_service.errors import Unavailable
+from scoring_service.errors import InvalidRequest, Unavailable
 from scoring_service.metrics import ServiceMetrics
 from segmentation.v1 import scoring_pb2 as pb
 from segmentation_core.artefact import Artefact, read_artefact
 from segmentation_core.bounded_cache import BoundedCache
-from segmentation_core.errors import ArtefactError, NotFoundError, SegmentationError
-from segmentation_core.store import ModelStore
+from segmentation_core.errors import ArtefactError, NotFoundError, SegmentationError, StoreError, quoted
+from segmentation_core.store import ModelStore, validate_model_name, validate_version_id
 
 log = logging.getLogger(__name__)
 WARM_ROWS = 64
+MAX_LOG_MESSAGE = 1000  # characters of a refusal reason or warning logged (they may quote store contents)
 
 
 @dataclass(eq=False)
@@ -96,6 +99,21 @@ def _warm(loaded: LoadedVersion) -> None:
     _ = loaded.info, loaded.segment_names, loaded.predict_parts
 
 
+def check_selector(model: str, version: str = "") -> None:
+    """Raise InvalidRequest naming ``selector.model`` / ``selector.version`` when either is malformed (too long,
+    not a name or a version id): a malformed selector never reaches the file system and is quoted bounded."""
+    if model:
+        try:
+            validate_model_name(model)
+        except ValueError as exc:
+            raise InvalidRequest(f"selector.model: {exc}", field="selector.model") from None
+    if version:
+        try:
+            validate_version_id(version)
+        except ValueError as exc:
+            raise InvalidRequest(f"selector.version: {exc}", field="selector.version") from None
+
+
 class Registry:
     """The versions a server serves; polls the store in a background thread."""
 
@@ -112,6 +130,7 @@ class Registry:
         self._versions: dict[str, tuple[str, ...]] = {}
         self._currents: dict[str, str | None] = {}
         self._refused: dict[tuple[str, str], str] = {}
+        self._warned: dict[str, str] = {}  # the last warning logged per model (poller thread only)
         #: Versions loaded for requests that pin them (and the one served before a swap), least recently
         #: used dropped first. Never on the hot path: the served versions are `_served`, a plain dict.
         self._pinned: BoundedCache[tuple[str, str], LoadedVersion] = BoundedCache(max(1, pinned_cache))
@@ -125,18 +144,21 @@ class Registry:
     def resolve(self, model: str = "", version: str = "") -> LoadedVersion:
         """The version answering a request: the model's CURRENT, or the pinned ``version``.
 
-        Raises NotFoundError (unknown model or version, refused version) or Unavailable (nothing loaded).
+        Raises InvalidRequest (malformed selector), NotFoundError (unknown model or version, refused version) or
+        Unavailable (nothing loaded).
         """
         name = model or self.default_model
         served = self._served.get(name)
         if not version:
             if served is not None:
                 return served
+            check_selector(model)
             if name in self._versions or name == self.default_model or not self.polled.is_set():
                 raise Unavailable(f"model {name!r} has no loaded version yet; retry later")
             raise NotFoundError(self._unknown_model(name))
         if served is not None and served.version == version:
             return served
+        check_selector(model, version)
         return self._pinned_version(name, version)
 
     def _unknown_model(self, name: str) -> str:
@@ -229,8 +251,8 @@ class Registry:
         for model in models:
             try:
                 state = self.store.state(model)
-            except (OSError, ValueError) as exc:
-                log.warning("cannot read model %s in the store: %s", model, exc)
+            except (OSError, ValueError, StoreError) as exc:
+                self._warn_once(model, f"cannot read model {model} in the store: {exc}")
                 continue
             self._versions = {**self._versions, model: state.versions}
             self._currents = {**self._currents, model: state.current}
@@ -250,6 +272,10 @@ class Registry:
                 loaded = self._pinned.pop((model, version), None)
             if loaded is None:
                 loaded = load_version(self.store, model, version)
+        except NotFoundError as exc:  # CURRENT ahead of its version (a replicated store): look again next poll
+            self._warn_once(model, f"model {model}: CURRENT names {quoted(version)}, which is not in the store "
+                                   f"(yet): {exc}; still serving {served.version if served else 'nothing'}")
+            return
         except (SegmentationError, ValueError, OSError) as exc:
             self._refuse(model, version, str(exc))
             return
@@ -266,9 +292,16 @@ class Registry:
         if self.on_served:
             self.on_served(model, version)
 
+    def _warn_once(self, model: str, message: str) -> None:
+        """Log a warning about ``model`` unless it is the one logged last for it (a poll repeats them)."""
+        if self._warned.get(model) != message:
+            self._warned[model] = message
+            log.warning("%s", message[:MAX_LOG_MESSAGE], extra={"model": model})
+
     def _refuse(self, model: str, version: str, reason: str) -> None:
         with self._pin_lock:
             self._refused[(model, version)] = reason
+        reason = reason[:MAX_LOG_MESSAGE]
         log.error("model %s: refused version %s: %s", model, version, reason,
                   extra={"model": model, "version": version, "reason": reason})
         if self.metrics:

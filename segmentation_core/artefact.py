@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -155,14 +156,41 @@ def write_artefact(folder: Path, manifest: dict[str, Any], model: SegmentModel, 
     return manifest
 
 
+MAX_DIGEST_BYTES = 256  # manifest.json.sha256: 64 hex digits and a newline
+
+
+def read_regular_file(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes, else ArtefactError naming it.
+
+    Opened non-blocking and checked with fstat before reading: a FIFO, socket or device put in a version
+    folder is refused at once instead of blocking the reader forever.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ArtefactError(f"{path.parent}: cannot read {path.name}: {exc.strerror}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ArtefactError(f"{path.parent}: {path.name} is not a regular file (a FIFO, socket or device?)")
+        if limit is not None and info.st_size > limit:
+            raise ArtefactError(f"{path.parent}: {path.name} is {info.st_size} bytes; at most {limit} are allowed")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read() if limit is None else fh.read(limit + 1)
+    except OSError as exc:
+        raise ArtefactError(f"{path.parent}: cannot read {path.name}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    if limit is not None and len(data) > limit:  # grew after the fstat
+        raise ArtefactError(f"{path.parent}: {path.name} is over {limit} bytes")
+    return data
+
+
 def _verified_bytes(folder: Path, name: str, files: Mapping[str, str]) -> bytes:
     expected = files.get(name)
     if expected is None:
         raise ArtefactError(f"{folder}: manifest lists no checksum for {name}")
-    try:
-        data = (folder / name).read_bytes()
-    except OSError as exc:
-        raise ArtefactError(f"{folder}: cannot read {name}: {exc.strerror}") from exc
+    data = read_regular_file(folder / name)
     if hashlib.sha256(data).hexdigest() != expected:
         raise ArtefactError(f"{folder}: checksum mismatch for {name}: the file is corrupt or was modified")
     return data
@@ -170,11 +198,8 @@ def _verified_bytes(folder: Path, name: str, files: Mapping[str, str]) -> bytes:
 
 def read_manifest(folder: Path) -> dict[str, Any]:
     """Read and verify the manifest of a version folder (not the other files)."""
-    try:
-        body = (folder / MANIFEST).read_bytes()
-        recorded = (folder / MANIFEST_DIGEST).read_text().strip()
-    except OSError as exc:
-        raise ArtefactError(f"{folder}: cannot read the manifest: {exc.strerror}") from exc
+    body = read_regular_file(folder / MANIFEST, MAX_MANIFEST_BYTES)
+    recorded = read_regular_file(folder / MANIFEST_DIGEST, MAX_DIGEST_BYTES).decode("ascii", "replace").strip()
     if hashlib.sha256(body).hexdigest() != recorded:
         raise ArtefactError(f"{folder}: checksum mismatch for {MANIFEST}: the file is corrupt or was modified")
     try:

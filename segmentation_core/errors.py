@@ -33,6 +33,18 @@ class NotFoundError(StoreError, LookupError):
     """An unknown model or version."""
 
 
+QUOTE_LIMIT = 80  # characters of caller input an error message quotes
+
+
+def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` cut to about ``limit`` characters (with the full length), so no error echoes unbounded input."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = len(value) if isinstance(value, (str, bytes)) else len(text)
+    return f"{text[:limit]}... ({size} characters)"
+
+
 def describe_row(label: object, first_data_line: int | None) -> str:
     """Say where a row is: its line in the source file when known, else its 1-based position."""
     if isinstance(label, Integral) and first_data_line is not None:

@@ -23,15 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from segmentation_core.errors import NotFoundError, StoreError
+from segmentation_core.errors import NotFoundError, StoreError, quoted
 
 log = logging.getLogger(__name__)
 
 CURRENT = "CURRENT"
 VERSIONS = "versions"
-_VERSION_RE = re.compile(r"^v(\d{4,})$")
+_VERSION_RE = re.compile(r"^v(\d{4,12})$")  # bounded: a longer pin would reach the file system as ENAMETOOLONG
 _MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 STALE_STAGING_SECONDS = 3600
+MAX_CURRENT_BYTES = 64  # a version id and a newline; a bigger CURRENT is refused unread
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,17 @@ def _fsync_dir(path: Path) -> None:
 
 
 def validate_model_name(name: str) -> str:
-    """Return ``name`` if it is a safe model name, else raise ValueError naming it."""
-    if not _MODEL_RE.match(name or ""):
-        raise ValueError(f"model name {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
+    """Return ``name`` if it is a safe model name, else raise ValueError naming it (quoted, bounded)."""
+    if not isinstance(name, str) or not _MODEL_RE.match(name):
+        raise ValueError(f"model name {quoted(name)} must be 1-64 letters, digits, '_', '.' or '-'")
     return name
+
+
+def validate_version_id(version: str) -> str:
+    """Return ``version`` if it is a version id (v0001 ... up to 12 digits), else raise ValueError (quoted, bounded)."""
+    if not isinstance(version, str) or not _VERSION_RE.match(version):
+        raise ValueError(f"version {quoted(version)} is not a version id (like v0003)")
+    return version
 
 
 class ModelStore:
@@ -81,10 +89,15 @@ class ModelStore:
 
     def current(self, model: str) -> str | None:
         """The version CURRENT names, or None when nothing is published."""
+        path = self.root / validate_model_name(model) / CURRENT
         try:
-            text = (self.root / validate_model_name(model) / CURRENT).read_text().strip()
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_CURRENT_BYTES + 1)
         except FileNotFoundError:
             return None
+        if len(data) > MAX_CURRENT_BYTES:
+            raise StoreError(f"{path} is over {MAX_CURRENT_BYTES} bytes: not a version id; ignored")
+        text = data.decode("utf-8", errors="replace").strip()
         return text or None
 
     def state(self, model: str) -> StoreState:
@@ -93,8 +106,10 @@ class ModelStore:
 
     def version_dir(self, model: str, version: str) -> Path:
         """Folder of one version; raises NotFoundError if it does not exist."""
-        if not _VERSION_RE.match(version or ""):
-            raise NotFoundError(f"version {version!r} is not a version id (like v0003)")
+        try:
+            validate_version_id(version)
+        except ValueError as exc:
+            raise NotFoundError(str(exc)) from exc
         folder = self.root / validate_model_name(model) / VERSIONS / version
         if not folder.is_dir():
             known = ", ".join(self.versions(model)) or "none"

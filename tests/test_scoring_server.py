@@ -238,10 +238,10 @@ def test_stream_keeps_its_version_while_a_new_one_is_swapped_in(scoring_server_f
      "selector.model: unknown model 'nope'"),
     (pb.PredictRequest(selector=pb.ModelSelector(version="v0099")), grpc.StatusCode.NOT_FOUND,
      "selector.version: model 'customers' has no version 'v0099'"),
-    (pb.PredictRequest(selector=pb.ModelSelector(version="latest")), grpc.StatusCode.NOT_FOUND,
+    (pb.PredictRequest(selector=pb.ModelSelector(version="latest")), grpc.StatusCode.INVALID_ARGUMENT,
      "selector.version: version 'latest' is not a version id"),
-    (pb.PredictRequest(selector=pb.ModelSelector(model="../etc", version="v0001")), grpc.StatusCode.NOT_FOUND,
-     "unknown model '../etc'"),
+    (pb.PredictRequest(selector=pb.ModelSelector(model="../etc", version="v0001")), grpc.StatusCode.INVALID_ARGUMENT,
+     "selector.model: model name '../etc' must be"),
 ], ids=["unknown-numeric", "unknown-categorical", "infinite", "unknown-model", "unknown-version",
         "bad-version-id", "path-model"])
 def test_predict_errors(server, request_: pb.PredictRequest, code: grpc.StatusCode, words: str) -> None:

@@ -1,0 +1,183 @@
+"""Regression tests of issue 16's attacks (F1-F9) against a real scoring server on loopback and the real store.
+
+Each test reproduces one finding as the attacker did it (a huge pin, a FIFO in a version, a 20 MB CURRENT ...)
+and asserts the documented answer: a status code naming the field, a bounded message and log line, the old
+version still serving.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+
+import grpc
+import pytest
+
+from scoring_service import wire
+from segmentation.v1 import scoring_pb2 as pb
+from segmentation.v1 import scoring_pb2_grpc
+from segmentation_core.store import ModelStore
+from tests import model_factory
+from tests.server_support import wait_for
+
+pytestmark = pytest.mark.timeout(120)
+LONG_PIN = "v" + "1" * 256
+HUGE = "x" * 1_000_000
+BOUND = 2000  # no status message or log line may be longer
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
+    """A store with one version of 'customers' (Mall, 5 segments): tests that change it use their own."""
+    store = ModelStore(tmp_path_factory.mktemp("hardening-store"))
+    model_factory.publish(store, "customers", "mall", k=5)
+    return store
+
+
+def _fresh_store(tmp_path: Path) -> ModelStore:
+    store = ModelStore(tmp_path / "store")
+    model_factory.publish(store, "customers", "mall", k=5)
+    return store
+
+
+def _stub(server) -> scoring_pb2_grpc.ScoringServiceStub:
+    return scoring_pb2_grpc.ScoringServiceStub(grpc.insecure_channel(f"127.0.0.1:{server.port}"))
+
+
+def _code_and_details(call) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.RpcError) as err:
+        call()
+    return err.value.code(), err.value.details()
+
+
+def _assert_logs_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    longest = max((len(r.getMessage()) for r in caplog.records), default=0)
+    assert longest < BOUND, f"a log line of {longest} characters"
+
+
+@pytest.mark.parametrize("selector, field", [
+    (pb.ModelSelector(version=LONG_PIN), "selector.version"),
+    (pb.ModelSelector(version="v" + "1" * 1_000_000), "selector.version"),
+    (pb.ModelSelector(version="latest"), "selector.version"),
+    (pb.ModelSelector(model=HUGE), "selector.model"),
+    (pb.ModelSelector(model="../etc", version="v0001"), "selector.model"),
+], ids=["pin-256-digits", "pin-1MB", "pin-word", "model-1MB", "model-path"])
+def test_f1_f9_a_malformed_selector_is_invalid_argument_on_every_rpc(scoring_server_factory, store: ModelStore,
+                                                                     caplog: pytest.LogCaptureFixture,
+                                                                     selector: pb.ModelSelector, field: str) -> None:
+    """F1/F9: INVALID_ARGUMENT naming the field, the input quoted bounded, never INTERNAL; logs bounded."""
+    caplog.set_level(logging.INFO)
+    server = scoring_server_factory(store.root)
+    stub = _stub(server)
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    calls = {
+        "Predict": lambda: stub.Predict(pb.PredictRequest(selector=selector)),
+        "GetModelInfo": lambda: stub.GetModelInfo(pb.GetModelInfoRequest(selector=selector)),
+        "GetSegmentStats": lambda: stub.GetSegmentStats(pb.GetSegmentStatsRequest(selector=selector)),
+        "GetDriftReport": lambda: stub.GetDriftReport(pb.GetDriftReportRequest(selector=selector)),
+        "PredictStream": lambda: list(wire.predict_stream_method(channel)(iter([wire.encode_batch_request(
+            {}, model=selector.model, version=selector.version)]))),
+    }
+    if not selector.version:
+        calls["WatchModel"] = lambda: list(stub.WatchModel(pb.WatchModelRequest(selector=selector), timeout=10))
+    for name, call in calls.items():
+        code, details = _code_and_details(call)
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, (name, code, details[:200])
+        assert details.startswith(field) and len(details) < 300, (name, details[:300])
+    assert stub.Predict(pb.PredictRequest()).version == "v0001"  # still serving
+    _assert_logs_bounded(caplog)
+
+
+def test_f9_invalid_protobuf_is_invalid_argument(scoring_server_factory, store: ModelStore) -> None:
+    """F9: bytes that are not a PredictRequest (or WatchModelRequest) -> INVALID_ARGUMENT, not INTERNAL."""
+    server = scoring_server_factory(store.root)
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    for method in ("Predict", "GetModelInfo", "ListModels"):
+        raw = channel.unary_unary(f"/{wire.SERVICE}/{method}", request_serializer=None, response_deserializer=None)
+        code, details = _code_and_details(lambda: raw(b"\xff\xff\xff\xff", timeout=10))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "not a valid" in details, (method, code, details)
+    watch = channel.unary_stream(f"/{wire.SERVICE}/WatchModel", request_serializer=None, response_deserializer=None)
+    code, _ = _code_and_details(lambda: list(watch(b"\x0a\xff", timeout=10)))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert _stub(server).Predict(pb.PredictRequest()).version == "v0001"
+
+
+def test_f9_a_huge_current_file_is_refused_with_a_bounded_log_line(scoring_server_factory, tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """F9: a 20 MB CURRENT is not read whole; one bounded warning; the served version stays; a good CURRENT
+    written afterwards is followed."""
+    caplog.set_level(logging.INFO)
+    store = _fresh_store(tmp_path)
+    server = scoring_server_factory(store.root)
+    second = model_factory.publish(store, "customers", "mall", k=4, seed=1, make_current=False)
+    (store.root / "customers" / "CURRENT").write_text("v" * 20_000_000)
+    wait_for(lambda: any("over 64 bytes" in r.getMessage() for r in caplog.records))
+    assert _stub(server).Predict(pb.PredictRequest()).version == "v0001"
+    store.set_current("customers", second)
+    wait_for(lambda: _stub(server).Predict(pb.PredictRequest()).version == second)
+    _assert_logs_bounded(caplog)
+    assert sum("over 64 bytes" in r.getMessage() for r in caplog.records) == 1  # once, not at every poll
+
+
+def test_f3_a_current_ahead_of_its_version_is_served_once_the_version_lands(scoring_server_factory,
+                                                                            tmp_path: Path) -> None:
+    """F3: CURRENT renamed to name v0002 before v0002 is published (a replicated store) -> served once it lands."""
+    store = _fresh_store(tmp_path)
+    server = scoring_server_factory(store.root)
+    stub = _stub(server)
+    tmp = store.root / "customers" / ".CURRENT-ahead"
+    tmp.write_text("v0002\n")
+    os.replace(tmp, store.root / "customers" / "CURRENT")
+    polls = server.registry.polled
+    polls.clear()
+    wait_for(polls.is_set)  # at least one poll saw the dangling CURRENT
+    polls.clear()
+    wait_for(polls.is_set)
+    assert stub.Predict(pb.PredictRequest()).version == "v0001"
+    assert model_factory.publish(store, "customers", "mall", k=4, seed=1, make_current=False) == "v0002"
+    wait_for(lambda: stub.Predict(pb.PredictRequest()).version == "v0002")
+    [entry] = stub.ListModels(pb.ListModelsRequest()).models
+    assert not any(v.refused_reason for v in entry.versions)
+
+
+def test_f4_a_fifo_in_a_version_is_refused_without_blocking(scoring_server_factory, tmp_path: Path) -> None:
+    """F4: sample.npz as a FIFO -> refused at once ('not a regular file'); a later good version still loads."""
+    store = _fresh_store(tmp_path)
+    server = scoring_server_factory(store.root)
+    stub = _stub(server)
+    bad = model_factory.publish(store, "customers", "mall", k=4, seed=1, make_current=False)
+    sample = store.version_dir("customers", bad) / "sample.npz"
+    sample.unlink()
+    os.mkfifo(sample)
+    store.set_current("customers", bad)
+    wait_for(lambda: any("not a regular file" in v.refused_reason
+                         for v in stub.ListModels(pb.ListModelsRequest()).models[0].versions))
+    assert stub.Predict(pb.PredictRequest()).version == "v0001"
+    good = model_factory.publish(store, "customers", "mall", k=5, seed=2)
+    wait_for(lambda: stub.Predict(pb.PredictRequest()).version == good)
+
+
+def test_f5_an_oversized_manifest_with_a_valid_digest_is_refused(scoring_server_factory, tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """F5: a 2 MB manifest (digest recomputed) -> refused unread beyond 1 MB, one bounded line; GetModelInfo and
+    WatchModel keep answering with the served version."""
+    caplog.set_level(logging.INFO)
+    store = _fresh_store(tmp_path)
+    server = scoring_server_factory(store.root)
+    stub = _stub(server)
+    bad = model_factory.publish(store, "customers", "mall", k=4, seed=1, make_current=False)
+    folder = store.version_dir("customers", bad)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["padding"] = "p" * 2_000_000
+    body = json.dumps(manifest).encode()
+    (folder / "manifest.json").write_bytes(body)
+    (folder / "manifest.json.sha256").write_text(hashlib.sha256(body).hexdigest() + "\n")
+    store.set_current("customers", bad)
+    wait_for(lambda: any("at most 1048576" in v.refused_reason
+                         for v in stub.ListModels(pb.ListModelsRequest()).models[0].versions))
+    assert stub.GetModelInfo(pb.GetModelInfoRequest()).version == "v0001"
+    assert next(iter(stub.WatchModel(pb.WatchModelRequest(), timeout=10))).version == "v0001"
+    _assert_logs_bounded(caplog)
