@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from segmentation_core.settings import fail, option, parse
+from segmentation_core.settings import fail, option, parse, read_token
 
 ENV_PREFIX = "SCORING_"
 
@@ -83,10 +83,8 @@ class Settings:
         "port with SO_REUSEPORT and serve metrics on --metrics-port + index.", internal=True)
 
     def token(self, environ: Mapping[str, str] = os.environ) -> str:
-        """The bearer token from --token-file or SCORING_TOKEN; empty when auth is off."""
-        if self.token_file:
-            return Path(self.token_file).read_text().strip()
-        return environ.get(f"{ENV_PREFIX}TOKEN", "").strip()
+        """The bearer token from --token-file or SCORING_TOKEN; empty when auth is off (ValueError: blank file)."""
+        return read_token(self.token_file, environ.get(f"{ENV_PREFIX}TOKEN", ""))
 
     def validate(self) -> "Settings":
         """Return self, or raise ValueError naming the bad setting."""

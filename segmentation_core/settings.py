@@ -162,3 +162,24 @@ def _reason(exc: BaseException, kind: type, spec: _Spec) -> str:
         return f"should be {_TYPE_WORDS.get(kind, 'text')}"
     return text or f"should be {_TYPE_WORDS.get(kind, 'text')}"
 
+
+MAX_TOKEN_FILE_BYTES = 4096
+
+
+def read_token(token_file: str, environ_value: str = "") -> str:
+    """The bearer token: from ``token_file`` when one is named, else ``environ_value``; "" means auth off.
+
+    A named file that is blank (or holds only whitespace) or over 4 KiB raises ValueError naming it: a
+    server started with --token-file must not silently accept every caller.
+    """
+    if not token_file:
+        return environ_value.strip()
+    with open(token_file, "rb") as fh:
+        data = fh.read(MAX_TOKEN_FILE_BYTES + 1)
+    if len(data) > MAX_TOKEN_FILE_BYTES:
+        raise ValueError(f"--token-file {token_file}: over {MAX_TOKEN_FILE_BYTES} bytes; it should hold one token")
+    token = data.decode("utf-8", errors="replace").strip()
+    if not token:
+        raise ValueError(f"--token-file {token_file} is blank: it should hold the bearer token (refusing to start "
+                         "with every call open)")
+    return token

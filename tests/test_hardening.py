@@ -10,6 +10,8 @@ import hashlib
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from tests.server_support import wait_for
 pytestmark = pytest.mark.timeout(120)
 LONG_PIN = "v" + "1" * 256
 HUGE = "x" * 1_000_000
+ROOT = Path(__file__).resolve().parents[1]
 BOUND = 2000  # no status message or log line may be longer
 
 
@@ -181,3 +184,17 @@ def test_f5_an_oversized_manifest_with_a_valid_digest_is_refused(scoring_server_
     assert stub.GetModelInfo(pb.GetModelInfoRequest()).version == "v0001"
     assert next(iter(stub.WatchModel(pb.WatchModelRequest(), timeout=10))).version == "v0001"
     _assert_logs_bounded(caplog)
+
+
+@pytest.mark.parametrize("content", ["", "  \n\n"], ids=["empty", "whitespace"])
+def test_f6_a_blank_token_file_refuses_to_start(store: ModelStore, tmp_path: Path, content: str) -> None:
+    """F6: the real command line with --token-file naming a blank file exits 1 with one line naming the file
+    (it used to start with every call open)."""
+    token_file = tmp_path / "token"
+    token_file.write_text(content)
+    done = subprocess.run([sys.executable, "-m", "scoring_service", "--store", str(store.root), "--port", "0",
+                           "--metrics-port", "-1", "--log-format", "text", "--token-file", str(token_file)],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 1, done.stderr[-500:]
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"--token-file {token_file} is blank" in lines[0], done.stderr[-500:]

@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha import reflection
 
 from segmentation.v1 import training_pb2, training_pb2_grpc
 from segmentation_core.grpc_server import BearerTokenInterceptor, bind, write_port_file
+from segmentation_core.settings import read_token
 from segmentation_core.store import ModelStore
 from training_job.datasets import DataFolder
 from training_job.jobs import JobQueue
@@ -44,9 +45,7 @@ class TrainerSettings:
 
     def token(self) -> str:
         """The bearer token from --token-file or TRAINING_TOKEN; empty when auth is off."""
-        if self.token_file:
-            return Path(self.token_file).read_text().strip()
-        return os.environ.get(TOKEN_ENV, "").strip()
+        return read_token(self.token_file, os.environ.get(TOKEN_ENV, ""))
 
 
 class TrainingServer:
