@@ -80,7 +80,8 @@ def content(service: DashboardService, report: DriftReport, feature: str | None)
     figures of a report."""
     chosen = drift_figures.feature_by_name(report, feature)
     names, colours, training = _segments(service, report)
-    stats = html.Div([stats_row(report), mix_table(report, names, colours, training)])
+    stats = html.Div([stats_row(report), dbc.Row(dbc.Col(mix_table(report, names, colours, training), lg=6),
+                                                 className="mb-3")])
     return (verdict_banner(report), stats, _feature_options(report),
             chosen.feature if chosen is not None else None, drift_figures.psi_figure(report),
             drift_figures.histogram_figure(chosen),
