@@ -98,10 +98,10 @@ def validate_frame(frame: pd.DataFrame, view: ModelView) -> ValidationReport:
         out[f.name] = int(((good < f.minimum) | (good > f.maximum)).sum())
         for pos in bad.to_numpy().nonzero()[0]:
             problems.setdefault(int(pos), []).append(f"{f.name}: {text.iloc[pos]!r} is not a finite number")
-    for f in view.categorical_features:
-        if f.name in found:
-            text = frame[found[f.name]]
-            empty[f.name] = int((text.isna() | (text.astype("string").str.strip() == "")).sum())
+    for c in view.categorical_features:
+        if c.name in found:
+            text = frame[found[c.name]]
+            empty[c.name] = int((text.isna() | (text.astype("string").str.strip() == "")).sum())
     listed = tuple(RowProblem(pos + 2, "; ".join(msgs)) for pos, msgs in sorted(problems.items())[:MAX_LISTED_ROWS])
     return ValidationReport(rows=len(frame), missing_columns=missing, extra_columns=extra, bad_rows=listed,
                             bad_row_count=len(problems), empty_cells=empty, out_of_range=out)

@@ -1,6 +1,6 @@
 """The dashboard's only door to the scoring service.
 
-`DashboardService` owns one scoring client (typed by `ScoringClientProtocol`: the client's plain answers,
+`DashboardService` owns one scoring client (typed by `scoring_service.client.ScoringClientProtocol`: plain answers,
 turned into the pages' views by `dash_ui.models`), caches what is per model version (model info, the
 plot sample), and runs a background thread on `WatchModel` so that
 pages learn of a new served version, or of an outage, by polling `status()` (cheap: no network).
@@ -14,14 +14,14 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Protocol, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 import pandas as pd
 
 from dash_ui.models import ModelView, SampleView, model_view, sample_view
+from scoring_service.client import (DriftReport, ModelEntry, ModelInfo, Prediction, ScoringClient,
+                                    ScoringClientProtocol, ScoringError)
 from scoring_service.client.logs import LogScore, score_log
-from scoring_service.client import (DriftReport, ModelEntry, ModelInfo, Prediction, ScoringClient, ScoringError,
-                                    SegmentStats)
 from segmentation_core.bounded_cache import BoundedCache
 
 log = logging.getLogger(__name__)
@@ -32,30 +32,6 @@ STARTING, OK, NO_MODEL, DOWN = "starting", "ok", "no-model", "down"
 
 #: Customers asked for the map sample: bounded, whatever the size of the training base.
 DEFAULT_MAX_SAMPLE = 5000
-
-
-class ScoringClientProtocol(Protocol):
-    """What the dashboard asks of a scoring client (`scoring_service.client.ScoringClient` is one); every
-    failure is a `ScoringError`."""
-
-    def model_info(self, *, include_profile: bool = False) -> ModelInfo: ...
-
-    def segment_stats(self, *, max_sample: int = 0) -> SegmentStats: ...
-
-    def list_models(self) -> list[ModelEntry]: ...
-
-    def health(self) -> str: ...
-
-    def watch(self, *, reconnect: bool = True) -> Iterator[ModelInfo]: ...
-
-    def predict(self, customer: Mapping[str, Any], *, id: str = "") -> Prediction: ...
-
-    def predict_frame(self, frame: pd.DataFrame, *, batch_rows: int = 10_000,
-                      progress: Callable[[int, int], None] | None = None) -> pd.DataFrame: ...
-
-    def drift_report(self) -> DriftReport: ...
-
-    def close(self) -> None: ...
 
 
 class ServiceError(Exception):

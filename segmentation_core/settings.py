@@ -108,7 +108,8 @@ def add_options(parser: argparse.ArgumentParser, cls: type, env_prefix: str,
 
 def from_namespace(cls: type[T], namespace: argparse.Namespace) -> T:
     """The dataclass ``cls`` from the parsed arguments (fields absent from the namespace keep their default)."""
-    values = {f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls) if hasattr(namespace, f.name)}
+    fields = dataclasses.fields(typing.cast(Any, cls))
+    values = {f.name: getattr(namespace, f.name) for f in fields if hasattr(namespace, f.name)}
     return cls(**values)
 
 

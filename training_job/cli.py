@@ -45,7 +45,7 @@ class ModelOption:
 class TrainOptions:
     """``train``: the data, its shape, and the clustering."""
 
-    data: Path | None = option(None, "customer table or transaction log: CSV (any delimiter, .gz), Parquet or "
+    data: Path = option(None, "customer table or transaction log: CSV (any delimiter, .gz), Parquet or "
                                      "Excel file", required=True)
     preset: str | None = option(None, f"data shape: {', '.join(PRESETS)} or auto (none: auto unless --config "
                                       "is given)")
@@ -61,8 +61,8 @@ class TrainOptions:
 class ScoreOptions:
     """``score``: the table to score, where the result goes, and as of when."""
 
-    data: Path | None = option(None, "the table or transaction log to score", required=True)
-    output: Path | None = option(None, "result file: CSV, or Parquet when it ends in .parquet", required=True)
+    data: Path = option(None, "the table or transaction log to score", required=True)
+    output: Path = option(None, "result file: CSV, or Parquet when it ends in .parquet", required=True)
     as_of: str | None = option(None, "transaction models: the ISO date the log is aggregated as of (none: the rule "
                                      "used in training, the day after the last purchase); later lines are left out")
     version: str | None = option(None, "a kept version instead of CURRENT, e.g. v0003")

@@ -14,6 +14,7 @@ place), ``unary`` (``ScoringClient``), ``stream`` (the PredictStream engine), ``
 ``cli`` (the command line).
 """
 from scoring_service.client.cli import main
+from scoring_service.client.protocol import ScoringClientProtocol
 from scoring_service.client.stream import FrameStream
 from scoring_service.client.types import (
     DEFAULT_TARGET,
@@ -41,7 +42,7 @@ from scoring_service.client.types import (
 from scoring_service.client.unary import ScoringClient
 
 __all__ = [
-    "ScoringClient", "FrameStream", "ScoringError", "Prediction", "ModelInfo", "NumericFeature",
+    "ScoringClient", "ScoringClientProtocol", "FrameStream", "ScoringError", "Prediction", "ModelInfo", "NumericFeature",
     "CategoricalFeature", "Segment", "FeatureStats", "LevelShare", "KSearchRow", "SegmentStats", "ModelEntry",
     "VersionInfo", "DriftReport", "DriftVerdict", "FeatureDrift", "DriftSlice", "RESULT_COLUMNS", "DEFAULT_TARGET", "main",
     "CustomerValue", "SegmentValue", "ClvInfo",

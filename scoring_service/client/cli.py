@@ -258,7 +258,7 @@ class ScoreSettings:
 
     input: Path = option(None, "customer table: CSV/TSV/whitespace-aligned text (.gz too), Parquet or .xlsx",
                          positional=True, metavar="IN")
-    output: Path | None = option(None, "output CSV", short="-o", required=True, metavar="OUT")
+    output: Path = option(None, "output CSV", short="-o", required=True, metavar="OUT")
     target: str = option(DEFAULT_TARGET, "scoring service HOST:PORT")
     model: str | None = option(None, "model name (none: the server's default)")
     version: str | None = option(None, "pin a version such as v0003")

@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from scoring_service.client.types import ModelInfo
-from scoring_service.client.unary import ScoringClient
+from scoring_service.client.protocol import ScoringClientProtocol
 from segmentation_core.recipe import Recipe, TransactionReport, aggregate
 
 __all__ = ["LogScore", "is_log", "is_log_table", "recipe_of", "score_log"]
@@ -50,7 +50,7 @@ def is_log_table(recipe: Recipe, features: Sequence[str], columns: Sequence[obje
     return recipe.customer_id in names and recipe.date in names and not set(features) <= names
 
 
-def score_log(client: ScoringClient, frame: pd.DataFrame, *, model: str | None = None, version: str | None = None,
+def score_log(client: ScoringClientProtocol, frame: pd.DataFrame, *, model: str | None = None, version: str | None = None,
               as_of: str | None = None, batch_rows: int = 10_000,
               progress: Callable[[int, int], None] | None = None) -> LogScore:
     """Aggregate a raw log with the model's recipe, score the customers (with CLV when the model has it)."""
