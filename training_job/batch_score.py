@@ -51,6 +51,11 @@ def score_frame(artefact: Artefact, frame: pd.DataFrame, *, as_of: str | None = 
         log.info("aggregated %d log rows to %d customers as of %s (%d rows after the as-of date left out)",
                  report.rows_in, report.customers, report.snapshot_date, report.after_as_of)
         ids = table.index.to_numpy(dtype=object)
+        unknown = [name for name in schema.feature_names if name not in table.columns]
+        if unknown:
+            raise DataError(f"model {artefact.manifest.get('model')} {artefact.version} uses feature(s) "
+                            f"{', '.join(map(repr, unknown))} that its recipe does not compute ([derived] "
+                            "columns of a log are not recomputed when scoring)")
         columns = {name: name for name in schema.feature_names}
         features = table.reset_index(drop=True)
         used_as_of = report.snapshot_date
