@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from dash_ui.batch import JobRegistry, UploadError, merge_results, parse_upload, scoring_input, validate_frame
-from dash_ui.exports import csv_safe_frame, neutralize_cell, to_safe_csv
+from segmentation_core.csv_safety import csv_safe_frame, neutralize_cell, to_safe_csv
 from dash_ui.models import model_view
 from tests.test_dash_service import model_info
 

@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 import grpc
+import pandas as pd
 import pytest
 
 from scoring_service import wire
@@ -198,3 +199,25 @@ def test_f6_a_blank_token_file_refuses_to_start(store: ModelStore, tmp_path: Pat
     assert done.returncode == 1, done.stderr[-500:]
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and f"--token-file {token_file} is blank" in lines[0], done.stderr[-500:]
+
+
+def test_f7_the_client_cli_csv_neutralises_formula_cells(scoring_server_factory, store: ModelStore,
+                                                         tmp_path: Path) -> None:
+    """F7: ids like =cmd|..., +SUM(...), @HYPERLINK(...), -2+3 come back quoted in the CLI's CSV (as the dashboard
+    download does, one helper: segmentation_core.csv_safety); a plain id and the numbers are untouched."""
+    server = scoring_server_factory(store.root)
+    frame = model_factory.mall().frame.head(6)[["CustomerID", *model_factory.MALL_NUMERIC,
+                                                *model_factory.MALL_CATEGORICAL]].copy()
+    evil = ["=cmd|' /C calc'!A0", "+SUM(1,2)", "@HYPERLINK(\"http://x\")", "-2+3", "=1+1", "C0006"]
+    frame["CustomerID"] = evil
+    source, out = tmp_path / "in.csv", tmp_path / "scored.csv"
+    frame.to_csv(source, index=False)
+    done = subprocess.run([sys.executable, "-m", "scoring_service.client", "score", str(source), "-o", str(out),
+                           "--target", f"127.0.0.1:{server.port}"], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-500:]
+    scored = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert scored["CustomerID"].tolist() == ["'" + v for v in evil[:5]] + ["C0006"]
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t")) for column in scored.columns
+                   for cell in scored[column] if column != "distance")
+    assert (scored["segment_id"].astype(int) >= 0).all()

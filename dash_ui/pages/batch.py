@@ -10,7 +10,7 @@ from dash import Input, Output, State, dcc, html, no_update
 from segmentation_core.charts import figures
 from dash_ui.batch import (JobRegistry, UploadError, UploadStore, ValidationReport, merge_results, parse_upload,
                            scoring_input, validate_frame)
-from dash_ui.exports import to_safe_csv
+from segmentation_core.csv_safety import to_safe_csv
 from dash_ui.grid import Column, data_grid, js_string
 from dash_ui.layout import graph, page_header, segment_legend
 from dash_ui.models import segment_colour

@@ -11,7 +11,7 @@ from dash import Input, Output, State, dcc, html, no_update
 from dash_ui import customer_value
 from segmentation_core.charts import figures
 from dash_ui.figure_cache import cached, version_key
-from dash_ui.exports import to_safe_csv
+from segmentation_core.csv_safety import to_safe_csv
 from dash_ui.grid import Column, data_grid
 from dash_ui.layout import graph, page_header
 from dash_ui.models import ModelView, SampleView

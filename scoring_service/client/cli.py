@@ -37,6 +37,7 @@ import pandas as pd
 from scoring_service.client import logs
 from scoring_service.client.types import DEFAULT_TARGET, RESULT_COLUMNS, ScoringError
 from scoring_service.client.unary import ScoringClient
+from segmentation_core.csv_safety import csv_safe_frame, neutralize_cell, neutralize_series
 from segmentation_core.errors import DataError
 from segmentation_core.settings import add_options, at_least, from_namespace, option
 from segmentation_core.tables import Table, open_table
@@ -151,13 +152,16 @@ class _Progress:
 # ---------------------------------------------------------------------------------------------------
 # Writing
 
+TEXT_RESULT_COLUMNS = ("segment_name", "error")
+
+
 class _CsvWriter:
     """Appends result chunks to a CSV with pyarrow: about 6x faster than DataFrame.to_csv on float columns."""
 
     def __init__(self, sink: BinaryIO, delimiter: str, id_name: str) -> None:
         self.sink = sink
         self.delimiter = delimiter
-        self.id_name = id_name
+        self.id_name = neutralize_cell(id_name)
         self.writer: Any = None
         self.schema: Any = None
 
@@ -166,6 +170,9 @@ class _CsvWriter:
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
+        # text a spreadsheet would run as a formula (=cmd|..., +SUM(...), @HYPERLINK(...)) is quoted
+        ids = neutralize_series(pd.Series(ids)).to_numpy() if getattr(ids, "dtype", None) == object else ids
+        result = result.assign(**{name: neutralize_series(result[name]) for name in TEXT_RESULT_COLUMNS})
         columns = [pa.array(ids, from_pandas=True)]
         for name in RESULT_COLUMNS:
             array = pa.array(result[name], from_pandas=True)
@@ -244,7 +251,7 @@ def score_log_file(client: ScoringClient, source: Source, out: Path, *, model: s
                             batch_rows=batch_rows)
     result = scored.result
     with _atomic_output(out) as fh:
-        result.to_csv(fh, index=False, sep=source.delimiter)  # the input's (commas for whitespace alignment)
+        csv_safe_frame(result).to_csv(fh, index=False, sep=source.delimiter)  # the input's (commas for whitespace alignment)
     info = client.model_info(model, version)
     return len(result), int((result["segment_id"] < 0).sum()), info.model, info.version, scored.as_of
 

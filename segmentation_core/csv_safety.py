@@ -3,6 +3,7 @@
 A text cell starting with = + - @ tab or carriage return is prefixed with a single quote (OWASP's
 advice), so Excel, LibreOffice and Google Sheets show it as text. Numbers are written as numbers: a
 negative number is data, not a formula, and only text cells are rewritten. Column names are text too.
+Used by every CSV a person may open: the dashboard's downloads and the client CLI's scored files.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = "^[=+\\-@\t\r]"
 
 
 def neutralize_cell(value: Any) -> Any:
@@ -20,13 +22,24 @@ def neutralize_cell(value: Any) -> Any:
     return value
 
 
+def neutralize_series(series: pd.Series) -> pd.Series:
+    """`series` with its formula-starting text cells quoted (vectorised; numbers and booleans as they are)."""
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        return series
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        series = series.astype(object)
+    text = series.astype("string") if series.dtype != object else series
+    starts = text.str.match(_FORMULA_START, na=False)
+    if isinstance(starts, pd.Series) and starts.astype(bool).any():
+        series = series.where(~starts.astype(bool), "'" + text.astype(str))
+    return series
+
+
 def csv_safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of `frame` whose text cells and column names cannot start a formula."""
     safe = frame.copy()
     for column in safe.columns:
-        series = safe[column]
-        if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
-            safe[column] = series.map(neutralize_cell)
+        safe[column] = neutralize_series(safe[column])
     safe.columns = [neutralize_cell(str(c)) for c in safe.columns]
     return safe
 
