@@ -91,7 +91,7 @@ def test_the_monitoring_page_shows_a_shifted_feature_by_itself(stack):
                    message="the major PSI bar")
         histogram = driver.find_element("id", "monitoring-histogram").text
         assert INCOME in histogram and "live" in histogram and "training" in histogram
-        assert driver.execute_script(page_ready_script())
+        wait_until(lambda: driver.execute_script(page_ready_script()), 20, message="no refresh in flight")
         screenshot(driver, "monitoring-retrain")
 
     report = client.drift_report()

@@ -1,0 +1,54 @@
+"""The Monitoring page's content and figures (no browser: the components and figures it renders), from a
+real scoring server with real traffic; tests/test_monitoring_browser.py drives it in Chromium."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dash_ui import drift_figures
+from dash_ui.app import render_page
+from dash_ui.pages import monitoring
+from scoring_service.client import ScoringClient
+from segmentation_core.store import ModelStore
+from tests import model_factory
+from tests.server_support import target
+from tests.test_dash_app import text_of
+from tests.test_dash_service import dashboards  # noqa: F401 - fixture
+
+INCOME = "Annual Income (k$)"
+
+
+@pytest.fixture()
+def drifted(tmp_path, scoring_server_factory, dashboards):  # noqa: F811
+    """A served model with a reference, 2,000 rows scored with the income x 1.5, and a dashboard service."""
+    model_factory.publish(ModelStore(tmp_path), reference=True)
+    server = scoring_server_factory(tmp_path, drift_min_rows=100, drift_sample_rate=0)
+    frame = model_factory.mall().frame
+    live = frame.iloc[np.arange(2000) % len(frame)].reset_index(drop=True)
+    live[INCOME] = live[INCOME] * 1.5
+    with ScoringClient(target(server)) as client:
+        client.predict_frame(live)
+    return dashboards.service(target(server))
+
+
+def test_the_page_shows_the_verdict_the_drifted_feature_and_the_segments(drifted) -> None:
+    page = render_page(drifted, monitoring.PATH, "")
+    text = text_of(page)
+    assert "Retrain recommended" in text and f"feature '{INCOME}': PSI" in text
+    assert "2,000" in text  # rows in the window
+    assert all(f"Segment {i}" in text for i in range(5))  # the segment mix table
+    report = drifted.drift_report()
+    psi = drift_figures.psi_figure(report)
+    bars = dict(zip(psi.data[0].y, psi.data[0].x))
+    assert bars[INCOME] > 0.25 and bars["Age"] < 0.1 and "segment mix" in bars
+    colours = dict(zip(psi.data[0].y, psi.data[0].marker.color))
+    assert colours[INCOME] == drift_figures.BAND_COLOURS["major"]
+    chosen = drift_figures.feature_by_name(report, None)  # the most drifted, until the user picks one
+    assert chosen.feature == INCOME
+    histogram = drift_figures.histogram_figure(chosen)
+    assert [t.name for t in histogram.data] == ["training", "live"]
+    assert sum(histogram.data[1].y) == pytest.approx(1.0) and histogram.data[1].y[-2] > 0.3  # top income bin
+    mix = drift_figures.segment_mix_over_time(report, {i: f"Segment {i}" for i in range(5)})
+    assert [t.name for t in mix.data] == [f"Segment {i}" for i in range(5)]
+    rates = drift_figures.rates_over_time(report)
+    assert len(report.slices) == 1 and rates.data[1].y[0] == pytest.approx(report.outlier_rate)  # one batch
