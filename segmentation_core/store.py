@@ -8,7 +8,8 @@
 A version is written in a staging folder, fsynced, then renamed into ``versions/``; CURRENT is written
 to a temporary file and renamed over the old one. Readers therefore see either the old state or the
 new one, never half a version, and a publisher killed at any moment leaves the visible store as it was
-(a leftover staging folder is invisible and removed by a later publish).
+(a leftover staging folder or CURRENT temporary file is invisible and removed by a later publish). A write
+that fails (disk full) raises StoreError in one line and leaves no temporary file behind.
 """
 from __future__ import annotations
 
@@ -131,8 +132,12 @@ class ModelStore:
             staging = model_dir / f".staging-{version}-{secrets.token_hex(4)}"
             staging.mkdir()
             try:
-                write(staging, version)
-                _fsync_dir(staging)
+                try:
+                    write(staging, version)
+                    _fsync_dir(staging)
+                except OSError as exc:  # disk full, quota, file-size limit...: one line, the store unchanged
+                    raise StoreError(f"cannot write version {version} of model {model!r} in {self.root}: "
+                                     f"{exc.strerror or exc}; the store is unchanged") from exc
                 try:
                     # rename() refuses a non-empty target, so two publishers never share a version id.
                     os.rename(staging, model_dir / VERSIONS / version)
@@ -156,11 +161,16 @@ class ModelStore:
         self.version_dir(model, version)
         model_dir = self.root / model
         tmp = model_dir / f".{CURRENT}-{secrets.token_hex(4)}"
-        with open(tmp, "w") as fh:
-            fh.write(version + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, model_dir / CURRENT)
+        try:
+            with open(tmp, "w") as fh:
+                fh.write(version + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, model_dir / CURRENT)
+        except OSError as exc:  # disk full at the CURRENT write: no temporary file left, CURRENT as it was
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot make {version} the current version of model {model!r}: "
+                             f"{exc.strerror or exc}; CURRENT is unchanged") from exc
         _fsync_dir(model_dir)
         log.info("model %s: CURRENT is now %s", model, version)
 
@@ -197,9 +207,12 @@ class ModelStore:
     def _remove_stale_staging(self, model_dir: Path) -> None:
         now = time.time()
         for p in model_dir.iterdir():
-            if p.name.startswith((".staging-", ".trash-")):
+            if p.name.startswith((".staging-", ".trash-", f".{CURRENT}-")):
                 try:
                     if p.name.startswith(".trash-") or now - p.stat().st_mtime > STALE_STAGING_SECONDS:
-                        shutil.rmtree(p, ignore_errors=True)
+                        if p.is_dir():
+                            shutil.rmtree(p, ignore_errors=True)
+                        else:  # a CURRENT temporary file a killed publisher left
+                            p.unlink(missing_ok=True)
                 except FileNotFoundError:
                     pass

@@ -10,10 +10,13 @@ import hashlib
 import json
 import logging
 import os
+import resource
+import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Callable
 
 import grpc
 import pandas as pd
@@ -221,3 +224,51 @@ def test_f7_the_client_cli_csv_neutralises_formula_cells(scoring_server_factory,
     assert not any(cell.startswith(("=", "+", "-", "@", "\t")) for column in scored.columns
                    for cell in scored[column] if column != "distance")
     assert (scored["segment_id"].astype(int) >= 0).all()
+
+
+def _file_size_limit(limit: int) -> Callable[[], None]:
+    """A preexec_fn capping the child's file writes at ``limit`` bytes: a write beyond fails with EFBIG, as a
+    full disk fails with ENOSPC (SIGXFSZ ignored, so the write returns the error instead of killing)."""
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_f8_a_full_disk_at_the_current_write_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """F8: the CURRENT write fails (file-size limit of 2 bytes) -> one StoreError line, CURRENT unchanged, no
+    .CURRENT-* file; a stale one a killed publisher left is removed by the next publish's sweep."""
+    store = _fresh_store(tmp_path)
+    model_factory.publish(store, "customers", "mall", k=4, seed=1)
+    model_dir = store.root / "customers"
+    code = ("import sys; from segmentation_core.store import ModelStore\n"
+            "try:\n    ModelStore(sys.argv[1]).set_current('customers', 'v0001')\n"
+            "except Exception as exc:\n    print(type(exc).__name__, exc); sys.exit(3)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(store.root)], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT, preexec_fn=_file_size_limit(2))
+    assert done.returncode == 3, (done.stdout, done.stderr[-500:])
+    assert done.stdout.startswith("StoreError cannot make v0001 the current version of model 'customers'")
+    assert store.current("customers") == "v0002"
+    assert not list(model_dir.glob(".CURRENT-*"))
+    stale = model_dir / ".CURRENT-deadbeef"
+    stale.write_text("v0001\n")
+    os.utime(stale, (1, 1))  # older than the sweep's hour
+    model_factory.publish(store, "customers", "mall", k=5, seed=2)
+    assert not stale.exists() and store.current("customers") == "v0003"
+
+
+def test_f8_a_full_disk_while_writing_a_version_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """F8: the real training job whose version files cannot be written (file-size limit) exits 2 with one
+    error line naming the version; the store shows no version and keeps no staging folder."""
+    store = tmp_path / "store"
+    done = subprocess.run([sys.executable, "-m", "training_job", "train", "--data",
+                           str(model_factory.MALL_CSV), "--preset", "mall", "--store", str(store),
+                           "--log-format", "text"], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          preexec_fn=_file_size_limit(4096))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if "cannot write version v0001" in line]
+    assert len(errors) == 1 and "the store is unchanged" in errors[0], done.stderr[-2000:]
+    left = [p.relative_to(store).as_posix() for p in store.rglob("*")]
+    assert all(p.count("/") <= 1 and p.split("/")[-1] == "versions" or "/" not in p for p in left), left
+    assert not [p for p in left if "/." in p or "CURRENT" in p], left  # no staging folder, no CURRENT
