@@ -146,7 +146,7 @@ def measure(url: str, runs: int) -> tuple[dict[str, dict[str, list[float]]], lis
         for name in visits:
             visits[name]["click"] = []
         for _ in range(runs):  # round the navbar, from the page before each (the Batch page before the Overview)
-            for path, name in PAGES:
+            for _path, name in PAGES:
                 visits[name]["click"].append(navigation_time(driver, name, PAGE_IDS[name]))
         predict = [predict_round_trip(driver, url) for _ in range(runs)]
     return visits, predict

@@ -81,7 +81,7 @@ def run_suite(tables: list[SegmentTable]) -> None:
         search_seconds = time.perf_counter() - t0
         cache: dict[int, np.ndarray] = {}
 
-        def labels_at(k: int) -> np.ndarray:
+        def labels_at(k: int, cache: dict[int, np.ndarray] = cache, X: np.ndarray = X) -> np.ndarray:
             if k not in cache:
                 cache[k] = KMeans(n_clusters=k, n_init=10, random_state=0).fit_predict(X)
             return cache[k]

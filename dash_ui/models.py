@@ -6,7 +6,6 @@ segment with its colour) and a `SampleView` (the plot sample as a frame). Everyt
 """
 from __future__ import annotations
 
-import math
 import dataclasses
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 import numpy as np
 from google.protobuf import json_format
 
-from segmentation.v1 import profile_pb2, scoring_pb2 as pb
+from segmentation.v1 import scoring_pb2 as pb
 from segmentation_core.artefact import Artefact
 from segmentation_core.palette import segment_colour
 

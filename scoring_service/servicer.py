@@ -56,7 +56,7 @@ def _observed_unary(method: str) -> Callable:
     """Time a unary handler and map its errors to status codes."""
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
-        def wrapper(self: "ScoringServicer", request: object, context: grpc.ServicerContext) -> object:
+        def wrapper(self: "ScoringService", request: object, context: grpc.ServicerContext) -> object:
             start = time.perf_counter()
             try:
                 if isinstance(request, MalformedRequest):
@@ -74,7 +74,7 @@ def _observed_stream(method: str) -> Callable:
     """Map the errors of a response-streaming handler to status codes and count the call."""
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
-        def wrapper(self: "ScoringServicer", request: object, context: grpc.ServicerContext) -> Iterator:
+        def wrapper(self: "ScoringService", request: object, context: grpc.ServicerContext) -> Iterator:
             start = time.perf_counter()
             try:
                 if isinstance(request, MalformedRequest):

@@ -176,7 +176,8 @@ def clean_log(frame: pd.DataFrame, recipe: Recipe) -> CleanLog:
     quantity = to_numeric(strip_text(frame[r.quantity]), r.quantity, first_line) if r.quantity else None
     if r.amount:
         value = to_numeric(strip_text(frame[r.amount]), r.amount, first_line)
-    else:
+    else:  # a recipe without an amount has a quantity and a price (Recipe checks it)
+        assert r.price is not None and quantity is not None
         value = quantity * to_numeric(strip_text(frame[r.price]), r.price, first_line)
     invoice = strip_text(frame[r.invoice]).astype("string") if r.invoice else None
 

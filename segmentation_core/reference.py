@@ -213,7 +213,7 @@ class BinLayout:
         if not binned:
             pass  # nothing sampled from this batch: its segments only
         elif self.numeric and all(c is not None for c in columns):
-            parts.append(self._bin_numeric_block(columns, rows, binned))
+            parts.append(self._bin_numeric_block([c for c in columns if c is not None], rows, binned))
         else:
             parts += self._bin_numeric_columns(numeric, rows, binned, counts)
         for name, offset, top in self.categorical if binned else ():

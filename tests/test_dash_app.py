@@ -17,11 +17,8 @@ from dash_ui.app import create_app, render_page, status_key
 from dash_ui.layout import status_badge, status_banner
 from dash_ui.models import fallback_colour
 from dash_ui.pages import PAGES
-
-# The pages that show the served model (the workbench's Data, Train and Compare show uploaded data and jobs).
-MODEL_PAGES = [path for path, page in PAGES.items() if getattr(page, "NEEDS_MODEL", True)]
 from dash_ui.service import DOWN, OK, DashboardService, ServiceStatus
-from scoring_service.client import ScoringClient
+from scoring_service.client import ModelInfo, ScoringClient
 from scoring_service.server import ScoringServer
 from segmentation_core.store import ModelStore
 from tests import model_factory
@@ -30,6 +27,10 @@ from tests.server_support import start_server, target, wait_for
 from tests.test_dash_service import Dashboards, NoColours, dashboards, server  # noqa: F401, F811 - fixtures
 
 pytestmark = pytest.mark.timeout(120)
+
+# The pages that show the served model (the workbench's Data, Train and Compare show uploaded data and jobs).
+MODEL_PAGES = [path for path, page in PAGES.items() if getattr(page, "NEEDS_MODEL", True)]
+
 
 KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.browser_support import (SCREENSHOTS, browser_missing_reason, chrome, dashboard_process, free_port,
+from tests.browser_support import (browser_missing_reason, chrome, dashboard_process, free_port,
                                    page_ready_script, scoring_process, screenshot, train_mall, wait_for_port,
                                    wait_until)
 
@@ -97,7 +97,7 @@ def test_the_navbar_swaps_pages_in_without_a_page_load(stack, driver):
     driver.execute_script("window.__sameDocument = true")
     for label in ("Overview", "Segments", "Model", "Predict", "Batch", "Overview"):
         driver.find_element("id", f"nav-{label.lower()}").click()
-        wait_until(lambda: driver.find_elements("id", f"{label.lower()}-page")
+        wait_until(lambda label=label: driver.find_elements("id", f"{label.lower()}-page")
                    and driver.execute_script(page_ready_script()), 20, message=f"{label} after a click")
         assert stack["info"].segments[0].name in driver.page_source
     assert driver.execute_script("return window.__sameDocument === true")

@@ -99,5 +99,5 @@ def test_the_monitoring_page_shows_a_shifted_feature_by_itself(stack):
     assert psi[INCOME] > 0.25 and max(v for k, v in psi.items() if k != INCOME) < 0.1
     port = _metrics_port(stack["scoring"].log())
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    line = next(l for l in text.splitlines() if l.startswith("scoring_drift_psi{") and INCOME in l)
+    line = next(row for row in text.splitlines() if row.startswith("scoring_drift_psi{") and INCOME in row)
     assert float(line.rsplit(" ", 1)[1]) == pytest.approx(psi[INCOME])

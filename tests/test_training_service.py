@@ -2,7 +2,6 @@
 its client: upload, profile, train, publish, cancel, a killed service, bad input."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

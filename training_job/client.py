@@ -324,8 +324,8 @@ class TrainingClient:
     def wait(self, job_id: str, timeout: float = 600.0) -> Job:
         """Block until the job ends; returns its final state."""
         last = None
-        for last in self.watch(job_id, timeout=timeout):
-            pass
+        for job in self.watch(job_id, timeout=timeout):
+            last = job
         assert last is not None
         return last
 

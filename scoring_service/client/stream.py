@@ -171,7 +171,7 @@ class FrameStream:
                 yield (frame, job.result(self.segment_names)) if job.remaining == 0 else None
         except grpc.RpcError as exc:
             if state.failure:
-                raise state.failure[0]
+                raise state.failure[0] from exc
             if state.stalled:
                 raise ScoringError(grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer from the server for "
                                    f"{self.channel.timeout:g}s", method="PredictStream") from None
