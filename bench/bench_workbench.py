@@ -17,7 +17,6 @@ import argparse
 import gzip
 import http.client
 import os
-import subprocess
 import sys
 import tempfile
 import time

@@ -14,7 +14,6 @@ import resource
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Callable
 
@@ -104,7 +103,7 @@ def test_f9_invalid_protobuf_is_invalid_argument(scoring_server_factory, store: 
     channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
     for method in ("Predict", "GetModelInfo", "ListModels"):
         raw = channel.unary_unary(f"/{wire.SERVICE}/{method}", request_serializer=None, response_deserializer=None)
-        code, details = _code_and_details(lambda: raw(b"\xff\xff\xff\xff", timeout=10))
+        code, details = _code_and_details(lambda raw=raw: raw(b"\xff\xff\xff\xff", timeout=10))
         assert code == grpc.StatusCode.INVALID_ARGUMENT and "not a valid" in details, (method, code, details)
     watch = channel.unary_stream(f"/{wire.SERVICE}/WatchModel", request_serializer=None, response_deserializer=None)
     code, _ = _code_and_details(lambda: list(watch(b"\x0a\xff", timeout=10)))
