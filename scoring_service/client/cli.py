@@ -171,7 +171,7 @@ class _CsvWriter:
         import pyarrow.csv as pacsv
 
         # text a spreadsheet would run as a formula (=cmd|..., +SUM(...), @HYPERLINK(...)) is quoted
-        ids = neutralize_series(pd.Series(ids)).to_numpy() if getattr(ids, "dtype", None) == object else ids
+        ids = neutralize_series(pd.Series(ids)).to_numpy() if getattr(getattr(ids, "dtype", None), "kind", "") == "O" else ids
         result = result.assign(**{name: neutralize_series(result[name]) for name in TEXT_RESULT_COLUMNS})
         columns = [pa.array(ids, from_pandas=True)]
         for name in RESULT_COLUMNS:
