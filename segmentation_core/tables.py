@@ -20,12 +20,14 @@ This module uses pandas: the scoring server never imports it.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import gzip
 import io
 import logging
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Union
@@ -34,7 +36,7 @@ import pandas as pd
 
 from segmentation_core.errors import DataError
 
-__all__ = ["TableSource", "TableFormat", "Table", "open_table", "read_table", "match_columns"]
+__all__ = ["TableSource", "TableFormat", "Table", "open_table", "read_table", "match_columns", "atomic_output"]
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +140,24 @@ def match_columns(schema_names: Iterable[str], columns: Iterable[Any]) -> tuple[
         else:
             missing.append(name)
     return found, missing
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[BinaryIO]:
+    """A file written under a temporary name beside ``path``, flushed, then renamed to ``path``; removed on failure
+    (a reader never sees half a result table)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _normalize_name(name: Any) -> str:

@@ -211,3 +211,18 @@ def test_a_whitespace_aligned_file_trains_and_scores_through_the_client_cli(alig
     pipeline = joblib.load(version_dir / "pipeline.joblib")
     frame = read_table(aligned_mall)
     np.testing.assert_array_equal(scored["segment_id"].to_numpy(), pipeline.predict(frame))
+
+
+def test_atomic_output_leaves_nothing_half_written(tmp_path):
+    from segmentation_core.tables import atomic_output
+
+    out = tmp_path / "deep" / "scored.csv"
+    with atomic_output(out) as handle:
+        handle.write(b"a,b\n")
+        assert not out.exists()  # only the temporary file so far
+    assert out.read_bytes() == b"a,b\n"
+    with pytest.raises(RuntimeError):
+        with atomic_output(out) as handle:
+            handle.write(b"half")
+            raise RuntimeError("killed")
+    assert out.read_bytes() == b"a,b\n" and [p.name for p in out.parent.iterdir()] == ["scored.csv"]

@@ -8,8 +8,6 @@ SegmentModel.score, ClvModel.predict), so the numbers are the service's. The out
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from segmentation_core.clv import FIGURES
 from segmentation_core.errors import DataError
 from segmentation_core.recipe import CLV_INPUTS, Recipe, aggregate
 from segmentation_core.store import ModelStore
-from segmentation_core.tables import match_columns, read_table
+from segmentation_core.tables import atomic_output, match_columns, read_table
 from training_job.schema_inference import infer_id_column
 
 __all__ = ["ScoreSummary", "score_file", "score_frame"]
@@ -128,18 +126,8 @@ def score_file(store: ModelStore, model: str, data: Path, output: Path, *, as_of
 
 
 def _write_atomically(result: pd.DataFrame, output: Path) -> None:
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if output.suffix.lower() == ".parquet":
-                result.to_parquet(fh, index=False)
-            else:
-                result.to_csv(fh, index=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, output)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_output(output) as fh:
+        if output.suffix.lower() == ".parquet":
+            result.to_parquet(fh, index=False)
+        else:
+            result.to_csv(fh, index=False)

@@ -20,12 +20,10 @@ interrupted.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import re
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +38,7 @@ from scoring_service.client.unary import ScoringClient
 from segmentation_core.csv_safety import csv_safe_frame, neutralize_cell, neutralize_series
 from segmentation_core.errors import DataError
 from segmentation_core.settings import add_options, at_least, from_namespace, option
-from segmentation_core.tables import Table, open_table
+from segmentation_core.tables import Table, atomic_output, open_table
 
 log = logging.getLogger("scoring_service.client")
 
@@ -213,7 +211,7 @@ def score_file(client: ScoringClient, source: Source, out: Path, *, model: str |
         log.warning("%s: imputed on every row", message)
     rows = errors = 0
     try:
-        with _atomic_output(out) as fh:
+        with atomic_output(out) as fh:
             writer = _CsvWriter(fh, source.delimiter, source.id_column or "row")
             for frame, result in stream.score(source.table.chunks(CHUNK_ROWS)):
                 ids = frame[source.id_column].to_numpy() if source.id_column is not None else result.index + 1
@@ -226,23 +224,6 @@ def score_file(client: ScoringClient, source: Source, out: Path, *, model: str |
     return rows, errors, stream.schema.model, stream.schema.version
 
 
-@contextlib.contextmanager
-def _atomic_output(out: Path) -> Iterator[BinaryIO]:
-    """A file written under a temporary name beside ``out``, flushed, then renamed to ``out``; removed on failure."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def score_log_file(client: ScoringClient, source: Source, out: Path, *, model: str | None, version: str | None,
                    as_of: str | None, batch_rows: int) -> tuple[int, int, str, str, str]:
     """Aggregate a raw log with the model's recipe and score it into ``out`` (atomically); returns (customers,
@@ -250,8 +231,8 @@ def score_log_file(client: ScoringClient, source: Source, out: Path, *, model: s
     scored = logs.score_log(client, source.table.read(), model=model, version=version, as_of=as_of,
                             batch_rows=batch_rows)
     result = scored.result
-    with _atomic_output(out) as fh:
-        csv_safe_frame(result).to_csv(fh, index=False, sep=source.delimiter)  # the input's (commas for whitespace alignment)
+    with atomic_output(out) as fh:
+        csv_safe_frame(result).to_csv(fh, index=False, sep=source.delimiter)  # the input's (commas if aligned)
     info = client.model_info(model, version)
     return len(result), int((result["segment_id"] < 0).sum()), info.model, info.version, scored.as_of
 
