@@ -6,9 +6,11 @@
 2. Upload throughput over loopback (TrainingClient, 1 MiB chunks): a CSV of --upload-mb MB made of the
    Online Retail lines, timed to the answer (stream + hash + parse + Parquet cache).
 3. With --dashboard: the same CSV sent through the dashboard's upload route (POST /upload/data, as the
-   browser does); the dashboard's peak RSS (VmHWM) must stay < 500 MB.
+   browser does); the dashboard's peak RSS (VmHWM) must stay < 500 MB. Then the time to interactive of the
+   Data page (the Online Retail profile drawn: 8 columns, heatmap, RFM features) and the Train page in
+   headless Chromium (first visit and repeats): < 2 s.
 
-    .venv/bin/python bench/bench_workbench.py [--upload-mb 200] [--dashboard]
+    .venv/bin/python bench/bench_workbench.py [--upload-mb 200] [--dashboard] [--runs 3]
 Report `uptime` beside the figures: the machine is shared.
 """
 from __future__ import annotations
@@ -59,10 +61,30 @@ def post_file(port: int, path: Path) -> tuple[int, bytes]:
         return answer.status, answer.read()
 
 
+def page_times(url: str, dataset_id: str, runs: int) -> None:
+    """Time to interactive of /data (with the dataset's profile) and /train, in headless Chromium."""
+    from bench.bench_dashboard import time_to_interactive
+    from tests.browser_support import browser_missing_reason, chrome
+
+    if browser_missing_reason():
+        print(f"pages not timed: {browser_missing_reason()}")
+        return
+    with chrome() as driver:
+        driver.get(url + "/data")
+        driver.execute_script("window.sessionStorage.setItem('wb-dataset', JSON.stringify(arguments[0]));",
+                              dataset_id)
+        for path in ("/data", "/train"):
+            times = [time_to_interactive(driver, url + path) for _ in range(1 + runs)]
+            print(f"{path}: interactive in {times[0]:.2f} s (first), repeats "
+                  f"{', '.join(f'{t:.2f}' for t in times[1:])} s (target 2 s); load {os.getloadavg()[0]:.1f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--upload-mb", type=int, default=200)
-    parser.add_argument("--dashboard", action="store_true", help="also upload through the dashboard's route")
+    parser.add_argument("--dashboard", action="store_true", help="also upload through the dashboard's route, "
+                                                                  "and time the Data and Train pages")
+    parser.add_argument("--runs", type=int, default=3, help="repeat visits per page")
     args = parser.parse_args()
     print(f"load before: {os.getloadavg()}")
     with tempfile.TemporaryDirectory(prefix="bench-workbench-") as tmp:
@@ -108,6 +130,7 @@ def main() -> int:
                 print(f"through the dashboard's route: HTTP {status} in {seconds:.1f} s; dashboard peak RSS "
                       f"{before:.0f} MB before, {peak_rss_mb(dashboard.proc.pid):.0f} MB after (limit 500); "
                       f"answer {body[:120]!r}; load {os.getloadavg()[0]:.1f}")
+                page_times(f"http://127.0.0.1:{dash_port}", retail.dataset_id, args.runs)
             client.close()
         finally:
             if dashboard is not None:

@@ -56,3 +56,23 @@ def correlation_heatmap(columns: Sequence[str], matrix: Sequence[Sequence[float]
     size = min(900, 140 + 45 * len(columns))
     fig.update_layout(**_LAYOUT, height=size, yaxis=dict(autorange="reversed"))
     return fig
+
+
+def column_figure(column: dict) -> go.Figure:
+    """One column of a profile (a ColumnProfile as a dict): its histogram above its box plot for a number,
+    its most frequent levels for text."""
+    from plotly.subplots import make_subplots
+
+    name = column["name"]
+    if not column.get("histogram_counts"):
+        return levels_figure(name, [tuple(level) for level in column.get("top_levels", [])],
+                             column.get("other_count", 0))
+    edges, counts, summary = column["histogram_edges"], column["histogram_counts"], column["summary"]
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.78, 0.22], vertical_spacing=0.04)
+    for trace in histogram_figure(name, edges, counts).data:
+        fig.add_trace(trace, row=1, col=1)
+    for trace in box_figure(name, summary).data:
+        fig.add_trace(trace, row=2, col=1)
+    fig.update_layout(**_LAYOUT, title=name, height=340, showlegend=False, bargap=0.02)
+    fig.update_yaxes(showticklabels=False, row=2, col=1)
+    return fig

@@ -6,6 +6,8 @@ import functools
 import json
 import logging
 import os
+import threading
+from concurrent import futures
 from typing import Any, Callable, Iterable, Iterator
 
 import grpc
@@ -67,6 +69,31 @@ class TrainingService(training_pb2_grpc.TrainingServiceServicer):
         self.data = data
         self.jobs = jobs
         self.store = store
+        # Profiles are computed once per dataset, one at a time, starting as soon as an upload is stored
+        # (the analyst's next step is to look at it): ProfileData then waits at most for what is left.
+        self._profiler = futures.ThreadPoolExecutor(1, thread_name_prefix="profile")
+        self._profiles: dict[str, futures.Future] = {}
+        self._profiles_lock = threading.Lock()
+
+    def _profile(self, dataset_id: str) -> futures.Future:
+        """The (future) profile of a stored dataset, read from its cache file or computed once."""
+        info = self.data.info(dataset_id)
+        with self._profiles_lock:
+            future = self._profiles.get(info.dataset_id)
+            if future is None or (future.done() and future.exception() is not None):
+                future = self._profiler.submit(self._compute_profile, info.dataset_id, info.filename)
+                self._profiles[info.dataset_id] = future
+            return future
+
+    def _compute_profile(self, dataset_id: str, filename: str) -> dict[str, Any]:
+        cache = self.data.datasets / f"{dataset_id}.profile.json"
+        if cache.exists():
+            return json.loads(cache.read_text())
+        profile = profile_table(self.data.frame(dataset_id), name=filename, dataset_id=dataset_id)
+        tmp = cache.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(profile))
+        os.replace(tmp, cache)
+        return profile
 
     @_mapped_errors
     def UploadData(self, request_iterator: Iterable[pb.DataChunk], context: grpc.ServicerContext) -> pb.Dataset:
@@ -82,21 +109,13 @@ class TrainingService(training_pb2_grpc.TrainingServiceServicer):
         stream = chunks()
         head = next(stream, b"")
         info = self.data.store(_prepend(head, stream), first.get("filename", ""))
+        self._profile(info.dataset_id)  # start profiling now, in the background
         return dataset_message(info)
 
     @_mapped_errors
     def ProfileData(self, request: pb.ProfileDataRequest, context: grpc.ServicerContext) -> profile_pb2.DataProfile:
-        """The profile of an uploaded table (computed once, then read back)."""
-        info = self.data.info(request.dataset_id)
-        cache = self.data.datasets / f"{info.dataset_id}.profile.json"
-        if cache.exists():
-            profile = json.loads(cache.read_text())
-        else:
-            profile = profile_table(self.data.frame(info.dataset_id), name=info.filename, dataset_id=info.dataset_id)
-            tmp = cache.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(profile))
-            os.replace(tmp, cache)
-        return _message(profile, profile_pb2.DataProfile())
+        """The profile of an uploaded table (computed once, from the moment it was uploaded)."""
+        return _message(self._profile(request.dataset_id).result(), profile_pb2.DataProfile())
 
     @_mapped_errors
     def SubmitTraining(self, request: pb.TrainingRequest, context: grpc.ServicerContext) -> pb.TrainingJob:
