@@ -25,6 +25,14 @@ class Unavailable(ServiceError):
     """No model version is loaded for the request yet; the caller may retry."""
 
 
+class ResourceExhausted(ServiceError):
+    """The server takes no more calls of this kind now (the long-lived call cap); the caller may retry later."""
+
+
+class StreamIdle(ServiceError):
+    """A PredictStream sent no request for --stream-idle-seconds; the server ended it."""
+
+
 class Unauthenticated(ServiceError):
     """The call carries no valid bearer token."""
 
@@ -35,6 +43,8 @@ MAX_STATUS_MESSAGE = 1000  # characters of a status message; the rest is cut
 STATUS_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (StreamIdle, grpc.StatusCode.DEADLINE_EXCEEDED),
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (InputError, grpc.StatusCode.INVALID_ARGUMENT),
 )

@@ -60,7 +60,9 @@ class ScoringServer:
         self.drift = DriftMonitor(settings.drift_window_rows, settings.drift_window_minutes * 60.0,
                                   DriftThresholds(min_rows=settings.drift_min_rows), settings.drift_sample_rate)
         self.metrics.watch_drift(self.drift.assessments)
-        self.server.add_generic_rpc_handlers((generic_handler(ScoringService(self.registry, self.metrics, self.drift)),))
+        self.server.add_generic_rpc_handlers((generic_handler(ScoringService(
+            self.registry, self.metrics, self.drift, max_streams=settings.stream_limit,
+            stream_idle_seconds=settings.stream_idle_seconds)),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((
             scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name,

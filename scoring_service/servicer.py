@@ -17,11 +17,12 @@ the HTTP/2 windows buffer. Message size is bounded by ``--max-message-mb``.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
 import time
-from queue import Full, Queue
+from queue import Empty, Full, Queue
 from typing import Callable, Iterable, Iterator
 
 import grpc
@@ -31,7 +32,7 @@ from scoring_service import customer_value
 from scoring_service import model_info as info_conv
 from scoring_service import wire
 from scoring_service.drift_monitor import DriftMonitor
-from scoring_service.errors import InvalidRequest, abort, status_code
+from scoring_service.errors import InvalidRequest, ResourceExhausted, StreamIdle, abort, status_code
 from scoring_service.metrics import ServiceMetrics
 from scoring_service.registry import LoadedVersion, Registry, check_selector
 from segmentation.v1 import scoring_pb2 as pb
@@ -70,8 +71,33 @@ def _observed_unary(method: str) -> Callable:
     return decorate
 
 
+class LongCallSlots:
+    """A cap on the long-lived calls (PredictStream, WatchModel) open at once: each holds a handler thread, so
+    the cap, below the thread count, keeps threads free for Predict and health checks whatever the streams."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def hold(self, method: str) -> Iterator[None]:
+        """Hold one slot for the block; raises ResourceExhausted when all are taken."""
+        with self._lock:
+            if self.open >= self.limit:
+                raise ResourceExhausted(f"{method}: {self.limit} long-lived calls (PredictStream, WatchModel) are "
+                                        "open, the most this server takes (--max-streams); retry later")
+            self.open += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.open -= 1
+
+
 def _observed_stream(method: str) -> Callable:
-    """Map the errors of a response-streaming handler to status codes and count the call."""
+    """Map the errors of a response-streaming handler to status codes and count the call; each call holds
+    one of the service's long-call slots while it runs."""
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def wrapper(self: "ScoringService", request: object, context: grpc.ServicerContext) -> Iterator:
@@ -79,7 +105,8 @@ def _observed_stream(method: str) -> Callable:
             try:
                 if isinstance(request, MalformedRequest):
                     raise request.error()
-                yield from fn(self, request, context)
+                with self.slots.hold(method):
+                    yield from fn(self, request, context)
             except Exception as exc:  # noqa: BLE001
                 _finish(self.metrics, method, context, exc, start)
             self.metrics.observe_call(method, _OK, time.perf_counter() - start)
@@ -90,10 +117,15 @@ def _observed_stream(method: str) -> Callable:
 class ScoringService:
     """Implementation of segmentation.v1.ScoringService over a :class:`Registry`."""
 
-    def __init__(self, registry: Registry, metrics: ServiceMetrics, drift: DriftMonitor | None = None) -> None:
+    def __init__(self, registry: Registry, metrics: ServiceMetrics, drift: DriftMonitor | None = None, *,
+                 max_streams: int = 1 << 30, stream_idle_seconds: float = 0.0) -> None:
+        """``max_streams``: long-lived calls open at once (beyond: RESOURCE_EXHAUSTED); ``stream_idle_seconds``:
+        a PredictStream without a request for this long is ended (0: never)."""
         self.registry = registry
         self.metrics = metrics
         self.drift = drift if drift is not None else DriftMonitor(0, 1.0)
+        self.slots = LongCallSlots(max_streams)
+        self.stream_idle_seconds = stream_idle_seconds
 
     # ---- Predict: pure-Python fast path (one row) ----------------------------------------------------
     @_observed_unary("Predict")
@@ -125,7 +157,7 @@ class ScoringService:
     @_observed_stream("PredictStream")
     def PredictStream(self, requests: Iterable[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
         """Answer each columnar batch with exactly one response, in order, all from one model version."""
-        return _pipelined(requests, context, _StreamAnswers(self).answer)
+        return _pipelined(requests, context, _StreamAnswers(self).answer, self.stream_idle_seconds)
 
     # ---- model information -------------------------------------------------------------------------
     @_observed_unary("GetModelInfo")
@@ -242,13 +274,14 @@ PIPELINE_DEPTH = 2  # responses computed ahead per stream: bounds memory, overla
 
 
 def _pipelined(requests: Iterable[bytes], context: grpc.ServicerContext,
-               answer: Callable[[bytes], bytes]) -> Iterator[bytes]:
+               answer: Callable[[bytes], bytes], idle_seconds: float = 0.0) -> Iterator[bytes]:
     """Yield ``answer(request)`` for each request, in order, computed in a helper thread.
 
     gRPC's synchronous server sends a yielded response and waits for the send to finish before it asks
     for the next one; receiving and scoring the next batch in another thread meanwhile (both release the
     GIL in their heavy parts: the transport, numpy) keeps both stages busy. The bounded queue is the flow
-    control: when PIPELINE_DEPTH answers wait unsent, the helper stops reading requests.
+    control: when PIPELINE_DEPTH answers wait unsent, the helper stops reading requests. With
+    ``idle_seconds``, no answer (so no request) for that long ends the call with StreamIdle.
     """
     queue: Queue = Queue(maxsize=PIPELINE_DEPTH)
     stopped = threading.Event()
@@ -276,7 +309,11 @@ def _pipelined(requests: Iterable[bytes], context: grpc.ServicerContext,
     threading.Thread(target=work, name="stream-worker", daemon=True).start()
     try:
         while True:
-            item = queue.get()
+            try:
+                item = queue.get(timeout=idle_seconds or None)
+            except Empty:
+                raise StreamIdle(f"PredictStream: no request for {idle_seconds:g} s; the server ended the stream "
+                                 "(--stream-idle-seconds)") from None
             if item is done:
                 return
             if isinstance(item, Exception):

@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 from segmentation_core.settings import fail, option, parse, read_token
 
 ENV_PREFIX = "SCORING_"
+RESERVED_THREADS = 4  # handler threads --max-streams 0 keeps free of long-lived calls
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,15 @@ class Settings:
         "kernel spreads connections, not calls: all the calls and streams of one connection go to one "
         "process, so the spread needs several connections (callers, or client processes).")
     threads: int = option(32, "gRPC handler threads per process; each open PredictStream or WatchModel holds one.")
+    max_streams: int = option(
+        0,
+        "Most PredictStream and WatchModel calls open at once per process; one more is answered "
+        "RESOURCE_EXHAUSTED. 0 = --threads minus 4 (at least 1), so that Predict and health checks always find "
+        "a thread; at most --threads minus 1.")
+    stream_idle_seconds: float = option(
+        300.0,
+        "A PredictStream that sends no request for this many seconds is ended with DEADLINE_EXCEEDED, freeing "
+        "its thread; 0 = never. (WatchModel calls are idle by design: --max-streams bounds them.)")
     max_message_mb: int = option(
         64,
         "Largest request or response message, in MiB (a 10,000-row x 7-feature batch is about 0.6 MiB).")
@@ -95,6 +105,11 @@ class Settings:
         for name in ("workers", "threads", "max_message_mb", "pinned_cache"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} should be >= 1")
+        if self.max_streams < 0 or (self.max_streams and self.max_streams >= self.threads):
+            raise ValueError(f"max_streams={self.max_streams} should be 0 (auto) or 1..{self.threads - 1} "
+                             "(below --threads, so that Predict and health checks keep a thread)")
+        if not self.stream_idle_seconds >= 0:
+            raise ValueError(f"stream_idle_seconds={self.stream_idle_seconds} should be >= 0 (0 = never)")
         if not 0 <= self.port < 65536:
             raise ValueError(f"port={self.port} should be in 0..65535")
         if self.drift_window_rows < 0:
@@ -108,6 +123,13 @@ class Settings:
         if self.poll_interval <= 0:
             raise ValueError(f"poll_interval={self.poll_interval} should be > 0")
         return self
+
+    @property
+    def stream_limit(self) -> int:
+        """--max-streams, or (0) --threads minus RESERVED_THREADS, at least 1 and below --threads when it can be."""
+        if self.max_streams:
+            return self.max_streams
+        return max(1, self.threads - RESERVED_THREADS) if self.threads > 1 else 1
 
     @property
     def max_message_bytes(self) -> int:

@@ -271,3 +271,72 @@ def test_f8_a_full_disk_while_writing_a_version_is_one_line_not_a_traceback(tmp_
     left = [p.relative_to(store).as_posix() for p in store.rglob("*")]
     assert all(p.count("/") <= 1 and p.split("/")[-1] == "versions" or "/" not in p for p in left), left
     assert not [p for p in left if "/." in p or "CURRENT" in p], left  # no staging folder, no CURRENT
+
+
+def _blocking_requests(release: threading.Event):
+    """A PredictStream request iterator that sends nothing until ``release`` (an idle stream)."""
+    release.wait(60)
+    return
+    yield  # noqa: unreachable - makes this a generator
+
+
+def test_f2_idle_long_calls_beyond_the_cap_are_refused_and_never_starve_predict_or_health(
+        scoring_server_factory, store: ModelStore) -> None:
+    """F2: with --threads 12 (cap 8), 20 idle PredictStream/WatchModel calls -> 8 held, 12 RESOURCE_EXHAUSTED;
+    Predict and the health check still answer at once; a closed call frees its slot."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    server = scoring_server_factory(store.root, threads=12)
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    stub, stream = _stub(server), wire.predict_stream_method(channel)
+    release = threading.Event()
+    calls = []
+    try:
+        for i in range(20):
+            calls.append(stream(_blocking_requests(release)) if i % 2 else stub.WatchModel(pb.WatchModelRequest()))
+        wait_for(lambda: sum(not c.is_active() for c in calls) == 12, timeout=30)
+        refused = [c for c in calls if not c.is_active()]
+        assert {c.code() for c in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        assert "--max-streams" in refused[0].details()
+        health = health_pb2_grpc.HealthStub(channel)
+        for _ in range(20):
+            assert stub.Predict(pb.PredictRequest(), timeout=2).version == "v0001"
+            assert health.Check(health_pb2.HealthCheckRequest(), timeout=2).status == \
+                health_pb2.HealthCheckResponse.SERVING
+        assert sum(c.is_active() for c in calls) == 8
+        held = next(c for c in calls if c.is_active())
+        held.cancel()
+
+        def watch_again() -> bool:  # the server sees the cancel within a watch tick (1 s) and frees the slot
+            again = stub.WatchModel(pb.WatchModelRequest())
+            try:
+                return next(again).version == "v0001"
+            except grpc.RpcError as err:
+                assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                return False
+            finally:
+                again.cancel()
+        wait_for(watch_again, timeout=10)
+    finally:
+        release.set()
+        for c in calls:
+            c.cancel()
+
+
+def test_f2_an_idle_predict_stream_is_ended_after_the_idle_timeout(scoring_server_factory, store: ModelStore) -> None:
+    """F2: --stream-idle-seconds 0.5 -> a PredictStream that sends nothing ends with DEADLINE_EXCEEDED naming
+    the setting; one that keeps sending is not ended."""
+    server = scoring_server_factory(store.root, stream_idle_seconds=0.5)
+    stream = wire.predict_stream_method(grpc.insecure_channel(f"127.0.0.1:{server.port}"))
+    release = threading.Event()
+    try:
+        code, details = _code_and_details(lambda: list(stream(_blocking_requests(release), timeout=30)))
+    finally:
+        release.set()
+    assert code == grpc.StatusCode.DEADLINE_EXCEEDED and "--stream-idle-seconds" in details
+
+    def steady():
+        for _ in range(5):
+            yield wire.encode_batch_request({"Age": [30.0]})
+            threading.Event().wait(0.3)
+    assert len(list(stream(steady(), timeout=30))) == 5
