@@ -2,6 +2,7 @@
 its client: upload, profile, train, publish, cancel, a killed service, bad input."""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -22,18 +23,19 @@ ROOT = Path(__file__).resolve().parents[1]
 class Trainer:
     """A `python -m training_job serve` process on a free port."""
 
-    def __init__(self, store: Path, data_dir: Path, *extra: str) -> None:
+    def __init__(self, store: Path, data_dir: Path, *extra: str, env: dict[str, str] | None = None,
+                 token: str | None = None) -> None:
         self.store, self.data_dir = store, data_dir
         port_file = data_dir.parent / f"trainer-{time.monotonic_ns()}.port"
         self.log = open(data_dir.parent / "trainer.log", "a")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "training_job", "serve", "--store", str(store), "--data-dir", str(data_dir),
              "--port", "0", "--port-file", str(port_file), *extra],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         wait_for(lambda: port_file.exists() or self.process.poll() is not None, timeout=60)
         assert self.process.poll() is None, (data_dir.parent / "trainer.log").read_text()[-2000:]
         self.target = f"127.0.0.1:{port_file.read_text().strip()}"
-        self.client = TrainingClient(self.target, timeout=60)
+        self.client = TrainingClient(self.target, timeout=60, token=token)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         self.client.close()
@@ -218,3 +220,25 @@ def _status(pid: str) -> str:
         return Path(f"/proc/{pid}/status").read_text().lower()
     except OSError:
         return "zombie"
+
+
+def test_a_token_is_required_when_set_and_health_checks_are_exempt(tmp_path: Path, mall_csv: Path) -> None:
+    service = Trainer(tmp_path / "store", tmp_path / "data", env={"TRAINING_TOKEN": "s3cret"}, token="s3cret")
+    try:
+        assert service.client.upload(mall_csv).rows == 200
+        with TrainingClient(service.target, timeout=30) as anonymous:
+            assert anonymous.healthy()
+            with pytest.raises(TrainingError) as err:
+                anonymous.jobs()
+            assert err.value.code == grpc.StatusCode.UNAUTHENTICATED
+        with TrainingClient(service.target, timeout=30, token="wrong") as wrong:
+            with pytest.raises(TrainingError) as err:
+                wrong.upload(mall_csv)
+            assert err.value.code == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        service.stop()
+
+
+@pytest.fixture()
+def mall_csv(datasets_dir: Path) -> Path:
+    return datasets_dir / "Mall_Customers.csv"
