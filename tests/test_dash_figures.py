@@ -192,8 +192,10 @@ def test_long_segment_names_wrap_on_axes():
 def test_a_long_segment_name_wraps_in_titles_and_legends_instead_of_running_over_the_charts():
     long = {**NAMES, 1: "High spend, mostly New York (city), Gold (membership type), young"}
     profile = figures.profile_figure(_stats(), 1, FEATURES, long, colours=COLOURS)
-    title = profile.layout.title.text.split("<span")[0]
-    assert all(len(line) <= 40 for line in title.split("<br>")) and title.count("<br>") >= 2
-    assert profile.layout.margin.t >= 70 + 20 * (title.count("<br>") - 1) and profile.layout.title.x < 0.1
+    title = profile.layout.title
+    assert "<br>" not in title.text and title.text == "High spend, mostly New York… vs all customers"
+    assert title.subtitle.text == "means in original units" and title.x < 0.1  # left: the mode bar is right
+    assert profile.layout.margin.t >= 100  # title and subtitle above the charts' own titles
+    assert all(len(line) <= 32 for t in profile.data for line in t.name.split("<br>"))
     radar = figures.radar_figure(_sample(), FEATURES, long, colours=COLOURS)
     assert all(len(line) <= 32 for t in radar.data for line in t.name.split("<br>"))

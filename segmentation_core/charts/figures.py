@@ -52,6 +52,22 @@ def warm_up() -> None:
     polar.to_json()
 
 
+def _title(text: str, subtitle: str) -> dict[str, Any]:
+    """A one-line title and its subtitle, left-aligned: the mode bar sits top right, and one line (a long
+    segment name shortened, `shorten`) cannot grow down over the charts' own titles."""
+    return dict(text=text, subtitle=dict(text=subtitle, font=dict(size=12, color="#6c757d")), x=0.01,
+                xanchor="left", font=dict(size=15))
+
+
+def shorten(label: str, width: int) -> str:
+    """`label` cut at a word to at most `width` characters, with an ellipsis when cut."""
+    label = str(label)
+    if len(label) <= width:
+        return label
+    cut = label[:width - 1].rsplit(" ", 1)[0].rstrip(",;:-")
+    return f"{cut}…"
+
+
 def empty_figure(message: str) -> go.Figure:
     """A blank figure that says why it is blank."""
     fig = go.Figure(layout=_LAYOUT)
@@ -207,10 +223,8 @@ def profile_figure(stats: pd.DataFrame, segment_id: int, features: Sequence[str]
     fig.update_layout(**_LAYOUT, barmode="group", height=max(300, 230 * rows + 70))
     # The title starts at the left, wrapped, so that a long segment name neither runs into the mode bar
     # (top right) nor over the charts' own titles (the top margin grows with its lines).
-    title = wrap(f"{seg_name} vs all customers", 40)
-    fig.update_layout(title=dict(text=f"{title}<br><span style='font-size:12px;color:#6c757d'>means in original "
-                                      "units</span>", x=0.01, xanchor="left", y=0.99, yanchor="top"),
-                      margin=dict(t=70 + 20 * title.count("<br>")), legend=dict(orientation="h", y=-0.08))
+    fig.update_layout(title=_title(f"{shorten(seg_name, 34)} vs all customers", "means in original units"),
+                      margin=dict(t=105), legend=dict(orientation="h", y=-0.08))
     fig.update_xaxes(showticklabels=False)
     return fig
 
@@ -275,10 +289,8 @@ def radar_figure(sample: pd.DataFrame, features: Sequence[str], names: Mapping[i
                                                  tickfont=dict(size=10)),
                                  domain=dict(y=[0, 0.9])),
                       legend=dict(orientation="h", y=-0.12, x=0.5, xanchor="center"),
-                      margin=dict(l=90, r=90, t=70, b=40),
-                      title=dict(text="Medians as percentiles<br><span style='font-size:12px;color:#6c757d'>of all "
-                                      "customers (50: the median customer)</span>", x=0.01, xanchor="left",
-                                 y=0.99, yanchor="top"))
+                      margin=dict(l=90, r=90, t=90, b=40),
+                      title=_title("Medians as percentiles", "of all customers (50: the median customer)"))
     return fig
 
 
