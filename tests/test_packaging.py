@@ -9,7 +9,10 @@ from __future__ import annotations
 import importlib
 import importlib.metadata as md
 import re
+import shutil
 import subprocess
+import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -107,3 +110,44 @@ def test_env_example_lists_every_variable_of_the_compose_file() -> None:
                                       f"only in .env.example: {sorted(set(example) - set(used))}"
     assert {k: v for k, v in example.items() if used[k] != v} == {}, ".env.example shows other defaults"
 
+
+
+@pytest.mark.slow
+def test_pip_install_scoring_extra_serves_a_model_without_pandas(tmp_path: Path) -> None:
+    """A real `pip install .[scoring]` (at the tested versions) into a fresh venv runs the service."""
+    from segmentation_core.store import ModelStore
+    from tests import model_factory
+
+    if not model_factory.MALL_CSV.exists():
+        pytest.skip(f"{model_factory.MALL_CSV} not found")
+    # A copy of what the package is made of: building in the work tree would leave build/ behind.
+    source = tmp_path / "source"
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, source / name)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    install = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
+                              "-c", str(ROOT / "constraints.txt"), f"{source}[scoring]"], capture_output=True,
+                             text=True, timeout=600, cwd=tmp_path)
+    assert install.returncode == 0, install.stderr[-3000:]
+    installed = {canonicalize_name(d.metadata["Name"]) for d in md.distributions(path=[str(p) for p in
+                                                                                      venv.glob("lib/python*/site-packages")])}
+    assert not {"pandas", "scikit-learn", "scipy", "pyarrow"} & installed, sorted(installed)
+    store = tmp_path / "store"
+    model_factory.publish(ModelStore(store))
+    port_file = tmp_path / "port"
+    server = subprocess.Popen([str(venv / "bin" / "segmentation-scoring"), "--store", str(store), "--port", "0",
+                               "--port-file", str(port_file), "--metrics-port", "-1"], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (port_file.exists() and port_file.read_text().strip()):
+            assert server.poll() is None and time.monotonic() < deadline, "the installed service did not start"
+            time.sleep(0.1)
+        probe = load_deploy("grpc_health_probe")
+        assert probe.wait_until_serving(f"127.0.0.1:{port_file.read_text().strip()}", 60) == "SERVING"
+    finally:
+        server.terminate()
+        server.wait(30)
