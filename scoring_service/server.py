@@ -21,6 +21,7 @@ from scoring_service.settings import Settings
 from segmentation.v1 import scoring_pb2
 from segmentation_core.drift import DriftThresholds
 from segmentation_core.grpc_server import BearerTokenInterceptor, bind, write_port_file
+from segmentation_core.rate_limit import RateLimitInterceptor
 from segmentation_core.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ class ScoringServer:
 
     def __init__(self, settings: Settings, *, freeze_gc: bool = False,
                  interceptors: Sequence[grpc.ServerInterceptor] = ()) -> None:
-        """``interceptors`` (an embedding program's: tracing, say) run after the token check."""
+        """``interceptors`` (an embedding program's: tracing, say) run after the token check and rate limit."""
         self.settings = settings
         self._freeze_gc = freeze_gc
         self.metrics = ServiceMetrics()
@@ -46,7 +47,9 @@ class ScoringServer:
         self.metrics_port = -1
         self._stopped = threading.Event()
         token = settings.token()
-        interceptors = [*([BearerTokenInterceptor(token)] if token else []), *interceptors]
+        interceptors = [*([BearerTokenInterceptor(token)] if token else []),
+                        *([RateLimitInterceptor(settings.rate_limit, settings.burst)] if settings.rate_limit else []),
+                        *interceptors]
         reuse_port = settings.workers > 1 or settings.worker_index > 0
         options = [
             ("grpc.max_send_message_length", settings.max_message_bytes),

@@ -45,6 +45,14 @@ class Settings:
         "Most PredictStream and WatchModel calls open at once per process; one more is answered "
         "RESOURCE_EXHAUSTED. 0 = --threads minus 4 (at least 1), so that Predict and health checks always find "
         "a thread; at most --threads minus 1.")
+    rate_limit: float = option(
+        0.0,
+        "Calls per second per caller (its bearer token, or its address without one); a call beyond is answered "
+        "RESOURCE_EXHAUSTED with trailing metadata retry-after-ms, which the Python client waits out and "
+        "retries. A stream counts as one call; health checks are exempt. 0 = off.")
+    rate_burst: int = option(
+        0,
+        "Calls a caller may make at once above --rate-limit (the bucket size); 0 = one second's calls (at least 1).")
     stream_idle_seconds: float = option(
         300.0,
         "A PredictStream that sends no request for this many seconds is ended with DEADLINE_EXCEEDED, freeing "
@@ -108,6 +116,9 @@ class Settings:
         if self.max_streams < 0 or (self.max_streams and self.max_streams >= self.threads):
             raise ValueError(f"max_streams={self.max_streams} should be 0 (auto) or 1..{self.threads - 1} "
                              "(below --threads, so that Predict and health checks keep a thread)")
+        if not self.rate_limit >= 0 or self.rate_burst < 0:
+            raise ValueError(f"rate_limit={self.rate_limit} and rate_burst={self.rate_burst} should be >= 0 (0 = off "
+                             "/ one second's calls)")
         if not self.stream_idle_seconds >= 0:
             raise ValueError(f"stream_idle_seconds={self.stream_idle_seconds} should be >= 0 (0 = never)")
         if not 0 <= self.port < 65536:
@@ -130,6 +141,11 @@ class Settings:
         if self.max_streams:
             return self.max_streams
         return max(1, self.threads - RESERVED_THREADS) if self.threads > 1 else 1
+
+    @property
+    def burst(self) -> int:
+        """--rate-burst, or (0) one second's calls at --rate-limit, at least 1."""
+        return self.rate_burst or max(1, int(self.rate_limit))
 
     @property
     def max_message_bytes(self) -> int:

@@ -341,3 +341,53 @@ def test_f2_an_idle_predict_stream_is_ended_after_the_idle_timeout(scoring_serve
             yield wire.encode_batch_request({"Age": [30.0]})
             threading.Event().wait(0.3)
     assert len(list(stream(steady(), timeout=30))) == 5
+
+
+def test_rate_limit_answers_resource_exhausted_with_a_retry_hint_and_spares_health(scoring_server_factory,
+                                                                                  store: ModelStore) -> None:
+    """Item 2: --rate-limit 5 --rate-burst 5 per caller (here its address) -> 5 calls pass, the 6th is
+    RESOURCE_EXHAUSTED with trailing retry-after-ms (1..200 ms); health checks are never limited."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    server = scoring_server_factory(store.root, rate_limit=5.0, rate_burst=5)
+    stub = _stub(server)
+    for _ in range(5):
+        stub.Predict(pb.PredictRequest(), timeout=5)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Predict(pb.PredictRequest(), timeout=5)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "--rate-limit" in err.value.details()
+    hint = dict(err.value.trailing_metadata())["retry-after-ms"]
+    assert 1 <= int(hint) <= 200
+    health = health_pb2_grpc.HealthStub(grpc.insecure_channel(f"127.0.0.1:{server.port}"))
+    for _ in range(20):
+        assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == \
+            health_pb2.HealthCheckResponse.SERVING
+
+
+def test_the_python_client_waits_out_the_rate_limit_hint(scoring_server_factory, store: ModelStore) -> None:
+    """Item 2: the Python client's calls beyond --rate-limit 10 (burst 2) all succeed, paced by the server's
+    hints: 12 calls take at least (12 - 2) / 10 s."""
+    import time
+
+    from scoring_service.client import ScoringClient
+
+    server = scoring_server_factory(store.root, rate_limit=10.0, rate_burst=2)
+    with ScoringClient(f"127.0.0.1:{server.port}", timeout=10, retries=5) as client:
+        started = time.monotonic()
+        answers = [client.predict({"Age": 30.0}) for _ in range(12)]
+        elapsed = time.monotonic() - started
+    assert len(answers) == 12 and all(a.segment_id >= 0 for a in answers)
+    assert elapsed >= 0.9, elapsed
+
+
+def test_token_buckets_are_per_caller() -> None:
+    """Item 2: one caller's exhausted bucket does not limit another; a bucket refills at the rate."""
+    from segmentation_core.rate_limit import TokenBuckets, caller_key
+
+    now = [0.0]
+    buckets = TokenBuckets(rate=2.0, burst=1, clock=lambda: now[0])
+    a, b = caller_key((("authorization", "Bearer a"),), "ipv4:10.0.0.1:1"), caller_key((), "ipv4:10.0.0.2:5")
+    assert a.startswith("token:") and b == "peer:ipv4:10.0.0.2"
+    assert buckets.take(a) == 0.0 and buckets.take(a) == pytest.approx(0.5) and buckets.take(b) == 0.0
+    now[0] = 0.5
+    assert buckets.take(a) == 0.0

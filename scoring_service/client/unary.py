@@ -51,6 +51,19 @@ def _service_config(retries: int) -> str:
     ]})
 
 
+def retry_after(exc: grpc.RpcError) -> float | None:
+    """The seconds a RESOURCE_EXHAUSTED answer asks to wait (trailing ``retry-after-ms``), else None."""
+    if not hasattr(exc, "code") or exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return None
+    for key, value in exc.trailing_metadata() or ():
+        if key == "retry-after-ms":
+            try:
+                return max(0.0, float(value)) / 1000.0
+            except ValueError:
+                return None
+    return None
+
+
 class ScoringClient:
     """A client of the scoring service; one channel, usable as a context manager."""
 
@@ -108,10 +121,21 @@ class ScoringClient:
         return scoring_pb2.ModelSelector(model=model or self.model, version=version or "")
 
     def _call(self, method: Callable[..., Any], request: Any, name: str, **kwargs: Any) -> Any:
-        try:
-            return method(request, timeout=self.timeout, metadata=self._metadata, **kwargs)
-        except grpc.RpcError as exc:
-            raise ScoringError.from_rpc(exc, name) from None
+        """One unary call; a RESOURCE_EXHAUSTED with the server's ``retry-after-ms`` hint (its rate limit) is
+        waited out and retried, up to ``retries`` times within the call's ``timeout``."""
+        deadline = time.monotonic() + self.timeout
+        attempt = 0
+        while True:
+            try:
+                return method(request, timeout=max(0.001, deadline - time.monotonic()), metadata=self._metadata,
+                              **kwargs)
+            except grpc.RpcError as exc:
+                wait = retry_after(exc)
+                if wait is None or attempt >= self.retries or time.monotonic() + wait >= deadline:
+                    raise ScoringError.from_rpc(exc, name) from None
+                attempt += 1
+                log.debug("%s: rate limited; retrying in %.3f s", name, wait)
+                time.sleep(wait)
 
     def model_info(self, model: str | None = None, version: str | None = None, *,
                    include_profile: bool = False) -> ModelInfo:
