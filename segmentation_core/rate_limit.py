@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
 import grpc
 
@@ -51,7 +51,7 @@ class TokenBuckets:
                          if t + (now - s) * self.rate < self.burst}
 
 
-def caller_key(metadata: object, peer: str) -> str:
+def caller_key(metadata: Iterable[tuple[str, str | bytes]] | None, peer: str) -> str:
     """The rate-limit key of a call: its bearer token's hash, else its peer host (``ipv4:1.2.3.4:5`` -> host)."""
     token = next((value for key, value in metadata or () if key == "authorization"), "")
     if token:

@@ -278,7 +278,7 @@ def _blocking_requests(release: threading.Event):
     """A PredictStream request iterator that sends nothing until ``release`` (an idle stream)."""
     release.wait(60)
     return
-    yield  # noqa: unreachable - makes this a generator
+    yield  # makes this a generator (never reached)
 
 
 def test_f2_idle_long_calls_beyond_the_cap_are_refused_and_never_starve_predict_or_health(
