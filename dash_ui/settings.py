@@ -5,6 +5,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
+from scoring_service.client.targets import check_target
 from segmentation_core.logs import FORMATS
 from segmentation_core.settings import at_least, option, parse
 
@@ -18,7 +19,9 @@ DEFAULT_THREADS = 8
 class DashSettings:
     """How the dashboard runs."""
 
-    scoring: str = option("127.0.0.1:50051", "scoring service HOST:PORT")
+    scoring: str = option("127.0.0.1:50051", "scoring service HOST:PORT, dns:///NAME:PORT (every replica the name "
+                                             "resolves to) or IP:PORT,IP:PORT,... (calls spread round-robin)",
+                          check=check_target)
     port: int = option(8050, "HTTP port", check=at_least(0))
     host: str = option("127.0.0.1", "HTTP address to listen on (0.0.0.0 in containers)")
     token: str | None = option(None, "bearer token for the scoring service", env="DASH_SCORING_TOKEN")

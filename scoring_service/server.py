@@ -58,6 +58,10 @@ class ScoringServer:
             # port; only the --workers processes should.
             ("grpc.so_reuseport", 1 if reuse_port else 0),
         ]
+        if settings.max_connection_age > 0:
+            # A GOAWAY after this age: the client reconnects and re-resolves its target (new replicas join
+            # the round-robin); calls and streams in flight keep their connection until they end.
+            options.append(("grpc.max_connection_age_ms", int(settings.max_connection_age * 1000)))
         self.server = grpc.server(futures.ThreadPoolExecutor(settings.threads, thread_name_prefix="grpc"),
                                   interceptors=interceptors, options=options)
         self.drift = DriftMonitor(settings.drift_window_rows, settings.drift_window_minutes * 60.0,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from segmentation_core.settings import fail, option, parse, read_token
+from segmentation_core.settings import at_least, fail, option, parse, read_token
 
 ENV_PREFIX = "SCORING_"
 RESERVED_THREADS = 4  # handler threads --max-streams 0 keeps free of long-lived calls
@@ -79,6 +79,10 @@ class Settings:
     grace: float = option(
         10.0,
         "Seconds that shutdown (SIGTERM/SIGINT) waits for calls in flight before cancelling them.")
+    max_connection_age: float = option(
+        0.0,
+        "Seconds after which a client connection is asked to reconnect (calls in flight finish first), so "
+        "clients balancing over replicas look them up again and find new ones; 0: never.", check=at_least(0))
     drift_window_rows: int = option(
         50_000,
         "Drift monitoring: each model version's live rows are counted over a rolling window of at most this "

@@ -33,6 +33,7 @@ import grpc
 import pandas as pd
 
 from scoring_service.client import logs
+from scoring_service.client.targets import check_target
 from scoring_service.client.types import DEFAULT_TARGET, RESULT_COLUMNS, ScoringError
 from scoring_service.client.unary import ScoringClient
 from segmentation_core.csv_safety import csv_safe_frame, neutralize_cell, neutralize_series
@@ -247,7 +248,8 @@ class ScoreSettings:
     input: Path = option(None, "customer table: CSV/TSV/whitespace-aligned text (.gz too), Parquet or .xlsx",
                          positional=True, metavar="IN")
     output: Path = option(None, "output CSV", short="-o", required=True, metavar="OUT")
-    target: str = option(DEFAULT_TARGET, "scoring service HOST:PORT")
+    target: str = option(DEFAULT_TARGET, "scoring service HOST:PORT, dns:///NAME:PORT (every replica the name resolves "
+                                         "to) or IP:PORT,IP:PORT,... (calls spread round-robin)", check=check_target)
     model: str | None = option(None, "model name (none: the server's default)")
     version: str | None = option(None, "pin a version such as v0003")
     batch_rows: int = option(10_000, "rows per streamed batch", check=at_least(1))

@@ -23,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from scoring_service.client import convert
 from scoring_service.client.frames import FrameJob, Schema
 from scoring_service.client.stream import DEFAULT_IN_FLIGHT, Channel, FrameStream
+from scoring_service.client.targets import channel_target
 from scoring_service.client.types import (DEFAULT_TARGET, DriftReport, ModelEntry, ModelInfo, Prediction,
                                           ScoringError, SegmentStats)
 from segmentation.v1 import scoring_pb2, scoring_pb2_grpc
@@ -34,9 +35,11 @@ MAX_MESSAGE_BYTES = 64 << 20
 
 
 def _service_config(retries: int) -> str:
-    """Channel service config: retry UNAVAILABLE with exponential backoff on every RPC we call."""
+    """Channel service config: calls spread round-robin over every address of the target (every replica);
+    UNAVAILABLE retried with exponential backoff on every RPC we call (a retry picks the next replica)."""
+    balancing = [{"round_robin": {}}]
     if retries < 1:
-        return json.dumps({"methodConfig": []})
+        return json.dumps({"loadBalancingConfig": balancing, "methodConfig": []})
     policy = {
         # gRPC caps attempts at 5. A stream is retried only until its first answer arrives (then it
         # is committed); a unary call until its deadline.
@@ -46,7 +49,7 @@ def _service_config(retries: int) -> str:
         "backoffMultiplier": 2,
         "retryableStatusCodes": ["UNAVAILABLE"],
     }
-    return json.dumps({"methodConfig": [
+    return json.dumps({"loadBalancingConfig": balancing, "methodConfig": [
         {"name": [{"service": SERVICE}, {"service": "grpc.health.v1.Health"}], "retryPolicy": policy},
     ]})
 
@@ -72,6 +75,7 @@ class ScoringClient:
         if timeout <= 0:
             raise ValueError(f"timeout={timeout} should be > 0 seconds")
         self.target = target
+        address = channel_target(target)
         self.timeout = timeout
         self.retries = max(0, retries)
         self.model = model or ""
@@ -90,9 +94,9 @@ class ScoringClient:
         ]
         if tls_ca is not None:
             credentials = grpc.ssl_channel_credentials(root_certificates=Path(tls_ca).read_bytes())
-            self._channel = grpc.secure_channel(target, credentials, options=options)
+            self._channel = grpc.secure_channel(address, credentials, options=options)
         else:
-            self._channel = grpc.insecure_channel(target, options=options)
+            self._channel = grpc.insecure_channel(address, options=options)
         self._metadata: tuple[tuple[str, str], ...] | None = (
             (("authorization", f"Bearer {token}"),) if token else None)
         #: The channel as the stream engine uses it (also for a stream built on a known schema).
