@@ -349,7 +349,8 @@ def test_services_agree_on_ports_and_the_store(compose: dict) -> None:
     port = s_env.get("SCORING_PORT", dockerfile("scoring").env.get("SCORING_PORT"))
     assert s_env.get("SCORING_HOST", dockerfile("scoring").env.get("SCORING_HOST")) == "0.0.0.0", \
         "in a container the service must listen on every interface"
-    assert d_env["DASH_SCORING"] == f"scoring:{port}", "the dashboard calls the scoring service by its name"
+    assert d_env["DASH_SCORING"] == f"dns:///scoring:{port}", \
+        "the dashboard calls every scoring replica by the service's name"
     assert d_env.get("DASH_HOST", dockerfile("dashboard").env.get("DASH_HOST")) == "0.0.0.0"
     assert any(str(p.get("target", p) if isinstance(p, dict) else p).split(":")[-1].split("/")[0] == port
                for p in scoring.get("ports", [])), f"the scoring port {port} is not published"
