@@ -37,7 +37,7 @@ MAX_MESSAGE_BYTES = 64 << 20
 def _service_config(retries: int) -> str:
     """Channel service config: calls spread round-robin over every address of the target (every replica);
     UNAVAILABLE retried with exponential backoff on every RPC we call (a retry picks the next replica)."""
-    balancing = [{"round_robin": {}}]
+    balancing: list[dict[str, dict]] = [{"round_robin": {}}]
     if retries < 1:
         return json.dumps({"loadBalancingConfig": balancing, "methodConfig": []})
     policy = {
