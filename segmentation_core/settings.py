@@ -95,15 +95,17 @@ def add_options(parser: argparse.ArgumentParser, cls: type, env_prefix: str,
                     raise ValueError(f"should be one of {', '.join(spec.choices)}")
             except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
                 fail(parser, f"{variable}={raw!r}: {_reason(exc, kind, spec)}")
+        required = spec.required and default is None
         shown = "off" if default is False else ("none" if default in (None, "") else default)
-        text = f"{spec.help} (env {variable}; default {shown})" if spec.help else f"(env {variable})"
+        origin = f"env {variable}; required" if required else f"env {variable}; default {shown}"
+        text = f"{spec.help} ({origin})" if spec.help else f"({origin})"
         help_text = argparse.SUPPRESS if spec.internal else text
         flags = [*([spec.short] if spec.short else []), "--" + f.name.replace("_", "-")]
         if kind is bool:
             parser.add_argument(*flags, dest=f.name, action="store_true", default=default, help=help_text)
             continue
         parser.add_argument(*flags, dest=f.name, type=convert, default=default, choices=spec.choices,
-                            required=spec.required and default is None, metavar=spec.metavar, help=help_text)
+                            required=required, metavar=spec.metavar, help=help_text)
 
 
 def from_namespace(cls: type[T], namespace: argparse.Namespace) -> T:
