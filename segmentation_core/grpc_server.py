@@ -1,11 +1,12 @@
 """What every gRPC server of the platform shares (scoring and training): bearer-token authentication
-(health checks exempt), the listen address, TLS binding and the port file."""
+(health checks exempt), INVALID_ARGUMENT for request bytes that are not the message, the listen address,
+TLS binding and the port file."""
 from __future__ import annotations
 
 import hmac
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import grpc
 
@@ -46,6 +47,66 @@ def _refusing(handler: grpc.RpcMethodHandler | None, message: str) -> grpc.RpcMe
     if handler.request_streaming:
         return grpc.stream_unary_rpc_method_handler(deny)
     return grpc.unary_stream_rpc_method_handler(deny)
+
+
+class MalformedRequestInterceptor(grpc.ServerInterceptor):
+    """Answer request bytes that do not parse as the method's message with INVALID_ARGUMENT naming the
+    message (gRPC itself answers a raising deserializer with INTERNAL); streamed requests too."""
+
+    def intercept_service(self, continuation: Callable, handler_call_details: grpc.HandlerCallDetails
+                          ) -> grpc.RpcMethodHandler | None:
+        """The method's handler with a deserializer that never raises."""
+        handler = continuation(handler_call_details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        return _tolerant(handler)
+
+
+class _Malformed:
+    """What the tolerant deserializer hands on for bytes that are not the message."""
+
+    def __init__(self, size: int, reason: str) -> None:
+        self.size, self.reason = size, reason
+
+
+def _tolerant(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """``handler`` whose requests that fail to parse end the call with INVALID_ARGUMENT."""
+    parse, name = handler.request_deserializer, _message_name(handler.request_deserializer)
+
+    def deserialize(data: bytes) -> object:
+        try:
+            return parse(data)
+        except Exception as exc:  # noqa: BLE001 - DecodeError, bad UTF-8 ...: all of it is malformed input
+            return _Malformed(len(data), (str(exc) or type(exc).__name__)[:200])
+
+    def check(request: Any, context: grpc.ServicerContext) -> Any:
+        if isinstance(request, _Malformed):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"request: {request.size} bytes are not a valid {name} message ({request.reason})")
+        return request
+
+    def checked(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+        for request in requests:
+            yield check(request, context)
+
+    serialize = handler.response_serializer
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(
+            lambda request, context: handler.unary_unary(check(request, context), context), deserialize, serialize)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(
+            lambda request, context: handler.unary_stream(check(request, context), context), deserialize, serialize)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(
+            lambda requests, context: handler.stream_unary(checked(requests, context), context), deserialize,
+            serialize)
+    return grpc.stream_stream_rpc_method_handler(
+        lambda requests, context: handler.stream_stream(checked(requests, context), context), deserialize, serialize)
+
+
+def _message_name(parse: Callable) -> str:
+    owner = getattr(parse, "__self__", None)  # a generated Message.FromString
+    return getattr(owner, "__name__", "request")
 
 
 def listen_address(host: str, port: int) -> str:

@@ -13,7 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from segmentation.v1 import training_pb2, training_pb2_grpc
-from segmentation_core.grpc_server import BearerTokenInterceptor, bind, write_port_file
+from segmentation_core.grpc_server import BearerTokenInterceptor, MalformedRequestInterceptor, bind, write_port_file
 from segmentation_core.settings import read_token
 from segmentation_core.store import ModelStore
 from training_job.datasets import DataFolder
@@ -61,7 +61,8 @@ class TrainingServer:
         self.jobs = JobQueue(self.data, settings.store, keep=settings.keep)
         token = settings.token()
         self.server = grpc.server(futures.ThreadPoolExecutor(settings.threads, thread_name_prefix="grpc"),
-                                  interceptors=[BearerTokenInterceptor(token)] if token else [],
+                                  interceptors=[*([BearerTokenInterceptor(token)] if token else []),
+                                                MalformedRequestInterceptor()],
                                   options=[("grpc.max_receive_message_length", CHUNK_MESSAGE_BYTES),
                                            ("grpc.so_reuseport", 0)])
         training_pb2_grpc.add_TrainingServiceServicer_to_server(
