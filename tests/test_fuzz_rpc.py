@@ -12,7 +12,7 @@ Examples that found a bug are pinned with ``@example`` as regressions.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
