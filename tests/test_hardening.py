@@ -391,3 +391,16 @@ def test_token_buckets_are_per_caller() -> None:
     assert buckets.take(a) == 0.0 and buckets.take(a) == pytest.approx(0.5) and buckets.take(b) == 0.0
     now[0] = 0.5
     assert buckets.take(a) == 0.0
+
+
+def test_the_python_client_s_streams_wait_out_the_rate_limit_hint(scoring_server_factory, store: ModelStore) -> None:
+    """Item 2: PredictStream calls (predict_frame) refused by --rate-limit 4 (burst 1) are resent after the
+    server's hint: three frames in a row are all scored, every row."""
+    from scoring_service.client import ScoringClient
+
+    server = scoring_server_factory(store.root, rate_limit=4.0, rate_burst=1)
+    frame = model_factory.mall().frame[model_factory.MALL_NUMERIC + model_factory.MALL_CATEGORICAL]
+    with ScoringClient(f"127.0.0.1:{server.port}", timeout=10, retries=5) as client:
+        results = [client.predict_frame(frame, batch_rows=50) for _ in range(3)]
+    assert [len(r) for r in results] == [200, 200, 200]
+    assert all((r["segment_id"] >= 0).all() for r in results)

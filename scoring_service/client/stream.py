@@ -13,7 +13,7 @@ import pandas as pd
 
 from scoring_service import wire
 from scoring_service.client.frames import FrameJob, Schema, frame_job
-from scoring_service.client.types import ScoringError
+from scoring_service.client.types import ScoringError, retry_after
 from segmentation_core.tables import match_columns
 
 log = logging.getLogger("scoring_service.client")
@@ -70,7 +70,7 @@ class FrameStream:
                 attempt += 1
                 if attempt > self.channel.retries:
                     raise exc.error from None
-                delay = min(0.2 * 2 ** (attempt - 1), 2.0)
+                delay = exc.delay if exc.delay is not None else min(0.2 * 2 ** (attempt - 1), 2.0)
                 log.warning("PredictStream interrupted (%s); resending %d batch(es) in %.1fs (attempt %d of %d)",
                             exc.error.message, len(state.pending), delay, attempt, self.channel.retries)
                 time.sleep(delay)
@@ -176,8 +176,9 @@ class FrameStream:
                 raise ScoringError(grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer from the server for "
                                    f"{self.channel.timeout:g}s", method="PredictStream") from None
             error = ScoringError.from_rpc(exc, "PredictStream")
-            if error.code == grpc.StatusCode.UNAVAILABLE:
-                raise _Resumable(error) from None
+            hint = retry_after(exc)  # the server's rate limit refused the stream: resend after its hint
+            if error.code == grpc.StatusCode.UNAVAILABLE or hint is not None:
+                raise _Resumable(error, hint) from None
             raise error from None
         finally:
             with state.lock:
@@ -225,11 +226,13 @@ class FrameStream:
 
 
 class _Resumable(Exception):
-    """A stream lost to UNAVAILABLE: the unanswered batches can be sent again on a new stream."""
+    """A stream lost to UNAVAILABLE, or refused by a rate limit (``delay``: its retry-after hint, in seconds):
+    the unanswered batches can be sent again on a new stream."""
 
-    def __init__(self, error: ScoringError) -> None:
+    def __init__(self, error: ScoringError, delay: float | None = None) -> None:
         super().__init__(str(error))
         self.error = error
+        self.delay = delay
 
 
 @dataclass(eq=False)

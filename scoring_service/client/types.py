@@ -34,6 +34,19 @@ class ScoringError(Exception):
         return cls(code or grpc.StatusCode.UNKNOWN, details or "", method=method)
 
 
+def retry_after(exc: grpc.RpcError) -> float | None:
+    """The seconds a RESOURCE_EXHAUSTED answer asks to wait (trailing ``retry-after-ms``), else None."""
+    if not hasattr(exc, "code") or exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return None
+    for key, value in exc.trailing_metadata() or ():
+        if key == "retry-after-ms":
+            try:
+                return max(0.0, float(value)) / 1000.0
+            except ValueError:
+                return None
+    return None
+
+
 @dataclass(frozen=True)
 class CustomerValue:
     """A customer's lifetime value figures (see README "CLV")."""

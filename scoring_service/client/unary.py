@@ -25,7 +25,7 @@ from scoring_service.client.frames import FrameJob, Schema
 from scoring_service.client.stream import DEFAULT_IN_FLIGHT, Channel, FrameStream
 from scoring_service.client.targets import channel_target
 from scoring_service.client.types import (DEFAULT_TARGET, DriftReport, ModelEntry, ModelInfo, Prediction,
-                                          ScoringError, SegmentStats)
+                                          ScoringError, SegmentStats, retry_after)
 from segmentation.v1 import scoring_pb2, scoring_pb2_grpc
 
 log = logging.getLogger("scoring_service.client")
@@ -52,19 +52,6 @@ def _service_config(retries: int) -> str:
     return json.dumps({"loadBalancingConfig": balancing, "methodConfig": [
         {"name": [{"service": SERVICE}, {"service": "grpc.health.v1.Health"}], "retryPolicy": policy},
     ]})
-
-
-def retry_after(exc: grpc.RpcError) -> float | None:
-    """The seconds a RESOURCE_EXHAUSTED answer asks to wait (trailing ``retry-after-ms``), else None."""
-    if not hasattr(exc, "code") or exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return None
-    for key, value in exc.trailing_metadata() or ():
-        if key == "retry-after-ms":
-            try:
-                return max(0.0, float(value)) / 1000.0
-            except ValueError:
-                return None
-    return None
 
 
 class ScoringClient:
