@@ -219,10 +219,12 @@ class DashboardService:
         The first `model_info` call fails fast when the service is down or has no model (the watch
         stream itself would wait for a restarting server without a word), so the banner tells at once.
         """
+        retried = False
         while not self._stop.is_set():
             try:
                 client = self._get_client()
                 self._on_model_info(client.model_info())
+                retried = False
                 # reconnect=False: the dashboard wants to hear of an outage, not wait through it.
                 for info in client.watch(reconnect=False):
                     self._on_model_info(info)
@@ -230,6 +232,12 @@ class DashboardService:
                         return
                 continue  # the server ended the stream (shutdown, restart): start again at once
             except Exception as exc:  # noqa: BLE001 - any failure means: probe, wait, retry
+                if not retried and _code_name(exc) == "UNAVAILABLE" and self.status().state == OK:
+                    # With several replicas, the one holding the stream may have gone while the others
+                    # serve: start again at once (on another). If the whole service is down, the next
+                    # model_info fails fast and says so.
+                    retried = True
+                    continue
                 self._on_watch_failure(exc)
             self._stop.wait(self.retry_seconds)
 
