@@ -54,7 +54,9 @@ def k_search_card(view: ModelView) -> dbc.Card:
                    "metrics above are what there is to judge it by.", className="small", id="model-k-fixed"),
             graph("model-k-sizes", sizes),
         ]), className="section-card")
-    internals = [m for m in view.k_table.columns if m not in figures.ANALYST_K_METRICS]
+    known = [m for m, _, _ in figures.K_METRICS]  # the textbook metrics first, then the rule's own by name
+    internals = sorted((m for m in view.k_table.columns if m not in figures.ANALYST_K_METRICS),
+                       key=lambda m: (m not in known, known.index(m) if m in known else 0, m))
     folded: list[Any] = []
     if internals:
         folded = [html.Details([

@@ -287,9 +287,9 @@ def radar_figure(sample: pd.DataFrame, features: Sequence[str], names: Mapping[i
     fig.update_layout(polar=dict(radialaxis=dict(range=[0, 100], tickvals=[0, 25, 50, 75, 100],
                                                  ticktext=["0", "p25", "p50", "p75", "p100"], angle=90,
                                                  tickfont=dict(size=10)),
-                                 domain=dict(y=[0, 0.9])),
-                      legend=dict(orientation="h", y=-0.12, x=0.5, xanchor="center"),
-                      margin=dict(l=90, r=90, t=90, b=40),
+                                 domain=dict(y=[0.05, 1])),
+                      legend=dict(orientation="h", y=-0.05, x=0.5, xanchor="center", yanchor="top", font=dict(size=11)),
+                      margin=dict(l=70, r=70, t=90, b=20), height=520,
                       title=_title("Medians as percentiles", "of all customers (50: the median customer)"))
     return fig
 
