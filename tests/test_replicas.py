@@ -108,6 +108,7 @@ def kill(proc: Proc) -> None:
     proc.process.wait(10)
 
 
+@pytest.mark.slow  # three server processes, ~12 s under load
 def test_calls_spread_over_three_replicas_and_survive_one_killed(replicas) -> None:
     from tests import model_factory
 
@@ -195,6 +196,7 @@ def test_connections_recycled_by_max_connection_age_lose_no_call(mall_store: Pat
     assert calls(server.metrics_port)[("Predict", "OK")] > 10
 
 
+@pytest.mark.slow  # three server processes, ~12 s under load
 def test_dashboard_spreads_over_the_replicas_and_rides_out_one_killed(replicas) -> None:
     """The dashboard's service layer (its real client, as `python -m dash_ui --scoring LIST` builds it)."""
     from dash_ui.service import OK, DashboardService, ServiceError, default_client_factory
