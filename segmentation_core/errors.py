@@ -45,6 +45,17 @@ def quoted(value: object, limit: int = QUOTE_LIMIT) -> str:
     return f"{text[:limit]}... ({size} characters)"
 
 
+MESSAGE_LIMIT = 1000  # characters of an error message sent to a caller or logged
+
+
+def bounded(message: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``message`` cut to ``limit`` characters (with its full length): a status message must stay within gRPC's
+    metadata limit and a log line bounded whatever input an error names."""
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit]}... ({len(message)} characters)"
+
+
 def describe_row(label: object, first_data_line: int | None) -> str:
     """Say where a row is: its line in the source file when known, else its 1-based position."""
     if isinstance(label, Integral) and first_data_line is not None:

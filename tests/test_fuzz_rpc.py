@@ -12,6 +12,7 @@ Examples that found a bug are pinned with ``@example`` as regressions.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from segmentation.v1 import scoring_pb2, training_pb2
@@ -43,6 +44,7 @@ QUICK = settings(max_examples=int(os.environ.get("FUZZ_QUICK_EXAMPLES", "60")), 
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 LONG = settings(QUICK, max_examples=int(os.environ.get("FUZZ_EXAMPLES", "400")))
 CALL_TIMEOUT = 10.0
+MESSAGE_BOUND = 2000  # characters of a status message
 
 # Strings an attacker or a bad client would send: names the servers know, paths, long ids, huge text.
 INTERESTING_TEXT = [
@@ -173,8 +175,11 @@ class Rpc:
             code = call.code()
             return grpc.StatusCode.OK if code in (None, grpc.StatusCode.CANCELLED) else code
         except grpc.RpcError as err:
-            code = err.code()
-            assert code in DOCUMENTED, f"{self.name}: {code} {err.details()[:500]!r}"
+            code, details = err.code(), err.details() or ""
+            assert code in DOCUMENTED, f"{self.name}: {code} {details[:500]!r}"
+            # The server's own answer, bounded: a status message echoing a huge input breaks gRPC's metadata
+            # limit and reaches the client as RESOURCE_EXHAUSTED "received metadata size exceeds ...".
+            assert len(details) <= MESSAGE_BOUND and "metadata size" not in details, (self.name, details[:300])
             return code
 
 
@@ -184,6 +189,7 @@ def _methods(module: Any, service: str) -> list[Rpc]:
                 m.server_streaming) for m in descriptor.methods]
 
 
+SEEN: Counter[str] = Counter()  # answers by RPC and code, over the session (printed by the slow tests)
 SCORING_RPCS = _methods(scoring_pb2, "ScoringService")
 TRAINING_RPCS = _methods(training_pb2, "TrainingService")
 _TRAINING = {rpc.name: rpc for rpc in TRAINING_RPCS}
@@ -191,6 +197,11 @@ _TRAINING = {rpc.name: rpc for rpc in TRAINING_RPCS}
 TRAINING_REGRESSIONS = [
     (_TRAINING["ProfileData"], [b"\x00"], True),  # bytes that are not the message (gRPC's own INTERNAL)
     (_TRAINING["UploadData"], [b"\x0a\x01\xff"], True),  # a streamed chunk with a bad UTF-8 filename
+    # a 100,000-character id echoed whole in the status message (over gRPC's metadata limit)
+    (_TRAINING["CancelTraining"], [training_pb2.CancelTrainingRequest(job_id="x" * 100_000)], False),
+    (_TRAINING["WatchTraining"], [training_pb2.WatchTrainingRequest(job_id="x" * 100_000)], False),
+    (_TRAINING["ProfileData"], [training_pb2.ProfileDataRequest(dataset_id="x" * 100_000)], False),
+    (_TRAINING["SubmitTraining"], [training_pb2.TrainingRequest(dataset_id="x" * 100_000)], False),
 ]
 
 
@@ -203,6 +214,8 @@ def _payloads(draw: st.DrawFn, rpc: Rpc, raw: bool) -> list[Any]:
 
 def _check(channel: grpc.Channel, rpc: Rpc, payloads: list[Any], raw: bool) -> None:
     code = rpc.call(channel, payloads, raw)
+    event(f"{rpc.name} {'raw' if raw else 'typed'} -> {code.name}")  # --hypothesis-show-statistics
+    SEEN[f"{rpc.name} {'raw' if raw else 'typed'} -> {code.name}"] += 1
     assert code in DOCUMENTED, f"{rpc.name}: {code}"
 
 
@@ -238,9 +251,48 @@ def _scoring_still_serves(channel: grpc.Channel) -> None:
     assert _serving(channel)
 
 
+MALL_NUMERIC = ["Age", "Annual Income (k$)", "Spending Score (1-100)"]
+FEATURE_NAMES = st.sampled_from([*MALL_NUMERIC, "Gender", "Nope", "", "RepeatPurchases", "x" * 10_000])
+SELECTORS = st.builds(scoring_pb2.ModelSelector, model=st.sampled_from(["", "customers", "other"]),
+                      version=st.sampled_from(["", "v0001", "v0002", "v000000000001"]))
+
+
+@st.composite
+def near_valid_scoring(draw: st.DrawFn) -> tuple[Rpc, list[Any], bool]:
+    """Requests close to valid ones (the model's feature names, a real selector) with hostile values, so the
+    fuzzing reaches past the first check: NaN/inf/huge numbers, ragged or empty columns, unknown levels."""
+    rpc = draw(st.sampled_from(SCORING_RPCS))
+    selector = draw(SELECTORS)
+    if rpc.name == "Predict":
+        customer = scoring_pb2.Customer(id=draw(TEXT), numbers=draw(st.dictionaries(FEATURE_NAMES, FLOATS, max_size=4)),
+                                        categories=draw(st.dictionaries(FEATURE_NAMES, TEXT, max_size=2)))
+        return rpc, [scoring_pb2.PredictRequest(selector=selector, customer=customer)], False
+    if rpc.name == "PredictStream":
+        batches = []
+        for _ in range(draw(st.integers(0, 3))):
+            rows = draw(st.integers(0, 5))
+            batch = scoring_pb2.PredictBatchRequest(batch_id=draw(TEXT), selector=selector)
+            for name in draw(st.lists(FEATURE_NAMES, max_size=4)):
+                size = rows if draw(st.integers(0, 4)) else draw(st.integers(0, 6))  # sometimes ragged
+                if name == "Gender":
+                    batch.categorical.add(name=name, values=draw(st.lists(TEXT, min_size=size, max_size=size)))
+                else:
+                    batch.numeric.add(name=name, values=draw(st.lists(FLOATS, min_size=size, max_size=size)))
+            if draw(st.booleans()):
+                batch.ids.extend(draw(st.lists(TEXT, min_size=rows, max_size=rows + 1)))
+            batches.append(batch)
+        return rpc, batches, False
+    request = draw(messages(rpc.request))
+    if request.DESCRIPTOR.fields_by_name.get("selector") is not None:
+        request.selector.CopyFrom(selector)
+    return rpc, [request], False
+
+
 @st.composite
 def scoring_calls(draw: st.DrawFn) -> tuple[Rpc, list[Any], bool]:
-    """An RPC of the scoring service, a raw/typed flag and the payloads to send it."""
+    """An RPC of the scoring service, a raw/typed flag and the payloads to send it (a third near-valid)."""
+    if draw(st.integers(0, 2)) == 0:
+        return draw(near_valid_scoring())
     rpc, raw = draw(st.sampled_from(SCORING_RPCS)), draw(st.booleans())
     return rpc, _payloads(draw, rpc, raw), raw
 
@@ -281,11 +333,43 @@ def training(tmp_path_factory: pytest.TempPathFactory, datasets_dir: Path) -> It
     trainer.stop()
 
 
+MALL_TOML = (Path(__file__).resolve().parents[1] / "training_job" / "presets" / "mall.toml").read_text()
+TOML_VALUES = ["5", "-1", "0", "1", "999999999999999999999", "nan", "inf", "-inf", "0.5", "true", '"x"', '""',
+               '"Age"', "[]", '["Age", "Nope"]', '[1, "a"]', "[[1]]", "{a = 1}", "1979-05-27", '"auto"', '"none"',
+               '["Annual Income (k$)"]', '[0, ""]', '["", 5]', "[nan, inf]"]
+
+
+@st.composite
+def near_valid_toml(draw: st.DrawFn) -> str:
+    """The mall preset with a few values replaced by TOML values of other types and ranges, lines dropped or
+    unknown keys added."""
+    lines = [line for line in MALL_TOML.splitlines() if not line.startswith("#")]
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.integers(0, len(lines) - 1))
+        how = draw(st.sampled_from(["value", "value", "drop", "unknown"]))
+        if how == "value" and "=" in lines[at]:
+            lines[at] = lines[at].split("=", 1)[0] + "= " + draw(st.sampled_from(TOML_VALUES))
+        elif how == "drop":
+            del lines[at]
+        else:
+            lines.insert(at, f"{draw(st.sampled_from(['k', 'nope', 'numeric', 'style']))} = "
+                             f"{draw(st.sampled_from(TOML_VALUES))}")
+    return "\n".join(lines) + "\n"
+
+
 @st.composite
 def training_calls(draw: st.DrawFn, dataset_id: str) -> tuple[Rpc, list[Any], bool]:
-    """An RPC of the training service and its payloads; typed requests name the real dataset half the time."""
+    """An RPC of the training service and its payloads; typed requests name the real dataset half the time,
+    and a third of the training requests carry a near-valid TOML configuration."""
     rpc, raw = draw(st.sampled_from(TRAINING_RPCS)), draw(st.booleans())
     payloads = _payloads(draw, rpc, raw)
+    if not raw and rpc.request is training_pb2.TrainingRequest and draw(st.integers(0, 2)) == 0:
+        payloads = [training_pb2.TrainingRequest(
+            dataset_id=dataset_id, config_toml=draw(near_valid_toml()),
+            k=draw(st.sampled_from(["", "auto", "5", "1", "²", "99999999999999999999"])),
+            k_min=draw(st.sampled_from([0, 2, -3, 2**31 - 1])), k_max=draw(st.sampled_from([0, 3, -1, 2**31 - 1])),
+            model=draw(st.sampled_from(["", "fuzz"])))]
+        return rpc, payloads, raw
     if not raw and rpc.request is training_pb2.TrainingRequest and draw(st.booleans()):
         payloads[0].dataset_id = dataset_id
     if not raw and rpc.request is training_pb2.ProfileDataRequest and draw(st.booleans()):
@@ -342,6 +426,7 @@ def test_training_service_long_fuzz(training: tuple[grpc.Channel, str]) -> None:
     channel, dataset_id = training
     _fuzz_training(channel, dataset_id, LONG)
     _training_still_serves(channel, dataset_id)
+    print(sorted(SEEN.items()))
 
 
 @pytest.mark.slow

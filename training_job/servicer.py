@@ -15,7 +15,7 @@ from google.protobuf import json_format
 
 from segmentation.v1 import profile_pb2, scoring_pb2, training_pb2 as pb, training_pb2_grpc
 from segmentation_core.artefact import read_manifest
-from segmentation_core.errors import NotFoundError, SegmentationError, StoreError
+from segmentation_core.errors import NotFoundError, SegmentationError, StoreError, bounded
 from segmentation_core.store import ModelStore
 from training_job.datasets import DataFolder, DatasetInfo, UploadTooLarge
 from training_job.errors import ConfigError, DataError
@@ -46,8 +46,9 @@ def _mapped_errors(method: Callable) -> Callable:
             return method(self, request, context)
         except tuple(kind for kind, _ in STATUS_OF) as exc:
             code = next(code for kind, code in STATUS_OF if isinstance(exc, kind))
-            log.info("%s refused: %s", method.__name__, exc)
-            context.abort(code, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            message = bounded(str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__)
+            log.info("%s refused: %s", method.__name__, message)
+            context.abort(code, message)
     return wrapper
 
 
