@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from scoring_service.client import ScoringClient, ScoringError
-from scoring_service.client.targets import channel_target
+from scoring_service.client.targets import channel_target, list_authority
 from tests.deploy_support import Proc, free_port, start_scoring, stopping
 from tests.server_support import wait_for
 
@@ -60,6 +60,9 @@ def test_target_lists_become_grpc_targets() -> None:
     assert channel_target(" 127.0.0.1:1, localhost:2,127.0.0.1:3") == "ipv4:127.0.0.1:1,127.0.0.1:2,127.0.0.1:3"
     assert channel_target("[::1]:1,[::1]:2") == "ipv6:[::1]:1,[::1]:2"
     assert channel_target("ipv4:10.0.0.1:1,10.0.0.2:1") == "ipv4:10.0.0.1:1,10.0.0.2:1"
+    assert list_authority("127.0.0.1:1,127.0.0.1:2") == "127.0.0.1:1"
+    assert list_authority("[::1]:1,[::1]:2") == "[::1]:1"
+    assert list_authority("127.0.0.1:1") is None and list_authority("dns:///scoring:50051") is None
     for bad, words in (("scoring:1,scoring:2", "dns:///NAME:PORT"), ("127.0.0.1:1,", "'' in the target list"),
                        ("127.0.0.1:1,127.0.0.1", "is not IP:PORT"), ("127.0.0.1:1,[::1]:2", "mixes IPv4 and IPv6"),
                        ("  ", "empty")):
@@ -249,3 +252,17 @@ def test_dashboard_spreads_over_the_replicas_and_rides_out_one_killed(replicas) 
         assert states == {OK}, f"the dashboard showed {states - {OK}} while two replicas served"
     finally:
         service.stop()
+
+
+def test_a_target_list_works_over_tls(mall_store: Path, scoring_server_factory, certificate) -> None:
+    """TLS to several replicas by address: every one is checked against the CA and answers."""
+    from tests import model_factory
+
+    cert, key = certificate
+    servers = [scoring_server_factory(mall_store, tls_cert=str(cert), tls_key=str(key)) for _ in range(2)]
+    target = ",".join(f"127.0.0.1:{s.port}" for s in servers)
+    customer = model_factory.mall().frame.drop(columns=["CustomerID"]).iloc[0].to_dict()
+    with ScoringClient(target, tls_ca=cert, timeout=10) as client:
+        for _ in range(10):
+            client.predict(customer)
+    assert all(calls(s.metrics_port).get(("Predict", "OK"), 0) >= 3 for s in servers), "a replica took no call"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-__all__ = ["channel_target", "check_target"]
+__all__ = ["channel_target", "check_target", "list_authority"]
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:")
 _ITEM = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
@@ -46,6 +46,15 @@ def channel_target(text: str) -> str:
     if len(families) > 1:
         raise ValueError(f"the target list {target!r} mixes IPv4 and IPv6 addresses; give one family")
     return f"ipv{families.pop()}:" + ",".join(addresses)
+
+
+def list_authority(text: str) -> str | None:
+    """For an ``IP:PORT,...`` list, its first address: the authority (TLS host name) the channel presents,
+    which gRPC would otherwise take from the whole list; None for any other target."""
+    target = channel_target(text)
+    if not target.startswith(("ipv4:", "ipv6:")):
+        return None
+    return target.split(":", 1)[1].split(",")[0]
 
 
 def check_target(text: str) -> None:

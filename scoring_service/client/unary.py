@@ -23,7 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from scoring_service.client import convert
 from scoring_service.client.frames import FrameJob, Schema
 from scoring_service.client.stream import DEFAULT_IN_FLIGHT, Channel, FrameStream
-from scoring_service.client.targets import channel_target
+from scoring_service.client.targets import channel_target, list_authority
 from scoring_service.client.types import (DEFAULT_TARGET, DriftReport, ModelEntry, ModelInfo, Prediction,
                                           ScoringError, SegmentStats, retry_after)
 from segmentation.v1 import scoring_pb2, scoring_pb2_grpc
@@ -79,6 +79,9 @@ class ScoringClient:
             # minutes late. 10 s bounds that; an attempt every 10 s costs a dead server nothing.
             ("grpc.max_reconnect_backoff_ms", 10_000),
         ]
+        authority = list_authority(target)
+        if authority is not None:
+            options.append(("grpc.default_authority", authority))
         if tls_ca is not None:
             credentials = grpc.ssl_channel_credentials(root_certificates=Path(tls_ca).read_bytes())
             self._channel = grpc.secure_channel(address, credentials, options=options)
