@@ -118,6 +118,11 @@ def test_store_is_shared_read_only_by_scoring_and_written_by_the_training_job() 
     assert not volume["persistentVolumeClaim"].get("readOnly") and not mount.get("readOnly"), "training publishes"
     assert _env(_container(job))["TRAINING_STORE"] == mount["mountPath"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] in ("Never", "OnFailure")
+    trainer = _one("Deployment", "trainer")
+    volume, mount = store_mount(trainer)
+    assert not volume["persistentVolumeClaim"].get("readOnly") and not mount.get("readOnly"), "the trainer publishes"
+    assert trainer["spec"]["replicas"] == 1 and trainer["spec"]["strategy"]["type"] == "Recreate", \
+        "the trainer's jobs live in its process: one at a time"
     env = _env(_container(job))
     assert env["TRAINING_MODEL"] == _env(_container(scoring))["SCORING_MODEL"], "training and serving name one model"
 
@@ -134,6 +139,7 @@ def test_autoscaler_scales_the_scoring_deployment_on_cpu() -> None:
 
 @pytest.mark.parametrize("kind,name,module", [("Deployment", "scoring", "scoring_service"),
                                               ("Job", "segmentation-training", "training_job"),
+                                              ("Deployment", "trainer", "training_job"),
                                               ("Deployment", "dashboard", "dash_ui")])
 def test_container_settings_are_read_and_accepted_by_their_program(kind: str, name: str, module: str) -> None:
     reference = load_deploy("config_reference")
