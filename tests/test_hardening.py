@@ -404,3 +404,26 @@ def test_the_python_client_s_streams_wait_out_the_rate_limit_hint(scoring_server
         results = [client.predict_frame(frame, batch_rows=50) for _ in range(3)]
     assert [len(r) for r in results] == [200, 200, 200]
     assert all((r["segment_id"] >= 0).all() for r in results)
+
+
+def test_f2_the_review_s_attack_at_the_default_settings(scoring_server_factory, store: ModelStore) -> None:
+    """F2 as found: 32 idle PredictStream calls (the default thread count) on a server with default settings ->
+    28 held (--threads 32 minus 4), 4 RESOURCE_EXHAUSTED; Predict and health answer within 2 s."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    server = scoring_server_factory(store.root)
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    stream, release = wire.predict_stream_method(channel), threading.Event()
+    calls = [stream(_blocking_requests(release)) for _ in range(32)]
+    try:
+        wait_for(lambda: sum(not c.is_active() for c in calls) == 4, timeout=30)
+        assert {c.code() for c in calls if not c.is_active()} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
+        for _ in range(10):
+            assert _stub(server).Predict(pb.PredictRequest(), timeout=2).version == "v0001"
+            assert health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2).status == \
+                health_pb2.HealthCheckResponse.SERVING
+        assert sum(c.is_active() for c in calls) == 28
+    finally:
+        release.set()
+        for c in calls:
+            c.cancel()
