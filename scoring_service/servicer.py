@@ -36,7 +36,7 @@ from scoring_service.errors import InvalidRequest, ResourceExhausted, StreamIdle
 from scoring_service.metrics import ServiceMetrics
 from scoring_service.registry import LoadedVersion, Registry, check_selector
 from segmentation.v1 import scoring_pb2 as pb
-from segmentation_core.errors import InputError, NotFoundError
+from segmentation_core.errors import InputError, NotFoundError, quoted
 
 log = logging.getLogger(__name__)
 _OK = grpc.StatusCode.OK
@@ -340,12 +340,12 @@ def _check_columns(schema: object, batch: wire.DecodedBatch, extra: frozenset[st
     for name in batch.numeric:
         if name not in numeric_names and name not in extra:
             kind = "a categorical feature sent as numbers" if name in categorical_names else "an unknown column"
-            raise InvalidRequest(f"numeric[{name!r}]: {kind}; the model expects numeric features "
+            raise InvalidRequest(f"numeric[{quoted(name)}]: {kind}; the model expects numeric features "
                                  f"{sorted(numeric_names)}", field=name)
     for name in batch.categorical:
         if name not in categorical_names:
             kind = "a numeric feature sent as strings" if name in numeric_names else "an unknown column"
-            raise InvalidRequest(f"categorical[{name!r}]: {kind}; the model expects categorical features "
+            raise InvalidRequest(f"categorical[{quoted(name)}]: {kind}; the model expects categorical features "
                                  f"{sorted(categorical_names)}", field=name)
     lengths = [(name, len(batch.numeric.get(name, batch.categorical.get(name, ())))) for name in batch.column_order]
     if batch.ids:
@@ -355,8 +355,8 @@ def _check_columns(schema: object, batch: wire.DecodedBatch, extra: frozenset[st
     first_name, n = lengths[0]
     for name, size in lengths[1:]:
         if size != n:
-            raise InvalidRequest(f"ragged batch: column {name!r} has {size} values but {first_name!r} has {n}",
-                                 field=name)
+            raise InvalidRequest(f"ragged batch: column {quoted(name)} has {size} values but {quoted(first_name)} "
+                                 f"has {n}", field=name)
     return n
 
 

@@ -427,3 +427,16 @@ def test_f2_the_review_s_attack_at_the_default_settings(scoring_server_factory, 
         release.set()
         for c in calls:
             c.cancel()
+
+
+def test_f9_a_batch_error_quotes_a_huge_column_name_bounded(scoring_server_factory, store: ModelStore) -> None:
+    """F9: a PredictStream batch with a 100,000-character column name gets a batch error that quotes it cut
+    (the stream goes on)."""
+    server = scoring_server_factory(store.root)
+    stream = wire.predict_stream_method(grpc.insecure_channel(f"127.0.0.1:{server.port}"))
+    huge = "c" * 100_000
+    replies = [wire.decode_batch_response(r) for r in stream(iter([
+        wire.encode_batch_request({huge: [1.0]}), wire.encode_batch_request({"Age": [30.0]})]), timeout=30)]
+    assert "an unknown column" in replies[0].batch_error and len(replies[0].batch_error) < 500
+    assert "100000 characters" in replies[0].batch_error
+    assert not replies[1].batch_error and replies[1].segment_id.size == 1
