@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from segmentation.v1 import scoring_pb2, training_pb2
 from segmentation_core.store import ModelStore
 from tests import model_factory
-from tests.server_support import start_server
+from tests.server_support import start_server, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -318,6 +318,9 @@ def test_scoring_service_long_fuzz(scoring: grpc.Channel, call) -> None:
 
 
 # ---- the training service ----------------------------------------------------------------------------------
+TRAINER_DIRS: dict[str, Path] = {}  # the training fixture's folders
+
+
 @pytest.fixture(scope="module")
 def training(tmp_path_factory: pytest.TempPathFactory, datasets_dir: Path) -> Iterator[tuple[grpc.Channel, str]]:
     """A real `python -m training_job serve` on loopback (uploads up to 1 MB) with Mall uploaded; a channel
@@ -328,6 +331,7 @@ def training(tmp_path_factory: pytest.TempPathFactory, datasets_dir: Path) -> It
     trainer = Trainer(root / "store", root / "data", "--max-upload-mb", "1")
     dataset = trainer.client.upload(datasets_dir / "Mall_Customers.csv")
     channel = grpc.insecure_channel(trainer.target)
+    TRAINER_DIRS["uploads"] = root / "data" / "uploads"
     yield channel, dataset.dataset_id
     channel.close()
     trainer.stop()
@@ -432,3 +436,36 @@ def test_training_service_long_fuzz(training: tuple[grpc.Channel, str]) -> None:
 @pytest.mark.slow
 def test_scoring_service_still_serves_after_the_long_fuzz(scoring: grpc.Channel) -> None:
     _scoring_still_serves(scoring)
+
+
+def test_an_upload_in_progress_survives_a_job_starting(training: tuple[grpc.Channel, str],
+                                                       datasets_dir: Path) -> None:
+    """Found by the fuzz run: a job's child process swept the server's uploads folder as it started, so an
+    upload in progress lost its file and answered UNKNOWN ("No such file or directory")."""
+    import threading
+
+    from segmentation.v1 import training_pb2_grpc
+
+    channel, dataset_id = training
+    stub = training_pb2_grpc.TrainingServiceStub(channel)
+    job_running = threading.Event()
+    content = (datasets_dir / "Mall_Customers.csv").read_bytes().rstrip(b"\r\n") + b"\n"
+    content += b"".join(f"9{i:04d},Male,30,70,{i % 100}\n".encode() for i in range(50))  # other bytes than Mall's
+
+    def chunks() -> Iterator[training_pb2.DataChunk]:
+        yield training_pb2.DataChunk(filename="slow.csv", data=content[:100])  # the upload file now exists
+        job_running.wait(timeout=120)
+        yield training_pb2.DataChunk(data=content[100:])
+
+    upload = stub.UploadData.future(chunks(), timeout=180)
+    wait_for(lambda: any(TRAINER_DIRS["uploads"].iterdir()), timeout=30)
+    job = stub.SubmitTraining(training_pb2.TrainingRequest(dataset_id=dataset_id, preset="mall"), timeout=30)
+    try:
+        for update in stub.WatchTraining(training_pb2.WatchTrainingRequest(job_id=job.job_id), timeout=120):
+            if update.stage not in ("", "queued", "read") or update.state > training_pb2.RUNNING:
+                break  # the child process runs past reading the dataset (or has ended)
+    finally:
+        job_running.set()
+        _cancel_accepted_jobs(channel)
+    stored = upload.result()
+    assert stored.rows == 250 and stored.filename == "slow.csv"

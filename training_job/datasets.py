@@ -73,14 +73,16 @@ def _extension(filename: str) -> str:
 class DataFolder:
     """Uploaded datasets under one folder; ``max_bytes`` bounds an upload."""
 
-    def __init__(self, root: Path | str, max_bytes: int = 200 * 1024 * 1024) -> None:
+    def __init__(self, root: Path | str, max_bytes: int = 200 * 1024 * 1024, *, sweep_uploads: bool = False) -> None:
+        """``sweep_uploads``: remove uploads a restart cut short - the server only, at its start (a job's child
+        process sweeping would delete the uploads in progress)."""
         self.root = Path(root)
         self.max_bytes = max_bytes
         self.datasets = self.root / "datasets"
         self.uploads = self.root / "uploads"
         self.datasets.mkdir(parents=True, exist_ok=True)
         self.uploads.mkdir(parents=True, exist_ok=True)
-        for leftover in self.uploads.iterdir():  # an upload cut short by a restart
+        for leftover in self.uploads.iterdir() if sweep_uploads else ():  # an upload cut short by a restart
             leftover.unlink(missing_ok=True)
 
     def store(self, chunks: Iterable[bytes], filename: str) -> DatasetInfo:

@@ -57,7 +57,8 @@ class TrainingServer:
         if settings.max_upload_mb < 1:
             raise ValueError(f"max_upload_mb={settings.max_upload_mb} should be >= 1")
         self.settings = settings
-        self.data = DataFolder(settings.data_dir, max_bytes=settings.max_upload_mb * 1024 * 1024)
+        self.data = DataFolder(settings.data_dir, max_bytes=settings.max_upload_mb * 1024 * 1024,
+                               sweep_uploads=True)
         self.jobs = JobQueue(self.data, settings.store, keep=settings.keep)
         token = settings.token()
         self.server = grpc.server(futures.ThreadPoolExecutor(settings.threads, thread_name_prefix="grpc"),
