@@ -171,7 +171,7 @@ class JobQueue:
                 raise NotFoundError(f"no training job {job_id!r}")
             if job["state"] in TERMINAL:
                 raise JobConflict(f"job {job_id} has already ended ({job['state']})")
-            if job["state"] == "QUEUED":
+            if job["state"] == "QUEUED" and job_id in self._queue:  # else the worker is starting it: as running
                 self._queue.remove(job_id)
                 self._update(job_id, state="CANCELLED", stage="cancelled", finished_at=_now(),
                              error="cancelled before it started")
@@ -225,10 +225,18 @@ class JobQueue:
         with self._changed:
             if self._stopping:
                 return
-            child = subprocess.Popen([self.python, "-m", "training_job.job_process", str(spec_path)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                     start_new_session=True)
-            self._child, self._running = child, job_id
+            cancelled_at_start = job_id in self._cancelled  # cancelled between the queue and here
+            if not cancelled_at_start:
+                child = subprocess.Popen([self.python, "-m", "training_job.job_process", str(spec_path)],
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                         start_new_session=True)
+                self._child, self._running = child, job_id
+        if cancelled_at_start:
+            spec_path.unlink(missing_ok=True)
+            self._update(job_id, state="CANCELLED", stage="cancelled", finished_at=_now(),
+                         error="cancelled before it started")
+            log.info("job %s cancelled as it started", job_id)
+            return
         stderr_tail: deque[str] = deque(maxlen=20)
         drain = threading.Thread(target=lambda: stderr_tail.extend(child.stderr), daemon=True)
         drain.start()
