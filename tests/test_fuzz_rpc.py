@@ -469,3 +469,25 @@ def test_an_upload_in_progress_survives_a_job_starting(training: tuple[grpc.Chan
         _cancel_accepted_jobs(channel)
     stored = upload.result()
     assert stored.rows == 250 and stored.filename == "slow.csv"
+
+
+def test_a_workbook_named_parquet_is_profiled_as_uploaded(training: tuple[grpc.Channel, str], tmp_path: Path,
+                                                          datasets_dir: Path) -> None:
+    """Found fuzzing UploadData: a ".parquet" upload was kept under the name of the table-as-read cache, so its
+    raw bytes replaced the cache; an .xlsx named .parquet uploaded fine, then every ProfileData and
+    SubmitTraining failed naming the server's path."""
+    import io
+
+    import pandas as pd
+
+    from segmentation.v1 import training_pb2_grpc
+
+    channel, _ = training
+    stub = training_pb2_grpc.TrainingServiceStub(channel)
+    workbook = io.BytesIO()
+    pd.read_csv(datasets_dir / "Mall_Customers.csv").head(120).to_excel(workbook, index=False)
+    stored = stub.UploadData(iter([training_pb2.DataChunk(filename="mall.parquet", data=workbook.getvalue())]),
+                             timeout=60)
+    assert (stored.rows, stored.column_count) == (120, 5)
+    profile = stub.ProfileData(training_pb2.ProfileDataRequest(dataset_id=stored.dataset_id), timeout=60)
+    assert profile.rows == 120 and [c.name for c in profile.columns][0] == "CustomerID"

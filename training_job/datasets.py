@@ -1,7 +1,8 @@
 """The training service's data folder: uploaded tables, named by the server from their content.
 
 ```
-<data-dir>/datasets/ds-<16 hex>.<ext>      the uploaded bytes (ext from the client's name, if known)
+<data-dir>/datasets/ds-<16 hex>.upload.<ext>  the uploaded bytes (ext from the client's name, if known;
+                                           "ds-<16 hex>.<ext>" in folders written before: the .json names it)
 <data-dir>/datasets/ds-<16 hex>.parquet    the table as read (a cache: profiles and jobs skip the CSV parse)
 <data-dir>/datasets/ds-<16 hex>.json       what the server knows: client's file name, size, sha256, rows ...
 <data-dir>/uploads/                        uploads in progress (removed when they end, whatever the outcome)
@@ -108,7 +109,9 @@ class DataFolder:
                 log.info("upload %s: same bytes as %s (%s)", name, dataset_id, info.filename)
                 return DatasetInfo(**{**asdict(info), "deduplicated": True})
             frame = self._read(tmp, name)
-            stored = self.datasets / f"{dataset_id}{_extension(name)}"
+            # Never the cache's name: a ".parquet" upload would replace the table as read by its raw bytes
+            # (whatever they are: the format is told by content, an .xlsx named .parquet reads).
+            stored = self.datasets / f"{dataset_id}.upload{_extension(name)}"
             cache = self.datasets / f"{dataset_id}.parquet"
             frame.to_parquet(cache.with_suffix(".parquet.tmp"), index=False)
             os.replace(cache.with_suffix(".parquet.tmp"), cache)
