@@ -361,12 +361,36 @@ def near_valid_toml(draw: st.DrawFn) -> str:
     return "\n".join(lines) + "\n"
 
 
+CELLS = st.one_of(st.sampled_from(["", "1", "-0", "1e309", "nan", "inf", "NA", "\"", "\"a,b\"", "a\nb", "é",
+                                    "2024-02-30", "12/31/1999", "9" * 400, "CustomerID", "Age"]),
+                  st.text(max_size=8), st.integers().map(str), st.floats().map(repr))
+
+
+@st.composite
+def near_valid_upload(draw: st.DrawFn) -> list[training_pb2.DataChunk]:
+    """A small delimited table of hostile cells (quotes, newlines, NaN, overflowing numbers, impossible dates),
+    named with any of the accepted extensions (the format is told by content), in one or more chunks."""
+    columns = draw(st.integers(1, 6))
+    separator = draw(st.sampled_from([",", ";", "\t", "|", " "]))
+    rows = draw(st.lists(st.lists(CELLS, min_size=columns, max_size=columns + 1), min_size=0, max_size=12))
+    header = draw(st.lists(st.sampled_from(["CustomerID", "Age", "Genre", "Income", "", "Age", "x"]),
+                           min_size=columns, max_size=columns))
+    data = "\n".join(separator.join(row) for row in [header, *rows]).encode()
+    if draw(st.booleans()):
+        data = data.decode().encode("cp1252", errors="replace")
+    name = "t" + draw(st.sampled_from([".csv", ".tsv", ".txt", ".parquet", ".xlsx", ".csv.gz", ""]))
+    cut = draw(st.integers(0, len(data)))
+    return [training_pb2.DataChunk(filename=name, data=data[:cut]), training_pb2.DataChunk(data=data[cut:])]
+
+
 @st.composite
 def training_calls(draw: st.DrawFn, dataset_id: str) -> tuple[Rpc, list[Any], bool]:
     """An RPC of the training service and its payloads; typed requests name the real dataset half the time,
     and a third of the training requests carry a near-valid TOML configuration."""
     rpc, raw = draw(st.sampled_from(TRAINING_RPCS)), draw(st.booleans())
     payloads = _payloads(draw, rpc, raw)
+    if not raw and rpc.name == "UploadData" and draw(st.booleans()):
+        return rpc, draw(near_valid_upload()), raw
     if not raw and rpc.request is training_pb2.TrainingRequest and draw(st.integers(0, 2)) == 0:
         payloads = [training_pb2.TrainingRequest(
             dataset_id=dataset_id, config_toml=draw(near_valid_toml()),
