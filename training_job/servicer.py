@@ -62,6 +62,21 @@ def dataset_message(info: DatasetInfo) -> pb.Dataset:
                       sha256=info.sha256, deduplicated=info.deduplicated, rows=info.rows,
                       column_count=info.column_count, uploaded_at=info.uploaded_at)
 
+def _in_daemon_thread(fn: Callable[..., Any], *args: Any) -> futures.Future:
+    """Run fn(*args) in a daemon thread; its outcome arrives in the returned future."""
+    future: futures.Future = futures.Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - the caller reads it from the future
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="profile", daemon=True).start()
+    return future
+
 
 class TrainingService(training_pb2_grpc.TrainingServiceServicer):
     """UploadData, ProfileData, SubmitTraining, WatchTraining, ListTrainingJobs, CancelTraining, PublishVersion."""
@@ -72,7 +87,9 @@ class TrainingService(training_pb2_grpc.TrainingServiceServicer):
         self.store = store
         # Profiles are computed once per dataset, one at a time, starting as soon as an upload is stored
         # (the analyst's next step is to look at it): ProfileData then waits at most for what is left.
-        self._profiler = futures.ThreadPoolExecutor(1, thread_name_prefix="profile")
+        # Daemon threads, one profile at a time: a stopping service does not wait for a profile in progress
+        # (its cache file is written by rename, so an interrupted one leaves nothing behind).
+        self._profiling = threading.Lock()
         self._profiles: dict[str, futures.Future] = {}
         self._profiles_lock = threading.Lock()
 
@@ -82,19 +99,20 @@ class TrainingService(training_pb2_grpc.TrainingServiceServicer):
         with self._profiles_lock:
             future = self._profiles.get(info.dataset_id)
             if future is None or (future.done() and future.exception() is not None):
-                future = self._profiler.submit(self._compute_profile, info.dataset_id, info.filename)
+                future = _in_daemon_thread(self._compute_profile, info.dataset_id, info.filename)
                 self._profiles[info.dataset_id] = future
             return future
 
     def _compute_profile(self, dataset_id: str, filename: str) -> dict[str, Any]:
         cache = self.data.datasets / f"{dataset_id}.profile.json"
-        if cache.exists():
-            return json.loads(cache.read_text())
-        profile = profile_table(self.data.frame(dataset_id), name=filename, dataset_id=dataset_id)
-        tmp = cache.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(profile))
-        os.replace(tmp, cache)
-        return profile
+        with self._profiling:
+            if cache.exists():
+                return json.loads(cache.read_text())
+            profile = profile_table(self.data.frame(dataset_id), name=filename, dataset_id=dataset_id)
+            tmp = cache.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(profile))
+            os.replace(tmp, cache)
+            return profile
 
     @_mapped_errors
     def UploadData(self, request_iterator: Iterable[pb.DataChunk], context: grpc.ServicerContext) -> pb.Dataset:
