@@ -282,30 +282,23 @@ class Supervisor:
         """Start the scoring service and wait until it is SERVING; returns HOST:PORT."""
         a = self.args
         port_file = workdir / "scoring.port"
-        child = self._start("scoring", [
+        return self._start_grpc("scoring", "scoring service", "exited while loading the model", port_file, [
             sys.executable, "-m", "scoring_service", "--store", str(a.store), "--host", a.host,
             "--port", str(a.scoring_port), "--port-file", str(port_file), "--model", a.model,
             "--metrics-port", str(a.metrics_port), "--log-format", "text"])
-        port = wait_for_file(port_file, child, a.start_timeout, self.stopping)
-        target = f"{a.host}:{port}"
-        try:
-            wait_until_serving(target, a.start_timeout, alive=lambda: child.alive and not self.stopping.is_set())
-        except RuntimeError:
-            if self.stopping.is_set():
-                raise Interrupted from None
-            raise child.failure("exited while loading the model") from None
-        except TimeoutError as exc:
-            raise StartError(f"scoring: {exc}") from None
-        log.info("scoring service at %s is SERVING", target)
-        return target
 
     def trainer(self, workdir: Path) -> str:
         """Start the training service (compose: ``trainer``) and wait until it is SERVING; returns HOST:PORT."""
         a = self.args
         port_file = workdir / "trainer.port"
-        child = self._start("trainer", [
+        return self._start_grpc("trainer", "training service", "exited while starting", port_file, [
             sys.executable, "-m", "training_job", "serve", "--store", str(a.store), "--data-dir", str(a.data_dir),
             "--host", a.host, "--port", str(a.trainer_port), "--port-file", str(port_file), "--log-format", "text"])
+
+    def _start_grpc(self, name: str, title: str, died: str, port_file: Path, command: list[str]) -> str:
+        """Start a gRPC program that writes its port to port_file and wait until it is SERVING; returns HOST:PORT."""
+        a = self.args
+        child = self._start(name, command)
         port = wait_for_file(port_file, child, a.start_timeout, self.stopping)
         target = f"{a.host}:{port}"
         try:
@@ -313,10 +306,10 @@ class Supervisor:
         except RuntimeError:
             if self.stopping.is_set():
                 raise Interrupted from None
-            raise child.failure("exited while starting") from None
+            raise child.failure(died) from None
         except TimeoutError as exc:
-            raise StartError(f"trainer: {exc}") from None
-        log.info("training service at %s is SERVING", target)
+            raise StartError(f"{name}: {exc}") from None
+        log.info("%s at %s is SERVING", title, target)
         return target
 
     def dashboard(self, scoring: str, trainer: str = "") -> int:
