@@ -159,8 +159,20 @@ def test_marketing_campaign_outliers_are_handled(datasets_dir: Path, tmp_path: P
     from scoring_service.client import ScoringClient
     from tests.server_support import target
 
-    with ScoringClient(target(scoring_server_factory(tmp_path))) as client:
+    server = scoring_server_factory(tmp_path)
+    with ScoringClient(target(server)) as client:
         assert client.model_info().segment_structure == "partition of a continuum"
+    # ... and the dashboard's Overview says it in words.
+    from dash_ui.app import render_page
+    from tests.test_dash_app import text_of
+    from tests.test_dash_service import Dashboards
+
+    dashboards = Dashboards()
+    try:
+        overview = text_of(render_page(dashboards.service(target(server)), "/", ""))
+    finally:
+        dashboards.close()
+    assert "a partition of a continuum" in overview and "natural groups" not in overview
     raw = pd.read_csv(datasets_dir / "marketing_campaign.csv", sep="\t", nrows=1).columns
     assert_readable_names(art, [*raw, *art.schema.feature_names])
     # The confidence calibration was fitted (2,240 rows: two halves of 1,120) and is what both paths serve.

@@ -57,6 +57,16 @@ def map_controls(view: ModelView, sample: SampleView) -> dbc.Row:
     ], className="mb-2 g-2 align-items-center")
 
 
+def _structure_note(structure: str) -> str:
+    """What the segments are, in words, as the training job's k rule recorded it ("" for older models)."""
+    if structure == "natural groups":
+        return " · natural groups: the customers form segments apart from each other"
+    if structure:
+        return (" · a partition of a continuum: the customers form no groups apart, these segments "
+                "cut one continuous base into usable parts")
+    return ""
+
+
 def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
     view = service.model_view()
     try:
@@ -74,7 +84,7 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
     return html.Div([
         page_header(f"{view.model} {view.version}: {view.k} segments",
                     f"{view.training_customers:,} customers modelled with {view.algorithm}, "
-                    f"created {view.created_at}"),
+                    f"created {view.created_at}{_structure_note(view.segment_structure)}"),
         segment_cards(view),
         customer_value.clv_card(view, "overview-clv-table"),
         map_card,
