@@ -19,7 +19,6 @@ import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -40,7 +39,7 @@ _tune_malloc()
 
 from segmentation_core.logs import configure_logging  # noqa: E402
 from scoring_service.server import serve  # noqa: E402
-from segmentation_core.grpc_server import write_port_file  # noqa: E402
+from segmentation_core.grpc_server import StopSignal, write_port_file  # noqa: E402
 from scoring_service.settings import Settings, parse_settings  # noqa: E402
 
 log = logging.getLogger("scoring_service")
@@ -73,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = parse_settings(argv)
     configure_logging(settings.log_format, settings.log_level)
     first_of_many = settings.workers > 1 and settings.worker_index == 0
+    stop = StopSignal(log)
     try:
         # With several workers, the port file is written once all of them listen (below).
         server = serve(dataclasses.replace(settings, port_file="") if first_of_many else settings, freeze_gc=True)
@@ -82,15 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     children = _start_workers(settings, server.port) if settings.worker_index == 0 else []
     if children and settings.port_file:
         write_port_file(settings.port_file, server.port)
-    done = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("received %s", signal.Signals(signum).name)
-        done.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    done.wait()
+    stop.wait()
     for child in children:
         child.send_signal(signal.SIGTERM)
     server.stop()

@@ -4,7 +4,10 @@ TLS binding and the port file."""
 from __future__ import annotations
 
 import hmac
+import logging
 import os
+import signal
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -132,3 +135,24 @@ def write_port_file(path: str, port: int) -> None:
     tmp = Path(f"{path}.tmp{os.getpid()}")
     tmp.write_text(f"{port}\n")
     os.replace(tmp, path)
+
+
+class StopSignal:
+    """SIGTERM/SIGINT caught from the moment this is made (a signal during start-up is not lost), waited on by
+    polling: a signal the kernel hands to one of gRPC's threads does not wake a main thread blocked on a lock,
+    so a plain ``Event.wait()`` could sleep through it for ever (seen: a trainer ignoring SIGTERM)."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self._event = threading.Event()
+        self._log = log
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._caught)
+
+    def _caught(self, signum: int, _frame: object) -> None:
+        self._log.info("received %s", signal.Signals(signum).name)
+        self._event.set()
+
+    def wait(self, poll_seconds: float = 0.2) -> None:
+        """Block until SIGTERM or SIGINT arrives."""
+        while not self._event.wait(poll_seconds):
+            pass

@@ -224,23 +224,19 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
+    from segmentation_core.grpc_server import StopSignal
     from training_job.server import TrainerSettings, TrainingServer
 
     settings = TrainerSettings(store=args.store, data_dir=args.data_dir, host=args.host, port=args.port,
                                port_file=args.port_file, max_upload_mb=args.max_upload_mb, keep=args.keep,
                                tls_cert=args.tls_cert, tls_key=args.tls_key, token_file=args.token_file)
+    stop = StopSignal(log)
     try:
         server = TrainingServer(settings).start()
     except (OSError, ValueError) as exc:
         log.error("cannot start: %s", exc)
         return 1
-    done = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: done.set())
-    done.wait()
+    stop.wait()
     server.stop()
     return 0
 

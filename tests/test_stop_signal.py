@@ -1,0 +1,63 @@
+"""Both gRPC programs stop on SIGTERM whichever of their threads the signal lands on.
+
+The kernel hands a process-directed signal to any thread; one that lands on a gRPC thread does not wake a main
+thread blocked on a lock, so a server waiting with a plain ``Event.wait()`` slept through it for ever (a trainer
+was found alive 30 minutes after its SIGTERM). The test aims the signal at a non-main thread with tgkill."""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.server_support import wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+SYS_TGKILL = {"x86_64": 234, "aarch64": 131}.get(os.uname().machine)
+
+
+def _tgkill(pid: int, tid: int, signum: int) -> None:
+    """Send signum to one thread (tid) of process pid."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(SYS_TGKILL, pid, tid, signum) != 0:
+        raise OSError(ctypes.get_errno(), "tgkill failed")
+
+
+def _program(tmp_path: Path, which: str) -> list[str]:
+    port_file = tmp_path / f"{which}.port"
+    if which == "scoring":
+        return [sys.executable, "-m", "scoring_service", "--store", str(tmp_path / "store"), "--port", "0",
+                "--metrics-port", "0", "--port-file", str(port_file)]
+    return [sys.executable, "-m", "training_job", "serve", "--store", str(tmp_path / "store"),
+            "--data-dir", str(tmp_path / "data"), "--port", "0", "--port-file", str(port_file)]
+
+
+@pytest.mark.skipif(SYS_TGKILL is None or not Path("/proc/self/task").is_dir(), reason="needs Linux tgkill")
+@pytest.mark.parametrize("which", ["scoring", "trainer"])
+def test_sigterm_on_a_non_main_thread_stops_the_server(tmp_path: Path, which: str) -> None:
+    (tmp_path / "store").mkdir()
+    log = open(tmp_path / "server.log", "w")
+    process = subprocess.Popen(_program(tmp_path, which), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: (tmp_path / f"{which}.port").exists() or process.poll() is not None, timeout=60)
+        assert process.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
+        time.sleep(0.5)  # let the main thread settle into its wait
+        threads = sorted(int(t) for t in os.listdir(f"/proc/{process.pid}/task") if int(t) != process.pid)
+        assert threads, "the server runs no thread besides its main one"
+        _tgkill(process.pid, threads[-1], signal.SIGTERM)
+        try:
+            code = process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{which} still running 20 s after SIGTERM reached one of its threads")
+        assert code == 0
+        assert "received SIGTERM" in (tmp_path / "server.log").read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
