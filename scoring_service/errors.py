@@ -10,7 +10,7 @@ from typing import NoReturn
 
 import grpc
 
-from segmentation_core.errors import InputError, NotFoundError, SegmentationError
+from segmentation_core.errors import InputError, NotFoundError, SegmentationError, bounded
 
 
 class ServiceError(SegmentationError):
@@ -37,8 +37,6 @@ class Unauthenticated(ServiceError):
     """The call carries no valid bearer token."""
 
 
-MAX_STATUS_MESSAGE = 1000  # characters of a status message; the rest is cut
-
 # Most specific first: the first match wins.
 STATUS_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
@@ -62,7 +60,5 @@ def abort(context: grpc.ServicerContext, error: BaseException) -> NoReturn:
     """End the call with the status of ``error`` and its message (which names the field and row)."""
     code = status_code(error)
     message = str(error) if code is not grpc.StatusCode.INTERNAL else f"internal error: {type(error).__name__}"
-    if len(message) > MAX_STATUS_MESSAGE:  # never echo unbounded input (metadata has a size limit too)
-        message = message[:MAX_STATUS_MESSAGE] + f"... ({len(message)} characters)"
-    context.abort(code, message)
+    context.abort(code, bounded(message))  # never echo unbounded input (metadata has a size limit too)
     raise AssertionError("unreachable")  # context.abort raises
