@@ -1,0 +1,77 @@
+"""The Spark session of ``train --engine spark`` and ``score --engine spark``: one builder for every caller.
+
+pyspark is imported here, lazily (``--engine pandas`` never needs it). Spark's Python workers must run this
+interpreter (they import pandas, numpy and ``segmentation_core``), so ``spark.pyspark.python`` and
+``PYSPARK_PYTHON`` default to ``sys.executable``; a cluster whose workers keep the project elsewhere sets
+``--spark-conf spark.pyspark.python=/path/to/python``.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Iterable, Mapping
+
+from segmentation_core.errors import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pyspark.sql import SparkSession
+
+__all__ = ["DEFAULT_CONF", "DEFAULT_MASTER", "build_session", "parse_conf"]
+
+DEFAULT_MASTER = "local[2]"
+
+#: Small by default (the machine is shared); every key can be overridden with ``--spark-conf KEY=VALUE``.
+DEFAULT_CONF: dict[str, str] = {
+    "spark.app.name": "customer-segmentation",
+    "spark.driver.memory": "1g",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    # Casts of bad text give NULL (the engine then names the column and the value) instead of failing a task.
+    "spark.sql.ansi.enabled": "false",
+    # Dates are calendar days: no daylight-saving shifts between the reader and the aggregation.
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.execution.arrow.maxRecordsPerBatch": "20000",
+}
+
+
+def parse_conf(items: Iterable[str] | Mapping[str, str] | None) -> dict[str, str]:
+    """``["KEY=VALUE", ...]`` (the ``--spark-conf`` flags) as a dict; a malformed item raises DataError naming it."""
+    if items is None:
+        return {}
+    if isinstance(items, Mapping):
+        return {str(k): str(v) for k, v in items.items()}
+    conf: dict[str, str] = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise DataError(f"--spark-conf {item!r}: expected KEY=VALUE, e.g. spark.executor.memory=2g")
+        conf[key.strip()] = value.strip()
+    return conf
+
+
+def build_session(master: str | None = None, conf: Iterable[str] | Mapping[str, str] | None = None) -> "SparkSession":
+    """A SparkSession on ``master`` (default ``local[2]``) with the project's defaults plus ``conf``.
+
+    If a session is already running in this process it is returned (Spark allows one per JVM); its
+    static settings (master, memory) are then those it was started with.
+    """
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise DataError("--engine spark needs pyspark (pip install -e '.[spark]'), and a Java 17+ runtime: "
+                        f"{exc}") from exc
+    settings = {**DEFAULT_CONF, "spark.pyspark.python": sys.executable,
+                "spark.pyspark.driver.python": sys.executable, **parse_conf(conf)}
+    os.environ.setdefault("PYSPARK_PYTHON", settings["spark.pyspark.python"])
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", settings["spark.pyspark.driver.python"])
+    builder = SparkSession.builder.master(master or DEFAULT_MASTER)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:  # the JVM did not start: no Java, a bad master URL, an unreachable cluster
+        raise DataError(f"cannot start Spark on {master or DEFAULT_MASTER}: {str(exc).splitlines()[0]}") from exc
+    session.sparkContext.setLogLevel("WARN")
+    return session
