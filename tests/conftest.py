@@ -47,3 +47,53 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
                     "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
     return cert, key
+
+
+# ---- Apache Spark (issue 18: train/score --engine spark) -------------------------------------------------
+#: The one local Spark of the test session: two cores, a small driver, no UI, few shuffle partitions, on
+#: loopback. Spark's Python workers run this interpreter (they import pandas and segmentation_core).
+SPARK_TEST_CONF = {
+    "spark.driver.memory": "1g",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.default.parallelism": "4",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+}
+
+
+def java_missing_reason() -> str | None:
+    """Why Spark cannot start here (no Java runtime, no pyspark), or None when it can."""
+    import importlib.util
+    import os
+    import shutil
+
+    java_home = os.environ.get("JAVA_HOME")
+    if not (java_home and Path(java_home, "bin", "java").exists()) and shutil.which("java") is None:
+        return "no Java runtime (install openjdk-17-jre-headless: scripts/system_packages.sh does, as root)"
+    if importlib.util.find_spec("pyspark") is None:
+        return "pyspark is not installed (scripts/setup.sh installs the pinned one)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spark_session():
+    """A SparkSession on local[2] shared by the whole test session; skips when Java is missing; stopped at the end."""
+    import os
+    import sys
+
+    reason = java_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    os.environ["PYSPARK_PYTHON"] = os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master("local[2]").appName("tests")
+    for key, value in SPARK_TEST_CONF.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    yield session
+    session.stop()

@@ -22,7 +22,7 @@ from packaging.utils import canonicalize_name
 from tests.deploy_support import PYTHON, ROOT, load_deploy
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-RUNTIME_EXTRAS = ("scoring", "client", "training", "dashboard")
+RUNTIME_EXTRAS = ("scoring", "client", "training", "spark", "dashboard")
 TOOLS = {"pytest", "pytest-timeout", "selenium", "kneed", "grpcio-tools"}  # tests, benchmarks, code generation
 PACKAGES = ("segmentation_core", "training_job", "scoring_service", "dash_ui", "segmentation")
 
@@ -44,6 +44,22 @@ def test_each_program_s_extra_declares_what_it_needs_and_scoring_installs_no_pan
     assert {"dash", "waitress", "openpyxl", "pandas"} <= set(tool.declared(("dashboard",))), \
         "the dashboard reads uploads (Excel too) and serves with waitress"
     assert not TOOLS & set(tool.declared(RUNTIME_EXTRAS)), "test or bench tools among the runtime extras"
+
+
+def test_pyspark_is_pinned_in_the_spark_extra_and_kept_out_of_the_scoring_and_training_images() -> None:
+    tool = _tool()
+    spark = tool.declared(("spark",))
+    assert str(spark["pyspark"].specifier) == "==4.3.0"
+    assert {"pandas", "scikit-learn", "pyarrow"} <= set(spark), "the Spark engine runs the training job's code"
+    for component in ("scoring", "training", "dashboard"):
+        image = tool.read_pins(tool.path_of(component))
+        assert not {"pyspark", "py4j"} & set(image), f"the {component} image would install pyspark"
+    assert "pyspark" not in tool.closure(sorted(tool.declared(("scoring",))))
+
+
+def test_system_packages_install_a_java_17_runtime_for_spark() -> None:
+    script = (ROOT / "scripts" / "system_packages.sh").read_text()
+    assert re.search(r"command -v java\b.*need\+=\(openjdk-17-jre-headless\)", script), script
 
 
 def test_requirements_txt_pins_the_runtime_dependencies_at_the_lock_s_versions() -> None:
