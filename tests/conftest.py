@@ -50,20 +50,17 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 # ---- Apache Spark (issue 18: train/score --engine spark) -------------------------------------------------
-#: The one local Spark of the test session: two cores, a small driver, no UI, few shuffle partitions, on
-#: loopback. Spark's Python workers run this interpreter (they import pandas and segmentation_core).
+#: The one local Spark of the test session (training_job.spark.session's defaults: small driver, no UI), with
+#: fewer shuffle partitions, on loopback.
 SPARK_TEST_CONF = {
-    "spark.driver.memory": "1g",
     "spark.sql.shuffle.partitions": "4",
     "spark.default.parallelism": "4",
-    "spark.ui.enabled": "false",
-    "spark.ui.showConsoleProgress": "false",
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
 }
 
 
-def java_missing_reason() -> str | None:
+def spark_unavailable_reason() -> str | None:
     """Why Spark cannot start here (no Java runtime, no pyspark), or None when it can."""
     import importlib.util
     import os
@@ -81,19 +78,13 @@ def java_missing_reason() -> str | None:
 def spark_session():
     """A SparkSession on local[2] shared by the whole test session; skips when Java is missing; stopped at the end."""
     import os
-    import sys
 
-    reason = java_missing_reason()
+    from training_job.spark.session import build_session
+
+    reason = spark_unavailable_reason()
     if reason:
         pytest.skip(reason)
-    os.environ["PYSPARK_PYTHON"] = os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from pyspark.sql import SparkSession
-
-    builder = SparkSession.builder.master("local[2]").appName("tests")
-    for key, value in SPARK_TEST_CONF.items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("WARN")
+    session = build_session("local[2]", SPARK_TEST_CONF)  # the engine's own builder: workers run sys.executable
     yield session
     session.stop()
