@@ -77,6 +77,7 @@ def spark_unavailable_reason() -> str | None:
 @pytest.fixture(scope="session")
 def spark_session():
     """A SparkSession on local[2] shared by the whole test session; skips when Java is missing; stopped at the end."""
+    import logging
     import os
 
     from training_job.spark.session import build_session
@@ -88,3 +89,6 @@ def spark_session():
     session = build_session("local[2]", SPARK_TEST_CONF)  # the engine's own builder: workers run sys.executable
     yield session
     session.stop()
+    # py4j logs "Closing down clientserver connection" from __del__ at interpreter exit, after pytest has
+    # closed the streams the handlers write to ("--- Logging error ---"): keep its INFO lines out.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
