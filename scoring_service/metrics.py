@@ -44,6 +44,13 @@ class ServiceMetrics:
                                registry=r)
         self.refused = Counter("scoring_refused_versions", "Versions refused (corrupt, tampered, unreadable), by "
                                "model.", ["model"], registry=r)
+        self.signature_refused = Counter("scoring_refused_signatures", "Versions refused because --verify-key is "
+                                         "set and they are unsigned, signed by another key or tampered with after "
+                                         "signing, by model (also counted in scoring_refused_versions).", ["model"],
+                                         registry=r)
+        self.signatures_required = Gauge("scoring_signatures_required", "1 when --verify-key is set: only versions "
+                                         "signed by that key (label key_id) are served; 0 when it is not.",
+                                         ["key_id"], registry=r)
         self._children: dict[tuple, object] = {}  # label lookups cost microseconds; cache the children
         # Hot paths (every call, every single-row prediction): the bound methods to call, by their labels.
         self._call_fns: dict[tuple[str, grpc.StatusCode], tuple] = {}
@@ -102,9 +109,15 @@ class ServiceMetrics:
             self._child(self.reloads, model).inc()
         self.served.labels(model, new).set(1)
 
-    def version_refused(self, model: str) -> None:
-        """Count a refused version."""
+    def version_refused(self, model: str, signature: bool = False) -> None:
+        """Count a refused version (``signature``: refused for its signature)."""
         self._child(self.refused, model).inc()
+        if signature:
+            self._child(self.signature_refused, model).inc()
+
+    def require_signatures(self, key_id: str | None) -> None:
+        """Say whether versions must be signed, and by which key (None: not required)."""
+        self.signatures_required.labels(key_id or "").set(1 if key_id else 0)
 
     def watch_drift(self, source: Callable[[], Iterable[tuple[str, str, DriftAssessment, int]]]) -> None:
         """Export the drift figures of ``source`` (model, version, assessment, row errors), computed at each scrape."""

@@ -5,6 +5,8 @@ reference assignment when a new CURRENT has been verified (checksums, shapes: ``
 warmed (a few rows scored, caches filled). A call that resolved the old version finishes on it; the next
 call sees the new one. So a swap neither fails nor stalls a call. A version that does not verify is
 refused: logged, counted, remembered (not retried: versions are immutable), and the old one keeps serving.
+With a verify key (``--verify-key``), a version must also carry a signature by that key (see
+``segmentation_core.artefact``), or it is refused the same way.
 A CURRENT that names a version not in the store (yet: a replicated store may copy CURRENT first) is not
 refused: it is logged once and looked for again at every poll.
 
@@ -26,9 +28,10 @@ from scoring_service import wire
 from scoring_service.errors import InvalidRequest, Unavailable
 from scoring_service.metrics import ServiceMetrics
 from segmentation.v1 import scoring_pb2 as pb
-from segmentation_core.artefact import Artefact, read_artefact
+from segmentation_core.artefact import Artefact, Verifier, read_artefact
 from segmentation_core.bounded_cache import BoundedCache
-from segmentation_core.errors import ArtefactError, NotFoundError, SegmentationError, StoreError, quoted
+from segmentation_core.errors import (ArtefactError, NotFoundError, SegmentationError, SignatureError, StoreError,
+                                      quoted)
 from segmentation_core.store import ModelStore, validate_model_name, validate_version_id
 
 log = logging.getLogger(__name__)
@@ -71,9 +74,10 @@ class LoadedVersion:
         return info_conv.with_profile(self.info, self.artefact)
 
 
-def load_version(store: ModelStore, model: str, version: str) -> LoadedVersion:
-    """Verify, load and warm one version; raises ArtefactError (refused) or NotFoundError."""
-    artefact = read_artefact(store.version_dir(model, version))
+def load_version(store: ModelStore, model: str, version: str, verify_key: Verifier | None = None) -> LoadedVersion:
+    """Verify (with ``verify_key``, the signature too), load and warm one version; raises ArtefactError (refused) or
+    NotFoundError."""
+    artefact = read_artefact(store.version_dir(model, version), verify_key)
     if artefact.manifest.get("version") != version:
         raise ArtefactError(f"{artefact.path}: manifest says version {artefact.manifest.get('version')!r}")
     sample = artefact.load_sample()
@@ -119,8 +123,10 @@ class Registry:
 
     def __init__(self, store: ModelStore, default_model: str, *, poll_interval: float = 0.5,
                  pinned_cache: int = 4, metrics: ServiceMetrics | None = None,
-                 on_served: Callable[[str, str], None] | None = None) -> None:
+                 on_served: Callable[[str, str], None] | None = None,
+                 verify_key: Verifier | None = None) -> None:
         self.store = store
+        self.verify_key = verify_key
         self.default_model = default_model
         self.poll_interval = poll_interval
         self.pinned_cache = pinned_cache
@@ -182,11 +188,11 @@ class Registry:
                 raise NotFoundError(f"selector.version: {exc}") from exc
             # Loading under the lock: concurrent callers of one new version load it once; pins are rare.
             try:
-                loaded = load_version(self.store, model, version)
+                loaded = load_version(self.store, model, version, self.verify_key)
             except NotFoundError as exc:
                 raise NotFoundError(f"selector.version: {exc}") from exc
             except (ArtefactError, ValueError) as exc:
-                self._refuse(model, version, str(exc))
+                self._refuse(model, version, str(exc), signature=isinstance(exc, SignatureError))
                 raise NotFoundError(f"selector.version: version {version!r} of model {model!r} was refused: "
                                     f"{exc}") from exc
             self._remember_pinned(loaded)
@@ -271,13 +277,16 @@ class Registry:
             with self._pin_lock:
                 loaded = self._pinned.pop((model, version), None)
             if loaded is None:
-                loaded = load_version(self.store, model, version)
+                loaded = load_version(self.store, model, version, self.verify_key)
         except NotFoundError as exc:  # CURRENT ahead of its version (a replicated store): look again next poll
             self._warn_once(model, f"model {model}: CURRENT names {quoted(version)}, which is not in the store "
                                    f"(yet): {exc}; still serving {served.version if served else 'nothing'}")
             return
         except (SegmentationError, ValueError, OSError) as exc:
-            self._refuse(model, version, str(exc))
+            self._refuse(model, version, str(exc), signature=isinstance(exc, SignatureError))
+            if served is not None:
+                log.warning("model %s: still serving %s", model, served.version,
+                            extra={"model": model, "version": served.version})
             return
         with self._changed:
             self._served = {**self._served, model: loaded}  # the swap: one reference assignment
@@ -298,14 +307,14 @@ class Registry:
             self._warned[model] = message
             log.warning("%s", message[:MAX_LOG_MESSAGE], extra={"model": model})
 
-    def _refuse(self, model: str, version: str, reason: str) -> None:
+    def _refuse(self, model: str, version: str, reason: str, signature: bool = False) -> None:
         with self._pin_lock:
             self._refused[(model, version)] = reason
         reason = reason[:MAX_LOG_MESSAGE]
-        log.error("model %s: refused version %s: %s", model, version, reason,
-                  extra={"model": model, "version": version, "reason": reason})
+        log.error("model %s: refused version %s%s: %s", model, version, " (signature)" if signature else "", reason,
+                  extra={"model": model, "version": version, "reason": reason, "signature": signature})
         if self.metrics:
-            self.metrics.version_refused(model)
+            self.metrics.version_refused(model, signature=signature)
 
     def start(self) -> None:
         """Poll now, then every ``poll_interval`` seconds in a daemon thread."""

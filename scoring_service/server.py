@@ -22,6 +22,7 @@ from segmentation.v1 import scoring_pb2
 from segmentation_core.drift import DriftThresholds
 from segmentation_core.grpc_server import BearerTokenInterceptor, bind, write_port_file
 from segmentation_core.rate_limit import RateLimitInterceptor
+from segmentation_core.signing import load_verify_key
 from segmentation_core.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,11 @@ class ScoringServer:
         self.metrics = ServiceMetrics()
         self.health = health.HealthServicer(experimental_non_blocking=True,
                                             experimental_thread_pool=futures.ThreadPoolExecutor(1))
+        self.verify_key = load_verify_key(settings.verify_key) if settings.verify_key else None
+        self.metrics.require_signatures(self.verify_key.key_id if self.verify_key else None)
         self.registry = Registry(ModelStore(settings.store), settings.model, poll_interval=settings.poll_interval,
                                  pinned_cache=settings.pinned_cache, metrics=self.metrics,
-                                 on_served=self._on_served)
+                                 on_served=self._on_served, verify_key=self.verify_key)
         self.port = 0
         self.metrics_port = -1
         self._stopped = threading.Event()
@@ -96,10 +99,12 @@ class ScoringServer:
             wanted = s.metrics_port + s.worker_index if s.metrics_port else 0
             self.metrics_port = self.metrics.start_http(s.host, wanted)
         self.registry.start()
-        log.info("scoring service listening on %s:%d (tls %s, token %s), metrics on port %d, store %s",
-                 s.host, self.port, "on" if self._tls else "off", "on" if self._auth else "off", self.metrics_port,
-                 s.store, extra={"port": self.port, "metrics_port": self.metrics_port, "worker": s.worker_index,
-                                 "service": wire.SERVICE})
+        signatures = f"required, key {self.verify_key.key_id}" if self.verify_key else "not required"
+        log.info("scoring service listening on %s:%d (tls %s, token %s, signatures %s), metrics on port %d, store %s",
+                 s.host, self.port, "on" if self._tls else "off", "on" if self._auth else "off", signatures,
+                 self.metrics_port, s.store, extra={"port": self.port, "metrics_port": self.metrics_port,
+                                                    "worker": s.worker_index, "service": wire.SERVICE,
+                                                    "signatures": signatures})
         if s.port_file:
             write_port_file(s.port_file, self.port)
         return self

@@ -66,6 +66,12 @@ class Settings:
         "",
         "File holding a bearer token that every call must carry (metadata 'authorization: Bearer <token>'); "
         "health checks are exempt. SCORING_TOKEN gives the token directly. Off by default.")
+    verify_key: str = option(
+        "",
+        "Ed25519 public key (PEM; python -m training_job keygen makes the pair): serve only versions whose "
+        "manifest carries a signature by it; an unsigned, wrongly signed or tampered version is refused "
+        "(logged, counted in scoring_refused_signatures) and the version served before keeps serving. Off by "
+        "default: versions are served unsigned, as before.")
     log_format: str = option(
         "json",
         "Log line format: json (one object per line) or text.", choices=("json", "text"))

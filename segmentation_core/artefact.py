@@ -3,6 +3,7 @@
 ```
 manifest.json          everything about the model (see DESIGN.md), and the sha256 of every other file
 manifest.json.sha256   sha256 of manifest.json, so the manifest itself is verified too
+manifest.json.sig      optional: "ed25519 <key id> <base64 signature>" of manifest.json's exact bytes
 parameters.npz         SegmentModel arrays (read with allow_pickle=False)
 sample.npz             a labelled sample of customers for plots (original units, segment, 2-D map)
 pipeline.joblib        the full sklearn pipeline, for offline Python users; never read by the service
@@ -13,6 +14,13 @@ published before it existed load as before and have no reference (:attr:`Artefac
 The scoring service reads an artefact only through :func:`read_artefact`, which verifies every
 checksum and shape and never unpickles.
 
+Signed artefacts (optional, off by default; keys: :mod:`segmentation_core.signing`): the training job given a
+signing key writes ``manifest.json.sig``, the Ed25519 signature of manifest.json's bytes. The manifest holds
+the sha256 of every other file, so the signature covers all that the checksums cover: a manifest edited and
+re-digested no longer verifies. A reader given a verify key (:func:`read_manifest`, :func:`read_artefact`)
+refuses a version without a signature, signed by another key, or whose signature does not verify
+(:class:`~segmentation_core.errors.SignatureError`); without one, the signature file is not read.
+
 Optional manifest keys (older artefacts lack them and still load):
 
 - ``recipe``: a transactions model's feature recipe (segmentation_core.recipe.Recipe.to_dict()), so that a
@@ -21,6 +29,8 @@ Optional manifest keys (older artefacts lack them and still load):
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import io
 import json
@@ -29,12 +39,12 @@ import stat
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
 
 from segmentation_core.clv import ClvModel
-from segmentation_core.errors import ArtefactError
+from segmentation_core.errors import ArtefactError, SignatureError
 from segmentation_core.features import FeatureSchema
 from segmentation_core.reference import Reference
 from segmentation_core.segment_model import SegmentModel
@@ -42,6 +52,9 @@ from segmentation_core.segment_model import SegmentModel
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MANIFEST_DIGEST = "manifest.json.sha256"
+MANIFEST_SIGNATURE = "manifest.json.sig"
+SIGNATURE_ALGORITHM = "ed25519"
+MAX_SIGNATURE_BYTES = 512  # "ed25519 <16 hex> <88 base64>" and a newline
 PARAMETERS = "parameters.npz"
 SAMPLE = "sample.npz"
 PIPELINE = "pipeline.joblib"
@@ -51,6 +64,24 @@ REFERENCE = "reference"  # manifest key of the drift reference
 CLV = "clv"  # manifest key of the CLV models (transaction models only)
 CLV_TABLES = "clv.npz"  # their tables (segmentation_core.clv), present exactly when the manifest has ``clv``
 MAX_MANIFEST_BYTES = 1 << 20  # DESIGN.md: the whole manifest stays under 1 MB
+
+
+class Signer(Protocol):
+    """What signs a manifest (segmentation_core.signing.SigningKey)."""
+
+    @property
+    def key_id(self) -> str: ...
+
+    def sign(self, data: bytes) -> bytes: ...
+
+
+class Verifier(Protocol):
+    """What checks a manifest's signature (segmentation_core.signing.VerifyKey)."""
+
+    @property
+    def key_id(self) -> str: ...
+
+    def verify(self, data: bytes, signature: bytes) -> bool: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -117,11 +148,11 @@ def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
 def write_artefact(folder: Path, manifest: dict[str, Any], model: SegmentModel, sample: Mapping[str, np.ndarray],
                    write_pipeline: Callable[[Path], None] | None = None,
                    write_report: Callable[[Path, dict[str, Any]], None] | None = None,
-                   clv: ClvModel | None = None) -> dict[str, Any]:
+                   clv: ClvModel | None = None, signer: Signer | None = None) -> dict[str, Any]:
     """Write a complete artefact into ``folder`` (a staging folder); returns the final manifest.
 
     ``manifest`` must already hold the model description; this adds the format version and checksums
-    (and, with ``clv``, the manifest's ``clv`` and the tables file).
+    (and, with ``clv``, the manifest's ``clv`` and the tables file; with ``signer``, manifest.json.sig).
     Every file is fsynced, so that a later rename publishes complete files.
     """
     if manifest.get(REFERENCE) is not None:
@@ -147,13 +178,37 @@ def write_artefact(folder: Path, manifest: dict[str, Any], model: SegmentModel, 
             with open(folder / extra, "rb") as fh:
                 os.fsync(fh.fileno())
     manifest["files"] = {p.name: sha256_file(p) for p in sorted(folder.iterdir())
-                         if p.is_file() and p.name not in (MANIFEST, MANIFEST_DIGEST)}
+                         if p.is_file() and p.name not in (MANIFEST, MANIFEST_DIGEST, MANIFEST_SIGNATURE)}
     body = json.dumps(manifest, indent=2, sort_keys=False, allow_nan=False).encode()
     if len(body) > MAX_MANIFEST_BYTES:
         raise ValueError(f"manifest.json would be {len(body)} bytes; the format allows at most {MAX_MANIFEST_BYTES}")
     _fsync_write(folder / MANIFEST, body)
     _fsync_write(folder / MANIFEST_DIGEST, (hashlib.sha256(body).hexdigest() + "\n").encode())
+    if signer is not None:
+        signature = base64.b64encode(signer.sign(body)).decode("ascii")
+        _fsync_write(folder / MANIFEST_SIGNATURE, f"{SIGNATURE_ALGORITHM} {signer.key_id} {signature}\n".encode())
     return manifest
+
+
+def check_signature(folder: Path, body: bytes, verify_key: Verifier) -> None:
+    """Raise SignatureError naming the version folder unless manifest.json.sig is ``verify_key``'s signature of
+    ``body`` (the manifest's bytes)."""
+    required = f"signatures are required (verify key {verify_key.key_id})"
+    if not (folder / MANIFEST_SIGNATURE).exists():
+        raise SignatureError(f"{folder}: not signed (no {MANIFEST_SIGNATURE}) and {required}")
+    try:
+        text = read_regular_file(folder / MANIFEST_SIGNATURE, MAX_SIGNATURE_BYTES).decode("ascii")
+        algorithm, key_id, encoded = text.split()
+        signature = base64.b64decode(encoded, validate=True)
+    except (ArtefactError, UnicodeDecodeError, ValueError, binascii.Error) as exc:
+        raise SignatureError(f"{folder}: {MANIFEST_SIGNATURE} is unreadable ({exc}) and {required}") from None
+    if algorithm != SIGNATURE_ALGORITHM:
+        raise SignatureError(f"{folder}: signed with {algorithm[:20]!r}, not {SIGNATURE_ALGORITHM}; {required}")
+    if key_id != verify_key.key_id:
+        raise SignatureError(f"{folder}: signed by key {key_id[:20]}, not by the verify key {verify_key.key_id}")
+    if not verify_key.verify(body, signature):
+        raise SignatureError(f"{folder}: the signature of {MANIFEST} does not verify with key {verify_key.key_id}: "
+                             "the manifest was changed after it was signed")
 
 
 MAX_DIGEST_BYTES = 256  # manifest.json.sha256: 64 hex digits and a newline
@@ -196,12 +251,14 @@ def _verified_bytes(folder: Path, name: str, files: Mapping[str, str]) -> bytes:
     return data
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
-    """Read and verify the manifest of a version folder (not the other files)."""
+def read_manifest(folder: Path, verify_key: Verifier | None = None) -> dict[str, Any]:
+    """Read and verify the manifest of a version folder (not the other files); with ``verify_key``, its signature."""
     body = read_regular_file(folder / MANIFEST, MAX_MANIFEST_BYTES)
     recorded = read_regular_file(folder / MANIFEST_DIGEST, MAX_DIGEST_BYTES).decode("ascii", "replace").strip()
     if hashlib.sha256(body).hexdigest() != recorded:
         raise ArtefactError(f"{folder}: checksum mismatch for {MANIFEST}: the file is corrupt or was modified")
+    if verify_key is not None:
+        check_signature(folder, body, verify_key)
     try:
         manifest = json.loads(body)
     except ValueError as exc:
@@ -212,9 +269,10 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
-def read_artefact(folder: Path) -> Artefact:
-    """Load a version folder for serving: every checksum verified, shapes checked, nothing unpickled."""
-    manifest = read_manifest(folder)
+def read_artefact(folder: Path, verify_key: Verifier | None = None) -> Artefact:
+    """Load a version folder for serving: every checksum verified (with ``verify_key``, the signature too), shapes
+    checked, nothing unpickled."""
+    manifest = read_manifest(folder, verify_key)
     files = manifest.get("files", {})
     for name in REQUIRED_FILES:
         if name not in files:

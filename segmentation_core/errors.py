@@ -25,6 +25,10 @@ class ArtefactError(SegmentationError):
     """A model artefact that is missing, corrupt, tampered with or of an unknown format."""
 
 
+class SignatureError(ArtefactError):
+    """A version that is not signed, or not signed by the verify key, where signatures are required."""
+
+
 class StoreError(SegmentationError):
     """A model store operation that cannot be done (unknown model or version, nothing to roll back to)."""
 

@@ -83,9 +83,11 @@ def _stats(values: np.ndarray) -> dict[str, float]:
 
 
 def publish(store: ModelStore, model: str = "customers", data: str = "mall", k: int = 5,
-            algorithm: str = "kmeans", seed: int = 0, make_current: bool = True, reference: bool = False) -> str:
+            algorithm: str = "kmeans", seed: int = 0, make_current: bool = True, reference: bool = False,
+            signer: Any = None) -> str:
     """Fit (cached) and publish one version of ``model``; returns the version id. ``reference``: with a drift
-    reference (10 bins), as the training job writes; without, as versions published before it."""
+    reference (10 bins), as the training job writes; without, as versions published before it. ``signer``:
+    a signing key (segmentation_core.signing) that signs the manifest."""
     schema, est, x, labels, seg_model = _fit(data, k, algorithm, seed)
     dataset = mall() if data == "mall" else blobs()
     frame = dataset.frame
@@ -133,6 +135,6 @@ def publish(store: ModelStore, model: str = "customers", data: str = "mall", k: 
             manifest["reference"] = build_reference(
                 schema, seg_model, {c: frame[c].to_numpy(float) for c in dataset.numeric},
                 {c: list(frame[c]) for c in dataset.categorical}).to_dict()
-        write_artefact(folder, manifest, seg_model, sample, lambda p: joblib.dump(pipeline, p))
+        write_artefact(folder, manifest, seg_model, sample, lambda p: joblib.dump(pipeline, p), signer=signer)
 
     return store.publish(model, write, keep=50, make_current=make_current)

@@ -17,6 +17,7 @@ from segmentation_core.artefact import read_manifest
 from segmentation_core.errors import ArtefactError, SegmentationError
 from segmentation_core.logs import FORMATS, configure_logging
 from segmentation_core.settings import add_options, at_least, option
+from segmentation_core.signing import generate_key_pair, load_signing_key
 from segmentation_core.store import ModelStore
 from training_job.config import ALGORITHMS, PRESETS, TrainingConfig, apply_overrides, load_config, load_preset
 from training_job.errors import ConfigError, DataError
@@ -53,6 +54,8 @@ class TrainOptions:
     k: str | None = option(None, "number of segments, or auto")
     algorithm: str | None = option(None, "clustering algorithm (none: the preset's, else kmeans)", choices=ALGORITHMS)
     keep: int = option(10, "versions kept in the store", check=at_least(1))
+    signing_key: Path | None = option(None, "Ed25519 private key (PEM, from `keygen`) that signs the version's "
+                                            "manifest, for a scoring service run with --verify-key (none: unsigned)")
     skip_if_served: bool = option(False, "exit 0 without training when the model already serves a version "
                                          "(docker-compose's start-up command: `up` trains only into an empty store)")
 
@@ -96,6 +99,19 @@ class ServeOptions:
     tls_key: str = option("", "PEM private key")
     token_file: str = option("", "file holding the bearer token every call must carry (health checks exempt); "
                                  "TRAINING_TOKEN gives it directly")
+    signing_key: Path | None = option(None, "Ed25519 private key (PEM, from `keygen`) that signs every version the "
+                                            "jobs write; PublishVersion then publishes only versions it signed "
+                                            "(none: unsigned)")
+
+
+@dataclass(frozen=True)
+class KeygenOptions:
+    """``keygen``: where the new key pair goes."""
+
+    private_key: Path = option(None, "the private (signing) key to write, PEM, mode 0600; for train/serve "
+                                     "--signing-key", required=True)
+    public_key: Path = option(None, "the public (verify) key to write, PEM; for the scoring service's --verify-key",
+                              required=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
         "promote": ("make a version the served one", (PromoteOptions, StoreOptions, ModelOption)),
         "rollback": ("serve the version published before the current one", (StoreOptions, ModelOption)),
         "serve": ("run the TrainingService (upload, profile, train, publish over gRPC)", (ServeOptions, StoreOptions)),
+        "keygen": ("make an Ed25519 key pair for signed artefacts (train/serve --signing-key, scoring --verify-key)",
+                   (KeygenOptions, StoreOptions)),
     }
     for name, (summary, groups) in commands.items():
         command = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
@@ -159,8 +177,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
                      args.model, served, args.store)
             return 0
 
+    signer = load_signing_key(args.signing_key) if args.signing_key else None  # a bad key stops before training
     config = _config_for(args, lambda: read_table(args.data))
-    result = train(args.data, config, ModelStore(args.store), model_name=args.model, keep=args.keep)
+    result = train(args.data, config, ModelStore(args.store), model_name=args.model, keep=args.keep, signer=signer)
+    if signer is not None:
+        log.info("signed with key %s", signer.key_id)
     log.info("segments: %s", "; ".join(f"{i}: {name}" for i, name in enumerate(result.segment_names)))
     log.info("model %s version %s is now CURRENT in %s (report: %s)", result.model, result.version,
              args.store, result.path / "report.html")
@@ -229,7 +250,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     settings = TrainerSettings(store=args.store, data_dir=args.data_dir, host=args.host, port=args.port,
                                port_file=args.port_file, max_upload_mb=args.max_upload_mb, keep=args.keep,
-                               tls_cert=args.tls_cert, tls_key=args.tls_key, token_file=args.token_file)
+                               tls_cert=args.tls_cert, tls_key=args.tls_key, token_file=args.token_file,
+                               signing_key=str(args.signing_key or ""))
     stop = StopSignal(log)
     try:
         server = TrainingServer(settings).start()
@@ -241,12 +263,19 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    key_id = generate_key_pair(args.private_key, args.public_key)
+    log.info("key %s: private key %s (keep it secret: train/serve --signing-key), public key %s (scoring "
+             "--verify-key)", key_id, args.private_key, args.public_key)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
     configure_logging(args.log_format)
     commands = {"train": _cmd_train, "score": _cmd_score, "list": _cmd_list, "promote": _cmd_promote,
-                "rollback": _cmd_rollback, "serve": _cmd_serve}
+                "rollback": _cmd_rollback, "serve": _cmd_serve, "keygen": _cmd_keygen}
     try:
         return commands[args.command](args)
     except (DataError, ConfigError, SegmentationError, ValueError) as exc:

@@ -76,6 +76,7 @@ def _k_row(row: dict[str, Any]) -> dict[str, Any]:
 
 def run(spec: dict[str, Any], events: _Events) -> None:
     """Train as the spec says and send the events."""
+    from segmentation_core.signing import load_signing_key
     from segmentation_core.store import ModelStore
     from training_job.datasets import DataFolder
     from training_job.job_request import DEFAULT_MODEL, config_for_request
@@ -94,7 +95,8 @@ def run(spec: dict[str, Any], events: _Events) -> None:
     model = request.get("model") or DEFAULT_MODEL
     result = train(folder.path(dataset_id), config, ModelStore(spec["store"]), model_name=model,
                    keep=int(spec.get("keep", 10)), frame=frame, publish=bool(request.get("publish")),
-                   listener=listener, data_name=info.filename)
+                   listener=listener, data_name=info.filename,
+                   signer=load_signing_key(spec["signing_key"]) if spec.get("signing_key") else None)
     m = result.manifest
     comparison = m.get("comparison") or {}
     ari = comparison.get("ari")

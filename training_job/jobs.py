@@ -52,10 +52,12 @@ def _now() -> str:
 class JobQueue:
     """Queued training jobs of one service; :meth:`start` runs them, :meth:`stop` ends the worker."""
 
-    def __init__(self, data: DataFolder, store: Path, *, keep: int = 10, python: str = sys.executable) -> None:
+    def __init__(self, data: DataFolder, store: Path, *, keep: int = 10, python: str = sys.executable,
+                 signing_key: str = "") -> None:
         self.data = data
         self.store = Path(store)
         self.keep = keep
+        self.signing_key = signing_key  # the path of the key each job's child signs with ("" = unsigned)
         self.python = python
         self.folder = data.root / "jobs"
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -216,7 +218,7 @@ class JobQueue:
     def _run(self, job_id: str) -> None:
         job = self.get(job_id)
         spec = {"request": job["request"], "data_dir": str(self.data.root), "store": str(self.store),
-                "keep": self.keep, "parent_pid": os.getpid()}
+                "keep": self.keep, "parent_pid": os.getpid(), "signing_key": self.signing_key}
         spec_path = self.folder / f".{job_id}.spec.json"
         spec_path.write_text(json.dumps(spec))
         self._update(job_id, state="RUNNING", stage="read", progress=STAGE_PROGRESS["read"], started_at=_now())

@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from segmentation.v1 import training_pb2, training_pb2_grpc
 from segmentation_core.grpc_server import BearerTokenInterceptor, MalformedRequestInterceptor, bind, write_port_file
 from segmentation_core.settings import read_token
+from segmentation_core.signing import load_signing_key
 from segmentation_core.store import ModelStore
 from training_job.datasets import DataFolder
 from training_job.jobs import JobQueue
@@ -42,6 +43,7 @@ class TrainerSettings:
     tls_cert: str = ""
     tls_key: str = ""
     token_file: str = ""
+    signing_key: str = ""  # Ed25519 private key (PEM): jobs sign their versions; PublishVersion checks them
 
     def token(self) -> str:
         """The bearer token from --token-file or TRAINING_TOKEN; empty when auth is off."""
@@ -59,7 +61,8 @@ class TrainingServer:
         self.settings = settings
         self.data = DataFolder(settings.data_dir, max_bytes=settings.max_upload_mb * 1024 * 1024,
                                sweep_uploads=True)
-        self.jobs = JobQueue(self.data, settings.store, keep=settings.keep)
+        signer = load_signing_key(settings.signing_key) if settings.signing_key else None  # fails at start
+        self.jobs = JobQueue(self.data, settings.store, keep=settings.keep, signing_key=settings.signing_key)
         token = settings.token()
         self.server = grpc.server(futures.ThreadPoolExecutor(settings.threads, thread_name_prefix="grpc"),
                                   interceptors=[*([BearerTokenInterceptor(token)] if token else []),
@@ -67,7 +70,8 @@ class TrainingServer:
                                   options=[("grpc.max_receive_message_length", CHUNK_MESSAGE_BYTES),
                                            ("grpc.so_reuseport", 0)])
         training_pb2_grpc.add_TrainingServiceServicer_to_server(
-            TrainingService(self.data, self.jobs, ModelStore(settings.store)), self.server)
+            TrainingService(self.data, self.jobs, ModelStore(settings.store),
+                            verify_key=signer.verify_key if signer else None), self.server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,

@@ -14,8 +14,8 @@ import grpc
 from google.protobuf import json_format
 
 from segmentation.v1 import profile_pb2, scoring_pb2, training_pb2 as pb, training_pb2_grpc
-from segmentation_core.artefact import read_manifest
-from segmentation_core.errors import NotFoundError, SegmentationError, StoreError, bounded
+from segmentation_core.artefact import Verifier, read_manifest
+from segmentation_core.errors import NotFoundError, SegmentationError, SignatureError, StoreError, bounded
 from segmentation_core.store import ModelStore
 from training_job.datasets import DataFolder, DatasetInfo, UploadTooLarge
 from training_job.errors import ConfigError, DataError
@@ -30,6 +30,7 @@ STATUS_OF: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (UploadTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (JobConflict, grpc.StatusCode.FAILED_PRECONDITION),
+    (SignatureError, grpc.StatusCode.FAILED_PRECONDITION),
     (StoreError, grpc.StatusCode.FAILED_PRECONDITION),
     (DataError, grpc.StatusCode.INVALID_ARGUMENT),
     (ConfigError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -81,10 +82,13 @@ def _in_daemon_thread(fn: Callable[..., Any], *args: Any) -> futures.Future:
 class TrainingService(training_pb2_grpc.TrainingServiceServicer):
     """UploadData, ProfileData, SubmitTraining, WatchTraining, ListTrainingJobs, CancelTraining, PublishVersion."""
 
-    def __init__(self, data: DataFolder, jobs: JobQueue, store: ModelStore) -> None:
+    def __init__(self, data: DataFolder, jobs: JobQueue, store: ModelStore, verify_key: Verifier | None = None) -> None:
+        """``verify_key``: the public half of the jobs' signing key; PublishVersion then publishes only versions
+        signed by it (a scoring service with --verify-key would refuse the others)."""
         self.data = data
         self.jobs = jobs
         self.store = store
+        self.verify_key = verify_key
         # Profiles are computed once per dataset, one at a time, starting as soon as an upload is stored
         # (the analyst's next step is to look at it): ProfileData then waits at most for what is left.
         # Daemon threads, one profile at a time: a stopping service does not wait for a profile in progress
@@ -166,9 +170,9 @@ class TrainingService(training_pb2_grpc.TrainingServiceServicer):
     @_mapped_errors
     def PublishVersion(self, request: pb.PublishVersionRequest, context: grpc.ServicerContext
                        ) -> scoring_pb2.VersionInfo:
-        """Make a kept version CURRENT (after checking it reads whole)."""
+        """Make a kept version CURRENT (after checking it reads whole and, with a signing key, is signed by it)."""
         model = request.model or DEFAULT_MODEL
-        manifest = read_manifest(self.store.version_dir(model, request.version))
+        manifest = read_manifest(self.store.version_dir(model, request.version), self.verify_key)
         self.store.promote(model, request.version)
         log.info("model %s: %s published through the training service", model, request.version)
         return scoring_pb2.VersionInfo(version=request.version, created_at=str(manifest.get("created_at", "")),

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
-from segmentation_core.artefact import write_artefact
+from segmentation_core.artefact import Signer, write_artefact
 from segmentation_core.clv import ClvModel
 from segmentation_core.features import FeatureSchema, FitOptions
 from segmentation_core.recipe import BASKET_COLUMNS, customer_table
@@ -130,10 +130,10 @@ def _quality(x: np.ndarray, segment: np.ndarray, seed: int) -> dict[str, float]:
 def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str = "customers",
           keep: int = 10, progress: Callable[[str], Any] | None = None, *, frame: pd.DataFrame | None = None,
           publish: bool = True, listener: TrainingListener | None = None,
-          data_name: str | None = None) -> TrainingResult:
+          data_name: str | None = None, signer: Signer | None = None) -> TrainingResult:
     """Run the whole training job and publish the model (``publish`` False: keep it, CURRENT stays);
     raises DataError on unusable data. ``frame``: the table already read from ``data``; ``data_name``: the
-    name to show for the data (default: the file name)."""
+    name to show for the data (default: the file name); ``signer``: signs the manifest (signed artefacts)."""
     validate_model_name(model_name)
     listener = listener or TrainingListener(on_stage=progress)
     stages = Stages(listener.on_stage, on_tick=listener.on_tick)
@@ -240,7 +240,8 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
         manifest["version"] = version
         write_artefact(folder, manifest, model, sample,
                        write_pipeline=lambda p: joblib.dump(pipeline, p, compress=3),
-                       write_report=lambda p, m: write_report(m, _sample_frame(sample), p), clv=clv)
+                       write_report=lambda p, m: write_report(m, _sample_frame(sample), p), clv=clv,
+                       signer=signer)
 
     with stages("publish"):
         version = store.publish(model_name, write, keep=keep, make_current=publish)
