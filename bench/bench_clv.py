@@ -9,14 +9,20 @@ PredictStream throughput with and without the CLV figures.
    purchases in weeks 40-78 per customer (exact, scipy's hyp2f1), against the purchases the customers
    made, averaged per number of calibration repeat purchases (0..7+) as in the paper's figure.
 3. Throughput: the CDNOW sample model served by ``python -m scoring_service`` (a subprocess); one stream of
-   the customers repeated to 200,000 rows (10,000-row batches), sent with the four CLV input columns (the
-   answer has the CLV columns) and without them; rows/s and the server's CPU per batch, best of 3.
+   the customers repeated to 500,000 rows (10,000-row batches) through ``predict_frame``, in three variants,
+   alternating, median of ``--rounds`` (>= 5) rounds with the spread: "with CLV" (the three features and
+   the four CLV inputs; the answer has the four CLV figures), "without CLV inputs" (the same model, the
+   three features only) and "model without CLV" (the same three RFM columns trained as a customer table,
+   same k). And the floor: the same numbers of columns through gRPC to a null server that answers a fixed
+   reply (no decoding, no scoring), which shows what moving the extra columns costs by itself.
 Every figure is printed with the machine's load average (``os.getloadavg``).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -115,45 +121,145 @@ def bench_holdout(folder: Path) -> None:
     print(f"| all | {len(x)} | {actual.sum():,} total | {predicted.sum():,.0f} total |")
 
 
+def _null_server_main(port: int, clv: bool) -> None:
+    """A bare gRPC server answering every PredictStream request with one fixed 10,000-row reply (with the four
+    CLV figure columns when ``clv``): what the transport alone costs, no decoding or scoring."""
+    from concurrent import futures
+
+    import grpc
+
+    from scoring_service import wire
+
+    n, rng = 10_000, np.random.default_rng(0)
+    reply = wire.encode_batch_response(batch_id="0", model="customers", version="v0001", row_count=n,
+                                       segment_id=rng.integers(0, 6, n), distance=rng.random(n),
+                                       confidence=rng.random(n), outlier=np.zeros(n, dtype=bool),
+                                       clv=[rng.random(n) for _ in INPUTS] if clv else None)
+    answer = grpc.stream_stream_rpc_method_handler(lambda requests, context: (reply for _ in requests))
+    handler = grpc.method_handlers_generic_handler(wire.SERVICE, {"PredictStream": answer})
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
+                         options=[("grpc.max_receive_message_length", 64 << 20)])
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    server.wait_for_termination()
+
+
+def _transport_once(columns: int, clv: bool, batches: int) -> tuple[float, float, float]:
+    """rows/s of ``batches`` pre-encoded 10,000-row requests of ``columns`` double columns against the null
+    server (replies with or without the CLV columns), and the CPU per batch in us of the server and this
+    process."""
+    import grpc
+
+    from bench.bench_scoring import _free_port, cpu_s
+    from scoring_service import wire
+
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--null-server", str(port),
+                             "--null-clv", str(int(clv))], cwd=ROOT)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 64 << 20),
+                                                                  ("grpc.max_send_message_length", 64 << 20)]) as ch:
+            grpc.channel_ready_future(ch).result(timeout=30)
+            rng = np.random.default_rng(1)
+            request = wire.encode_batch_request({f"c{i}": rng.random(10_000) for i in range(columns)}, batch_id="1")
+            call = wire.predict_stream_method(ch)
+            for _ in call(iter([request] * 4)):  # warm the connection
+                pass
+            cpu_before, own_before, started = cpu_s(proc.pid), time.process_time(), time.perf_counter()
+            for reply in call(iter([request] * batches)):
+                wire.decode_batch_response(reply)
+            elapsed = time.perf_counter() - started
+            return (batches * 10_000 / elapsed, (cpu_s(proc.pid) - cpu_before) / batches * 1e6,
+                    (time.process_time() - own_before) / batches * 1e6)
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+def _rfm_config(folder: Path, features: list[str], k: int) -> Path:
+    """A customer-table config over the same RFM columns and k as the CDNOW model: a model without CLV."""
+    path = folder / "rfm.toml"
+    path.write_text(f'[data]\nnumeric = {features!r}\n\n[model]\nalgorithm = "kmeans"\nk = {k}\nseed = 0\n\n'
+                    '[preprocessing]\nskew = "auto"\noutliers = "clip"\n'.replace("'", '"'))
+    return path
+
+
+def _row(name: str, runs: list[tuple[float, float, float]]) -> tuple[float, str]:
+    rates = np.array([r[0] for r in runs])
+    median = float(np.median(rates))
+    spread = f"{rates.min():,.0f} - {rates.max():,.0f}"
+    return median, (f"| {name} | {median:,.0f} | {spread} | {np.median([r[1] for r in runs]):,.0f} us | "
+                    f"{np.median([r[2] for r in runs]):,.0f} us |")
+
+
 def bench_throughput(folder: Path, rows: int, repeats: int) -> None:
-    """PredictStream rows/s with and without the CLV inputs (and so figures)."""
+    """PredictStream rows/s with the CLV inputs (and so figures) and without them, two ways, and what the
+    transport alone costs for messages of those sizes."""
     store = ModelStore(folder / "store")
     config = load_config(cdnow_config(folder))
     train(cdnow_sample(folder), config, store, model_name="customers")
     customers, _ = customer_table(clean_log(read_table(folder / "cdnow_sample.txt"), config.recipe()))
     frame = pd.concat([customers.reset_index(drop=True)] * (-(-rows // len(customers))), ignore_index=True).head(rows)
     features = list(config.data.numeric)
+    manifest = store.version_dir("customers", store.current("customers")) / "manifest.json"
+    k = len(json.loads(manifest.read_text())["segments"])
+    frame[features].to_csv(folder / "rfm.csv", index=False)
+    train(folder / "rfm.csv", load_config(_rfm_config(folder, features, k)), store, model_name="rfm")
     with_clv, without = frame[features + list(INPUTS)], frame[features]
+    variants = {  # name -> (frame, model)
+        "with CLV: CDNOW model, 3 features + 4 CLV inputs, 4 CLV figures back": (with_clv, "customers"),
+        "without CLV inputs: the same model, 3 features": (without, "customers"),
+        f"model without CLV: the same 3 RFM columns as a customer table, k={k}": (without, "rfm"),
+    }
     server = start_server(store.root, folder)
+    results: dict[str, list] = {name: [] for name in variants}
+    load_before = load()
     try:
-        results = {"with CLV": [], "without CLV": []}
-        for _ in range(repeats):  # interleaved, so that a load change hits both alike
-            results["with CLV"].append(_stream_once(server.target, with_clv, 10_000, server.proc.pid))
-            results["without CLV"].append(_stream_once(server.target, without, 10_000, server.proc.pid))
+        for _ in range(repeats):  # alternating, so that a load change hits every variant alike
+            for name, (data, model) in variants.items():
+                results[name].append(_stream_once(server.target, data, 10_000, server.proc.pid, model=model))
     finally:
         server.stop()
-    print(f"\n## PredictStream, {rows:,} rows in 10,000-row batches, CDNOW sample model, best of {repeats}")
-    print("| request | rows/s | server CPU per batch | client CPU per batch |")
-    print("|---|---|---|---|")
-    best = {}
-    for name, runs in results.items():
-        rate, server_cpu, client_cpu = max(runs, key=lambda r: r[0])
-        best[name] = rate
-        print(f"| {name} | {rate:,.0f} | {min(r[1] for r in runs):,.0f} us | {min(r[2] for r in runs):,.0f} us |")
-    print(f"with CLV / without: {best['with CLV'] / best['without CLV']:.3f} ({load()})")
+    floor_names = {"null server, CLV-sized messages (7 columns in, 8 out)": (7, True),
+                   "null server, plain messages (3 columns in, 4 out)": (3, False)}
+    floor: dict[str, list] = {name: [] for name in floor_names}
+    for _ in range(repeats):
+        for name, (columns, clv) in floor_names.items():
+            floor[name].append(_transport_once(columns, clv, rows // 10_000))
+    print(f"\n## PredictStream, {rows:,} rows in 10,000-row batches, median of {repeats} alternating rounds "
+          f"({load_before} before, {load()} after)")
+    print("| request | rows/s (median) | spread (min - max) | server CPU per batch | client CPU per batch |")
+    print("|---|---|---|---|---|")
+    medians = {}
+    for name, runs in {**results, **floor}.items():
+        medians[name], line = _row(name, runs)
+        print(line)
+    names = list(variants)
+    print(f"with CLV / without CLV inputs (same model): {medians[names[0]] / medians[names[1]]:.3f}; "
+          f"with CLV / model without CLV: {medians[names[0]] / medians[names[2]]:.3f}; "
+          f"transport alone, CLV-sized / plain: {medians[list(floor)[0]] / medians[list(floor)[1]]:.3f}")
 
 
 def main() -> None:
     """Run the three parts."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 repeat, 100,000 rows")
+    parser.add_argument("--quick", action="store_true", help="1 fit repeat, 100,000 rows")
+    parser.add_argument("--throughput-only", action="store_true", help="only part 3")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating throughput rounds (median reported)")
+    parser.add_argument("--null-server", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--null-clv", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.null_server:
+        _null_server_main(args.null_server, bool(args.null_clv))
+        return
     repeats = 1 if args.quick else 3
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        bench_fit(repeats)
-        bench_holdout(folder)
-        bench_throughput(folder, 100_000 if args.quick else 200_000, repeats)
+        if not args.throughput_only:
+            bench_fit(repeats)
+            bench_holdout(folder)
+        bench_throughput(folder, 100_000 if args.quick else 500_000, max(5, args.rounds))
 
 
 if __name__ == "__main__":

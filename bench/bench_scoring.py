@@ -281,11 +281,12 @@ class EchoServer:
         self.proc.wait()
 
 
-def _stream_once(target: str, frame: pd.DataFrame, batch_rows: int, pid: int | None = None) -> tuple[float, float, float]:
-    """rows/s of one predict_frame, and the CPU time per batch in us of the server (0 without ``pid``) and
-    of this client process."""
+def _stream_once(target: str, frame: pd.DataFrame, batch_rows: int, pid: int | None = None,
+                 model: str | None = None) -> tuple[float, float, float]:
+    """rows/s of one predict_frame (of ``model``: default the server's), and the CPU time per batch in us of
+    the server (0 without ``pid``) and of this client process."""
     batches = -(-len(frame) // batch_rows)
-    with ScoringClient(target, timeout=30) as client:
+    with ScoringClient(target, timeout=30, model=model) as client:
         client.predict_frame(frame.head(batch_rows * 2), batch_rows=batch_rows)  # warm the connection
         cpu_before, own_before = (cpu_s(pid) if pid else 0.0), time.process_time()
         started = time.perf_counter()

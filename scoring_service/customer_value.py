@@ -7,7 +7,7 @@ from typing import Mapping
 import numpy as np
 
 from scoring_service.errors import InvalidRequest
-from segmentation_core.clv import INPUTS, ClvModel, describe_problem, input_problems
+from segmentation_core.clv import INPUTS, ClvModel, all_valid, describe_problem, input_problems
 
 __all__ = ["INPUT_NAMES", "batch_figures", "customer_figures"]
 
@@ -45,6 +45,13 @@ def batch_figures(clv: ClvModel, numeric: Mapping[str, np.ndarray], n: int, erro
         return None
     _require_all(present)
     columns = [np.asarray(numeric[name], dtype=np.float64) for name in INPUTS]
+    if all_valid(*columns):  # the usual batch: a few reductions instead of the per-row checks
+        figures = list(clv.predict(*columns))
+        if errors:  # rows refused for their features
+            rows = np.fromiter(errors, dtype=np.int64, count=len(errors))
+            for f in figures:
+                f[rows] = np.nan
+        return figures
     problems = input_problems(*columns)
     bad = np.flatnonzero(problems >= 0)
     for row in bad.tolist():

@@ -301,8 +301,14 @@ def _skip(buf: memoryview, pos: int, wire_type: int) -> int:
 
 
 def _decode_numeric_column(buf: memoryview) -> tuple[str, np.ndarray]:
-    # A column has two or three fields: the shared field reader costs nothing here (the inlined loop of
-    # decode_batch_request is for its per-row ids).
+    # The usual column, as every encoder writes it: the name (key 0x0A, a one-byte length) then one
+    # packed values field (key 0x12) ending the message; read inline. Anything else: the field reader.
+    end = len(buf)
+    if end > 3 and buf[0] == 0x0A and buf[1] < 0x80 and 2 + buf[1] < end and buf[2 + buf[1]] == 0x12:
+        pos = 3 + buf[1]
+        size, start = _read_varint(buf, pos)
+        if start + size == end and not size % 8:
+            return bytes(buf[2:pos - 1]).decode(), np.frombuffer(buf[start:end], dtype=_F64)
     name = ""
     chunks: list[np.ndarray] = []
     for number, wt, value in _fields(buf):

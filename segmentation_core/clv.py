@@ -29,8 +29,8 @@ from typing import Any, Mapping, NamedTuple
 import numpy as np
 
 __all__ = [
-    "FIGURES", "INPUTS", "TABLE_W", "TABLE_X", "ClvFigures", "ClvModel", "describe_problem", "g_series", "horizon_steps",
-    "input_problems",
+    "FIGURES", "INPUTS", "TABLE_W", "TABLE_X", "ClvFigures", "ClvModel", "all_valid", "describe_problem", "g_series",
+    "horizon_steps", "input_problems",
 ]
 
 TABLE_X = 64
@@ -161,16 +161,61 @@ class ClvModel:
 
     def expected_order_value(self, x: np.ndarray, m: np.ndarray) -> np.ndarray:
         """E[spend per purchase | x repeat purchases of mean m] (Gamma-Gamma)."""
-        return (self.v + m * x) * self.p / (self.p * x + self.q - 1.0)
+        x, m = np.asarray(x, dtype=np.float64), np.asarray(m, dtype=np.float64)
+        value = m * x
+        value += self.v
+        value *= self.p
+        scale = x * self.p
+        scale += self.q - 1.0
+        return np.divide(value, scale, out=value)
 
     def predict(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, m: np.ndarray) -> ClvFigures:
         """The four CLV figures of customers given as arrays (valid inputs: see :func:`input_problems`)."""
         x, t_x, T, m = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T, m))
+        if x.size and x.max() < TABLE_X and T.min() >= 0:
+            return self._predict_tabulated(x, t_x, T, m)
         alive = self._p_alive(x, t_x, T, self._log_odds(x))
         expected, discounted = self._g(x, T)
         value = self.expected_order_value(x, m)
         expected *= alive
         discounted *= alive
+        discounted *= value
+        return ClvFigures(expected, alive, value, discounted)
+
+    def _predict_tabulated(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, m: np.ndarray) -> ClvFigures:
+        """:meth:`predict` when every x is tabulated and T >= 0 (the usual batch): the same formulas in
+        fewer numpy passes (shared terms computed once, in place; one gather fetches both tables' value and
+        step at a grid cell), which is what a scoring server spends per row."""
+        cells, log_odds = self._cell_table, self._log_odds_table
+        row = x.astype(np.intp)
+        alpha_T = T + self.alpha
+        # P(alive): 1 / (1 + e^z), z = log_odds(x) + (r + x) log((alpha + T) / (alpha + t_x)); e^z may
+        # overflow to inf for a long-silent frequent buyer, giving 0
+        z = t_x + self.alpha
+        np.divide(alpha_T, z, out=z)
+        np.log(z, out=z)
+        z *= x + self.r
+        z += log_odds.take(row)
+        with np.errstate(over="ignore"):
+            np.exp(z, out=z)
+        z += 1.0
+        alive = np.reciprocal(z, out=z)
+        # G by linear interpolation in w = alpha / (alpha + T) in [0, 1] on the grid (w = 1 lands on the
+        # last grid point, whose step is 0: no clamp)
+        pos = np.divide(self.alpha, alpha_T, out=alpha_T)
+        pos *= TABLE_W - 1
+        cell = pos.astype(np.intp)
+        frac = np.subtract(pos, cell, out=pos)
+        row *= TABLE_W
+        row += cell
+        found = cells.take(row, axis=0)  # (n, 4): expected, its step, discounted, its step
+        expected = found[:, 1] * frac
+        expected += found[:, 0]
+        expected *= alive
+        discounted = found[:, 3] * frac
+        discounted += found[:, 2]
+        discounted *= alive
+        value = self.expected_order_value(x, m)
         discounted *= value
         return ClvFigures(expected, alive, value, discounted)
 
@@ -199,6 +244,17 @@ class ClvModel:
                 parts += [values.reshape(-1), step.reshape(-1)]
             table = tuple(np.ascontiguousarray(part) for part in parts)
             object.__setattr__(self, "_lerp_cache", table)
+        return table
+
+    @property
+    def _cell_table(self) -> np.ndarray:
+        """(TABLE_X * TABLE_W, 4): per grid point of each tabulated x, G, its step to the next point, the
+        discounted G and its step (0 at the last point)."""
+        table = self.__dict__.get("_cell_cache")
+        if table is None:
+            g, g_step, d, d_step = self._lerp_table
+            table = np.ascontiguousarray(np.stack([g, g_step, d, d_step], axis=1))
+            object.__setattr__(self, "_cell_cache", table)
         return table
 
     def _g(self, x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -268,6 +324,16 @@ def input_problems(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, m: np.ndarray)
     for i in range(len(checks) - 1, -1, -1):
         problem[checks[i]] = i
     return problem
+
+
+def all_valid(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, m: np.ndarray) -> bool:
+    """True when :func:`input_problems` would find no problem (a NaN anywhere gives False): the batch's
+    fast path, a few reductions instead of per-row checks."""
+    if not x.size:
+        return True
+    low, high = np.minimum.reduce, np.maximum.reduce  # NaN propagates: every comparison below is then False
+    return bool(low(x) >= 0 and low(T) >= 0 and high(T) < math.inf and low(m) >= 0 and high(m) < math.inf
+                and low(t_x) >= 0 and np.less_equal(t_x, T).all() and np.equal(np.floor(x), x).all())
 
 
 def describe_problem(index: int, value: float) -> str:

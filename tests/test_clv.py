@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from segmentation_core.artefact import read_artefact
-from segmentation_core.clv import TABLE_X, ClvModel, g_series, input_problems
+from segmentation_core.clv import TABLE_X, ClvModel, all_valid, g_series, input_problems
 from segmentation_core.store import ModelStore
 from training_job.cli import main
 from training_job.clv_fit import bgnbd_gradient, bgnbd_log_likelihood, exact_g, gamma_gamma_gradient, \
@@ -95,6 +95,42 @@ def test_scoring_math_equals_the_exact_formulas_of_scipy(cdnow_store: Path) -> N
     big = rng.integers(TABLE_X, 2000, 200).astype(float)
     np.testing.assert_allclose(g_series(big, u, model.r, model.a, model.b),
                                exact_g(model.r, model.a, model.b)(big, u), rtol=1e-10)
+
+
+def test_the_tabulated_fast_path_equals_the_general_path(cdnow_store: Path) -> None:
+    # a batch whose x are all tabulated takes predict's fused path; one x beyond the table sends the same
+    # customers down the general path (per-figure functions, series for the large x)
+    model: ClvModel = _artefact(cdnow_store).clv
+    rng = np.random.default_rng(11)
+    n = 5000
+    x = rng.integers(0, TABLE_X, n).astype(float)
+    T = rng.uniform(0, 150, n)
+    T[:3] = 0.0  # w = 1: the table's last grid point
+    t_x = np.where(x > 0, T * rng.uniform(0, 1, n), 0.0)
+    t_x[3] = T[3]  # a purchase on the last day
+    m = rng.gamma(2.0, 20.0, n)
+    fast = model.predict(x, t_x, T, m)
+    general = model.predict(*(np.append(v, extra) for v, extra in ((x, TABLE_X), (t_x, 1.0), (T, 2.0), (m, 5.0))))
+    for name, a, b in zip(fast._fields, fast, general):
+        np.testing.assert_allclose(a, b[:-1], rtol=1e-12, atol=1e-300, err_msg=name)
+    assert np.isfinite(fast.clv).all() and (fast.p_alive > 0).all() and (fast.p_alive <= 1).all()
+
+
+def test_the_batch_validity_shortcut_agrees_with_the_row_checks() -> None:
+    rng = np.random.default_rng(12)
+    n = 50
+    x = rng.integers(0, 30, n).astype(float)
+    T = rng.uniform(1, 50, n)
+    t_x = T * rng.uniform(0, 1, n)
+    m = rng.gamma(2.0, 10.0, n)
+    assert all_valid(x, t_x, T, m) and (input_problems(x, t_x, T, m) < 0).all()
+    bad_values = [(0, 1.5), (0, -1.0), (0, np.nan), (1, np.nan), (1, -0.5), (1, 1e9), (2, np.nan), (2, np.inf),
+                  (2, -1.0), (3, -1.0), (3, np.nan), (3, np.inf)]
+    for column, value in bad_values:
+        columns = [c.copy() for c in (x, t_x, T, m)]
+        columns[column][7] = value
+        assert not all_valid(*columns), (column, value)
+        assert input_problems(*columns)[7] >= 0, (column, value)
 
 
 def test_p_alive_and_order_value_are_the_published_formulas() -> None:
