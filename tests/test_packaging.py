@@ -23,7 +23,7 @@ from tests.deploy_support import PYTHON, ROOT, load_deploy
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 RUNTIME_EXTRAS = ("scoring", "client", "training", "spark", "dashboard")
-TOOLS = {"pytest", "pytest-timeout", "selenium", "kneed", "grpcio-tools"}  # tests, benchmarks, code generation
+TOOLS = {"pytest", "pytest-timeout", "selenium", "kneed", "psutil", "grpcio-tools"}  # tests, benchmarks, code generation
 PACKAGES = ("segmentation_core", "training_job", "scoring_service", "dash_ui", "segmentation")
 
 
