@@ -92,3 +92,22 @@ def spark_session():
     # py4j logs "Closing down clientserver connection" from __del__ at interpreter exit, after pytest has
     # closed the streams the handlers write to ("--- Logging error ---"): keep its INFO lines out.
     logging.getLogger("py4j").setLevel(logging.WARNING)
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A Spark standalone cluster on loopback (a master and two 1-core, 1 GB workers), shared by the session.
+
+    Its daemons' process groups are killed at the end, and the teardown fails if any process of them is left.
+    """
+    from tests.spark_cluster import StandaloneCluster, live_processes_of_groups
+
+    reason = spark_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    cluster = StandaloneCluster(tmp_path_factory.mktemp("spark-cluster")).start()
+    yield cluster
+    groups = cluster.process_groups()
+    cluster.stop()
+    left = live_processes_of_groups(groups)
+    assert not left, f"processes of the Spark cluster survived its stop: {left}"

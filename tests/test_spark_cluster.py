@@ -1,0 +1,77 @@
+"""Spark on a real standalone cluster (issue 18 item 3): a master and two workers on loopback.
+
+The driver runs in a child process of its own (one SparkContext per JVM: the test session's local[2] may be
+running), in its own process group, killed after; the cluster fixture checks that no daemon survives.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.deploy_support import ROOT
+from tests.spark_cluster import live_processes_of_groups, spark_env
+
+#: What the driver asks of the cluster: one 1-core executor per worker, small ones.
+CLUSTER_CONF = ["spark.executor.memory=512m", "spark.executor.cores=1", "spark.cores.max=2",
+                "spark.driver.memory=512m", "spark.driver.host=127.0.0.1", "spark.driver.bindAddress=127.0.0.1"]
+
+_SMOKE_JOB = r"""
+import json, sys, time
+import pandas as pd
+from training_job.spark.session import build_session
+
+session = build_session(sys.argv[1], sys.argv[2:])
+context = session.sparkContext
+deadline = time.monotonic() + 90
+while context._jsc.sc().getExecutorMemoryStatus().size() < 3 and time.monotonic() < deadline:
+    time.sleep(0.5)   # the driver's block manager and one per executor
+
+def facts(batches):
+    import os, sys
+    import segmentation_core
+    for batch in batches:
+        yield pd.DataFrame({"python": [sys.executable] * len(batch), "pid": [os.getpid()] * len(batch),
+                            "value": batch["id"] * 2})
+
+rows = session.range(0, 20000, numPartitions=8).mapInPandas(facts, "python string, pid long, value long")
+summary = rows.groupBy("python").agg({"value": "sum", "pid": "count"}).toPandas()
+print(json.dumps({"master": context.master, "block_managers": context._jsc.sc().getExecutorMemoryStatus().size(),
+                  "pythons": summary["python"].tolist(), "sum": int(summary["sum(value)"].sum()),
+                  "rows": int(summary["count(pid)"].sum())}))
+session.stop()
+"""
+
+
+def run_driver(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """A driver process in its own process group (killed whole afterwards: its JVM too)."""
+    process = subprocess.Popen(args, cwd=ROOT, env=spark_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        pytest.fail(f"the driver did not finish in {timeout} s:\n{err[-3000:]}")
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert not live_processes_of_groups([process.pid]), "the driver's JVM outlived it"
+    return subprocess.CompletedProcess(args, process.returncode, out, err)
+
+
+@pytest.mark.slow
+def test_a_job_runs_on_two_workers_with_the_project_s_interpreter(spark_cluster) -> None:
+    result = run_driver([sys.executable, "-c", _SMOKE_JOB, spark_cluster.master_url, *CLUSTER_CONF])
+    assert result.returncode == 0, result.stderr[-4000:] + spark_cluster.logs()
+    facts = json.loads(result.stdout.strip().splitlines()[-1])
+    assert facts["master"] == spark_cluster.master_url
+    assert facts["block_managers"] == 3, "the driver and one executor on each of the two workers"
+    assert facts["pythons"] == [sys.executable]
+    assert facts["rows"] == 20000 and facts["sum"] == 2 * sum(range(20000))
