@@ -11,6 +11,7 @@ from typing import NoReturn
 import grpc
 
 from segmentation_core.errors import InputError, NotFoundError, SegmentationError, bounded
+from segmentation_core.rate_limit import RETRY_AFTER_KEY
 
 
 class ServiceError(SegmentationError):
@@ -26,7 +27,12 @@ class Unavailable(ServiceError):
 
 
 class ResourceExhausted(ServiceError):
-    """The server takes no more calls of this kind now (the long-lived call cap); the caller may retry later."""
+    """The server takes no more calls of this kind now (the long-lived call cap); the caller may retry later,
+    after ``retry_after_ms`` (sent as the rate limiter's trailing ``retry-after-ms``, which the client honours)."""
+
+    def __init__(self, message: str, retry_after_ms: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
 
 
 class StreamIdle(ServiceError):
@@ -60,5 +66,7 @@ def abort(context: grpc.ServicerContext, error: BaseException) -> NoReturn:
     """End the call with the status of ``error`` and its message (which names the field and row)."""
     code = status_code(error)
     message = str(error) if code is not grpc.StatusCode.INTERNAL else f"internal error: {type(error).__name__}"
+    if isinstance(error, ResourceExhausted) and error.retry_after_ms:
+        context.set_trailing_metadata(((RETRY_AFTER_KEY, str(error.retry_after_ms)),))
     context.abort(code, bounded(message))  # never echo unbounded input (metadata has a size limit too)
     raise AssertionError("unreachable")  # context.abort raises

@@ -73,7 +73,10 @@ def _observed_unary(method: str) -> Callable:
 
 class LongCallSlots:
     """A cap on the long-lived calls (PredictStream, WatchModel) open at once: each holds a handler thread, so
-    the cap, below the thread count, keeps threads free for Predict and health checks whatever the streams."""
+    the cap, below the thread count, keeps threads free for Predict and health checks whatever the streams.
+    A call beyond is refused with the rate limiter's retry hint (``retry-after-ms``: RETRY_MS)."""
+
+    RETRY_MS = 1000  # when a slot frees is unknown (a stream ends when its caller ends it): ask for a second
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -86,7 +89,8 @@ class LongCallSlots:
         with self._lock:
             if self.open >= self.limit:
                 raise ResourceExhausted(f"{method}: {self.limit} long-lived calls (PredictStream, WatchModel) are "
-                                        "open, the most this server takes (--max-streams); retry later")
+                                        f"open, the most this server takes (--max-streams); retry in {self.RETRY_MS} ms",
+                                        retry_after_ms=self.RETRY_MS)
             self.open += 1
         try:
             yield

@@ -10,6 +10,12 @@ says is lost on the way in: zero-padded identifiers (``0001``) stay text, ``TRUE
 written, and a numeric column with one stray word stays text, so that the caller can quote that word and
 its line.
 
+``max_bytes`` bounds what a table may hold once decompressed (a gzip bomb: 50 MB of gzip can expand to
+50 GB of text): the text's bytes, counted as it is scanned before parsing, an .xlsx workbook's uncompressed
+zip members and a Parquet file's uncompressed column chunks, each from metadata, before anything is read.
+Over it, ``DataError`` says so in one line. Servers that parse uploads set it (the training service's
+``--max-table-mb``, the dashboard's batch upload); the command-line programs read any size.
+
 ``read_table`` returns the whole table; ``open_table`` sniffs the format once and reads it in chunks of
 rows (a file larger than memory). A frame carries ``attrs["source"]`` (the file's name) and
 ``attrs["first_data_line"]`` (the 1-based file line of the row with index label 0), which error messages
@@ -36,7 +42,8 @@ import pandas as pd
 
 from segmentation_core.errors import DataError
 
-__all__ = ["TableSource", "TableFormat", "Table", "open_table", "read_table", "match_columns", "atomic_output"]
+__all__ = ["TableSource", "TableFormat", "Table", "TableTooLarge", "open_table", "read_table", "match_columns",
+           "atomic_output"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,22 +111,33 @@ class Table:
             yield frame
 
 
-def read_table(source: TableSource, *, name: str | None = None) -> pd.DataFrame:
-    """Read a CSV/TSV/whitespace text table (optionally gzipped), a Parquet file or an .xlsx workbook."""
-    return open_table(source, name=name).read()
+def read_table(source: TableSource, *, name: str | None = None, max_bytes: int | None = None) -> pd.DataFrame:
+    """Read a CSV/TSV/whitespace text table (optionally gzipped), a Parquet file or an .xlsx workbook; ``max_bytes``:
+    the most it may hold once decompressed (None: any size)."""
+    return open_table(source, name=name, max_bytes=max_bytes).read()
 
 
-def open_table(source: TableSource, *, name: str | None = None) -> Table:
-    """Sniff a table's format and columns, for ``Table.read`` or ``Table.chunks``; ``name`` names bytes in errors."""
+def open_table(source: TableSource, *, name: str | None = None, max_bytes: int | None = None) -> Table:
+    """Sniff a table's format and columns, for ``Table.read`` or ``Table.chunks``; ``name`` names bytes in errors;
+    ``max_bytes``: the most the table may hold once decompressed (DataError beyond; None: any size)."""
     src = _Source.of(source, name)
     head = src.head(8)
     if head.startswith(_PARQUET_MAGIC):
-        return _open_parquet(src)
+        return _open_parquet(src, max_bytes)
     if head.startswith(_ZIP_MAGIC):
-        return _open_excel(src)
+        return _open_excel(src, max_bytes)
     if head.startswith(_OLE_MAGIC):
         raise DataError(f"{src.name}: legacy .xls workbooks are not supported; save it as .xlsx or CSV")
-    return _open_text(src, compressed=head.startswith(_GZIP_MAGIC))
+    return _open_text(src, compressed=head.startswith(_GZIP_MAGIC), max_bytes=max_bytes)
+
+
+class TableTooLarge(DataError):
+    """A table that holds more than ``max_bytes`` once decompressed."""
+
+
+def _too_large(name: str, what: str, size: int, max_bytes: int) -> TableTooLarge:
+    return TableTooLarge(f"{name}: {what} is over {size / 2**20:,.0f} MB; the limit is {max_bytes / 2**20:,.0f} MB "
+                     "(a compressed file is counted as decompressed)")
 
 
 def match_columns(schema_names: Iterable[str], columns: Iterable[Any]) -> tuple[dict[str, Any], list[str]]:
@@ -206,7 +224,7 @@ class _Source:
 # ---------------------------------------------------------------------------------------------------
 # Parquet and Excel
 
-def _open_parquet(src: _Source) -> Table:
+def _open_parquet(src: _Source, max_bytes: int | None = None) -> Table:
     import pyarrow.parquet as pq
 
     try:
@@ -214,8 +232,12 @@ def _open_parquet(src: _Source) -> Table:
             parquet = pq.ParquetFile(handle)
             columns = tuple(parquet.schema_arrow.names)
             total = parquet.metadata.num_rows
+            meta = parquet.metadata
+            size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
         raise DataError(f"{src.name}: not a readable Parquet file ({exc})") from exc
+    if max_bytes is not None and size > max_bytes:
+        raise _too_large(src.name, "the Parquet data, uncompressed,", size, max_bytes)
 
     def reader(rows: int | None) -> Iterator[pd.DataFrame]:
         with src.open() as handle:
@@ -239,7 +261,17 @@ def _parquet_frame(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:
     return frame
 
 
-def _open_excel(src: _Source) -> Table:
+def _open_excel(src: _Source, max_bytes: int | None = None) -> Table:
+    if max_bytes is not None:
+        import zipfile
+
+        try:
+            with src.open() as handle, zipfile.ZipFile(handle) as workbook:
+                size = sum(member.file_size for member in workbook.infolist())
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise DataError(f"{src.name}: not a readable .xlsx workbook ({exc})") from exc
+        if size > max_bytes:
+            raise _too_large(src.name, "the workbook, unzipped,", size, max_bytes)
     try:
         with src.open() as handle:
             # As text, then converted as text files are: a text cell "0001" keeps its zeros.
@@ -263,8 +295,8 @@ def _open_excel(src: _Source) -> Table:
 # ---------------------------------------------------------------------------------------------------
 # Text
 
-def _open_text(src: _Source, *, compressed: bool) -> Table:
-    sample, lines, bad_utf8 = _scan(src, compressed)
+def _open_text(src: _Source, *, compressed: bool, max_bytes: int | None = None) -> Table:
+    sample, lines, bad_utf8 = _scan(src, compressed, max_bytes)
     if b"\x00" in sample:
         raise DataError(f"{src.name}: unreadable format (binary data; expected CSV, Parquet or .xlsx)")
     if bad_utf8 is None:
@@ -310,8 +342,9 @@ def _open_text(src: _Source, *, compressed: bool) -> Table:
     return Table(src.name, fmt, columns, max(0, lines - 1), reader)
 
 
-def _scan(src: _Source, compressed: bool) -> tuple[bytes, int, str | None]:
-    """One pass over the (decompressed) bytes: the first 64 KiB, the line count, and why it is not UTF-8 (or None)."""
+def _scan(src: _Source, compressed: bool, max_bytes: int | None = None) -> tuple[bytes, int, str | None]:
+    """One pass over the (decompressed) bytes: the first 64 KiB, the line count, and why it is not UTF-8 (or None);
+    DataError as soon as more than ``max_bytes`` came out (a gzip bomb is never expanded further)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     sample = b""
     lines = 0
@@ -332,6 +365,9 @@ def _scan(src: _Source, compressed: bool) -> tuple[bytes, int, str | None]:
                     except UnicodeDecodeError as exc:
                         bad = f"{exc.reason} at byte {offset + exc.start}"
                 offset += len(block)
+                if max_bytes is not None and offset > max_bytes:
+                    raise _too_large(src.name, "the text, decompressed," if compressed else "the file", offset,
+                                     max_bytes)
             if bad is None:
                 try:
                     decoder.decode(b"", final=True)

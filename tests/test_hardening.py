@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -299,6 +300,8 @@ def test_f2_idle_long_calls_beyond_the_cap_are_refused_and_never_starve_predict_
         refused = [c for c in calls if not c.is_active()]
         assert {c.code() for c in refused} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
         assert "--max-streams" in refused[0].details()
+        # The rate limiter's retry hint, which the Python client honours (item 2; found missing after it).
+        assert all(dict(c.trailing_metadata() or ()).get("retry-after-ms") == "1000" for c in refused)
         health = health_pb2_grpc.HealthStub(channel)
         for _ in range(20):
             assert stub.Predict(pb.PredictRequest(), timeout=2).version == "v0001"
@@ -440,3 +443,24 @@ def test_f9_a_batch_error_quotes_a_huge_column_name_bounded(scoring_server_facto
     assert "an unknown column" in replies[0].batch_error and len(replies[0].batch_error) < 500
     assert "100000 characters" in replies[0].batch_error
     assert not replies[1].batch_error and replies[1].segment_id.size == 1
+
+
+def test_the_python_client_s_streams_wait_out_the_stream_cap_hint(scoring_server_factory, store: ModelStore) -> None:
+    """A PredictStream refused by the long-call cap (--max-streams 1, held by a WatchModel) carries the rate
+    limiter's retry-after-ms; predict_frame waits it out and is scored once the watch ends."""
+    from scoring_service.client import ScoringClient
+
+    server = scoring_server_factory(store.root, threads=4, max_streams=1)
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    watch = _stub(server).WatchModel(pb.WatchModelRequest())
+    next(watch)  # holds the one slot
+    threading.Timer(1.5, watch.cancel).start()
+    frame = model_factory.mall().frame[model_factory.MALL_NUMERIC + model_factory.MALL_CATEGORICAL]
+    try:
+        started = time.monotonic()
+        with ScoringClient(f"127.0.0.1:{server.port}", timeout=20, retries=5) as client:
+            result = client.predict_frame(frame, batch_rows=50)
+        assert len(result) == 200 and (result["segment_id"] >= 0).all()
+        assert time.monotonic() - started >= 1.0  # it was refused first, and waited
+    finally:
+        channel.close()

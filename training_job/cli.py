@@ -92,7 +92,9 @@ class ServeOptions:
     port: int = option(50052, "gRPC port; 0 picks a free one", check=at_least(0))
     host: str = option("127.0.0.1", "address to listen on")
     data_dir: Path = option(Path("./training-data"), "folder for uploaded tables and job records")
-    max_upload_mb: int = option(200, "largest upload in MB", check=at_least(1))
+    max_upload_mb: int = option(200, "largest upload in MB, as sent (compressed, if it is)", check=at_least(1))
+    max_table_mb: int = option(1024, "largest table an upload may hold once decompressed, in MB (a gzip bomb is "
+                                     "refused as it expands)", check=at_least(1))
     keep: int = option(10, "versions kept in the store per model", check=at_least(1))
     port_file: str = option("", "write the bound port to this file once listening")
     tls_cert: str = option("", "PEM certificate chain; with --tls-key the service speaks TLS only")
@@ -249,7 +251,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from training_job.server import TrainerSettings, TrainingServer
 
     settings = TrainerSettings(store=args.store, data_dir=args.data_dir, host=args.host, port=args.port,
-                               port_file=args.port_file, max_upload_mb=args.max_upload_mb, keep=args.keep,
+                               port_file=args.port_file, max_upload_mb=args.max_upload_mb,
+                               max_table_mb=args.max_table_mb, keep=args.keep,
                                tls_cert=args.tls_cert, tls_key=args.tls_key, token_file=args.token_file,
                                signing_key=str(args.signing_key or ""))
     stop = StopSignal(log)

@@ -27,7 +27,7 @@ from typing import Iterable
 import pandas as pd
 
 from segmentation_core.errors import NotFoundError
-from segmentation_core.tables import read_table
+from segmentation_core.tables import TableTooLarge, read_table
 from training_job.errors import DataError
 
 __all__ = ["DataFolder", "DatasetInfo", "UploadTooLarge"]
@@ -72,13 +72,16 @@ def _extension(filename: str) -> str:
 
 
 class DataFolder:
-    """Uploaded datasets under one folder; ``max_bytes`` bounds an upload."""
+    """Uploaded datasets under one folder; ``max_bytes`` bounds an upload as sent, ``max_table_bytes`` the table
+    it holds once decompressed (a gzip bomb passes the first)."""
 
-    def __init__(self, root: Path | str, max_bytes: int = 200 * 1024 * 1024, *, sweep_uploads: bool = False) -> None:
+    def __init__(self, root: Path | str, max_bytes: int = 200 * 1024 * 1024, *, sweep_uploads: bool = False,
+                 max_table_bytes: int = 1024 * 1024 * 1024) -> None:
         """``sweep_uploads``: remove uploads a restart cut short - the server only, at its start (a job's child
         process sweeping would delete the uploads in progress)."""
         self.root = Path(root)
         self.max_bytes = max_bytes
+        self.max_table_bytes = max_table_bytes
         self.datasets = self.root / "datasets"
         self.uploads = self.root / "uploads"
         self.datasets.mkdir(parents=True, exist_ok=True)
@@ -129,10 +132,11 @@ class DataFolder:
         finally:
             tmp.unlink(missing_ok=True)
 
-    @staticmethod
-    def _read(path: Path, name: str) -> pd.DataFrame:
+    def _read(self, path: Path, name: str) -> pd.DataFrame:
         try:
-            return read_table(path, name=name)
+            return read_table(path, name=name, max_bytes=self.max_table_bytes)
+        except TableTooLarge as exc:
+            raise UploadTooLarge(str(exc).replace(str(path), name)) from None
         except DataError as exc:  # the message names our temporary path: name the client's file instead
             raise DataError(str(exc).replace(str(path), name)) from None
 

@@ -38,6 +38,7 @@ class TrainerSettings:
     port: int = 50052
     port_file: str = ""
     max_upload_mb: int = 200
+    max_table_mb: int = 1024
     keep: int = 10
     threads: int = 16
     tls_cert: str = ""
@@ -60,6 +61,7 @@ class TrainingServer:
             raise ValueError(f"max_upload_mb={settings.max_upload_mb} should be >= 1")
         self.settings = settings
         self.data = DataFolder(settings.data_dir, max_bytes=settings.max_upload_mb * 1024 * 1024,
+                               max_table_bytes=settings.max_table_mb * 1024 * 1024,
                                sweep_uploads=True)
         signer = load_signing_key(settings.signing_key) if settings.signing_key else None  # fails at start
         self.jobs = JobQueue(self.data, settings.store, keep=settings.keep, signing_key=settings.signing_key)
