@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, TypeVar
 import pandas as pd
 
 from dash_ui.models import ModelView, SampleView, model_view, sample_view
-from scoring_service.client import (DriftReport, ModelEntry, ModelInfo, Prediction, ScoringClient,
+from scoring_service.client import (DriftReport, ModelEntry, ModelInfo, Prediction, ReplicaDrift, ScoringClient,
                                     ScoringClientProtocol, ScoringError)
 from scoring_service.client.logs import LogScore, score_log
 from segmentation_core.bounded_cache import BoundedCache
@@ -354,8 +354,14 @@ class DashboardService:
         return self._call(lambda client: client.list_models())
 
     def drift_report(self) -> DriftReport:
-        """The served version's drift report (live traffic against its training data)."""
-        return self._call(lambda client: client.drift_report())
+        """The served version's drift report (live traffic against its training data), every replica's
+        traffic combined (see :meth:`replica_drift`)."""
+        return self.replica_drift().report
+
+    def replica_drift(self) -> ReplicaDrift:
+        """The drift reports of every scoring replica the target names, combined per version, with the
+        replicas that answered and those that did not."""
+        return self._call(lambda client: client.drift_reports())
 
     def predict(self, customer: Mapping[str, Any], *, customer_id: str = "") -> Prediction:
         """The client's own answer: segment, distance, confidence, outlier flag, model and version."""

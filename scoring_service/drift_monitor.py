@@ -72,7 +72,8 @@ class DriftMonitor:
                                 totals.distance_sum, totals.outliers, loaded.segment_names, self.thresholds,
                                 binned_rows=totals.binned)
         return drift_report.build(loaded.model, loaded.version, reference, assessment, totals,
-                                  self.window_rows, self.window_seconds, accounting_on=self.enabled)
+                                  self.window_rows, self.window_seconds, accounting_on=self.enabled,
+                                  min_rows=self.thresholds.min_rows)
 
     def assessments(self) -> Iterator[tuple[str, str, DriftAssessment, int]]:
         """(model, version, assessment of the whole window, row errors) of every counted version (for the gauges)."""

@@ -19,14 +19,17 @@ def _feature(h: HistogramDrift) -> pb.FeatureDrift:
     return pb.FeatureDrift(feature=h.name, kind=h.kind, psi=h.psi, band=h.band, bins=list(h.labels),
                            training_share=h.training.tolist(), live_share=h.live.tolist(), edges=list(h.edges),
                            training_missing_rate=h.training_missing_rate, live_missing_rate=h.live_missing_rate,
-                           live_unseen_rate=h.live_unseen_rate)
+                           live_unseen_rate=h.live_unseen_rate,
+                           live_counts=h.live_counts.tolist() if h.live_counts is not None else [])
 
 
 def build(model: str, version: str, reference: Reference | None, assessment: DriftAssessment | None,
-          totals: WindowTotals | None, window_rows: int, window_seconds: float, accounting_on: bool) -> pb.DriftReport:
-    """The report of one version (``reference`` None: a version published without one)."""
+          totals: WindowTotals | None, window_rows: int, window_seconds: float, accounting_on: bool,
+          min_rows: int = 0) -> pb.DriftReport:
+    """The report of one version (``reference`` None: a version published without one; ``min_rows``: the
+    verdict's least number of binned rows)."""
     report = pb.DriftReport(model=model, version=version, has_reference=reference is not None,
-                            window_rows_limit=window_rows, window_seconds_limit=window_seconds)
+                            window_rows_limit=window_rows, window_seconds_limit=window_seconds, min_rows=min_rows)
     if reference is None:
         report.verdict = pb.DRIFT_VERDICT_NO_REFERENCE
         report.reasons.append(NO_REFERENCE)
@@ -44,6 +47,8 @@ def build(model: str, version: str, reference: Reference | None, assessment: Dri
     report.verdict = VERDICTS[a.verdict]
     report.reasons.extend(a.reasons)
     report.rows, report.row_errors, report.sampled_rows = totals.rows, totals.errors, totals.binned
+    report.confidence_sum, report.distance_sum = totals.confidence_sum, totals.distance_sum
+    report.outliers = totals.outliers
     report.window_start, report.window_end = totals.start, totals.end
     report.features.extend(_feature(h) for h in a.features)
     report.segment_mix.CopyFrom(_feature(a.segments))

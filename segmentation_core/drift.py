@@ -57,6 +57,7 @@ class HistogramDrift:
     training_missing_rate: float = 0.0
     live_missing_rate: float = 0.0
     live_unseen_rate: float = 0.0
+    live_counts: np.ndarray | None = None  # the live rows per bin (None: not known)
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,27 @@ def numeric_labels(edges: Sequence[float]) -> tuple[str, ...]:
     return (f"<= {_number(edges[0])}", *inner, f"> {_number(edges[-1])}", MISSING)
 
 
+@dataclass(frozen=True)
+class Histogram:
+    """One feature's (or the segment mix's) bins: training counts or shares, live counts."""
+
+    name: str
+    kind: str  # numeric | categorical | segment
+    labels: tuple[str, ...]
+    training: np.ndarray
+    live: np.ndarray
+    edges: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The training figures the live rates are compared with."""
+
+    mean_confidence: float
+    mean_distance: float
+    outlier_rate: float
+
+
 def assess(reference: Reference, layout: BinLayout, counts: np.ndarray, rows: int, confidence_sum: float,
            distance_sum: float, outliers: int, segment_names: Sequence[str],
            thresholds: DriftThresholds = DriftThresholds(), binned_rows: int | None = None) -> DriftAssessment:
@@ -120,36 +142,51 @@ def assess(reference: Reference, layout: BinLayout, counts: np.ndarray, rows: in
     training = reference.training_counts()
     features = []
     for (name, kind, part), ref in zip(layout.slices(), [*reference.numeric, *reference.categorical]):
-        e, a = training[part], counts[part]
-        value = psi(e, a)
         if kind == "numeric":
-            labels = numeric_labels(ref.edges)
-            extra = {"edges": ref.edges}
+            features.append(Histogram(name, kind, numeric_labels(ref.edges), training[part], counts[part],
+                                      tuple(ref.edges)))
         else:
-            labels = (*ref.levels, OTHER, UNSEEN, MISSING)
-            extra = {"live_unseen_rate": float(shares(a)[-2])}
-        features.append(HistogramDrift(name=name, kind=kind, labels=labels, training=shares(e), live=shares(a),
-                                       psi=value, band=band(value, thresholds),
-                                       training_missing_rate=float(shares(e)[-1]),
-                                       live_missing_rate=float(shares(a)[-1]), **extra))
+            features.append(Histogram(name, kind, (*ref.levels, OTHER, UNSEEN, MISSING), training[part], counts[part]))
     part = layout.slices()[-1][2]
-    seg_psi = psi(training[part], counts[part])
     k = part.stop - part.start
     names = tuple(segment_names[i] if i < len(segment_names) else f"segment {i}" for i in range(k))
-    segments = HistogramDrift(name="segment", kind="segment", labels=names, training=shares(training[part]),
-                              live=shares(counts[part]), psi=seg_psi, band=band(seg_psi, thresholds))
+    segments = Histogram("segment", "segment", names, training[part], counts[part])
+    baseline = Baseline(reference.mean_confidence, reference.mean_distance, reference.outlier_rate)
+    return assess_histograms(features, segments, baseline, rows, confidence_sum, distance_sum, outliers,
+                             thresholds, binned_rows)
+
+
+def assess_histograms(features: Sequence[Histogram], segments: Histogram, baseline: Baseline, rows: int,
+                      confidence_sum: float, distance_sum: float, outliers: int,
+                      thresholds: DriftThresholds = DriftThresholds(), binned_rows: int | None = None
+                      ) -> DriftAssessment:
+    """The assessment of live histograms and sums against training ones: what :func:`assess` computes for one
+    server's window, and what combining the windows of several replicas (their counts added) computes."""
+    drifts = []
+    for h in features:
+        e, a = np.asarray(h.training, dtype=np.float64), np.asarray(h.live)
+        value = psi(e, a)
+        extra = {"edges": h.edges} if h.kind == "numeric" else {"live_unseen_rate": float(shares(a)[-2])}
+        drifts.append(HistogramDrift(name=h.name, kind=h.kind, labels=h.labels, training=shares(e), live=shares(a),
+                                     psi=value, band=band(value, thresholds),
+                                     training_missing_rate=float(shares(e)[-1]),
+                                     live_missing_rate=float(shares(a)[-1]), live_counts=a, **extra))
+    seg_psi = psi(segments.training, segments.live)
+    mix = HistogramDrift(name="segment", kind="segment", labels=segments.labels, training=shares(segments.training),
+                         live=shares(segments.live), psi=seg_psi, band=band(seg_psi, thresholds),
+                         live_counts=np.asarray(segments.live))
     live_conf = confidence_sum / rows if rows else math.nan
     live_dist = distance_sum / rows if rows else math.nan
     live_outliers = outliers / rows if rows else math.nan
     binned = rows if binned_rows is None else binned_rows
-    verdict, reasons = _verdict(reference, features, segments, binned, live_conf, live_outliers, thresholds)
-    return DriftAssessment(rows=rows, features=tuple(features), segments=segments, mean_confidence=live_conf,
-                           training_mean_confidence=reference.mean_confidence, mean_distance=live_dist,
-                           training_mean_distance=reference.mean_distance, outlier_rate=live_outliers,
-                           training_outlier_rate=reference.outlier_rate, verdict=verdict, reasons=tuple(reasons))
+    verdict, reasons = _verdict(baseline, drifts, mix, binned, live_conf, live_outliers, thresholds)
+    return DriftAssessment(rows=rows, features=tuple(drifts), segments=mix, mean_confidence=live_conf,
+                           training_mean_confidence=baseline.mean_confidence, mean_distance=live_dist,
+                           training_mean_distance=baseline.mean_distance, outlier_rate=live_outliers,
+                           training_outlier_rate=baseline.outlier_rate, verdict=verdict, reasons=tuple(reasons))
 
 
-def _verdict(reference: Reference, features: Sequence[HistogramDrift], segments: HistogramDrift, rows: int,
+def _verdict(baseline: Baseline, features: Sequence[HistogramDrift], segments: HistogramDrift, rows: int,
              confidence: float, outlier_rate: float, t: DriftThresholds) -> tuple[str, list[str]]:
     if rows < t.min_rows:
         return INSUFFICIENT_DATA, [f"only {rows} rows in the window's histograms; the verdict needs at least "
@@ -161,11 +198,11 @@ def _verdict(reference: Reference, features: Sequence[HistogramDrift], segments:
             major.append(f"{what}: PSI {h.psi:.3f} >= {t.major_psi} (major shift)")
         elif h.band == "moderate":
             moderate.append(f"{what}: PSI {h.psi:.3f} >= {t.moderate_psi} (moderate shift)")
-    base_outliers = reference.outlier_rate
+    base_outliers = baseline.outlier_rate
     if outlier_rate > 2 * base_outliers and outlier_rate - base_outliers >= t.outlier_rise:
         major.append(f"outlier rate {outlier_rate:.1%} against {base_outliers:.1%} in training")
-    if reference.mean_confidence - confidence >= t.confidence_drop:
-        major.append(f"mean confidence {confidence:.3f} against {reference.mean_confidence:.3f} in training")
+    if baseline.mean_confidence - confidence >= t.confidence_drop:
+        major.append(f"mean confidence {confidence:.3f} against {baseline.mean_confidence:.3f} in training")
     for h in features:
         if h.kind == "categorical" and h.live_unseen_rate >= t.unseen_rate:
             moderate.append(f"feature {h.name!r}: {h.live_unseen_rate:.1%} of rows have a level training never saw")

@@ -2,8 +2,10 @@
 
 Drift per feature (PSI bars with the bands), live against training histograms of a chosen feature, the
 segment mix and the confidence and outlier rate over the window's slices, and a "retrain recommended"
-banner with the service's reasons. Everything comes from one GetDriftReport, asked again every
-POLL_MS: the page updates by itself.
+banner with the service's reasons. Everything comes from GetDriftReport, asked again every POLL_MS (the
+page updates by itself) of every scoring replica the dashboard's target names: each replica counts only
+its own traffic, so their reports are combined per version (``ScoringClient.drift_reports``) and the page
+says how many replicas answered and which version each serves.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from dash_ui import drift_figures
 from dash_ui.layout import graph, page_header, segment_swatch, stat
 from dash_ui.models import segment_colour
 from dash_ui.service import DashboardService, ServiceError
-from scoring_service.client import DriftReport, DriftVerdict
+from scoring_service.client import DriftReport, DriftVerdict, ReplicaDrift
 
 PATH = "/monitoring"
 TITLE = "Monitoring"
@@ -59,6 +61,24 @@ def stats_row(report: DriftReport) -> html.Div:
     ], className="d-flex flex-wrap gap-4 mb-3", id="monitoring-stats")
 
 
+def replicas_line(drift: ReplicaDrift) -> dbc.Alert | html.Div:
+    """How many scoring replicas answered, which version each covers, and which did not answer (a single
+    server that answered: nothing to say)."""
+    if len(drift.asked) == 1 and not drift.failed:
+        return html.Div(id="monitoring-replicas")
+    parts: list[Any] = [html.Strong(f"{drift.answered} of {len(drift.asked)} scoring replicas answered"), "; "]
+    for i, v in enumerate(drift.versions):
+        shown = " (shown)" if i == 0 and len(drift.versions) > 1 else ""
+        parts.append(f"{v.report.model} {v.report.version}{shown}: {len(v.replicas)} "
+                     f"replica{'s' if len(v.replicas) != 1 else ''} ({', '.join(v.replicas)}), "
+                     f"{v.report.rows:,} rows" + ("; " if i < len(drift.versions) - 1 else "."))
+    if len(drift.versions) > 1:
+        parts.append(" The replicas serve different versions: each version is reported on its own.")
+    items = [html.Li(f"{name} did not answer: {why}") for name, why in drift.failed]
+    return dbc.Alert([html.Div(parts), html.Ul(items, className="mb-0") if items else None],
+                     color="warning" if drift.failed else "light", className="mb-3 py-2", id="monitoring-replicas")
+
+
 def _feature_options(report: DriftReport) -> list[dict[str, str]]:
     options = [{"label": f"{f.feature} (PSI {f.psi:.3f})" if f.psi == f.psi else f.feature, "value": f.feature}
                for f in report.features]
@@ -75,13 +95,14 @@ def mix_table(report: DriftReport, names: Mapping[int, str], colours: Any, train
                       html.Tbody(rows)], size="sm", className="mb-0", id="monitoring-mix-table")
 
 
-def content(service: DashboardService, report: DriftReport, feature: str | None) -> tuple[Any, ...]:
-    """Banner, stats (with the segment mix table), feature options and chosen feature, and the four
-    figures of a report."""
+def content(service: DashboardService, drift: ReplicaDrift, feature: str | None) -> tuple[Any, ...]:
+    """Banner, stats (the replicas that answered, the segment mix table), feature options and chosen
+    feature, and the four figures of the combined report of the version on the most replicas."""
+    report = drift.report
     chosen = drift_figures.feature_by_name(report, feature)
     names, colours, training = _segments(service, report)
-    stats = html.Div([stats_row(report), dbc.Row(dbc.Col(mix_table(report, names, colours, training), lg=6),
-                                                 className="mb-3")])
+    stats = html.Div([replicas_line(drift), stats_row(report),
+                      dbc.Row(dbc.Col(mix_table(report, names, colours, training), lg=6), className="mb-3")])
     return (verdict_banner(report), stats, _feature_options(report),
             chosen.feature if chosen is not None else None, drift_figures.psi_figure(report),
             drift_figures.histogram_figure(chosen),
@@ -105,15 +126,16 @@ def _segments(service: DashboardService, report: DriftReport) -> tuple[dict[int,
 
 def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
     try:
-        report = service.drift_report()
+        drift = service.replica_drift()
     except ServiceError as exc:
         return html.Div([page_header("Monitoring"),
                          dbc.Alert(f"The drift report is unavailable: {exc.message}", color="warning")],
                         id="monitoring-page")
-    banner, stats, options, chosen, psi, histogram, mix, rates = content(service, report, params.get("feature"))
+    banner, stats, options, chosen, psi, histogram, mix, rates = content(service, drift, params.get("feature"))
     return html.Div([
         page_header("Monitoring", "Live traffic of the served version against its training data, over the scoring "
-                                  f"service's rolling window; updates every {POLL_MS // 1000} s."),
+                                  "service's rolling window (every replica's, combined); updates every "
+                                  f"{POLL_MS // 1000} s."),
         dcc.Interval(id="monitoring-poll", interval=POLL_MS, n_intervals=0),
         dcc.Store(id="monitoring-auto-feature", data=chosen),  # the feature picked for the user, not by them
         html.Div(banner, id="monitoring-banner"),
@@ -144,10 +166,10 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
         # Until the user picks a feature, the histogram follows the most drifted one.
         picked_by_user = feature is not None and feature != auto
         try:
-            report = service.drift_report()
+            drift = service.replica_drift()
         except ServiceError as exc:
             alert = dbc.Alert(f"The drift report is unavailable: {exc.message}", color="warning")
             empty = drift_figures.empty_figure(exc.message)
             return alert, None, [], None, empty, empty, empty, empty, None
-        parts = content(service, report, feature if picked_by_user else None)
+        parts = content(service, drift, feature if picked_by_user else None)
         return (*parts, auto if picked_by_user else parts[3])

@@ -11,7 +11,8 @@ with ScoringClient("127.0.0.1:50051") as client:
 
 Modules: ``types`` (the dataclasses and ``ScoringError``), ``convert`` (protobuf -> dataclasses, the one
 place), ``unary`` (``ScoringClient``), ``stream`` (the PredictStream engine), ``frames`` (frames <-> columns),
-``cli`` (the command line).
+``cli`` (the command line), ``targets`` (where to connect; every replica a target names), ``combine`` (the
+drift reports of several replicas made into one per version: ``ScoringClient.drift_reports``).
 """
 from scoring_service.client.cli import main
 from scoring_service.client.protocol import ScoringClientProtocol
@@ -33,10 +34,12 @@ from scoring_service.client.types import (
     ModelInfo,
     NumericFeature,
     Prediction,
+    ReplicaDrift,
     ScoringError,
     Segment,
     SegmentStats,
     SegmentValue,
+    VersionDrift,
     VersionInfo,
 )
 from scoring_service.client.unary import ScoringClient
@@ -45,6 +48,6 @@ __all__ = [
     "ScoringClient", "ScoringClientProtocol", "FrameStream", "ScoringError", "Prediction", "ModelInfo", "NumericFeature",
     "CategoricalFeature", "Segment", "FeatureStats", "LevelShare", "KSearchRow", "SegmentStats", "ModelEntry",
     "VersionInfo", "DriftReport", "DriftVerdict", "FeatureDrift", "DriftSlice", "RESULT_COLUMNS", "DEFAULT_TARGET", "main",
-    "CustomerValue", "SegmentValue", "ClvInfo",
+    "CustomerValue", "SegmentValue", "ClvInfo", "ReplicaDrift", "VersionDrift",
 ]
 

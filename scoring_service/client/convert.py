@@ -147,13 +147,15 @@ def drift_report(report: scoring_pb2.DriftReport) -> DriftReport:
                                 tuple(s.segment_rows), float(s.mean_confidence), float(s.outlier_rate))
                      for s in report.slices),
         reference_bins=int(report.reference_bins), sampled_rows=int(report.sampled_rows),
+        confidence_sum=float(report.confidence_sum), distance_sum=float(report.distance_sum),
+        outliers=int(report.outliers), min_rows=int(report.min_rows),
     )
 
 
 def _feature_drift(f: Any) -> FeatureDrift:
     return FeatureDrift(f.feature, f.kind, float(f.psi), f.band, tuple(f.bins), tuple(f.training_share),
                         tuple(f.live_share), tuple(f.edges), float(f.training_missing_rate),
-                        float(f.live_missing_rate), float(f.live_unseen_rate))
+                        float(f.live_missing_rate), float(f.live_unseen_rate), tuple(f.live_counts))
 
 
 def _has(message: Any, name: str) -> bool:

@@ -5,7 +5,7 @@ from typing import Any, Callable, Iterator, Mapping, Protocol
 
 import pandas as pd
 
-from scoring_service.client.types import DriftReport, ModelEntry, ModelInfo, Prediction, SegmentStats
+from scoring_service.client.types import DriftReport, ModelEntry, ModelInfo, Prediction, ReplicaDrift, SegmentStats
 
 
 class ScoringClientProtocol(Protocol):
@@ -31,5 +31,7 @@ class ScoringClientProtocol(Protocol):
                       version: str | None = None) -> pd.DataFrame: ...
 
     def drift_report(self) -> DriftReport: ...
+
+    def drift_reports(self) -> ReplicaDrift: ...
 
     def close(self) -> None: ...

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
+from urllib.parse import urlsplit
 
-__all__ = ["channel_target", "check_target", "list_authority"]
+__all__ = ["channel_target", "check_target", "list_authority", "replica_targets"]
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*:")
 _ITEM = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
@@ -60,3 +62,35 @@ def list_authority(text: str) -> str | None:
 def check_target(text: str) -> None:
     """A settings check: ``text`` is a target the client accepts."""
     channel_target(text)
+
+
+def replica_targets(text: str) -> list[tuple[str, str | None]]:
+    """Every replica ``text`` names, one target each, as (channel target, authority to present or None):
+    the addresses of a list; the addresses a ``HOST:PORT`` or ``dns:///NAME:PORT`` resolves to now (IPv4
+    ones when there are any, as a name of the compose or Kubernetes kind has; else IPv6), each presenting the
+    name, so TLS verifies against it; any other target (``unix:`` ...) as it is. OSError when a name does not
+    resolve. For the calls that must reach each replica rather than any (the drift reports)."""
+    target = channel_target(text)
+    if target.startswith(("ipv4:", "ipv6:")):
+        return [(address, None) for address in target.split(":", 1)[1].split(",")]
+    if target.startswith("dns:"):
+        name = urlsplit(target).path.lstrip("/")
+    elif _SCHEME.match(target) and not _ITEM.match(target):
+        return [(target, None)]
+    else:
+        name = target
+    match = _ITEM.match(name)
+    if not match:
+        return [(target, None)]
+    host, port = match["v6"] or match["host"], match["port"]
+    try:
+        ipaddress.ip_address(host)
+        return [(f"[{host}]:{port}" if ":" in host else f"{host}:{port}", None)]
+    except ValueError:
+        pass
+    found = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    by_family = {family: sorted({info[4][0] for info in found if info[0] == family})
+                 for family in (socket.AF_INET, socket.AF_INET6)}
+    if by_family[socket.AF_INET]:
+        return [(f"{address}:{port}", f"{host}:{port}") for address in by_family[socket.AF_INET]]
+    return [(f"[{address}]:{port}", f"{host}:{port}") for address in by_family[socket.AF_INET6]]

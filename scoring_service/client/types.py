@@ -279,6 +279,7 @@ class FeatureDrift:
     training_missing_rate: float
     live_missing_rate: float
     live_unseen_rate: float
+    live_counts: tuple[int, ...] = ()  # live rows per bin (empty from a server older than the field)
 
 
 @dataclass(frozen=True)
@@ -321,3 +322,35 @@ class DriftReport:
     slices: tuple[DriftSlice, ...]
     reference_bins: int
     sampled_rows: int = 0  # rows in the live feature histograms (the server bins a sample of each batch)
+    confidence_sum: float = 0.0  # the sums the means and rates are made of (over ``rows``)
+    distance_sum: float = 0.0
+    outliers: int = 0
+    min_rows: int = 0  # the server's --drift-min-rows
+
+
+@dataclass(frozen=True)
+class VersionDrift:
+    """One model version's drift over the replicas serving it: their reports combined (counts added)."""
+
+    report: DriftReport
+    replicas: tuple[str, ...]  # the replicas whose reports were combined
+
+
+@dataclass(frozen=True)
+class ReplicaDrift:
+    """The drift reports of every scoring replica, combined per version (replicas on different versions are
+    reported apart, never mixed)."""
+
+    versions: tuple[VersionDrift, ...]  # the version on the most replicas first (then the newest)
+    asked: tuple[str, ...]  # every replica the target named
+    failed: tuple[tuple[str, str], ...]  # (replica, why) of those that did not answer
+
+    @property
+    def report(self) -> DriftReport:
+        """The combined report of the version on the most replicas."""
+        return self.versions[0].report
+
+    @property
+    def answered(self) -> int:
+        """How many replicas answered."""
+        return len(self.asked) - len(self.failed)

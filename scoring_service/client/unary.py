@@ -12,6 +12,7 @@ import logging
 import math
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -21,11 +22,12 @@ import pandas as pd
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from scoring_service.client import convert
+from scoring_service.client.combine import by_version
 from scoring_service.client.frames import FrameJob, Schema
 from scoring_service.client.stream import DEFAULT_IN_FLIGHT, Channel, FrameStream
-from scoring_service.client.targets import channel_target, list_authority
+from scoring_service.client.targets import channel_target, list_authority, replica_targets
 from scoring_service.client.types import (DEFAULT_TARGET, DriftReport, ModelEntry, ModelInfo, Prediction,
-                                          ScoringError, SegmentStats, retry_after)
+                                          ReplicaDrift, ScoringError, SegmentStats, retry_after)
 from segmentation.v1 import scoring_pb2, scoring_pb2_grpc
 
 log = logging.getLogger("scoring_service.client")
@@ -58,10 +60,13 @@ class ScoringClient:
     """A client of the scoring service; one channel, usable as a context manager."""
 
     def __init__(self, target: str = DEFAULT_TARGET, *, token: str | None = None, tls_ca: Path | None = None,
-                 timeout: float = 5.0, model: str | None = None, retries: int = 3) -> None:
+                 timeout: float = 5.0, model: str | None = None, retries: int = 3, authority: str | None = None) -> None:
+        """``authority``: the name the channel presents (TLS verifies it), when not the target's own."""
         if timeout <= 0:
             raise ValueError(f"timeout={timeout} should be > 0 seconds")
         self.target = target
+        self._token, self._tls_ca = token, tls_ca
+        self._replicas: dict[str, ScoringClient] = {}  # one client per replica address (drift_reports)
         address = channel_target(target)
         self.timeout = timeout
         self.retries = max(0, retries)
@@ -79,7 +84,7 @@ class ScoringClient:
             # minutes late. 10 s bounds that; an attempt every 10 s costs a dead server nothing.
             ("grpc.max_reconnect_backoff_ms", 10_000),
         ]
-        authority = list_authority(target)
+        authority = authority or list_authority(target)
         if authority is not None:
             options.append(("grpc.default_authority", authority))
         if tls_ca is not None:
@@ -98,7 +103,9 @@ class ScoringClient:
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the channel."""
+        """Close the channel (and those to each replica)."""
+        for replica in list(self._replicas.values()):
+            replica.close()
         self._channel.close()
 
     def __enter__(self) -> "ScoringClient":
@@ -153,6 +160,50 @@ class ScoringClient:
         request = scoring_pb2.GetDriftReportRequest(selector=self._selector(model, version), window_rows=window_rows,
                                                     window_seconds=window_seconds)
         return convert.drift_report(self._call(self._stub.GetDriftReport, request, "GetDriftReport"))
+
+    def drift_reports(self, model: str | None = None, version: str | None = None, *, window_rows: int = 0,
+                      window_seconds: float = 0.0) -> ReplicaDrift:
+        """The drift report of every replica the target names, asked one by one (each counts only the rows it
+        scored) and combined per version: what one server would report for all their traffic. A replica
+        that does not answer is listed in ``failed``; ScoringError only when none answers."""
+        try:
+            replicas = replica_targets(self.target)
+        except OSError as exc:
+            raise ScoringError(grpc.StatusCode.UNAVAILABLE, f"cannot resolve the replicas of {self.target}: {exc}",
+                               method="GetDriftReport") from None
+        clients = self._replica_clients(replicas)
+        answers, failed, errors = [], [], []
+        with ThreadPoolExecutor(max_workers=min(8, len(clients)), thread_name_prefix="drift-replica") as pool:
+            asked = [(name, pool.submit(client.drift_report, model, version, window_rows=window_rows,
+                                        window_seconds=window_seconds)) for name, client in clients]
+            for name, future in asked:
+                try:
+                    answers.append((name, future.result()))
+                except ScoringError as exc:
+                    failed.append((name, f"{exc.code.name}: {exc.message}"))
+                    errors.append(exc)
+        if not answers:
+            raise ScoringError(errors[0].code, f"no replica answered ({'; '.join(f'{n}: {why}' for n, why in failed)})",
+                               method="GetDriftReport")
+        try:
+            versions = by_version(answers)
+        except ValueError as exc:
+            raise ScoringError(grpc.StatusCode.FAILED_PRECONDITION, str(exc), method="GetDriftReport") from None
+        return ReplicaDrift(tuple(versions), tuple(name for name, _client in clients), tuple(failed))
+
+    def _replica_clients(self, replicas: list[tuple[str, str | None]]) -> list[tuple[str, "ScoringClient"]]:
+        """A client per replica address (kept while the target names it; this one when there is one replica)."""
+        if len(replicas) == 1:
+            return [(self.target, self)]
+        with self._lock:
+            for gone in set(self._replicas) - {address for address, _authority in replicas}:
+                self._replicas.pop(gone).close()
+            for address, authority in replicas:
+                if address not in self._replicas:
+                    self._replicas[address] = ScoringClient(address, token=self._token, tls_ca=self._tls_ca,
+                                                            timeout=self.timeout, model=self.model or None, retries=0,
+                                                            authority=authority or list_authority(self.target))
+            return [(address, self._replicas[address]) for address, _authority in replicas]
 
     def list_models(self) -> list[ModelEntry]:
         """The models in the store, their versions and the served one."""

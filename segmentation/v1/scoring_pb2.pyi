@@ -496,7 +496,7 @@ class GetDriftReportRequest(_message.Message):
     def __init__(self, selector: _Optional[_Union[ModelSelector, _Mapping]] = ..., window_rows: _Optional[int] = ..., window_seconds: _Optional[float] = ...) -> None: ...
 
 class FeatureDrift(_message.Message):
-    __slots__ = ("feature", "kind", "psi", "band", "bins", "training_share", "live_share", "edges", "training_missing_rate", "live_missing_rate", "live_unseen_rate")
+    __slots__ = ("feature", "kind", "psi", "band", "bins", "training_share", "live_share", "edges", "training_missing_rate", "live_missing_rate", "live_unseen_rate", "live_counts")
     FEATURE_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     PSI_FIELD_NUMBER: _ClassVar[int]
@@ -508,6 +508,7 @@ class FeatureDrift(_message.Message):
     TRAINING_MISSING_RATE_FIELD_NUMBER: _ClassVar[int]
     LIVE_MISSING_RATE_FIELD_NUMBER: _ClassVar[int]
     LIVE_UNSEEN_RATE_FIELD_NUMBER: _ClassVar[int]
+    LIVE_COUNTS_FIELD_NUMBER: _ClassVar[int]
     feature: str
     kind: str
     psi: float
@@ -519,7 +520,8 @@ class FeatureDrift(_message.Message):
     training_missing_rate: float
     live_missing_rate: float
     live_unseen_rate: float
-    def __init__(self, feature: _Optional[str] = ..., kind: _Optional[str] = ..., psi: _Optional[float] = ..., band: _Optional[str] = ..., bins: _Optional[_Iterable[str]] = ..., training_share: _Optional[_Iterable[float]] = ..., live_share: _Optional[_Iterable[float]] = ..., edges: _Optional[_Iterable[float]] = ..., training_missing_rate: _Optional[float] = ..., live_missing_rate: _Optional[float] = ..., live_unseen_rate: _Optional[float] = ...) -> None: ...
+    live_counts: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, feature: _Optional[str] = ..., kind: _Optional[str] = ..., psi: _Optional[float] = ..., band: _Optional[str] = ..., bins: _Optional[_Iterable[str]] = ..., training_share: _Optional[_Iterable[float]] = ..., live_share: _Optional[_Iterable[float]] = ..., edges: _Optional[_Iterable[float]] = ..., training_missing_rate: _Optional[float] = ..., live_missing_rate: _Optional[float] = ..., live_unseen_rate: _Optional[float] = ..., live_counts: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class DriftSlice(_message.Message):
     __slots__ = ("start_time", "end_time", "rows", "row_errors", "segment_rows", "mean_confidence", "outlier_rate")
@@ -540,7 +542,7 @@ class DriftSlice(_message.Message):
     def __init__(self, start_time: _Optional[float] = ..., end_time: _Optional[float] = ..., rows: _Optional[int] = ..., row_errors: _Optional[int] = ..., segment_rows: _Optional[_Iterable[int]] = ..., mean_confidence: _Optional[float] = ..., outlier_rate: _Optional[float] = ...) -> None: ...
 
 class DriftReport(_message.Message):
-    __slots__ = ("model", "version", "has_reference", "verdict", "reasons", "rows", "row_errors", "window_start", "window_end", "window_rows_limit", "window_seconds_limit", "training_rows", "features", "segment_mix", "mean_confidence", "training_mean_confidence", "mean_distance", "training_mean_distance", "outlier_rate", "training_outlier_rate", "slices", "reference_bins", "sampled_rows")
+    __slots__ = ("model", "version", "has_reference", "verdict", "reasons", "rows", "row_errors", "window_start", "window_end", "window_rows_limit", "window_seconds_limit", "training_rows", "features", "segment_mix", "mean_confidence", "training_mean_confidence", "mean_distance", "training_mean_distance", "outlier_rate", "training_outlier_rate", "slices", "reference_bins", "sampled_rows", "confidence_sum", "distance_sum", "outliers", "min_rows")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     HAS_REFERENCE_FIELD_NUMBER: _ClassVar[int]
@@ -564,6 +566,10 @@ class DriftReport(_message.Message):
     SLICES_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_BINS_FIELD_NUMBER: _ClassVar[int]
     SAMPLED_ROWS_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_SUM_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_SUM_FIELD_NUMBER: _ClassVar[int]
+    OUTLIERS_FIELD_NUMBER: _ClassVar[int]
+    MIN_ROWS_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: str
     has_reference: bool
@@ -587,4 +593,8 @@ class DriftReport(_message.Message):
     slices: _containers.RepeatedCompositeFieldContainer[DriftSlice]
     reference_bins: int
     sampled_rows: int
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., has_reference: _Optional[bool] = ..., verdict: _Optional[_Union[DriftVerdict, str]] = ..., reasons: _Optional[_Iterable[str]] = ..., rows: _Optional[int] = ..., row_errors: _Optional[int] = ..., window_start: _Optional[float] = ..., window_end: _Optional[float] = ..., window_rows_limit: _Optional[int] = ..., window_seconds_limit: _Optional[float] = ..., training_rows: _Optional[int] = ..., features: _Optional[_Iterable[_Union[FeatureDrift, _Mapping]]] = ..., segment_mix: _Optional[_Union[FeatureDrift, _Mapping]] = ..., mean_confidence: _Optional[float] = ..., training_mean_confidence: _Optional[float] = ..., mean_distance: _Optional[float] = ..., training_mean_distance: _Optional[float] = ..., outlier_rate: _Optional[float] = ..., training_outlier_rate: _Optional[float] = ..., slices: _Optional[_Iterable[_Union[DriftSlice, _Mapping]]] = ..., reference_bins: _Optional[int] = ..., sampled_rows: _Optional[int] = ...) -> None: ...
+    confidence_sum: float
+    distance_sum: float
+    outliers: int
+    min_rows: int
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., has_reference: _Optional[bool] = ..., verdict: _Optional[_Union[DriftVerdict, str]] = ..., reasons: _Optional[_Iterable[str]] = ..., rows: _Optional[int] = ..., row_errors: _Optional[int] = ..., window_start: _Optional[float] = ..., window_end: _Optional[float] = ..., window_rows_limit: _Optional[int] = ..., window_seconds_limit: _Optional[float] = ..., training_rows: _Optional[int] = ..., features: _Optional[_Iterable[_Union[FeatureDrift, _Mapping]]] = ..., segment_mix: _Optional[_Union[FeatureDrift, _Mapping]] = ..., mean_confidence: _Optional[float] = ..., training_mean_confidence: _Optional[float] = ..., mean_distance: _Optional[float] = ..., training_mean_distance: _Optional[float] = ..., outlier_rate: _Optional[float] = ..., training_outlier_rate: _Optional[float] = ..., slices: _Optional[_Iterable[_Union[DriftSlice, _Mapping]]] = ..., reference_bins: _Optional[int] = ..., sampled_rows: _Optional[int] = ..., confidence_sum: _Optional[float] = ..., distance_sum: _Optional[float] = ..., outliers: _Optional[int] = ..., min_rows: _Optional[int] = ...) -> None: ...
