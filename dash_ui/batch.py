@@ -142,8 +142,10 @@ def merge_results(frame: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
 @dataclass
 class Job:
     id: str
-    total: int
+    total: int | None  # None until known (a raw log: the customers, once it is aggregated)
     done: int = 0
+    unit: str = "rows"  # what total and done count
+    lines: int = 0  # the input's rows (a raw log's lines)
     state: str = "running"  # running | done | failed
     message: str = ""
     result: pd.DataFrame | None = None
@@ -152,7 +154,20 @@ class Job:
 
     @property
     def fraction(self) -> float:
+        if self.total is None:
+            return 0.0
         return 1.0 if self.total == 0 else min(1.0, self.done / self.total)
+
+    @property
+    def status(self) -> str:
+        """The progress in words (running), or what was scored (done)."""
+        if self.state == "done":
+            seconds = (self.finished or self.started) - self.started
+            source = f" from {self.lines:,} log lines" if self.unit == "customers" else ""
+            return f"Scored {self.total or 0:,} {self.unit}{source} in {seconds:.1f} s"
+        if self.total is None:
+            return f"Aggregating {self.lines:,} log lines into {self.unit}"
+        return f"Scoring: {self.done:,} of {self.total:,} {self.unit}"
 
 
 class JobRegistry:
@@ -161,16 +176,23 @@ class JobRegistry:
     def __init__(self, keep: int = 8) -> None:
         self._jobs: BoundedCache[str, Job] = BoundedCache(keep)
 
-    def start(self, frame: pd.DataFrame, score: Callable[..., pd.DataFrame]) -> Job:
-        job = Job(id=uuid.uuid4().hex, total=len(frame))
+    def start(self, frame: pd.DataFrame, score: Callable[..., pd.DataFrame], *, unit: str = "rows",
+              rows_known: bool = True) -> Job:
+        """Run ``score(frame, progress=...)`` in a thread. The total is ``frame``'s rows, or (``rows_known``
+        False: a raw log, whose customers are known once it is aggregated) the total ``progress`` reports."""
+        job = Job(id=uuid.uuid4().hex, total=len(frame) if rows_known else None, unit=unit, lines=len(frame))
         self._jobs.put(job.id, job)
 
         def progress(done: int, total: int | None = None) -> None:
+            if total is not None:
+                job.total = int(total)
             job.done = int(done)
 
         def run() -> None:
             try:
                 job.result = score(frame, progress=progress)
+                if job.total is None:
+                    job.total = len(job.result)
                 job.done, job.state = job.total, "done"
             except Exception as exc:  # noqa: BLE001 - reported on the page
                 job.state, job.message = "failed", getattr(exc, "message", None) or str(exc)

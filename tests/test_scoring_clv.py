@@ -2,6 +2,8 @@
 model has them and the request carries the inputs; the same numbers as `training_job score`."""
 from __future__ import annotations
 
+import time
+
 from pathlib import Path
 
 import grpc
@@ -147,6 +149,18 @@ def test_dashboard_scores_a_raw_log_and_shows_clv_and_basket_metrics(cdnow_store
         labels = pd.Series(sample["segment_id"], index=sample["id"].astype(str))
         assert np.array_equal(scored["segment_id"].loc[labels.index].to_numpy(), labels.to_numpy())
         assert scored["clv"].notna().all()
+        # the Batch page's job counts customers, not log lines: its total is known once the log is aggregated
+        from dash_ui.batch import JobRegistry
+
+        job = JobRegistry().start(log, lambda frame, progress: service.score_log(frame, progress=progress,
+                                                                                 batch_rows=500).result,
+                                  unit="customers", rows_known=False)
+        assert job.total in (None, len(scored)) and job.lines == len(log) > len(scored)
+        deadline = time.monotonic() + 60
+        while job.state == "running" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert job.state == "done" and job.total == job.done == len(scored) and job.fraction == 1.0
+        assert job.status.startswith(f"Scored {len(scored):,} customers from {len(log):,} log lines")
         # CLV per segment (Overview, Segments) and basket metrics (Segments)
         clv = clv_frame(view)
         assert len(clv) == view.k + 1 and clv["share_of_clv"].iloc[:-1].sum() == pytest.approx(1.0)

@@ -175,7 +175,7 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
                 result.attrs["version"] = f"{view.model} {view.version}"
                 return result
 
-            job = _JOBS.start(frame, score_log)
+            job = _JOBS.start(frame, score_log, unit="customers", rows_known=False)
             return job.id, False, True
         features = scoring_input(frame, view)
 
@@ -198,16 +198,15 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
             return 0, "", "", True, no_update, False
         percent = round(100 * job.fraction)
         if job.state == "running":
-            return percent, f"{percent}%", f"Scoring: {job.done:,} of {job.total:,} rows", False, no_update, True
+            return percent, f"{percent}%", job.status, False, no_update, True
         if job.state == "failed":
             return percent, "failed", "", True, dbc.Alert(f"Scoring failed: {job.message}", color="danger",
                                                           id="batch-error"), False
-        seconds = (job.finished or job.started) - job.started
         scored = job.result[job.result["segment_id"] >= 0]
         names = dict(zip(scored["segment_id"].astype(int), scored["segment_name"]))
         version = str(job.result.attrs.get("version", "")) if job.result is not None else ""
         view = service.cached_model_view()  # the service colours a segment by its id, in every version
-        return (100, "100%", f"Scored {job.total:,} rows in {seconds:.1f} s", True,
+        return (100, "100%", job.status, True,
                 results_view(job.id, job.result, names, version, view.segment_colours if view else None), False)
 
     @app.callback(Output("batch-download", "data"), Input("batch-download-button", "n_clicks"),
