@@ -42,6 +42,7 @@ __all__ = [
     "Recipe",
     "TransactionReport",
     "aggregate",
+    "check_features",
     "clean_log",
     "customer_table",
     "parse_as_of",
@@ -161,6 +162,18 @@ def aggregate(frame: pd.DataFrame, recipe: Recipe, as_of: str | date | None = No
               ) -> tuple[pd.DataFrame, TransactionReport]:
     """Clean a log and return per-customer features (CUSTOMER_COLUMNS, index: customer id) and a report."""
     return customer_table(clean_log(frame, recipe), as_of)
+
+
+def check_features(features: list[str] | tuple[str, ...], model: str) -> None:
+    """Raise DataError when a transactions model (``model``: its name and version, for the message) uses
+    features the recipe does not compute: the per-customer columns a log aggregates to are CUSTOMER_COLUMNS;
+    a [derived] column of training is not recomputed from a log, and scoring without it would impute it on
+    every customer (other segments than training's)."""
+    unknown = [name for name in features if name not in CUSTOMER_COLUMNS]
+    if unknown:
+        raise DataError(f"model {model} uses feature(s) {', '.join(map(repr, unknown))} that its recipe does not "
+                        f"compute from a log ([derived] columns of a log are not recomputed when scoring; the "
+                        f"recipe gives {', '.join(CUSTOMER_COLUMNS)}): score its per-customer table instead")
 
 
 def clean_log(frame: pd.DataFrame, recipe: Recipe) -> CleanLog:

@@ -149,6 +149,18 @@ def test_dashboard_scores_a_raw_log_and_shows_clv_and_basket_metrics(cdnow_store
         labels = pd.Series(sample["segment_id"], index=sample["id"].astype(str))
         assert np.array_equal(scored["segment_id"].loc[labels.index].to_numpy(), labels.to_numpy())
         assert scored["clv"].notna().all()
+        # the Batch page's pre-check of the aggregated customers against the training range: the same log a
+        # year later leaves every customer silent for a year longer, beyond the training Recency
+        from dash_ui.batch import validate_frame
+
+        later, later_report = aggregate(log, view.recipe, "1999-07-01")
+        text = text_of(batch.log_report_view("log.txt", later_report, validate_frame(later.reset_index(), view)))
+        recency = next(f for f in view.numeric_features if f.name == "Recency")
+        outside = int(((later["Recency"] < recency.minimum) | (later["Recency"] > recency.maximum)).sum())
+        assert outside > len(later) // 2 and f"Recency: {outside:,} customers outside the training range" in text
+        same, same_report = aggregate(log, view.recipe)
+        assert "outside the training range" not in text_of(
+            batch.log_report_view("log.txt", same_report, validate_frame(same.reset_index(), view)))
         # the Batch page's job counts customers, not log lines: its total is known once the log is aggregated
         from dash_ui.batch import JobRegistry
 
@@ -196,3 +208,29 @@ def test_dashboard_predict_result_shows_the_customers_clv(cdnow_store: Path, sco
             "Lifetime value: fill all four inputs or none (LastPurchaseTime, CustomerAge, AvgRepeatValue missing)."]
     finally:
         dashboards.close()
+
+
+def test_a_log_model_with_derived_features_refuses_a_raw_log_naming_them(tmp_path: Path, cdnow_store: Path,  # noqa: F811
+                                                                        scoring_server_factory) -> None:
+    # a [derived] column of a log model is computed from the aggregated customers in training, but no recipe
+    # recomputes it from a log: each scoring path says so instead of imputing it on every customer
+    from scoring_service.client.logs import score_log
+    from segmentation_core.errors import DataError
+    from training_job.cli import main
+
+    config = tmp_path / "derived.toml"
+    preset = (Path(__file__).resolve().parents[1] / "training_job" / "presets" / "transactions-cdnow.toml").read_text()
+    config.write_text(preset.replace('numeric = ["Recency", "Frequency", "Monetary"]',
+                                     'numeric = ["Recency", "Frequency", "SpendPerPurchase"]')
+                      + '\n[derived]\nSpendPerPurchase = "Monetary / Frequency"\n')
+    store = tmp_path / "store"
+    assert main(["train", "--store", str(store), "--model", "derived", "--data", str(cdnow_store / "cdnow_sample.txt"),
+                 "--config", str(config), "--k", "3"]) == 0
+    log = read_table(cdnow_store / "cdnow_sample.txt")
+    artefact = read_artefact(ModelStore(store).version_dir("derived", "v0001"))
+    with pytest.raises(DataError, match="'SpendPerPurchase' that its recipe does not compute from a log"):
+        score_frame(artefact, log)
+    server = scoring_server_factory(store, model="derived")
+    with ScoringClient(target(server)) as client:
+        with pytest.raises(DataError, match="model derived v0001 uses feature"):
+            score_log(client, log)

@@ -17,7 +17,7 @@ import pandas as pd
 from segmentation_core.artefact import Artefact, read_artefact
 from segmentation_core.clv import FIGURES
 from segmentation_core.errors import DataError
-from segmentation_core.recipe import CLV_INPUTS, Recipe, aggregate
+from segmentation_core.recipe import CLV_INPUTS, Recipe, aggregate, check_features
 from segmentation_core.store import ModelStore
 from segmentation_core.tables import atomic_output, match_columns, read_table
 from training_job.schema_inference import infer_id_column
@@ -45,15 +45,11 @@ def score_frame(artefact: Artefact, frame: pd.DataFrame, *, as_of: str | None = 
     """Score a raw table (a log for a transactions model) and return the result table and the as-of date used."""
     schema = artefact.schema
     if artefact.recipe is not None:
+        check_features(schema.feature_names, f"{artefact.manifest.get('model')} {artefact.version}")
         table, report = aggregate(frame, Recipe.from_dict(artefact.recipe), as_of)
         log.info("aggregated %d log rows to %d customers as of %s (%d rows after the as-of date left out)",
                  report.rows_in, report.customers, report.snapshot_date, report.after_as_of)
         ids = table.index.to_numpy(dtype=object)
-        unknown = [name for name in schema.feature_names if name not in table.columns]
-        if unknown:
-            raise DataError(f"model {artefact.manifest.get('model')} {artefact.version} uses feature(s) "
-                            f"{', '.join(map(repr, unknown))} that its recipe does not compute ([derived] "
-                            "columns of a log are not recomputed when scoring)")
         columns = {name: name for name in schema.feature_names}
         features = table.reset_index(drop=True)
         used_as_of = report.snapshot_date

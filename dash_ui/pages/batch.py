@@ -17,7 +17,7 @@ from dash_ui.models import segment_colour
 from dash_ui.service import DashboardService, ServiceError
 from scoring_service.client.logs import is_log_table
 from segmentation_core.errors import DataError
-from segmentation_core.recipe import TransactionReport, aggregate
+from segmentation_core.recipe import TransactionReport, aggregate, check_features
 
 PATH = "/batch"
 TITLE = "Batch"
@@ -69,8 +69,9 @@ def report_view(filename: str, report: ValidationReport, feature_names: list[str
                      color=colour, id="batch-report-alert")
 
 
-def log_report_view(filename: str, report: TransactionReport) -> Any:
-    """What the model's recipe makes of an uploaded raw log (it is aggregated here, then scored)."""
+def log_report_view(filename: str, report: TransactionReport, customers: ValidationReport | None = None) -> Any:
+    """What the model's recipe makes of an uploaded raw log (it is aggregated here, then scored), and how its
+    customers' features compare with the training range (``customers``: the aggregated table's check)."""
     items = [
         html.Li(f"{report.rows_in:,} lines read from {filename}: a transaction log in the layout the model was "
                 f"trained on, aggregated here with the model's own recipe."),
@@ -81,8 +82,11 @@ def log_report_view(filename: str, report: TransactionReport) -> Any:
                 f"{report.missing_customer_id:,} without a customer id, {report.duplicate_rows:,} duplicates.",
                 className="text-muted"),
     ]
+    outside = {f: n for f, n in (customers.out_of_range if customers is not None else {}).items() if n}
+    for feature, count in outside.items():
+        items.append(html.Li(f"{feature}: {count:,} customers outside the training range.", className="text-warning"))
     return dbc.Alert([html.H5("Ready to score", className="alert-heading"), html.Ul(items, className="mb-1")],
-                     color="success", id="batch-report-alert")
+                     color="warning" if outside else "success", id="batch-report-alert")
 
 
 def table_column(name: Any, values: pd.Series,
@@ -150,11 +154,13 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
                              id="batch-report-alert"), None, True, None
         if view.recipe is not None and is_log_table(view.recipe, view.numeric_names, frame.columns):
             try:  # the whole recipe once here: a bad column, date or amount is named before scoring
-                _, log_report = aggregate(frame, view.recipe)
+                check_features(view.numeric_names, f"{view.model} {view.version}")
+                customers, log_report = aggregate(frame, view.recipe)
             except DataError as exc:
                 return dbc.Alert(f"Cannot score this log: {exc}", color="danger", id="batch-report-alert"), \
                     None, True, None
-            return log_report_view(filename, log_report), _UPLOADS.put(filename, frame), False, None
+            ranges = validate_frame(customers.reset_index(drop=True), view)  # the customers against training
+            return log_report_view(filename, log_report, ranges), _UPLOADS.put(filename, frame), False, None
         report = validate_frame(frame, view)
         key = _UPLOADS.put(filename, frame) if report.can_score else None
         return report_view(filename, report, view.feature_names), key, not report.can_score, None

@@ -11,7 +11,7 @@ import pandas as pd
 
 from scoring_service.client.types import ModelInfo
 from scoring_service.client.protocol import ScoringClientProtocol
-from segmentation_core.recipe import Recipe, TransactionReport, aggregate
+from segmentation_core.recipe import Recipe, TransactionReport, aggregate, check_features
 
 __all__ = ["LogScore", "is_log", "is_log_table", "recipe_of", "score_log"]
 
@@ -59,6 +59,7 @@ def score_log(client: ScoringClientProtocol, frame: pd.DataFrame, *, model: str 
     if recipe is None:
         raise ValueError(f"model {info.model} {info.version} was not trained on a transaction log: it scores "
                          "customer tables")
+    check_features([f.name for f in info.numeric_features], f"{info.model} {info.version}")
     table, report = aggregate(frame, recipe, as_of)
     customers = table.reset_index()
     scored = client.predict_frame(customers.drop(columns=["customer"]), batch_rows=batch_rows, progress=progress,
