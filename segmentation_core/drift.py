@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from segmentation_core.reference import MISSING, OTHER, UNSEEN, BinLayout, Reference
+if TYPE_CHECKING:  # the server's windows only: combining replicas' reports (the client) needs numpy alone
+    from segmentation_core.reference import BinLayout, Reference
 
 PSI_FLOOR = 1e-4
 MODERATE_PSI = 0.1
@@ -107,6 +108,8 @@ def _number(value: float) -> str:
 
 def numeric_labels(edges: Sequence[float]) -> tuple[str, ...]:
     """Bin labels of a numeric feature: ``<= e1``, ``e1 - e2`` ..., ``> e_last``, then the missing bin."""
+    from segmentation_core.reference import MISSING
+
     if not edges:
         return ("all", MISSING)
     inner = [f"{_number(lo)} - {_number(hi)}" for lo, hi in zip(edges, edges[1:])]
@@ -139,6 +142,8 @@ def assess(reference: Reference, layout: BinLayout, counts: np.ndarray, rows: in
            thresholds: DriftThresholds = DriftThresholds(), binned_rows: int | None = None) -> DriftAssessment:
     """Compare live counts (in ``layout`` order, over ``rows`` rows, of which ``binned_rows`` had their
     features binned: all by default) with the reference."""
+    from segmentation_core.reference import MISSING, OTHER, UNSEEN
+
     training = reference.training_counts()
     features = []
     for (name, kind, part), ref in zip(layout.slices(), [*reference.numeric, *reference.categorical]):
