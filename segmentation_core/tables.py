@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Union
 
+import numpy as np
 import pandas as pd
 
 from segmentation_core.errors import DataError
@@ -61,6 +62,7 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls
 # A number with a leading zero ("0001", "-007") is an identifier or a code; converting it would lose the zeros.
 _LEADING_ZERO = re.compile(r"^[+-]?0\d")
 _SAMPLE_VALUES = 1000
+_READ_CHUNK_ROWS = 50_000
 
 
 @dataclass(frozen=True)
@@ -316,16 +318,36 @@ def _open_text(src: _Source, *, compressed: bool, max_bytes: int | None = None) 
         handle = src.open()
         return gzip.GzipFile(fileobj=handle, mode="rb") if compressed else handle  # type: ignore[return-value]
 
+    def read_csv(handle: BinaryIO, **options: Any) -> Iterator[pd.DataFrame]:
+        # Cells are stripped later, column by column: pandas' skipinitialspace costs seconds on large files.
+        return pd.read_csv(handle, sep=separator, dtype=str, encoding=encoding, encoding_errors="replace", **options)
+
+    def named(frame: pd.DataFrame) -> pd.DataFrame:
+        frame.columns = [str(column).strip() for column in frame.columns]
+        frame.attrs.update(source=src.name, first_data_line=2)
+        return frame
+
+    def text_columns(positions: list[int]) -> dict[int, pd.Series]:
+        """The columns at ``positions`` as text (stripped; blank: missing), read again."""
+        with open_text() as handle:
+            frame = pd.concat(list(read_csv(handle, usecols=positions, chunksize=_READ_CHUNK_ROWS)), ignore_index=True)
+        columns = {}
+        for i, position in enumerate(sorted(positions)):
+            values = frame.iloc[:, i].str.strip()
+            columns[position] = values.where(values != "")
+        return columns
+
     def reader(rows: int | None) -> Iterator[pd.DataFrame]:
         with open_text() as handle:
             try:
-                # Cells are stripped later, column by column: pandas' skipinitialspace costs seconds on large files.
-                parsed = pd.read_csv(handle, sep=separator, dtype=str, encoding=encoding, encoding_errors="replace",
-                                     chunksize=rows)
-                for frame in ([parsed] if rows is None else parsed):
-                    frame.columns = [str(column).strip() for column in frame.columns]
-                    frame.attrs.update(source=src.name, first_data_line=2)
-                    yield _convert_numeric_columns(frame)
+                # The whole table too is parsed in chunks, each converted at once, then joined: a table is never
+                # held as text whole (a 51 MB CSV of 2 million rows: 640 MB at peak in one read, 250 MB so).
+                parsed = read_csv(handle, chunksize=rows or _READ_CHUNK_ROWS)
+                if rows is None:
+                    yield _joined([_convert_numeric_columns(named(frame)) for frame in parsed], text_columns)
+                    return
+                for frame in parsed:
+                    yield _convert_numeric_columns(named(frame))
             except pd.errors.ParserError as exc:
                 raise DataError(f"{src.name}: cannot parse as a table with separator {separator!r}: {exc}") from exc
             except pd.errors.EmptyDataError as exc:
@@ -400,23 +422,79 @@ def _sniff_separator(sample: str, *, truncated: bool) -> str:
 
 
 def _convert_numeric_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Turn text columns that hold only numbers into numbers (int64 when whole, else float64)."""
+    """Turn text columns that hold only numbers into numbers (int64 when whole, else float64). Consumes ``frame``
+    (each text column is dropped as soon as it is converted) and works with masks rather than copies of the
+    column, so that a large table is not held several times over while it is converted."""
     converted = {}
-    for column in frame.columns:
-        values = frame[column].str.strip()
-        present = values.dropna()
-        present = present[present != ""]
-        if present.empty or present.str.match(_LEADING_ZERO).any():
-            converted[column] = values.where(values != "")
+    index, attrs = frame.index, dict(frame.attrs)
+    for column in list(frame.columns):
+        values = frame.pop(column).str.strip()
+        empty = values.eq("").to_numpy(dtype=bool, na_value=False)
+        if empty.any():
+            values = values.where(~empty)
+        present = values.notna().to_numpy()
+        if not present.any() or values.str.match(_LEADING_ZERO, na=False).any():
+            converted[column] = values
             continue
         # A sample decides most text columns cheaply; parsing 500k strings that are not numbers is slow.
-        if not _all_numbers(present.iloc[:_SAMPLE_VALUES]) or not _all_numbers(present):
-            converted[column] = values.where(values != "")
+        if not _all_numbers(values.iloc[np.flatnonzero(present)[:_SAMPLE_VALUES]]):
+            converted[column] = values
             continue
-        full = pd.to_numeric(values.where(values != ""), errors="coerce")
+        full = _to_numbers(values)
+        if int(full.notna().sum()) != int(present.sum()):  # a word among the numbers: the column stays text
+            converted[column] = values
+            continue
         whole = not full.isna().any() and (full == full.round()).all() and full.abs().max() < 2**53
         converted[column] = full.astype("int64") if whole else full.astype("float64")
-    return _keep_attrs(pd.DataFrame(converted, index=frame.index), frame)
+    result = pd.DataFrame(converted, index=index)
+    result.attrs.update(attrs)
+    return result
+
+
+def _joined(chunks: list[pd.DataFrame], text_columns: Callable[[list[int]], dict[int, pd.Series]]) -> pd.DataFrame:
+    """One frame of chunks converted one by one (:func:`_convert_numeric_columns`), typed as if converted whole:
+    a column of numbers in every chunk (or blank in some) is numbers (int64 only when every chunk's is); a column
+    of text in every chunk is text; one of numbers in some chunks and text in others is read again as text
+    (``text_columns``: position -> column), since its numbers no longer say how they were written. Consumes
+    ``chunks`` column by column."""
+    first = chunks[0]
+    names, attrs = list(first.columns), dict(first.attrs)
+    columns: dict[int, pd.Series] = {}
+    mixed: list[int] = []
+    for position, name in enumerate(names):
+        parts = [chunk.pop(name) for chunk in chunks]
+        numbers = [_is_numbers(part) for part in parts]
+        blank = [not n and bool(part.isna().all()) for n, part in zip(numbers, parts)]
+        if all(numbers) or not any(numbers):
+            columns[position] = pd.concat(parts, ignore_index=True)
+        elif all(n or b for n, b in zip(numbers, blank)):
+            columns[position] = pd.concat([part if n else part.astype("float64") for n, part in zip(numbers, parts)],
+                                          ignore_index=True)
+        else:
+            mixed.append(position)
+    columns.update(text_columns(mixed) if mixed else {})
+    frame = pd.DataFrame({names[position]: columns[position] for position in range(len(names))})
+    frame.attrs.update(attrs)
+    return frame
+
+
+def _is_numbers(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+
+def _to_numbers(values: pd.Series) -> pd.Series:
+    """float64 of a text column (NaN where a cell is missing or not a number). A column of Arrow strings whose
+    every cell Arrow parses is cast by Arrow (pandas' to_numeric goes through Python strings: 100 MB more for
+    2 million cells); anything else is pandas' to_numeric, which decides what is a number."""
+    import pyarrow as pa
+
+    if str(getattr(values.dtype, "storage", "")) == "pyarrow":
+        try:
+            cast = pa.array(values.array).cast(pa.float64())
+            return pd.Series(cast.to_numpy(zero_copy_only=False), index=values.index)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
+            pass
+    return pd.to_numeric(values, errors="coerce")
 
 
 def _all_numbers(values: pd.Series) -> bool:

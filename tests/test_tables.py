@@ -2,7 +2,6 @@
 and the same file read the same by the training job, the client CLI and the dashboard."""
 from __future__ import annotations
 
-import base64
 import gzip
 import io
 import logging
@@ -180,7 +179,7 @@ def aligned_mall(tmp_path_factory, datasets_dir) -> Path:
 def test_the_dashboard_reads_an_upload_as_the_training_job_reads_the_file(aligned_mall):
     from dash_ui.batch import parse_upload
 
-    upload = "data:text/plain;base64," + base64.b64encode(aligned_mall.read_bytes()).decode()
+    upload = aligned_mall.read_bytes()  # the upload route's bytes (dash_ui.uploads)
     pd.testing.assert_frame_equal(parse_upload(upload, "mall.txt"), read_table(aligned_mall, name="mall.txt"))
 
 
@@ -226,3 +225,23 @@ def test_atomic_output_leaves_nothing_half_written(tmp_path):
             handle.write(b"half")
             raise RuntimeError("killed")
     assert out.read_bytes() == b"a,b\n" and [p.name for p in out.parent.iterdir()] == ["scored.csv"]
+
+
+def test_a_table_read_in_chunks_is_typed_as_if_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """read_table parses in chunks and converts each (bounded memory); a column that is numbers in one chunk and
+    text (a word, a leading zero) in another is text as written, as a whole read would have it."""
+    from segmentation_core import tables
+
+    text = ("id,score,code,note,empty_first,ratio\n"
+            "1,10,7,,,1\n2,20,8,,,2\n"
+            "3,30,0009,,5,2.5\n4,x,10,n,6,3\n"
+            "5,50,11,,7,\n")
+    whole = read_table(text.encode(), name="t.csv")
+    monkeypatch.setattr(tables, "_READ_CHUNK_ROWS", 2)
+    chunked = read_table(text.encode(), name="t.csv")
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert chunked["id"].dtype == "int64" and chunked["ratio"].dtype == "float64"
+    assert chunked["score"].tolist() == ["10", "20", "30", "x", "50"]  # a word in chunk 2: text, as written
+    assert chunked["code"].tolist() == ["7", "8", "0009", "10", "11"]  # a leading zero in chunk 2
+    assert chunked["empty_first"].tolist()[2:] == [5.0, 6.0, 7.0] and chunked["empty_first"].isna().sum() == 2
+    assert chunked["note"].isna().sum() == 4

@@ -1,4 +1,8 @@
-"""Batch: upload CSV or Excel, see the validation report, score with progress, see and download results."""
+"""Batch: upload CSV or Excel, see the validation report, score with progress, see and download results.
+
+The file goes to the dashboard as the body of ``POST /upload/batch`` (dash_ui.uploads: streamed from disk by
+the browser, spooled to a temporary file, read by the one table reader, bounded); the page gets back the
+key of the parsed table in ``UPLOADS``."""
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -8,13 +12,13 @@ import pandas as pd
 from dash import Input, Output, State, dcc, html, no_update
 
 from segmentation_core.charts import figures
-from dash_ui.batch import (JobRegistry, UploadError, UploadStore, ValidationReport, merge_results, parse_upload,
-                           scoring_input, validate_frame)
+from dash_ui.batch import JobRegistry, UploadStore, ValidationReport, merge_results, scoring_input, validate_frame
 from segmentation_core.csv_safety import to_safe_csv
 from dash_ui.grid import Column, data_grid, js_string
 from dash_ui.layout import graph, page_header, segment_legend
 from dash_ui.models import segment_colour
 from dash_ui.service import DashboardService, ServiceError
+from dash_ui.uploads import BATCH_ROUTE, upload_script
 from scoring_service.client.logs import is_log_table
 from segmentation_core.errors import DataError
 from segmentation_core.recipe import TransactionReport, aggregate, check_features
@@ -24,19 +28,24 @@ TITLE = "Batch"
 MAX_TABLE_ROWS = 1000
 POLL_MS = 400
 
-_UPLOADS = UploadStore()
+UPLOADS = UploadStore()  # tables parsed by the upload route (dash_ui.uploads), by key
 _JOBS = JobRegistry(keep=4)
+UPLOAD_JS = upload_script(BATCH_ROUTE, "batch", errors_to_output=True)
 
 
-def upload_zone() -> dcc.Upload:
-    return dcc.Upload(
-        id="batch-upload", multiple=False, className="upload-zone mb-3",
-        accept=".csv,.txt,.tsv,.gz,.parquet,.xlsx,.xlsm",
-        children=html.Div([html.H5("Drag and drop a CSV or Excel file here"),
-                           html.Span("or "), html.A("choose a file", className="link-primary"),
-                           html.Div("One row per customer, one column per feature; other columns are kept.",
-                                    className="small text-muted mt-1")]),
-    )
+def upload_zone() -> Any:
+    """The file chooser (an <input type=file> that assets/file_upload.js puts into #batch-upload; choosing a file
+    uploads it), its progress bar and message."""
+    return html.Div([
+        html.Div([html.H5("Choose a CSV or Excel file (or drop it on the chooser)"),
+                  html.Div("One row per customer, one column per feature; other columns are kept.",
+                           className="small text-muted mb-2")],
+                 id="batch-upload", className="upload-zone mb-2"),
+        html.Button(id="batch-upload-button", n_clicks=0, style={"display": "none"}),
+        dbc.Progress(id="batch-upload-progress", value=0, className="mb-1", style={"height": "0.8rem"}),
+        html.Div(id="batch-upload-message", className="small text-muted mb-3"),
+        dcc.Store(id="batch-uploaded"),
+    ])
 
 
 def report_view(filename: str, report: ValidationReport, feature_names: list[str]) -> Any:
@@ -142,16 +151,23 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
 
 
 def register_callbacks(app: Any, service: DashboardService) -> None:
+    app.clientside_callback(UPLOAD_JS, Output("batch-uploaded", "data"), Input("batch-upload-button", "n_clicks"),
+                            prevent_initial_call=True)
+
     @app.callback(Output("batch-report", "children"), Output("batch-upload-key", "data"),
                   Output("batch-score", "disabled"), Output("batch-results", "children", allow_duplicate=True),
-                  Input("batch-upload", "contents"), State("batch-upload", "filename"), prevent_initial_call=True)
-    def on_upload(contents: str, filename: str) -> tuple[Any, Any, bool, Any]:
+                  Input("batch-uploaded", "data"), prevent_initial_call=True)
+    def on_upload(uploaded: dict[str, str] | None) -> tuple[Any, Any, bool, Any]:
+        uploaded = uploaded or {}
+        stored = UPLOADS.get(uploaded.get("key"))
+        if stored is None:
+            message = uploaded.get("error") or "The upload is gone (the dashboard keeps the last 8); upload it again."
+            return dbc.Alert(message, color="danger", id="batch-report-alert"), None, True, None
+        filename, frame = stored
         try:
             view = service.model_view()
-            frame = parse_upload(contents, filename or "upload")
-        except (UploadError, ServiceError) as exc:
-            return dbc.Alert(getattr(exc, "message", None) or str(exc), color="danger",
-                             id="batch-report-alert"), None, True, None
+        except ServiceError as exc:
+            return dbc.Alert(exc.message, color="danger", id="batch-report-alert"), None, True, None
         if view.recipe is not None and is_log_table(view.recipe, view.numeric_names, frame.columns):
             try:  # the whole recipe once here: a bad column, date or amount is named before scoring
                 check_features(view.numeric_names, f"{view.model} {view.version}")
@@ -160,16 +176,16 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
                 return dbc.Alert(f"Cannot score this log: {exc}", color="danger", id="batch-report-alert"), \
                     None, True, None
             ranges = validate_frame(customers.reset_index(drop=True), view)  # the customers against training
-            return log_report_view(filename, log_report, ranges), _UPLOADS.put(filename, frame), False, None
+            return log_report_view(filename, log_report, ranges), uploaded["key"], False, None
         report = validate_frame(frame, view)
-        key = _UPLOADS.put(filename, frame) if report.can_score else None
+        key = uploaded["key"] if report.can_score else None
         return report_view(filename, report, view.feature_names), key, not report.can_score, None
 
     @app.callback(Output("batch-job-id", "data"), Output("batch-poll", "disabled"),
                   Output("batch-score", "disabled", allow_duplicate=True),
                   Input("batch-score", "n_clicks"), State("batch-upload-key", "data"), prevent_initial_call=True)
     def on_score(_: int, key: str) -> tuple[Any, bool, bool]:
-        upload = _UPLOADS.get(key)
+        upload = UPLOADS.get(key)
         if upload is None:
             return None, True, True
         _, frame = upload

@@ -13,7 +13,8 @@ from dash_ui import workbench_figures as wf
 from dash_ui.grid import Column, data_grid
 from dash_ui.layout import graph, page_header, stat
 from dash_ui.service import DashboardService, ServiceError
-from dash_ui.trainer import UPLOAD_ROUTE, TrainerAccess
+from dash_ui.trainer import TrainerAccess
+from dash_ui.uploads import DATA_ROUTE, upload_script
 
 PATH = "/data"
 TITLE = "Data"
@@ -21,47 +22,9 @@ NEEDS_MODEL = False
 USES_TRAINER = True
 MAX_FIGURES = 24
 
-# Streams the chosen File as the request body (the browser reads it from disk as it sends), reports
-# progress through set_props, and resolves to the new dataset id for the session store.
-UPLOAD_JS = """
-function (n) {
-    const dc = window.dash_clientside;
-    if (!n) { return dc.no_update; }
-    const input = document.getElementById("data-file");
-    const file = input && input.files && input.files[0];
-    if (!file) { dc.set_props("data-upload-message", {children: "Choose a file first."}); return dc.no_update; }
-    return new Promise(function (resolve) {
-        const xhr = new XMLHttpRequest();
-        xhr.open("POST", "%(route)s?filename=" + encodeURIComponent(file.name));
-        xhr.upload.onprogress = function (e) {
-            if (!e.lengthComputable) { return; }
-            const p = Math.round(100 * e.loaded / e.total);
-            dc.set_props("data-upload-progress", {value: p, label: p + "%%"});
-            if (p >= 100) { dc.set_props("data-upload-message", {children: "Reading " + file.name + " ..."}); }
-        };
-        xhr.onload = function () {
-            let body = {};
-            try { body = JSON.parse(xhr.responseText); } catch (err) { body = {}; }
-            if (xhr.status === 200) {
-                dc.set_props("data-upload-message", {children: "Uploaded " + body.filename + ": " + body.rows +
-                    " rows, " + body.column_count + " columns" + (body.deduplicated ? " (already uploaded)" : "")});
-                resolve(body.dataset_id);
-            } else {
-                dc.set_props("data-upload-progress", {value: 0, label: ""});
-                dc.set_props("data-upload-message", {children: body.error || ("Upload failed: HTTP " + xhr.status)});
-                resolve(dc.no_update);
-            }
-        };
-        xhr.onerror = function () {
-            dc.set_props("data-upload-message", {children: "Upload failed: the dashboard did not answer."});
-            resolve(dc.no_update);
-        };
-        dc.set_props("data-upload-message", {children: "Uploading " + file.name + " ..."});
-        dc.set_props("data-upload-progress", {value: 0, label: "0%%"});
-        xhr.send(file);
-    });
-}
-""" % {"route": UPLOAD_ROUTE}
+# Streams the chosen File as the request body (dash_ui.uploads), with progress; resolves to the new dataset id
+# for the session store.
+UPLOAD_JS = upload_script(DATA_ROUTE, "data")
 
 
 def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
@@ -72,7 +35,7 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
         dbc.Card(dbc.CardBody([
             html.H4("Upload", className="card-title"),
             dbc.Row([
-                # The <input type="file"> is put in by assets/workbench_upload.js (Dash has no such component).
+                # The <input type="file"> is put in by assets/file_upload.js (Dash has no such component).
                 dbc.Col(html.Div(id="data-file-holder"), md=7),
                 dbc.Col(dbc.Button("Upload", id="data-upload-button", color="primary", n_clicks=0), md="auto"),
             ], className="g-2 align-items-center"),
