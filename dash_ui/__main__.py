@@ -16,17 +16,20 @@ from typing import TYPE_CHECKING, Sequence
 from dash_ui.settings import DashSettings, parse_settings
 from segmentation_core.logs import configure_logging
 
-M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+M_ARENA_MAX, M_MMAP_THRESHOLD = -8, -3  # glibc's malloc.h
 
 
 def tune_memory() -> None:
     """Hand large freed blocks back to the system: a fixed 1 MiB mmap threshold for glibc malloc (its dynamic one
-    rises after the first big free, and a parsed upload's freed columns then stay in the heap) and the system
-    allocator for Arrow (its jemalloc pool keeps what it freed). A 51 MB CSV's upload then peaks ~60 MB lower.
-    Before pyarrow is imported; a no-op where glibc is not."""
+    rises after the first big free, and a parsed upload's freed columns then stay in the heap), two malloc
+    arenas (an upload is parsed in one request thread and validated in another: memory one thread's arena
+    freed is not reused by the next) and the system allocator for Arrow (its jemalloc pool keeps what it
+    freed). Before pyarrow is imported; a no-op where glibc is not."""
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     try:
-        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 1 << 20)
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
+        libc.mallopt(M_ARENA_MAX, 2)
     except (OSError, AttributeError):
         pass
 
