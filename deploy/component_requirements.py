@@ -31,6 +31,8 @@ COMPONENT_EXTRAS: dict[str, tuple[str, ...]] = {
     "training": ("training",),
     "scoring": ("scoring",),
     "dashboard": ("dashboard",),
+    # The Spark image (compose profile `spark`): master, workers and the driver, i.e. the training job + pyspark.
+    "spark": ("spark",),
 }
 
 # The images' Python: markers are evaluated for CPython 3.11 on Linux whatever machine runs this script.

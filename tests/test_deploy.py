@@ -43,6 +43,10 @@ from tests.deploy_support import (
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 SERVICES = {"training": "training", "scoring": "scoring", "dashboard": "dashboard"}  # service -> component
+#: The compose profile `spark`: its services, all on the Spark image (deploy/Dockerfile.spark).
+SPARK_SERVICES = ("spark-master", "spark-worker", "spark-training")
+#: Every image the repository builds (deploy/Dockerfile.<component>).
+COMPONENTS = (*SERVICES.values(), "spark")
 #: The segmentation_core modules the dashboard may import (DESIGN.md: never the store or the artefact).
 DASHBOARD_CORE_MODULES = {"segmentation_core", "segmentation_core.bounded_cache", "segmentation_core.errors",
                           "segmentation_core.logs",
@@ -62,7 +66,9 @@ PREFIXES = ("TRAINING_", "SCORING_", "DASH_")
 # grpc_tools and grpc_reflection, numpy.f2py for charset_normalizer, pyarrow for cloudpickle.
 OPTIONAL_IMPORTS = {"grpc_tools", "grpc_reflection", "charset_normalizer", "cloudpickle"}
 GENERIC_ENV = {"PATH", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PIP_NO_CACHE_DIR",
-               "PIP_DISABLE_PIP_VERSION_CHECK"}
+               "PIP_DISABLE_PIP_VERSION_CHECK", "HOME"}
+#: Read by Spark (spark-class, pyspark), not by the program: the Spark image sets them.
+SPARK_ENV = {"PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "SPARK_NO_DAEMONIZE", "SPARK_WORKER_DIR"}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -168,7 +174,7 @@ def dockerignored(path: str) -> bool:
     return excluded
 
 
-@pytest.mark.parametrize("component", SERVICES.values())
+@pytest.mark.parametrize("component", COMPONENTS)
 def test_every_copy_source_exists_and_is_in_the_build_context(component: str) -> None:
     parsed = dockerfile(component)
     for sources in parsed.build_copies:
@@ -190,7 +196,7 @@ def test_dockerignore_keeps_local_state_out() -> None:
         assert dockerignored(path), f"{path} would be sent to the Docker engine"
 
 
-@pytest.mark.parametrize("component", SERVICES.values())
+@pytest.mark.parametrize("component", COMPONENTS)
 def test_images_are_multi_stage_slim_and_run_as_a_non_root_user(component: str) -> None:
     parsed = dockerfile(component)
     text = parsed.path.read_text()
@@ -211,6 +217,9 @@ def test_each_image_carries_only_its_component() -> None:
     core = {p for p in dashboard if p.startswith("segmentation_core/")}
     assert core <= DASHBOARD_CORE_FILES, f"the dashboard never reads the store: {sorted(core - DASHBOARD_CORE_FILES)}"
     assert not any(p.startswith("dash_ui") for p in scoring)
+    spark = dockerfile("spark").copied_files()
+    assert not any(p.startswith(("scoring_service", "dash_ui")) for p in spark), "the Spark image runs training code only"
+    assert {"training_job", "segmentation_core", "segmentation"} <= spark, "executors import the training code"
     scoring_pins = read_component_pins("scoring")
     assert not {"pandas", "scikit-learn", "scipy", "dash"} & set(scoring_pins), "the scoring image carries " \
                                                                                   "libraries it does not import"
@@ -225,7 +234,7 @@ def read_component_pins(component: str) -> dict[str, str]:
     return load_deploy("component_requirements").read_pins(ROOT / "deploy" / f"requirements-{component}.txt")
 
 
-@pytest.mark.parametrize("component", SERVICES.values())
+@pytest.mark.parametrize("component", COMPONENTS)
 def test_image_pins_and_hashes_are_the_lock_s(component: str) -> None:
     tool = load_deploy("component_requirements")
     lock_pins, lock_hashes = tool.read_pins(tool.LOCK), tool.read_hashes(tool.LOCK)
@@ -297,12 +306,52 @@ def _environment(service: dict) -> dict[str, str]:
 
 
 def test_compose_has_the_three_services_and_the_store_volume(compose: dict) -> None:
-    assert set(compose["services"]) == set(SERVICES) | {"trainer"}  # trainer: the training image, serving
+    # trainer: the training image, serving; the spark profile's services (test_the_spark_profile_...)
+    assert set(compose["services"]) == set(SERVICES) | {"trainer"} | set(SPARK_SERVICES)
     assert "model-store" in (compose.get("volumes") or {})
     for name in SERVICES:
         service = _service(compose, name)
         assert service["build"]["dockerfile"] == f"deploy/Dockerfile.{SERVICES[name]}"
         assert Path(service["build"]["context"]).resolve() == ROOT
+
+
+def test_the_spark_profile_is_a_master_a_worker_and_a_driver_on_one_image(compose: dict,
+                                                                          program_env: dict[str, set[str]]) -> None:
+    master, worker, driver = (_service(compose, n) for n in SPARK_SERVICES)
+    image = dockerfile("spark")
+    assert master["build"]["dockerfile"] == "deploy/Dockerfile.spark" and "build" not in worker | driver
+    assert master["image"] == worker["image"] == driver["image"]
+    assert all(s.get("profiles") == ["spark"] for s in (master, worker, driver)), "only `--profile spark` starts them"
+    assert not any("spark" in (compose["services"][n].get("profiles") or []) for n in ("training", "scoring"))
+    assert master["entrypoint"] == ["spark-class", "org.apache.spark.deploy.master.Master"]
+    assert worker["entrypoint"] == ["spark-class", "org.apache.spark.deploy.worker.Worker"]
+    args = master["command"]
+    url = f"spark://{args[args.index('--host') + 1]}:{args[args.index('--port') + 1]}"
+    assert url == "spark://spark-master:7077" and worker["command"][-1] == url, (url, worker["command"])
+    assert worker["depends_on"]["spark-master"]["condition"] == "service_healthy"
+    assert "7077" in " ".join(master["healthcheck"]["test"])
+    # What the driver names, the executors read: every data folder of the driver is mounted on the worker too.
+    def targets(service: dict) -> dict[str, str]:
+        return {str(v).split(":")[1]: str(v).split(":")[0] for v in service.get("volumes", [])}
+    shared = {t: s for t, s in targets(driver).items() if t != "/model-store"}
+    assert shared and all(targets(worker).get(t) == s for t, s in shared.items()), (targets(worker), shared)
+    cores = int(worker["command"][worker["command"].index("--cores") + 1])
+    memory = worker["command"][worker["command"].index("--memory") + 1]
+    limits = worker["deploy"]["resources"]["limits"]
+    assert float(limits["cpus"]) >= cores and _bytes(limits["memory"]) > _bytes(memory), (limits, cores, memory)
+    # The driver: the training job of the Spark image, publishing into the same store; its settings are its own.
+    assert image.module == "training_job" and image.user not in ("root", "0")
+    assert "model-store:/model-store:rw" in driver["volumes"]
+    assert driver["depends_on"]["training"]["condition"] == "service_completed_successfully"
+    env = {**image.env, **_environment(driver)}
+    unknown = sorted(k for k in env if k not in program_env["training_job"] and k not in GENERIC_ENV | SPARK_ENV)
+    assert not unknown, f"spark-training sets {unknown}, which python -m training_job does not read"
+    assert env["PYSPARK_PYTHON"] == "/opt/venv/bin/python", "Spark's Python workers must run the image's venv"
+
+
+def _bytes(size: str) -> int:
+    """'2g' -> 2**31, '512m' -> 2**29."""
+    return int(size[:-1]) * 1024 ** ("kmg".index(size[-1].lower()) + 1) if size[-1].isalpha() else int(size)
 
 
 def test_trainer_serves_from_the_training_image_with_settings_it_reads(compose: dict,

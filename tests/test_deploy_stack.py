@@ -43,9 +43,10 @@ FIGURES = ROOT / "artifacts" / "deploy" / "figures.json"
 # SEGMENTATION_BASE_IMAGE names another. When the engine has neither, the Dockerfiles' digest is pulled.
 LOCAL_BASE_IMAGE = os.environ.get("SEGMENTATION_BASE_IMAGE", "python:3.11-slim-bookworm")
 # Host ports the compose file publishes, by the variable that sets each: every one gets a free port.
-PUBLISHED_PORTS = ("SCORING_HOST_PORT", "METRICS_HOST_PORT", "DASH_HOST_PORT", "TRAINER_HOST_PORT")
-# Compose profiles the test turns on (the `spark` profile, when it lands).
-PROFILES: tuple[str, ...] = ()
+PUBLISHED_PORTS = ("SCORING_HOST_PORT", "METRICS_HOST_PORT", "DASH_HOST_PORT", "TRAINER_HOST_PORT",
+                   "SPARK_UI_HOST_PORT")
+# Compose profiles the test turns on: `spark`, a Spark master and worker and the Spark driver's image.
+PROFILES: tuple[str, ...] = ("spark",)
 UP_TIMEOUT = 600.0
 
 
@@ -65,19 +66,39 @@ def _http_ok(target: str) -> bool:
     return http_status(f"http://{target}/") == 200
 
 
+def _spark_master_state(target: str) -> dict:
+    """The Spark master's /json/ summary (workers, applications), or {} while it does not answer."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{target}/json/", timeout=5) as reply:
+            return json.loads(reply.read())
+    except (OSError, ValueError):
+        return {}
+
+
+def _spark_worker_alive(target: str) -> bool:
+    return _spark_master_state(target).get("aliveworkers", 0) >= 1
+
+
 # Every long-running service of the stack, with how it is seen to be up (the trainer goes here).
 READY: dict[str, Ready] = {
     "scoring": Ready("SCORING_HOST_PORT", _grpc_serving),
     "trainer": Ready("TRAINER_HOST_PORT", _grpc_serving),
     "dashboard": Ready("DASH_HOST_PORT", _http_ok),
+    "spark-master": Ready("SPARK_UI_HOST_PORT", _spark_worker_alive),  # up when a worker has registered
 }
 
 # Inside each image: the first-party packages whose every module must import (minus those the program
 # does not run), the distributions whose top-level modules must import (lazy imports such as pandas'
 # openpyxl are found only this way), and the modules the image must not have.
 IMAGE_MODULES: dict[str, dict[str, list[str]]] = {
-    "training": {"packages": ["training_job", "segmentation_core"], "skip": [],
-                 "absent": ["scoring_service", "dash_ui"]},
+    # The training image has no pyspark: its Spark engine is the Spark image's.
+    "training": {"packages": ["training_job", "segmentation_core"], "skip": ["training_job.spark"],
+                 "absent": ["scoring_service", "dash_ui", "pyspark"]},
+    # The Spark image (master, worker, driver): the training job with its Spark engine, pyspark and Java.
+    "spark": {"packages": ["training_job", "segmentation_core"], "skip": [],
+              "absent": ["scoring_service", "dash_ui"]},
     # The scoring image carries the whole scoring_service and segmentation_core folders; the server's modules
     # (not the Python client's: the `client` extra, pandas) pull in the segmentation_core modules it uses.
     "scoring": {"packages": ["scoring_service", "segmentation"],
@@ -413,6 +434,40 @@ def test_a_second_up_does_not_retrain(stack: Stack, client) -> None:
     assert "not training (--skip-if-served" in logs, logs[-2000:]
     assert [v["version"] for v in _versions(stack) if v["current"]] == [served]
     assert client.model_info().version == served
+
+
+_SPARK_SMOKE_JOB = r"""
+import json, socket, sys, time
+import pandas as pd
+from training_job.spark.session import build_session
+
+session = build_session(sys.argv[1], ["spark.executor.memory=512m", "spark.driver.memory=512m"])
+def facts(batches):
+    import socket, sys
+    import segmentation_core
+    for batch in batches:
+        yield pd.DataFrame({"host": [socket.gethostname()] * len(batch), "python": [sys.executable] * len(batch),
+                            "value": batch["id"]})
+rows = session.range(0, 10000, numPartitions=4).mapInPandas(facts, "host string, python string, value long").toPandas()
+print(json.dumps({"driver": socket.gethostname(), "hosts": sorted(set(rows["host"])),
+                  "pythons": sorted(set(rows["python"])), "sum": int(rows["value"].sum())}))
+session.stop()
+"""
+
+
+def test_the_spark_profile_runs_a_job_from_the_driver_container_on_the_worker(stack: Stack) -> None:
+    target = _target(stack, "SPARK_UI_HOST_PORT")
+    before = len(_spark_master_state(target).get("completedapps", []))
+    start = time.monotonic()
+    run = stack.compose("run", "--rm", "-T", "--entrypoint", "python", "spark-training", "-c", _SPARK_SMOKE_JOB,
+                        "spark://spark-master:7077", timeout=600)
+    _record(spark_job_seconds=round(time.monotonic() - start, 1))
+    facts = json.loads(run.stdout.strip().splitlines()[-1])
+    assert facts["sum"] == sum(range(10000))
+    assert facts["pythons"] == ["/opt/venv/bin/python"]
+    assert facts["hosts"] and facts["driver"] not in facts["hosts"], f"the tasks ran in the driver's container: {facts}"
+    state = _spark_master_state(target)
+    assert len(state["completedapps"]) == before + 1 and state["completedapps"][-1]["state"] == "FINISHED", state
 
 
 def test_down_v_leaves_no_container_network_or_volume(stack: Stack) -> None:

@@ -10,11 +10,12 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.deploy_support import ROOT
-from tests.spark_cluster import live_processes_of_groups, spark_env
+from tests.spark_cluster import live_processes_of_groups, spark_env, spark_home
 
 #: What the driver asks of the cluster: one 1-core executor per worker, small ones.
 CLUSTER_CONF = ["spark.executor.memory=512m", "spark.executor.cores=1", "spark.cores.max=2",
@@ -49,7 +50,9 @@ session.stop()
 
 def run_driver(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     """A driver process in its own process group (killed whole afterwards: its JVM too)."""
-    process = subprocess.Popen(args, cwd=ROOT, env=spark_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    env = spark_env(PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
+                    PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
     try:
         out, err = process.communicate(timeout=timeout)
@@ -66,9 +69,20 @@ def run_driver(args: list[str], timeout: float = 300) -> subprocess.CompletedPro
     return subprocess.CompletedProcess(args, process.returncode, out, err)
 
 
+def spark_submit(master: str, script: Path, *args: str) -> list[str]:
+    """spark-submit (the pinned pyspark's) in client mode on ``master``, the driver on this interpreter."""
+    submit = spark_home() / "bin" / "spark-submit"
+    conf = [item for pair in CLUSTER_CONF for item in ("--conf", pair)]
+    return [str(submit), "--master", master, "--deploy-mode", "client", *conf,
+            "--conf", f"spark.pyspark.driver.python={sys.executable}", str(script), *args]
+
+
 @pytest.mark.slow
-def test_a_job_runs_on_two_workers_with_the_project_s_interpreter(spark_cluster) -> None:
-    result = run_driver([sys.executable, "-c", _SMOKE_JOB, spark_cluster.master_url, *CLUSTER_CONF])
+def test_a_job_submitted_with_spark_submit_runs_on_both_workers_with_the_project_s_interpreter(
+        spark_cluster, tmp_path: Path) -> None:
+    job = tmp_path / "smoke_job.py"
+    job.write_text(_SMOKE_JOB)
+    result = run_driver(spark_submit(spark_cluster.master_url, job, spark_cluster.master_url, *CLUSTER_CONF))
     assert result.returncode == 0, result.stderr[-4000:] + spark_cluster.logs()
     facts = json.loads(result.stdout.strip().splitlines()[-1])
     assert facts["master"] == spark_cluster.master_url
