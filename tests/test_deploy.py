@@ -349,6 +349,15 @@ def test_the_spark_profile_is_a_master_a_worker_and_a_driver_on_one_image(compos
     assert env["PYSPARK_PYTHON"] == "/opt/venv/bin/python", "Spark's Python workers must run the image's venv"
 
 
+def test_health_check_arguments_have_no_spaces(compose: dict) -> None:
+    """podman's Docker-compatible API splits a CMD health check's arguments at spaces (the Spark master's
+    check failed as `python -c import` until its one-liner had none)."""
+    for name, service in compose["services"].items():
+        test = (service.get("healthcheck") or {}).get("test") or []
+        if test and test[0] == "CMD":
+            assert not [a for a in test[1:] if " " in a], f"{name}: health check {test}"
+
+
 def _bytes(size: str) -> int:
     """'2g' -> 2**31, '512m' -> 2**29."""
     return int(size[:-1]) * 1024 ** ("kmg".index(size[-1].lower()) + 1) if size[-1].isalpha() else int(size)
