@@ -17,8 +17,14 @@ import numpy as np
 
 __all__ = ["ALGORITHMS", "Algorithm", "algorithm_named"]
 
-#: GMM covariance regularisation (transformed features are standardized, so one value serves all tables).
-GMM_REG_COVAR = 1e-4
+#: GMM covariance floor, added to every component's variances. Transformed features are standardized, so
+#: one value serves all tables: 0.1 keeps a component at least ~0.3 standard deviations wide on every
+#: feature, so that it cannot collapse onto one level of a count or a one-hot column (at 1e-4 the mixture
+#: chased such spikes: a higher likelihood with worse segments and posteriors of 1.000; see README
+#: "Confidence").
+GMM_REG_COVAR = 0.1
+#: GMM restarts in the k search (k-means initialisations; the best likelihood is kept).
+GMM_N_INIT = 4
 
 
 @dataclass(frozen=True)
@@ -88,13 +94,13 @@ def _kmeans_reorder(model: Any, order: np.ndarray) -> None:
     return None
 
 
-# --- Gaussian mixture (full covariances)
+# --- Gaussian mixture (full covariances, a variance floor)
 
 
 def _gmm_fit(X: np.ndarray, k: int, seed: int) -> Any:
     from sklearn.mixture import GaussianMixture
 
-    return GaussianMixture(n_components=k, covariance_type="full", n_init=2, reg_covar=GMM_REG_COVAR,
+    return GaussianMixture(n_components=k, covariance_type="full", n_init=GMM_N_INIT, reg_covar=GMM_REG_COVAR,
                            random_state=seed).fit(X)
 
 
