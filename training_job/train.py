@@ -182,7 +182,7 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
             mismatch = int(np.count_nonzero(served != segment))
             raise RuntimeError(f"serving math disagrees with the estimator on {mismatch} training rows")
     with stages("confidence"):
-        confidence = fit_temperature(x, k, algorithm, seed)
+        confidence = fit_temperature(x, k, algorithm, seed, np.asarray(centroids))
         model = dataclasses.replace(model, temperature=confidence.temperature,
                                     smoothing=confidence.smoothing)
     with stages("stability"):
