@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -163,30 +163,113 @@ def _sample_skewness(x: np.ndarray) -> float:
     return float(np.mean(((x - x.mean()) / sd) ** 3))
 
 
+class NumericStatistics(Protocol):
+    """The statistics of one column that its numeric transform is fitted from.
+
+    :class:`ArrayStatistics` computes them with numpy on a column in memory; the training job's Spark engine
+    computes the same ones on a cluster. :func:`fit_numeric` makes every decision from them, so both fit
+    one transform by one set of rules. "Filled" is the column with missing values set to the median.
+    """
+
+    def present(self) -> tuple[int, int, int, float, float]:
+        """(rows, present values, infinite values, minimum, maximum of the present values)."""
+
+    def median(self) -> float:
+        """Median of the present values."""
+
+    def filled_skewness(self, median: float) -> float:
+        """Sample skewness of the filled column (0 for a constant one)."""
+
+    def head_has_more_than_two_values(self, median: float) -> bool:
+        """Whether the first 5,000 rows of the filled column hold more than two distinct values."""
+
+    def yeojohnson_lambda(self, median: float) -> float:
+        """Yeo-Johnson's maximum-likelihood lambda of the filled column."""
+
+    def transformed_range(self, median: float, method: str, lam: float) -> tuple[float, float]:
+        """Minimum and maximum of the filled column after the skew transform."""
+
+    def transformed_quartiles(self, median: float, method: str, lam: float) -> tuple[float, float]:
+        """25th and 75th percentiles (numpy's linear rule) of the filled column after the skew transform."""
+
+    def final_moments(self, median: float, low: float, high: float, method: str, lam: float) -> tuple[float, float]:
+        """Mean and standard deviation (ddof 0) of the filled column clipped to [low, high], then transformed."""
+
+
+class ArrayStatistics:
+    """:class:`NumericStatistics` of a column held in memory (numpy)."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = np.asarray(values, dtype=np.float64)
+        self._filled: tuple[float, np.ndarray] | None = None
+
+    def filled(self, median: float) -> np.ndarray:
+        """The column with missing values set to ``median``."""
+        if self._filled is None or self._filled[0] != median:
+            self._filled = (median, np.where(np.isnan(self.values), median, self.values))
+        return self._filled[1]
+
+    def present(self) -> tuple[int, int, int, float, float]:
+        present = self.values[~np.isnan(self.values)]
+        if present.size == 0:
+            return len(self.values), 0, 0, math.nan, math.nan
+        return (len(self.values), int(present.size), int(np.count_nonzero(~np.isfinite(present))),
+                float(present.min()), float(present.max()))
+
+    def median(self) -> float:
+        return float(np.median(self.values[~np.isnan(self.values)]))
+
+    def filled_skewness(self, median: float) -> float:
+        return _sample_skewness(self.filled(median))
+
+    def head_has_more_than_two_values(self, median: float) -> bool:
+        return bool(np.unique(self.filled(median)[:5000]).size > 2)
+
+    def yeojohnson_lambda(self, median: float) -> float:
+        from scipy.stats import yeojohnson  # fitting only: serving never needs scipy
+
+        return float(yeojohnson(self.filled(median))[1])
+
+    def transformed_range(self, median: float, method: str, lam: float) -> tuple[float, float]:
+        transformed = _skew_forward(self.filled(median), method, lam)
+        return float(transformed.min()), float(transformed.max())
+
+    def transformed_quartiles(self, median: float, method: str, lam: float) -> tuple[float, float]:
+        q1, q3 = np.percentile(_skew_forward(self.filled(median), method, lam), [25, 75])
+        return float(q1), float(q3)
+
+    def final_moments(self, median: float, low: float, high: float, method: str, lam: float) -> tuple[float, float]:
+        final = _skew_forward(np.clip(self.filled(median), low, high), method, lam)
+        return float(final.mean()), float(final.std())
+
+
 def _fit_numeric(name: str, values: np.ndarray, options: FitOptions) -> NumericFeature:
-    present = values[~np.isnan(values)]
-    if present.size == 0:
+    return fit_numeric(name, ArrayStatistics(values), options)
+
+
+def fit_numeric(name: str, stats: NumericStatistics, options: FitOptions) -> NumericFeature:
+    """Fit one numeric feature's transform from its column's statistics (the one set of fitting rules)."""
+    rows, count, infinite, minimum, maximum = stats.present()
+    if count == 0:
         raise InputError(f"column {name!r} has no values: every row is missing", field=name)
-    if not np.all(np.isfinite(present)):
+    if infinite:
         raise InputError(f"column {name!r} holds an infinite value", field=name)
-    median = float(np.median(present))
-    filled = np.where(np.isnan(values), median, values)
+    median = stats.median()
+    filled_min = min(minimum, median) if count < rows else minimum
+    filled_max = max(maximum, median) if count < rows else maximum
     method = options.skew
     if method == "auto":
-        skewed = abs(_sample_skewness(filled)) > SKEW_THRESHOLD and np.unique(filled[:5000]).size > 2
-        method = ("log1p" if filled.min() >= 0 else "yeo-johnson") if skewed else "none"
-    if method == "log1p" and filled.min() < 0:
+        skewed = abs(stats.filled_skewness(median)) > SKEW_THRESHOLD and stats.head_has_more_than_two_values(median)
+        method = ("log1p" if filled_min >= 0 else "yeo-johnson") if skewed else "none"
+    if method == "log1p" and filled_min < 0:
         raise InputError(f"column {name!r} has negative values; log1p needs values >= 0 (use yeo-johnson)",
                          field=name)
     lam = 1.0
     if method == "yeo-johnson":
-        from scipy.stats import yeojohnson  # fitting only: serving never needs scipy
-
-        lam = float(yeojohnson(filled)[1])
-    transformed = _skew_forward(filled, method, lam)
-    low_t, high_t = float(transformed.min()), float(transformed.max())
+        lam = stats.yeojohnson_lambda(median)
+    low_t, high_t = stats.transformed_range(median, method, lam)
     if options.outliers == "clip":
-        q1, q3 = np.percentile(transformed, [25, 75])
+        q1, q3 = stats.transformed_quartiles(median, method, lam)
         iqr = q3 - q1
         if iqr > 0:
             low_t = max(low_t, float(q1 - options.iqr_fence * iqr))
@@ -194,13 +277,11 @@ def _fit_numeric(name: str, values: np.ndarray, options: FitOptions) -> NumericF
     clip_low = float(_skew_inverse(np.array([low_t]), method, lam)[0])
     clip_high = float(_skew_inverse(np.array([high_t]), method, lam)[0])
     # Round-tripping through the inverse can step outside the data range by an ulp; keep it inside.
-    clip_low, clip_high = max(clip_low, float(filled.min())), min(clip_high, float(filled.max()))
-    final = _skew_forward(np.clip(filled, clip_low, clip_high), method, lam)
-    scale = float(final.std())
+    clip_low, clip_high = max(clip_low, filled_min), min(clip_high, filled_max)
+    center, scale = stats.final_moments(median, clip_low, clip_high, method, lam)
     return NumericFeature(
         name=name, impute=median, clip_low=clip_low, clip_high=clip_high, skew=method, yj_lambda=lam,
-        center=float(final.mean()), scale=scale if scale > 0 else 1.0,
-        minimum=float(present.min()), maximum=float(present.max()),
+        center=center, scale=scale if scale > 0 else 1.0, minimum=minimum, maximum=maximum,
     )
 
 
@@ -249,6 +330,14 @@ class FeatureSchema:
     def fit(cls, frame: Any, numeric: Sequence[str], categorical: Sequence[str],
             options: FitOptions | None = None) -> "FeatureSchema":
         """Fit the transform on a training table (pandas DataFrame or mapping of columns)."""
+        return cls.fit_statistics({n: ArrayStatistics(np.asarray(frame[n], dtype=np.float64)) for n in numeric},
+                                  {c: list(frame[c]) for c in categorical}, options)
+
+    @classmethod
+    def fit_statistics(cls, numeric: Mapping[str, NumericStatistics], categorical: Mapping[str, Sequence[Any]],
+                       options: FitOptions | None = None) -> "FeatureSchema":
+        """Fit the transform from each numeric column's statistics (in memory or on a cluster) and the
+        categorical columns' values."""
         options = options or FitOptions()
         if options.skew not in ("auto", *SKEW_METHODS):
             raise ValueError(f"skew={options.skew!r} should be one of auto, {', '.join(SKEW_METHODS)}")
@@ -256,8 +345,8 @@ class FeatureSchema:
             raise ValueError(f"outliers={options.outliers!r} should be 'clip' or 'none'")
         if not numeric and not categorical:
             raise ValueError("a feature schema needs at least one feature")
-        nums = tuple(_fit_numeric(n, np.asarray(frame[n], dtype=np.float64), options) for n in numeric)
-        cats = tuple(_fit_categorical(c, list(frame[c]), options) for c in categorical)
+        nums = tuple(fit_numeric(n, stats, options) for n, stats in numeric.items())
+        cats = tuple(_fit_categorical(c, values, options) for c, values in categorical.items())
         return cls(numeric=nums, categorical=cats, options=options)
 
     # ---- description -------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ __all__ = [
     "clean_log",
     "customer_table",
     "parse_as_of",
+    "resolve_snapshot",
 ]
 
 RECENCY, FREQUENCY, MONETARY = "Recency", "Frequency", "Monetary"
@@ -227,13 +228,8 @@ def customer_table(log: CleanLog, as_of: str | date | None = None) -> tuple[pd.D
     """
     lines, report = log.lines, dataclasses.replace(log.report)
     first, last = lines["day"].min(), lines["day"].max()
-    if as_of is None:
-        snapshot = _snapshot(log.recipe.snapshot_date, last)
-    else:
-        snapshot = parse_as_of(as_of) if not isinstance(as_of, pd.Timestamp) else as_of.normalize()
-        if snapshot <= first:
-            raise DataError(f"as-of date {snapshot.date()} is not after the first transaction ({first.date()}): "
-                            "no customer has a purchase before it")
+    snapshot = resolve_snapshot(log.recipe, as_of, first, last)
+    if as_of is not None:
         later = lines["day"] >= snapshot
         report.after_as_of = int(later.sum())
         lines = lines.loc[~later]
@@ -252,6 +248,20 @@ def customer_table(log: CleanLog, as_of: str | date | None = None) -> tuple[pd.D
         "max": int(per_customer.max()),
     }
     return table, report
+
+
+def resolve_snapshot(recipe: Recipe, as_of: str | date | pd.Timestamp | None, first: pd.Timestamp,
+                     last: pd.Timestamp) -> pd.Timestamp:
+    """The as-of date of an aggregation of lines dated ``first``..``last`` (days): ``as_of`` (which must fall
+    after the first day; later lines are then left out), else the recipe's rule (which must fall after the
+    last); a bad one raises DataError."""
+    if as_of is None:
+        return _snapshot(recipe.snapshot_date, last)
+    snapshot = parse_as_of(as_of) if not isinstance(as_of, pd.Timestamp) else as_of.normalize()
+    if snapshot <= first:
+        raise DataError(f"as-of date {snapshot.date()} is not after the first transaction ({first.date()}): "
+                        "no customer has a purchase before it")
+    return snapshot
 
 
 def _aggregate(lines: pd.DataFrame, snapshot: pd.Timestamp, unit_days: int) -> pd.DataFrame:

@@ -250,11 +250,24 @@ def calibrate(algorithm: str, x: np.ndarray, segment: np.ndarray, centroids: np.
               gmm_params: Mapping[str, Any] | None = None) -> SegmentModel:
     """Build a SegmentModel from training data and its (ordered) assignment."""
     k, d = centroids.shape
-    diff = x - centroids[segment]
-    dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-    sigma2 = float(np.mean(dist ** 2) / d) or 1e-12
+    dist = centroid_distances(x, segment, centroids)
+    sigma2 = float(np.mean(dist ** 2) / d)
     threshold = np.array([np.percentile(dist[segment == j], OUTLIER_PERCENTILE) if np.any(segment == j) else 0.0
                           for j in range(k)])
+    return calibrated(algorithm, centroids, sigma2, threshold, gmm_params)
+
+
+def centroid_distances(x: np.ndarray, segment: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """Euclidean distance of each row to its segment's centroid, as the calibration measures it."""
+    diff = x - centroids[segment]
+    return np.sqrt(np.einsum("ij,ij->i", diff, diff))
+
+
+def calibrated(algorithm: str, centroids: np.ndarray, sigma2: float, threshold: np.ndarray,
+               gmm_params: Mapping[str, Any] | None = None) -> SegmentModel:
+    """A SegmentModel from its calibration: ``sigma2`` (mean squared distance per dimension) and the
+    per-segment ``OUTLIER_PERCENTILE`` distance thresholds, measured in memory or on a cluster."""
+    sigma2 = sigma2 or 1e-12
     if algorithm == "gmm":
         assert gmm_params is not None
         return SegmentModel(algorithm, centroids, sigma2, threshold,

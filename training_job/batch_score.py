@@ -22,7 +22,7 @@ from segmentation_core.store import ModelStore
 from segmentation_core.tables import atomic_output, match_columns, read_table
 from training_job.schema_inference import infer_id_column
 
-__all__ = ["ScoreSummary", "score_file", "score_frame"]
+__all__ = ["ScoreSummary", "result_fields", "score_columns", "score_file", "score_frame"]
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +65,38 @@ def score_frame(artefact: Artefact, frame: pd.DataFrame, *, as_of: str | None = 
         ids = _ids(artefact, frame)
         features = frame.reset_index(drop=True)
         used_as_of = None
+    result = score_columns(artefact, features, columns, ids)
+    if used_as_of is not None:
+        result["as_of"] = used_as_of
+    return result, used_as_of
+
+
+def score_columns(artefact: Artefact, features: pd.DataFrame, columns: dict[str, str], ids: np.ndarray
+                  ) -> pd.DataFrame:
+    """Score rows whose feature ``name`` is in column ``columns[name]`` (rows indexed 0..n-1): the result table's
+    rows, ids first, then the features, the segment columns and (a transactions model with CLV) the CLV figures.
+    The Spark engine calls it on each Arrow batch."""
     result = _score(artefact, features, columns)
     result.insert(0, "id", ids)
     if artefact.clv is not None and artefact.recipe is not None:
         figures = artefact.clv.predict(*(features[name].to_numpy(np.float64) for name in CLV_INPUTS))
         for name, values in zip(FIGURES, figures):
             result[name] = values
-    if used_as_of is not None:
-        result["as_of"] = used_as_of
-    return result, used_as_of
+    return result
+
+
+def result_fields(artefact: Artefact, *, with_as_of: bool) -> list[tuple[str, str]]:
+    """The result table's columns and their SQL types, in :func:`score_columns`' order (for a Spark schema)."""
+    schema = artefact.schema
+    fields = [("id", "string")]
+    fields += [(f.name, "double") for f in schema.numeric] + [(c.name, "string") for c in schema.categorical]
+    fields += [("segment_id", "int"), ("segment_name", "string"), ("distance", "double"), ("confidence", "double"),
+               ("outlier", "boolean"), ("error", "string")]
+    if artefact.clv is not None and artefact.recipe is not None:
+        fields += [(name, "double") for name in FIGURES]
+    if with_as_of:
+        fields.append(("as_of", "string"))
+    return fields
 
 
 def _score(artefact: Artefact, features: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:

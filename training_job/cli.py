@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +47,8 @@ class ModelOption:
 class TrainOptions:
     """``train``: the data, its shape, and the clustering."""
 
-    data: Path = option(None, "customer table or transaction log: CSV (any delimiter, .gz), Parquet or "
-                                     "Excel file", required=True)
+    data: str = option(None, "customer table or transaction log: CSV (any delimiter, .gz), Parquet or "
+                                    "Excel file (--engine spark: a file, folder, glob or URI Spark reads)", required=True)
     preset: str | None = option(None, f"data shape: {', '.join(PRESETS)} or auto (none: auto unless --config "
                                       "is given)")
     config: Path | None = option(None, "TOML configuration for full control")
@@ -64,11 +65,23 @@ class TrainOptions:
 class ScoreOptions:
     """``score``: the table to score, where the result goes, and as of when."""
 
-    data: Path = option(None, "the table or transaction log to score", required=True)
-    output: Path = option(None, "result file: CSV, or Parquet when it ends in .parquet", required=True)
+    data: str = option(None, "the table or transaction log to score (--engine spark: any path or URI Spark reads)",
+                       required=True)
+    output: str = option(None, "result file: CSV, or Parquet when it ends in .parquet (--engine spark: a Parquet "
+                               "folder)", required=True)
     as_of: str | None = option(None, "transaction models: the ISO date the log is aggregated as of (none: the rule "
                                      "used in training, the day after the last purchase); later lines are left out")
     version: str | None = option(None, "a kept version instead of CURRENT, e.g. v0003")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """``train`` and ``score``: which engine runs them (``--spark-conf KEY=VALUE`` may be repeated)."""
+
+    engine: str = option("pandas", "pandas (one process) or spark (a Spark cluster: pyspark and Java needed)",
+                         choices=("pandas", "spark"))
+    spark_master: str = option("local[2]", "--engine spark: the Spark master URL (local[N], spark://HOST:7077, yarn, "
+                                           "k8s://...)")
 
 
 @dataclass(frozen=True)
@@ -123,9 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     commands = {
         "train": ("train on a customer table or transaction log and publish a version",
-                  (TrainOptions, StoreOptions, ModelOption)),
+                  (TrainOptions, EngineOptions, StoreOptions, ModelOption)),
         "score": ("score a customer table, or a raw log with a transactions model's recipe, from the store (no "
-                  "service needed)", (ScoreOptions, StoreOptions, ModelOption)),
+                  "service needed)", (ScoreOptions, EngineOptions, StoreOptions, ModelOption)),
         "list": ("list the versions of a model, the current one marked", (ListOptions, StoreOptions, ModelOption)),
         "promote": ("make a version the served one", (PromoteOptions, StoreOptions, ModelOption)),
         "rollback": ("serve the version published before the current one", (StoreOptions, ModelOption)),
@@ -137,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".")
         for group in groups:
             add_options(command, group, ENV_PREFIX)
+        if EngineOptions in groups:
+            variable = ENV_PREFIX + "SPARK_CONF"
+            command.add_argument("--spark-conf", action="append", metavar="KEY=VALUE",
+                                 default=os.environ.get(variable, "").split() or None,
+                                 help=f"--engine spark: a Spark setting, e.g. spark.executor.memory=2g; repeat for "
+                                      f"more (env {variable}: space-separated KEY=VALUE)")
     return parser
 
 
@@ -180,8 +199,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
             return 0
 
     signer = load_signing_key(args.signing_key) if args.signing_key else None  # a bad key stops before training
-    config = _config_for(args, lambda: read_table(args.data))
-    result = train(args.data, config, ModelStore(args.store), model_name=args.model, keep=args.keep, signer=signer)
+    if args.engine == "spark":
+        from training_job.spark.train import read_head, train_spark
+
+        config = _config_for(args, lambda: read_head(args.data, args.spark_master, args.spark_conf))
+        result = train_spark(args.data, config, ModelStore(args.store), model_name=args.model, keep=args.keep,
+                             master=args.spark_master, spark_conf=args.spark_conf, signer=signer)
+    else:
+        config = _config_for(args, lambda: read_table(args.data))
+        result = train(Path(args.data), config, ModelStore(args.store), model_name=args.model, keep=args.keep,
+                       signer=signer)
     if signer is not None:
         log.info("signed with key %s", signer.key_id)
     log.info("segments: %s", "; ".join(f"{i}: {name}" for i, name in enumerate(result.segment_names)))
@@ -193,8 +220,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_score(args: argparse.Namespace) -> int:
     from training_job.batch_score import score_file
 
-    summary = score_file(ModelStore(args.store), args.model, args.data, args.output, as_of=args.as_of,
-                         version=args.version)
+    if args.engine == "spark":
+        from training_job.spark.score import score_spark
+
+        summary = score_spark(ModelStore(args.store), args.model, args.data, args.output, as_of=args.as_of,
+                              version=args.version, master=args.spark_master, spark_conf=args.spark_conf)
+    else:
+        summary = score_file(ModelStore(args.store), args.model, Path(args.data), Path(args.output),
+                             as_of=args.as_of, version=args.version)
     as_of = f" as of {summary.as_of}" if summary.as_of else ""
     log.info("scored %d customers%s with %s %s into %s (%d rows with an error)", summary.rows, as_of,
              summary.model, summary.version, summary.output, summary.errors)

@@ -18,8 +18,12 @@ SAMPLE_ROWS = 5_000
 
 def segment_order(labels: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """Raw cluster label of each segment id: by size descending, then centroid coordinates."""
+    return segment_order_by_size(np.bincount(labels, minlength=centroids.shape[0]), centroids)
+
+
+def segment_order_by_size(sizes: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """:func:`segment_order` given each raw cluster's size (counted in memory or on a cluster)."""
     k = centroids.shape[0]
-    sizes = np.bincount(labels, minlength=k)
     keys = sorted(range(k), key=lambda j: (-int(sizes[j]), tuple(np.round(centroids[j], 9))))
     return np.asarray(keys, dtype=np.int64)
 
@@ -56,20 +60,22 @@ def segment_profiles(features: pd.DataFrame, segment: np.ndarray, schema: Featur
     """Per segment: size, share, centroid in original units, per-feature statistics, level shares."""
     numeric = [f.name for f in schema.numeric]
     categorical = [c.name for c in schema.categorical]
+    members = [features[segment == j] for j in range(centroids.shape[0])]
+    return profile_entries([len(m) for m in members], schema, centroids,
+                           [{n: _numeric_stats(m[n]) for n in numeric} for m in members],
+                           [{c: _level_shares(m[c]) for c in categorical} for m in members])
+
+
+def profile_entries(sizes: Sequence[int], schema: FeatureSchema, centroids: np.ndarray,
+                    stats: Sequence[dict[str, dict[str, float]]], categories: Sequence[dict[str, dict[str, float]]]
+                    ) -> list[dict[str, Any]]:
+    """The manifest's segment entries from per-segment sizes and statistics (computed in memory or on a cluster)."""
+    numeric = [f.name for f in schema.numeric]
     original = schema.numeric_to_original(centroids)
-    total = len(segment)
-    profiles = []
-    for j in range(centroids.shape[0]):
-        members = features[segment == j]
-        profiles.append({
-            "id": j,
-            "size": int(len(members)),
-            "share": float(len(members) / total) if total else 0.0,
-            "centroid": {n: float(original[j, i]) for i, n in enumerate(numeric)},
-            "stats": {n: _numeric_stats(members[n]) for n in numeric},
-            "categories": {c: _level_shares(members[c]) for c in categorical},
-        })
-    return profiles
+    total = int(sum(sizes))
+    return [{"id": j, "size": int(sizes[j]), "share": float(sizes[j] / total) if total else 0.0,
+             "centroid": {n: float(original[j, i]) for i, n in enumerate(numeric)},
+             "stats": stats[j], "categories": categories[j]} for j in range(centroids.shape[0])]
 
 
 def basket_profiles(customers: pd.DataFrame, segment: np.ndarray, k: int, columns: Sequence[str]

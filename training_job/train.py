@@ -203,28 +203,12 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
         data_profile = profile_table(frame, name=data_name or Path(data).name, config=config)
     with stages("compare"):
         comparison = compare_with_current(store, model_name, features, segment)
-    manifest = {
-        "model": model_name,
-        "version": None,
-        "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "data": {"path": str(data), "name": data_name or Path(data).name, "fingerprint": data_fingerprint,
-                 "rows_in": int(len(frame)), "customers": int(n)},
-        "libraries": _library_versions(),
-        "config": config.to_dict(),
-        "feature_schema": schema.to_dict(),
-        "algorithm": {"name": algorithm, "params": _estimator_params(estimator)},
-        "k_search": {"rule": search.rule, "explanation": search.rule_explanation, "chosen_k": int(k),
-                     "structure": search.structure, "business_k_range": list(business) if business else None,
-                     "rows": search.rows},
-        "quality": quality,
-        "confidence": confidence.to_dict(),
-        "cleaning": table.report.to_dict(),
-        "base": base_profile(features, numeric, categorical),
-        "segments": profiles,
-        "reference": reference.to_dict(),
-        "profile": data_profile,
-        "comparison": comparison,
-    }
+    manifest = build_manifest(
+        model_name=model_name, data={"path": str(data), "name": data_name or Path(data).name,
+                                     "fingerprint": data_fingerprint, "rows_in": int(len(frame)), "customers": int(n)},
+        config=config, schema=schema, estimator=estimator, search=search, business=business, quality=quality,
+        confidence=confidence, cleaning=table.report.to_dict(), base=base_profile(features, numeric, categorical),
+        profiles=profiles, reference=reference.to_dict(), data_profile=data_profile, comparison=comparison)
     clv = None
     if config.data.kind == "transactions":
         manifest["recipe"] = config.recipe().to_dict()
@@ -233,18 +217,13 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
         for profile, basket in zip(profiles, per_segment):
             profile["basket"] = basket
         with stages("clv"):
-            clv = _fit_clv(config, table, segment, k, profiles)
+            clv = fit_clv_summary(config, lambda as_of: customer_table(table.log, as_of)[0], table.customers,
+                                  lambda fitted, seg, k: _clv_summary(fitted, table.customers, seg, k),
+                                  segment, k, profiles)
     pipeline = build_pipeline(schema, estimator, model)
-
-    def write(folder: Path, version: str) -> None:
-        manifest["version"] = version
-        write_artefact(folder, manifest, model, sample,
-                       write_pipeline=lambda p: joblib.dump(pipeline, p, compress=3),
-                       write_report=lambda p, m: write_report(m, _sample_frame(sample), p), clv=clv,
-                       signer=signer)
-
     with stages("publish"):
-        version = store.publish(model_name, write, keep=keep, make_current=publish)
+        version = publish_version(store, model_name, manifest, model, sample, pipeline, clv, keep=keep,
+                                  publish=publish, signer=signer)
     path = store.version_dir(model_name, version)
     log.info("%s %s %s (k=%d) to %s in %.1f s", "published" if publish else "kept (not CURRENT)", model_name,
              version, k, path, time.monotonic() - started)
@@ -252,27 +231,75 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
                           segment_names=[p["name"] for p in profiles], manifest=manifest, published=publish)
 
 
-def _fit_clv(config: TrainingConfig, table: PreparedTable, segment: np.ndarray, k: int,
-             profiles: list[dict[str, Any]]) -> ClvModel | None:
-    """Fit CLV on the calibration period (or the whole log) and add per-segment figures; None if it cannot."""
+def build_manifest(*, model_name: str, data: dict[str, Any], config: TrainingConfig, schema: FeatureSchema,
+                   estimator: Any, search: Any, business: tuple[int, int] | None, quality: dict[str, float],
+                   confidence: Any, cleaning: dict[str, Any], base: dict[str, Any], profiles: list[dict[str, Any]],
+                   reference: dict[str, Any], data_profile: dict[str, Any], comparison: dict[str, Any]
+                   ) -> dict[str, Any]:
+    """The manifest of a trained model (every engine's): what ``write_artefact`` stores as manifest.json."""
+    return {
+        "model": model_name,
+        "version": None,
+        "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "data": data,
+        "libraries": _library_versions(),
+        "config": config.to_dict(),
+        "feature_schema": schema.to_dict(),
+        "algorithm": {"name": config.model.algorithm, "params": _estimator_params(estimator)},
+        "k_search": {"rule": search.rule, "explanation": search.rule_explanation, "chosen_k": int(search.chosen_k),
+                     "structure": search.structure, "business_k_range": list(business) if business else None,
+                     "rows": search.rows},
+        "quality": quality,
+        "confidence": confidence.to_dict(),
+        "cleaning": cleaning,
+        "base": base,
+        "segments": profiles,
+        "reference": reference,
+        "profile": data_profile,
+        "comparison": comparison,
+    }
+
+
+def publish_version(store: ModelStore, model_name: str, manifest: dict[str, Any], model: SegmentModel,
+                    sample: dict[str, np.ndarray], pipeline: Any, clv: ClvModel | None, *, keep: int,
+                    publish: bool, signer: Signer | None = None) -> str:
+    """Write the artefact through the store (atomically) and return its version id (every engine's)."""
+    def write(folder: Path, version: str) -> None:
+        manifest["version"] = version
+        write_artefact(folder, manifest, model, sample,
+                       write_pipeline=lambda p: joblib.dump(pipeline, p, compress=3),
+                       write_report=lambda p, m: write_report(m, _sample_frame(sample), p), clv=clv,
+                       signer=signer)
+
+    return store.publish(model_name, write, keep=keep, make_current=publish)
+
+
+def fit_clv_summary(config: TrainingConfig, calibration_table: Callable[[pd.Timestamp], pd.DataFrame],
+                    customers: pd.DataFrame, summarize: Callable[..., dict[str, Any]], segment: Any, k: int,
+                    profiles: list[dict[str, Any]]) -> ClvModel | None:
+    """Fit CLV on the calibration period (``calibration_table(as_of)``) or on ``customers`` (the whole log), and
+    add per-segment figures (``summarize(figures, segment, k)``); None if it cannot be fitted."""
     settings = config.clv
     try:
         if settings.calibration_end:
-            as_of = pd.Timestamp(settings.calibration_end) + pd.Timedelta(days=1)
-            calibration, _ = customer_table(table.log, as_of)
+            calibration = calibration_table(pd.Timestamp(settings.calibration_end) + pd.Timedelta(days=1))
         else:
-            calibration = table.customers
+            calibration = customers
         clv = fit_clv(calibration, time_unit=settings.time_unit, horizon_days=settings.horizon_days,
                       discount_rate_annual=settings.discount_rate_annual, calibration_end=settings.calibration_end)
     except DataError as exc:
         log.warning("CLV not fitted: %s", exc)
         return None
-    figures = customer_figures(clv, table.customers)
-    summary = segment_summary(figures, segment, k)
+    summary = summarize(clv, segment, k)
     for profile, stats in zip(profiles, summary["segments"]):
         profile["clv"] = {key: value for key, value in stats.items() if key != "id"}
-    return dataclasses.replace(clv, summary={"customers": int(len(figures)), "base": summary["base"],
+    return dataclasses.replace(clv, summary={"customers": int(summary["customers"]), "base": summary["base"],
                                              "calibration_customers": int(len(calibration))})
+
+
+def _clv_summary(clv: ClvModel, customers: pd.DataFrame, segment: np.ndarray, k: int) -> dict[str, Any]:
+    """Per-segment and base CLV figures of every customer (in memory)."""
+    return {**segment_summary(customer_figures(clv, customers), segment, k), "customers": len(customers)}
 
 
 def _estimator_params(estimator: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ DEFAULT_MASTER = "local[2]"
 DEFAULT_CONF: dict[str, str] = {
     "spark.app.name": "customer-segmentation",
     "spark.driver.memory": "1g",
-    "spark.sql.shuffle.partitions": "8",
+    "spark.sql.shuffle.partitions": "4",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     # Casts of bad text give NULL (the engine then names the column and the value) instead of failing a task.
