@@ -18,7 +18,7 @@ from typing import Any, Iterator, Sequence
 
 from segmentation_core.artefact import read_artefact
 from segmentation_core.errors import DataError
-from segmentation_core.recipe import CUSTOMER_COLUMNS, Recipe
+from segmentation_core.recipe import CUSTOMER_COLUMNS, Recipe, check_features
 from segmentation_core.store import ModelStore
 from segmentation_core.tables import match_columns
 from training_job.batch_score import ScoreSummary, result_fields, score_columns
@@ -92,14 +92,10 @@ def _plan(artefact: Any, raw: Any, as_of: str | None) -> _Plan:
 
     schema = artefact.schema
     if artefact.recipe is not None:
+        check_features(schema.feature_names, f"{artefact.manifest.get('model')} {artefact.version}")
         table, report = recipe.aggregate(raw, Recipe.from_dict(artefact.recipe), as_of)
         log.info("aggregated %d log rows to %d customers as of %s on the cluster (%d rows after the as-of date "
                  "left out)", report.rows_in, report.customers, report.snapshot_date, report.after_as_of)
-        unknown = [name for name in schema.feature_names if name not in CUSTOMER_COLUMNS]
-        if unknown:
-            raise DataError(f"model {artefact.manifest.get('model')} {artefact.version} uses feature(s) "
-                            f"{', '.join(map(repr, unknown))} that its recipe does not compute ([derived] "
-                            "columns of a log are not recomputed when scoring)")
         return _Plan(table, {name: name for name in CUSTOMER_COLUMNS}, recipe.CUSTOMER, report.snapshot_date)
     if as_of is not None:
         raise DataError(f"--as-of applies to transaction-log models; model {artefact.manifest.get('model')} "
