@@ -6,6 +6,7 @@ sample, joblib pipeline) through ``ModelStore.publish``, as the training job doe
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -19,7 +20,7 @@ import pandas as pd
 from segmentation_core.artefact import write_artefact
 from segmentation_core.features import FeatureSchema
 from segmentation_core.reference import build_reference
-from segmentation_core.segment_model import calibrate
+from segmentation_core.segment_model import SegmentModel, calibrate
 from segmentation_core.sklearn_pipeline import build_pipeline
 from segmentation_core.store import ModelStore
 
@@ -82,13 +83,32 @@ def _stats(values: np.ndarray) -> dict[str, float]:
             "max": float(values.max()), "std": float(values.std())}
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class _PreCalibrationModel(SegmentModel):
+    """Writes its parameters as versions before the confidence calibration did: no temperature, no smoothing."""
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays without ``temperature`` and ``smoothing``."""
+        arrays = super().to_arrays()
+        del arrays["temperature"], arrays["smoothing"]
+        return arrays
+
+
 def publish(store: ModelStore, model: str = "customers", data: str = "mall", k: int = 5,
             algorithm: str = "kmeans", seed: int = 0, make_current: bool = True, reference: bool = False,
-            signer: Any = None) -> str:
+            signer: Any = None, confidence: dict[str, Any] | None = None, pre_calibration: bool = False) -> str:
     """Fit (cached) and publish one version of ``model``; returns the version id. ``reference``: with a drift
     reference (10 bins), as the training job writes; without, as versions published before it. ``signer``:
-    a signing key (segmentation_core.signing) that signs the manifest."""
+    a signing key (segmentation_core.signing) that signs the manifest. ``confidence``: the manifest's
+    ``confidence`` key, whose temperature and smoothing the parameters carry; ``pre_calibration``: parameters
+    without temperature and smoothing, as versions published before the confidence calibration."""
     schema, est, x, labels, seg_model = _fit(data, k, algorithm, seed)
+    if confidence is not None:
+        seg_model = dataclasses.replace(seg_model, temperature=confidence["temperature"],
+                                        smoothing=confidence["smoothing"])
+    if pre_calibration:
+        seg_model = _PreCalibrationModel(**{f.name: getattr(seg_model, f.name)
+                                            for f in dataclasses.fields(SegmentModel)})
     dataset = mall() if data == "mall" else blobs()
     frame = dataset.frame
     n = len(frame)
@@ -131,6 +151,8 @@ def publish(store: ModelStore, model: str = "customers", data: str = "mall", k: 
             "base": {"stats": {c: _stats(frame[c].to_numpy(float)) for c in dataset.numeric}},
             "cleaning": {},
         }
+        if confidence is not None:
+            manifest["confidence"] = confidence
         if reference:
             manifest["reference"] = build_reference(
                 schema, seg_model, {c: frame[c].to_numpy(float) for c in dataset.numeric},

@@ -13,8 +13,9 @@ from bench import bench_calibration
 from bench.mixture_tables import make_mixture_table
 from bench.bench_calibration import HELD_OUT
 from scoring_service.client import ScoringClient
-from segmentation_core.artefact import read_artefact
+from segmentation_core.artefact import PARAMETERS, read_artefact
 from segmentation_core.store import ModelStore
+from tests import model_factory
 from tests.server_support import target
 from training_job.cli import main
 from segmentation_core.segment_model import calibrate
@@ -152,3 +153,31 @@ def test_served_confidence_is_calibrated_on_held_out_rows_through_the_job_and_th
     print(f"{algorithm}: accuracy {correct.mean():.3f}, confidence {confidence.mean():.3f} (raw {raw.mean():.3f}), "
           f"ECE {calibrated_ece:.3f} (raw {raw_ece:.3f})")
     assert calibrated_ece <= 0.05 and calibrated_ece <= raw_ece + 0.005
+
+
+def test_versions_published_before_load_and_score_through_a_real_server(tmp_path: Path,
+                                                                        scoring_server_factory) -> None:
+    # Two versions as earlier training jobs wrote them: parameters without temperature and smoothing (before
+    # any calibration), and the twins-only calibration's (its manifest 'confidence' without a panel). The
+    # scoring math and the artefact format did not change: both load, and score with their own T and e.
+    store = ModelStore(tmp_path)
+    old_twins = {"temperature": 0.5, "smoothing": 0.1, "agreement": 0.93, "rows": 200,
+                 "method": "cross-fit agreement, two halves"}
+    model_factory.publish(store, model="before", pre_calibration=True)
+    model_factory.publish(store, model="twins", confidence=old_twins)
+    with np.load(store.version_dir("before", store.current("before")) / PARAMETERS) as arrays:
+        assert "temperature" not in arrays.files and "smoothing" not in arrays.files
+    server = scoring_server_factory(tmp_path, model="before")
+    mall = model_factory.mall()
+    rows = mall.frame[mall.numeric + mall.categorical].iloc[:50]
+    with ScoringClient(target(server)) as client:
+        for name, (temperature, smoothing) in {"before": (1.0, 0.0), "twins": (0.5, 0.1)}.items():
+            art = read_artefact(store.version_dir(name, store.current(name)))
+            assert (art.model.temperature, art.model.smoothing) == (temperature, smoothing)
+            served = client.predict_frame(rows, model=name)
+            assert (served["error"] == "").all()
+            np.testing.assert_allclose(served["confidence"].to_numpy(),
+                                       art.model.score(art.schema.transform_frame(rows)).confidence, rtol=1e-9)
+            logits = art.model.logits(art.schema.transform_frame(rows))
+            np.testing.assert_allclose(served["confidence"].to_numpy(),
+                                       calibrated_confidence(logits, temperature, smoothing), rtol=1e-9)
