@@ -71,8 +71,9 @@ def _served(server) -> str | None:
 
 
 def _refused(server, version: str) -> str:
-    entry = next(m for m in server.registry.list_models().models if m.name == "customers")
-    return next((v.refused_reason for v in entry.versions if v.version == version), "")
+    """The version's refused_reason in ListModels; "" while the server has not polled the store yet."""
+    models = [m for m in server.registry.list_models().models if m.name == "customers"]
+    return next((v.refused_reason for m in models for v in m.versions if v.version == version), "")
 
 
 def _metric(server, name: str) -> float:
