@@ -140,7 +140,7 @@ def train_spark(data: str, config: TrainingConfig, store: ModelStore, model_name
                            np.array([thresholds.get(j, [0.0])[0] for j in range(k)]), gmm_params)
         segment = model.score(x).segment
     with stages("confidence"):
-        confidence = fit_temperature(x, k, algorithm, seed)
+        confidence = fit_temperature(x, k, algorithm, seed, centroids)
         model = dataclasses.replace(model, temperature=confidence.temperature, smoothing=confidence.smoothing)
     with stages("stability"):
         stability = stability_score(x, k, algorithm=algorithm, seed=seed) if k >= 2 else float("nan")
