@@ -17,6 +17,10 @@ class InputError(SegmentationError, ValueError):
         self.row = row
 
 
+class ConfigError(SegmentationError, ValueError):
+    """A configuration that is invalid (a training TOML, a recipe's rule); the message names the key at fault."""
+
+
 class DataError(SegmentationError, ValueError):
     """A data file or table that cannot be used; the message names the file, column, row or value at fault."""
 

@@ -23,12 +23,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from segmentation_core.clv import INPUTS
+from segmentation_core.derived import evaluate
 from segmentation_core.errors import DataError
 from segmentation_core.parsing import format_ids, parse_dates, strip_text, to_numeric
 
@@ -44,6 +45,7 @@ __all__ = [
     "aggregate",
     "check_features",
     "clean_log",
+    "outside_range",
     "customer_table",
     "parse_as_of",
     "resolve_snapshot",
@@ -83,6 +85,12 @@ class Recipe:
     """The as-of rule when none is given: "auto" (the day after the last purchase) or an ISO date."""
     time_unit: str = "days"
     """Unit of the CLV inputs' times: "days" or "weeks"."""
+    derived: Mapping[str, str] = field(default_factory=dict)
+    """The model's [derived] features: name -> expression over the per-customer columns (in order: a later
+    one may use an earlier one), evaluated by segmentation_core.derived as training evaluated them."""
+    valid_range: Mapping[str, Sequence[float | None]] = field(default_factory=dict)
+    """Feature -> [low, high] (None: open) of the model's [cleaning.valid_range]: a customer's value outside is
+    missing (imputed by the model), as in training."""
 
     def __post_init__(self) -> None:
         if self.time_unit not in TIME_UNITS:
@@ -101,7 +109,22 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able copy, as the manifest stores it."""
-        return asdict(self)
+        data = asdict(self)
+        data["derived"], data["valid_range"] = dict(self.derived), {k: list(v) for k, v in self.valid_range.items()}
+        return data
+
+    def features(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The per-customer table with the [derived] columns added and the values outside a valid range
+        missing: what training made of the same customers."""
+        if not self.derived and not self.valid_range:
+            return table
+        columns = {name: table[name] for name in table.columns}
+        for name, expression in self.derived.items():
+            columns[name] = evaluate(name, expression, columns, table.index)
+        for name, (low, high) in self.valid_range.items():
+            if name in columns:
+                columns[name] = columns[name].mask(outside_range(columns[name], low, high))
+        return pd.DataFrame(columns, index=table.index)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Recipe":
@@ -161,20 +184,36 @@ def parse_as_of(text: str | date, key: str = "--as-of") -> pd.Timestamp:
 
 def aggregate(frame: pd.DataFrame, recipe: Recipe, as_of: str | date | None = None
               ) -> tuple[pd.DataFrame, TransactionReport]:
-    """Clean a log and return per-customer features (CUSTOMER_COLUMNS, index: customer id) and a report."""
-    return customer_table(clean_log(frame, recipe), as_of)
+    """Clean a log and return per-customer features (CUSTOMER_COLUMNS and the recipe's [derived] columns,
+    index: customer id) and a report."""
+    table, report = customer_table(clean_log(frame, recipe), as_of)
+    return recipe.features(table), report
 
 
-def check_features(features: list[str] | tuple[str, ...], model: str) -> None:
+def outside_range(values: pd.Series, low: float | None, high: float | None) -> pd.Series:
+    """Which values fall outside [low, high] (None: that side open); NaN is not outside."""
+    outside = pd.Series(False, index=values.index)
+    if low is not None:
+        outside |= values < low
+    if high is not None:
+        outside |= values > high
+    return outside
+
+
+def check_features(features: Sequence[str], model: str, recipe: Recipe | None = None) -> None:
     """Raise DataError when a transactions model (``model``: its name and version, for the message) uses
-    features the recipe does not compute: the per-customer columns a log aggregates to are CUSTOMER_COLUMNS;
-    a [derived] column of training is not recomputed from a log, and scoring without it would impute it on
-    every customer (other segments than training's)."""
-    unknown = [name for name in features if name not in CUSTOMER_COLUMNS]
+    features a log is not turned into here: CUSTOMER_COLUMNS and the ``recipe``'s [derived] ones (``recipe``
+    None: an engine that computes no [derived] column). A model published before recipes carried [derived]
+    lacks them; scoring without the feature would impute it on every customer (other segments than
+    training's)."""
+    derived = tuple(recipe.derived) if recipe is not None else ()
+    unknown = [name for name in features if name not in CUSTOMER_COLUMNS and name not in derived]
     if unknown:
+        why = ("the model was published before recipes carried [derived] columns; retrain it" if recipe is not None
+               else "[derived] columns are not computed by this engine")
         raise DataError(f"model {model} uses feature(s) {', '.join(map(repr, unknown))} that its recipe does not "
-                        f"compute from a log ([derived] columns of a log are not recomputed when scoring; the "
-                        f"recipe gives {', '.join(CUSTOMER_COLUMNS)}): score its per-customer table instead")
+                        f"compute from a log here ({why}; computed: {', '.join([*CUSTOMER_COLUMNS, *derived])}), "
+                        "or score its per-customer table")
 
 
 def clean_log(frame: pd.DataFrame, recipe: Recipe) -> CleanLog:

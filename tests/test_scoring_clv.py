@@ -210,27 +210,41 @@ def test_dashboard_predict_result_shows_the_customers_clv(cdnow_store: Path, sco
         dashboards.close()
 
 
-def test_a_log_model_with_derived_features_refuses_a_raw_log_naming_them(tmp_path: Path, cdnow_store: Path,  # noqa: F811
-                                                                        scoring_server_factory) -> None:
-    # a [derived] column of a log model is computed from the aggregated customers in training, but no recipe
-    # recomputes it from a log: each scoring path says so instead of imputing it on every customer
+def test_a_log_model_with_derived_features_scores_a_raw_log_with_the_training_labels(
+        tmp_path: Path, cdnow_store: Path, scoring_server_factory) -> None:  # noqa: F811
+    # [derived] columns and valid ranges of a log model travel in its recipe: every raw-log scoring path
+    # recomputes them from the aggregated customers as training did, and gets training's segments
     from scoring_service.client.logs import score_log
     from segmentation_core.errors import DataError
+    from segmentation_core.recipe import check_features
     from training_job.cli import main
 
     config = tmp_path / "derived.toml"
     preset = (Path(__file__).resolve().parents[1] / "training_job" / "presets" / "transactions-cdnow.toml").read_text()
     config.write_text(preset.replace('numeric = ["Recency", "Frequency", "Monetary"]',
                                      'numeric = ["Recency", "Frequency", "SpendPerPurchase"]')
-                      + '\n[derived]\nSpendPerPurchase = "Monetary / Frequency"\n')
+                      + '\n[derived]\nSpendPerPurchase = "Monetary / Frequency"\n'
+                      + '\n[cleaning.valid_range]\nSpendPerPurchase = ["", 150]\n')
     store = tmp_path / "store"
     assert main(["train", "--store", str(store), "--model", "derived", "--data", str(cdnow_store / "cdnow_sample.txt"),
                  "--config", str(config), "--k", "3"]) == 0
     log = read_table(cdnow_store / "cdnow_sample.txt")
     artefact = read_artefact(ModelStore(store).version_dir("derived", "v0001"))
-    with pytest.raises(DataError, match="'SpendPerPurchase' that its recipe does not compute from a log"):
-        score_frame(artefact, log)
+    recipe = Recipe.from_dict(artefact.manifest["recipe"])
+    assert recipe.derived == {"SpendPerPurchase": "Monetary / Frequency"}
+    assert recipe.valid_range == {"SpendPerPurchase": [None, 150.0]}
+    sample = artefact.load_sample()
+    labels = pd.Series(sample["segment_id"], index=sample["id"].astype(str))
+    offline, _ = score_frame(artefact, log)
+    offline = offline.set_index(offline["id"].astype(str))
+    assert np.array_equal(offline["segment_id"].loc[labels.index].to_numpy(), labels.to_numpy())
+    customers, _ = aggregate(log, recipe)
+    spend = customers["Monetary"] / customers["Frequency"]
+    assert customers["SpendPerPurchase"].isna().sum() == int((spend > 150).sum()) > 0  # out of range: missing
     server = scoring_server_factory(store, model="derived")
     with ScoringClient(target(server)) as client:
-        with pytest.raises(DataError, match="model derived v0001 uses feature"):
-            score_log(client, log)
+        scored = score_log(client, log, batch_rows=500).result.set_index("customer")
+    assert np.array_equal(scored["segment_id"].loc[labels.index].to_numpy(), labels.to_numpy())
+    # a recipe without the [derived] column (a model published before recipes carried them) is refused
+    with pytest.raises(DataError, match="'SpendPerPurchase' that its recipe does not compute from a log"):
+        check_features(["Recency", "SpendPerPurchase"], "old v0001", Recipe())

@@ -247,7 +247,7 @@ def test_config_errors_name_the_key(raw, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         config = config_from_dict(raw)
         for name, expression in config.derived.items():  # expressions are checked where they are parsed
-            from training_job.derived import referenced_columns
+            from segmentation_core.derived import referenced_columns
             referenced_columns(name, expression)
 
 

@@ -45,8 +45,9 @@ def score_frame(artefact: Artefact, frame: pd.DataFrame, *, as_of: str | None = 
     """Score a raw table (a log for a transactions model) and return the result table and the as-of date used."""
     schema = artefact.schema
     if artefact.recipe is not None:
-        check_features(schema.feature_names, f"{artefact.manifest.get('model')} {artefact.version}")
-        table, report = aggregate(frame, Recipe.from_dict(artefact.recipe), as_of)
+        recipe = Recipe.from_dict(artefact.recipe)
+        check_features(schema.feature_names, f"{artefact.manifest.get('model')} {artefact.version}", recipe)
+        table, report = aggregate(frame, recipe, as_of)
         log.info("aggregated %d log rows to %d customers as of %s (%d rows after the as-of date left out)",
                  report.rows_in, report.customers, report.snapshot_date, report.after_as_of)
         ids = table.index.to_numpy(dtype=object)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from segmentation_core.parsing import format_ids
-from segmentation_core.recipe import TransactionReport
+from segmentation_core.recipe import TransactionReport, outside_range
 
 __all__ = ["CleaningReport", "apply_valid_ranges", "as_categorical"]
 
@@ -114,11 +114,7 @@ def apply_valid_ranges(
             continue
         low, high = ranges[name]
         values = columns[name]
-        outside = pd.Series(False, index=values.index)
-        if low is not None:
-            outside |= values < low
-        if high is not None:
-            outside |= values > high
+        outside = outside_range(values, low, high)
         if low is not None and high is not None:
             rule = f"outside [{low:g}, {high:g}]"
         else:

@@ -16,7 +16,7 @@ A configuration file has these tables (every key is optional unless marked; defa
     Age = "year(max(Dt_Customer)) - Year_Birth"
     # Expressions: column names (`back ticks` for names with spaces), numbers, + - * / // % **, and the
     # functions year(), month(), days() (a time difference in days), max(), min(), mean(), abs(). Nothing
-    # else is evaluated: see training_job.derived.
+    # else is evaluated: see segmentation_core.derived.
 
     [cleaning]
     duplicates = "drop"        # "drop": drop exact duplicate rows and later rows of a repeated id; "keep"
@@ -250,7 +250,9 @@ class TrainingConfig:
                       price=tx.price, amount=tx.amount, cancellation_prefix=tx.cancellation_prefix,
                       keep_zero_value=tx.keep_zero_value, drop_duplicates=self.cleaning.duplicates == "drop",
                       date_format=self.data.date_format, snapshot_date=tx.snapshot_date,
-                      time_unit=self.clv.time_unit)
+                      time_unit=self.clv.time_unit, derived=dict(self.derived),
+                      valid_range={name: list(bounds) for name, bounds in self.cleaning.valid_range.items()
+                                   if name in self.data.numeric or name in self.derived})
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able copy (for the manifest and logs)."""

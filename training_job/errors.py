@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from segmentation_core.errors import DataError, describe_row  # one error for unusable data, the table reader's too
+# one error for unusable data (the table reader's too), one for an invalid configuration (the recipe's too)
+from segmentation_core.errors import ConfigError, DataError, describe_row
 
 __all__ = ["ConfigError", "DataError", "describe_row"]
-
-
-class ConfigError(ValueError):
-    """The training configuration is invalid; the message names the TOML key at fault."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from training_job import derived as derived_columns
+from segmentation_core import derived as derived_columns
 from segmentation_core.parsing import format_ids, parse_dates, strip_text, to_numeric
 from segmentation_core.recipe import RFM_COLUMNS, CleanLog, clean_log, customer_table
 from training_job.cleaning import CleaningReport, apply_valid_ranges, as_categorical

@@ -170,7 +170,7 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
             return dbc.Alert(exc.message, color="danger", id="batch-report-alert"), None, True, None
         if view.recipe is not None and is_log_table(view.recipe, view.numeric_names, frame.columns):
             try:  # the whole recipe once here: a bad column, date or amount is named before scoring
-                check_features(view.numeric_names, f"{view.model} {view.version}")
+                check_features(view.numeric_names, f"{view.model} {view.version}", view.recipe)
                 customers, log_report = aggregate(frame, view.recipe)
             except DataError as exc:
                 return dbc.Alert(f"Cannot score this log: {exc}", color="danger", id="batch-report-alert"), \

@@ -59,7 +59,7 @@ def score_log(client: ScoringClientProtocol, frame: pd.DataFrame, *, model: str 
     if recipe is None:
         raise ValueError(f"model {info.model} {info.version} was not trained on a transaction log: it scores "
                          "customer tables")
-    check_features([f.name for f in info.numeric_features], f"{info.model} {info.version}")
+    check_features([f.name for f in info.numeric_features], f"{info.model} {info.version}", recipe)
     table, report = aggregate(frame, recipe, as_of)
     customers = table.reset_index()
     scored = client.predict_frame(customers.drop(columns=["customer"]), batch_rows=batch_rows, progress=progress,

@@ -2,7 +2,9 @@
 
 Expressions are parsed with ``ast`` and only these nodes are evaluated: column names (``\\`Name with
 spaces\\``` in back ticks), numbers, ``+ - * / // % **``, unary minus, and the functions below. There is no
-attribute access, indexing, or call of anything else, so a config file cannot run code.
+attribute access, indexing, or call of anything else, so a config file cannot run code. The training job
+evaluates a config's [derived] section with it, and a transactions model's recipe (segmentation_core.recipe)
+evaluates the same expressions on the customers of a log being scored.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from training_job.errors import ConfigError, DataError
+from segmentation_core.errors import ConfigError, DataError
 
 __all__ = ["FUNCTIONS", "evaluate", "referenced_columns"]
 
@@ -108,7 +110,7 @@ def evaluate(name: str, expression: str, columns: Mapping[str, pd.Series], index
             return -value if isinstance(node.op, ast.USub) else value
         if isinstance(node, ast.BinOp):
             return _BINARY[type(node.op)](walk(node.left), walk(node.right))
-        if isinstance(node, ast.Call):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             return FUNCTIONS[node.func.id](walk(node.args[0]))
         raise AssertionError(node)  # _parse admitted only the nodes handled above
 
