@@ -37,6 +37,7 @@ from scoring_service.metrics import ServiceMetrics
 from scoring_service.registry import LoadedVersion, Registry, check_selector
 from segmentation.v1 import scoring_pb2 as pb
 from segmentation_core.errors import InputError, NotFoundError, quoted
+from segmentation_core.grpc_server import MalformedRequest, tolerant_deserializer
 
 log = logging.getLogger(__name__)
 _OK = grpc.StatusCode.OK
@@ -61,7 +62,7 @@ def _observed_unary(method: str) -> Callable:
             start = time.perf_counter()
             try:
                 if isinstance(request, MalformedRequest):
-                    raise request.error()
+                    raise InvalidRequest(request.message, field="request")
                 response = fn(self, request, context)
             except Exception as exc:  # noqa: BLE001 - every error gets a status code, unexpected ones INTERNAL
                 _finish(self.metrics, method, context, exc, start)
@@ -108,7 +109,7 @@ def _observed_stream(method: str) -> Callable:
             start = time.perf_counter()
             try:
                 if isinstance(request, MalformedRequest):
-                    raise request.error()
+                    raise InvalidRequest(request.message, field="request")
                 with self.slots.hold(method):
                     yield from fn(self, request, context)
             except Exception as exc:  # noqa: BLE001
@@ -364,33 +365,10 @@ def _check_columns(schema: object, batch: wire.DecodedBatch, extra: frozenset[st
     return n
 
 
-class MalformedRequest:
-    """What the deserializer hands on for bytes that are not the request message: the handler answers it with
-    INVALID_ARGUMENT (gRPC itself would answer a raising deserializer with INTERNAL)."""
-
-    def __init__(self, request_type: type, size: int, reason: str) -> None:
-        self.request_type, self.size, self.reason = request_type, size, reason
-
-    def error(self) -> InvalidRequest:
-        """The InvalidRequest this request is answered with."""
-        return InvalidRequest(f"request: {self.size} bytes are not a valid {self.request_type.__name__} message "
-                              f"({self.reason[:200]})", field="request")
-
-
-def _deserializer(request_type: type) -> Callable[[bytes], object]:
-    """``request_type.FromString``, giving a :class:`MalformedRequest` instead of raising."""
-    def parse(data: bytes) -> object:
-        try:
-            return request_type.FromString(data)
-        except Exception as exc:  # noqa: BLE001 - DecodeError, RuntimeWarning on bad UTF-8...: all malformed input
-            return MalformedRequest(request_type, len(data), str(exc) or type(exc).__name__)
-    return parse
-
-
 def generic_handler(service: ScoringService) -> grpc.GenericRpcHandler:
     """The method handlers of segmentation.v1.ScoringService; PredictStream speaks raw wire bytes."""
     def unary(fn: Callable, request_type: type) -> grpc.RpcMethodHandler:
-        return grpc.unary_unary_rpc_method_handler(fn, request_deserializer=_deserializer(request_type),
+        return grpc.unary_unary_rpc_method_handler(fn, request_deserializer=tolerant_deserializer(request_type.FromString),
                                                    response_serializer=_serialize)
     handlers = {
         "Predict": unary(service.Predict, pb.PredictRequest),
@@ -400,7 +378,7 @@ def generic_handler(service: ScoringService) -> grpc.GenericRpcHandler:
         "ListModels": unary(service.ListModels, pb.ListModelsRequest),
         "GetDriftReport": unary(service.GetDriftReport, pb.GetDriftReportRequest),
         "WatchModel": grpc.unary_stream_rpc_method_handler(
-            service.WatchModel, request_deserializer=_deserializer(pb.WatchModelRequest), response_serializer=_serialize),
+            service.WatchModel, request_deserializer=tolerant_deserializer(pb.WatchModelRequest.FromString), response_serializer=_serialize),
     }
     return grpc.method_handlers_generic_handler(wire.SERVICE, handlers)
 

@@ -65,27 +65,43 @@ class MalformedRequestInterceptor(grpc.ServerInterceptor):
         return _tolerant(handler)
 
 
-class _Malformed:
-    """What the tolerant deserializer hands on for bytes that are not the message."""
+class MalformedRequest:
+    """What :func:`tolerant_deserializer` hands on for bytes that are not the request message; the handler answers
+    it with INVALID_ARGUMENT and :attr:`message` (gRPC itself answers a raising deserializer with INTERNAL)."""
 
-    def __init__(self, size: int, reason: str) -> None:
-        self.size, self.reason = size, reason
+    def __init__(self, name: str, size: int, reason: str) -> None:
+        self.name, self.size, self.reason = name, size, reason
+
+    @property
+    def message(self) -> str:
+        """``request: N bytes are not a valid <Message> message (<why>)``, bounded."""
+        return f"request: {self.size} bytes are not a valid {self.name} message ({self.reason[:200]})"
+
+
+def tolerant_deserializer(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    """``parse`` (a generated ``Message.FromString``) that gives a :class:`MalformedRequest` instead of raising.
+
+    The one tolerant deserializer of the platform: :class:`MalformedRequestInterceptor` wraps every method of
+    the training service with it; the scoring service registers it directly as each method's deserializer and
+    checks for MalformedRequest in its handlers, so that no interceptor sits on its hot Predict path.
+    """
+    name = _message_name(parse)
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except Exception as exc:  # noqa: BLE001 - DecodeError, bad UTF-8 ...: all of it is malformed input
+            return MalformedRequest(name, len(data), str(exc) or type(exc).__name__)
+    return deserialize
 
 
 def _tolerant(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     """``handler`` whose requests that fail to parse end the call with INVALID_ARGUMENT."""
-    parse, name = handler.request_deserializer, _message_name(handler.request_deserializer)
-
-    def deserialize(data: bytes) -> object:
-        try:
-            return parse(data)
-        except Exception as exc:  # noqa: BLE001 - DecodeError, bad UTF-8 ...: all of it is malformed input
-            return _Malformed(len(data), (str(exc) or type(exc).__name__)[:200])
+    deserialize = tolerant_deserializer(handler.request_deserializer)
 
     def check(request: Any, context: grpc.ServicerContext) -> Any:
-        if isinstance(request, _Malformed):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          f"request: {request.size} bytes are not a valid {name} message ({request.reason})")
+        if isinstance(request, MalformedRequest):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         return request
 
     def checked(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
