@@ -161,6 +161,7 @@ def test_bad_input_names_the_problem_and_publishes_nothing(spark_session, cdnow_
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)
 def test_full_online_retail_spark_equals_pandas(spark_session, datasets_dir: Path, tmp_path: Path) -> None:
     trained = _train_both(spark_session, datasets_dir / "online_retail.csv.gz", "transactions", tmp_path)
     figures = _check_equal(spark_session, trained)
@@ -169,6 +170,7 @@ def test_full_online_retail_spark_equals_pandas(spark_session, datasets_dir: Pat
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)
 def test_full_cdnow_spark_equals_pandas(spark_session, datasets_dir: Path, tmp_path: Path) -> None:
     trained = _train_both(spark_session, datasets_dir / "CDNOW_master.txt", "transactions-cdnow", tmp_path)
     figures = _check_equal(spark_session, trained)

@@ -70,21 +70,23 @@ def numbers(frame: "DataFrame", name: str) -> Parsed:
     return Parsed(value, raw, f"column {name!r} should be numeric but has {{value}} ({{count}} non-numeric value(s))")
 
 
-def check(frame: "DataFrame", parsed: Sequence[Parsed]) -> None:
+def check(frame: "DataFrame", parsed: Sequence[Parsed], also: Sequence["Column"] = ()) -> Any:
     """One pass over ``frame`` (which holds the parsed columns' inputs): DataError for the first column with a
-    value that did not parse, quoting the value and counting such values."""
+    value that did not parse, quoting the value and counting such values; returns the row of the ``also``
+    aggregates, computed in the same pass."""
     from pyspark.sql import functions as F
 
     tests = [(p, p.bad()) for p in parsed if p.bad() is not None]
-    if not tests:
-        return
-    aggs = []
+    aggs = list(also)
     for i, (p, bad) in enumerate(tests):
         aggs += [F.count(F.when(bad, 1)).alias(f"n{i}"), F.first(F.when(bad, p.raw), ignorenulls=True).alias(f"v{i}")]
+    if not aggs:
+        return None
     row = frame.select(*aggs).first()
     for i, (p, _bad) in enumerate(tests):
         if row[f"n{i}"]:
             raise DataError(p.problem.format(value=quoted(row[f"v{i}"]), count=row[f"n{i}"]))
+    return row
 
 
 def decide_ids(frame: "DataFrame", name: str) -> list["Column"]:

@@ -68,12 +68,13 @@ def clean_log(frame: "DataFrame", recipe: Recipe) -> SparkLog:
     if frame.rdd.getNumPartitions() < parallelism:
         frame = frame.repartition(parallelism)
     frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
-    rows_in = frame.count()
+    # One job decides how the id and date columns read (from every value), as the pandas reader decides.
+    decisions = [F.count(F.lit(1)).alias("rows"), *parsing.decide_ids(frame, r.customer_id),
+                 *parsing.decide_dates(frame, r.date)]
+    decision = frame.select(*decisions).first().asDict()
+    rows_in = decision["rows"]
     if rows_in == 0:
         raise DataError("the transaction log has no rows")
-    # One job decides how the id and date columns read (from every value), as the pandas reader decides.
-    decisions = [*parsing.decide_ids(frame, r.customer_id), *parsing.decide_dates(frame, r.date)]
-    decision = frame.select(*decisions).first().asDict() if decisions else {}
     customer = parsing.customer_ids(frame, r.customer_id, decision)
     when = parsing.dates(frame, r.date, r.date_format, decision)
     quantity = parsing.numbers(frame, r.quantity) if r.quantity else None
@@ -98,9 +99,10 @@ def clean_log(frame: "DataFrame", recipe: Recipe) -> SparkLog:
                              when.value.alias("_date"), value.alias("_value"),
                              *([quantity.value.alias("_quantity")] if quantity is not None else []),
                              *([invoice.alias("_invoice")] if invoice is not None else []))
-    # One pass: every unparseable cell (the first column with one is named), then the rules' counts.
-    parsing.check(frame, parsed)
-    counts = dict(annotated.groupBy("_reason").count().collect())
+    # One pass: every unparseable cell (the first column with one is named) and the rules' counts.
+    codes = range(len(_REASONS))
+    row = parsing.check(frame, parsed, [F.count(F.when(reason == code, 1)).alias(f"reason{code}") for code in codes])
+    counts = {code: row[f"reason{code}"] for code in codes}
     report = TransactionReport(rows_in=rows_in)
     for code, name in enumerate(_REASONS):
         if code:
@@ -131,7 +133,8 @@ def customer_table(log: SparkLog, as_of: str | date | None = None) -> tuple["Dat
     from pyspark.sql import functions as F
 
     lines, report = log.lines, dataclasses.replace(log.report)
-    span = lines.agg(F.min("day").alias("first"), F.max("day").alias("last")).first()
+    span = lines.agg(F.min("day").alias("first"), F.max("day").alias("last"), F.min("date").alias("first_date"),
+                     F.max("date").alias("last_date")).first()
     snapshot = resolve_snapshot(log.recipe, as_of, pd.Timestamp(span["first"]), pd.Timestamp(span["last"]))
     day = snapshot.date()
     if as_of is not None:
@@ -171,12 +174,13 @@ def customer_table(log: SparkLog, as_of: str | date | None = None) -> tuple["Dat
                       F.sum("_lines").alias("rows")).first()
     if not facts["customers"]:
         raise DataError("no customer has a purchase before the as-of date")
-    dates = lines.agg(F.min("date").alias("first"), F.max("date").alias("last")).first()
+    dates = span if as_of is None else lines.agg(F.min("date").alias("first_date"),
+                                                 F.max("date").alias("last_date")).first()
     report.rows_used = int(facts["rows"])
     report.customers = int(facts["customers"])
     report.purchases = int(facts["purchases"])
-    report.first_date = pd.Timestamp(dates["first"]).isoformat()
-    report.last_date = pd.Timestamp(dates["last"]).isoformat()
+    report.first_date = pd.Timestamp(dates["first_date"]).isoformat()
+    report.last_date = pd.Timestamp(dates["last_date"]).isoformat()
     report.snapshot_date = day.isoformat()
     median = quantiles(table, F.col("_lines"), [0.5], counts={0: report.customers}, median=True)[0][0]
     report.rows_per_customer = {"min": int(facts["min"]), "median": float(median),

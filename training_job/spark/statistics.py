@@ -172,8 +172,14 @@ def column_stats(frame: "DataFrame", columns: Sequence[str], group: "Column | No
         spread_aggs.append(F.sum(centred * centred).alias(f"m2_{c}"))
     second = {row["g"]: row for row in data.groupBy("g").agg(*spread_aggs).collect()}
     out: dict[Hashable, dict[str, dict[str, float]]] = {}
-    medians = {c: quantiles(data, F.col(c), [0.5], F.col("g"), {g: first[g][f"n_{c}"] for g in first}, median=True)
-               for c in columns}
+    # Every column's medians in one job: the columns stacked, grouped by (group, column).
+    stacked = data.select(F.col("g"), F.explode(F.array(*[F.struct(F.lit(i).alias("c"), F.col(c).alias("v"))
+                                                          for i, c in enumerate(columns)])).alias("s"))
+    stacked = stacked.select(F.concat_ws("|", F.col("g").cast("string"), F.col("s.c").cast("string")).alias("key"),
+                             F.col("s.v").alias("v"))
+    keyed = quantiles(stacked, F.col("v"), [0.5], F.col("key"),
+                      {f"{g}|{i}": first[g][f"n_{c}"] for g in first for i, c in enumerate(columns)}, median=True)
+    medians = {c: {g: keyed.get(f"{g}|{i}", [math.nan]) for g in first} for i, c in enumerate(columns)}
     for g, row in first.items():
         out[g] = {}
         for c in columns:
@@ -214,6 +220,7 @@ class SparkStatistics:
                                 F.count(F.when(v.isin(float("inf"), float("-inf")), 1)).alias("inf"),
                                 F.min(v).alias("lo"), F.max(v).alias("hi")).first()
         self._rows, self._present = row["rows"], row["n"]
+        self._extremes = (row["lo"], row["hi"])
         if not row["n"]:
             return row["rows"], 0, 0, math.nan, math.nan
         return row["rows"], row["n"], row["inf"], float(row["lo"]), float(row["hi"])
@@ -247,10 +254,10 @@ class SparkStatistics:
         return ArrayStatistics(self._sample()).yeojohnson_lambda(median)
 
     def _range(self, median: float) -> tuple[float, float]:
-        from pyspark.sql import functions as F
-
-        row = self.frame.select(F.min(self._filled(median)).alias("lo"), F.max(self._filled(median)).alias("hi")).first()
-        return float(row["lo"]), float(row["hi"])
+        low, high = (float(v) for v in self._extremes)
+        if self._present < (self._rows or 0):  # the imputed median joins the values
+            low, high = min(low, median), max(high, median)
+        return low, high
 
     def transformed_range(self, median: float, method: str, lam: float) -> tuple[float, float]:
         # The skew transforms are increasing: the transformed extremes are the extremes transformed.

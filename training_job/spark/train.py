@@ -259,7 +259,7 @@ def _prepare(table: Any, config: TrainingConfig, report: CleaningReport) -> tupl
             if rule == "drop":
                 drop = drop | F.col(name).isNull()
     kept = table.where(~drop)
-    report.rows_out = kept.count()
+    report.rows_out = kept.count() if report.missing else int(facts["rows"])
     report.rows_dropped_for_missing = int(facts["rows"]) - report.rows_out
     if report.rows_out == 0:
         raise DataError(f"no rows left after cleaning: {report.to_dict()}")
