@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy_support import ROOT
+from tests.deploy_support import BUNDLED_DATA, ROOT
 from tests.spark_cluster import live_processes_of_groups, spark_env, spark_home
 
 #: What the driver asks of the cluster: one 1-core executor per worker, small ones.
@@ -89,3 +89,37 @@ def test_a_job_submitted_with_spark_submit_runs_on_both_workers_with_the_project
     assert facts["block_managers"] == 3, "the driver and one executor on each of the two workers"
     assert facts["pythons"] == [sys.executable]
     assert facts["rows"] == 20000 and facts["sum"] == 2 * sum(range(20000))
+
+
+def _train_args(store: Path, model: str) -> list[str]:
+    return ["train", "--data", str(BUNDLED_DATA), "--preset", "transactions", "--store", str(store), "--model", model]
+
+
+@pytest.mark.slow
+def test_train_engine_spark_on_the_cluster_publishes_the_pandas_path_s_model(spark_cluster, tmp_path: Path) -> None:
+    """`train --engine spark --spark-master spark://...` on two workers; the artefact verifies, and its
+    customers get the same segments from the pandas path's model of the same log."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from segmentation_core.artefact import read_artefact
+    from segmentation_core.store import ModelStore
+
+    store = tmp_path / "store"
+    conf = [item for pair in CLUSTER_CONF for item in ("--spark-conf", pair)]
+    result = run_driver([sys.executable, "-m", "training_job", *_train_args(store, "on-spark"), "--engine", "spark",
+                         "--spark-master", spark_cluster.master_url, *conf], timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:] + spark_cluster.logs()
+    pandas = subprocess.run([sys.executable, "-m", "training_job", *_train_args(store, "on-pandas")], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert pandas.returncode == 0, pandas.stderr[-3000:]
+
+    models = ModelStore(store)
+    spark, reference = (read_artefact(models.version_dir(m, models.current(m))) for m in ("on-spark", "on-pandas"))
+    assert spark.manifest["model"] == "on-spark" and spark.model.k == reference.model.k >= 2
+    sample = spark.load_sample()
+    numeric = {k.removeprefix("num:"): v for k, v in sample.items() if k.startswith("num:")}
+    categorical = {k.removeprefix("cat:"): v for k, v in sample.items() if k.startswith("cat:")}
+    x, errors = reference.schema.transform_columns(numeric, categorical, len(sample["segment_id"]))
+    assert not errors
+    agreement = adjusted_rand_score(sample["segment_id"], reference.model.score(x).segment)
+    assert agreement >= 0.99, f"ARI {agreement:.3f} between the Spark and pandas models on the Spark sample"
