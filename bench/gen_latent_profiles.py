@@ -203,7 +203,7 @@ def make_table(family: str, seed: int, index: int = 0, n: int | None = None) -> 
         if _ % 4 == 0:
             k = int(rng.integers(2, 8))
         p = _parameters(family, k, rng)
-        scale, oracle = calibrate(lambda s, m, r: _draw(p, unit * s, m, r), BANDS[family],
+        scale, oracle = calibrate(lambda s, m, r, p=p: _draw(p, unit * s, m, r), BANDS[family],
                                   seed=int(rng.integers(2**31)))
         if oracle >= BANDS[family][0]:
             break

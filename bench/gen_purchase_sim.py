@@ -179,7 +179,7 @@ def make_table(family: str, seed: int, index: int = 0, n: int | None = None) -> 
         if _ % 4 == 0:
             k = int(rng.integers(2, 7)) if family not in ("categorical", "subset") else int(rng.integers(2, 5))
         p = _parameters(family, k, rng)
-        scale, oracle = calibrate(lambda s_, m, r: _draw(p, s_, m, r), BANDS[family], seed=int(rng.integers(2**31)))
+        scale, oracle = calibrate(lambda s_, m, r, p=p: _draw(p, s_, m, r), BANDS[family], seed=int(rng.integers(2**31)))
         if oracle >= BANDS[family][0]:
             break
     data, labels = _draw(p, scale, n, rng)
