@@ -436,38 +436,26 @@ def test_a_second_up_does_not_retrain(stack: Stack, client) -> None:
     assert client.model_info().version == served
 
 
-_SPARK_SMOKE_JOB = r"""
-import json, socket, sys, time
-import pandas as pd
-from training_job.spark.session import build_session
-
-session = build_session(sys.argv[1], ["spark.executor.memory=512m", "spark.driver.memory=512m"])
-def facts(batches):
-    import socket, sys
-    import segmentation_core
-    for batch in batches:
-        yield pd.DataFrame({"host": [socket.gethostname()] * len(batch), "python": [sys.executable] * len(batch),
-                            "value": batch["id"]})
-rows = session.range(0, 10000, numPartitions=4).mapInPandas(facts, "host string, python string, value long").toPandas()
-print(json.dumps({"driver": socket.gethostname(), "hosts": sorted(set(rows["host"])),
-                  "pythons": sorted(set(rows["python"])), "sum": int(rows["value"].sum())}))
-session.stop()
-"""
-
-
-def test_the_spark_profile_runs_a_job_from_the_driver_container_on_the_worker(stack: Stack) -> None:
+def test_spark_training_in_the_profile_trains_on_the_worker_and_the_service_serves_it(stack: Stack, client) -> None:
+    """`compose run spark-training train` (the service's environment: --engine spark on
+    spark://spark-master:7077): the driver in its container, the tasks on the worker (a spark:// master runs
+    none in the driver), the version published into the shared store and served."""
     target = _target(stack, "SPARK_UI_HOST_PORT")
-    before = len(_spark_master_state(target).get("completedapps", []))
+    before_apps = len(_spark_master_state(target).get("completedapps", []))
+    served = client.model_info()
     start = time.monotonic()
-    run = stack.compose("run", "--rm", "-T", "--entrypoint", "python", "spark-training", "-c", _SPARK_SMOKE_JOB,
-                        "spark://spark-master:7077", timeout=600)
-    _record(spark_job_seconds=round(time.monotonic() - start, 1))
-    facts = json.loads(run.stdout.strip().splitlines()[-1])
-    assert facts["sum"] == sum(range(10000))
-    assert facts["pythons"] == ["/opt/venv/bin/python"]
-    assert facts["hosts"] and facts["driver"] not in facts["hosts"], f"the tasks ran in the driver's container: {facts}"
+    stack.compose("run", "--rm", "-T", "spark-training", "train", "--spark-conf", "spark.executor.memory=512m",
+                  "--k", "4", timeout=900)
+    _record(spark_training_run_seconds=round(time.monotonic() - start, 1))
     state = _spark_master_state(target)
-    assert len(state["completedapps"]) == before + 1 and state["completedapps"][-1]["state"] == "FINISHED", state
+    assert len(state["completedapps"]) == before_apps + 1, state
+    assert state["completedapps"][-1]["state"] == "FINISHED", state["completedapps"][-1]
+    deadline = time.monotonic() + 60
+    while client.model_info().version == served.version:
+        assert time.monotonic() < deadline, "the Spark-trained version is not served"
+        time.sleep(0.2)
+    info = client.model_info()
+    assert info.k == 4 and info.version > served.version, (info.version, info.k)
 
 
 def test_down_v_leaves_no_container_network_or_volume(stack: Stack) -> None:
