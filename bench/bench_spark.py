@@ -291,12 +291,14 @@ def measure(command: list[str], *, engine: str, rows: int, limit_bytes: int | No
                      limit=limit_text, stopped=stopped)
 
 
-def train_command(engine: str, data: Path, store: Path, driver_memory: str) -> list[str]:
+def train_command(engine: str, data: Path, store: Path, driver_memory: str, spark_conf: list[str] = ()
+                  ) -> list[str]:
     """The training job's command line for one engine."""
     command = [sys.executable, "-m", "training_job", "train", "--data", str(data), "--preset", "transactions",
                "--store", str(store), "--model", "bench"]
     if engine == "spark":  # pandas is the default engine
         command += ["--engine", "spark", "--spark-master", "local[2]", "--spark-conf", f"spark.driver.memory={driver_memory}"]
+        command += [item for pair in spark_conf for item in ("--spark-conf", pair)]
     return command
 
 
@@ -314,9 +316,10 @@ def run(args: argparse.Namespace) -> int:
                 limit_bytes = min(int(args.memory_limit_gb * 2**30), _available_bytes() - 2 * 2**30)
                 limit_text = f"RLIMIT_AS {limit_bytes / 2**30:.1f} GiB"
             else:
-                limit_text = f"spark.driver.memory={args.driver_memory}"
+                limit_text = " ".join([f"spark.driver.memory={args.driver_memory}", *args.spark_conf])
             with tempfile.TemporaryDirectory(dir=out) as store:
-                result = measure(train_command(engine, data, Path(store), args.driver_memory), engine=engine,
+                result = measure(train_command(engine, data, Path(store), args.driver_memory, args.spark_conf),
+                                 engine=engine,
                                  rows=rows, limit_bytes=limit_bytes, timeout=args.timeout, limit_text=limit_text)
             results.append(result)
             print(_row(result), flush=True)
@@ -348,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     go.add_argument("--engines", default="pandas,spark")
     go.add_argument("--memory-limit-gb", type=float, default=16.0, help="RLIMIT_AS of the pandas path")
     go.add_argument("--driver-memory", default="2g", help="spark.driver.memory of the Spark runs")
+    go.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                    help="more Spark settings for the Spark runs (repeatable)")
     go.add_argument("--timeout", type=float, default=5400.0, help="seconds before a run is stopped")
     args = parser.parse_args(argv)
     out = Path(args.out)
