@@ -199,8 +199,8 @@ def make_table(family: str, seed: int, index: int = 0, n: int | None = None) -> 
     # A shape whose segments no separation makes findable at the true k is drawn again (4 shapes
     # per k, then a new k; 3 ks at most: a table still outside its band says so in params).
     unit = 2.5 if family == "categorical" else 4.0
-    for _ in range(12):
-        if _ % 4 == 0:
+    for attempt in range(12):
+        if attempt % 4 == 0:
             k = int(rng.integers(2, 8))
         p = _parameters(family, k, rng)
         scale, oracle = calibrate(lambda s, m, r, p=p: _draw(p, unit * s, m, r), BANDS[family],

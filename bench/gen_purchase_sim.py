@@ -175,8 +175,8 @@ def make_table(family: str, seed: int, index: int = 0, n: int | None = None) -> 
     # A shape whose segments no separation makes findable at the true k is drawn again (4 shapes
     # per k, then a new k; 3 ks at most: a table still outside its band says so in params).
     # Segments told apart by 2 columns and a habit: at most 4 (more are not findable even when k is known).
-    for _ in range(12):
-        if _ % 4 == 0:
+    for attempt in range(12):
+        if attempt % 4 == 0:
             k = int(rng.integers(2, 7)) if family not in ("categorical", "subset") else int(rng.integers(2, 5))
         p = _parameters(family, k, rng)
         scale, oracle = calibrate(lambda s_, m, r, p=p: _draw(p, s_, m, r), BANDS[family], seed=int(rng.integers(2**31)))
