@@ -95,12 +95,14 @@ def lloyd(frame: "DataFrame", schema: FeatureSchema, centres: np.ndarray) -> tup
             tolerance = TOLERANCE * float(np.mean(squares / n - mean * mean))
         updated = np.where(count[:, None] > 0, total / np.maximum(count, 1)[:, None], current)
         shift = float(((updated - current) ** 2).sum())
-        current = updated
-        log.info("Lloyd pass %d on the cluster: centres moved %.3g (tolerance %.3g)", iteration, shift, tolerance)
+        log.info("Lloyd pass %d on the cluster: centres would move %.3g (tolerance %.3g)", iteration, shift, tolerance)
         if shift <= tolerance:
-            break
+            # Converged: keep the centres this pass labelled by (a k-means fit on these very customers - the
+            # driver's, when it saw them all - is kept exactly, not nudged by one more step).
+            return current, count, iteration
+        current = updated
     _total, sizes, _plain, _squares = sums(current)
-    return current, sizes, iteration
+    return current, sizes, MAX_ITER
 
 
 def label_customers(frame: "DataFrame", schema: FeatureSchema, model: SegmentModel, keep: list[str]) -> "DataFrame":
