@@ -10,14 +10,11 @@ import hashlib
 import json
 import logging
 import os
-import resource
-import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Callable
 
 import grpc
 import pandas as pd
@@ -227,13 +224,21 @@ def test_f7_the_client_cli_csv_neutralises_formula_cells(scoring_server_factory,
     assert (scored["segment_id"].astype(int) >= 0).all()
 
 
-def _file_size_limit(limit: int) -> Callable[[], None]:
-    """A preexec_fn capping the child's file writes at ``limit`` bytes: a write beyond fails with EFBIG, as a
+# Sets the file-size limit in the child itself, then execs the command: no preexec_fn. A preexec_fn makes
+# subprocess fork() the test process and run Python in the child before exec; this process holds gRPC
+# threads (earlier tests' servers and channels), and gRPC's fork handlers in that child aborted it under
+# load ("epoll" errors). Without preexec_fn, subprocess uses vfork/posix_spawn: no fork handlers run.
+_LIMITED_EXEC = ("import os, resource, signal, sys\n"
+                 "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"  # SIG_IGN survives exec
+                 "limit = int(sys.argv[1])\n"
+                 "resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))\n"
+                 "os.execv(sys.argv[2], sys.argv[2:])\n")
+
+
+def _with_file_size_limit(limit: int, command: list[str]) -> list[str]:
+    """``command`` run with its file writes capped at ``limit`` bytes: a write beyond fails with EFBIG, as a
     full disk fails with ENOSPC (SIGXFSZ ignored, so the write returns the error instead of killing)."""
-    def apply() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return apply
+    return [sys.executable, "-c", _LIMITED_EXEC, str(limit), *command]
 
 
 def test_f8_a_full_disk_at_the_current_write_leaves_no_temporary_file(tmp_path: Path) -> None:
@@ -245,8 +250,8 @@ def test_f8_a_full_disk_at_the_current_write_leaves_no_temporary_file(tmp_path: 
     code = ("import sys; from segmentation_core.store import ModelStore\n"
             "try:\n    ModelStore(sys.argv[1]).set_current('customers', 'v0001')\n"
             "except Exception as exc:\n    print(type(exc).__name__, exc); sys.exit(3)\n")
-    done = subprocess.run([sys.executable, "-c", code, str(store.root)], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT, preexec_fn=_file_size_limit(2))
+    done = subprocess.run(_with_file_size_limit(2, [sys.executable, "-c", code, str(store.root)]),
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 3, (done.stdout, done.stderr[-500:])
     assert done.stdout.startswith("StoreError cannot make v0001 the current version of model 'customers'")
     assert store.current("customers") == "v0002"
@@ -262,10 +267,10 @@ def test_f8_a_full_disk_while_writing_a_version_is_one_line_not_a_traceback(tmp_
     """F8: the real training job whose version files cannot be written (file-size limit) exits 2 with one
     error line naming the version; the store shows no version and keeps no staging folder."""
     store = tmp_path / "store"
-    done = subprocess.run([sys.executable, "-m", "training_job", "train", "--data",
-                           str(model_factory.MALL_CSV), "--preset", "mall", "--store", str(store),
-                           "--log-format", "text"], capture_output=True, text=True, timeout=300, cwd=ROOT,
-                          preexec_fn=_file_size_limit(4096))
+    done = subprocess.run(_with_file_size_limit(4096, [sys.executable, "-m", "training_job", "train", "--data",
+                                                       str(model_factory.MALL_CSV), "--preset", "mall",
+                                                       "--store", str(store), "--log-format", "text"]),
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Traceback" not in done.stderr, done.stderr[-2000:]
     errors = [line for line in done.stderr.splitlines() if "cannot write version v0001" in line]
