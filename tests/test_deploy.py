@@ -64,7 +64,8 @@ PREFIXES = ("TRAINING_", "SCORING_", "DASH_")
 # Variables a service may set that belong to Python or the image, not to the program.
 # Imported by a library only when present (inside try/except ImportError), never needed: grpc probes for
 # grpc_tools and grpc_reflection, numpy.f2py for charset_normalizer, pyarrow for cloudpickle.
-OPTIONAL_IMPORTS = {"grpc_tools", "grpc_reflection", "charset_normalizer", "cloudpickle"}
+#: Imported only when installed (psutil: by joblib/loky when the bench extra brought it into the venv).
+OPTIONAL_IMPORTS = {"grpc_tools", "grpc_reflection", "charset_normalizer", "cloudpickle", "psutil"}
 GENERIC_ENV = {"PATH", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PIP_NO_CACHE_DIR",
                "PIP_DISABLE_PIP_VERSION_CHECK", "HOME"}
 #: Read by Spark (spark-class, pyspark), not by the program: the Spark image sets them.
