@@ -196,7 +196,12 @@ def test_stream_a_client_that_does_not_read_stops_the_server_reading(server) -> 
             sent.append(i)
             yield batch
 
-    call = wire.predict_stream_method(_channel(server))(requests())
+    # The client's own receive window is fixed (no BDP probing): with it, the responses the client does not
+    # read fill a window that gRPC grows from its bandwidth-delay estimate, larger when the machine is loaded
+    # (ping round trips inflate it; 63 requests were taken under load 12-22), which is the client's memory,
+    # not the server reading ahead. What is left to count is the server's pipeline and receive window.
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}", options=[("grpc.http2.bdp_probe", 0)])
+    call = wire.predict_stream_method(channel)(requests())
     time.sleep(2.0)
     stalled_at = len(sent)
     time.sleep(1.0)
