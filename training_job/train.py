@@ -31,7 +31,7 @@ from training_job.confidence import fit_temperature
 from training_job.config import TrainingConfig
 from segmentation_core.tables import read_table
 from training_job.errors import DataError
-from training_job.k_selection import search_k, stability_score
+from training_job.k_selection import KSearchResult, search_k, stability_score
 from training_job.naming import describe_segments
 from training_job.profiling import profile_table
 from training_job.progress import Stages
@@ -116,6 +116,26 @@ def _business_range(config: TrainingConfig, k_values: list[int]) -> tuple[int, i
     return lo, hi
 
 
+def log_features(schema: FeatureSchema) -> None:
+    """Log each numeric feature's fitted transform (skew handling, clip bounds, imputed value)."""
+    for f in schema.numeric:
+        log.info("feature %-28s skew=%-11s clip=[%.4g, %.4g] impute=%.4g", f.name, f.skew, f.clip_low,
+                 f.clip_high, f.impute)
+
+
+def choose_k(config: TrainingConfig, x: np.ndarray, n: int, stages: Stages,
+             listener: TrainingListener) -> tuple[KSearchResult, tuple[int, int] | None]:
+    """The k search stage on the transformed rows ``x`` of ``n`` customers, and the business range it used
+    (both engines run it on the driver)."""
+    k_values = _k_values(config, n)
+    with stages("k-search", total=len(k_values)) as tick:
+        business = _business_range(config, k_values)
+        search = search_k(x, k_values, algorithm=config.model.algorithm, seed=config.model.seed,
+                          progress=lambda i, total: tick(i), on_row=listener.on_k_row, business_range=business)
+    log.info("k=%d (%s, %s): %s", search.chosen_k, search.rule, search.structure, search.rule_explanation)
+    return search, business
+
+
 def _quality(x: np.ndarray, segment: np.ndarray, seed: int) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(x), size=min(QUALITY_SAMPLE, len(x)), replace=False)
@@ -156,17 +176,10 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
             x = schema.transform_frame(features)
         except ValueError as exc:
             raise DataError(str(exc)) from exc
-        for f in schema.numeric:
-            log.info("feature %-28s skew=%-11s clip=[%.4g, %.4g] impute=%.4g", f.name, f.skew, f.clip_low,
-                     f.clip_high, f.impute)
-    k_values = _k_values(config, n)
-    algorithm, seed = config.model.algorithm, config.model.seed
-    with stages("k-search", total=len(k_values)) as tick:
-        business = _business_range(config, k_values)
-        search = search_k(x, k_values, algorithm=algorithm, seed=seed, progress=lambda i, total: tick(i),
-                          on_row=listener.on_k_row, business_range=business)
+        log_features(schema)
+    search, business = choose_k(config, x, n, stages, listener)
     k = search.chosen_k
-    log.info("k=%d (%s, %s): %s", k, search.rule, search.structure, search.rule_explanation)
+    algorithm, seed = config.model.algorithm, config.model.seed
     with stages("fit"):
         estimator = search.chosen_model
         algo = algorithm_named(algorithm)

@@ -38,7 +38,7 @@ from training_job.comparison import compare_with_current
 from training_job.confidence import fit_temperature
 from training_job.config import TrainingConfig
 from training_job.errors import DataError
-from training_job.k_selection import search_k, stability_score
+from training_job.k_selection import stability_score
 from training_job.naming import describe_segments
 from training_job.profiling import profile_table
 from training_job.progress import Stages
@@ -50,11 +50,11 @@ from training_job.spark.statistics import SparkStatistics, column_stats, quantil
 from training_job.train import (
     TrainingListener,
     TrainingResult,
-    _business_range,
-    _k_values,
     _quality,
+    choose_k,
     build_manifest,
     fit_clv_summary,
+    log_features,
     publish_version,
 )
 
@@ -106,17 +106,10 @@ def train_spark(data: str, config: TrainingConfig, store: ModelStore, model_name
             x = schema.transform_frame(local[numeric])
         except ValueError as exc:
             raise DataError(str(exc)) from exc
-        for f in schema.numeric:
-            log.info("feature %-28s skew=%-11s clip=[%.4g, %.4g] impute=%.4g", f.name, f.skew, f.clip_low,
-                     f.clip_high, f.impute)
-    k_values = _k_values(config, n)
-    algorithm, seed = config.model.algorithm, config.model.seed
-    with stages("k-search", total=len(k_values)) as tick:
-        business = _business_range(config, k_values)
-        search = search_k(x, k_values, algorithm=algorithm, seed=seed, progress=lambda i, total: tick(i),
-                          on_row=listener.on_k_row, business_range=business)
+        log_features(schema)
+    search, business = choose_k(config, x, n, stages, listener)
     k = search.chosen_k
-    log.info("k=%d (%s, %s): %s", k, search.rule, search.structure, search.rule_explanation)
+    algorithm, seed = config.model.algorithm, config.model.seed
     with stages("fit"):
         estimator = search.chosen_model
         algo = algorithm_named(algorithm)
