@@ -55,14 +55,7 @@ def score_frame(artefact: Artefact, frame: pd.DataFrame, *, as_of: str | None = 
         features = table.reset_index(drop=True)
         used_as_of = report.snapshot_date
     else:
-        if as_of is not None:
-            raise DataError(f"--as-of applies to transaction-log models; model {artefact.manifest.get('model')} "
-                            f"{artefact.version} scores a customer table")
-        columns, missing = match_columns(schema.feature_names, frame.columns)
-        if missing:
-            raise DataError(f"the input lacks feature column(s) {', '.join(map(repr, missing))} of model "
-                            f"{artefact.manifest.get('model')} {artefact.version}; the file has: "
-                            f"{', '.join(map(str, frame.columns))}")
+        columns = customer_columns(artefact, list(frame.columns), as_of)
         ids = _ids(artefact, frame)
         features = frame.reset_index(drop=True)
         used_as_of = None
@@ -70,6 +63,19 @@ def score_frame(artefact: Artefact, frame: pd.DataFrame, *, as_of: str | None = 
     if used_as_of is not None:
         result["as_of"] = used_as_of
     return result, used_as_of
+
+
+def customer_columns(artefact: Artefact, names: list[str], as_of: str | None) -> dict[str, str]:
+    """The model's feature columns found among a customer table's column ``names`` (feature -> column);
+    DataError naming what is missing, or refusing ``as_of`` (it applies to transaction-log models only)."""
+    model = f"{artefact.manifest.get('model')} {artefact.version}"
+    if as_of is not None:
+        raise DataError(f"--as-of applies to transaction-log models; model {model} scores a customer table")
+    columns, missing = match_columns(artefact.schema.feature_names, names)
+    if missing:
+        raise DataError(f"the input lacks feature column(s) {', '.join(map(repr, missing))} of model {model}; "
+                        f"the file has: {', '.join(map(str, names))}")
+    return columns
 
 
 def score_columns(artefact: Artefact, features: pd.DataFrame, columns: dict[str, str], ids: np.ndarray

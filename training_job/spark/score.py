@@ -20,8 +20,7 @@ from segmentation_core.artefact import read_artefact
 from segmentation_core.errors import DataError
 from segmentation_core.recipe import CUSTOMER_COLUMNS, Recipe, check_features
 from segmentation_core.store import ModelStore
-from segmentation_core.tables import match_columns
-from training_job.batch_score import ScoreSummary, result_fields, score_columns
+from training_job.batch_score import ScoreSummary, customer_columns, result_fields, score_columns
 from training_job.spark import recipe
 from training_job.spark.reading import read_source
 from training_job.spark.session import build_session
@@ -97,14 +96,7 @@ def _plan(artefact: Any, raw: Any, as_of: str | None) -> _Plan:
         log.info("aggregated %d log rows to %d customers as of %s on the cluster (%d rows after the as-of date "
                  "left out)", report.rows_in, report.customers, report.snapshot_date, report.after_as_of)
         return _Plan(table, {name: name for name in CUSTOMER_COLUMNS}, recipe.CUSTOMER, report.snapshot_date)
-    if as_of is not None:
-        raise DataError(f"--as-of applies to transaction-log models; model {artefact.manifest.get('model')} "
-                        f"{artefact.version} scores a customer table")
-    columns, missing = match_columns(schema.feature_names, raw.columns)
-    if missing:
-        raise DataError(f"the input lacks feature column(s) {', '.join(map(repr, missing))} of model "
-                        f"{artefact.manifest.get('model')} {artefact.version}; the file has: "
-                        f"{', '.join(map(str, raw.columns))}")
+    columns = customer_columns(artefact, list(raw.columns), as_of)
     id_column = _id_column(artefact, raw)
     if id_column is None:  # rows numbered 1.. in file order, as the pandas path numbers them
         numbered = raw.rdd.zipWithIndex().map(lambda pair: (*pair[0], str(pair[1] + 1)))
