@@ -61,3 +61,22 @@ def test_sigterm_on_a_non_main_thread_stops_the_server(tmp_path: Path, which: st
             process.kill()
             process.wait()
         log.close()
+
+
+def test_a_stopped_server_process_exits_even_when_a_thread_will_not_end(tmp_path: Path) -> None:
+    """exit_within (called by both programs after their server stops): a non-daemon thread that never ends
+    would hold the interpreter's exit for ever; the process leaves at the deadline, naming the thread."""
+    program = ("import logging, threading, time\n"
+               "from segmentation_core.grpc_server import exit_within\n"
+               "logging.basicConfig(level=logging.INFO)\n"
+               "threading.Thread(target=time.sleep, args=(3600,), name='stuck-handler').start()\n"
+               "exit_within(logging.getLogger('t'), seconds=1.0)\n")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert time.monotonic() - started < 30
+    assert "still running 1 s after stopping, held by threads stuck-handler" in done.stderr
+    assert "time.sleep" in done.stderr or "Thread" in done.stderr  # the stacks follow
+    quick = subprocess.run([sys.executable, "-c", program.replace("3600", "0.1")], cwd=ROOT, capture_output=True,
+                           text=True, timeout=60)
+    assert quick.returncode == 0 and "still running" not in quick.stderr  # a clean exit is not forced
