@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterator
 
 import grpc
 
-EXEMPT_PREFIXES = ("/grpc.health.v1.Health/",)
-EXIT_DEADLINE_SECONDS = 3.0  # a stopped server process is gone this long after its stop, whatever holds it  # probes (Kubernetes, grpc_health_probe) carry no token
+EXEMPT_PREFIXES = ("/grpc.health.v1.Health/",)  # probes (Kubernetes, grpc_health_probe) carry no token
+EXIT_DEADLINE_SECONDS = 3.0  # a stopped server process is gone this long after its stop, whatever holds it
 
 
 class BearerTokenInterceptor(grpc.ServerInterceptor):
