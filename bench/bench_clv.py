@@ -15,18 +15,26 @@ PredictStream throughput with and without the CLV figures.
    three features only) and "model without CLV" (the same three RFM columns trained as a customer table,
    same k). And the floor: the same numbers of columns through gRPC to a null server that answers a fixed
    reply (no decoding, no scoring), which shows what moving the extra columns costs by itself.
+4. Where the extra time of a CLV batch goes, measured in the same run: each stage of one 10,000-row batch
+   timed in this process on the real code (the client's column extraction and request encoding, the
+   server's request decoding, feature transform and segment scoring, CLV input check and math, response
+   encoding, the client's response decoding into the result columns; best of 7 loops), with and without
+   the CLV inputs, the bytes of each message, and the wall time per batch those very messages take through
+   gRPC to a null server (bytes on the socket, no decoding or scoring).
 Every figure is printed with the machine's load average (``os.getloadavg``).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also runnable as a plain script
@@ -121,20 +129,16 @@ def bench_holdout(folder: Path) -> None:
     print(f"| all | {len(x)} | {actual.sum():,} total | {predicted.sum():,.0f} total |")
 
 
-def _null_server_main(port: int, clv: bool) -> None:
-    """A bare gRPC server answering every PredictStream request with one fixed 10,000-row reply (with the four
-    CLV figure columns when ``clv``): what the transport alone costs, no decoding or scoring."""
+def _null_server_main(port: int, reply_path: str) -> None:
+    """A bare gRPC server answering every PredictStream request with the fixed reply bytes of ``reply_path``
+    (a real server's answer to a 10,000-row batch): what the transport alone costs, no decoding or scoring."""
     from concurrent import futures
 
     import grpc
 
     from scoring_service import wire
 
-    n, rng = 10_000, np.random.default_rng(0)
-    reply = wire.encode_batch_response(batch_id="0", model="customers", version="v0001", row_count=n,
-                                       segment_id=rng.integers(0, 6, n), distance=rng.random(n),
-                                       confidence=rng.random(n), outlier=np.zeros(n, dtype=bool),
-                                       clv=[rng.random(n) for _ in INPUTS] if clv else None)
+    reply = Path(reply_path).read_bytes()
     answer = grpc.stream_stream_rpc_method_handler(lambda requests, context: (reply for _ in requests))
     handler = grpc.method_handlers_generic_handler(wire.SERVICE, {"PredictStream": answer})
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4),
@@ -145,10 +149,9 @@ def _null_server_main(port: int, clv: bool) -> None:
     server.wait_for_termination()
 
 
-def _transport_once(columns: int, clv: bool, batches: int) -> tuple[float, float, float]:
-    """rows/s of ``batches`` pre-encoded 10,000-row requests of ``columns`` double columns against the null
-    server (replies with or without the CLV columns), and the CPU per batch in us of the server and this
-    process."""
+def _transport_once(request: bytes, reply_path: Path, batches: int) -> tuple[float, float, float]:
+    """rows/s of ``batches`` copies of one pre-encoded 10,000-row request against the null server answering
+    the reply of ``reply_path``, and the CPU per batch in us of the server and this process."""
     import grpc
 
     from bench.bench_scoring import _free_port, cpu_s
@@ -156,13 +159,11 @@ def _transport_once(columns: int, clv: bool, batches: int) -> tuple[float, float
 
     port = _free_port()
     proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--null-server", str(port),
-                             "--null-clv", str(int(clv))], cwd=ROOT)
+                             "--null-reply", str(reply_path)], cwd=ROOT)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 64 << 20),
                                                                   ("grpc.max_send_message_length", 64 << 20)]) as ch:
             grpc.channel_ready_future(ch).result(timeout=30)
-            rng = np.random.default_rng(1)
-            request = wire.encode_batch_request({f"c{i}": rng.random(10_000) for i in range(columns)}, batch_id="1")
             call = wire.predict_stream_method(ch)
             for _ in call(iter([request] * 4)):  # warm the connection
                 pass
@@ -175,6 +176,69 @@ def _transport_once(columns: int, clv: bool, batches: int) -> tuple[float, float
     finally:
         proc.terminate()
         proc.wait()
+
+
+def _best_us(fn: Callable[[], object], loops: int = 30, repeats: int = 7) -> float:
+    """Wall time of one call of ``fn`` in us: the best of ``repeats`` means over ``loops`` calls."""
+    best = math.inf
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(loops):
+            fn()
+        best = min(best, (time.perf_counter() - started) / loops)
+    return best * 1e6
+
+
+STAGES = ("client: columns of the frame", "client: encode request", "server: decode request",
+          "server: features + segment", "server: CLV check + math", "server: encode response",
+          "client: decode response")
+
+
+def stage_times(store: ModelStore, model: str, batch: pd.DataFrame) -> tuple[dict[str, float], bytes, bytes]:
+    """Each stage of one batch through the client and the server code, in us (this process), and the request
+    and reply bytes: the same calls a stream makes (FrameStream's encode and absorb, the servicer's answer)."""
+    from scoring_service import customer_value, wire
+    from scoring_service.client.frames import FrameJob, Schema, frame_job
+    from scoring_service.client.stream import FrameStream
+    from scoring_service.registry import load_version
+
+    loaded = load_version(store, model, store.current(model))
+    art, n = loaded.artefact, len(batch)
+    schema = Schema(model, loaded.version, tuple(f.name for f in art.schema.numeric), (),
+                    tuple(loaded.segment_names), art.clv is not None)
+    job = frame_job(batch, schema, n)
+    request = wire.encode_batch_request(job.numeric, batch_id="0")
+    decoded = wire.decode_batch_request(request)
+    clv_model = art.clv if any(name in decoded.numeric for name in INPUTS) else None
+
+    def features() -> object:
+        x, _errors = art.schema.transform_columns(decoded.numeric, decoded.categorical, n)
+        return art.model.score(x)
+
+    scores = features()
+    figures = customer_value.batch_figures(clv_model, decoded.numeric, n, {}) if clv_model else None
+
+    def encode_reply() -> bytes:
+        return wire.encode_batch_response(batch_id="0", model=model, version=loaded.version, row_count=n,
+                                          segment_id=scores.segment, distance=scores.distance,
+                                          confidence=scores.confidence, outlier=scores.outlier, row_errors={},
+                                          clv=figures)
+
+    reply = encode_reply()
+    stream = FrameStream(None, schema, n, 1, None)  # type: ignore[arg-type]  # absorb only: no channel needed
+    target = FrameJob(batch.index, {}, {}, {}, 1)
+    times = {
+        STAGES[0]: _best_us(lambda: frame_job(batch, schema, n)),
+        STAGES[1]: _best_us(lambda: wire.encode_batch_request({k: v[0:n] for k, v in job.numeric.items()}, {},
+                                                              batch_id="0")),
+        STAGES[2]: _best_us(lambda: wire.decode_batch_request(request)),
+        STAGES[3]: _best_us(features),
+        STAGES[4]: _best_us(lambda: customer_value.batch_figures(clv_model, decoded.numeric, n, {}))
+        if clv_model else 0.0,
+        STAGES[5]: _best_us(encode_reply),
+        STAGES[6]: _best_us(lambda: stream._absorb(wire.decode_batch_response(reply), target, 0, n)),
+    }
+    return times, request, reply
 
 
 def _rfm_config(folder: Path, features: list[str], k: int) -> Path:
@@ -194,8 +258,8 @@ def _row(name: str, runs: list[tuple[float, float, float]]) -> tuple[float, str]
 
 
 def bench_throughput(folder: Path, rows: int, repeats: int) -> None:
-    """PredictStream rows/s with the CLV inputs (and so figures) and without them, two ways, and what the
-    transport alone costs for messages of those sizes."""
+    """PredictStream rows/s with the CLV inputs (and so figures) and without them, two ways, what the transport
+    alone costs for those very messages, and where the extra time of a CLV batch goes."""
     store = ModelStore(folder / "store")
     config = load_config(cdnow_config(folder))
     train(cdnow_sample(folder), config, store, model_name="customers")
@@ -207,38 +271,57 @@ def bench_throughput(folder: Path, rows: int, repeats: int) -> None:
     frame[features].to_csv(folder / "rfm.csv", index=False)
     train(folder / "rfm.csv", load_config(_rfm_config(folder, features, k)), store, model_name="rfm")
     with_clv, without = frame[features + list(INPUTS)], frame[features]
-    variants = {  # name -> (frame, model)
-        "with CLV: CDNOW model, 3 features + 4 CLV inputs, 4 CLV figures back": (with_clv, "customers"),
-        "without CLV inputs: the same model, 3 features": (without, "customers"),
-        f"model without CLV: the same 3 RFM columns as a customer table, k={k}": (without, "rfm"),
-    }
-    server = start_server(store.root, folder)
-    results: dict[str, list] = {name: [] for name in variants}
+    names = ["with CLV: CDNOW model, 3 features + 4 CLV inputs, 4 CLV figures back",
+             "without CLV inputs: the same model, 3 features",
+             f"model without CLV: the same 3 RFM columns as a customer table, k={k}",
+             "null server, the CLV batch's request and reply bytes", "null server, the plain batch's bytes"]
     load_before = load()
+    stages, messages = {}, {}
+    for name, data in ((names[0], with_clv), (names[1], without)):
+        stages[name], request, reply = stage_times(store, "customers", data.head(10_000))
+        (folder / f"reply-{len(messages)}.bin").write_bytes(reply)
+        messages[name] = (request, folder / f"reply-{len(messages)}.bin")
+    load_stages = load()
+    server = start_server(store.root, folder)
+    results: dict[str, list] = {name: [] for name in names}
     try:
         for _ in range(repeats):  # alternating, so that a load change hits every variant alike
-            for name, (data, model) in variants.items():
+            for name, (data, model) in zip(names, ((with_clv, "customers"), (without, "customers"), (without, "rfm"))):
                 results[name].append(_stream_once(server.target, data, 10_000, server.proc.pid, model=model))
+            for name, (request, reply_path) in zip(names[3:], messages.values()):
+                results[name].append(_transport_once(request, reply_path, rows // 10_000))
     finally:
         server.stop()
-    floor_names = {"null server, CLV-sized messages (7 columns in, 8 out)": (7, True),
-                   "null server, plain messages (3 columns in, 4 out)": (3, False)}
-    floor: dict[str, list] = {name: [] for name in floor_names}
-    for _ in range(repeats):
-        for name, (columns, clv) in floor_names.items():
-            floor[name].append(_transport_once(columns, clv, rows // 10_000))
     print(f"\n## PredictStream, {rows:,} rows in 10,000-row batches, median of {repeats} alternating rounds "
           f"({load_before} before, {load()} after)")
     print("| request | rows/s (median) | spread (min - max) | server CPU per batch | client CPU per batch |")
     print("|---|---|---|---|---|")
     medians = {}
-    for name, runs in {**results, **floor}.items():
+    for name, runs in results.items():
         medians[name], line = _row(name, runs)
         print(line)
-    names = list(variants)
     print(f"with CLV / without CLV inputs (same model): {medians[names[0]] / medians[names[1]]:.3f}; "
           f"with CLV / model without CLV: {medians[names[0]] / medians[names[2]]:.3f}; "
-          f"transport alone, CLV-sized / plain: {medians[list(floor)[0]] / medians[list(floor)[1]]:.3f}")
+          f"transport alone, CLV / plain bytes: {medians[names[3]] / medians[names[4]]:.3f}")
+    per_batch = {name: 10_000 / rate * 1e6 for name, rate in medians.items()}  # us of wall time per batch
+    with_name, plain_name = names[0], names[1]
+    print(f"\n## Where a CLV batch's extra time goes (10,000 rows; stages in this process, best of 7: "
+          f"{load_stages}; wall per batch from the medians above)")
+    print("| stage | without CLV inputs, us | with CLV, us | extra, us |")
+    print("|---|---|---|---|")
+    for stage in STAGES:
+        a, b = stages[plain_name][stage], stages[with_name][stage]
+        print(f"| {stage} | {a:,.0f} | {b:,.0f} | {b - a:+,.0f} |")
+    a, b = sum(stages[plain_name].values()), sum(stages[with_name].values())
+    print(f"| all stages (CPU, client + server) | {a:,.0f} | {b:,.0f} | {b - a:+,.0f} |")
+    (req_a, reply_a), (req_b, reply_b) = ((len(r), p.stat().st_size) for r, p in (messages[plain_name],
+                                                                                   messages[with_name]))
+    print(f"| bytes on the socket: request + reply | {req_a:,} + {reply_a:,} B | {req_b:,} + {reply_b:,} B | "
+          f"{req_b + reply_b - req_a - reply_a:+,} B |")
+    a, b = per_batch[names[4]], per_batch[names[3]]
+    print(f"| wall per batch, those bytes through gRPC to the null server | {a:,.0f} | {b:,.0f} | {b - a:+,.0f} |")
+    a, b = per_batch[plain_name], per_batch[with_name]
+    print(f"| wall per batch, end to end (the real server) | {a:,.0f} | {b:,.0f} | {b - a:+,.0f} |")
 
 
 def main() -> None:
@@ -248,10 +331,10 @@ def main() -> None:
     parser.add_argument("--throughput-only", action="store_true", help="only part 3")
     parser.add_argument("--rounds", type=int, default=5, help="alternating throughput rounds (median reported)")
     parser.add_argument("--null-server", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--null-clv", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--null-reply", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.null_server:
-        _null_server_main(args.null_server, bool(args.null_clv))
+        _null_server_main(args.null_server, args.null_reply)
         return
     repeats = 1 if args.quick else 3
     with tempfile.TemporaryDirectory() as tmp:
