@@ -342,11 +342,16 @@ def _check_columns(schema: object, batch: wire.DecodedBatch, extra: frozenset[st
     """
     numeric_names = schema._numeric_names  # type: ignore[attr-defined]  # frozensets cached by the schema
     categorical_names = schema._categorical_names  # type: ignore[attr-defined]
-    for name in batch.numeric:
-        if name not in numeric_names and name not in extra:
+    for name, values in batch.numeric.items():
+        if name not in numeric_names:
+            if name in extra:
+                continue
             kind = "a categorical feature sent as numbers" if name in categorical_names else "an unknown column"
             raise InvalidRequest(f"numeric[{quoted(name)}]: {kind}; the model expects numeric features "
                                  f"{sorted(numeric_names)}", field=name)
+        if values.dtype.itemsize == 4:
+            raise InvalidRequest(f"numeric[{quoted(name)}]: a feature sent in single precision (single_values); "
+                                 "features travel as doubles (values), only the CLV inputs may be single", field=name)
     for name in batch.categorical:
         if name not in categorical_names:
             kind = "a numeric feature sent as strings" if name in numeric_names else "an unknown column"

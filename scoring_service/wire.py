@@ -3,7 +3,8 @@
 Batches travel as columns of many rows, so the generic protobuf API (one Python float object per value)
 would dominate the cost of a stream. Here the packed fields are written and read as bytes instead:
 a packed ``repeated double`` is ``tag + varint(length) + array.astype('<f8').tobytes()`` on the wire and
-``np.frombuffer`` on the way back; packed ints and bools are numpy-vectorized varints. Messages built
+``np.frombuffer`` on the way back (``repeated float`` likewise with '<f4': the CLV columns, which travel in
+single precision); packed ints and bools are numpy-vectorized varints. Messages built
 this way are ordinary protobuf messages: any client in any language reads them.
 
 Client direction (used by ``scoring_service.client``)::
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Collection, Iterable, Mapping, Sequence
 
 import grpc
 import numpy as np
@@ -32,6 +33,7 @@ PREDICT_STREAM_PATH = f"/{SERVICE}/PredictStream"
 # Wire types (protobuf encoding spec).
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 _F64 = np.dtype("<f8")
+_F32 = np.dtype("<f4")
 
 
 # ---- low-level helpers --------------------------------------------------------------------------------
@@ -137,9 +139,10 @@ def decode_varints(payload: bytes | memoryview) -> np.ndarray:
     return np.bitwise_or.reduceat(parts, starts).view(np.int64)
 
 
-def _packed_doubles(number: int, values: np.ndarray) -> list[bytes | memoryview]:
-    """Header and the array's own buffer: ``b"".join`` then copies the doubles once, straight from numpy."""
-    data = np.ascontiguousarray(values, dtype=_F64)
+def _packed_doubles(number: int, values: np.ndarray, dtype: np.dtype = _F64) -> list[bytes | memoryview]:
+    """Header and the array's own buffer: ``b"".join`` then copies the doubles (or floats, ``dtype`` '<f4')
+    once, straight from numpy."""
+    data = np.ascontiguousarray(values, dtype=dtype)
     return [_tag(number, _LEN) + _varint(data.nbytes), data.data] if data.size else []
 
 
@@ -166,9 +169,10 @@ def _categorical_column(name: str, values: Sequence[object]) -> pb.CategoricalCo
 def encode_batch_request(numeric: Mapping[str, np.ndarray | Sequence[float]],
                          categorical: Mapping[str, Sequence[str]] | None = None,
                          *, batch_id: str = "", model: str = "", version: str = "",
-                         ids: Sequence[str] | None = None) -> bytes:
+                         ids: Sequence[str] | None = None, single: Collection[str] = ()) -> bytes:
     """Wire bytes of a ``PredictBatchRequest``: one packed-double column per numeric feature (NaN =
-    missing), one string column per categorical feature ("" = missing), optional ids and selector.
+    missing; the columns named in ``single``, the CLV inputs, in single precision: ``single_values``), one
+    string column per categorical feature ("" = missing), optional ids and selector.
 
     Columns are sent as given; the server checks they are all the same length (a ragged batch is a
     batch error). Send the bytes with :func:`predict_stream_method`.
@@ -178,7 +182,8 @@ def encode_batch_request(numeric: Mapping[str, np.ndarray | Sequence[float]],
         parts.append(_len_field(2, _string_field(1, model) + _string_field(2, version)))
     for name, values in numeric.items():
         head = _string_field(1, name)
-        column = _packed_doubles(2, values) or [_tag(2, _LEN) + b"\x00"]
+        number, dtype = (3, _F32) if name in single else (2, _F64)
+        column = _packed_doubles(number, values, dtype) or [_tag(number, _LEN) + b"\x00"]
         size = len(head) + sum(len(c) if isinstance(c, bytes) else c.nbytes for c in column)
         parts += [_tag(3, _LEN) + _varint(size), head, *column]
     for name, values in (categorical or {}).items():
@@ -209,12 +214,12 @@ class BatchResult:
 
 
 CLV_FIELDS = {20: "expected_purchases", 21: "p_alive", 22: "expected_order_value", 23: "clv"}
-"""PredictBatchResponse field number -> CLV figure (segmentation_core.clv.FIGURES, in order)."""
+"""PredictBatchResponse field number -> CLV figure (segmentation_core.clv.FIGURES, in order; repeated float)."""
 
 
 def decode_batch_response(data: bytes) -> BatchResult:
     """Decode ``PredictBatchResponse`` wire bytes into numpy columns (segment_id int32, distance and
-    confidence float64, outlier bool), row errors as {row: message}."""
+    confidence float64, outlier bool, the CLV figures float32), row errors as {row: message}."""
     out = BatchResult()
     seg: list[np.ndarray] = []
     dist: list[np.ndarray] = []
@@ -245,9 +250,9 @@ def decode_batch_response(data: bytes) -> BatchResult:
         elif number == 11 and wt == _VARINT:
             out.row_count = value - (1 << 64) if value >= 1 << 63 else value
         elif number in CLV_FIELDS:
-            clv.setdefault(CLV_FIELDS[number], []).append(np.frombuffer(value, dtype=_F64))
+            clv.setdefault(CLV_FIELDS[number], []).append(np.frombuffer(value, dtype=_F32))  # packed, or one fixed32
     if clv:
-        out.clv = {name: _join(clv.get(name, []), _F64) for name in CLV_FIELDS.values()}
+        out.clv = {name: _join(clv.get(name, []), _F32) for name in CLV_FIELDS.values()}
     out.segment_id = _join(seg, np.int64).astype(np.int32)
     out.distance = _join(dist, _F64)
     out.confidence = _join(conf, _F64)
@@ -274,7 +279,8 @@ class BatchFormatError(ValueError):
 
 @dataclass
 class DecodedBatch:
-    """A ``PredictBatchRequest`` as columns: numeric float64 arrays and categorical string lists by name."""
+    """A ``PredictBatchRequest`` as columns: numeric arrays (float64; float32 for a column sent in single
+    precision) and categorical string lists by name."""
 
     batch_id: str = ""
     model: str = ""
@@ -302,25 +308,33 @@ def _skip(buf: memoryview, pos: int, wire_type: int) -> int:
 
 def _decode_numeric_column(buf: memoryview) -> tuple[str, np.ndarray]:
     # The usual column, as every encoder writes it: the name (key 0x0A, a one-byte length) then one
-    # packed values field (key 0x12) ending the message; read inline. Anything else: the field reader.
+    # packed values field (key 0x12: doubles; 0x1A: single_values, floats) ending the message; read inline.
+    # Anything else: the field reader.
     end = len(buf)
-    if end > 3 and buf[0] == 0x0A and buf[1] < 0x80 and 2 + buf[1] < end and buf[2 + buf[1]] == 0x12:
+    if end > 3 and buf[0] == 0x0A and buf[1] < 0x80 and 2 + buf[1] < end and buf[2 + buf[1]] in (0x12, 0x1A):
         pos = 3 + buf[1]
         size, start = _read_varint(buf, pos)
-        if start + size == end and not size % 8:
-            return bytes(buf[2:pos - 1]).decode(), np.frombuffer(buf[start:end], dtype=_F64)
+        dtype = _F64 if buf[pos - 1] == 0x12 else _F32
+        if start + size == end and not size % dtype.itemsize:
+            return bytes(buf[2:pos - 1]).decode(), np.frombuffer(buf[start:end], dtype=dtype)
     name = ""
-    chunks: list[np.ndarray] = []
+    chunks: dict[int, list[np.ndarray]] = {2: [], 3: []}
     for number, wt, value in _fields(buf):
         if number == 1 and wt == _LEN:
             name = bytes(value).decode()
-        elif number == 2:
-            if wt not in (_LEN, _I64):
+        elif number in (2, 3):
+            dtype, fixed = (_F64, _I64) if number == 2 else (_F32, _I32)
+            if wt not in (_LEN, fixed):
                 raise ValueError(f"column values with wire type {wt}")
-            if len(value) % 8:
-                raise BatchFormatError("packed double column has a length that is not a multiple of 8")
-            chunks.append(np.frombuffer(value, dtype=_F64))  # packed, or one unpacked fixed64 value
-    return name, _join(chunks, _F64)
+            if len(value) % dtype.itemsize:
+                raise BatchFormatError(f"packed {'double' if number == 2 else 'float'} column has a length that "
+                                       f"is not a multiple of {dtype.itemsize}")
+            chunks[number].append(np.frombuffer(value, dtype=dtype))  # packed, or one unpacked fixed value
+    if chunks[3]:
+        if chunks[2]:
+            raise BatchFormatError(f"column {name!r} has both values and single_values")
+        return name, _join(chunks[3], _F32)
+    return name, _join(chunks[2], _F64)
 
 
 def decode_batch_request(data: bytes) -> DecodedBatch:
@@ -386,7 +400,8 @@ def encode_batch_response(*, batch_id: str, model: str, version: str, row_count:
                           confidence: np.ndarray | None = None, outlier: np.ndarray | None = None,
                           row_errors: Mapping[int, str] | None = None, batch_error: str = "",
                           segment_names: Sequence[str] = (), clv: Sequence[np.ndarray] | None = None) -> bytes:
-    """Wire bytes of a ``PredictBatchResponse`` from numpy result columns (``clv``: the four CLV figures)."""
+    """Wire bytes of a ``PredictBatchResponse`` from numpy result columns (``clv``: the four CLV figures, sent
+    in single precision)."""
     parts = [_string_field(1, batch_id), _string_field(2, model), _string_field(3, version)]
     if segment_id is not None:
         parts += [_packed_varints(4, segment_id), *_packed_doubles(5, distance), *_packed_doubles(6, confidence),
@@ -398,7 +413,7 @@ def encode_batch_response(*, batch_id: str, model: str, version: str, row_count:
     parts.append(_varint_field(11, row_count))
     if clv is not None:
         for number, values in zip(CLV_FIELDS, clv):
-            parts += _packed_doubles(number, values)
+            parts += _packed_doubles(number, values, _F32)
     return b"".join(parts)
 
 

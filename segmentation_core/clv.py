@@ -19,6 +19,11 @@ the scoring image, so the training job tabulates G (exactly, with scipy) for x <
 w = alpha / (alpha + T) in [0, 1] and stores the tables in the artefact (clv.npz); scoring interpolates
 linearly in w (relative error below 1e-6, tested). For x >= ``TABLE_X`` the Euler-transformed series
 2F1(a+b-1-r, a-1; a+b+x-1; z) converges in a few terms, and numpy sums it directly.
+
+Precision: :meth:`ClvModel.predict` takes its inputs and gives the figures in single precision (``PRECISION``),
+the form they travel in on PredictStream; the math runs in double. Single precision holds 7 significant digits
+(whole numbers up to 2**24 exactly), far below the model's own error and the tables' interpolation error, and
+every path (Predict, PredictStream, ``training_job score``) thus gives the same numbers.
 """
 from __future__ import annotations
 
@@ -29,8 +34,8 @@ from typing import Any, Mapping, NamedTuple
 import numpy as np
 
 __all__ = [
-    "FIGURES", "INPUTS", "TABLE_W", "TABLE_X", "ClvFigures", "ClvModel", "all_valid", "describe_problem", "g_series",
-    "horizon_steps", "input_problems",
+    "FIGURES", "INPUTS", "PRECISION", "TABLE_W", "TABLE_X", "ClvFigures", "ClvModel", "all_valid", "describe_problem",
+    "g_series", "horizon_steps", "input_problems",
 ]
 
 TABLE_X = 64
@@ -43,6 +48,9 @@ FIGURES = ("expected_purchases", "p_alive", "expected_order_value", "clv")
 """The per-customer CLV figures, in the order every output lists them."""
 INPUTS = ("RepeatPurchases", "LastPurchaseTime", "CustomerAge", "AvgRepeatValue")
 """The per-customer CLV inputs (x, t_x, T, m_x), as a transactions recipe names its columns."""
+PRECISION = np.dtype(np.float32)
+"""CLV inputs are taken, and the figures given, in single precision (7 significant digits; whole numbers up to
+2**24 exactly; the CLV columns of PredictStream travel so): every path gives the same numbers."""
 
 
 class ClvFigures(NamedTuple):
@@ -136,70 +144,88 @@ class ClvModel:
 
     # ---- the per-customer figures ---------------------------------------------------------------------
     def p_alive(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
-        """P(alive | x, t_x, T) (FHL 2005, eq. 11)."""
+        """P(alive | x, t_x, T) (FHL 2005, eq. 11), in double precision."""
         x, t_x, T = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T))
-        return self._p_alive(x, t_x, T, self._log_odds(x))
+        return self._p_alive(x, t_x, T, self._odds(x, x.astype(np.intp)))
 
-    def _log_odds(self, x: np.ndarray) -> np.ndarray:
-        """log(a / (b + x - 1)) for x > 0, -inf for x = 0."""
+    def _odds(self, x: np.ndarray, row: np.ndarray) -> np.ndarray:
+        """a / (b + x - 1) for x > 0, 0 for x = 0 (``row``: x as an index; tabulated below TABLE_X)."""
         small = x < TABLE_X
         if small.all():
-            return self._log_odds_table[x.astype(np.intp)]
-        out = np.empty_like(x)
-        out[small] = self._log_odds_table[x[small].astype(np.intp)]
-        out[~small] = math.log(self.a) - np.log(self.b + x[~small] - 1.0)
+            return self._odds_table.take(row)
+        out = np.empty_like(x, dtype=np.float64)
+        out[small] = self._odds_table.take(row[small])
+        out[~small] = self.a / (self.b + x[~small] - 1.0)
         return out
 
-    def _p_alive(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, log_odds: np.ndarray) -> np.ndarray:
-        # 1 / (1 + e^z): e^z capped (a long-silent frequent buyer gives 0, not an overflow); x = 0 gives 1
-        z = (self.r + x) * np.log((self.alpha + T) / (self.alpha + t_x))
-        z += log_odds
-        np.minimum(z, 700.0, out=z)
-        np.exp(z, out=z)
+    def _p_alive(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, odds: np.ndarray) -> np.ndarray:
+        # 1 / (1 + odds(x) ((alpha + T) / (alpha + t_x))^(r + x)); the power may overflow to inf for a
+        # long-silent frequent buyer, giving 0; x = 0 has odds 0, giving 1
+        z = np.add(t_x, self.alpha, dtype=np.float64)
+        np.divide(np.add(T, self.alpha, dtype=np.float64), z, out=z)
+        np.log(z, out=z)
+        z *= np.add(x, self.r, dtype=np.float64)
+        with np.errstate(over="ignore"):
+            np.exp(z, out=z)
+        z *= odds
         z += 1.0
-        return np.reciprocal(z, out=z)
+        return np.divide(1.0, z, out=z)
 
     def expected_order_value(self, x: np.ndarray, m: np.ndarray) -> np.ndarray:
-        """E[spend per purchase | x repeat purchases of mean m] (Gamma-Gamma)."""
+        """E[spend per purchase | x repeat purchases of mean m] (Gamma-Gamma), in double precision."""
         x, m = np.asarray(x, dtype=np.float64), np.asarray(m, dtype=np.float64)
-        value = m * x
+        return self._order_value(x, m, self._value_factor(x, x.astype(np.intp)))
+
+    def _value_factor(self, x: np.ndarray, row: np.ndarray) -> np.ndarray:
+        """p / (p x + q - 1) (tabulated below TABLE_X)."""
+        small = x < TABLE_X
+        if small.all():
+            return self._value_factor_table.take(row)
+        out = np.empty_like(x, dtype=np.float64)
+        out[small] = self._value_factor_table.take(row[small])
+        out[~small] = self.p / (x[~small] * self.p + (self.q - 1.0))
+        return out
+
+    def _order_value(self, x: np.ndarray, m: np.ndarray, factor: np.ndarray) -> np.ndarray:
+        # (v + m x) p / (p x + q - 1)
+        value = np.multiply(m, x, dtype=np.float64)
         value += self.v
-        value *= self.p
-        scale = x * self.p
-        scale += self.q - 1.0
-        return np.divide(value, scale, out=value)
+        value *= factor
+        return value
 
     def predict(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, m: np.ndarray) -> ClvFigures:
-        """The four CLV figures of customers given as arrays (valid inputs: see :func:`input_problems`)."""
-        x, t_x, T, m = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T, m))
+        """The four CLV figures of customers given as arrays, taken and given in single precision (PRECISION:
+        float32 arrays in, float32 arrays out; the math in double). Valid inputs: see :func:`input_problems`."""
+        x, t_x, T, m = (np.asarray(v, dtype=PRECISION) for v in (x, t_x, T, m))
         if x.size and x.max() < TABLE_X and T.min() >= 0:
             return self._predict_tabulated(x, t_x, T, m)
-        alive = self._p_alive(x, t_x, T, self._log_odds(x))
+        row = x.astype(np.intp)
+        alive = self._p_alive(x, t_x, T, self._odds(x, row))
         expected, discounted = self._g(x, T)
-        value = self.expected_order_value(x, m)
+        value = self._order_value(x, m, self._value_factor(x, row))
         expected *= alive
         discounted *= alive
         discounted *= value
-        return ClvFigures(expected, alive, value, discounted)
+        return ClvFigures(*(f.astype(PRECISION) for f in (expected, alive, value, discounted)))
 
     def _predict_tabulated(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, m: np.ndarray) -> ClvFigures:
-        """:meth:`predict` when every x is tabulated and T >= 0 (the usual batch): the same formulas in
-        fewer numpy passes (shared terms computed once, in place; one gather fetches both tables' value and
-        step at a grid cell), which is what a scoring server spends per row."""
-        cells, log_odds = self._cell_table, self._log_odds_table
+        """:meth:`predict` when every x is tabulated and T >= 0 (the usual batch): the same operations on the
+        same values in fewer numpy passes (shared terms computed once, in place; one gather fetches both
+        tables' value and step at a grid cell; the last step writes single precision), which is what a
+        scoring server spends per row."""
+        n = x.size
         row = x.astype(np.intp)
-        alpha_T = T + self.alpha
-        # P(alive): 1 / (1 + e^z), z = log_odds(x) + (r + x) log((alpha + T) / (alpha + t_x)); e^z may
-        # overflow to inf for a long-silent frequent buyer, giving 0
-        z = t_x + self.alpha
+        alpha_T = np.add(T, self.alpha, dtype=np.float64)
+        z = np.add(t_x, self.alpha, dtype=np.float64)
         np.divide(alpha_T, z, out=z)
         np.log(z, out=z)
-        z *= x + self.r
-        z += log_odds.take(row)
+        z *= np.add(x, self.r, dtype=np.float64)
         with np.errstate(over="ignore"):
             np.exp(z, out=z)
+        z *= self._odds_table.take(row)
         z += 1.0
-        alive = np.reciprocal(z, out=z)
+        alive = np.divide(1.0, z, out=z)
+        value = self._order_value(x, m, self._value_factor_table.take(row))
         # G by linear interpolation in w = alpha / (alpha + T) in [0, 1] on the grid (w = 1 lands on the
         # last grid point, whose step is 0: no clamp)
         pos = np.divide(self.alpha, alpha_T, out=alpha_T)
@@ -208,25 +234,36 @@ class ClvModel:
         frac = np.subtract(pos, cell, out=pos)
         row *= TABLE_W
         row += cell
-        found = cells.take(row, axis=0)  # (n, 4): expected, its step, discounted, its step
+        found = self._cell_table.take(row, axis=0)  # (n, 4): expected, its step, discounted, its step
+        out = np.empty((4, n), dtype=PRECISION)  # rows: the figures, each contiguous
         expected = found[:, 1] * frac
         expected += found[:, 0]
-        expected *= alive
-        discounted = found[:, 3] * frac
+        np.multiply(expected, alive, out=out[0], casting="same_kind")
+        discounted = np.multiply(found[:, 3], frac, out=expected)
         discounted += found[:, 2]
         discounted *= alive
-        value = self.expected_order_value(x, m)
-        discounted *= value
-        return ClvFigures(expected, alive, value, discounted)
+        out[1] = alive
+        out[2] = value
+        np.multiply(discounted, value, out=out[3], casting="same_kind")
+        return ClvFigures(out[0], out[1], out[2], out[3])
 
     @property
-    def _log_odds_table(self) -> np.ndarray:
-        table = self.__dict__.get("_log_odds_cache")
+    def _odds_table(self) -> np.ndarray:
+        table = self.__dict__.get("_odds_cache")
         if table is None:
             x = np.arange(TABLE_X, dtype=np.float64)
             with np.errstate(divide="ignore", invalid="ignore"):
-                table = np.where(x > 0, math.log(self.a) - np.log(np.maximum(self.b + x - 1.0, 1e-300)), -np.inf)
-            object.__setattr__(self, "_log_odds_cache", table)
+                table = np.where(x > 0, self.a / (self.b + x - 1.0), 0.0)
+            object.__setattr__(self, "_odds_cache", table)
+        return table
+
+    @property
+    def _value_factor_table(self) -> np.ndarray:
+        table = self.__dict__.get("_value_factor_cache")
+        if table is None:
+            x = np.arange(TABLE_X, dtype=np.float64)
+            table = self.p / (x * self.p + (self.q - 1.0))
+            object.__setattr__(self, "_value_factor_cache", table)
         return table
 
     @property
@@ -258,9 +295,10 @@ class ClvModel:
         return table
 
     def _g(self, x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """G over the horizon and its discounted sum, for each customer (fresh arrays)."""
+        """G over the horizon and its discounted sum, for each customer (fresh float64 arrays)."""
         g, g_step, d, d_step = self._lerp_table
-        pos = self.alpha / (self.alpha + T)
+        alpha_T = np.add(T, self.alpha, dtype=np.float64)
+        pos = np.divide(self.alpha, alpha_T)
         pos *= TABLE_W - 1
         j = pos.astype(np.intp)
         np.minimum(j, TABLE_W - 2, out=j)
@@ -277,13 +315,13 @@ class ClvModel:
             discounted *= frac
             discounted += d[at]
             return expected, discounted
-        expected, discounted = np.empty_like(x), np.empty_like(x)
+        expected, discounted = np.empty_like(alpha_T), np.empty_like(alpha_T)
         if small.any():
             at = x[small].astype(np.intp) * TABLE_W + j[small]
             expected[small] = g[at] + g_step[at] * frac[small]
             discounted[small] = d[at] + d_step[at] * frac[small]
         large = ~small
-        e, d = self.exact_g(x[large], self.alpha / (self.alpha + T[large]))
+        e, d = self.exact_g(x[large].astype(np.float64), self.alpha / alpha_T[large])
         expected[large], discounted[large] = e, d
         return expected, discounted
 
@@ -312,8 +350,9 @@ class ClvModel:
 
 
 def input_problems(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """Per customer, the index into ``names`` of the first invalid CLV input, or -1 when all are valid."""
-    x, t_x, T, m = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T, m))
+    """Per customer, the index into INPUTS of the first invalid CLV input (as taken: in single precision), or -1
+    when all are valid."""
+    x, t_x, T, m = (np.asarray(v, dtype=PRECISION) for v in (x, t_x, T, m))
     checks = (
         ~((x >= 0) & (x == np.floor(x))),   # a whole number of repeat purchases
         ~((t_x >= 0) & (t_x <= T)),          # last purchase within the customer's age (NaN T fails here)
@@ -327,8 +366,9 @@ def input_problems(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, m: np.ndarray)
 
 
 def all_valid(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, m: np.ndarray) -> bool:
-    """True when :func:`input_problems` would find no problem (a NaN anywhere gives False): the batch's
-    fast path, a few reductions instead of per-row checks."""
+    """True when :func:`input_problems` would find no problem in these arrays (single precision, as
+    :meth:`ClvModel.predict` takes them; a NaN anywhere gives False): the batch's fast path, a few reductions
+    instead of per-row checks."""
     if not x.size:
         return True
     low, high = np.minimum.reduce, np.maximum.reduce  # NaN propagates: every comparison below is then False
@@ -337,6 +377,7 @@ def all_valid(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, m: np.ndarray) -> b
 
 
 def describe_problem(index: int, value: float) -> str:
-    """The message for a CLV input problem found by :func:`input_problems` (``value``: the offending one)."""
+    """The message for a CLV input problem found by :func:`input_problems` (``value``: the offending one, shown
+    as the single-precision number it was taken as)."""
     rules = ("a whole number >= 0", f"between 0 and {INPUTS[2]}", "a finite number >= 0", "a finite number >= 0")
-    return f"{INPUTS[index]}: {value!r} should be {rules[index]}"
+    return f"{INPUTS[index]}: {PRECISION.type(value)} should be {rules[index]}"

@@ -96,10 +96,33 @@ def test_predict_stream_gives_the_offline_numbers(client: ScoringClient, custome
     assert np.isnan(result["clv"].iloc[5])
     np.testing.assert_array_equal(result["segment_id"].to_numpy()[ok], offline["segment_id"].to_numpy()[ok])
     for name in FIGURES:
-        np.testing.assert_allclose(result[name].to_numpy()[ok], offline[name].to_numpy()[ok], rtol=1e-12)
+        assert result[name].dtype == np.float32 and offline[name].dtype == np.float32  # single precision
+        np.testing.assert_array_equal(result[name].to_numpy()[ok], offline[name].to_numpy()[ok])
     # without the inputs, the same stream has no CLV columns
     plain = client.predict_frame(customers[["Recency", "Frequency", "Monetary"]])
     assert "clv" not in plain.columns
+
+
+def test_clv_inputs_as_doubles_give_the_same_figures_and_features_must_be_doubles(
+        cdnow_store: Path, scoring_server_factory, customers: pd.DataFrame) -> None:  # noqa: F811
+    # what a client of another language may send: the CLV inputs as doubles (NumericColumn.values) instead of
+    # single_values; the service takes them in single precision either way. A feature in single precision is
+    # a batch error naming it, and the stream goes on.
+    from scoring_service import wire
+
+    server = scoring_server_factory(cdnow_store / "store", model="cdnow")
+    rows = customers.head(300)
+    numeric = {name: rows[name].to_numpy(np.float64) for name in ("Recency", "Frequency", "Monetary", *INPUTS)}
+    requests = [wire.encode_batch_request(numeric, batch_id="doubles"),
+                wire.encode_batch_request(numeric, batch_id="singles", single=set(INPUTS)),
+                wire.encode_batch_request(numeric, batch_id="feature", single={"Recency", *INPUTS})]
+    with grpc.insecure_channel(target(server)) as channel:
+        doubles, singles, feature = (wire.decode_batch_response(r) for r in
+                                     wire.predict_stream_method(channel)(iter(requests), timeout=30))
+    assert doubles.clv is not None and singles.clv is not None and not doubles.row_errors
+    for name in FIGURES:
+        assert doubles.clv[name].dtype == np.float32 and np.array_equal(doubles.clv[name], singles.clv[name])
+    assert feature.batch_error.startswith("numeric['Recency']: a feature sent in single precision")
 
 
 def test_client_cli_scores_a_raw_log_with_the_training_labels(cdnow_store: Path, scoring_server_factory,  # noqa: F811

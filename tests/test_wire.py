@@ -81,6 +81,46 @@ def test_a_batch_response_encoded_by_wire_is_what_protobuf_reads_and_back() -> N
     assert np.array_equal(back.distance, distance) and back.row_errors == {3: "bad", 9: "f2: inf is not a finite number"}
 
 
+def test_clv_columns_travel_in_single_precision_both_ways() -> None:
+    # request: the columns named ``single`` go as NumericColumn.single_values (packed floats), the others as
+    # doubles; protobuf reads them, and the decoder gives float32 views
+    age, repeats = RNG.random(40) * 70, RNG.integers(0, 30, 40).astype(float)
+    data = wire.encode_batch_request({"Recency": age, "RepeatPurchases": repeats, "CustomerAge": age},
+                                     single={"RepeatPurchases", "CustomerAge"})
+    message = pb.PredictBatchRequest.FromString(data)
+    assert list(message.numeric[0].values) == age.tolist() and not message.numeric[0].single_values
+    assert list(message.numeric[1].single_values) == repeats.tolist() and not message.numeric[1].values
+    assert list(message.numeric[2].single_values) == age.astype(np.float32).tolist()
+    batch = wire.decode_batch_request(data)
+    assert batch.numeric["Recency"].dtype == np.float64 and np.array_equal(batch.numeric["Recency"], age)
+    assert batch.numeric["CustomerAge"].dtype == np.float32
+    assert np.array_equal(batch.numeric["CustomerAge"], age.astype(np.float32))
+    # what other encoders may write: protobuf's own bytes, floats one fixed32 field each
+    back = wire.decode_batch_request(pb.PredictBatchRequest(numeric=[
+        pb.NumericColumn(name="a", single_values=[1.5, -2.0])]).SerializeToString())
+    assert back.numeric["a"].dtype == np.float32 and back.numeric["a"].tolist() == [1.5, -2.0]
+    one_by_one = wire._string_field(1, "a") + b"".join(b"\x1d" + np.float32(v).tobytes() for v in (1.5, 3.0))
+    assert wire.decode_batch_request(wire._len_field(3, one_by_one)).numeric["a"].tolist() == [1.5, 3.0]
+    both = wire._len_field(3, wire._string_field(1, "a") + wire._len_field(2, bytes(8)) + wire._len_field(3, bytes(4)))
+    with pytest.raises(wire.BatchFormatError, match="'a' has both values and single_values"):
+        wire.decode_batch_request(both)
+    with pytest.raises(wire.BatchFormatError, match="not a multiple of 4"):
+        wire.decode_batch_request(wire._len_field(3, wire._string_field(1, "a") + wire._len_field(3, bytes(6))))
+    # response: the four CLV figures as packed floats (repeated float fields 20-23)
+    n = 25
+    figures = [RNG.random(n) * 10 ** i for i in range(4)]
+    data = wire.encode_batch_response(batch_id="b", model="m", version="v0001", row_count=n,
+                                      segment_id=np.zeros(n, dtype=np.int32), distance=RNG.random(n),
+                                      confidence=RNG.random(n), outlier=np.zeros(n, dtype=bool), clv=figures)
+    message = pb.PredictBatchResponse.FromString(data)
+    assert list(message.clv) == figures[3].astype(np.float32).tolist()
+    assert list(message.p_alive) == figures[1].astype(np.float32).tolist()
+    result = wire.decode_batch_response(data)
+    assert list(result.clv) == list(wire.CLV_FIELDS.values())
+    for name, values in zip(wire.CLV_FIELDS.values(), figures):
+        assert result.clv[name].dtype == np.float32 and np.array_equal(result.clv[name], values.astype(np.float32))
+
+
 @pytest.mark.parametrize("values", [[0, 1, 127], [128, 300, 2**31 - 1], [-1, -(2**31), 5], []])
 def test_packed_varints_match_protobuf(values: list[int]) -> None:
     expected = pb.PredictBatchResponse(segment_id=values).SerializeToString()

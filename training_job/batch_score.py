@@ -100,7 +100,7 @@ def result_fields(artefact: Artefact, *, with_as_of: bool) -> list[tuple[str, st
     fields += [("segment_id", "int"), ("segment_name", "string"), ("distance", "double"), ("confidence", "double"),
                ("outlier", "boolean"), ("error", "string")]
     if artefact.clv is not None and artefact.recipe is not None:
-        fields += [(name, "double") for name in FIGURES]
+        fields += [(name, "float") for name in FIGURES]  # single precision, as ClvModel.predict gives them
     if with_as_of:
         fields.append(("as_of", "string"))
     return fields

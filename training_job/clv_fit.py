@@ -156,10 +156,12 @@ def fit_clv(calibration: pd.DataFrame, *, time_unit: str, horizon_days: int, dis
 
 
 def customer_figures(model: ClvModel, customers: pd.DataFrame) -> pd.DataFrame:
-    """The CLV figures of customers given as the recipe's per-customer columns."""
+    """The CLV figures of customers given as the recipe's per-customer columns (the served single-precision
+    values, held in double so that sums over many customers keep their digits)."""
     figures = model.predict(*(customers[c].to_numpy(np.float64) for c in
                               ("RepeatPurchases", "LastPurchaseTime", "CustomerAge", "AvgRepeatValue")))
-    return pd.DataFrame(figures._asdict(), index=customers.index)
+    return pd.DataFrame({name: values.astype(np.float64) for name, values in figures._asdict().items()},
+                        index=customers.index)
 
 
 def segment_summary(figures: pd.DataFrame, segment: np.ndarray, k: int) -> dict[str, Any]:

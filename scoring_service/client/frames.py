@@ -12,6 +12,7 @@ import pandas as pd
 from scoring_service.client.types import ModelInfo, ScoringError
 from segmentation_core.clv import FIGURES as CLV_FIGURES
 from segmentation_core.clv import INPUTS as CLV_INPUTS
+from segmentation_core.clv import PRECISION as CLV_PRECISION
 from segmentation_core.tables import match_columns
 
 
@@ -45,6 +46,8 @@ class FrameJob:
     local_errors: dict[int, str]
     remaining: int
     offset: int = 0  # rows of the stream before this frame: batch ids are stream row numbers
+    single: frozenset[str] = frozenset()
+    """Numeric columns sent in single precision: the CLV inputs (not features), as the service takes them."""
     segment: np.ndarray = field(init=False)
     distance: np.ndarray = field(init=False)
     confidence: np.ndarray = field(init=False)
@@ -102,22 +105,24 @@ class FrameJob:
         """Store one batch's CLV figures (rows start..stop of this frame)."""
         if figures is None:
             return
-        if self.clv is None:
-            self.clv = {name: np.full(len(self.index), np.nan) for name in CLV_FIGURES}
+        if self.clv is None:  # single precision, as computed and sent
+            self.clv = {name: np.full(len(self.index), np.nan, dtype=CLV_PRECISION) for name in CLV_FIGURES}
         for name in CLV_FIGURES:
             self.clv[name][start:stop] = figures[name]
 
 
 def frame_job(frame: pd.DataFrame, schema: Schema, batch_rows: int) -> FrameJob:
     """Extract the schema's columns of a frame (absent features are left out: the server imputes them), and
-    for a model with CLV the four CLV input columns when the frame has them all."""
+    for a model with CLV the four CLV input columns when the frame has them all (in single precision)."""
     found, _missing = match_columns([*schema.numeric, *schema.categorical], frame.columns)
     numeric_names = list(schema.numeric)
+    single: frozenset[str] = frozenset()
     if schema.has_clv:
         clv_found, clv_missing = match_columns(CLV_INPUTS, frame.columns)
         if not clv_missing:
             found |= clv_found
-            numeric_names += [name for name in CLV_INPUTS if name not in numeric_names]
+            single = frozenset(name for name in CLV_INPUTS if name not in numeric_names)
+            numeric_names += [name for name in CLV_INPUTS if name in single]
     numeric: dict[str, np.ndarray] = {}
     local_errors: dict[int, str] = {}
     for name in numeric_names:
@@ -126,14 +131,15 @@ def frame_job(frame: pd.DataFrame, schema: Schema, batch_rows: int) -> FrameJob:
         raw = frame[found[name]]
         if pd.api.types.is_float_dtype(raw.dtype) or pd.api.types.is_integer_dtype(raw.dtype) \
                 or pd.api.types.is_bool_dtype(raw.dtype):
-            numeric[name] = np.ascontiguousarray(raw.to_numpy(dtype=np.float64, na_value=np.nan))
+            dtype = CLV_PRECISION if name in single else np.float64
+            numeric[name] = np.ascontiguousarray(raw.to_numpy(dtype=dtype, na_value=np.nan))
             continue
         array = np.ascontiguousarray(pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan))
         # A text value that is not a number would otherwise become NaN and be imputed silently.
         bad = np.flatnonzero(np.isnan(array) & raw.notna().to_numpy())
         for row, value in zip(bad.tolist(), raw.iloc[bad].tolist()):
             local_errors.setdefault(row, f"{name}: {value!r} is not a number")
-        numeric[name] = array
+        numeric[name] = array.astype(CLV_PRECISION) if name in single else array
     categorical: dict[str, np.ndarray] = {}
     for name in schema.categorical:
         if name not in found:
@@ -145,5 +151,5 @@ def frame_job(frame: pd.DataFrame, schema: Schema, batch_rows: int) -> FrameJob:
             text = col.astype(object).where(col.notna(), "").astype(str).to_numpy(dtype=object)
         categorical[name] = text
     n_batches = max(1, math.ceil(len(frame) / batch_rows))
-    return FrameJob(frame.index, numeric, categorical, local_errors, n_batches)
+    return FrameJob(frame.index, numeric, categorical, local_errors, n_batches, single=single)
 

@@ -91,7 +91,8 @@ class FrameStream:
             categorical = {k: v[start:stop].tolist() for k, v in job.categorical.items()}
             # The selector counts on a stream's first request only: one stream, one version.
             return wire.encode_batch_request(numeric, categorical, batch_id=str(job.offset + start),
-                                             model=model if first else "", version=version if first else "")
+                                             model=model if first else "", version=version if first else "",
+                                             single=job.single)
 
         def requests() -> Iterator[bytes]:
             # Runs on gRPC's request thread: reading and encoding overlap with the server's work and

@@ -104,12 +104,14 @@ class PredictResponse(_message.Message):
     def __init__(self, id: _Optional[str] = ..., prediction: _Optional[_Union[Prediction, _Mapping]] = ..., model: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
 
 class NumericColumn(_message.Message):
-    __slots__ = ("name", "values")
+    __slots__ = ("name", "values", "single_values")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
+    SINGLE_VALUES_FIELD_NUMBER: _ClassVar[int]
     name: str
     values: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, name: _Optional[str] = ..., values: _Optional[_Iterable[float]] = ...) -> None: ...
+    single_values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, name: _Optional[str] = ..., values: _Optional[_Iterable[float]] = ..., single_values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class CategoricalColumn(_message.Message):
     __slots__ = ("name", "values")
