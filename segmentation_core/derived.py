@@ -4,7 +4,8 @@ Expressions are parsed with ``ast`` and only these nodes are evaluated: column n
 spaces\\``` in back ticks), numbers, ``+ - * / // % **``, unary minus, and the functions below. There is no
 attribute access, indexing, or call of anything else, so a config file cannot run code. The training job
 evaluates a config's [derived] section with it, and a transactions model's recipe (segmentation_core.recipe)
-evaluates the same expressions on the customers of a log being scored.
+evaluates the same expressions on the customers of a log being scored; ``training_job.spark.derived``
+turns the same parsed expressions into Spark columns.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pandas as pd
 
 from segmentation_core.errors import ConfigError, DataError
 
-__all__ = ["FUNCTIONS", "evaluate", "referenced_columns"]
+__all__ = ["AGGREGATES", "FUNCTIONS", "evaluate", "parse", "referenced_columns"]
 
 _BINARY: dict[type, Callable] = {
     ast.Add: operator.add,
@@ -54,10 +55,13 @@ FUNCTIONS: dict[str, Callable] = {
     "abs": abs,
 }
 
+AGGREGATES = ("max", "min", "mean")  # the functions of a whole column (missing values skipped)
+
 _BACKTICK = re.compile(r"`([^`]+)`")
 
 
-def _parse(name: str, expression: str) -> tuple[ast.Expression, dict[str, str]]:
+def parse(name: str, expression: str) -> tuple[ast.Expression, dict[str, str]]:
+    """The checked syntax tree of an expression and its back-ticked names (placeholder -> column name)."""
     aliases: dict[str, str] = {}
 
     def alias(match: re.Match) -> str:
@@ -88,7 +92,7 @@ def _parse(name: str, expression: str) -> tuple[ast.Expression, dict[str, str]]:
 
 def referenced_columns(name: str, expression: str) -> list[str]:
     """Column names an expression reads, in order of appearance."""
-    tree, aliases = _parse(name, expression)
+    tree, aliases = parse(name, expression)
     called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     names = [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in called]
     return list(dict.fromkeys(aliases.get(n, n) for n in names))
@@ -96,7 +100,7 @@ def referenced_columns(name: str, expression: str) -> list[str]:
 
 def evaluate(name: str, expression: str, columns: Mapping[str, pd.Series], index: pd.Index) -> pd.Series:
     """Evaluate one expression to a float64 column aligned with `index`."""
-    tree, aliases = _parse(name, expression)
+    tree, aliases = parse(name, expression)
 
     def walk(node: ast.AST):
         if isinstance(node, ast.Expression):
@@ -104,7 +108,11 @@ def evaluate(name: str, expression: str, columns: Mapping[str, pd.Series], index
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.Name):
-            return columns[aliases.get(node.id, node.id)]
+            column = aliases.get(node.id, node.id)
+            if column not in columns:
+                raise DataError(f"derived column {name!r} = {expression!r}: no column {column!r}; the table has "
+                                f"{', '.join(map(str, columns))}")
+            return columns[column]
         if isinstance(node, ast.UnaryOp):
             value = walk(node.operand)
             return -value if isinstance(node.op, ast.USub) else value
@@ -112,7 +120,7 @@ def evaluate(name: str, expression: str, columns: Mapping[str, pd.Series], index
             return _BINARY[type(node.op)](walk(node.left), walk(node.right))
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             return FUNCTIONS[node.func.id](walk(node.args[0]))
-        raise AssertionError(node)  # _parse admitted only the nodes handled above
+        raise AssertionError(node)  # parse admitted only the nodes handled above
 
     try:
         with np.errstate(divide="ignore", invalid="ignore"):

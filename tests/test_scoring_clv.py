@@ -2,6 +2,8 @@
 model has them and the request carries the inputs; the same numbers as `training_job score`."""
 from __future__ import annotations
 
+import dataclasses
+
 import time
 
 from pathlib import Path
@@ -271,3 +273,6 @@ def test_a_log_model_with_derived_features_scores_a_raw_log_with_the_training_la
     # a recipe without the [derived] column (a model published before recipes carried them) is refused
     with pytest.raises(DataError, match="'SpendPerPurchase' that its recipe does not compute from a log"):
         check_features(["Recency", "SpendPerPurchase"], "old v0001", Recipe())
+    # an expression naming a column the customers do not have stops with the expression and the column
+    with pytest.raises(DataError, match=r"derived column 'X' = 'Spend / Frequency': no column 'Spend'; the table"):
+        aggregate(log, dataclasses.replace(recipe, derived={"X": "Spend / Frequency"}))

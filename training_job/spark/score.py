@@ -22,6 +22,7 @@ from segmentation_core.recipe import CUSTOMER_COLUMNS, Recipe, check_features
 from segmentation_core.store import ModelStore
 from training_job.batch_score import ScoreSummary, customer_columns, result_fields, score_columns
 from training_job.spark import recipe
+from training_job.spark.derived import add_derived, apply_valid_ranges
 from training_job.spark.reading import read_source
 from training_job.spark.session import build_session
 
@@ -91,11 +92,14 @@ def _plan(artefact: Any, raw: Any, as_of: str | None) -> _Plan:
 
     schema = artefact.schema
     if artefact.recipe is not None:
-        check_features(schema.feature_names, f"{artefact.manifest.get('model')} {artefact.version}")
-        table, report = recipe.aggregate(raw, Recipe.from_dict(artefact.recipe), as_of)
+        rules = Recipe.from_dict(artefact.recipe)
+        check_features(schema.feature_names, f"{artefact.manifest.get('model')} {artefact.version}", rules)
+        table, report = recipe.aggregate(raw, rules, as_of)
         log.info("aggregated %d log rows to %d customers as of %s on the cluster (%d rows after the as-of date "
                  "left out)", report.rows_in, report.customers, report.snapshot_date, report.after_as_of)
-        return _Plan(table, {name: name for name in CUSTOMER_COLUMNS}, recipe.CUSTOMER, report.snapshot_date)
+        table = apply_valid_ranges(add_derived(table, rules.derived), rules.valid_range)  # Recipe.features
+        return _Plan(table, {name: name for name in (*CUSTOMER_COLUMNS, *rules.derived)}, recipe.CUSTOMER,
+                     report.snapshot_date)
     columns = customer_columns(artefact, list(raw.columns), as_of)
     id_column = _id_column(artefact, raw)
     if id_column is None:  # rows numbered 1.. in file order, as the pandas path numbers them

@@ -44,6 +44,7 @@ from training_job.profiling import profile_table
 from training_job.progress import Stages
 from training_job.segments import plot_sample, profile_entries, segment_order_by_size
 from training_job.spark import kmeans, recipe
+from training_job.spark.derived import add_derived
 from training_job.spark.reading import read_source
 from training_job.spark.session import build_session
 from training_job.spark.statistics import SparkStatistics, column_stats, quantiles
@@ -124,7 +125,7 @@ def train_spark(data: str, config: TrainingConfig, store: ModelStore, model_name
         gmm_params = algo.reorder(estimator, order)
         centroids = np.asarray(algo.centres(estimator))
         provisional = calibrated(algorithm, centroids, 1.0, np.zeros(k), gmm_params)
-        carried = [recipe.CUSTOMER, *[c for c in CUSTOMER_COLUMNS if c in customers.columns]]
+        carried = [recipe.CUSTOMER, *[c for c in (*CUSTOMER_COLUMNS, *config.derived) if c in customers.columns]]
         scored = kmeans.label_customers(customers, schema, provisional, carried).persist(StorageLevel.MEMORY_AND_DISK)
         counts = dict(scored.groupBy("segment").count().collect())
         mean_square = scored.agg(F.avg(F.col("distance") * F.col("distance"))).first()[0]
@@ -203,13 +204,11 @@ def _prepare(table: Any, config: TrainingConfig, report: CleaningReport) -> tupl
         raise DataError(
             f"data.categorical {list(config.data.categorical)}: a transaction log yields numeric per-customer "
             f"features only ({', '.join(CUSTOMER_COLUMNS)})")
-    if config.derived:
-        raise DataError(f"[derived] {', '.join(config.derived)}: derived columns of a log are not computed by "
-                        "--engine spark (train with --engine pandas)")
+    table = add_derived(table, config.derived)  # on the unranged columns, as the pandas path derives them
     missing = [c for c in numeric if c not in table.columns]
     if missing:
         raise DataError(f"missing required column(s) {', '.join(map(repr, missing))} (named in data.numeric); "
-                        f"the table has: {', '.join(CUSTOMER_COLUMNS)}")
+                        f"the table has: {', '.join(c for c in table.columns if c != recipe.CUSTOMER)}")
     if "AvgItemsPerPurchase" in numeric and config.transactions.quantity is None:
         raise DataError("AvgItemsPerPurchase needs transactions.quantity; the config has no quantity column")
     columns = {c: F.col(c) for c in table.columns}
