@@ -206,7 +206,8 @@ def stage_times(store: ModelStore, model: str, batch: pd.DataFrame) -> tuple[dic
     loaded = load_version(store, model, store.current(model))
     art, n = loaded.artefact, len(batch)
     schema = Schema(model, loaded.version, tuple(f.name for f in art.schema.numeric), (),
-                    tuple(loaded.segment_names), art.clv is not None)
+                    tuple(loaded.segment_names), art.clv is not None, loaded.clv_derivable,
+                    art.clv.unit_days if art.clv is not None else 1)  # as Schema.from_info builds it
     job = frame_job(batch, schema, n)
     request = wire.encode_batch_request(job.numeric, batch_id="0", single=job.single)
     decoded = wire.decode_batch_request(request)
@@ -217,7 +218,8 @@ def stage_times(store: ModelStore, model: str, batch: pd.DataFrame) -> tuple[dic
         return art.model.score(x)
 
     scores = features()
-    figures = customer_value.batch_figures(clv_model, decoded.numeric, n, {}) if clv_model else None
+    figures = customer_value.batch_figures(clv_model, decoded.numeric, n, {}, loaded.clv_derivable) \
+        if clv_model else None
 
     def encode_reply() -> bytes:
         return wire.encode_batch_response(batch_id="0", model=model, version=loaded.version, row_count=n,
@@ -234,8 +236,8 @@ def stage_times(store: ModelStore, model: str, batch: pd.DataFrame) -> tuple[dic
                                                               batch_id="0", single=job.single)),
         STAGES[2]: _best_us(lambda: wire.decode_batch_request(request)),
         STAGES[3]: _best_us(features),
-        STAGES[4]: _best_us(lambda: customer_value.batch_figures(clv_model, decoded.numeric, n, {}))
-        if clv_model else 0.0,
+        STAGES[4]: _best_us(lambda: customer_value.batch_figures(clv_model, decoded.numeric, n, {},
+                                                                 loaded.clv_derivable)) if clv_model else 0.0,
         STAGES[5]: _best_us(encode_reply),
         STAGES[6]: _best_us(lambda: stream._absorb(wire.decode_batch_response(reply), target, 0, n)),
     }

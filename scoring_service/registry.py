@@ -30,6 +30,7 @@ from scoring_service.metrics import ServiceMetrics
 from segmentation.v1 import scoring_pb2 as pb
 from segmentation_core.artefact import Artefact, Verifier, read_artefact
 from segmentation_core.bounded_cache import BoundedCache
+from segmentation_core.clv import derivable_inputs
 from segmentation_core.errors import (ArtefactError, NotFoundError, SegmentationError, SignatureError, StoreError,
                                       quoted)
 from segmentation_core.store import ModelStore, validate_model_name, validate_version_id
@@ -57,6 +58,14 @@ class LoadedVersion:
     def segment_names(self) -> list[str]:
         """Segment names by id."""
         return self.artefact.segment_names
+
+    @cached_property
+    def clv_derivable(self) -> frozenset[str]:
+        """The CLV inputs a batch may leave out for this version (none without CLV)."""
+        artefact = self.artefact
+        if artefact.clv is None or artefact.recipe is None:
+            return frozenset()
+        return derivable_inputs(artefact.schema._numeric_names, counts_days=not artefact.recipe.get("invoice"))
 
     @cached_property
     def predict_parts(self) -> tuple[tuple[bytes, ...], bytes]:

@@ -257,7 +257,8 @@ class _StreamAnswers:
         scores = model.score(x)
         segment, distance, confidence, outlier = scores.segment, scores.distance, scores.confidence, scores.outlier
         # the CLV figures (when the model has CLV and the batch its inputs); an invalid input is a row error
-        clv = customer_value.batch_figures(clv_model, batch.numeric, n, errors) if clv_model is not None else None
+        clv = customer_value.batch_figures(clv_model, batch.numeric, n, errors, loaded.clv_derivable) \
+            if clv_model is not None else None
         if errors:
             bad = np.fromiter(errors, dtype=np.int64, count=len(errors))
             segment_counts = np.bincount(np.delete(segment, bad), minlength=model.k)

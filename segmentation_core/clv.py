@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Collection, Mapping, NamedTuple
 
 import numpy as np
 
 __all__ = [
-    "FIGURES", "INPUTS", "PRECISION", "TABLE_W", "TABLE_X", "ClvFigures", "ClvModel", "all_valid", "describe_problem",
-    "g_series", "horizon_steps", "input_problems",
+    "DERIVED_FROM", "FIGURES", "INPUTS", "PRECISION", "TABLE_W", "TABLE_X", "ClvFigures", "ClvModel", "all_valid",
+    "derivable_inputs", "derive_input", "describe_problem", "g_series", "horizon_steps", "input_problems",
 ]
 
 TABLE_X = 64
@@ -48,6 +48,9 @@ FIGURES = ("expected_purchases", "p_alive", "expected_order_value", "clv")
 """The per-customer CLV figures, in the order every output lists them."""
 INPUTS = ("RepeatPurchases", "LastPurchaseTime", "CustomerAge", "AvgRepeatValue")
 """The per-customer CLV inputs (x, t_x, T, m_x), as a transactions recipe names its columns."""
+DERIVED_FROM = {"CustomerAge": ("Recency", "LastPurchaseTime"), "RepeatPurchases": ("Frequency",)}
+"""CLV inputs a PredictStream batch may leave out, and the columns the service then derives them from, exactly
+as the recipe defines them (see :func:`derive_input`; which apply to a model: :func:`derivable_inputs`)."""
 PRECISION = np.dtype(np.float32)
 """CLV inputs are taken, and the figures given, in single precision (7 significant digits; whole numbers up to
 2**24 exactly; the CLV columns of PredictStream travel so): every path gives the same numbers."""
@@ -381,3 +384,30 @@ def describe_problem(index: int, value: float) -> str:
     as the single-precision number it was taken as)."""
     rules = ("a whole number >= 0", f"between 0 and {INPUTS[2]}", "a finite number >= 0", "a finite number >= 0")
     return f"{INPUTS[index]}: {PRECISION.type(value)} should be {rules[index]}"
+
+
+def derivable_inputs(features: Collection[str], counts_days: bool) -> frozenset[str]:
+    """The CLV inputs a batch may leave out for a model with these numeric ``features`` (``counts_days``: its
+    recipe has no invoice column, so a purchase is a purchase day): CustomerAge with the feature Recency,
+    RepeatPurchases with Frequency on such a log."""
+    out = set()
+    if "Recency" in features:
+        out.add("CustomerAge")
+    if counts_days and "Frequency" in features:
+        out.add("RepeatPurchases")
+    return frozenset(out)
+
+
+def derive_input(name: str, numeric: Mapping[str, np.ndarray], unit_days: int) -> np.ndarray:
+    """A left-out CLV input (single precision) from the batch's columns, as the recipe computes it from whole
+    days: CustomerAge = (Recency - 1 + LastPurchaseTime x unit_days, rounded to whole days) / unit_days (the
+    customer's first purchase day to the day before the as-of date); RepeatPurchases = Frequency - 1."""
+    if name == "CustomerAge":
+        tenure = np.rint(np.multiply(numeric["LastPurchaseTime"], unit_days, dtype=np.float64))
+        age = np.subtract(numeric["Recency"], 1.0, dtype=np.float64)
+        age += tenure
+        age /= unit_days
+        return age.astype(PRECISION)
+    if name == "RepeatPurchases":
+        return np.subtract(numeric["Frequency"], 1.0, dtype=np.float64).astype(PRECISION)
+    raise ValueError(f"{name!r} is not derivable (derivable: {', '.join(DERIVED_FROM)})")

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from segmentation_core.artefact import read_artefact
-from segmentation_core.clv import PRECISION, TABLE_X, ClvModel, all_valid, g_series, input_problems
+from segmentation_core.clv import (
+    PRECISION, TABLE_X, ClvModel, all_valid, derivable_inputs, derive_input, g_series, input_problems,
+)
 from segmentation_core.store import ModelStore
 from training_job.cli import main
 from training_job.clv_fit import bgnbd_gradient, bgnbd_log_likelihood, exact_g, gamma_gamma_gradient, \
@@ -180,3 +182,29 @@ def test_training_report_shows_clv_and_basket_metrics(cdnow_store: Path) -> None
     html = (_artefact(cdnow_store).path / "report.html").read_text()
     assert "<h2>Customer lifetime value</h2>" in html and "fitted on purchases up to 1997-09-30" in html
     assert "<h2>Basket metrics</h2>" in html and "Days between purchases" in html
+
+
+@pytest.mark.parametrize("unit", ["days", "weeks"])
+def test_left_out_inputs_are_derived_exactly_as_the_recipe_computes_them(cdnow_store: Path, unit: str) -> None:
+    # CustomerAge from Recency and LastPurchaseTime (any log); RepeatPurchases from Frequency only for a log
+    # without invoices (CDNOW: a purchase is a purchase day), not for Online Retail (invoices)
+    import dataclasses
+
+    from segmentation_core.recipe import Recipe, aggregate
+    from segmentation_core.tables import read_table
+    from training_job.config import load_preset
+
+    logs = {"cdnow": (cdnow_store / "cdnow_sample.txt", Recipe.from_dict(_artefact(cdnow_store).recipe)),
+            "online retail": (REPO / "data" / "online_retail_sample.csv.gz", load_preset("transactions").recipe())}
+    for name, (path, recipe) in logs.items():
+        table, _ = aggregate(read_table(path), dataclasses.replace(recipe, time_unit=unit))
+        numeric = {c: table[c].to_numpy(np.float64) for c in ("Recency", "Frequency")}
+        numeric |= {c: table[c].to_numpy(PRECISION) for c in ("LastPurchaseTime", "CustomerAge", "RepeatPurchases")}
+        days = {"days": 1, "weeks": 7}[unit]
+        counts_days = not recipe.invoice
+        assert derivable_inputs(("Recency", "Frequency", "Monetary"), counts_days) == (
+            {"CustomerAge", "RepeatPurchases"} if counts_days else {"CustomerAge"}), name
+        assert np.array_equal(derive_input("CustomerAge", numeric, days), numeric["CustomerAge"]), name
+        repeats_equal = np.array_equal(derive_input("RepeatPurchases", numeric, days), numeric["RepeatPurchases"])
+        assert repeats_equal == counts_days, name
+    assert derivable_inputs(("Monetary",), True) == frozenset()

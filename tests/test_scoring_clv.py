@@ -115,16 +115,45 @@ def test_clv_inputs_as_doubles_give_the_same_figures_and_features_must_be_double
     server = scoring_server_factory(cdnow_store / "store", model="cdnow")
     rows = customers.head(300)
     numeric = {name: rows[name].to_numpy(np.float64) for name in ("Recency", "Frequency", "Monetary", *INPUTS)}
+    # CDNOW's log has no invoices: CustomerAge and RepeatPurchases may be left out, the service derives them
+    left_out = {k: v for k, v in numeric.items() if k not in ("CustomerAge", "RepeatPurchases")}
+    no_recency = {k: v for k, v in left_out.items() if k != "Recency"}
     requests = [wire.encode_batch_request(numeric, batch_id="doubles"),
                 wire.encode_batch_request(numeric, batch_id="singles", single=set(INPUTS)),
-                wire.encode_batch_request(numeric, batch_id="feature", single={"Recency", *INPUTS})]
+                wire.encode_batch_request(numeric, batch_id="feature", single={"Recency", *INPUTS}),
+                wire.encode_batch_request(left_out, batch_id="left out", single=set(INPUTS)),
+                wire.encode_batch_request(no_recency, batch_id="no recency", single=set(INPUTS))]
     with grpc.insecure_channel(target(server)) as channel:
-        doubles, singles, feature = (wire.decode_batch_response(r) for r in
-                                     wire.predict_stream_method(channel)(iter(requests), timeout=30))
-    assert doubles.clv is not None and singles.clv is not None and not doubles.row_errors
+        doubles, singles, feature, derived, no_source = (
+            wire.decode_batch_response(r) for r in wire.predict_stream_method(channel)(iter(requests), timeout=30))
+    assert doubles.clv is not None and singles.clv is not None and derived.clv is not None
+    assert not doubles.row_errors and not derived.row_errors
     for name in FIGURES:
         assert doubles.clv[name].dtype == np.float32 and np.array_equal(doubles.clv[name], singles.clv[name])
+        assert np.array_equal(derived.clv[name], singles.clv[name])
     assert feature.batch_error.startswith("numeric['Recency']: a feature sent in single precision")
+    assert no_source.batch_error == (
+        "CLV inputs: LastPurchaseTime, AvgRepeatValue given without CustomerAge; send all four (RepeatPurchases, "
+        "LastPurchaseTime, CustomerAge, AvgRepeatValue) or none; CustomerAge may be left out when the batch has "
+        "Recency and LastPurchaseTime")
+
+
+def test_the_client_leaves_out_only_what_the_service_derives_exactly(client: ScoringClient,
+                                                                     customers: pd.DataFrame) -> None:
+    from scoring_service.client.frames import Schema, frame_job
+
+    schema = Schema.from_info(client.model_info())
+    assert schema.clv_derivable == {"CustomerAge", "RepeatPurchases"} and schema.clv_unit_days == 7
+    job = frame_job(customers, schema, 1000)  # the recipe's own columns: both derivations hold on every row
+    assert set(job.numeric) == {"Recency", "Frequency", "Monetary", "LastPurchaseTime", "AvgRepeatValue"}
+    assert job.single == {"LastPurchaseTime", "AvgRepeatValue"}
+    changed = customers.copy()
+    changed.loc[changed.index[7], "CustomerAge"] += 0.5  # a hand-made table: no longer the recipe's derivation
+    job = frame_job(changed, schema, 1000)
+    assert "CustomerAge" in job.numeric and "RepeatPurchases" not in job.numeric
+    assert job.numeric["CustomerAge"].dtype == np.float32
+    result = client.predict_frame(changed)
+    assert result["clv"].notna().all()  # served with the CustomerAge sent
 
 
 def test_client_cli_scores_a_raw_log_with_the_training_labels(cdnow_store: Path, scoring_server_factory,  # noqa: F811

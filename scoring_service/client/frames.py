@@ -13,6 +13,8 @@ from scoring_service.client.types import ModelInfo, ScoringError
 from segmentation_core.clv import FIGURES as CLV_FIGURES
 from segmentation_core.clv import INPUTS as CLV_INPUTS
 from segmentation_core.clv import PRECISION as CLV_PRECISION
+from segmentation_core.clv import DERIVED_FROM as CLV_DERIVED_FROM
+from segmentation_core.clv import TIME_UNIT_DAYS, derivable_inputs, derive_input
 from segmentation_core.tables import match_columns
 
 
@@ -27,13 +29,20 @@ class Schema:
     segment_names: tuple[str, ...]
     has_clv: bool = False
     """The model has CLV: a frame's CLV input columns (segmentation_core.clv.INPUTS) go out too."""
+    clv_derivable: frozenset[str] = frozenset()
+    """CLV inputs the service derives when a batch leaves them out (segmentation_core.clv.derivable_inputs)."""
+    clv_unit_days: int = 1
+    """Days per time unit of the CLV inputs."""
 
     @classmethod
     def from_info(cls, info: ModelInfo) -> "Schema":
         """The schema of a model version's info."""
-        return cls(info.model, info.version, tuple(f.name for f in info.numeric_features),
-                   tuple(f.name for f in info.categorical_features), tuple(s.name for s in info.segments),
-                   info.clv is not None)
+        numeric = tuple(f.name for f in info.numeric_features)
+        clv = info.clv
+        return cls(info.model, info.version, numeric, tuple(f.name for f in info.categorical_features),
+                   tuple(s.name for s in info.segments), clv is not None,
+                   derivable_inputs(numeric, counts_days="invoice" not in info.recipe_columns) if clv else frozenset(),
+                   TIME_UNIT_DAYS.get(clv.time_unit, 1) if clv else 1)
 
 
 @dataclass(eq=False)
@@ -113,7 +122,8 @@ class FrameJob:
 
 def frame_job(frame: pd.DataFrame, schema: Schema, batch_rows: int) -> FrameJob:
     """Extract the schema's columns of a frame (absent features are left out: the server imputes them), and
-    for a model with CLV the four CLV input columns when the frame has them all (in single precision)."""
+    for a model with CLV the four CLV input columns when the frame has them all (in single precision), less
+    those the service derives exactly from the other columns (equal on every row of the frame: checked)."""
     found, _missing = match_columns([*schema.numeric, *schema.categorical], frame.columns)
     numeric_names = list(schema.numeric)
     single: frozenset[str] = frozenset()
@@ -150,6 +160,11 @@ def frame_job(frame: pd.DataFrame, schema: Schema, batch_rows: int) -> FrameJob:
         else:
             text = col.astype(object).where(col.notna(), "").astype(str).to_numpy(dtype=object)
         categorical[name] = text
+    for name in schema.clv_derivable & single:  # fewer bytes: left out where the service's derivation is exact
+        if all(source in numeric for source in CLV_DERIVED_FROM[name]) \
+                and np.array_equal(derive_input(name, numeric, schema.clv_unit_days), numeric[name]):
+            del numeric[name]
+            single -= {name}
     n_batches = max(1, math.ceil(len(frame) / batch_rows))
     return FrameJob(frame.index, numeric, categorical, local_errors, n_batches, single=single)
 
