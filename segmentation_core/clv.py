@@ -401,13 +401,17 @@ def derivable_inputs(features: Collection[str], counts_days: bool) -> frozenset[
 def derive_input(name: str, numeric: Mapping[str, np.ndarray], unit_days: int) -> np.ndarray:
     """A left-out CLV input (single precision) from the batch's columns, as the recipe computes it from whole
     days: CustomerAge = (Recency - 1 + LastPurchaseTime x unit_days, rounded to whole days) / unit_days (the
-    customer's first purchase day to the day before the as-of date); RepeatPurchases = Frequency - 1."""
+    customer's first purchase day to the day before the as-of date); RepeatPurchases = Frequency - 1.
+
+    Computed in single precision, which holds whole days exactly (the one rounding is the division's); the
+    Python client leaves an input out only where this gives its column's values exactly."""
     if name == "CustomerAge":
-        tenure = np.rint(np.multiply(numeric["LastPurchaseTime"], unit_days, dtype=np.float64))
-        age = np.subtract(numeric["Recency"], 1.0, dtype=np.float64)
-        age += tenure
-        age /= unit_days
-        return age.astype(PRECISION)
+        age = np.multiply(numeric["LastPurchaseTime"], unit_days, dtype=PRECISION)
+        np.rint(age, out=age)  # the tenure in whole days
+        age += np.subtract(numeric["Recency"], 1.0, dtype=PRECISION)
+        if unit_days != 1:
+            age /= PRECISION.type(unit_days)
+        return age
     if name == "RepeatPurchases":
-        return np.subtract(numeric["Frequency"], 1.0, dtype=np.float64).astype(PRECISION)
+        return np.subtract(numeric["Frequency"], 1.0, dtype=PRECISION)
     raise ValueError(f"{name!r} is not derivable (derivable: {', '.join(DERIVED_FROM)})")
