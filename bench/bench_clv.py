@@ -190,21 +190,23 @@ def _best_us(fn: Callable[[], object], loops: int = 30, repeats: int = 7) -> flo
     return best * 1e6
 
 
-STAGES = ("client: columns of the frame", "client: encode request", "server: decode request",
+STAGES = ("client: columns of the frame (its share)", "client: encode request", "server: decode request",
           "server: features + segment", "server: CLV check + math", "server: encode response",
           "client: decode response")
 
 
-def stage_times(store: ModelStore, model: str, batch: pd.DataFrame) -> tuple[dict[str, float], bytes, bytes]:
-    """Each stage of one batch through the client and the server code, in us (this process), and the request
-    and reply bytes: the same calls a stream makes (FrameStream's encode and absorb, the servicer's answer)."""
+def stage_times(store: ModelStore, model: str, frame: pd.DataFrame, n: int = 10_000
+                ) -> tuple[dict[str, float], bytes, bytes]:
+    """Each stage of one ``n``-row batch of ``frame`` through the client and the server code, in us of CPU (this
+    process), and the request and reply bytes: the same calls a stream makes (the client's column extraction of
+    the whole frame, its share per batch; FrameStream's encode and absorb; the servicer's answer)."""
     from scoring_service import customer_value, wire
     from scoring_service.client.frames import FrameJob, Schema, frame_job
     from scoring_service.client.stream import FrameStream
     from scoring_service.registry import load_version
 
     loaded = load_version(store, model, store.current(model))
-    art, n = loaded.artefact, len(batch)
+    art, batch = loaded.artefact, frame.head(n)
     schema = Schema(model, loaded.version, tuple(f.name for f in art.schema.numeric), (),
                     tuple(loaded.segment_names), art.clv is not None, loaded.clv_derivable,
                     art.clv.unit_days if art.clv is not None else 1)  # as Schema.from_info builds it
@@ -231,7 +233,7 @@ def stage_times(store: ModelStore, model: str, batch: pd.DataFrame) -> tuple[dic
     stream = FrameStream(None, schema, n, 1, None)  # type: ignore[arg-type]  # absorb only: no channel needed
     target = FrameJob(batch.index, {}, {}, {}, 1)
     times = {
-        STAGES[0]: _best_us(lambda: frame_job(batch, schema, n)),
+        STAGES[0]: _best_us(lambda: frame_job(frame, schema, n), loops=2, repeats=3) * n / len(frame),
         STAGES[1]: _best_us(lambda: wire.encode_batch_request({k: v[0:n] for k, v in job.numeric.items()}, {},
                                                               batch_id="0", single=job.single)),
         STAGES[2]: _best_us(lambda: wire.decode_batch_request(request)),
@@ -281,7 +283,7 @@ def bench_throughput(folder: Path, rows: int, repeats: int) -> None:
     load_before = load()
     stages, messages = {}, {}
     for name, data in ((names[0], with_clv), (names[1], without)):
-        stages[name], request, reply = stage_times(store, "customers", data.head(10_000))
+        stages[name], request, reply = stage_times(store, "customers", data)
         (folder / f"reply-{len(messages)}.bin").write_bytes(reply)
         messages[name] = (request, folder / f"reply-{len(messages)}.bin")
     load_stages = load()

@@ -21,7 +21,8 @@ linearly in w (relative error below 1e-6, tested). For x >= ``TABLE_X`` the Eule
 2F1(a+b-1-r, a-1; a+b+x-1; z) converges in a few terms, and numpy sums it directly.
 
 Precision: :meth:`ClvModel.predict` takes its inputs and gives the figures in single precision (``PRECISION``),
-the form they travel in on PredictStream; the math runs in double. Single precision holds 7 significant digits
+the form they travel in on PredictStream; P(alive) (an exponent) and the table positions are computed in
+double, the interpolation and the order value in single (within 3e-7 of double). Single precision holds 7 significant digits
 (whole numbers up to 2**24 exactly), far below the model's own error and the tables' interpolation error, and
 every path (Predict, PredictStream, ``training_job score``) thus gives the same numbers.
 """
@@ -198,24 +199,32 @@ class ClvModel:
 
     def predict(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, m: np.ndarray) -> ClvFigures:
         """The four CLV figures of customers given as arrays, taken and given in single precision (PRECISION:
-        float32 arrays in, float32 arrays out; the math in double). Valid inputs: see :func:`input_problems`."""
+        float32 arrays in, float32 arrays out). P(alive) and the table positions are computed in double (an
+        exponent and an index need it), the rest in single (within 3e-7 of double). Valid inputs: see
+        :func:`input_problems`."""
         x, t_x, T, m = (np.asarray(v, dtype=PRECISION) for v in (x, t_x, T, m))
         if x.size and x.max() < TABLE_X and T.min() >= 0:
             return self._predict_tabulated(x, t_x, T, m)
+        n = x.size
         row = x.astype(np.intp)
-        alive = self._p_alive(x, t_x, T, self._odds(x, row))
-        expected, discounted = self._g(x, T)
-        value = self._order_value(x, m, self._value_factor(x, row))
-        expected *= alive
-        discounted *= alive
-        discounted *= value
-        return ClvFigures(*(f.astype(PRECISION) for f in (expected, alive, value, discounted)))
+        out = np.empty((4, n), dtype=PRECISION)  # rows: the figures, each contiguous
+        out[1] = self._p_alive(x, t_x, T, self._odds(x, row))
+        self._single_value(x, m, self._value_factor(x, row).astype(PRECISION), out[2])
+        alpha_T = np.add(T, self.alpha, dtype=np.float64)
+        small = x < TABLE_X
+        found = np.zeros((n, 4), dtype=PRECISION)  # as the tabulated path gathers; step 0 beyond the table
+        if not small.all():  # the series, in double
+            large = ~small
+            found[large, 0], found[large, 2] = self.exact_g(x[large].astype(np.float64), self.alpha / alpha_T[large])
+        cell, frac = self._grid_cells(alpha_T)
+        np.minimum(cell, TABLE_W - 1, out=cell)
+        found[small] = self._cell_table_single.take(row[small] * TABLE_W + cell[small], axis=0)
+        return self._interpolated(found, frac, out)
 
     def _predict_tabulated(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, m: np.ndarray) -> ClvFigures:
         """:meth:`predict` when every x is tabulated and T >= 0 (the usual batch): the same operations on the
         same values in fewer numpy passes (shared terms computed once, in place; one gather fetches both
-        tables' value and step at a grid cell; the last step writes single precision), which is what a
-        scoring server spends per row."""
+        tables' value and step at a grid cell), which is what a scoring server spends per row."""
         n = x.size
         row = x.astype(np.intp)
         alpha_T = np.add(T, self.alpha, dtype=np.float64)
@@ -227,28 +236,44 @@ class ClvModel:
             np.exp(z, out=z)
         z *= self._odds_table.take(row)
         z += 1.0
-        alive = np.divide(1.0, z, out=z)
-        value = self._order_value(x, m, self._value_factor_table.take(row))
+        out = np.empty((4, n), dtype=PRECISION)  # rows: the figures, each contiguous
+        np.divide(1.0, z, out=out[1], casting="same_kind")  # P(alive), as _p_alive computes it
+        self._single_value(x, m, self._value_factor_single.take(row), out[2])
         # G by linear interpolation in w = alpha / (alpha + T) in [0, 1] on the grid (w = 1 lands on the
         # last grid point, whose step is 0: no clamp)
-        pos = np.divide(self.alpha, alpha_T, out=alpha_T)
-        pos *= TABLE_W - 1
-        cell = pos.astype(np.intp)
-        frac = np.subtract(pos, cell, out=pos)
+        cell, frac = self._grid_cells(alpha_T)
         row *= TABLE_W
         row += cell
-        found = self._cell_table.take(row, axis=0)  # (n, 4): expected, its step, discounted, its step
-        out = np.empty((4, n), dtype=PRECISION)  # rows: the figures, each contiguous
-        expected = found[:, 1] * frac
+        return self._interpolated(self._cell_table_single.take(row, axis=0), frac, out)
+
+    def _single_value(self, x: np.ndarray, m: np.ndarray, factor: np.ndarray, out: np.ndarray) -> None:
+        # (v + m x) p / (p x + q - 1) in single precision, into ``out``
+        np.multiply(m, x, out=out)
+        out += PRECISION.type(self.v)
+        out *= factor
+
+    def _grid_cells(self, alpha_T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The grid cell of w = alpha / (alpha + T) and the fraction of the way to the next grid point (single;
+        ``alpha_T`` is overwritten)."""
+        pos = np.divide(self.alpha * (TABLE_W - 1), alpha_T, out=alpha_T)
+        cell = pos.astype(np.intp)
+        frac = np.empty(pos.shape, dtype=PRECISION)
+        np.subtract(pos, cell, out=frac, casting="same_kind")
+        return cell, frac
+
+    @staticmethod
+    def _interpolated(found: np.ndarray, frac: np.ndarray, out: np.ndarray) -> ClvFigures:
+        """The figures from each row's table cell ``found`` (G, its step, the discounted G, its step), ``frac``
+        and P(alive) and the order value already in ``out`` rows 1 and 2."""
+        alive, value, expected, discounted = out[1], out[2], out[0], out[3]
+        np.multiply(found[:, 1], frac, out=expected)
         expected += found[:, 0]
-        np.multiply(expected, alive, out=out[0], casting="same_kind")
-        discounted = np.multiply(found[:, 3], frac, out=expected)
+        expected *= alive
+        np.multiply(found[:, 3], frac, out=discounted)
         discounted += found[:, 2]
         discounted *= alive
-        out[1] = alive
-        out[2] = value
-        np.multiply(discounted, value, out=out[3], casting="same_kind")
-        return ClvFigures(out[0], out[1], out[2], out[3])
+        discounted *= value
+        return ClvFigures(expected, alive, value, discounted)
 
     @property
     def _odds_table(self) -> np.ndarray:
@@ -267,6 +292,23 @@ class ClvModel:
             x = np.arange(TABLE_X, dtype=np.float64)
             table = self.p / (x * self.p + (self.q - 1.0))
             object.__setattr__(self, "_value_factor_cache", table)
+        return table
+
+    @property
+    def _value_factor_single(self) -> np.ndarray:
+        table = self.__dict__.get("_value_factor_single_cache")
+        if table is None:
+            table = self._value_factor_table.astype(PRECISION)
+            object.__setattr__(self, "_value_factor_single_cache", table)
+        return table
+
+    @property
+    def _cell_table_single(self) -> np.ndarray:
+        """:attr:`_cell_table` in single precision (the figures' own; the tables' interpolation error is 5e-5)."""
+        table = self.__dict__.get("_cell_single_cache")
+        if table is None:
+            table = self._cell_table.astype(PRECISION)
+            object.__setattr__(self, "_cell_single_cache", table)
         return table
 
     @property
@@ -296,37 +338,6 @@ class ClvModel:
             table = np.ascontiguousarray(np.stack([g, g_step, d, d_step], axis=1))
             object.__setattr__(self, "_cell_cache", table)
         return table
-
-    def _g(self, x: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """G over the horizon and its discounted sum, for each customer (fresh float64 arrays)."""
-        g, g_step, d, d_step = self._lerp_table
-        alpha_T = np.add(T, self.alpha, dtype=np.float64)
-        pos = np.divide(self.alpha, alpha_T)
-        pos *= TABLE_W - 1
-        j = pos.astype(np.intp)
-        np.minimum(j, TABLE_W - 2, out=j)
-        frac = pos - j
-        small = x < TABLE_X
-        if small.all():
-            at = x.astype(np.intp)
-            at *= TABLE_W
-            at += j
-            expected = g_step[at]  # flat gathers: a 2-D row gather is ten times slower
-            expected *= frac
-            expected += g[at]
-            discounted = d_step[at]
-            discounted *= frac
-            discounted += d[at]
-            return expected, discounted
-        expected, discounted = np.empty_like(alpha_T), np.empty_like(alpha_T)
-        if small.any():
-            at = x[small].astype(np.intp) * TABLE_W + j[small]
-            expected[small] = g[at] + g_step[at] * frac[small]
-            discounted[small] = d[at] + d_step[at] * frac[small]
-        large = ~small
-        e, d = self.exact_g(x[large].astype(np.float64), self.alpha / alpha_T[large])
-        expected[large], discounted[large] = e, d
-        return expected, discounted
 
     def exact_g(self, x: np.ndarray, w: np.ndarray, g: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """G over the horizon and its discounted sum at (x, w), computed by ``g(x, u)`` (default: the series)."""
