@@ -21,6 +21,7 @@ true segments. "k-means @ true k" is the ceiling: the ARI k-means reaches when t
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import resource
 import sys
@@ -129,9 +130,12 @@ def run_suite(tables: list[SegmentTable]) -> None:
     _ = choose_k_rule  # the rule search_k applies; named here so readers find it
 
 
-def run_families(tables: list[Any], business_range: tuple[int, int] | None = None) -> dict[str, dict[str, float]]:
-    """Per generator family: exact k, within one, mean ARI of the rule's model and of k-means at the true k."""
-    by_family: dict[str, list[tuple[int, int, float, float]]] = {}
+def run_families(tables: list[Any], business_range: tuple[int, int] | None = None,
+                 dump: str | None = None) -> dict[str, dict[str, float]]:
+    """Per generator family: exact k, within one, mean ARI of the rule's model and of k-means at the true k
+    (``dump``: also write one JSON line per table with its search rows, for studying rules offline)."""
+    by_family: dict[str, list[tuple[int, int, float, float, bool]]] = {}
+    out = open(dump, "a", encoding="utf-8") if dump else None
     baseline_hits: dict[str, dict[str, list[bool]]] = {}
     thirds: dict[str, list[bool]] = {}
     pilots: dict[str, list[float]] = {}
@@ -154,19 +158,34 @@ def run_families(tables: list[Any], business_range: tuple[int, int] | None = Non
         third = X[np.random.default_rng(1).choice(len(X), len(X) // 3, replace=False)]
         k_third = search_k(third, [k for k in K_VALUES if k < len(third)], seed=0,
                            business_range=business_range).chosen_k
+        # How identifiable the true k is: k-means (4 starts, as the search fits) at every k searched, against the
+        # truth. When another k's partition matches the truth better than the true k's, no rule that picks
+        # the best partition can pick the true k (and any other pick scores what it scores here).
+        ari_at_k = {r["k"]: float(adjusted_rand_score(table.labels, KMeans(n_clusters=r["k"], n_init=4, random_state=0)
+                                                      .fit(fit_rows).predict(X))) for r in result.rows}
+        best_is_true = max(ari_at_k, key=lambda k: ari_at_k[k]) == table.k
         family = table.family if table.params.get("findable", True) else f"({table.family}: not findable)"
         thirds.setdefault(family, []).append(abs(k_third - result.chosen_k) <= 1)
-        by_family.setdefault(family, []).append((table.k, result.chosen_k, ari, ceiling))
+        by_family.setdefault(family, []).append((table.k, result.chosen_k, ari, ceiling, best_is_true))
         for name, rule in BASELINES.items():
             baseline_hits.setdefault(family, {}).setdefault(name, []).append(rule(result.rows) == table.k)
         pilot = table.params.get("recovery_at_true_k", float("nan"))
         pilots.setdefault(family, []).append(pilot)
+        if out is not None:
+            out.write(json.dumps({"name": table.name, "family": table.family, "k": table.k, "n": len(X), "d": X.shape[1],
+                                  "findable": bool(table.params.get("findable", True)), "chosen": result.chosen_k,
+                                  "ari": ari, "ceiling": ceiling, "k_third": k_third, "ari_at_k": ari_at_k,
+                                  "rows": result.rows},
+                                 default=float) + "\n")
+            out.flush()
         print(f"{table.name:<40} d={X.shape[1]:<2} true k={table.k} chose {result.chosen_k} ({result.structure}; "
               f"a third: {k_third}) "
               f"ARI {ari:.3f} / k-means@true k {ceiling:.3f} (pilot {pilot:.2f})  search {seconds:.1f}s", flush=True)
+    if out is not None:
+        out.close()
     print(f"\n{len(tables)} tables, {time.perf_counter() - started:.0f}s")
     print(f"{'family':<30} {'tables':>6} {'exact k':>8} {'within 1':>9} {'mean ARI':>9} {'k-means@true k':>15} "
-          f"{'third within 1':>15} {'pilot':>6}")
+          f"{'third within 1':>15} {'pilot':>6} {'too few/many':>13} {'ARI-best k = true k':>20}")
     summary: dict[str, dict[str, float]] = {}
     counted = [f for f in by_family if not f.startswith("(")]
     rows = [r for family in counted for r in by_family[family]]
@@ -181,8 +200,12 @@ def run_families(tables: list[Any], business_range: tuple[int, int] | None = Non
         f = summary[family]
         f["third_within1"] = float(np.mean(thirds[family]))
         f["pilot"] = float(np.mean(pilots[family]))
+        # Which way the misses go: too few segments (merged) or too many (split).
+        f["too_few"], f["too_many"] = float(np.mean(chosen < truth)), float(np.mean(chosen > truth))
+        f["best_is_true"] = float(np.mean([r[4] for r in results]))
         print(f"{family:<30} {len(results):>6} {f['exact']:>8.0%} {f['within1']:>9.0%} {f['ari']:>9.3f} "
-              f"{f['ceiling']:>15.3f} {f['third_within1']:>15.0%} {f['pilot']:>6.2f}")
+              f"{f['ceiling']:>15.3f} {f['third_within1']:>15.0%} {f['pilot']:>6.2f} "
+              f"{f['too_few']:>6.0%}/{f['too_many']:<6.0%} {f['best_is_true']:>20.0%}")
     # The classic criteria on the same search rows (exact k only).
     print(f"\nexact k of the classic criteria: {' / '.join(BASELINES)}")
     for family, hits in baseline_hits.items():
@@ -230,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="", help="comma-separated suite seeds for --generator latent|purchase")
     parser.add_argument("--families", default="", help="comma-separated families (default all)")
     parser.add_argument("--max-rows", type=int, default=None, help="cap the sizes family (default 200,000)")
+    parser.add_argument("--dump", default=None, help="append one JSON line per table (search rows, truth, picks) "
+                                                     "to this file, for bench/study_k_selector.py")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.big:
@@ -240,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         families = tuple(args.families.split(",")) if args.families else module.FAMILIES
         seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
         tables = [t for seed in seeds for t in module.make_suite(seed, args.per_family, families, args.max_rows)]
-        run_families(tables)
+        run_families(tables, dump=args.dump)
         return 0
     tables = make_suite(n_tables=8 if args.quick else args.tables, seed=args.seed)
     run_suite(tables)
