@@ -4,6 +4,7 @@
     python -m bench.bench_k_rule --generator purchase --seeds 0,1,2 --dump /tmp/purchase-dev.jsonl
     python -m bench.study_k_selector --train /tmp/latent-dev.jsonl --test /tmp/purchase-dev.jsonl
     python -m bench.study_k_selector --train /tmp/latent-dev.jsonl,/tmp/purchase-dev.jsonl --test /tmp/held-out.jsonl
+    python -m bench.study_k_selector --summary /tmp/held-out.jsonl      # the valley rule's figures per family
 
 The selector (in the spirit of meta-learned cluster-count selection, Pimentel & de Carvalho 2020) scores
 every k of a table from scale-free features of that k's search row (silhouette, Calinski-Harabasz and
@@ -117,6 +118,27 @@ def report(tables: list[dict[str, Any]], model: tuple[np.ndarray, np.ndarray, np
               f"{a[:, 3].mean():>18.0%} {a[:, 4].mean():>9.0%} {np.nanmean(a[:, 5]):>9.3f} {np.nanmean(a[:, 6]):>14.3f}")
 
 
+def summarise(tables: list[dict[str, Any]]) -> None:
+    """The valley rule's figures per generator and family from dumps (as bench_k_rule prints them per run):
+    exact k, within one, mean ARI of its model, k-means told the true k, a third's k within one."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for t in tables:
+        generator = t["name"].split("-")[0]
+        key = f"{generator} {t['family']}" if t.get("findable", True) else "not findable (not counted)"
+        groups[key].append(t)
+        if t.get("findable", True):
+            groups[f"{generator} all counted"].append(t)
+            groups["both generators, all counted"].append(t)
+    print(f"{'generator / family':<30} {'tables':>6} {'exact k':>8} {'within 1':>9} {'mean ARI':>9} {'k-means@true k':>15} "
+          f"{'third within 1':>15}")
+    for key, ts in sorted(groups.items(), key=lambda kv: ("both" in kv[0], "not findable" in kv[0], kv[0])):
+        k, chosen = np.array([t["k"] for t in ts]), np.array([t["chosen"] for t in ts])
+        third = np.array([t["k_third"] for t in ts])
+        print(f"{key:<30} {len(ts):>6} {np.mean(chosen == k):>8.0%} {np.mean(abs(chosen - k) <= 1):>9.0%} "
+              f"{np.mean([t['ari'] for t in ts]):>9.3f} {np.mean([t['ceiling'] for t in ts]):>15.3f} "
+              f"{np.mean(abs(third - chosen) <= 1):>15.0%}")
+
+
 def load(paths: str) -> list[dict[str, Any]]:
     """Tables from comma-separated JSON-lines dumps of ``bench_k_rule --dump``."""
     return [json.loads(line) for path in paths.split(",") for line in open(path, encoding="utf-8") if line.strip()]
@@ -125,10 +147,16 @@ def load(paths: str) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train", required=True, help="comma-separated dumps to fit the selector on")
-    parser.add_argument("--test", required=True, help="comma-separated dumps to score it on")
+    parser.add_argument("--train", help="comma-separated dumps to fit the selector on")
+    parser.add_argument("--test", help="comma-separated dumps to score it on")
+    parser.add_argument("--summary", help="comma-separated dumps: only the valley rule's figures per family")
     parser.add_argument("--penalty", type=float, default=PENALTY, help=f"L2 penalty (default {PENALTY})")
     args = parser.parse_args(argv)
+    if args.summary:
+        summarise(load(args.summary))
+        return 0
+    if not (args.train and args.test):
+        parser.error("--train and --test are required (or --summary)")
     train, test = load(args.train), load(args.test)
     model = fit(train, args.penalty)
     report(test, model, f"selector fitted on {len(train)} tables ({args.train}), scored on {len(test)} ({args.test})")
