@@ -26,7 +26,7 @@ import json, sys, time
 import pandas as pd
 from training_job.spark.session import build_session
 
-session = build_session(sys.argv[1], sys.argv[2:])
+session = build_session(None, sys.argv[1:])  # the master: spark-submit's
 context = session.sparkContext
 deadline = time.monotonic() + 90
 while context._jsc.sc().getExecutorMemoryStatus().size() < 3 and time.monotonic() < deadline:
@@ -82,7 +82,7 @@ def test_a_job_submitted_with_spark_submit_runs_on_both_workers_with_the_project
         spark_cluster, tmp_path: Path) -> None:
     job = tmp_path / "smoke_job.py"
     job.write_text(_SMOKE_JOB)
-    result = run_driver(spark_submit(spark_cluster.master_url, job, spark_cluster.master_url, *CLUSTER_CONF))
+    result = run_driver(spark_submit(spark_cluster.master_url, job, *CLUSTER_CONF))
     assert result.returncode == 0, result.stderr[-4000:] + spark_cluster.logs()
     facts = json.loads(result.stdout.strip().splitlines()[-1])
     assert facts["master"] == spark_cluster.master_url
@@ -97,18 +97,20 @@ def _train_args(store: Path, model: str) -> list[str]:
 
 @pytest.mark.slow
 def test_train_engine_spark_on_the_cluster_publishes_the_pandas_path_s_model(spark_cluster, tmp_path: Path) -> None:
-    """`train --engine spark --spark-master spark://...` on two workers; the artefact verifies, and its
-    customers get the same segments from the pandas path's model of the same log."""
+    """`spark-submit deploy/spark_driver.py train --engine spark` (docs/spark.md) on two workers, the master
+    and settings spark-submit's; the artefact verifies, and its customers get the same segments from the
+    pandas path's model of the same log. (The direct `--spark-master` route: the compose spark profile.)"""
     from sklearn.metrics import adjusted_rand_score
 
     from segmentation_core.artefact import read_artefact
     from segmentation_core.store import ModelStore
 
     store = tmp_path / "store"
-    conf = [item for pair in CLUSTER_CONF for item in ("--spark-conf", pair)]
-    result = run_driver([sys.executable, "-m", "training_job", *_train_args(store, "on-spark"), "--engine", "spark",
-                         "--spark-master", spark_cluster.master_url, *conf], timeout=900)
+    result = run_driver(spark_submit(spark_cluster.master_url, ROOT / "deploy" / "spark_driver.py",
+                                     *_train_args(store, "on-spark"), "--engine", "spark"), timeout=900)
     assert result.returncode == 0, result.stderr[-4000:] + spark_cluster.logs()
+    # (spark-submit hands the Python driver's stderr to stdout)
+    assert f"master {spark_cluster.master_url} (spark-submit's)" in result.stdout + result.stderr
     pandas = subprocess.run([sys.executable, "-m", "training_job", *_train_args(store, "on-pandas")], cwd=ROOT,
                             capture_output=True, text=True, timeout=600)
     assert pandas.returncode == 0, pandas.stderr[-3000:]

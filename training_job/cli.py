@@ -80,8 +80,8 @@ class EngineOptions:
 
     engine: str = option("pandas", "pandas (one process) or spark (a Spark cluster: pyspark and Java needed)",
                          choices=("pandas", "spark"))
-    spark_master: str = option("local[2]", "--engine spark: the Spark master URL (local[N], spark://HOST:7077, yarn, "
-                                           "k8s://...)")
+    spark_master: str = option("", "--engine spark: the Spark master URL (local[N], spark://HOST:7077, yarn, "
+                                   "k8s://...; default: spark-submit's --master, else local[2])")
 
 
 @dataclass(frozen=True)
@@ -202,9 +202,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.engine == "spark":
         from training_job.spark.train import read_head, train_spark
 
-        config = _config_for(args, lambda: read_head(args.data, args.spark_master, args.spark_conf))
+        config = _config_for(args, lambda: read_head(args.data, args.spark_master or None, args.spark_conf))
         result = train_spark(args.data, config, ModelStore(args.store), model_name=args.model, keep=args.keep,
-                             master=args.spark_master, spark_conf=args.spark_conf, signer=signer)
+                             master=args.spark_master or None, spark_conf=args.spark_conf, signer=signer)
     else:
         config = _config_for(args, lambda: read_table(args.data))
         result = train(Path(args.data), config, ModelStore(args.store), model_name=args.model, keep=args.keep,
@@ -224,7 +224,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
         from training_job.spark.score import score_spark
 
         summary = score_spark(ModelStore(args.store), args.model, args.data, args.output, as_of=args.as_of,
-                              version=args.version, master=args.spark_master, spark_conf=args.spark_conf)
+                              version=args.version, master=args.spark_master or None, spark_conf=args.spark_conf)
     else:
         summary = score_file(ModelStore(args.store), args.model, Path(args.data), Path(args.output),
                              as_of=args.as_of, version=args.version)

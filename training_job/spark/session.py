@@ -7,6 +7,7 @@ interpreter (they import pandas, numpy and ``segmentation_core``), so ``spark.py
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import TYPE_CHECKING, Iterable, Mapping
@@ -17,6 +18,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
 __all__ = ["DEFAULT_CONF", "DEFAULT_MASTER", "build_session", "parse_conf"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MASTER = "local[2]"
 
@@ -52,7 +55,8 @@ def parse_conf(items: Iterable[str] | Mapping[str, str] | None) -> dict[str, str
 
 
 def build_session(master: str | None = None, conf: Iterable[str] | Mapping[str, str] | None = None) -> "SparkSession":
-    """A SparkSession on ``master`` (default ``local[2]``) with the project's defaults plus ``conf``.
+    """A SparkSession on ``master`` (default: spark-submit's ``--master``, else ``local[2]``) with the project's
+    defaults plus ``conf``.
 
     If a session is already running in this process it is returned (Spark allows one per JVM); its
     static settings (master, memory) are then those it was started with.
@@ -62,16 +66,32 @@ def build_session(master: str | None = None, conf: Iterable[str] | Mapping[str, 
     except ImportError as exc:
         raise DataError("--engine spark needs pyspark (pip install -e '.[spark]'), and a Java 17+ runtime: "
                         f"{exc}") from exc
-    settings = {**DEFAULT_CONF, "spark.pyspark.python": sys.executable,
-                "spark.pyspark.driver.python": sys.executable, **parse_conf(conf)}
-    os.environ.setdefault("PYSPARK_PYTHON", settings["spark.pyspark.python"])
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", settings["spark.pyspark.driver.python"])
-    builder = SparkSession.builder.master(master or DEFAULT_MASTER)
+    submitted = _submitted_conf()
+    defaults = {**DEFAULT_CONF, "spark.pyspark.python": sys.executable, "spark.pyspark.driver.python": sys.executable}
+    # Under spark-submit, its --master and --conf stand; the project's defaults fill in only what it left out.
+    settings = {**{k: v for k, v in defaults.items() if k not in submitted}, **parse_conf(conf)}
+    os.environ.setdefault("PYSPARK_PYTHON", settings.get("spark.pyspark.python", sys.executable))
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", settings.get("spark.pyspark.driver.python", sys.executable))
+    master = master or submitted.get("spark.master") or DEFAULT_MASTER
+    builder = SparkSession.builder.master(master)
     for key, value in settings.items():
         builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
     except Exception as exc:  # the JVM did not start: no Java, a bad master URL, an unreachable cluster
-        raise DataError(f"cannot start Spark on {master or DEFAULT_MASTER}: {str(exc).splitlines()[0]}") from exc
+        raise DataError(f"cannot start Spark on {master}: {str(exc).splitlines()[0]}") from exc
     session.sparkContext.setLogLevel("WARN")
+    log.info("Spark %s, master %s%s", session.version, session.sparkContext.master,
+             " (spark-submit's)" if submitted.get("spark.master") == session.sparkContext.master else "")
     return session
+
+
+def _submitted_conf() -> dict[str, str]:
+    """The settings spark-submit started this driver with ({} when it was not started by spark-submit)."""
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # spark-submit's JVM hands its gateway to the Python driver
+        return {}
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()  # connect to that JVM: SparkConf() then reads spark-submit's settings
+    return dict(SparkConf().getAll())
+
