@@ -10,17 +10,19 @@ PredictStream throughput with and without the CLV figures.
    made, averaged per number of calibration repeat purchases (0..7+) as in the paper's figure.
 3. Throughput: the CDNOW sample model served by ``python -m scoring_service`` (a subprocess); one stream of
    the customers repeated to 500,000 rows (10,000-row batches) through ``predict_frame``, in three variants,
-   alternating, median of ``--rounds`` (>= 5) rounds with the spread: "with CLV" (the three features and
-   the four CLV inputs; the answer has the four CLV figures), "without CLV inputs" (the same model, the
-   three features only) and "model without CLV" (the same three RFM columns trained as a customer table,
-   same k). And the floor: the same numbers of columns through gRPC to a null server that answers a fixed
-   reply (no decoding, no scoring), which shows what moving the extra columns costs by itself.
+   alternating, median of ``--rounds`` (>= 5) rounds with the spread: "with CLV" (the recipe's table: the
+   three features and the CLV inputs as the client sends them, in single precision and less those the
+   service derives; the answer has the four CLV figures), "without CLV inputs" (the same model, the three
+   features only: the baseline of the target) and "model without CLV" (the same three RFM columns trained
+   as a customer table, same k). In the same rounds, the floor: the very request and reply bytes of a CLV
+   batch and of a plain one through gRPC to a null server that answers a fixed reply (no decoding, no
+   scoring), which shows what moving the extra bytes costs by itself.
 4. Where the extra time of a CLV batch goes, measured in the same run: each stage of one 10,000-row batch
-   timed in this process on the real code (the client's column extraction and request encoding, the
-   server's request decoding, feature transform and segment scoring, CLV input check and math, response
-   encoding, the client's response decoding into the result columns; CPU time, best of 7 loops), with and without
-   the CLV inputs, the bytes of each message, and the wall time per batch those very messages take through
-   gRPC to a null server (bytes on the socket, no decoding or scoring).
+   timed in this process on the real code (the client's column extraction, its share per batch of the
+   streamed frame, and request encoding, the server's request decoding, feature transform and segment
+   scoring, CLV input check, derivation and math, response encoding, the client's response decoding into
+   the result columns; CPU time, best of 7 loops), with and without the CLV inputs, the bytes of each
+   message, and the wall time per batch of those bytes through the null server and end to end.
 Every figure is printed with the machine's load average (``os.getloadavg``).
 """
 from __future__ import annotations
