@@ -23,7 +23,8 @@ separate executors), and their peak sum, with the wall time and the load average
 after. The pandas path runs under RLIMIT_AS (``--memory-limit-gb``, lowered to what the machine has free
 less 2 GB) and is reported as stopped, with the point it reached, when it runs out, instead of letting the
 machine run out. Spark runs with a bounded driver (``spark.driver.memory``, default 2g). Results are
-printed as a table and appended as JSON lines to ``<out>/results.jsonl``.
+printed as a table and appended as JSON lines to ``<out>/results.jsonl``; each run's own output (the training
+job's progress, Spark's errors) is kept in ``<out>/train-<engine>-<size>.log``.
 """
 from __future__ import annotations
 
@@ -221,8 +222,9 @@ def _available_bytes() -> int:
 
 
 def measure(command: list[str], *, engine: str, rows: int, limit_bytes: int | None, timeout: float,
-            limit_text: str) -> RunResult:
-    """Run ``command`` in its own process group, sampling the RSS of its process tree; kill the group after."""
+            limit_text: str, log_file: Path | None = None) -> RunResult:
+    """Run ``command`` in its own process group, sampling the RSS of its process tree; kill the group after.
+    The run's output goes to ``log_file`` (kept, for its progress and Spark's own errors) or a temporary file."""
     import psutil
 
     def preexec() -> None:
@@ -232,7 +234,7 @@ def measure(command: list[str], *, engine: str, rows: int, limit_bytes: int | No
 
     load_before = _load()
     started = time.perf_counter()
-    log = tempfile.TemporaryFile()
+    log = open(log_file, "w+b") if log_file else tempfile.TemporaryFile()
     child = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec,
                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
     root = psutil.Process(child.pid)
@@ -273,6 +275,7 @@ def measure(command: list[str], *, engine: str, rows: int, limit_bytes: int | No
             pass
     log.seek(0)
     output = log.read().decode("utf-8", "replace")
+    log.close()
     ok = child.returncode == 0 and not timed_out
     stopped = ""
     if not ok:
@@ -319,8 +322,8 @@ def run(args: argparse.Namespace) -> int:
                 limit_text = " ".join([f"spark.driver.memory={args.driver_memory}", *args.spark_conf])
             with tempfile.TemporaryDirectory(dir=out) as store:
                 result = measure(train_command(engine, data, Path(store), args.driver_memory, args.spark_conf),
-                                 engine=engine,
-                                 rows=rows, limit_bytes=limit_bytes, timeout=args.timeout, limit_text=limit_text)
+                                 engine=engine, rows=rows, limit_bytes=limit_bytes, timeout=args.timeout,
+                                 limit_text=limit_text, log_file=out / f"train-{engine}-{size_label(rows)}.log")
             results.append(result)
             print(_row(result), flush=True)
             with (out / "results.jsonl").open("a") as handle:

@@ -18,12 +18,13 @@ from segmentation_core.errors import DataError
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-__all__ = ["read_source"]
+__all__ = ["columnar", "read_source"]
 
 log = logging.getLogger(__name__)
 
 _DELIMITERS = (",", ";", "\t", "|")
 _PARQUET_MAGIC = b"PAR1"
+_COLUMNAR_SUFFIXES = (".parquet", ".parq", ".pq", ".orc")
 
 
 def read_source(spark: "SparkSession", path: str) -> "DataFrame":
@@ -46,6 +47,12 @@ def read_source(spark: "SparkSession", path: str) -> "DataFrame":
     if not frame.columns:
         raise DataError(f"{path}: no columns found")
     return frame
+
+
+def columnar(frame: "DataFrame") -> bool:
+    """True when ``frame`` scans Parquet or ORC files only (cheap to scan again, so not worth caching)."""
+    files = frame.inputFiles()
+    return bool(files) and all(f.lower().rstrip("/").endswith(_COLUMNAR_SUFFIXES) for f in files)
 
 
 def _is_parquet(path: str) -> bool:

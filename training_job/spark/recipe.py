@@ -25,6 +25,8 @@ from segmentation_core.recipe import (
     resolve_snapshot,
 )
 from training_job.spark import parsing
+from training_job.spark.reading import columnar
+from training_job.spark.session import scale_shuffle_partitions
 from training_job.spark.statistics import quantiles
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,11 +65,17 @@ def clean_log(frame: "DataFrame", recipe: Recipe) -> SparkLog:
 
     _require_columns(frame, recipe)
     r = recipe
-    # Every check below is a pass over the raw lines: read (and decompress) them once, spread over the cluster.
-    parallelism = frame.sparkSession.sparkContext.defaultParallelism
-    if frame.rdd.getNumPartitions() < parallelism:
+    # Every check below is a pass over the raw lines. Text (one gzipped file is one partition) is read and
+    # decompressed once, spread over the cluster and kept on local disk; Parquet is scanned again (a columnar,
+    # column-pruned scan costs less than caching it). Never in memory: cached blocks keep half of the
+    # execution memory the de-duplication and aggregations need, which then spill into many small files.
+    spark = frame.sparkSession
+    parallelism = spark.sparkContext.defaultParallelism
+    spread = frame.rdd.getNumPartitions() < parallelism
+    if spread:
         frame = frame.repartition(parallelism)
-    frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+    if spread or not columnar(frame):
+        frame = frame.persist(StorageLevel.DISK_ONLY)
     # One job decides how the id and date columns read (from every value), as the pandas reader decides.
     decisions = [F.count(F.lit(1)).alias("rows"), *parsing.decide_ids(frame, r.customer_id),
                  *parsing.decide_dates(frame, r.date)]
@@ -75,6 +83,9 @@ def clean_log(frame: "DataFrame", recipe: Recipe) -> SparkLog:
     rows_in = decision["rows"]
     if rows_in == 0:
         raise DataError("the transaction log has no rows")
+    partitions = scale_shuffle_partitions(spark, rows_in)
+    log.info("cleaning %d lines (%d input partitions, %d shuffle partitions)", rows_in,
+             frame.rdd.getNumPartitions(), partitions)
     customer = parsing.customer_ids(frame, r.customer_id, decision)
     when = parsing.dates(frame, r.date, r.date_format, decision)
     quantity = parsing.numbers(frame, r.quantity) if r.quantity else None
@@ -94,11 +105,6 @@ def clean_log(frame: "DataFrame", recipe: Recipe) -> SparkLog:
         reason = reason.when(~positive(quantity.value), 2)
     reason = reason.when(~positive(value, strict=not r.keep_zero_value), 3)
     reason = reason.when(customer.isNull(), 4).otherwise(0)
-    raw = frame.columns
-    annotated = frame.select(*[F.col(c) for c in raw], reason.alias("_reason"), customer.alias("_customer"),
-                             when.value.alias("_date"), value.alias("_value"),
-                             *([quantity.value.alias("_quantity")] if quantity is not None else []),
-                             *([invoice.alias("_invoice")] if invoice is not None else []))
     # One pass: every unparseable cell (the first column with one is named) and the rules' counts.
     codes = range(len(_REASONS))
     row = parsing.check(frame, parsed, [F.count(F.when(reason == code, 1)).alias(f"reason{code}") for code in codes])
@@ -107,18 +113,22 @@ def clean_log(frame: "DataFrame", recipe: Recipe) -> SparkLog:
     for code, name in enumerate(_REASONS):
         if code:
             setattr(report, name, int(counts.get(code, 0)))
-    kept = annotated.where(F.col("_reason") == 0)
+    kept = frame.where(reason == 0)
     kept_rows = int(counts.get(0, 0))
     if r.drop_duplicates and kept_rows:
-        kept = kept.dropDuplicates(raw)
+        # Exact duplicates of the raw lines, found on the raw columns alone (a hash aggregation); every parsed
+        # column is a function of them, so they are derived after. De-duplicating a frame that also carries
+        # the parsed columns makes Spark keep one row of each group with first(), whose text buffers force a
+        # sort-based aggregation of every line: it spilled into many files and ran out of heap merging them.
+        kept = kept.distinct()
     lines = kept.select(
-        F.col("_customer").alias(CUSTOMER), F.col("_date").alias("date"), F.to_date("_date").alias("day"),
-        F.col("_value").alias("value"),
-        *([F.col("_quantity").alias("quantity")] if quantity is not None else []),
+        customer.alias(CUSTOMER), when.value.alias("date"), F.to_date(when.value).alias("day"),
+        value.alias("value"),
+        *([quantity.value.alias("quantity")] if quantity is not None else []),
         # Without an invoice column, a customer's purchases on one day make one basket (CDNOW's convention).
-        (F.coalesce(F.col("_invoice"), F.lit("\u0000missing")) if invoice is not None
-         else F.col("_date").cast("date").cast("string")).alias("purchase"),
-    ).persist(StorageLevel.MEMORY_AND_DISK)
+        (F.coalesce(invoice, F.lit("\u0000missing")) if invoice is not None
+         else when.value.cast("date").cast("string")).alias("purchase"),
+    ).persist(StorageLevel.DISK_ONLY)
     report.rows_used = lines.count() if r.drop_duplicates else kept_rows
     frame.unpersist()
     report.duplicate_rows = kept_rows - report.rows_used

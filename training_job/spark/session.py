@@ -17,7 +17,8 @@ from segmentation_core.errors import DataError
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
-__all__ = ["DEFAULT_CONF", "DEFAULT_MASTER", "build_session", "parse_conf"]
+__all__ = ["DEFAULT_CONF", "DEFAULT_MASTER", "ROWS_PER_SHUFFLE_PARTITION", "build_session", "parse_conf",
+           "scale_shuffle_partitions", "shuffle_partitions_for"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,33 @@ DEFAULT_CONF: dict[str, str] = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.execution.arrow.maxRecordsPerBatch": "20000",
 }
+
+
+#: Input rows per shuffle partition when the engine sizes ``spark.sql.shuffle.partitions`` from the log: a task's
+#: share of a shuffle (about 120 bytes a raw line) then fits a 1-2 GB driver's execution memory without
+#: spilling (a spilled aggregation opens every spill file at once to merge them, ~3 MB of buffers each).
+ROWS_PER_SHUFFLE_PARTITION = 1_000_000
+_SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
+_SIZED = "spark.customerSegmentation.sizedShufflePartitions"
+
+
+def shuffle_partitions_for(rows: int, configured: int) -> int:
+    """The shuffle partitions for a log of ``rows`` lines: one per ROWS_PER_SHUFFLE_PARTITION, never fewer
+    than ``configured``."""
+    return max(int(configured), -(-int(rows) // ROWS_PER_SHUFFLE_PARTITION))
+
+
+def scale_shuffle_partitions(spark: "SparkSession", rows: int) -> int:
+    """Raise the session's ``spark.sql.shuffle.partitions`` for a log of ``rows`` lines when it is still the
+    engine's default (a value given with ``--spark-conf`` is kept); returns the value in use."""
+    current = spark.conf.get(_SHUFFLE_PARTITIONS)
+    sized_before = spark.conf.get(_SIZED, None)  # set by an earlier log's run in this session
+    if current != DEFAULT_CONF[_SHUFFLE_PARTITIONS] and current != sized_before:
+        return int(current)
+    wanted = shuffle_partitions_for(rows, int(DEFAULT_CONF[_SHUFFLE_PARTITIONS]))
+    spark.conf.set(_SHUFFLE_PARTITIONS, str(wanted))
+    spark.conf.set(_SIZED, str(wanted))
+    return wanted
 
 
 def parse_conf(items: Iterable[str] | Mapping[str, str] | None) -> dict[str, str]:
