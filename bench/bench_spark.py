@@ -22,7 +22,9 @@ peak Python RSS (the job and Spark's Python workers), peak JVM RSS (the Spark dr
 separate executors), and their peak sum, with the wall time and the load average (``uptime``) before and
 after. The pandas path runs under RLIMIT_AS (``--memory-limit-gb``, lowered to what the machine has free
 less 2 GB) and is reported as stopped, with the point it reached, when it runs out, instead of letting the
-machine run out. Spark runs with a bounded driver (``spark.driver.memory``, default 2g). Results are
+machine run out. Spark runs with a bounded driver (``spark.driver.memory``, default 2g); its local dir
+(shuffle files, disk caches: about 11 GB at 100M rows, so check the free disk of ``--out``) is a folder under
+``--out`` removed after each run. Results are
 printed as a table and appended as JSON lines to ``<out>/results.jsonl``; each run's own output (the training
 job's progress, Spark's errors) is kept in ``<out>/train-<engine>-<size>.log``.
 """
@@ -269,6 +271,10 @@ def measure(command: list[str], *, engine: str, rows: int, limit_bytes: int | No
         except ProcessLookupError:
             pass
         child.wait()
+        # Give the JVM its shutdown (it deletes Spark's local dirs: a 100M-row run leaves ~9 GB when cut short).
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _group_alive(child.pid):
+            time.sleep(0.5)
         try:
             os.killpg(child.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -292,6 +298,14 @@ def measure(command: list[str], *, engine: str, rows: int, limit_bytes: int | No
                      peak_python_mb=round(peak_py / mb), peak_jvm_mb=round(peak_jvm / mb),
                      peak_total_mb=round(peak_total / mb), load_before=load_before, load_after=_load(),
                      limit=limit_text, stopped=stopped)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def train_command(engine: str, data: Path, store: Path, driver_memory: str, spark_conf: list[str] = ()
@@ -320,8 +334,14 @@ def run(args: argparse.Namespace) -> int:
                 limit_text = f"RLIMIT_AS {limit_bytes / 2**30:.1f} GiB"
             else:
                 limit_text = " ".join([f"spark.driver.memory={args.driver_memory}", *args.spark_conf])
-            with tempfile.TemporaryDirectory(dir=out) as store:
-                result = measure(train_command(engine, data, Path(store), args.driver_memory, args.spark_conf),
+            with tempfile.TemporaryDirectory(dir=out) as store, \
+                    tempfile.TemporaryDirectory(dir=out, prefix="spark-local-") as scratch:
+                # Spark's shuffle files and disk caches (about 11 GB at 100M rows) go to a folder removed after
+                # the run, beside the logs, unless --spark-conf names one.
+                spark_conf = list(args.spark_conf)
+                if not any(item.startswith("spark.local.dir=") for item in spark_conf):
+                    spark_conf.append(f"spark.local.dir={scratch}")
+                result = measure(train_command(engine, data, Path(store), args.driver_memory, spark_conf),
                                  engine=engine, rows=rows, limit_bytes=limit_bytes, timeout=args.timeout,
                                  limit_text=limit_text, log_file=out / f"train-{engine}-{size_label(rows)}.log")
             results.append(result)

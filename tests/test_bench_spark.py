@@ -44,3 +44,26 @@ def test_generate_refuses_when_the_disk_is_short_and_names_the_figures(tmp_path:
 @pytest.mark.parametrize("text, rows", [("10M", 10_000_000), ("500k", 500_000), ("1234", 1234)])
 def test_sizes_read_like_the_issue_writes_them(text: str, rows: int) -> None:
     assert bench_spark.parse_size(text) == rows
+
+
+@pytest.mark.slow
+def test_a_spark_run_is_recorded_with_its_log_and_leaves_no_spark_files_behind(tmp_path: Path) -> None:
+    """A real (small) Spark run through ``run``: the figures appended to results.jsonl, the job's own output
+    kept beside them, and Spark's local dir (shuffle files, disk caches) gone with the run's store."""
+    import json
+
+    from tests.conftest import spark_unavailable_reason
+
+    reason = spark_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    bench_spark.generate(20_000, bench_spark.log_path(tmp_path, 20_000), seed=5)
+    assert bench_spark.main(["run", "--out", str(tmp_path), "--sizes", "20000", "--engines", "spark",
+                             "--driver-memory", "1g", "--timeout", "600"]) == 0
+    result = json.loads((tmp_path / "results.jsonl").read_text().splitlines()[-1])
+    assert result["ok"] and result["engine"] == "spark" and result["rows"] == 20_000
+    assert result["peak_jvm_mb"] > 100 and result["limit"] == "spark.driver.memory=1g"
+    log = (tmp_path / "train-spark-20000.log").read_text()
+    assert "cleaning 20000 lines" in log and "is now CURRENT" in log
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl", "train-spark-20000.log",
+                                                          "transactions-20000.parquet"]
