@@ -28,6 +28,8 @@ every path (Predict, PredictStream, ``training_job score``) thus gives the same 
 """
 from __future__ import annotations
 
+import functools
+
 import math
 from dataclasses import dataclass, field
 from typing import Any, Collection, Mapping, NamedTuple
@@ -275,69 +277,46 @@ class ClvModel:
         discounted *= value
         return ClvFigures(expected, alive, value, discounted)
 
-    @property
+    @functools.cached_property
     def _odds_table(self) -> np.ndarray:
-        table = self.__dict__.get("_odds_cache")
-        if table is None:
-            x = np.arange(TABLE_X, dtype=np.float64)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                table = np.where(x > 0, self.a / (self.b + x - 1.0), 0.0)
-            object.__setattr__(self, "_odds_cache", table)
+        x = np.arange(TABLE_X, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            table = np.where(x > 0, self.a / (self.b + x - 1.0), 0.0)
         return table
 
-    @property
+    @functools.cached_property
     def _value_factor_table(self) -> np.ndarray:
-        table = self.__dict__.get("_value_factor_cache")
-        if table is None:
-            x = np.arange(TABLE_X, dtype=np.float64)
-            table = self.p / (x * self.p + (self.q - 1.0))
-            object.__setattr__(self, "_value_factor_cache", table)
-        return table
+        x = np.arange(TABLE_X, dtype=np.float64)
+        return self.p / (x * self.p + (self.q - 1.0))
 
-    @property
+    @functools.cached_property
     def _value_factor_single(self) -> np.ndarray:
-        table = self.__dict__.get("_value_factor_single_cache")
-        if table is None:
-            table = self._value_factor_table.astype(PRECISION)
-            object.__setattr__(self, "_value_factor_single_cache", table)
-        return table
+        return self._value_factor_table.astype(PRECISION)
 
-    @property
+    @functools.cached_property
     def _cell_table_single(self) -> np.ndarray:
         """:attr:`_cell_table` in single precision (the figures' own; the tables' interpolation error is 5e-5)."""
-        table = self.__dict__.get("_cell_single_cache")
-        if table is None:
-            table = self._cell_table.astype(PRECISION)
-            object.__setattr__(self, "_cell_single_cache", table)
-        return table
+        return self._cell_table.astype(PRECISION)
 
-    @property
+    @functools.cached_property
     def _lerp_table(self) -> tuple[np.ndarray, ...]:
         """Per grid cell (flat): G and its step to the next grid point, for both tables (4 flat arrays)."""
-        table = self.__dict__.get("_lerp_cache")
-        if table is None:
-            if self.tables is None:
-                raise ValueError("this CLV model has no tables (clv.npz)")
-            parts = []
-            for name in ("expected", "discounted"):
-                values = np.asarray(self.tables[name], dtype=np.float64)
-                step = np.zeros_like(values)
-                step[:, :-1] = values[:, 1:] - values[:, :-1]
-                parts += [values.reshape(-1), step.reshape(-1)]
-            table = tuple(np.ascontiguousarray(part) for part in parts)
-            object.__setattr__(self, "_lerp_cache", table)
-        return table
+        if self.tables is None:
+            raise ValueError("this CLV model has no tables (clv.npz)")
+        parts = []
+        for name in ("expected", "discounted"):
+            values = np.asarray(self.tables[name], dtype=np.float64)
+            step = np.zeros_like(values)
+            step[:, :-1] = values[:, 1:] - values[:, :-1]
+            parts += [values.reshape(-1), step.reshape(-1)]
+        return tuple(np.ascontiguousarray(part) for part in parts)
 
-    @property
+    @functools.cached_property
     def _cell_table(self) -> np.ndarray:
         """(TABLE_X * TABLE_W, 4): per grid point of each tabulated x, G, its step to the next point, the
         discounted G and its step (0 at the last point)."""
-        table = self.__dict__.get("_cell_cache")
-        if table is None:
-            g, g_step, d, d_step = self._lerp_table
-            table = np.ascontiguousarray(np.stack([g, g_step, d, d_step], axis=1))
-            object.__setattr__(self, "_cell_cache", table)
-        return table
+        g, g_step, d, d_step = self._lerp_table
+        return np.ascontiguousarray(np.stack([g, g_step, d, d_step], axis=1))
 
     def exact_g(self, x: np.ndarray, w: np.ndarray, g: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """G over the horizon and its discounted sum at (x, w), computed by ``g(x, u)`` (default: the series)."""
