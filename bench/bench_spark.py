@@ -23,7 +23,7 @@ separate executors), and their peak sum, with the wall time and the load average
 after. The pandas path runs under RLIMIT_AS (``--memory-limit-gb``, lowered to what the machine has free
 less 2 GB) and is reported as stopped, with the point it reached, when it runs out, instead of letting the
 machine run out. Spark runs with a bounded driver (``spark.driver.memory``, default 2g); its local dir
-(shuffle files, disk caches: about 11 GB at 100M rows, so check the free disk of ``--out``) is a folder under
+(shuffle files, disk caches: about 10 GB at 100M rows, so check the free disk of ``--out``) is a folder under
 ``--out`` removed after each run. Results are
 printed as a table and appended as JSON lines to ``<out>/results.jsonl``; each run's own output (the training
 job's progress, Spark's errors) is kept in ``<out>/train-<engine>-<size>.log``.
@@ -336,7 +336,7 @@ def run(args: argparse.Namespace) -> int:
                 limit_text = " ".join([f"spark.driver.memory={args.driver_memory}", *args.spark_conf])
             with tempfile.TemporaryDirectory(dir=out) as store, \
                     tempfile.TemporaryDirectory(dir=out, prefix="spark-local-") as scratch:
-                # Spark's shuffle files and disk caches (about 11 GB at 100M rows) go to a folder removed after
+                # Spark's shuffle files and disk caches (about 10 GB at 100M rows) go to a folder removed after
                 # the run, beside the logs, unless --spark-conf names one.
                 spark_conf = list(args.spark_conf)
                 if not any(item.startswith("spark.local.dir=") for item in spark_conf):
