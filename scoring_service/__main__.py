@@ -39,7 +39,7 @@ _tune_malloc()
 
 from segmentation_core.logs import configure_logging  # noqa: E402
 from scoring_service.server import serve  # noqa: E402
-from segmentation_core.grpc_server import StopSignal, exit_within, write_port_file  # noqa: E402
+from segmentation_core.grpc_server import StopSignal, leave_process, write_port_file  # noqa: E402
 from scoring_service.settings import Settings, parse_settings  # noqa: E402
 
 log = logging.getLogger("scoring_service")
@@ -88,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     server.stop()
     for child in children:
         child.wait(timeout=settings.grace + 5)
-    exit_within(log)
-    return 0
+    leave_process(log)
 
 
 if __name__ == "__main__":

@@ -3,21 +3,18 @@
 TLS binding and the port file."""
 from __future__ import annotations
 
-import faulthandler
 import hmac
 import logging
 import os
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NoReturn
 
 import grpc
 
 EXEMPT_PREFIXES = ("/grpc.health.v1.Health/",)  # probes (Kubernetes, grpc_health_probe) carry no token
-EXIT_DEADLINE_SECONDS = 3.0  # a stopped server process is gone this long after its stop, whatever holds it
 
 
 class BearerTokenInterceptor(grpc.ServerInterceptor):
@@ -178,23 +175,14 @@ class StopSignal:
             pass
 
 
-def exit_within(log: logging.Logger, seconds: float = EXIT_DEADLINE_SECONDS, code: int = 0) -> None:
-    """Once a server has stopped: if the process is still alive ``seconds`` later (a thread that will not end
-    holds the interpreter's exit), log the threads with their stacks and exit with ``code`` regardless.
-
-    A stopped server must leave: an orchestrator's SIGKILL after its grace period would lose the log of why."""
-
-    def expire() -> None:
-        time.sleep(seconds)
-        names = sorted(t.name for t in threading.enumerate()
-                       if t not in (threading.current_thread(), threading.main_thread()))
-        log.error("still running %.0f s after stopping, held by threads %s; their stacks follow; exiting now",
-                  seconds, ", ".join(names) or "(none)")
-        for handler in logging.getLogger().handlers:
-            handler.flush()
-        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-        sys.stderr.flush()
-        os._exit(code)
-
-    threading.Thread(target=expire, name="exit-deadline", daemon=True).start()
-
+def leave_process(log: logging.Logger, code: int = 0) -> NoReturn:
+    """End a server process after its orderly stop: flush the logs and exit at once, without interpreter
+    finalization, which can hang for ever when a daemon thread is inside a native library (seen: a trainer
+    stopped while profiling an upload, its exit stuck in pyarrow's thread-pool destructor waiting for the
+    profile thread's ``to_pandas``). Everything worth keeping is written by rename before this point."""
+    log.info("exiting (code %d)", code)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)

@@ -280,7 +280,7 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from segmentation_core.grpc_server import StopSignal, exit_within
+    from segmentation_core.grpc_server import StopSignal, leave_process
     from training_job.server import TrainerSettings, TrainingServer
 
     settings = TrainerSettings(store=args.store, data_dir=args.data_dir, host=args.host, port=args.port,
@@ -296,8 +296,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 1
     stop.wait()
     server.stop()
-    exit_within(log)
-    return 0
+    leave_process(log)
 
 
 def _cmd_keygen(args: argparse.Namespace) -> int:
