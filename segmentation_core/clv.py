@@ -156,13 +156,7 @@ class ClvModel:
 
     def _odds(self, x: np.ndarray, row: np.ndarray) -> np.ndarray:
         """a / (b + x - 1) for x > 0, 0 for x = 0 (``row``: x as an index; tabulated below TABLE_X)."""
-        small = x < TABLE_X
-        if small.all():
-            return self._odds_table.take(row)
-        out = np.empty_like(x, dtype=np.float64)
-        out[small] = self._odds_table.take(row[small])
-        out[~small] = self.a / (self.b + x[~small] - 1.0)
-        return out
+        return _tabulated(self._odds_table, x, row, lambda big: self.a / (self.b + big - 1.0))
 
     def _p_alive(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, odds: np.ndarray) -> np.ndarray:
         # 1 / (1 + odds(x) ((alpha + T) / (alpha + t_x))^(r + x)); the power may overflow to inf for a
@@ -184,13 +178,7 @@ class ClvModel:
 
     def _value_factor(self, x: np.ndarray, row: np.ndarray) -> np.ndarray:
         """p / (p x + q - 1) (tabulated below TABLE_X)."""
-        small = x < TABLE_X
-        if small.all():
-            return self._value_factor_table.take(row)
-        out = np.empty_like(x, dtype=np.float64)
-        out[small] = self._value_factor_table.take(row[small])
-        out[~small] = self.p / (x[~small] * self.p + (self.q - 1.0))
-        return out
+        return _tabulated(self._value_factor_table, x, row, lambda big: self.p / (big * self.p + (self.q - 1.0)))
 
     def _order_value(self, x: np.ndarray, m: np.ndarray, factor: np.ndarray) -> np.ndarray:
         # (v + m x) p / (p x + q - 1)
@@ -405,3 +393,15 @@ def derive_input(name: str, numeric: Mapping[str, np.ndarray], unit_days: int) -
     if name == "RepeatPurchases":
         return np.subtract(numeric["Frequency"], 1.0, dtype=PRECISION)
     raise ValueError(f"{name!r} is not derivable (derivable: {', '.join(DERIVED_FROM)})")
+
+
+def _tabulated(table: np.ndarray, x: np.ndarray, row: np.ndarray, formula: Any) -> np.ndarray:
+    """``table[row]`` where x < TABLE_X (the tabulated counts), ``formula(x)`` for the larger ones."""
+    small = x < TABLE_X
+    if small.all():
+        return table.take(row)
+    out = np.empty_like(x, dtype=np.float64)
+    out[small] = table.take(row[small])
+    out[~small] = formula(x[~small])
+    return out
+
