@@ -29,7 +29,6 @@ every path (Predict, PredictStream, ``training_job score``) thus gives the same 
 from __future__ import annotations
 
 import functools
-
 import math
 from dataclasses import dataclass, field
 from typing import Any, Collection, Mapping, NamedTuple
@@ -152,24 +151,25 @@ class ClvModel:
     def p_alive(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:
         """P(alive | x, t_x, T) (FHL 2005, eq. 11), in double precision."""
         x, t_x, T = (np.asarray(v, dtype=np.float64) for v in (x, t_x, T))
-        return self._p_alive(x, t_x, T, self._odds(x, x.astype(np.intp)))
+        return self._p_alive(x, t_x, T + self.alpha, self._odds(x, x.astype(np.intp)))
 
     def _odds(self, x: np.ndarray, row: np.ndarray) -> np.ndarray:
         """a / (b + x - 1) for x > 0, 0 for x = 0 (``row``: x as an index; tabulated below TABLE_X)."""
         return _tabulated(self._odds_table, x, row, lambda big: self.a / (self.b + big - 1.0))
 
-    def _p_alive(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, odds: np.ndarray) -> np.ndarray:
-        # 1 / (1 + odds(x) ((alpha + T) / (alpha + t_x))^(r + x)); the power may overflow to inf for a
-        # long-silent frequent buyer, giving 0; x = 0 has odds 0, giving 1
+    def _p_alive(self, x: np.ndarray, t_x: np.ndarray, alpha_T: np.ndarray, odds: np.ndarray,
+                 out: np.ndarray | None = None) -> np.ndarray:
+        # 1 / (1 + odds(x) ((alpha + T) / (alpha + t_x))^(r + x)) in double (into ``out``, of any float type);
+        # the power may overflow to inf for a long-silent frequent buyer, giving 0; x = 0 has odds 0, giving 1
         z = np.add(t_x, self.alpha, dtype=np.float64)
-        np.divide(np.add(T, self.alpha, dtype=np.float64), z, out=z)
+        np.divide(alpha_T, z, out=z)
         np.log(z, out=z)
         z *= np.add(x, self.r, dtype=np.float64)
         with np.errstate(over="ignore"):
             np.exp(z, out=z)
         z *= odds
         z += 1.0
-        return np.divide(1.0, z, out=z)
+        return np.divide(1.0, z, out=z if out is None else out, casting="same_kind")
 
     def expected_order_value(self, x: np.ndarray, m: np.ndarray) -> np.ndarray:
         """E[spend per purchase | x repeat purchases of mean m] (Gamma-Gamma), in double precision."""
@@ -197,10 +197,10 @@ class ClvModel:
             return self._predict_tabulated(x, t_x, T, m)
         n = x.size
         row = x.astype(np.intp)
-        out = np.empty((4, n), dtype=PRECISION)  # rows: the figures, each contiguous
-        out[1] = self._p_alive(x, t_x, T, self._odds(x, row))
-        self._single_value(x, m, self._value_factor(x, row).astype(PRECISION), out[2])
         alpha_T = np.add(T, self.alpha, dtype=np.float64)
+        out = np.empty((4, n), dtype=PRECISION)  # rows: the figures, each contiguous
+        self._p_alive(x, t_x, alpha_T, self._odds(x, row), out=out[1])
+        self._single_value(x, m, self._value_factor(x, row).astype(PRECISION), out[2])
         small = x < TABLE_X
         found = np.zeros((n, 4), dtype=PRECISION)  # as the tabulated path gathers; step 0 beyond the table
         if not small.all():  # the series, in double
@@ -218,16 +218,8 @@ class ClvModel:
         n = x.size
         row = x.astype(np.intp)
         alpha_T = np.add(T, self.alpha, dtype=np.float64)
-        z = np.add(t_x, self.alpha, dtype=np.float64)
-        np.divide(alpha_T, z, out=z)
-        np.log(z, out=z)
-        z *= np.add(x, self.r, dtype=np.float64)
-        with np.errstate(over="ignore"):
-            np.exp(z, out=z)
-        z *= self._odds_table.take(row)
-        z += 1.0
         out = np.empty((4, n), dtype=PRECISION)  # rows: the figures, each contiguous
-        np.divide(1.0, z, out=out[1], casting="same_kind")  # P(alive), as _p_alive computes it
+        self._p_alive(x, t_x, alpha_T, self._odds_table.take(row), out=out[1])
         self._single_value(x, m, self._value_factor_single.take(row), out[2])
         # G by linear interpolation in w = alpha / (alpha + T) in [0, 1] on the grid (w = 1 lands on the
         # last grid point, whose step is 0: no clamp)
