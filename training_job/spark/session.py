@@ -122,4 +122,3 @@ def _submitted_conf() -> dict[str, str]:
 
     SparkContext._ensure_initialized()  # connect to that JVM: SparkConf() then reads spark-submit's settings
     return dict(SparkConf().getAll())
-
