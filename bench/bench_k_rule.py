@@ -46,13 +46,13 @@ K_VALUES = list(range(2, 11))
 logger = logging.getLogger("bench_k_rule")
 
 
-def transform(table: SegmentTable) -> np.ndarray:
-    """The training job's transform, fitted on the table itself."""
+def transform(table: SegmentTable) -> tuple[np.ndarray, list[slice]]:
+    """The training job's transform, fitted on the table itself, and its categorical columns' one-hot blocks."""
     frame = table.data
     categorical = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
     numeric = [c for c in frame.columns if c not in categorical]
     schema = FeatureSchema.fit(frame, numeric=numeric, categorical=categorical)
-    return schema.transform_frame(frame)
+    return schema.transform_frame(frame), schema.categorical_blocks
 
 
 def _elbow(rows: list[dict[str, Any]]) -> int:
@@ -78,9 +78,9 @@ def run_suite(tables: list[SegmentTable]) -> None:
     started = time.perf_counter()
     misses: list[str] = []
     for table in tables:
-        X = transform(table)
+        X, blocks = transform(table)
         t0 = time.perf_counter()
-        result = search_k(X, K_VALUES, seed=0)
+        result = search_k(X, K_VALUES, seed=0, categorical_blocks=blocks)
         search_seconds = time.perf_counter() - t0
         cache: dict[int, np.ndarray] = {}
 
@@ -145,9 +145,9 @@ def run_families(tables: list[Any], business_range: tuple[int, int] | None = Non
         print(f"{len(apart)} tables whose segments k-means told the true k does not find to their family's band "
               f"(no separation made them findable): run, shown, not counted")
     for table in tables:
-        X = transform(table)
+        X, blocks = transform(table)
         t0 = time.perf_counter()
-        result = search_k(X, K_VALUES, seed=0, business_range=business_range)
+        result = search_k(X, K_VALUES, seed=0, business_range=business_range, categorical_blocks=blocks)
         seconds = time.perf_counter() - t0
         ari = adjusted_rand_score(table.labels, result.chosen_model.predict(X))
         # The ceiling: k-means told the true k (fitted on at most 30,000 rows, like the search).
@@ -157,7 +157,7 @@ def run_families(tables: list[Any], business_range: tuple[int, int] | None = Non
         # The same search on a random third of the customers: the k should agree within one.
         third = X[np.random.default_rng(1).choice(len(X), len(X) // 3, replace=False)]
         k_third = search_k(third, [k for k in K_VALUES if k < len(third)], seed=0,
-                           business_range=business_range).chosen_k
+                           business_range=business_range, categorical_blocks=blocks).chosen_k
         # How identifiable the true k is: k-means (4 starts, as the search fits) at every k searched, against the
         # truth. When another k's partition matches the truth better than the true k's, no rule that picks
         # the best partition can pick the true k (and any other pick scores what it scores here).
@@ -216,7 +216,7 @@ def run_families(tables: list[Any], business_range: tuple[int, int] | None = Non
 def run_big(n: int = 1_000_000) -> None:
     """Time search_k over k=2..10 on n x 7 against one KMeans(6, n_init=10) fit, and report peak memory."""
     table = make_table(seed=7, k=6, n=n, separation=4.5, categorical=False)
-    X = transform(table)
+    X, _ = transform(table)
     del table
     t0, c0 = time.perf_counter(), time.process_time()
     KMeans(n_clusters=6, n_init=10, random_state=0).fit(X)

@@ -361,6 +361,15 @@ class FeatureSchema:
         return len(self.numeric) + sum(len(c.levels) for c in self.categorical)
 
     @property
+    def categorical_blocks(self) -> list[slice]:
+        """Each categorical feature's one-hot block of clustering-space columns, in order."""
+        blocks, start = [], len(self.numeric)
+        for c in self.categorical:
+            blocks.append(slice(start, start + len(c.levels)))
+            start += len(c.levels)
+        return blocks
+
+    @property
     def column_names(self) -> list[str]:
         """Names of the clustering-space columns (one-hot columns as ``feature=level``)."""
         return [f.name for f in self.numeric] + [f"{c.name}={lvl}" for c in self.categorical for lvl in c.levels]

@@ -42,6 +42,12 @@ from training_job.k_rule import (
     rule_status,
     structure_of,
 )
+from training_job.latent_classes import (
+    MIN_COLUMNS,
+    categorical_codes,
+    count_latent_classes,
+    latent_class_explanation,
+)
 from training_job.valleys import Valleys, continuous_columns, dequantize, valley_components
 
 __all__ = ["KSearchResult", "search_k", "stability_score"]
@@ -85,17 +91,24 @@ def search_k(
     progress: Callable[[int, int], None] | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
     business_range: tuple[int, int] | None = None,
+    categorical_blocks: Sequence[slice] = (),
 ) -> KSearchResult:
     """Fit ``algorithm`` at every k, record every metric and choose k with the valley rule (within
     ``business_range`` when given: ``k_rule.choose_k_in_range``); ``on_row`` gets each k's row as soon as it
-    is computed (before the silhouettes, which come in one pass at the end)."""
+    is computed (before the silhouettes, which come in one pass at the end). ``categorical_blocks``: the
+    one-hot blocks of X's categorical columns (``FeatureSchema.categorical_blocks``), whose latent classes
+    the rule also counts (``training_job.latent_classes``)."""
     X = _check_X(X)
     ks = _check_k_values(k_values, X.shape[0])
+    for block in categorical_blocks:
+        if not 0 <= block.start < block.stop <= X.shape[1]:
+            raise ValueError(f"categorical block {block.start}:{block.stop} lies outside X's {X.shape[1]} columns")
     if business_range is not None:
         lo, hi = business_range
         if not ks[0] <= lo <= hi <= ks[-1]:
             raise ValueError(f"business_range={lo}-{hi} must lie within the k searched, {ks[0]}-{ks[-1]}")
-    return _search_k(X, ks, algorithm_named(algorithm), seed, progress, on_row, business_range)
+    return _search_k(X, ks, algorithm_named(algorithm), seed, progress, on_row, business_range,
+                     list(categorical_blocks))
 
 
 def stability_score(
@@ -151,6 +164,7 @@ def _search_k(
     progress: Callable[[int, int], None] | None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
     business_range: tuple[int, int] | None = None,
+    categorical_blocks: list[slice] | None = None,
 ) -> KSearchResult:
     n = X.shape[0]
     rng = np.random.default_rng(seed)
@@ -196,9 +210,23 @@ def _search_k(
         progress(len(ks), len(ks))
 
     rule = RULE_NAME
+    classes = count_latent_classes(categorical_codes(Xs, categorical_blocks), ks[-1], seed) if (
+        categorical_blocks and len(categorical_blocks) >= MIN_COLUMNS and len(ks) > 1) else None
+    if classes is not None:
+        for row in rows:
+            row["latent_class_bic"] = classes.bic.get(row["k"], math.nan)
     if business_range is None:
         chosen_k, explanation = choose_k_rule(rows)
         structure = structure_of(rows, chosen_k)
+        if classes is not None and classes.k in ks and (structure == STRUCTURE_CONTINUUM or classes.k > chosen_k):
+            # The categorical columns hold more segments than the valleys prove (or the valleys prove none).
+            chosen_k, structure, rule = classes.k, STRUCTURE_NATURAL, f"{RULE_NAME} + latent classes"
+            explanation = latent_class_explanation(classes, explanation)
+            # k-means started from the latent classes' centres finds the segments they describe.
+            if np.unique(classes.labels).size == chosen_k:
+                init = np.vstack([Xs[classes.labels == c].mean(axis=0) for c in range(chosen_k)])
+                with _threads_for(Xs.shape[0]):
+                    centres[chosen_k] = algo.centres(algo.fit_from(Xs, chosen_k, seed, init))
     else:
         chosen_k, explanation, structure = choose_k_in_range(rows, business_range)
         if structure == STRUCTURE_CONTINUUM:
@@ -206,7 +234,7 @@ def _search_k(
     status = rule_status(rows)
     for row in rows:
         row["rule_status"] = status[row["k"]]
-    if status[chosen_k] == STATUS_MERGED:
+    if status[chosen_k] == STATUS_MERGED and rule == RULE_NAME:
         # k-means asked for chosen_k groups cuts a segment; start it from the merged groups instead.
         larger = merge_support(sorted(rows, key=lambda r: r["k"]))[chosen_k]
         segment = np.zeros(max(segments_of[larger]) + 1, dtype=np.intp)

@@ -123,15 +123,16 @@ def log_features(schema: FeatureSchema) -> None:
                  f.clip_high, f.impute)
 
 
-def choose_k(config: TrainingConfig, x: np.ndarray, n: int, stages: Stages,
-             listener: TrainingListener) -> tuple[KSearchResult, tuple[int, int] | None]:
-    """The k search stage on the transformed rows ``x`` of ``n`` customers, and the business range it used
-    (both engines run it on the driver)."""
+def choose_k(config: TrainingConfig, x: np.ndarray, n: int, stages: Stages, listener: TrainingListener,
+             schema: FeatureSchema) -> tuple[KSearchResult, tuple[int, int] | None]:
+    """The k search stage on the rows ``x`` of ``n`` customers transformed by ``schema``, and the business
+    range it used (both engines run it on the driver)."""
     k_values = _k_values(config, n)
     with stages("k-search", total=len(k_values)) as tick:
         business = _business_range(config, k_values)
         search = search_k(x, k_values, algorithm=config.model.algorithm, seed=config.model.seed,
-                          progress=lambda i, total: tick(i), on_row=listener.on_k_row, business_range=business)
+                          progress=lambda i, total: tick(i), on_row=listener.on_k_row, business_range=business,
+                          categorical_blocks=schema.categorical_blocks)
     log.info("k=%d (%s, %s): %s", search.chosen_k, search.rule, search.structure, search.rule_explanation)
     return search, business
 
@@ -177,7 +178,7 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
         except ValueError as exc:
             raise DataError(str(exc)) from exc
         log_features(schema)
-    search, business = choose_k(config, x, n, stages, listener)
+    search, business = choose_k(config, x, n, stages, listener, schema)
     k = search.chosen_k
     algorithm, seed = config.model.algorithm, config.model.seed
     with stages("fit"):

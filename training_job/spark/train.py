@@ -108,7 +108,7 @@ def train_spark(data: str, config: TrainingConfig, store: ModelStore, model_name
         except ValueError as exc:
             raise DataError(str(exc)) from exc
         log_features(schema)
-    search, business = choose_k(config, x, n, stages, listener)
+    search, business = choose_k(config, x, n, stages, listener, schema)
     k = search.chosen_k
     algorithm, seed = config.model.algorithm, config.model.seed
     with stages("fit"):
