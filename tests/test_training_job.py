@@ -138,6 +138,12 @@ def test_ecommerce_with_categories_and_missing_values(datasets_dir: Path, tmp_pa
     assert art.manifest["cleaning"]["missing"]["Satisfaction Level"]["count"] == 2
     assert len(art.segment_names) >= 2
     assert_readable_names(art, pd.read_csv(datasets_dir / "ecommerce_customer_behavior.csv", nrows=1).columns)
+    # Its five categorical columns are counted as latent classes (6, BIC in the k-search rows); the valleys
+    # prove 7 groups, more than the classes, so the valley rule's k stands.
+    rows = art.manifest["k_search"]["rows"]
+    bic = {r["k"]: r["latent_class_bic"] for r in rows if "latent_class_bic" in r}
+    assert min(bic, key=bic.__getitem__) == 6
+    assert art.model.k == 7 and art.manifest["k_search"]["rule"] == "valley-merge"
 
 
 def test_marketing_campaign_outliers_are_handled(datasets_dir: Path, tmp_path: Path, scoring_server_factory) -> None:

@@ -214,7 +214,8 @@ def _search_k(
         categorical_blocks and len(categorical_blocks) >= MIN_COLUMNS and len(ks) > 1) else None
     if classes is not None:
         for row in rows:
-            row["latent_class_bic"] = classes.bic.get(row["k"], math.nan)
+            if row["k"] in classes.bic:  # the count stops two rises past its minimum
+                row["latent_class_bic"] = classes.bic[row["k"]]
     if business_range is None:
         chosen_k, explanation = choose_k_rule(rows)
         structure = structure_of(rows, chosen_k)
