@@ -14,7 +14,14 @@ points with no one between them, and those empty gaps are not valleys. Pairs wit
 are merged (connected components): what remains is the number of *distinct* segments at that k.
 
 Power: a pair's test records the z-score a valley half as deep as the lower peak would reach. When even
-that is below ``VALLEY_Z`` the pair is *untested* (too few customers to tell), not "one segment".
+that is below ``VALLEY_Z`` the pair is *untested* (too few customers to tell), not "one segment". The
+valley ratio an untested pair reports (the k rule counts a k whose untested pairs all show a valley below
+``VALLEY_RATIO``) is measured with the *corridor* filled: the other clusters' customers nearer the segment
+joining the pair's centres than their own centre are counted too (``_corridor``). Cut into many pieces,
+one population leaves wedge-shaped cells whose pairwise projections thin out between them (a dip of 0.4-0.6
+of the lower peak on 6-10 columns, where the near-line half lacks the power to overrule it); the
+neighbouring pieces occupy exactly that thinning, and counting them fills it. Between two real segments
+the corridor is empty whatever the cut.
 """
 
 from __future__ import annotations
@@ -36,6 +43,9 @@ VALLEY_ROWS = 4_000
 VALLEY_RATIO = 0.8
 #: ... and that dip is this many standard errors deep (so a small, noisy pair needs a deeper valley).
 VALLEY_Z = 4.0
+#: The corridor's other customers count in the whole projection when nearer the centre line than this
+#: quantile of the pair's own customers (the inner half, as in the near-line test, is too thin to fill).
+CORRIDOR_QUANTILE = 0.9
 
 
 def continuous_columns(X: np.ndarray) -> np.ndarray:
@@ -97,6 +107,9 @@ def valley_components(X: np.ndarray, labels: np.ndarray, centres: np.ndarray, se
         for c, idx in members.items()
     }
     means = {c: Xc.mean(axis=0) for c, Xc in rows.items()}
+    pooled = np.concatenate([rows[c] for c in clusters])
+    owner = np.concatenate([np.full(rows[c].shape[0], c) for c in clusters])
+    own_d2 = np.concatenate([np.einsum("ij,ij->i", rows[c] - means[c], rows[c] - means[c]) for c in clusters])
     joined = []  # pairs without a proven valley
     together = []  # pairs proven to be one segment
     pairs = []
@@ -107,6 +120,13 @@ def valley_components(X: np.ndarray, labels: np.ndarray, centres: np.ndarray, se
                 verdict = "apart"
             else:  # no clear valley: one segment cut in two, unless the test had too few rows to tell
                 verdict = "untested" if power <= VALLEY_Z else "together"
+                if verdict == "untested" and _gabriel(a, b, means):
+                    # Too few customers to prove the dip: how deep it is decides whether the k counts
+                    # (k_rule's STATUS_LIKELY), so it is measured with the corridor filled: a wedge's
+                    # dip is filled by the neighbouring pieces, a gap between two segments is not.
+                    corridor = _corridor(pooled[(owner != a) & (owner != b)],
+                                         own_d2[(owner != a) & (owner != b)], means[a], means[b])
+                    r, z, _, near_line = _valley_ratio(rows[a], rows[b], means[a], means[b], corridor)
                 joined.append((a, b))
                 if verdict == "together":
                     together.append((a, b))
@@ -130,12 +150,31 @@ def _components(clusters: list[int], edges: list[tuple[int, int]]) -> dict[int, 
     return {c: int(component[pos[c]]) for c in clusters}
 
 
+def _gabriel(a: int, b: int, means: dict[int, np.ndarray]) -> bool:
+    """No other cluster's centre inside the sphere whose diameter joins a's and b's centres (a and b are
+    neighbours; else a cluster lies between them and their gap is that cluster's place, not a valley)."""
+    mid = (means[a] + means[b]) / 2
+    r2 = float((means[b] - means[a]) @ (means[b] - means[a])) / 4
+    return all(float((m - mid) @ (m - mid)) >= r2 for c, m in means.items() if c not in (a, b))
+
+
+def _corridor(X: np.ndarray, own_d2: np.ndarray, mean_a: np.ndarray, mean_b: np.ndarray) -> np.ndarray:
+    """The rows of ``X`` (other clusters' customers, ``own_d2`` their squared distances to their own
+    centre) nearer the segment joining ``mean_a`` and ``mean_b`` than their own centre."""
+    w = mean_b - mean_a
+    s = np.clip((X - mean_a) @ w / float(w @ w), 0.0, 1.0)
+    off = X - mean_a - s[:, None] * w
+    return X[np.einsum("ij,ij->i", off, off) < own_d2]
+
+
 def _valley_ratio(
-    Xa: np.ndarray, Xb: np.ndarray, mean_a: np.ndarray, mean_b: np.ndarray
+    Xa: np.ndarray, Xb: np.ndarray, mean_a: np.ndarray, mean_b: np.ndarray, corridor: np.ndarray | None = None
 ) -> tuple[float, float, float, bool]:
     """Deepest density between two clusters over the lower peak (1 = no valley), the dip's z-score, the
     test's power (the z-score a valley half as deep as the lower peak would have), and whether these
-    come from the customers near the centre line (else from the whole clusters' projection)."""
+    come from the customers near the centre line (else from the whole clusters' projection). ``corridor``:
+    other clusters' customers counted in the whole projection when as near the line as the pair's own
+    (``CORRIDOR_QUANTILE``)."""
     # The centroid line: the direction k-means itself cuts along (its boundaries are perpendicular
     # to it). A Fisher direction separated true pairs no better on the benchmark and needs care with
     # near-singular covariances.
@@ -144,7 +183,6 @@ def _valley_ratio(
     lo, hi = float(mean_a @ w), float(mean_b @ w)
     if not hi > lo:
         return 1.0, 0.0, math.inf, False
-    whole = _valley_1d(ta, tb, lo, hi)
     # Projecting whole clusters can show a dip that is not in the data: when k-means cuts one segment
     # into many pieces, two pieces' cells are wedges whose union is not convex, and the projection of
     # the union thins out between them. The density *along* the line (the ridgeline of Ray & Lindsay
@@ -153,6 +191,12 @@ def _valley_ratio(
     off_a = np.einsum("ij,ij->i", Xa - mean_a, Xa - mean_a) - (ta - lo) ** 2 / float(w @ w)
     off_b = np.einsum("ij,ij->i", Xb - mean_a, Xb - mean_a) - (tb - lo) ** 2 / float(w @ w)
     radius = float(np.median(np.concatenate([off_a, off_b])))
+    fill = None
+    if corridor is not None and corridor.shape[0]:
+        tc = corridor @ w
+        off_c = np.einsum("ij,ij->i", corridor - mean_a, corridor - mean_a) - (tc - lo) ** 2 / float(w @ w)
+        fill = tc[off_c <= float(np.quantile(np.concatenate([off_a, off_b]), CORRIDOR_QUANTILE))]
+    whole = _valley_1d(ta, tb, lo, hi, fill)
     near_a, near_b = off_a <= radius, off_b <= radius
     if near_a.sum() < 3 or near_b.sum() < 3:
         return (*whole, False)
@@ -166,8 +210,11 @@ def _valley_ratio(
     return (*whole, False)
 
 
-def _valley_1d(ta: np.ndarray, tb: np.ndarray, lo: float, hi: float) -> tuple[float, float, float]:
-    """The valley test on the two clusters' projections (``lo``, ``hi``: their centres' projections)."""
+def _valley_1d(
+    ta: np.ndarray, tb: np.ndarray, lo: float, hi: float, fill: np.ndarray | None = None
+) -> tuple[float, float, float]:
+    """The valley test on the two clusters' projections (``lo``, ``hi``: their centres' projections;
+    ``fill``: other customers' projections counted in the density, not in the bandwidth)."""
     ta, tb = (ta - lo) / (hi - lo), (tb - lo) / (hi - lo)  # cluster a at 0, cluster b at 1
     t = np.concatenate([ta, tb])
     # Smoothing: Silverman's bandwidth of the *tighter* cluster, so a real valley is not smoothed over.
@@ -177,6 +224,8 @@ def _valley_1d(ta: np.ndarray, tb: np.ndarray, lo: float, hi: float) -> tuple[fl
     bins = 256
     width = (right - left) / bins
     hist, _ = np.histogram(t, bins=bins, range=(left, right))
+    if fill is not None and fill.size:
+        hist = hist + np.histogram((fill - lo) / (hi - lo), bins=bins, range=(left, right))[0]
     sigma = max(h / width, 1.0)
     dens = gaussian_filter1d(hist.astype(float), sigma=sigma, mode="constant")
     grid = left + (np.arange(bins) + 0.5) * width
