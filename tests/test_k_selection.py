@@ -340,6 +340,27 @@ def test_valley_components_merge_pairs_into_connected_groups() -> None:
     assert seen.segment_of[0] == seen.segment_of[1] != seen.segment_of[2]
 
 
+def test_valley_test_sees_correlated_segments_apart_in_the_pairs_whitened_space() -> None:
+    # Two segments with strongly correlated columns (r = 0.95), their centres one within-segment deviation
+    # apart along the first column: along the raw line between the centres they overlap with no valley
+    # (1 sd), but across the correlation (Fisher's direction) they are 3.2 Mahalanobis units apart.
+    rng = np.random.default_rng(3)
+    cov = np.array([[1.0, 0.95], [0.95, 1.0]])
+    A = rng.multivariate_normal([0.0, 0.0], cov, 3000)
+    B = rng.multivariate_normal([1.0, 0.0], cov, 3000)
+    X = np.concatenate([A, B])
+    truth = np.repeat([0, 1], 3000)
+    centres = np.array([A.mean(axis=0), B.mean(axis=0)])
+    seen = valleys.valley_components(X, truth, centres, seed=0)
+    (pair,) = seen.pairs
+    assert seen.n_distinct == 2 and pair["verdict"] == "apart" and pair["valley_ratio"] < 0.7, pair
+    # One such segment cut in two across its correlation has no valley there: the halves are together.
+    halves = (A @ np.array([1.0, -1.0]) > 0).astype(int)
+    cut = np.array([A[halves == h].mean(axis=0) for h in (0, 1)])
+    seen = valleys.valley_components(A, halves, cut, seed=0)
+    assert seen.n_distinct == 1 and seen.pairs[0]["verdict"] == "together", seen.pairs
+
+
 @pytest.mark.parametrize("name", list(ALGORITHMS))
 def test_registry_reorder_makes_component_i_segment_i(name: str) -> None:
     X, _ = make_blobs(n_samples=1500, centers=3, n_features=3, center_box=(-10, 10), random_state=5)
