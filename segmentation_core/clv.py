@@ -396,4 +396,3 @@ def _tabulated(table: np.ndarray, x: np.ndarray, row: np.ndarray, formula: Any) 
     out[small] = table.take(row[small])
     out[~small] = formula(x[~small])
     return out
-

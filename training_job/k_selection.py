@@ -42,12 +42,7 @@ from training_job.k_rule import (
     rule_status,
     structure_of,
 )
-from training_job.latent_classes import (
-    MIN_COLUMNS,
-    categorical_codes,
-    count_latent_classes,
-    latent_class_explanation,
-)
+from training_job.latent_classes import categorical_codes, count_latent_classes, latent_class_explanation
 from training_job.valleys import Valleys, continuous_columns, dequantize, valley_components
 
 __all__ = ["KSearchResult", "search_k", "stability_score"]
@@ -210,8 +205,10 @@ def _search_k(
         progress(len(ks), len(ks))
 
     rule = RULE_NAME
+    # None unless at least latent_classes.MIN_COLUMNS categorical columns vary (and k is searched at all).
     classes = count_latent_classes(categorical_codes(Xs, categorical_blocks), ks[-1], seed) if (
-        categorical_blocks and len(categorical_blocks) >= MIN_COLUMNS and len(ks) > 1) else None
+        categorical_blocks and len(ks) > 1) else None
+    from_classes = False
     if classes is not None:
         for row in rows:
             if row["k"] in classes.bic:  # the count stops two rises past its minimum
@@ -222,6 +219,7 @@ def _search_k(
         if classes is not None and classes.k in ks and (structure == STRUCTURE_CONTINUUM or classes.k > chosen_k):
             # The categorical columns hold more segments than the valleys prove (or the valleys prove none).
             chosen_k, structure, rule = classes.k, STRUCTURE_NATURAL, f"{RULE_NAME} + latent classes"
+            from_classes = True
             explanation = latent_class_explanation(classes, explanation)
             # k-means started from the latent classes' centres finds the segments they describe.
             if np.unique(classes.labels).size == chosen_k:
@@ -235,7 +233,7 @@ def _search_k(
     status = rule_status(rows)
     for row in rows:
         row["rule_status"] = status[row["k"]]
-    if status[chosen_k] == STATUS_MERGED and rule == RULE_NAME:
+    if status[chosen_k] == STATUS_MERGED and not from_classes:
         # k-means asked for chosen_k groups cuts a segment; start it from the merged groups instead.
         larger = merge_support(sorted(rows, key=lambda r: r["k"]))[chosen_k]
         segment = np.zeros(max(segments_of[larger]) + 1, dtype=np.intp)

@@ -66,7 +66,7 @@ def count_latent_classes(codes: np.ndarray, k_max: int, seed: int = 0) -> Latent
         return None
     # Levels renumbered 0..m-1 per column (StepMix's categorical model counts levels from the maximum).
     dense = np.column_stack([np.unique(codes[:, j], return_inverse=True)[1] for j in varying])
-    patterns, counts = np.unique(dense, axis=0, return_counts=True)
+    patterns, inverse, counts = np.unique(dense, axis=0, return_inverse=True, return_counts=True)
     weights = counts.astype(np.float64)
     n = float(weights.sum())
     bic: dict[int, float] = {}
@@ -81,7 +81,8 @@ def count_latent_classes(codes: np.ndarray, k_max: int, seed: int = 0) -> Latent
     best = min(bic, key=bic.__getitem__)
     logger.info("latent classes of %d categorical columns: %d (BIC %s)", len(varying), best,
                 ", ".join(f"{k}: {v:.0f}" for k, v in bic.items()))
-    return LatentClasses(best, bic, len(varying), np.asarray(models[best].predict(dense), dtype=np.intp))
+    labels = np.asarray(models[best].predict(patterns), dtype=np.intp)[inverse.ravel()]
+    return LatentClasses(best, bic, len(varying), labels)
 
 
 def latent_class_explanation(classes: LatentClasses, valley_why: str) -> str:

@@ -2,9 +2,9 @@
 
 For the clustering at some k, every pair of clusters is projected on the line joining their centres in
 the pair's whitened space (its pooled within-cluster covariance made the identity, so the line is
-Fisher's discriminant direction; one-hot columns left out) and the 1-D density of the pair is smoothed. Two real segments leave a valley
-in that density between them; two halves of one segment do not (any 1-D projection of one blob is
-unimodal, whatever its skew or correlation). A valley counts when it is below ``VALLEY_RATIO`` of the
+Fisher's discriminant direction; one-hot columns left out) and the 1-D density of the pair is smoothed.
+Two real segments leave a valley in that density between them; two halves of one segment do not (any
+1-D projection of one blob is unimodal, whatever its skew or correlation). A valley counts when it is below ``VALLEY_RATIO`` of the
 lower peak and ``VALLEY_Z`` standard errors deep. When the inner half of the pair (the customers nearest
 the centre line) has the power to show a valley, its verdict wins, either way: the density *along* the
 line (a ridgeline, Ray & Lindsay 2005) has no dip between two pieces of one segment, while the projection
