@@ -225,15 +225,16 @@ def test_choose_k_rule_small_table_falls_back_to_silhouette() -> None:
 
 def test_choose_k_rule_underpowered_pairs_with_deep_valleys_count() -> None:
     # k=5 is undecided: one pair lacks the customers to prove its gap. When that pair still shows a
-    # valley as deep as a proven one must be, k=5 counts; when it shows none, silhouette arbitrates.
-    def pairs(ratio: float) -> list[dict]:
-        return [{"a": 0, "b": 1, "valley_ratio": ratio, "z": 3.0, "power_z": 2.0, "verdict": "untested"}]
+    # valley as deep as a proven one must be and beyond noise (LIKELY_Z), k=5 counts; when it shows
+    # none, or one noise alone could draw, silhouette arbitrates.
+    def pairs(ratio: float, z: float) -> list[dict]:
+        return [{"a": 0, "b": 1, "valley_ratio": ratio, "z": z, "power_z": 2.0, "verdict": "untested"}]
 
-    for ratio, expected in ((0.3, 5), (0.95, 4)):
+    for ratio, z, expected in ((0.3, 3.0, 5), (0.95, 3.0, 4), (0.3, 1.5, 4)):
         rows = _rows([2, 3, 4, 4], n_distinct_possible=[2, 3, 4, 5], pairs_untested=[0, 0, 0, 1],
-                     silhouette=[0.40, 0.50, 0.60, 0.59], valley_pairs=[[], [], [], pairs(ratio)])
+                     silhouette=[0.40, 0.50, 0.60, 0.59], valley_pairs=[[], [], [], pairs(ratio, z)])
         k, why = choose_k_rule(rows)
-        assert k == expected, ratio
+        assert k == expected, (ratio, z)
         status = k_rule.rule_status(rows)[5]
         assert status == (k_rule.STATUS_LIKELY if expected == 5 else k_rule.STATUS_UNTESTED)
         assert why.startswith(f"{expected} segments")

@@ -21,8 +21,9 @@ Four guards make it hold up on real tables:
 - *Tiny groups*: a k whose smallest cluster holds under ``MIN_SEGMENT_SHARE`` of the customers does
   not count (a handful of extreme spenders leave a real gap but are not a segment).
 - *Power*: a pair the test had too few customers to decide is *untested*. A k whose pairs are only apart
-  or untested, and whose untested pairs all show a valley below ``VALLEY_RATIO`` (the effect is there,
-  its significance out of reach), counts as apart (``STATUS_LIKELY``). A k larger than the proven one
+  or untested, and whose untested pairs all show a valley below ``VALLEY_RATIO`` at least ``LIKELY_Z``
+  standard errors deep (the effect is there and beyond noise, its 4-standard-error proof out of reach),
+  counts as apart (``STATUS_LIKELY``). A k larger than the proven one
   with an untested pair showing no such valley stays open, and silhouette (reliable on small, clean
   tables) arbitrates among the open ks and the proven one, taking the smallest k within
   ``SILHOUETTE_TOLERANCE`` of the best.
@@ -44,6 +45,10 @@ __all__ = [
 RULE_NAME = "valley-merge"
 #: A group holding under this share of the customers is not a segment (a handful of extreme spenders).
 MIN_SEGMENT_SHARE = 0.025
+#: An unproven gap leans to "apart" only when its dip is at least this many standard errors deep: with
+#: few customers per group (power ~2), the smoothed density of one population dips below VALLEY_RATIO
+#: by chance alone (a uniform box of 500 rows was called 6-10 "natural groups" on such gaps).
+LIKELY_Z = 2.0
 #: Fallback when the valley test lacks rows: the smallest k within this of the best silhouette.
 SILHOUETTE_TOLERANCE = 0.02
 
@@ -145,11 +150,11 @@ def rule_status(by_k: Sequence[dict[str, Any]]) -> dict[int, str]:
         elif (r.get("n_distinct_possible", r["n_distinct"]) >= k and r.get("pairs_untested", 0) > 0
               and math.isfinite(r.get("silhouette", math.nan))):
             # Too few customers to prove some gap. When every such pair still shows a valley as deep
-            # as a proven one must be (below VALLEY_RATIO), the data leans to "apart": the effect is
-            # there, only its significance is out of reach, so the k counts; a pair with no valley
-            # to speak of leaves it undecided.
+            # as a proven one must be (below VALLEY_RATIO) and beyond the density's noise (LIKELY_Z),
+            # the data leans to "apart": the effect is there, only its proof is out of reach, so the k
+            # counts; a pair with no valley to speak of, or one noise alone could draw, leaves it undecided.
             weak = [p for p in r.get("valley_pairs") or [] if p["verdict"] == "untested"]
-            deep = bool(weak) and all(p["valley_ratio"] < VALLEY_RATIO for p in weak)
+            deep = bool(weak) and all(p["valley_ratio"] < VALLEY_RATIO and p["z"] >= LIKELY_Z for p in weak)
             status[k] = STATUS_LIKELY if deep else STATUS_UNTESTED
         else:
             status[k] = STATUS_CUT
