@@ -22,7 +22,7 @@ Four guards make it hold up on real tables:
   not count (a handful of extreme spenders leave a real gap but are not a segment).
 - *Power*: a pair the test had too few customers to decide is *untested*. A k whose pairs are only apart
   or untested, and whose untested pairs all show a valley below ``VALLEY_RATIO`` at least ``LIKELY_Z``
-  standard errors deep (the effect is there and beyond noise, its 4-standard-error proof out of reach),
+  standard errors deep (the effect is there and beyond noise, its ``VALLEY_Z`` proof out of reach),
   counts as apart (``STATUS_LIKELY``). A k larger than the proven one
   with an untested pair showing no such valley stays open, and silhouette (reliable on small, clean
   tables) arbitrates among the open ks and the proven one, taking the smallest k within
