@@ -38,8 +38,8 @@ from typing import Any
 from training_job.valleys import VALLEY_RATIO
 
 __all__ = [
-    "MIN_SEGMENT_SHARE", "RULE_NAME", "STRUCTURE_CONTINUUM", "STRUCTURE_NATURAL", "choose_k_in_range", "choose_k_rule",
-    "merge_support", "rule_status", "structure_of",
+    "MIN_SEGMENT_SHARE", "RULE_NAME", "STRUCTURE_CONTINUUM", "STRUCTURE_NATURAL", "STRUCTURE_UNPROVEN",
+    "choose_k_in_range", "choose_k_rule", "merge_support", "rule_status", "structure_of",
 ]
 
 RULE_NAME = "valley-merge"
@@ -174,17 +174,22 @@ def rule_status(by_k: Sequence[dict[str, Any]]) -> dict[int, str]:
 #: What the segments are (``KSearchResult.structure``, the manifest's ``k_search.structure``).
 STRUCTURE_NATURAL = "natural groups"
 STRUCTURE_CONTINUUM = "partition of a continuum"
+#: Groups the valley test had too few customers to prove or disprove (silhouette chose among the ks the
+#: data leaves open): neither proven apart nor shown to be one continuum.
+STRUCTURE_UNPROVEN = "unproven groups"
 #: Inside a business range, a continuum is cut at the fewest segments after which one more segment
 #: would explain less than this share of the customers' variation (the elbow of explained variance).
 ELBOW_GAIN = 0.03
 
 
 def structure_of(rows: Sequence[dict[str, Any]], k: int) -> str:
-    """Natural groups when the rule sees the groups at ``k`` apart (proven, merged back, or seen but too
-    few customers to prove); otherwise the segments are a partition of a continuum."""
+    """Natural groups when the rule sees the groups at ``k`` apart (proven, merged back, or seen beyond
+    noise but too few customers to prove); unproven groups when the test lacked the customers to decide
+    at ``k``; otherwise the segments are a partition of a continuum."""
     status = rule_status(sorted(rows, key=lambda r: r["k"]))
-    natural = status.get(k) in (STATUS_APART, STATUS_MERGED, STATUS_LIKELY)
-    return STRUCTURE_NATURAL if natural else STRUCTURE_CONTINUUM
+    if status.get(k) in (STATUS_APART, STATUS_MERGED, STATUS_LIKELY):
+        return STRUCTURE_NATURAL
+    return STRUCTURE_UNPROVEN if status.get(k) == STATUS_UNTESTED else STRUCTURE_CONTINUUM
 
 
 def choose_k_in_range(
@@ -208,6 +213,9 @@ def choose_k_in_range(
     if structure == STRUCTURE_NATURAL:
         seen = (f"The data's own groups ({k_rule}) lie outside the business range {lo}-{hi}, so the "
                 f"segments are a partition, not natural groups. ")
+    elif structure == STRUCTURE_UNPROVEN:
+        seen = ("There are too few customers per group to prove any gaps between groups, so the segments "
+                "are cut as a continuum. ")
     else:
         seen = "No number of segments tried gave groups clearly apart: the customers form one continuum. "
     return k, (

@@ -70,7 +70,7 @@ class KSearchResult:
     rule: str
     rule_explanation: str
     chosen_model: Any = field(default=None, repr=False, compare=False)
-    #: ``k_rule.STRUCTURE_NATURAL`` or ``k_rule.STRUCTURE_CONTINUUM``: what the segments are.
+    #: ``k_rule.STRUCTURE_NATURAL``, ``STRUCTURE_UNPROVEN`` or ``STRUCTURE_CONTINUUM``: what the segments are.
     structure: str = STRUCTURE_NATURAL
 
 
@@ -216,7 +216,7 @@ def _search_k(
     if business_range is None:
         chosen_k, explanation = choose_k_rule(rows)
         structure = structure_of(rows, chosen_k)
-        if classes is not None and classes.k in ks and (structure == STRUCTURE_CONTINUUM or classes.k > chosen_k):
+        if classes is not None and classes.k in ks and (structure != STRUCTURE_NATURAL or classes.k > chosen_k):
             # The categorical columns hold more segments than the valleys prove (or the valleys prove none).
             chosen_k, structure, rule = classes.k, STRUCTURE_NATURAL, f"{RULE_NAME} + latent classes"
             from_classes = True

@@ -61,6 +61,9 @@ def _structure_note(structure: str) -> str:
     """What the segments are, in words, as the training job's k rule recorded it ("" for older models)."""
     if structure == "natural groups":
         return " · natural groups: the customers form segments apart from each other"
+    if structure == "unproven groups":
+        return (" · unproven groups: too few customers per group to prove or rule out gaps between them; "
+                "the number of segments is the best-separated one the data leaves open")
     if structure:
         return (" · a partition of a continuum: the customers form no groups apart, these segments "
                 "cut one continuous base into usable parts")

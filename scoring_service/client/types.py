@@ -196,8 +196,8 @@ class ModelInfo:
     #: The training data's profile as the manifest stores it (profile.proto's field names), when asked
     #: for with ``include_profile`` and the version has one; else None.
     profile: dict[str, Any] | None = None
-    #: "natural groups" or "partition of a continuum" (the manifest's k_search.structure); "" for
-    #: versions trained before it was recorded.
+    #: "natural groups", "unproven groups" or "partition of a continuum" (the manifest's
+    #: k_search.structure); "" for versions trained before it was recorded.
     segment_structure: str = ""
     #: Transaction-log models with CLV: the CLV models (then predictions can carry CLV figures); else None.
     clv: ClvInfo | None = None
