@@ -56,7 +56,8 @@ VALLEY_RATIO = 0.8
 #: 3.0 -> 82% / 81% exact, 3.5 -> 83% / 83%, 4.0 -> 81% / 81%).
 VALLEY_Z = 3.5
 #: The corridor's other customers count in the whole projection when nearer the centre line than this
-#: quantile of the pair's own customers (the inner half, as in the near-line test, is too thin to fill).
+#: quantile of the pair's own customers' distances to it (and in the near-line test when inside its
+#: cylinder, the median of those distances).
 CORRIDOR_QUANTILE = 0.9
 
 
@@ -186,7 +187,7 @@ def _valley_ratio(
     test's power (the z-score a valley half as deep as the lower peak would have), and whether these
     come from the customers near the centre line (else from the whole clusters' projection). ``corridor``:
     other clusters' customers counted in the whole projection when as near the line as the pair's own
-    (``CORRIDOR_QUANTILE``)."""
+    (``CORRIDOR_QUANTILE``), and in the near-line test when inside its cylinder."""
     # The pair is seen in its own whitened space (the pooled within-pair covariance made the identity):
     # the line between the whitened centres is Fisher's discriminant direction, along which two
     # segments stand furthest apart. Segments whose columns are correlated, or spread more on some
