@@ -433,6 +433,11 @@ def test_bundled_online_retail_sample_is_a_continuum_cut_at_six() -> None:
     result = search_k(X, K_VALUES, seed=0, business_range=business)
     assert (result.chosen_k, result.structure) == (6, k_rule.STRUCTURE_CONTINUUM), result.rule_explanation
     assert not any(r["rule_status"] in (k_rule.STATUS_APART, k_rule.STATUS_MERGED) for r in result.rows)
+    # The rule's own pick is one the test could not decide (too few customers per group), and the
+    # explanation says so rather than "no groups": the segments are cut inside the business range.
+    rule_k, _ = choose_k_rule(result.rows)
+    assert k_rule.structure_of(result.rows, rule_k) == k_rule.STRUCTURE_UNPROVEN
+    assert f"The {rule_k} groups the data leaves open have too few customers each" in result.rule_explanation
 
 
 @pytest.mark.slow

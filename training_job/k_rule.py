@@ -214,8 +214,8 @@ def choose_k_in_range(
         seen = (f"The data's own groups ({k_rule}) lie outside the business range {lo}-{hi}, so the "
                 f"segments are a partition, not natural groups. ")
     elif structure == STRUCTURE_UNPROVEN:
-        seen = ("There are too few customers per group to prove any gaps between groups, so the segments "
-                "are cut as a continuum. ")
+        seen = (f"The {k_rule} groups the data leaves open have too few customers each to prove the gaps "
+                f"between them, so the segments are cut as a continuum. ")
     else:
         seen = "No number of segments tried gave groups clearly apart: the customers form one continuum. "
     return k, (
