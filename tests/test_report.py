@@ -53,7 +53,7 @@ def _manifest() -> dict:
         },
         "algorithm": {"name": "kmeans", "params": {"n_init": 10, "random_state": 0}},
         "k_search": {"rule": "silhouette, then elbow", "explanation": f"k=5 has the best silhouette {EVIL}",
-                     "chosen_k": 5, "rows": rows},
+                     "chosen_k": 5, "rows": rows, "structure": "unproven groups"},
         "quality": {"silhouette": 0.41, "calinski_harabasz": 812.0, "davies_bouldin": 0.8, "stability": 0.93},
         "cleaning": {"kind": "transactions", "rows_in": 541909, "missing": {"CustomerID": {"count": 135080,
                      "action": f"dropped {EVIL}"}}, "ignored_columns": ["Description"], "transactions": None},
@@ -92,6 +92,7 @@ def test_page_holds_names_metrics_and_chosen_k(page: str) -> None:
     for segment in _manifest()["segments"]:
         assert html.escape(segment["name"]) in page
     assert "chosen k = 5" in page
+    assert "<b>the segments are:</b> unproven groups" in page  # what the k rule says they are, plainly
     assert "20261122T031500Z-1a2b3c" in page and "silhouette, then elbow" in page
 
 

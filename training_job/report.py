@@ -112,8 +112,10 @@ def _k_section(k_search: Mapping[str, Any], segments: Sequence[Mapping[str, Any]
     and the rule's own statistics folded away. With a fixed k (nothing searched), the segment sizes."""
     table = _k_table(k_search.get("rows", []))
     chosen = k_search.get("chosen_k")
-    verdict = (f'<p class="rule"><b>Rule:</b> {_e(k_search.get("rule", ""))} &middot; <b>chosen k = {_e(chosen)}</b></p>'
-               f'<p>{_e(k_search.get("explanation", ""))}</p>')
+    structure = k_search.get("structure")  # absent in manifests written before it was recorded
+    what = f' &middot; <b>the segments are:</b> {_e(structure)}' if structure else ""
+    verdict = (f'<p class="rule"><b>Rule:</b> {_e(k_search.get("rule", ""))} &middot; <b>chosen k = {_e(chosen)}</b>'
+               f'{what}</p><p>{_e(k_search.get("explanation", ""))}</p>')
     if not figures.k_was_searched(table):
         sizes = figures.segment_sizes_figure({int(s["id"]): int(s["size"]) for s in segments}, names,
                                              colours=colours, title=f"Customers in each of the {len(segments)} segments")
