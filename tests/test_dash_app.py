@@ -281,3 +281,16 @@ def test_the_layout_comes_with_the_page_of_the_url_being_opened(service):
         assert route({}, "/segments", "?segment=1", "customers v0002|/segments") == (dash.no_update,) * 2
         page, key = route({}, "/model", "", "customers v0002|/segments")
     assert key == "customers v0002|/model" and page.id == "model-page"
+
+
+def test_the_overview_says_what_each_segment_structure_means():
+    from dash_ui.pages.overview import _structure_note
+
+    notes = {s: _structure_note(s) for s in ("natural groups", "unproven groups", "partition of a continuum")}
+    assert "segments apart from each other" in notes["natural groups"]
+    assert "too few customers per group" in notes["unproven groups"]
+    assert "cut one continuous base" in notes["partition of a continuum"]
+    # A value added to the contract after this dashboard was built is shown as sent, never as a continuum;
+    # a model trained before structures were recorded shows nothing.
+    assert _structure_note("several populations") == " · several populations"
+    assert _structure_note("") == ""

@@ -57,15 +57,30 @@ def mall_store(tmp_path_factory, datasets_dir) -> Path:
     return store
 
 
-def test_mall_gives_the_five_classic_segments(mall_store: Path, datasets_dir: Path) -> None:
+def test_mall_gives_the_five_classic_segments(mall_store: Path, datasets_dir: Path, scoring_server_factory) -> None:
     art = _current(mall_store)
     m = art.manifest
     assert m["k_search"]["chosen_k"] == 5
     # ~40 customers a group: some gaps are within the density's noise, so the groups are "unproven"
-    # (neither proven apart nor one continuum), and the dashboard's Overview says what that means.
+    # (neither proven apart nor one continuum); the scoring service tells its clients, and the
+    # dashboard's Overview, rendered from what the service answers, says what that means.
     assert m["k_search"]["structure"] == "unproven groups"
-    from dash_ui.pages.overview import _structure_note
-    assert "too few customers per group to prove or rule out gaps" in _structure_note(m["k_search"]["structure"])
+    from dash_ui.app import render_page
+    from scoring_service.client import ScoringClient
+    from tests.server_support import target
+    from tests.test_dash_app import text_of
+    from tests.test_dash_service import Dashboards
+
+    server = scoring_server_factory(mall_store)
+    with ScoringClient(target(server)) as client:
+        assert client.model_info().segment_structure == "unproven groups"
+    dashboards = Dashboards()
+    try:
+        overview = text_of(render_page(dashboards.service(target(server)), "/", ""))
+    finally:
+        dashboards.close()
+    assert "unproven groups: too few customers per group to prove or rule out gaps" in overview
+    assert "natural groups" not in overview and "continuum" not in overview
     assert set(art.segment_names) == MALL_NAMES
     by_name = {s["name"]: s for s in m["segments"]}
     inc, spend = "Annual Income (k$)", "Spending Score (1-100)"

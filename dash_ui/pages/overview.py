@@ -64,10 +64,10 @@ def _structure_note(structure: str) -> str:
     if structure == "unproven groups":
         return (" · unproven groups: too few customers per group to prove or rule out gaps between them; "
                 "the number of segments is the best-separated one the data leaves open")
-    if structure:
+    if structure == "partition of a continuum":
         return (" · a partition of a continuum: the customers form no groups apart, these segments "
                 "cut one continuous base into usable parts")
-    return ""
+    return f" · {structure}" if structure else ""  # a value newer than this dashboard: shown as it is
 
 
 def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
