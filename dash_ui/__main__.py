@@ -1,7 +1,8 @@
 """python -m dash_ui --scoring HOST:PORT [--port 8050] [--host 127.0.0.1] [--threads 8] [--debug]
 
 Served by waitress, a production WSGI server: one process (batch jobs and caches live in it), a pool
-of threads; SIGTERM or Ctrl-C lets the requests in progress finish (up to 5 s) and exits 0.
+of threads; SIGTERM or Ctrl-C lets the requests in progress finish (up to 5 s) and exits 0 (at once: no interpreter
+finalization, as the gRPC programs).
 `--debug` runs Dash's debug mode on Flask's development server instead.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from typing import TYPE_CHECKING, Sequence
 
 from dash_ui.settings import DashSettings, parse_settings
+from segmentation_core.grpc_server import leave_process
 from segmentation_core.logs import configure_logging
 
 M_ARENA_MAX, M_MMAP_THRESHOLD = -8, -3  # glibc's malloc.h
@@ -70,8 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     waitress.serve(app.server, host=args.host, port=args.port, threads=args.threads)
     service.stop()
-    logging.getLogger("dash_ui").info("dashboard stopped")
-    return 0
+    log = logging.getLogger("dash_ui")
+    log.info("dashboard stopped")
+    # A batch job's daemon thread may be inside pyarrow: skip the interpreter finalization that can hang there.
+    leave_process(log, code=0)
 
 
 if __name__ == "__main__":

@@ -98,3 +98,35 @@ def test_a_trainer_stopped_while_profiling_an_upload_exits(tmp_path: Path) -> No
             pytest.fail(f"attempt {attempt}: the trainer still runs 20 s after SIGTERM")
         finally:
             trainer.log.close()
+
+
+@pytest.mark.skipif(SYS_TGKILL is None or not Path("/proc/self/task").is_dir(), reason="needs Linux tgkill")
+def test_sigterm_on_a_non_main_thread_stops_the_dashboard(tmp_path: Path) -> None:
+    """The dashboard (waitress), with pages served and pyarrow loaded (as after an upload), exits 0 soon after
+    a SIGTERM that lands on one of its worker threads, through the same exit as the gRPC programs."""
+    import urllib.request
+
+    from tests.browser_support import free_port, wait_for_port
+
+    port = free_port()
+    log = open(tmp_path / "dash.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "dash_ui", "--scoring", "127.0.0.1:1", "--port", str(port)],
+                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, timeout=60, process=process)
+        for page in ("/", "/data", "/batch"):
+            assert urllib.request.urlopen(f"http://127.0.0.1:{port}{page}", timeout=30).status == 200
+        assert "arrow" in Path(f"/proc/{process.pid}/maps").read_text()
+        threads = sorted(int(t) for t in os.listdir(f"/proc/{process.pid}/task") if int(t) != process.pid)
+        _tgkill(process.pid, threads[-1], signal.SIGTERM)
+        try:
+            code = process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the dashboard still runs 20 s after SIGTERM reached one of its threads")
+        assert code == 0
+        assert "exiting (code 0)" in (tmp_path / "dash.log").read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
