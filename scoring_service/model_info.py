@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import PurePath
 from typing import Any, Mapping
 
 import numpy as np
@@ -103,7 +104,9 @@ def model_info(artefact: Artefact, model: str) -> pb.ModelInfo:
         segment_structure=str(search.get("structure", "") or ""),
         quality=quality, training_rows=int(data.get("rows_in", 0) or 0),
         training_customers=int(data.get("customers", 0) or 0), data_fingerprint=str(data.get("fingerprint", "")),
-        data_source=str(data.get("path", "")),
+        # The file's name as its owner called it, never a path on the training machine (manifests before
+        # `data.name` was written: the path's last part).
+        data_source=str(data.get("name") or PurePath(str(data.get("path", ""))).name),
         base_stats=_feature_stats((m.get("base", {}) or {}).get("stats", {})),
         manifest_json=json.dumps({key: value for key, value in m.items() if key not in LARGE_MANIFEST_KEYS},
                                  sort_keys=True),

@@ -73,7 +73,9 @@ def test_mall_gives_the_five_classic_segments(mall_store: Path, datasets_dir: Pa
 
     server = scoring_server_factory(mall_store)
     with ScoringClient(target(server)) as client:
-        assert client.model_info().segment_structure == "unproven groups"
+        info = client.model_info()
+        assert info.segment_structure == "unproven groups"
+        assert info.data_source == "Mall_Customers.csv"  # the file's name, not the training machine's path
     dashboards = Dashboards()
     try:
         overview = text_of(render_page(dashboards.service(target(server)), "/", ""))
