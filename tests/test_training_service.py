@@ -128,20 +128,32 @@ def test_train_with_the_suggested_preset_then_publish(trainer: Trainer, mall, tm
     ({"numeric_columns": ["Incomez"]}, grpc.StatusCode.INVALID_ARGUMENT, "Incomez"),
     ({"preset": "nope"}, grpc.StatusCode.INVALID_ARGUMENT, "nope"),
     ({"k": "one"}, grpc.StatusCode.INVALID_ARGUMENT, "k:"),
+    ({"k": "500"}, grpc.StatusCode.INVALID_ARGUMENT,
+     "k: 500 segments need more than 500 customers; the table has 200 rows"),
+    ({"k_min": 200}, grpc.StatusCode.INVALID_ARGUMENT, "k_min: 200 segments"),
     ({"algorithm": "dbscan"}, grpc.StatusCode.INVALID_ARGUMENT, "dbscan"),
     ({"model": "../x"}, grpc.StatusCode.INVALID_ARGUMENT, "model"),
     ({"dataset_id": "ds-0000000000000000"}, grpc.StatusCode.NOT_FOUND, "ds-0000000000000000"),
-], ids=["unknown-column", "unknown-preset", "bad-k", "unknown-algorithm", "bad-model-name", "unknown-dataset"])
+], ids=["unknown-column", "unknown-preset", "bad-k", "k-above-rows", "k-min-above-rows", "unknown-algorithm",
+        "bad-model-name", "unknown-dataset"])
 def test_bad_requests_are_refused_naming_the_field(trainer: Trainer, mall, fields: dict, code, words: str) -> None:
     with pytest.raises(TrainingError) as err:
         trainer.client.submit(**{"dataset_id": mall.dataset_id, **fields})
     assert err.value.code == code and words in err.value.message
 
 
-def test_k_larger_than_the_customers_fails_the_job_and_publishes_nothing(trainer: Trainer, mall) -> None:
+def test_k_larger_than_the_customers_fails_the_job_and_publishes_nothing(trainer: Trainer, tmp_path: Path) -> None:
+    # 40 lines of 5 customers: fewer rows than k is refused at submit (above); fewer *customers* than k
+    # is known only once the log is aggregated, and fails the job.
+    lines = ["InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"]
+    lines += [f"{540000 + i},22086,CHAIN KIT,{1 + i % 3},2011-0{1 + i % 9}-1{i % 10} 10:00:00,2.5,{12000 + i % 5},UK"
+              for i in range(40)]
+    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n")
+    dataset = trainer.client.upload(tmp_path / "log.csv")
     before = visible_state(trainer.store)
-    job = trainer.client.wait(trainer.client.submit(mall.dataset_id, preset="mall", k=500, publish=True).job_id)
-    assert job.state == "FAILED" and "k 500" in job.error and "has 200 after cleaning" in job.error
+    job = trainer.client.wait(trainer.client.submit(dataset.dataset_id, preset="transactions", k=6,
+                                                    publish=True).job_id)
+    assert job.state == "FAILED" and "k 6" in job.error and "has 5 after cleaning" in job.error
     assert visible_state(trainer.store) == before
 
 

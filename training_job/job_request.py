@@ -19,8 +19,9 @@ __all__ = ["check_request", "config_for_request"]
 DEFAULT_MODEL = "customers"
 
 
-def check_request(request: Mapping[str, Any], columns: Sequence[str]) -> None:
-    """Refuse a request that cannot run, naming the field (ConfigError); ``columns`` are the table's."""
+def check_request(request: Mapping[str, Any], columns: Sequence[str], rows: int | None = None) -> None:
+    """Refuse a request that cannot run, naming the field (ConfigError); ``columns`` and ``rows`` are the
+    table's (a customer is at least one row, so a k of ``rows`` or more cannot be trained)."""
     preset, toml = request.get("preset", ""), request.get("config_toml", "")
     if preset and toml:
         raise ConfigError("preset and config_toml: give one, not both")
@@ -34,7 +35,12 @@ def check_request(request: Mapping[str, Any], columns: Sequence[str]) -> None:
     algorithm = request.get("algorithm", "")
     if algorithm and algorithm not in ALGORITHMS:
         raise ConfigError(f"algorithm: expected one of {', '.join(ALGORITHMS)}; got {algorithm!r}")
-    _k_settings(request)
+    k, k_min, _ = _k_settings(request)
+    fewest = int(k) if k is not None and k != "auto" else k_min
+    if rows is not None and fewest and fewest >= rows:
+        field = "k" if k is not None and k != "auto" else "k_min"
+        raise ConfigError(f"{field}: {fewest} segments need more than {fewest} customers; "
+                          f"the table has {rows} rows")
     transactions = (config is not None and config.data.kind == "transactions") or preset in ("transactions",)
     known = set(CUSTOMER_COLUMNS) if transactions else set(map(str, columns))
     for field in ("numeric_columns", "categorical_columns"):

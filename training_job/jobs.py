@@ -116,8 +116,8 @@ class JobQueue:
     def submit(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """Check and queue a request (a TrainingRequest dict); returns the new job record."""
         dataset_id = request.get("dataset_id", "")
-        columns = self._columns(dataset_id)
-        check_request(request, columns)
+        columns, rows = self._shape(dataset_id)
+        check_request(request, columns, rows)
         with self._changed:
             job = {"job_id": self._next_id(), "request": dict(request), "state": "QUEUED", "stage": "queued",
                    "progress": 0.0, "log": [], "k_search": [], "error": "", "submitted_at": _now(),
@@ -129,11 +129,13 @@ class JobQueue:
         log.info("job %s queued: %s", job["job_id"], {k: v for k, v in request.items() if k != "config_toml"})
         return copy.deepcopy(job)
 
-    def _columns(self, dataset_id: str) -> list[str]:
+    def _shape(self, dataset_id: str) -> tuple[list[str], int]:
+        """The stored table's column names and row count (from the Parquet footer)."""
         import pyarrow.parquet as pq
 
         self.data.info(dataset_id)  # NotFoundError for an unknown dataset
-        return list(pq.read_schema(self.data.datasets / f"{dataset_id}.parquet").names)
+        meta = pq.read_metadata(self.data.datasets / f"{dataset_id}.parquet")
+        return list(meta.schema.to_arrow_schema().names), int(meta.num_rows)
 
     def get(self, job_id: str) -> dict[str, Any]:
         """A copy of one job's record; raises NotFoundError."""
