@@ -10,7 +10,8 @@ settings = parse(Settings, argparse.ArgumentParser(prog="python -m x"), argv, en
 ```
 Each field is a flag (``--port``) and an environment variable (``X_PORT``); precedence: flag, then variable,
 then default. The field's type converts both; a bad value ends the program with one line naming the flag or
-the variable and exit code 2 (argparse's usage-error code), never a traceback. ``--help`` shows each help
+the variable and exit code 2 (argparse's usage-error code), never a traceback. A bad variable counts only
+where it is used: not when its flag is given, nor for a sub-command without that option. ``--help`` shows each help
 text with its variable and default; ``internal=True`` fields work but are left out of ``--help``.
 
 The standard library only (argparse): the scoring server imports this, and ``./run.sh --help`` runs it
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, NoReturn, Sequence, TypeVar
 
-__all__ = ["option", "add_options", "from_namespace", "parse", "fail", "at_least"]
+__all__ = ["option", "add_options", "from_namespace", "parse", "fail", "at_least", "refuse_bad_variables"]
 
 T = TypeVar("T")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
@@ -71,6 +72,24 @@ def fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:
     parser.exit(2, f"{parser.prog}: error: {message}\n")
 
 
+class _BadVariable:
+    """The default of an option whose environment variable did not convert: an error once the parsed command
+    turns out to use it (``refuse_bad_variables``), not before."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        self.parser, self.message = parser, message
+
+    def __str__(self) -> str:
+        return "invalid"
+
+
+def refuse_bad_variables(namespace: argparse.Namespace) -> None:
+    """End the program (exit 2, one line) if an option the parsed command uses took a bad variable's value."""
+    for value in vars(namespace).values():
+        if isinstance(value, _BadVariable):
+            fail(value.parser, value.message)
+
+
 def add_options(parser: argparse.ArgumentParser, cls: type, env_prefix: str,
                 environ: Mapping[str, str] | None = None) -> None:
     """Add one argument per field of the dataclass ``cls`` to ``parser``, its default read from the environment."""
@@ -94,7 +113,7 @@ def add_options(parser: argparse.ArgumentParser, cls: type, env_prefix: str,
                 if spec.choices and default not in spec.choices:
                     raise ValueError(f"should be one of {', '.join(spec.choices)}")
             except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
-                fail(parser, f"{variable}={raw!r}: {_reason(exc, kind, spec)}")
+                default = _BadVariable(parser, f"{variable}={raw!r}: {_reason(exc, kind, spec)}")
         required = spec.required and default is None
         shown = "off" if default is False else ("none" if default in (None, "") else default)
         origin = f"env {variable}; required" if required else f"env {variable}; default {shown}"
@@ -110,6 +129,7 @@ def add_options(parser: argparse.ArgumentParser, cls: type, env_prefix: str,
 
 def from_namespace(cls: type[T], namespace: argparse.Namespace) -> T:
     """The dataclass ``cls`` from the parsed arguments (fields absent from the namespace keep their default)."""
+    refuse_bad_variables(namespace)
     fields = dataclasses.fields(typing.cast(Any, cls))
     values = {f.name: getattr(namespace, f.name) for f in fields if hasattr(namespace, f.name)}
     return cls(**values)
@@ -120,6 +140,7 @@ def parse(cls: type[T], parser: argparse.ArgumentParser, argv: Sequence[str] | N
     """Build ``parser`` from ``cls``, parse ``argv`` and return the typed settings; a bad value exits 2."""
     add_options(parser, cls, env_prefix, environ)
     namespace = parser.parse_args(argv)
+    refuse_bad_variables(namespace)
     try:
         return from_namespace(cls, namespace)
     except ValueError as exc:  # a check in the dataclass's __post_init__

@@ -54,6 +54,21 @@ def test_a_bad_variable_is_one_line_and_exit_2(environ, message, capsys):
     assert exit_.value.code == 2 and err.startswith(message) and err.count("\n") == 1, err
 
 
+def test_a_bad_variable_is_no_error_where_it_is_not_used():
+    # Its flag given: the flag wins, the variable is never read.
+    assert _parse(["--port", "7000"], {"EX_PORT": "abc"}).port == 7000
+
+
+def test_a_bad_variable_of_another_sub_command_is_no_error(tmp_path):
+    # TRAINING_KEEP is train's and serve's; `list` has no such option and must not fail on it (it did,
+    # naming `train`), while `train` still refuses it.
+    listed = _run(["training_job", "list", "--store", str(tmp_path)], TRAINING_KEEP="x")
+    assert listed.returncode == 0 and "TRAINING_KEEP" not in listed.stderr, listed.stderr
+    trained = _run(["training_job", "train", "--store", str(tmp_path), "--data", "x.csv"], TRAINING_KEEP="x")
+    assert trained.returncode == 2
+    assert trained.stderr.strip() == "python -m training_job train: error: TRAINING_KEEP='x': should be a whole number"
+
+
 def test_help_names_variables_and_defaults_and_hides_internal_options(capsys):
     with pytest.raises(SystemExit):
         _parse(["--help"], {})
@@ -68,7 +83,7 @@ def test_help_names_variables_and_defaults_and_hides_internal_options(capsys):
 PROGRAMS = [
     (["scoring_service"], "SCORING_PORT"),
     (["dash_ui"], "DASH_PORT"),
-    (["training_job", "list"], "TRAINING_KEEP"),
+    (["training_job", "train", "--data", "x.csv"], "TRAINING_KEEP"),
     (["scoring_service.client", "score", "in.csv", "-o", "out.csv"], "SCORING_TIMEOUT"),
 ]
 

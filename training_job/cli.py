@@ -17,7 +17,7 @@ from typing import Sequence
 from segmentation_core.artefact import read_manifest
 from segmentation_core.errors import ArtefactError, SegmentationError
 from segmentation_core.logs import FORMATS, configure_logging
-from segmentation_core.settings import add_options, at_least, option
+from segmentation_core.settings import add_options, at_least, option, refuse_bad_variables
 from segmentation_core.signing import generate_key_pair, load_signing_key
 from segmentation_core.store import ModelStore
 from training_job.config import ALGORITHMS, PRESETS, TrainingConfig, apply_overrides, load_config, load_preset
@@ -70,7 +70,8 @@ class ScoreOptions:
     output: str = option(None, "result file: CSV, or Parquet when it ends in .parquet (--engine spark: a Parquet "
                                "folder)", required=True)
     as_of: str | None = option(None, "transaction models: the ISO date the log is aggregated as of (none: the rule "
-                                     "used in training, the day after the last purchase); later lines are left out")
+                                     "used in training, the day after the last purchase); lines on or after that day "
+                                     "are left out")
     version: str | None = option(None, "a kept version instead of CURRENT, e.g. v0003")
 
 
@@ -309,6 +310,7 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
+    refuse_bad_variables(args)
     configure_logging(args.log_format)
     commands = {"train": _cmd_train, "score": _cmd_score, "list": _cmd_list, "promote": _cmd_promote,
                 "rollback": _cmd_rollback, "serve": _cmd_serve, "keygen": _cmd_keygen}
