@@ -292,7 +292,7 @@ def customer_table(log: CleanLog, as_of: str | date | None = None) -> tuple[pd.D
 def resolve_snapshot(recipe: Recipe, as_of: str | date | pd.Timestamp | None, first: pd.Timestamp,
                      last: pd.Timestamp) -> pd.Timestamp:
     """The as-of date of an aggregation of lines dated ``first``..``last`` (days): ``as_of`` (which must fall
-    after the first day; later lines are then left out), else the recipe's rule (which must fall after the
+    after the first day; lines on or after it are then left out), else the recipe's rule (which must fall after the
     last); a bad one raises DataError."""
     if as_of is None:
         return _snapshot(recipe.snapshot_date, last)

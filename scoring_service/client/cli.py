@@ -259,7 +259,8 @@ class ScoreSettings:
     timeout: float = option(10.0, "seconds for each call and for each batch's answer", check=at_least(0.001))
     allow_missing: bool = option(False, "impute feature columns absent from the input instead of refusing it")
     as_of: str | None = option(None, "raw transaction logs: the ISO date the log is aggregated as of (none: the rule "
-                                     "used in training, the day after the last purchase); later lines are left out")
+                                     "used in training, the day after the last purchase); lines on or after that day "
+                                     "are left out")
     quiet: bool = option(False, "no progress, no summary", short="-q")
 
 
