@@ -1,6 +1,8 @@
 """The real training job on the real datasets: segments, names, manifest, determinism, bad data."""
 from __future__ import annotations
 
+import gzip
+import itertools
 import json
 import re
 import signal
@@ -364,3 +366,17 @@ def test_training_killed_at_any_moment_leaves_the_store_as_it_was(mall_store: Pa
             new = set(after) - set(before)
             assert all(p.startswith("customers/versions/") or p == "customers/CURRENT" for p in new | {"customers/CURRENT"})
     assert "unchanged" in outcomes
+
+
+def test_a_log_with_a_segment_of_one_time_buyers_trains_and_leaves_the_metric_out(datasets_dir: Path,
+                                                                                     tmp_path: Path) -> None:
+    # The first 60,000 lines of the Online Retail log: one segment is customers who bought once, who have
+    # no days between purchases. Publishing used to fail (NaN in the manifest) and leave an empty model.
+    with gzip.open(datasets_dir / "online_retail.csv.gz", "rt") as src:
+        (tmp_path / "log.csv").write_text("".join(itertools.islice(src, 60_001)))
+    assert _train(tmp_path / "store", "--data", str(tmp_path / "log.csv"), "--preset", "transactions") == 0
+    m = _current(tmp_path / "store").manifest
+    assert "PurchaseIntervalDays" in m["base"]["basket"]
+    without = [s["name"] for s in m["segments"] if "PurchaseIntervalDays" not in s["basket"]]
+    assert without, "expected a segment of one-time buyers"
+    assert all("AvgBasketValue" in s["basket"] for s in m["segments"])

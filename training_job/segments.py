@@ -80,10 +80,12 @@ def profile_entries(sizes: Sequence[int], schema: FeatureSchema, centroids: np.n
 
 def basket_profiles(customers: pd.DataFrame, segment: np.ndarray, k: int, columns: Sequence[str]
                     ) -> tuple[dict[str, dict[str, float]], list[dict[str, dict[str, float]]]]:
-    """Statistics of per-customer columns (a log's basket metrics) for the base and for each segment."""
-    base = {name: _numeric_stats(customers[name]) for name in columns}
-    per_segment = [{name: _numeric_stats(customers.loc[segment == j, name]) for name in columns} for j in range(k)]
-    return base, per_segment
+    """Statistics of per-customer columns (a log's basket metrics) for the base and for each segment; a metric
+    no customer of a segment has (days between purchases where every customer bought once) is left out."""
+    def stats(values: pd.DataFrame) -> dict[str, dict[str, float]]:
+        return {name: _numeric_stats(values[name]) for name in columns if values[name].notna().any()}
+
+    return stats(customers), [stats(customers.loc[segment == j]) for j in range(k)]
 
 
 def plot_sample(features: pd.DataFrame, ids: pd.Series, x: np.ndarray, segment: np.ndarray,

@@ -170,7 +170,8 @@ def train_spark(data: str, config: TrainingConfig, store: ModelStore, model_name
         manifest["base"]["basket"] = column_stats(customers, basket_columns)[0]
         baskets = column_stats(scored, basket_columns, F.col("segment"))
         for j, profile in enumerate(profiles):
-            profile["basket"] = baskets.get(j, {c: _no_stats() for c in basket_columns})
+            # A metric no customer of the segment has is left out, as on the pandas path.
+            profile["basket"] = {c: stats for c, stats in baskets.get(j, {}).items() if not np.isnan(stats["mean"])}
     with stages("clv"):
         clv = fit_clv_summary(
             config, lambda as_of: _driver_sample(recipe.customer_table(slog, as_of)[0], None),
