@@ -13,6 +13,7 @@ that fails (disk full) raises StoreError in one line and leaves no temporary fil
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -124,8 +125,21 @@ class ModelStore:
         if keep < 1:
             raise ValueError(f"keep={keep} must be >= 1")
         model_dir = self.root / validate_model_name(model)
+        new_model = not model_dir.exists()
         (model_dir / VERSIONS).mkdir(parents=True, exist_ok=True)
         self._remove_stale_staging(model_dir)
+        try:
+            return self._publish_into(model_dir, model, write, keep, make_current)
+        except BaseException:
+            if new_model:  # a failed first publish leaves no empty model behind (rmdir: only if still empty)
+                for folder in (model_dir / VERSIONS, model_dir):
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()
+            raise
+
+    def _publish_into(self, model_dir: Path, model: str, write: Callable[[Path, str], None], keep: int,
+                      make_current: bool) -> str:
+        """``publish``'s attempts at a free version id (the model's folders exist)."""
         for _attempt in range(20):
             existing = self.versions(model)
             version = f"v{(int(existing[-1][1:]) + 1 if existing else 1):04d}"

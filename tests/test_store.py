@@ -175,3 +175,21 @@ def test_current_replacement_failure_keeps_the_old_current(tmp_path: Path, monke
     # The new version folder is complete but not served: CURRENT still names the old one.
     assert store.current("customers") == "v0001"
     read_artefact(store.version_dir("customers", "v0002"))
+
+
+def test_a_failed_first_publish_leaves_no_empty_model_behind(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+
+    def fails(folder: Path, version: str) -> None:
+        (folder / "manifest.json").write_text("{}")
+        raise ValueError("Out of range float values are not JSON compliant: nan")
+
+    with pytest.raises(ValueError, match="JSON compliant"):
+        store.publish("fresh", fails)
+    assert not (tmp_path / "fresh").exists() and store.versions("fresh") == []
+    # A model that already has versions keeps its folders, and what it served.
+    store.publish("kept", _writer("a"))
+    with pytest.raises(ValueError):
+        store.publish("kept", fails)
+    assert store.versions("kept") == ["v0001"] and store.current("kept") == "v0001"
+    assert [p.name for p in (tmp_path / "kept").iterdir() if p.name.startswith(".staging")] == []
