@@ -162,6 +162,28 @@ def test_auto_schema(datasets_dir, name, caplog):
         assert {"Z_CostContact", "Z_Revenue"} <= set(config.data.drop)
 
 
+def test_an_id_column_is_never_a_feature_even_when_its_ids_repeat_or_miss(datasets_dir, caplog):
+    mall = read_table(datasets_dir / "Mall_Customers.csv")
+    twice = pd.concat([mall, mall], ignore_index=True)  # a file appended to itself
+    blank = mall.astype({"CustomerID": "object"})
+    blank.loc[10, "CustomerID"] = None  # one customer without an id
+    for frame in (twice, blank):
+        config = infer_schema(frame)
+        assert config.data.id_column == "CustomerID" and "CustomerID" not in config.data.numeric
+        table = prepare_table(frame, config)
+        assert len(table.features) == (199 if frame is blank else 200)  # duplicates and the id-less row dropped
+    # One row per order: the customer id repeats; it is dropped as an identifier, with a warning that names
+    # the transactions route (it used to be clustered as a number: "Low-customer-id Customers").
+    rng = np.random.default_rng(0)
+    orders = pd.DataFrame({"order_id": np.arange(1000, 1600), "customer_id": rng.integers(1, 120, 600),
+                           "amount": rng.gamma(2.0, 30.0, 600).round(2)})
+    with caplog.at_level(logging.INFO, logger="training_job.schema_inference"):
+        config = infer_schema(orders)
+    assert config.data.id_column == "order_id" and config.data.numeric == ("amount",)
+    warning = [r for r in caplog.records if r.levelno == logging.WARNING and "'customer_id'" in r.getMessage()]
+    assert warning and "repeat an id" in warning[0].getMessage() and "transactions" in warning[0].getMessage()
+
+
 def test_auto_schema_recognises_a_transaction_log(online_retail):
     assert infer_schema(online_retail.head(1000)).data.kind == "transactions"
 

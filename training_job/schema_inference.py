@@ -20,6 +20,11 @@ logger = logging.getLogger(__name__)
 
 # "ID", "CustomerID", "customer_id", "Customer ID", "client_no", "user key" ...
 _ID_NAME = re.compile(r"(^|[\s_\-.])(id|no|key|number|code)$|^id([\s_\-.]|$)|^id$|[a-z]id$", re.IGNORECASE)
+# Names that say "identifier" beyond doubt ("id", "Customer ID", "customer_id", "CustomerID", "client_no"):
+# such a column is never a feature, unique or not (a repeated or partly missing id is still an id).
+_CLEAR_ID_NAME = re.compile(r"(^|[\s_\-.])id$|^id([\s_\-.]|$)|(customer|client|user|account|member|cust)"
+                            r"[\s_\-.]*(id|no|nr|number|key|code)$", re.IGNORECASE)
+_REPEATED_IDS = "values repeat an id"
 _MAX_CATEGORIES = 20
 # A categorical column whose strongest association with any other column is below this is dropped under
 # auto: 0.01 is Cohen's "small" effect for a share of variance explained.
@@ -33,6 +38,13 @@ def infer_id_column(frame: pd.DataFrame) -> str | None:
     by_name = [c for c in unique if _ID_NAME.search(str(c).strip())]
     if by_name:
         return by_name[0]
+    # A clear id whose present values are unique once exact duplicate rows are left out (a file appended
+    # twice) and with few missing: cleaning drops those rows and counts them.
+    distinct = frame.drop_duplicates()
+    loose = [c for c in frame.columns if _CLEAR_ID_NAME.search(str(c).strip())
+             and distinct[c].notna().mean() >= 0.9 and distinct[c].dropna().is_unique]
+    if loose:
+        return loose[0]
     # Unique text (e.g. emails, account codes) identifies customers; unique numbers may just be amounts.
     text = [c for c in unique if not pd.api.types.is_numeric_dtype(frame[c]) and not looks_like_dates(frame[c])]
     if text:
@@ -67,6 +79,11 @@ def classify_columns(frame: pd.DataFrame) -> ColumnRoles:
         distinct = present.nunique()
         if present.empty:
             dropped[column] = "all values missing"
+        elif _CLEAR_ID_NAME.search(str(column).strip()):
+            repeats = len(present) - distinct
+            dropped[column] = "an identifier by its name" + (
+                f", but {repeats:,} of its {len(present):,} {_REPEATED_IDS} (rows of a transaction log? "
+                f"train on it with a [transactions] config or the 'transactions' preset)" if repeats else "")
         elif distinct <= 1:
             dropped[column] = f"constant (always {present.iloc[0]})"
         elif pd.api.types.is_bool_dtype(values):
@@ -179,4 +196,5 @@ def _log_inferred(id_column, numeric, categorical, dates, dropped) -> None:
         logger.info("auto schema: date columns (not used; derive features from them in a config): %s",
                     ", ".join(dates))
     for column, reason in dropped.items():
-        logger.info("auto schema: dropped %r: %s", column, reason)
+        level = logging.WARNING if _REPEATED_IDS in reason else logging.INFO
+        logger.log(level, "auto schema: dropped %r: %s", column, reason)
