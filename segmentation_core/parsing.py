@@ -100,20 +100,33 @@ def strip_text(values: pd.Series) -> pd.Series:
 
 
 def to_numeric(values: pd.Series, column: str, first_data_line: int | None) -> pd.Series:
-    """Convert a column to float64; text that is not a number raises DataError quoting it and its row."""
-    if pd.api.types.is_bool_dtype(values):
-        return values.astype("float64")
-    if pd.api.types.is_numeric_dtype(values):
-        return values.astype("float64")
-    numbers = pd.to_numeric(values, errors="coerce")
-    bad = numbers.isna() & values.notna()
-    if bad.any():
-        label = bad.idxmax()
+    """Convert a column to float64; text that is not a number, or an infinite value, raises DataError quoting
+    it and its row."""
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        numbers = values.astype("float64")
+    else:
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = numbers.isna() & values.notna()
+        if bad.any():
+            label = bad.idxmax()
+            raise DataError(
+                f"column {column!r} should be numeric but has {values[label]!r} at "
+                f"{describe_row(label, first_data_line)} ({int(bad.sum())} non-numeric value(s))"
+            )
+    infinite = np.isinf(numbers.to_numpy(dtype="float64", na_value=np.nan))
+    if infinite.any():
+        label = numbers.index[int(infinite.argmax())]
         raise DataError(
-            f"column {column!r} should be numeric but has {values[label]!r} at "
-            f"{describe_row(label, first_data_line)} ({int(bad.sum())} non-numeric value(s))"
+            f"column {column!r} has the infinite value {_shown(values[label])} at "
+            f"{describe_row(label, first_data_line)} "
+            f"({int(infinite.sum())} infinite value(s)); leave a cell empty for a missing value"
         )
     return numbers.astype("float64")
+
+
+def _shown(value: object) -> str:
+    """A cell as an error message quotes it: text in quotes, a number as written ('inf', not np.float64(inf))."""
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def format_ids(values: pd.Series) -> pd.Series:

@@ -216,6 +216,13 @@ def test_text_in_numeric_column_names_value_and_line(tmp_path):
         prepare_table(read_table(path), load_preset("mall"))
 
 
+@pytest.mark.parametrize("cell", ["inf", "-Infinity"])
+def test_an_infinite_value_names_its_value_and_line(tmp_path, cell):
+    path = _write(tmp_path, f"CustomerID,Annual Income (k$),Spending Score (1-100)\n1,15,39\n2,16,81\n3,{cell},6\n")
+    with pytest.raises(DataError, match=rf"'Annual Income \(k\$\)' has the infinite value -?inf at line 4"):
+        prepare_table(read_table(path), load_preset("mall"))
+
+
 def test_missing_required_column_lists_what_is_there(tmp_path):
     path = _write(tmp_path, "CustomerID,Income,Score\n1,15,39\n")
     with pytest.raises(DataError, match=r"'Annual Income \(k\$\)'.*the table has: CustomerID, Income, Score"):

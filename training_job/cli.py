@@ -315,6 +315,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {"train": _cmd_train, "score": _cmd_score, "list": _cmd_list, "promote": _cmd_promote,
                 "rollback": _cmd_rollback, "serve": _cmd_serve, "keygen": _cmd_keygen}
     try:
+        store = Path(args.store)
+        if store.exists() and not store.is_dir():  # e.g. --data and --store swapped: say so before any work
+            raise ConfigError(f"--store {store} is a file; the model store is a folder")
         return commands[args.command](args)
     except (DataError, ConfigError, SegmentationError, ValueError) as exc:
         log.error("%s", exc)
