@@ -1,9 +1,10 @@
 """Read a customer table: the platform's one reader, used by the training job, the client CLI and the dashboard.
 
 A table is CSV/TSV text (any of ``, ; TAB |`` or whitespace-aligned columns; UTF-8 with or without a BOM,
-else Windows-1252; LF or CRLF; optionally gzipped), Parquet or an .xlsx workbook. The format is told by
-the content (magic bytes), not by the file name, and a source is a path, the bytes of a file (an upload) or
-a binary file object.
+else Windows-1252; LF or CRLF; optionally gzipped; an empty field past the header's columns, as a delimiter
+ending each data row leaves, is ignored, a value there is an error naming its line), Parquet or an .xlsx
+workbook. The format is told by the content (magic bytes), not by the file name, and a source is a path, the
+bytes of a file (an upload) or a binary file object.
 
 Text (and a workbook's cells) is read as text and then each column that holds only numbers is converted, so that nothing the file
 says is lost on the way in: zero-padded identifiers (``0001``) stay text, ``TRUE``/``FALSE`` stay as
@@ -318,13 +319,21 @@ def _open_text(src: _Source, *, compressed: bool, max_bytes: int | None = None) 
         handle = src.open()
         return gzip.GzipFile(fileobj=handle, mode="rb") if compressed else handle  # type: ignore[return-value]
 
+    header = _read_header(open_text, fmt, src.name)
+    width = len(header)
+    # Named columns for the fields the first data row has past the header (a trailing delimiter): without them
+    # pandas takes the first field as the index and shifts every column left.
+    names = [*header, *(f"\x00past {i}" for i in range(_first_row_width(text, separator) - width))]
+
     def read_csv(handle: BinaryIO, **options: Any) -> Iterator[pd.DataFrame]:
         # Cells are stripped later, column by column: pandas' skipinitialspace costs seconds on large files.
-        return pd.read_csv(handle, sep=separator, dtype=str, encoding=encoding, encoding_errors="replace", **options)
+        return pd.read_csv(handle, sep=separator, dtype=str, encoding=encoding, encoding_errors="replace", header=0,
+                           names=names, index_col=False, **options)
 
     def named(frame: pd.DataFrame) -> pd.DataFrame:
-        frame.columns = [str(column).strip() for column in frame.columns]
         frame.attrs.update(source=src.name, first_data_line=2)
+        frame = _without_fields_past_header(frame, width, src.name)
+        frame.columns = [str(column).strip() for column in frame.columns]
         return frame
 
     def text_columns(positions: list[int]) -> dict[int, pd.Series]:
@@ -355,12 +364,7 @@ def _open_text(src: _Source, *, compressed: bool, max_bytes: int | None = None) 
             except (OSError, EOFError) as exc:
                 raise DataError(f"{src.name}: corrupt or unreadable file ({exc})") from exc
 
-    with open_text() as handle:
-        try:
-            header = pd.read_csv(handle, sep=separator, nrows=0, encoding=encoding, encoding_errors="replace")
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise DataError(f"{src.name}: cannot read a header with separator {separator!r}: {exc}") from exc
-    columns = tuple(str(column).strip() for column in header.columns)
+    columns = tuple(str(column).strip() for column in header)
     return Table(src.name, fmt, columns, max(0, lines - 1), reader)
 
 
@@ -419,6 +423,45 @@ def _sniff_separator(sample: str, *, truncated: bool) -> str:
     # Ragged or single-column: fall back to the delimiter that appears most in the header.
     header = lines[0] if lines else ""
     return max(_DELIMITERS, key=header.count) if any(d in header for d in _DELIMITERS) else ","
+
+
+def _read_header(open_text: Callable[[], BinaryIO], fmt: TableFormat, name: str) -> list[str]:
+    """The column names of a text table's header line, as pandas names them (a repeated name gets a ``.1``)."""
+    with open_text() as handle:
+        try:
+            header = pd.read_csv(handle, sep=fmt.separator, nrows=0, index_col=False, encoding=fmt.encoding,
+                                 encoding_errors="replace")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise DataError(f"{name}: cannot read a header with separator {fmt.separator!r}: {exc}") from exc
+    return [str(column) for column in header.columns]
+
+
+def _first_row_width(text: str, separator: str) -> int:
+    """The number of fields of the first data row in ``text`` (0 without one); never fewer than pandas parses."""
+    split: Iterable[list[str]]
+    if separator == _WHITESPACE:
+        split = (line.split() for line in text.splitlines())
+    else:
+        split = csv.reader(io.StringIO(text), delimiter=separator)
+    rows = (row for row in split if row)
+    next(rows, None)  # the header
+    return len(next(rows, []))
+
+
+def _without_fields_past_header(frame: pd.DataFrame, width: int, name: str) -> pd.DataFrame:
+    """``frame``'s first ``width`` columns; a blank field past them (a trailing delimiter) is dropped, a value is a
+    ``DataError`` naming its line."""
+    if len(frame.columns) == width:
+        return frame
+    past = frame.iloc[:, width:]
+    filled = past.notna() & past.apply(lambda column: column.str.strip().ne(""))
+    rows = np.flatnonzero(filled.any(axis=1).to_numpy())
+    if len(rows):
+        row = rows[0]
+        value = past.iloc[row][filled.iloc[row]].iloc[0]
+        line = frame.attrs["first_data_line"] + frame.index[row]
+        raise DataError(f"{name}: line {line} has a value ({value!r}) past the header's {width} columns")
+    return _keep_attrs(frame.iloc[:, :width], frame)
 
 
 def _convert_numeric_columns(frame: pd.DataFrame) -> pd.DataFrame:

@@ -245,3 +245,30 @@ def test_a_table_read_in_chunks_is_typed_as_if_read_whole(monkeypatch: pytest.Mo
     assert chunked["code"].tolist() == ["7", "8", "0009", "10", "11"]  # a leading zero in chunk 2
     assert chunked["empty_first"].tolist()[2:] == [5.0, 6.0, 7.0] and chunked["empty_first"].isna().sum() == 2
     assert chunked["note"].isna().sum() == 4
+
+
+# ---- a trailing delimiter on data rows, columns equal up to spaces, long integers, a Parquet index ----------
+
+def test_a_trailing_delimiter_on_every_data_row_is_ignored(tmp_path, datasets_dir):
+    """Every data row one field longer than the header, the field empty: pandas would take the first field as the
+    index and shift every column left."""
+    source = datasets_dir / "Mall_Customers.csv"
+    header, *rows = source.read_text().splitlines()
+    path = _write(tmp_path, "\n".join([header, *(row + "," for row in rows)]) + "\n", "trailing.csv")
+    original = read_table(source)
+    pd.testing.assert_frame_equal(read_table(path), original, check_like=False)
+    table = open_table(path)
+    assert table.columns == tuple(original.columns)
+    pd.testing.assert_frame_equal(pd.concat(table.chunks(64)), original)
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [("a,b\n1,2,\n3,4,x\n5,6,\n", 3), ("a,b\n1,2,x\n3,4,y\n", 2), ("a,b\n1,2,,\n3,4,,7\n", 3),
+     ("a,b\n1,2\n3,4,5\n", 3)],
+    ids=["one-row-extra", "every-row-extra", "two-extra-fields", "ragged-later-row"],
+)
+def test_a_value_past_the_header_names_its_line(tmp_path, text, line):
+    path = _write(tmp_path, text)
+    with pytest.raises(DataError, match=rf"t\.csv: .*line {line}\b"):
+        read_table(path)
