@@ -281,7 +281,7 @@ def _open_excel(src: _Source, max_bytes: int | None = None) -> Table:
             frame = pd.read_excel(handle, sheet_name=0, engine="openpyxl", dtype=str)
     except Exception as exc:  # openpyxl/zipfile raise many types for non-workbooks
         raise DataError(f"{src.name}: not a readable .xlsx workbook ({exc})") from exc
-    frame.columns = [str(column).strip() for column in frame.columns]
+    frame.columns = _stripped_names(frame.columns, src.name)
     frame.attrs.update(source=src.name, first_data_line=2)  # spreadsheet row numbers: header in row 1
     frame = _convert_numeric_columns(frame)
 
@@ -320,6 +320,7 @@ def _open_text(src: _Source, *, compressed: bool, max_bytes: int | None = None) 
         return gzip.GzipFile(fileobj=handle, mode="rb") if compressed else handle  # type: ignore[return-value]
 
     header = _read_header(open_text, fmt, src.name)
+    columns = _stripped_names(header, src.name)
     width = len(header)
     # Named columns for the fields the first data row has past the header (a trailing delimiter): without them
     # pandas takes the first field as the index and shifts every column left.
@@ -333,7 +334,7 @@ def _open_text(src: _Source, *, compressed: bool, max_bytes: int | None = None) 
     def named(frame: pd.DataFrame) -> pd.DataFrame:
         frame.attrs.update(source=src.name, first_data_line=2)
         frame = _without_fields_past_header(frame, width, src.name)
-        frame.columns = [str(column).strip() for column in frame.columns]
+        frame.columns = list(columns)
         return frame
 
     def text_columns(positions: list[int]) -> dict[int, pd.Series]:
@@ -364,8 +365,7 @@ def _open_text(src: _Source, *, compressed: bool, max_bytes: int | None = None) 
             except (OSError, EOFError) as exc:
                 raise DataError(f"{src.name}: corrupt or unreadable file ({exc})") from exc
 
-    columns = tuple(str(column).strip() for column in header)
-    return Table(src.name, fmt, columns, max(0, lines - 1), reader)
+    return Table(src.name, fmt, tuple(columns), max(0, lines - 1), reader)
 
 
 def _scan(src: _Source, compressed: bool, max_bytes: int | None = None) -> tuple[bytes, int, str | None]:
@@ -423,6 +423,18 @@ def _sniff_separator(sample: str, *, truncated: bool) -> str:
     # Ragged or single-column: fall back to the delimiter that appears most in the header.
     header = lines[0] if lines else ""
     return max(_DELIMITERS, key=header.count) if any(d in header for d in _DELIMITERS) else ","
+
+
+def _stripped_names(names: Iterable[Any], source: str) -> list[str]:
+    """Column names without surrounding spaces; two equal so are a ``DataError`` naming the column and both places."""
+    stripped = [str(name).strip() for name in names]
+    first: dict[str, int] = {}
+    for position, name in enumerate(stripped, start=1):
+        if name in first:
+            raise DataError(f"{source}: column {name!r} appears twice in the header (columns {first[name]} and "
+                            f"{position}, once spaces around the names are stripped)")
+        first[name] = position
+    return stripped
 
 
 def _read_header(open_text: Callable[[], BinaryIO], fmt: TableFormat, name: str) -> list[str]:

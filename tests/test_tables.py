@@ -272,3 +272,14 @@ def test_a_value_past_the_header_names_its_line(tmp_path, text, line):
     path = _write(tmp_path, text)
     with pytest.raises(DataError, match=rf"t\.csv: .*line {line}\b"):
         read_table(path)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_column_names_equal_up_to_spaces_are_an_error_naming_the_column(tmp_path, suffix):
+    path = tmp_path / f"dup{suffix}"
+    frame = pd.DataFrame([[1, 2, 3]], columns=["id", "spend", "spend "])
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_excel(path, index=False)
+    with pytest.raises(DataError, match=rf"dup\{suffix}: column 'spend' .*columns 2 and 3"):
+        read_table(path)
+    with pytest.raises(DataError, match="'spend'"):
+        open_table(path)
