@@ -6,10 +6,10 @@ ending each data row leaves, is ignored, a value there is an error naming its li
 workbook. The format is told by the content (magic bytes), not by the file name, and a source is a path, the
 bytes of a file (an upload) or a binary file object.
 
-Text (and a workbook's cells) is read as text and then each column that holds only numbers is converted, so that nothing the file
-says is lost on the way in: zero-padded identifiers (``0001``) stay text, ``TRUE``/``FALSE`` stay as
-written, and a numeric column with one stray word stays text, so that the caller can quote that word and
-its line.
+Text (and a workbook's cells) is read as text and then each column that holds only numbers is converted, so that
+nothing the file says is lost on the way in: zero-padded identifiers (``0001``) and integers too long for a
+float64 (past 2**53: a 19-digit card number) stay text, ``TRUE``/``FALSE`` stay as written, and a numeric
+column with one stray word stays text, so that the caller can quote that word and its line.
 
 ``max_bytes`` bounds what a table may hold once decompressed (a gzip bomb: 50 MB of gzip can expand to
 50 GB of text): the text's bytes, counted as it is scanned before parsing, an .xlsx workbook's uncompressed
@@ -62,6 +62,9 @@ _ZIP_MAGIC = b"PK\x03\x04"  # .xlsx is a zip container
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls
 # A number with a leading zero ("0001", "-007") is an identifier or a code; converting it would lose the zeros.
 _LEADING_ZERO = re.compile(r"^[+-]?0\d")
+# An integer written as digits; past 2**53 a float64 cannot hold it exactly (a 19-digit card number).
+_DIGITS = re.compile(r"^[+-]?\d+$")
+_FLOAT_EXACT = 2**53
 _SAMPLE_VALUES = 1000
 _READ_CHUNK_ROWS = 50_000
 
@@ -477,9 +480,10 @@ def _without_fields_past_header(frame: pd.DataFrame, width: int, name: str) -> p
 
 
 def _convert_numeric_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Turn text columns that hold only numbers into numbers (int64 when whole, else float64). Consumes ``frame``
-    (each text column is dropped as soon as it is converted) and works with masks rather than copies of the
-    column, so that a large table is not held several times over while it is converted."""
+    """Turn text columns that hold only numbers into numbers (int64 when whole, else float64; text still when an
+    integer is written with more digits than a float64 keeps). Consumes ``frame`` (each text column is dropped as
+    soon as it is converted) and works with masks rather than copies of the column, so that a large table is not
+    held several times over while it is converted."""
     converted = {}
     index, attrs = frame.index, dict(frame.attrs)
     for column in list(frame.columns):
@@ -496,14 +500,20 @@ def _convert_numeric_columns(frame: pd.DataFrame) -> pd.DataFrame:
             converted[column] = values
             continue
         full = _to_numbers(values)
-        if int(full.notna().sum()) != int(present.sum()):  # a word among the numbers: the column stays text
-            converted[column] = values
+        if int(full.notna().sum()) != int(present.sum()) or _has_inexact_integers(values, full):
+            converted[column] = values  # a word among the numbers, or digits a float drops: the column stays text
             continue
-        whole = not full.isna().any() and (full == full.round()).all() and full.abs().max() < 2**53
+        whole = not full.isna().any() and (full == full.round()).all() and full.abs().max() < _FLOAT_EXACT
         converted[column] = full.astype("int64") if whole else full.astype("float64")
     result = pd.DataFrame(converted, index=index, copy=False)  # not a copy of the chunk (pandas 3 copies by default)
     result.attrs.update(attrs)
     return result
+
+
+def _has_inexact_integers(values: pd.Series, numbers: pd.Series) -> bool:
+    """Whether a cell of ``values`` is an integer written as digits that is too large for float64 (``numbers``)."""
+    large = (numbers.abs() >= _FLOAT_EXACT).to_numpy(dtype=bool, na_value=False)
+    return bool(large.any()) and bool(values[large].str.match(_DIGITS).any())
 
 
 def _joined(chunks: list[pd.DataFrame], text_columns: Callable[[list[int]], dict[int, pd.Series]]) -> pd.DataFrame:

@@ -283,3 +283,37 @@ def test_column_names_equal_up_to_spaces_are_an_error_naming_the_column(tmp_path
         read_table(path)
     with pytest.raises(DataError, match="'spend'"):
         open_table(path)
+
+
+_CARDS = ["4415660832319099559", "-9007199254740993", *(str(7 * 10**18 + i) for i in range(4))]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_integers_beyond_float_precision_keep_their_digits_as_text(tmp_path, suffix):
+    """Past 2**53 a float64 drops digits (7*10**18 + i are all one float): such a column stays as written. (In a
+    workbook as text cells: a number cell is a float64 already, Excel's own limit.)"""
+    path = tmp_path / f"cards{suffix}"
+    original = pd.DataFrame({"id": range(1, 7), "card": _CARDS, "spend": np.arange(6) / 4})
+    original.to_csv(path, index=False) if suffix == ".csv" else original.to_excel(path, index=False)
+    frame = read_table(path)
+    assert frame["card"].tolist() == _CARDS and not pd.api.types.is_numeric_dtype(frame["card"])
+    assert frame["id"].dtype == np.int64 and frame["spend"].dtype == np.float64
+    assert list(open_table(path).chunks(4))[1]["card"].tolist() == _CARDS[4:]
+
+
+def test_a_chunk_of_long_integers_makes_the_whole_column_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    from segmentation_core import tables
+
+    text = "id,card\n1,12\n2,34\n3,4415660832319099559\n4,5.5e20\n"
+    monkeypatch.setattr(tables, "_READ_CHUNK_ROWS", 2)
+    frame = read_table(text.encode(), name="t.csv")
+    assert frame["card"].tolist() == ["12", "34", "4415660832319099559", "5.5e20"]
+    assert read_table(b"id,x\n1,5.5e20\n2,2\n", name="t.csv")["x"].dtype == np.float64  # a float as written
+
+
+def test_parquet_int64_beyond_float_precision_stays_exact(tmp_path):
+    path = tmp_path / "cards.parquet"
+    pd.DataFrame({"card": np.array([int(card) for card in _CARDS], dtype=np.int64)}).to_parquet(path)
+    assert read_table(path)["card"].dtype == np.int64
+    assert read_table(path)["card"].astype(str).tolist() == _CARDS
+    assert pd.concat(open_table(path).chunks(4))["card"].astype(str).tolist() == _CARDS
