@@ -236,7 +236,8 @@ def _open_parquet(src: _Source, max_bytes: int | None = None) -> Table:
     try:
         with src.open() as handle:
             parquet = pq.ParquetFile(handle)
-            columns = tuple(parquet.schema_arrow.names)
+            ranges = _named_range_indexes(parquet.schema_arrow)
+            columns = tuple(_index_as_columns(parquet.schema_arrow.empty_table().to_pandas(), ranges, 0).columns)
             total = parquet.metadata.num_rows
             meta = parquet.metadata
             size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
@@ -249,17 +250,37 @@ def _open_parquet(src: _Source, max_bytes: int | None = None) -> Table:
         with src.open() as handle:
             try:
                 if rows is None:
-                    frame = pd.read_parquet(handle)
-                    yield _parquet_frame(frame.reset_index(drop=isinstance(frame.index, pd.RangeIndex)), src)
+                    yield _parquet_frame(_index_as_columns(pd.read_parquet(handle), ranges, 0), src)
                     return
+                offset = 0
                 for batch in pq.ParquetFile(handle).iter_batches(rows):
-                    yield _parquet_frame(batch.to_pandas(), src)
+                    yield _parquet_frame(_index_as_columns(batch.to_pandas(), ranges, offset), src)
+                    offset += batch.num_rows
             except DataError:
                 raise
             except Exception as exc:  # noqa: BLE001 - as above
                 raise DataError(f"{src.name}: not a readable Parquet file ({exc})") from exc
 
     return Table(src.name, TableFormat("parquet"), columns, total, reader)
+
+
+def _named_range_indexes(schema: Any) -> list[dict[str, Any]]:
+    """The named RangeIndex pandas stored in a Parquet schema's metadata (no column in the file: start, stop, step)."""
+    indexes = (schema.pandas_metadata or {}).get("index_columns", [])
+    return [index for index in indexes
+            if isinstance(index, dict) and index.get("kind") == "range" and index.get("name") is not None]
+
+
+def _index_as_columns(frame: pd.DataFrame, ranges: list[dict[str, Any]], offset: int) -> pd.DataFrame:
+    """A frame read from Parquet with its index as leading columns, except an unnamed RangeIndex (row numbers);
+    a named one (``ranges``) is rebuilt from the metadata for the rows from ``offset`` on, as a batch lacks it."""
+    if not isinstance(frame.index, pd.RangeIndex):
+        return frame.reset_index()
+    frame = frame.reset_index(drop=True)
+    for position, index in enumerate(ranges):
+        rows = np.arange(offset, offset + len(frame), dtype=np.int64)
+        frame.insert(position, index["name"], index["start"] + index["step"] * rows)
+    return frame
 
 
 def _parquet_frame(frame: pd.DataFrame, src: _Source) -> pd.DataFrame:

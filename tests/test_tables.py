@@ -317,3 +317,24 @@ def test_parquet_int64_beyond_float_precision_stays_exact(tmp_path):
     assert read_table(path)["card"].dtype == np.int64
     assert read_table(path)["card"].astype(str).tolist() == _CARDS
     assert pd.concat(open_table(path).chunks(4))["card"].astype(str).tolist() == _CARDS
+
+
+@pytest.mark.parametrize(
+    "ids", [range(101, 451), [7, 3, 9, 1] * 80 + list(range(10, 40))], ids=["evenly-spaced", "any-order"]
+)
+def test_a_named_parquet_index_is_a_column(tmp_path, ids):
+    """``set_index("Customer ID").to_parquet``: evenly spaced ids are stored as a RangeIndex (metadata only)."""
+    original = pd.DataFrame({"Customer ID": np.array(ids, dtype=np.int64), "spend": np.arange(350) / 2})
+    path = tmp_path / "indexed.parquet"
+    original.set_index("Customer ID").to_parquet(path)
+    pd.testing.assert_frame_equal(read_table(path), original)
+    table = open_table(path)
+    assert table.columns == ("Customer ID", "spend")
+    pd.testing.assert_frame_equal(pd.concat(table.chunks(100)), original)
+
+
+def test_an_unnamed_parquet_range_index_is_not_a_column(tmp_path):
+    path = tmp_path / "plain.parquet"
+    pd.DataFrame({"spend": [1.5, 2.5, 3.5]}, index=pd.RangeIndex(10, 13)).to_parquet(path)
+    assert list(read_table(path).columns) == ["spend"] and open_table(path).columns == ("spend",)
+    assert list(pd.concat(open_table(path).chunks(2)).columns) == ["spend"]
