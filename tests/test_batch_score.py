@@ -104,3 +104,76 @@ def test_online_retail_log_rescored_gives_the_training_labels(datasets_dir: Path
     assert len(result) == 4338 == len(labels)
     assert np.array_equal(result["segment_id"].loc[labels.index].to_numpy(), labels.to_numpy())
     assert result["clv"].notna().all()
+
+
+# ---- a customer table (the Mall preset): bad cells, clashing names, ids, spreadsheet safety, the output file ----
+
+MALL_HEADER = "CustomerID,Genre,Age,Annual Income (k$),Spending Score (1-100)"
+
+
+@pytest.fixture(scope="module")
+def mall_store(tmp_path_factory, datasets_dir: Path) -> Path:
+    """A folder whose store/ holds the Mall preset's model ('customers'), trained by the training job."""
+    folder = tmp_path_factory.mktemp("mall")
+    assert main(["train", "--store", str(folder / "store"), "--data", str(datasets_dir / "Mall_Customers.csv"),
+                 "--preset", "mall"]) == 0
+    return folder
+
+
+def _mall_rows(datasets_dir: Path) -> list[list[str]]:
+    """Mall_Customers.csv's data rows as lists of cells (no header)."""
+    lines = (datasets_dir / "Mall_Customers.csv").read_text().splitlines()
+    assert lines[0] == MALL_HEADER
+    return [line.split(",") for line in lines[1:]]
+
+
+def _write_csv(path: Path, rows: list[list[str]], header: str = MALL_HEADER) -> Path:
+    path.write_text("\n".join([header, *(",".join(row) for row in rows)]) + "\n")
+    return path
+
+
+def _score_mall(folder: Path, data: Path, out: Path) -> int:
+    return main(["score", "--store", str(folder / "store"), "--data", str(data), "--output", str(out)])
+
+
+def _log_lines(capsys, level: str) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if f" {level} " in line]
+
+
+@pytest.mark.parametrize("value", ['"$16,000"', "young", '"19,5"', "16k"], ids=["currency", "word", "comma", "unit"])
+def test_a_number_that_does_not_parse_is_an_error_on_its_row(value: str, mall_store: Path, datasets_dir: Path,
+                                                            tmp_path: Path, capsys) -> None:
+    """Row 3 has text in a numeric feature: segment_id -1 and an error naming the column and the value, as the
+    client CLI gives it; row 5's blank income is imputed (as documented), and every other row keeps its label."""
+    rows = _mall_rows(datasets_dir)
+    rows[2][3] = value
+    rows[4][3] = ""
+    rows[6][3] = f" {rows[6][3]}.0 "  # a number written otherwise, in a column of text (it has a word): parsed
+    data = _write_csv(tmp_path / "mall.csv", rows)
+    out = tmp_path / "scores.csv"
+    assert _score_mall(mall_store, data, out) == 0
+    result = pd.read_csv(out, dtype={"id": str}, keep_default_na=False)
+    shown = value.strip('"')
+    assert result.loc[2, "segment_id"] == -1
+    assert result.loc[2, "error"] == f"Annual Income (k$): {shown!r} is not a number"
+    assert result.loc[2, "segment_name"] == "" and result.loc[2, "distance"] == ""
+    others = result.drop(index=[2, 4])
+    labels = _training_labels(mall_store, "customers")
+    assert (others["error"] == "").all()
+    assert (others.set_index("id")["segment_id"] == labels.loc[others["id"]].to_numpy()).all()
+    assert result.loc[4, "segment_id"] >= 0 and result.loc[4, "error"] == ""  # blank: imputed
+    summary = [line for line in capsys.readouterr().err.splitlines() if "scored 200 customers" in line]
+    assert len(summary) == 1 and "(1 rows with an error)" in summary[0], summary
+
+
+def test_a_blank_feature_column_is_imputed_with_a_warning_naming_it(mall_store: Path, datasets_dir: Path,
+                                                                   tmp_path: Path, capsys) -> None:
+    rows = _mall_rows(datasets_dir)
+    for row in rows:
+        row[4] = ""
+    out = tmp_path / "scores.csv"
+    assert _score_mall(mall_store, _write_csv(tmp_path / "mall.csv", rows), out) == 0
+    result = pd.read_csv(out)
+    assert (result["segment_id"] >= 0).all() and result["error"].isna().all()
+    warnings = _log_lines(capsys, "WARNING")
+    assert any("'Spending Score (1-100)'" in line and "blank on every row" in line for line in warnings), warnings

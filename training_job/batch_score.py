@@ -17,6 +17,7 @@ import pandas as pd
 from segmentation_core.artefact import Artefact, read_artefact
 from segmentation_core.clv import FIGURES
 from segmentation_core.errors import DataError
+from segmentation_core.parsing import strip_text
 from segmentation_core.recipe import CLV_INPUTS, Recipe, aggregate, check_features
 from segmentation_core.store import ModelStore
 from segmentation_core.tables import atomic_output, match_columns, read_table
@@ -56,6 +57,7 @@ def score_frame(artefact: Artefact, frame: pd.DataFrame, *, as_of: str | None = 
         used_as_of = report.snapshot_date
     else:
         columns = customer_columns(artefact, list(frame.columns), as_of)
+        _warn_blank(frame, columns, str(frame.attrs.get("source", "the table")))
         ids = _ids(artefact, frame)
         features = frame.reset_index(drop=True)
         used_as_of = None
@@ -107,26 +109,56 @@ def result_fields(artefact: Artefact, *, with_as_of: bool) -> list[tuple[str, st
 
 
 def _score(artefact: Artefact, features: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
-    schema, model = artefact.schema, artefact.model
-    n = len(features)
-    numeric = {f.name: pd.to_numeric(features[columns[f.name]], errors="coerce").to_numpy(np.float64)
-               for f in schema.numeric}
+    """The features as scored (numbers parsed), then the segment columns, of rows 0..n-1."""
+    schema = artefact.schema
+    parsed = {f.name: _numbers(features[columns[f.name]], columns[f.name]) for f in schema.numeric}
+    numeric = {name: values.to_numpy(np.float64, na_value=np.nan) for name, (values, _) in parsed.items()}
     categorical = {c.name: features[columns[c.name]].tolist() for c in schema.categorical}
-    x, errors = schema.transform_columns(numeric, categorical, n)
-    scores = model.score(x)
+    x, errors = schema.transform_columns(numeric, categorical, len(features))
+    for _, not_numbers in parsed.values():  # a cell that is not a number is the row's error, never imputed
+        for row, message in not_numbers.items():
+            errors.setdefault(row, message)
+    out = pd.DataFrame({name: parsed[name][0].array if name in parsed else features[columns[name]].to_numpy()
+                        for name in schema.feature_names})
+    return pd.concat([out, _segments(artefact, x, errors)], axis=1)
+
+
+def _numbers(values: pd.Series, column: str) -> tuple[pd.Series, dict[int, str]]:
+    """A numeric feature's cells as numbers by training's rules (``segmentation_core.parsing``: text stripped, blank
+    is missing, then pandas' numbers), and {row: error} for each cell that is not a number. Whole numbers stay
+    whole (as the table reader types a column), so that the output shows 15, not 15.0."""
+    text = strip_text(values)
+    if pd.api.types.is_numeric_dtype(text):
+        return values, {}
+    numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+    bad = np.flatnonzero(numbers.isna().to_numpy() & text.notna().to_numpy())
+    present = numbers.dropna()
+    if (present == present.round()).all() and (present.abs() < 2**53).all():
+        numbers = numbers.astype("Int64")
+    return numbers, {int(row): f"{column}: {values.iloc[row]!r} is not a number" for row in bad}
+
+
+def _segments(artefact: Artefact, x: np.ndarray, errors: dict[int, str]) -> pd.DataFrame:
+    """The segment columns of the transformed rows ``x``; a row in ``errors`` gets segment_id -1 and its error."""
+    scores = artefact.model.score(x)
     segment, distance = scores.segment.copy(), scores.distance.copy()
     confidence, outlier = scores.confidence.copy(), scores.outlier.copy()
-    error = np.full(n, "", dtype=object)
+    error = np.full(len(segment), "", dtype=object)
     if errors:
         bad = np.fromiter(errors, dtype=np.int64, count=len(errors))
         segment[bad], distance[bad], confidence[bad], outlier[bad] = -1, np.nan, np.nan, False
         error[bad] = [errors[i] for i in bad]
     names = np.asarray(artefact.segment_names + [""], dtype=object)
-    out = pd.DataFrame({name: features[columns[name]].to_numpy() for name in schema.feature_names})
-    out["segment_id"] = segment
-    out["segment_name"] = names[segment]
-    out["distance"], out["confidence"], out["outlier"], out["error"] = distance, confidence, outlier, error
-    return out
+    return pd.DataFrame({"segment_id": segment, "segment_name": names[segment], "distance": distance,
+                         "confidence": confidence, "outlier": outlier, "error": error})
+
+
+def _warn_blank(frame: pd.DataFrame, columns: dict[str, str], source: str) -> None:
+    """Log a warning for each feature column that is blank on every row (imputed for every customer)."""
+    for column in columns.values():
+        if frame[column].isna().all():
+            log.warning("%s: feature column %r is blank on every row; it is imputed (as training's median or most "
+                        "frequent value) for every customer", source, column)
 
 
 def _ids(artefact: Artefact, frame: pd.DataFrame) -> np.ndarray:
@@ -147,8 +179,18 @@ def score_file(store: ModelStore, model: str, data: Path, output: Path, *, as_of
     result, used_as_of = score_frame(artefact, read_table(Path(data)), as_of=as_of)
     _write_atomically(result, Path(output))
     errors = int((result["segment_id"] < 0).sum())
+    if errors:
+        _warn_errors(result, Path(data))
     return ScoreSummary(model=model, version=version, rows=len(result), errors=errors, as_of=used_as_of,
                         output=Path(output))
+
+
+def _warn_errors(result: pd.DataFrame, data: Path) -> None:
+    """Log how many rows could not be scored, and the first one's id and reason."""
+    failed = result[result["segment_id"] < 0]
+    first = failed.iloc[0]
+    log.warning("%s: %d row(s) could not be scored (segment_id -1, the reason in the error column), the first: "
+                "id %s: %s", data, len(failed), first["id"], first["error"])
 
 
 def _write_atomically(result: pd.DataFrame, output: Path) -> None:
