@@ -10,6 +10,7 @@ import pytest
 from segmentation_core.artefact import read_artefact
 from segmentation_core.store import ModelStore
 from tests.test_clv import cdnow_store  # noqa: F401  (the shared CDNOW sample model)
+from training_job.batch_score import result_fields
 from training_job.cli import main
 
 
@@ -177,3 +178,28 @@ def test_a_blank_feature_column_is_imputed_with_a_warning_naming_it(mall_store: 
     assert (result["segment_id"] >= 0).all() and result["error"].isna().all()
     warnings = _log_lines(capsys, "WARNING")
     assert any("'Spending Score (1-100)'" in line and "blank on every row" in line for line in warnings), warnings
+
+
+def test_a_feature_named_like_a_result_column_is_kept_as_input_column(datasets_dir: Path, tmp_path: Path,
+                                                                     capsys) -> None:
+    """A feature literally named 'distance' is written as 'input_distance', beside the model's distance."""
+    rows = _mall_rows(datasets_dir)
+    data = _write_csv(tmp_path / "mall.csv", rows, MALL_HEADER.replace("Annual Income (k$)", "distance"))
+    preset = (Path(__file__).resolve().parents[1] / "training_job" / "presets" / "mall.toml").read_text()
+    config = tmp_path / "distance.toml"
+    config.write_text(preset.replace('"Annual Income (k$)"', '"distance"').replace('style = "mall"', 'style = "profile"'))
+    store = tmp_path / "store"
+    assert main(["train", "--store", str(store), "--data", str(data), "--config", str(config)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "scores.csv"
+    assert main(["score", "--store", str(store), "--data", str(data), "--output", str(out)]) == 0
+    result = pd.read_csv(out)
+    assert result["input_distance"].tolist() == [int(row[3]) for row in rows]
+    assert (result["distance"] >= 0).all() and not np.allclose(result["distance"], result["input_distance"])
+    assert list(result.columns) == ["id", "input_distance", "Spending Score (1-100)", "segment_id", "segment_name",
+                                    "distance", "confidence", "outlier", "error"]
+    warnings = _log_lines(capsys, "WARNING")
+    assert any("'distance'" in line and "'input_distance'" in line for line in warnings), warnings
+    # The Spark engine's schema lists the same columns, in the same order.
+    artefact = read_artefact(ModelStore(store).version_dir("customers", ModelStore(store).current("customers")))
+    assert [name for name, _ in result_fields(artefact, with_as_of=False)] == list(result.columns)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,9 +24,14 @@ from segmentation_core.store import ModelStore
 from segmentation_core.tables import atomic_output, match_columns, read_table
 from training_job.schema_inference import infer_id_column
 
-__all__ = ["ScoreSummary", "result_fields", "score_columns", "score_file", "score_frame"]
+__all__ = ["RESULT_COLUMNS", "ScoreSummary", "input_names", "result_fields", "score_columns", "score_file",
+           "score_frame"]
 
 log = logging.getLogger(__name__)
+
+RESULT_COLUMNS = ("id", "segment_id", "segment_name", "distance", "confidence", "outlier", "error", *FIGURES, "as_of")
+"""The columns the result table adds; a feature of the same name is written as ``input_<name>``."""
+INPUT_PREFIX = "input_"
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ def score_frame(artefact: Artefact, frame: pd.DataFrame, *, as_of: str | None = 
                 ) -> tuple[pd.DataFrame, str | None]:
     """Score a raw table (a log for a transactions model) and return the result table and the as-of date used."""
     schema = artefact.schema
+    _warn_renamed(input_names(schema.feature_names))
     if artefact.recipe is not None:
         recipe = Recipe.from_dict(artefact.recipe)
         check_features(schema.feature_names, f"{artefact.manifest.get('model')} {artefact.version}", recipe)
@@ -97,8 +104,11 @@ def score_columns(artefact: Artefact, features: pd.DataFrame, columns: dict[str,
 def result_fields(artefact: Artefact, *, with_as_of: bool) -> list[tuple[str, str]]:
     """The result table's columns and their SQL types, in :func:`score_columns`' order (for a Spark schema)."""
     schema = artefact.schema
+    names = input_names(schema.feature_names)
+    _warn_renamed(names)
     fields = [("id", "string")]
-    fields += [(f.name, "double") for f in schema.numeric] + [(c.name, "string") for c in schema.categorical]
+    fields += [(names[f.name], "double") for f in schema.numeric]
+    fields += [(names[c.name], "string") for c in schema.categorical]
     fields += [("segment_id", "int"), ("segment_name", "string"), ("distance", "double"), ("confidence", "double"),
                ("outlier", "boolean"), ("error", "string")]
     if artefact.clv is not None and artefact.recipe is not None:
@@ -106,6 +116,30 @@ def result_fields(artefact: Artefact, *, with_as_of: bool) -> list[tuple[str, st
     if with_as_of:
         fields.append(("as_of", "string"))
     return fields
+
+
+def input_names(feature_names: Sequence[str]) -> dict[str, str]:
+    """Each feature's column in the result table (feature -> column): its own name, or ``input_<name>`` when the
+    result table has a column of that name (:data:`RESULT_COLUMNS`), so that no result overwrites the input."""
+    taken = set(RESULT_COLUMNS) | set(feature_names)
+    names: dict[str, str] = {}
+    for name in feature_names:
+        column = name
+        if name in RESULT_COLUMNS:
+            column = INPUT_PREFIX + name
+            while column in taken:
+                column = INPUT_PREFIX + column
+            taken.add(column)
+        names[name] = column
+    return names
+
+
+def _warn_renamed(names: dict[str, str]) -> None:
+    """Log a warning for each feature written under another name (see :func:`input_names`)."""
+    for name, column in names.items():
+        if column != name:
+            log.warning("feature column %r has the name of a result column: the input's values are written as %r",
+                        name, column)
 
 
 def _score(artefact: Artefact, features: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
@@ -118,8 +152,8 @@ def _score(artefact: Artefact, features: pd.DataFrame, columns: dict[str, str]) 
     for _, not_numbers in parsed.values():  # a cell that is not a number is the row's error, never imputed
         for row, message in not_numbers.items():
             errors.setdefault(row, message)
-    out = pd.DataFrame({name: parsed[name][0].array if name in parsed else features[columns[name]].to_numpy()
-                        for name in schema.feature_names})
+    out = pd.DataFrame({output: parsed[name][0].array if name in parsed else features[columns[name]].to_numpy()
+                        for name, output in input_names(schema.feature_names).items()})
     return pd.concat([out, _segments(artefact, x, errors)], axis=1)
 
 
