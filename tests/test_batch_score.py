@@ -203,3 +203,15 @@ def test_a_feature_named_like_a_result_column_is_kept_as_input_column(datasets_d
     # The Spark engine's schema lists the same columns, in the same order.
     artefact = read_artefact(ModelStore(store).version_dir("customers", ModelStore(store).current("customers")))
     assert [name for name, _ in result_fields(artefact, with_as_of=False)] == list(result.columns)
+
+
+def test_ids_beside_a_blank_one_keep_their_form(mall_store: Path, datasets_dir: Path, tmp_path: Path) -> None:
+    """Ids 1..200 with one blank: read as floats, written as the client CLI writes them (1, not 1.0)."""
+    rows = _mall_rows(datasets_dir)
+    for number, row in enumerate(rows, start=1):
+        row[0] = str(number)
+    rows[9][0] = ""
+    out = tmp_path / "scores.csv"
+    assert _score_mall(mall_store, _write_csv(tmp_path / "mall.csv", rows), out) == 0
+    ids = [line.split(",")[0] for line in out.read_text().splitlines()[1:]]
+    assert ids[:3] == ["1", "2", "3"] and ids[9] == "" and ids[-1] == "200"

@@ -18,7 +18,7 @@ import pandas as pd
 from segmentation_core.artefact import Artefact, read_artefact
 from segmentation_core.clv import FIGURES
 from segmentation_core.errors import DataError
-from segmentation_core.parsing import strip_text
+from segmentation_core.parsing import format_ids, strip_text
 from segmentation_core.recipe import CLV_INPUTS, Recipe, aggregate, check_features
 from segmentation_core.store import ModelStore
 from segmentation_core.tables import atomic_output, match_columns, read_table
@@ -196,11 +196,12 @@ def _warn_blank(frame: pd.DataFrame, columns: dict[str, str], source: str) -> No
 
 
 def _ids(artefact: Artefact, frame: pd.DataFrame) -> np.ndarray:
+    """The customer ids as text (``format_ids``: 7, not 7.0, beside a blank id), else the row numbers 1..n."""
     configured = (artefact.manifest.get("config", {}).get("data", {}) or {}).get("id_column")
     column = configured if configured in frame.columns else infer_id_column(frame)
     if column is None:
         return np.arange(1, len(frame) + 1, dtype=object)
-    return frame[column].astype("string").to_numpy(dtype=object)
+    return format_ids(frame[column]).to_numpy(dtype=object)
 
 
 def score_file(store: ModelStore, model: str, data: Path, output: Path, *, as_of: str | None = None,
