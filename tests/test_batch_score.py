@@ -215,3 +215,24 @@ def test_ids_beside_a_blank_one_keep_their_form(mall_store: Path, datasets_dir: 
     assert _score_mall(mall_store, _write_csv(tmp_path / "mall.csv", rows), out) == 0
     ids = [line.split(",")[0] for line in out.read_text().splitlines()[1:]]
     assert ids[:3] == ["1", "2", "3"] and ids[9] == "" and ids[-1] == "200"
+
+
+FORMULAS = ['"=HYPERLINK(""http://evil.example"",""click"")"', "@SUM(1+1)", "+cmd|' /C calc'!A0", "-2+3"]
+
+
+def test_csv_output_neutralises_spreadsheet_formulas(mall_store: Path, datasets_dir: Path, tmp_path: Path) -> None:
+    """Text that a spreadsheet would run gets a leading quote in CSV (as the client CLI and the dashboard write
+    it); Parquet keeps the values as they are."""
+    rows = _mall_rows(datasets_dir)
+    for row, formula in zip(rows, FORMULAS):
+        row[0] = formula
+    data = _write_csv(tmp_path / "mall.csv", rows)
+    out = tmp_path / "scores.csv"
+    assert _score_mall(mall_store, data, out) == 0
+    ids = pd.read_csv(out, dtype={"id": str})["id"]
+    assert ids.tolist()[:4] == ["'=HYPERLINK(\"http://evil.example\",\"click\")", "'@SUM(1+1)",
+                                "'+cmd|' /C calc'!A0", "'-2+3"]
+    assert ids[4] == "0005"
+    parquet = tmp_path / "scores.parquet"
+    assert _score_mall(mall_store, data, parquet) == 0
+    assert pd.read_parquet(parquet)["id"].tolist()[:2] == ['=HYPERLINK("http://evil.example","click")', "@SUM(1+1)"]

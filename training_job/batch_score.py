@@ -17,6 +17,7 @@ import pandas as pd
 
 from segmentation_core.artefact import Artefact, read_artefact
 from segmentation_core.clv import FIGURES
+from segmentation_core.csv_safety import csv_safe_frame
 from segmentation_core.errors import DataError
 from segmentation_core.parsing import format_ids, strip_text
 from segmentation_core.recipe import CLV_INPUTS, Recipe, aggregate, check_features
@@ -229,8 +230,10 @@ def _warn_errors(result: pd.DataFrame, data: Path) -> None:
 
 
 def _write_atomically(result: pd.DataFrame, output: Path) -> None:
+    """Write ``result`` to ``output``: Parquet as it is, CSV with text cells a spreadsheet would run as a formula
+    quoted (``segmentation_core.csv_safety``, as the client CLI and the dashboard write CSV)."""
     with atomic_output(output) as fh:
         if output.suffix.lower() == ".parquet":
             result.to_parquet(fh, index=False)
         else:
-            result.to_csv(fh, index=False)
+            csv_safe_frame(result).to_csv(fh, index=False)
