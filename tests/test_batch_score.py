@@ -1,6 +1,7 @@
 """`python -m training_job score`: a raw log scored with the model's own recipe gives the training labels."""
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
@@ -236,3 +237,33 @@ def test_csv_output_neutralises_spreadsheet_formulas(mall_store: Path, datasets_
     parquet = tmp_path / "scores.parquet"
     assert _score_mall(mall_store, data, parquet) == 0
     assert pd.read_parquet(parquet)["id"].tolist()[:2] == ['=HYPERLINK("http://evil.example","click")', "@SUM(1+1)"]
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("folder", "is a directory"),
+    ("scores.xlsx", "'.xlsx' is not a format this command writes; use .csv, .csv.gz or .parquet"),
+    ("scores", "no extension; use .csv, .csv.gz or .parquet"),
+    ("a-file/scores.csv", "a-file is a file, not a folder"),
+], ids=["directory", "xlsx", "no extension", "inside a file"])
+def test_an_output_it_cannot_write_is_refused_up_front(name: str, expected: str, mall_store: Path,
+                                                       tmp_path: Path, capsys) -> None:
+    out = tmp_path / name
+    if name == "folder":
+        out.mkdir()
+    elif name.startswith("a-file/"):
+        out.parent.write_text("not a folder\n")
+    before = sorted(tmp_path.rglob("*"))
+    missing = tmp_path / "no-such-input.csv"  # refused before the input is even looked at
+    assert _score_mall(mall_store, missing, out) == 2
+    errors = _log_lines(capsys, "ERROR")
+    assert len(errors) == 1 and expected in errors[0] and str(out) in errors[0], errors
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_csv_gz_output_is_gzipped_csv(mall_store: Path, datasets_dir: Path, tmp_path: Path) -> None:
+    plain, packed = tmp_path / "scores.csv", tmp_path / "scores.csv.gz"
+    assert _score_mall(mall_store, datasets_dir / "Mall_Customers.csv", plain) == 0
+    assert _score_mall(mall_store, datasets_dir / "Mall_Customers.csv", packed) == 0
+    assert packed.read_bytes()[:2] == b"\x1f\x8b"
+    assert gzip.decompress(packed.read_bytes()) == plain.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv", "scores.csv.gz"]

@@ -7,6 +7,7 @@ SegmentModel.score, ClvModel.predict), so the numbers are the service's. The out
 """
 from __future__ import annotations
 
+import gzip
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from segmentation_core.store import ModelStore
 from segmentation_core.tables import atomic_output, match_columns, read_table
 from training_job.schema_inference import infer_id_column
 
-__all__ = ["RESULT_COLUMNS", "ScoreSummary", "input_names", "result_fields", "score_columns", "score_file",
+__all__ = ["RESULT_COLUMNS", "ScoreSummary", "OUTPUT_FORMATS", "input_names", "output_format", "result_fields", "score_columns", "score_file",
            "score_frame"]
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 RESULT_COLUMNS = ("id", "segment_id", "segment_name", "distance", "confidence", "outlier", "error", *FIGURES, "as_of")
 """The columns the result table adds; a feature of the same name is written as ``input_<name>``."""
 INPUT_PREFIX = "input_"
+OUTPUT_FORMATS = (".csv", ".csv.gz", ".parquet")
+"""The output file extensions ``score_file`` writes: CSV, gzipped CSV, Parquet."""
 
 
 @dataclass(frozen=True)
@@ -207,13 +210,15 @@ def _ids(artefact: Artefact, frame: pd.DataFrame) -> np.ndarray:
 
 def score_file(store: ModelStore, model: str, data: Path, output: Path, *, as_of: str | None = None,
                version: str | None = None) -> ScoreSummary:
-    """Score ``data`` with ``model`` (its CURRENT version, or ``version``) into ``output`` (CSV, or Parquet)."""
+    """Score ``data`` with ``model`` (its CURRENT version, or ``version``) into ``output`` (CSV, gzipped CSV or
+    Parquet, told by its name)."""
+    kind = output_format(Path(output))
     version = version or store.current(model)
     if version is None:
         raise DataError(f"model {model!r} has no published version in {store.root}")
     artefact = read_artefact(store.version_dir(model, version))
     result, used_as_of = score_frame(artefact, read_table(Path(data)), as_of=as_of)
-    _write_atomically(result, Path(output))
+    _write_atomically(result, Path(output), kind)
     errors = int((result["segment_id"] < 0).sum())
     if errors:
         _warn_errors(result, Path(data))
@@ -229,11 +234,34 @@ def _warn_errors(result: pd.DataFrame, data: Path) -> None:
                 "id %s: %s", data, len(failed), first["id"], first["error"])
 
 
-def _write_atomically(result: pd.DataFrame, output: Path) -> None:
-    """Write ``result`` to ``output``: Parquet as it is, CSV with text cells a spreadsheet would run as a formula
-    quoted (``segmentation_core.csv_safety``, as the client CLI and the dashboard write CSV)."""
-    with atomic_output(output) as fh:
-        if output.suffix.lower() == ".parquet":
-            result.to_parquet(fh, index=False)
-        else:
-            csv_safe_frame(result).to_csv(fh, index=False)
+def output_format(output: Path) -> str:
+    """The format ``output``'s name asks for (a key of :data:`OUTPUT_FORMATS`); DataError naming the path, before
+    anything is read, for a folder, a name inside a file, or an extension this command does not write."""
+    supported = ", ".join(OUTPUT_FORMATS[:-1]) + " or " + OUTPUT_FORMATS[-1]
+    if output.is_dir():
+        raise DataError(f"--output {output}: is a directory; give a file name ending in {supported}")
+    folder = next((p for p in (output.parent, *output.parent.parents) if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise DataError(f"--output {output}: {folder} is a file, not a folder")
+    kind = next((suffix for suffix in OUTPUT_FORMATS if output.name.lower().endswith(suffix)), None)
+    if kind is None:
+        problem = f"{output.suffix!r} is not a format this command writes" if output.suffix else "no extension"
+        raise DataError(f"--output {output}: {problem}; use {supported}")
+    return kind
+
+
+def _write_atomically(result: pd.DataFrame, output: Path, kind: str) -> None:
+    """Write ``result`` to ``output`` as ``kind``: Parquet as it is, CSV (also gzipped) with text cells a spreadsheet
+    would run as a formula quoted (``segmentation_core.csv_safety``, as the client CLI and the dashboard write CSV);
+    DataError naming the path when it cannot be written."""
+    try:
+        with atomic_output(output) as fh:
+            if kind == ".parquet":
+                result.to_parquet(fh, index=False)
+            elif kind == ".csv.gz":
+                with gzip.GzipFile(filename=output.name, mode="wb", fileobj=fh) as packed:
+                    csv_safe_frame(result).to_csv(packed, index=False)
+            else:
+                csv_safe_frame(result).to_csv(fh, index=False)
+    except OSError as exc:
+        raise DataError(f"--output {output}: cannot write it ({exc.strerror or exc})") from exc
