@@ -34,7 +34,8 @@ import io
 import logging
 import os
 import re
-import tempfile
+import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Union
@@ -169,19 +170,34 @@ def match_columns(schema_names: Iterable[str], columns: Iterable[Any]) -> tuple[
 @contextlib.contextmanager
 def atomic_output(path: Path) -> Iterator[BinaryIO]:
     """A file written under a temporary name beside ``path``, flushed, then renamed to ``path``; removed on failure
-    (a reader never sees half a result table)."""
+    (a reader never sees half a result table). The file gets the mode ``open(path, "wb")`` would give it: an
+    existing file's, else 0666 less the umask (not mkstemp's 0600: these are files the user shares)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
+    fd, tmp = _create_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _create_beside(path: Path, attempts: int = 100) -> tuple[int, Path]:
+    """A new, empty file with a hidden temporary name beside ``path``, created as open() creates one (mode 0666,
+    less the umask, which the kernel applies)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(attempts):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path.parent}: no free temporary name for {path.name} after {attempts} attempts")
 
 
 def _normalize_name(name: Any) -> str:

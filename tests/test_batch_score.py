@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import gzip
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -267,3 +269,24 @@ def test_csv_gz_output_is_gzipped_csv(mall_store: Path, datasets_dir: Path, tmp_
     assert packed.read_bytes()[:2] == b"\x1f\x8b"
     assert gzip.decompress(packed.read_bytes()) == plain.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.csv", "scores.csv.gz"]
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_the_output_file_gets_the_mode_open_would_give_it(umask: int, mode: int, mall_store: Path,
+                                                          datasets_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "scores.csv"
+    previous = os.umask(umask)
+    try:
+        assert _score_mall(mall_store, datasets_dir / "Mall_Customers.csv", out) == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(out.stat().st_mode) == mode
+
+
+def test_rewriting_an_output_keeps_its_mode(mall_store: Path, datasets_dir: Path, tmp_path: Path) -> None:
+    """As open(path, 'w') would: a file the user restricted stays restricted when scored into again."""
+    out = tmp_path / "scores.csv"
+    out.write_text("old\n")
+    out.chmod(0o640)
+    assert _score_mall(mall_store, datasets_dir / "Mall_Customers.csv", out) == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o640 and out.read_text() != "old\n"
