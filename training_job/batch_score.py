@@ -3,7 +3,10 @@
 A transactions model's recipe (segmentation_core.recipe) first aggregates a raw log to one row per
 customer, as of a date (default: the recipe's rule, as in training); a customer table is matched to the
 feature schema as the client CLI does. Scoring is the service's own math (FeatureSchema.transform_columns,
-SegmentModel.score, ClvModel.predict), so the numbers are the service's. The output is written atomically.
+SegmentModel.score, ClvModel.predict), so the numbers are the service's. As from the client CLI, a row that
+cannot be scored (a numeric cell that is not a number) gets segment_id -1 and its reason in ``error``; a blank
+cell is imputed. The output (CSV, gzipped CSV or Parquet, told by its name) is written atomically, CSV with
+formula-like text quoted (segmentation_core.csv_safety).
 """
 from __future__ import annotations
 
@@ -26,8 +29,8 @@ from segmentation_core.store import ModelStore
 from segmentation_core.tables import atomic_output, match_columns, read_table
 from training_job.schema_inference import infer_id_column
 
-__all__ = ["RESULT_COLUMNS", "ScoreSummary", "OUTPUT_FORMATS", "input_names", "output_format", "result_fields", "score_columns", "score_file",
-           "score_frame"]
+__all__ = ["OUTPUT_FORMATS", "RESULT_COLUMNS", "ScoreSummary", "input_names", "output_format", "result_fields",
+           "score_columns", "score_file", "score_frame"]
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +238,7 @@ def _warn_errors(result: pd.DataFrame, data: Path) -> None:
 
 
 def output_format(output: Path) -> str:
-    """The format ``output``'s name asks for (a key of :data:`OUTPUT_FORMATS`); DataError naming the path, before
+    """The format ``output``'s name asks for (one of :data:`OUTPUT_FORMATS`); DataError naming the path, before
     anything is read, for a folder, a name inside a file, or an extension this command does not write."""
     supported = ", ".join(OUTPUT_FORMATS[:-1]) + " or " + OUTPUT_FORMATS[-1]
     if output.is_dir():
