@@ -67,8 +67,8 @@ class ScoreOptions:
 
     data: str = option(None, "the table or transaction log to score (--engine spark: any path or URI Spark reads)",
                        required=True)
-    output: str = option(None, "result file: CSV, or Parquet when it ends in .parquet (--engine spark: a Parquet "
-                               "folder)", required=True)
+    output: str = option(None, "result file: CSV (.csv, or .csv.gz gzipped) or Parquet (.parquet); --engine spark: "
+                               "a Parquet folder", required=True)
     as_of: str | None = option(None, "transaction models: the ISO date the log is aggregated as of (none: the rule "
                                      "used in training, the day after the last purchase); lines on or after that day "
                                      "are left out")

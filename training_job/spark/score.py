@@ -20,7 +20,7 @@ from segmentation_core.artefact import read_artefact
 from segmentation_core.errors import DataError
 from segmentation_core.recipe import CUSTOMER_COLUMNS, Recipe, check_features
 from segmentation_core.store import ModelStore
-from training_job.batch_score import ScoreSummary, customer_columns, result_fields, score_columns
+from training_job.batch_score import ScoreSummary, customer_columns, input_names, result_fields, score_columns
 from training_job.spark import recipe
 from training_job.spark.derived import add_derived, apply_valid_ranges
 from training_job.spark.reading import read_source
@@ -54,8 +54,9 @@ def score_spark(store: ModelStore, model: str, data: str, output: str, *, as_of:
     plan = _plan(artefact, raw, as_of)
     frame = plan.frame
     fields = result_fields(artefact, with_as_of=plan.as_of is not None)
-    numeric = [f.name for f in artefact.schema.numeric]
-    categorical = [c.name for c in artefact.schema.categorical]
+    written = input_names(artefact.schema.feature_names)  # a feature named like a result column: input_<name>
+    numeric = [written[f.name] for f in artefact.schema.numeric]
+    categorical = [written[c.name] for c in artefact.schema.categorical]
     ddl = ", ".join(f"`{name}` {kind}" for name, kind in fields)
     columns, id_column, used_as_of = plan.columns, plan.id_column, plan.as_of
 
