@@ -10,7 +10,9 @@ Per numeric feature, in this order:
   3. skew handling: ``log1p`` for skewed non-negative columns, Yeo-Johnson for skewed signed ones;
   4. standard scaling with the training mean and standard deviation of the transformed column.
 Per categorical feature: missing (empty string or None) -> the training mode; one-hot over the training
-levels, an unseen level encodes as all zeros (the implicit "other" level); the one-hot block is weighted
+levels (a value matches a level as written, else ignoring case when that names one level: "gold" and
+Excel's "True" are "Gold" and "TRUE"), an unseen level encodes as all zeros (the implicit "other" level);
+the one-hot block is weighted
 so that its total variance equals ``categorical_weight`` times that of one numeric feature.
 """
 from __future__ import annotations
@@ -64,6 +66,22 @@ class CategoricalFeature:
     def index(self) -> dict[str, int]:
         """Level -> position in the one-hot block."""
         return {level: i for i, level in enumerate(self.levels)}
+
+    @cached_property
+    def folded_index(self) -> dict[str, int]:
+        """Casefolded level -> position, for the levels no other level equals ignoring case."""
+        positions: dict[str, list[int]] = {}
+        for i, level in enumerate(self.levels):
+            positions.setdefault(level.casefold(), []).append(i)
+        return {key: found[0] for key, found in positions.items() if len(found) == 1}
+
+    def level_of(self, label: str) -> str:
+        """The training level ``label`` names: itself, else the one level equal to it ignoring case, else
+        ``label`` (unseen)."""
+        if label in self.index:
+            return label
+        position = self.folded_index.get(label.casefold())
+        return label if position is None else self.levels[position]
 
     @cached_property
     def index_with_missing(self) -> dict[str | None, int]:
@@ -472,6 +490,11 @@ class FeatureSchema:
                     lookup = c.index_with_missing
                     codes = np.fromiter((lookup.get(_category_label(v), -1) for v in values), dtype=np.int64,
                                         count=n_rows)
+                for row in np.flatnonzero(codes == -1):  # rare: a level written in another case
+                    label = _category_label(values[row])
+                    if label is not None:
+                        codes[row] = c.folded_index.get(label.casefold(), -1)
+                if category_codes is not None:
                     category_codes[c.name] = codes
                     codes = np.where(codes == -2, index[c.impute], codes)
                 known = np.flatnonzero(codes >= 0)
@@ -527,7 +550,7 @@ class FeatureSchema:
                 v = _yeo_johnson_scalar(v, lam)
             row.append((v - center) / scale)
         for c in self.categorical:
-            level = _category_label(categories.get(c.name)) or c.impute
+            level = c.level_of(_category_label(categories.get(c.name)) or c.impute)
             row.extend(c.weight if lvl == level else 0.0 for lvl in c.levels)
         return row
 

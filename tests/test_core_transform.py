@@ -84,6 +84,22 @@ def test_row_and_batch_transforms_agree(ecommerce) -> None:
         np.testing.assert_allclose(one, batch[i], rtol=0, atol=1e-12)
 
 
+def test_a_level_written_in_another_case_is_that_level_unless_ambiguous() -> None:
+    # "gold" is "Gold"; Excel's "True" is the "TRUE" a CSV export wrote; "a" and "A" are two training levels,
+    # so each matches only as written. The batch, the single row and the codes drift counts agree.
+    frame = {"x": np.arange(8.0), "m": ["Gold", "Silver", "Gold", "TRUE", "FALSE", "a", "A", "Gold"]}
+    schema = FeatureSchema.fit(frame, ["x"], ["m"])
+    level = {lvl: i for i, lvl in enumerate(schema.categorical[0].levels)}
+    sent = ["gold", "True", "SILVER", "a", "A", "platinum"]
+    codes: dict[str, np.ndarray] = {}
+    x, errors = schema.transform_columns({"x": np.zeros(6)}, {"m": sent}, 6, category_codes=codes)
+    assert not errors
+    assert codes["m"].tolist() == [level["Gold"], level["TRUE"], level["Silver"], level["a"], level["A"], -1]
+    for i, value in enumerate(sent):
+        np.testing.assert_allclose(schema.transform_row({"x": 0.0}, {"m": value}), x[i], atol=1e-12)
+    assert not x[5, 1:].any()  # unseen: the implicit "other" level
+
+
 def test_missing_unknown_and_invalid_values() -> None:
     frame = {"income": np.array([10.0, 20.0, 30.0, 40.0]), "city": ["a", "b", "a", "a"]}
     schema = FeatureSchema.fit(frame, ["income"], ["city"])
