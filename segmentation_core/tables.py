@@ -2,8 +2,8 @@
 
 A table is CSV/TSV text (any of ``, ; TAB |`` or whitespace-aligned columns; UTF-8 with or without a BOM,
 else Windows-1252; LF or CRLF; optionally gzipped; an empty field past the header's columns, as a delimiter
-ending each data row leaves, is ignored, a value there is an error naming its line), Parquet or an .xlsx
-workbook. The format is told by the content (magic bytes), not by the file name, and a source is a path, the
+ending each data row leaves, is ignored, a value there is an error naming its line; a first line that is no
+header - JSON, or numbers only - is an error, a name given twice too), Parquet or an .xlsx workbook. The format is told by the content (magic bytes), not by the file name, and a source is a path, the
 bytes of a file (an upload) or a binary file object.
 
 Text (and a workbook's cells) is read as text and then each column that holds only numbers is converted, so that
@@ -478,14 +478,39 @@ def _stripped_names(names: Iterable[Any], source: str) -> list[str]:
 
 
 def _read_header(open_text: Callable[[], BinaryIO], fmt: TableFormat, name: str) -> list[str]:
-    """The column names of a text table's header line, as pandas names them (a repeated name gets a ``.1``)."""
+    """The column names of a text table's header line as written (a blank one is ``Unnamed: N``, as pandas
+    names it); ``DataError`` when the line holds data rather than names (see :func:`_check_header`)."""
     with open_text() as handle:
         try:
-            header = pd.read_csv(handle, sep=fmt.separator, nrows=0, index_col=False, encoding=fmt.encoding,
-                                 encoding_errors="replace")
+            first = pd.read_csv(handle, sep=fmt.separator, header=None, nrows=1, dtype=str, index_col=False,
+                                keep_default_na=False, encoding=fmt.encoding, encoding_errors="replace")
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise DataError(f"{name}: cannot read a header with separator {fmt.separator!r}: {exc}") from exc
-    return [str(column) for column in header.columns]
+    names = [str(v) if str(v).strip() else f"Unnamed: {i}" for i, v in enumerate(first.iloc[0])] if len(first) else []
+    _check_header(names, name)
+    return names
+
+
+#: Whole numbers in this range, as column names, are years (a table with a column per year).
+_YEARS = range(1900, 2101)
+
+
+def _check_header(names: list[str], source: str) -> None:
+    """``DataError`` for a first line that is data, not column names: a JSON document, or numbers only (the
+    header line missing: its first customer would be read as the names), years excepted; a warning for two
+    or more numbers among names."""
+    if names and names[0].lstrip().startswith(("{", "[")):
+        raise DataError(f"{source}: this looks like JSON, not a table; give CSV/TSV text, Parquet or an .xlsx "
+                        f"workbook")
+    numbers = pd.to_numeric(pd.Series(names, dtype=object).str.strip(), errors="coerce")
+    odd = [n for n, v in zip(names, numbers) if pd.notna(v) and v not in _YEARS]
+    if len(names) > 1 and numbers.notna().all() and odd:
+        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        raise DataError(f"{source}: the first line ({shown}) holds numbers, not column names; add a header line "
+                        f"naming the columns")
+    if len(odd) >= 2:  # numbered questions are possible names; a customer's values as names is the likelier
+        logger.warning("%s: the header line has numbers among its column names (%s): if that line is a "
+                       "customer, the file lacks its header line", source, ", ".join(odd[:4]))
 
 
 def _first_row_width(text: str, separator: str) -> int:

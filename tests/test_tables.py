@@ -338,3 +338,26 @@ def test_an_unnamed_parquet_range_index_is_not_a_column(tmp_path):
     pd.DataFrame({"spend": [1.5, 2.5, 3.5]}, index=pd.RangeIndex(10, 13)).to_parquet(path)
     assert list(read_table(path).columns) == ["spend"] and open_table(path).columns == ("spend",)
     assert list(pd.concat(open_table(path).chunks(2)).columns) == ["spend"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"id": 1, "spend": 2}\n{"id": 2, "spend": 3}\n', "looks like JSON, not a table"),
+    ("1,15,39\n2,16,81\n", r"the first line \(1, 15, 39\) holds numbers, not column names"),
+    ("id,spend,spend\n1,2,3\n", "column 'spend' appears twice in the header"),
+], ids=["json-lines", "no-header", "same-name-twice"])
+def test_a_first_line_that_is_not_column_names_is_refused(tmp_path, text, message):
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    with pytest.raises(DataError, match=message):
+        read_table(path)
+
+
+def test_a_header_of_years_is_names_and_a_customer_as_header_is_warned_about(tmp_path, datasets_dir, caplog):
+    years = tmp_path / "years.csv"
+    years.write_text("2019,2020,2021\n5,6,7\n")
+    assert list(read_table(years).columns) == ["2019", "2020", "2021"]
+    headless = tmp_path / "headless.csv"  # the mall table without its header line: its first customer is read as names
+    headless.write_text("".join((datasets_dir / "Mall_Customers.csv").read_text().splitlines(keepends=True)[1:]))
+    with caplog.at_level(logging.WARNING, logger="segmentation_core.tables"):
+        assert len(read_table(headless)) == 199
+    assert "the file lacks its header line" in caplog.text and "19, 15, 39" in caplog.text
