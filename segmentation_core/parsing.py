@@ -12,7 +12,8 @@ import pandas as pd
 from segmentation_core.errors import DataError, describe_row
 
 __all__ = [
-    "detect_date_format", "format_ids", "looks_like_dates", "parse_dates", "strip_text", "to_numeric",
+    "detect_date_format", "format_ids", "formatted_numbers", "looks_like_dates", "parse_dates", "strip_text",
+    "to_numeric",
 ]
 
 logger = logging.getLogger(__name__)
@@ -127,6 +128,55 @@ def to_numeric(values: pd.Series, column: str, first_data_line: int | None) -> p
 def _shown(value: object) -> str:
     """A cell as an error message quotes it: text in quotes, a number as written ('inf', not np.float64(inf))."""
     return repr(value) if isinstance(value, str) else str(value)
+
+
+# Numbers as spreadsheets and reports write them: a currency sign before or after, a minus or accounting
+# parentheses, thousands grouped by ',' '.' or a space, a decimal point or comma, a trailing '%'.
+_FORMATTED = re.compile(
+    r"^(?P<open>\()?(?P<sign>[-+])?(?P<cur1>[$€£¥₹]\s?)?(?P<sign2>[-+])?(?P<body>\d(?:[\d,. \u00a0\u202f]*\d)?)"
+    r"(?P<cur2>\s?[$€£¥₹])?(?P<pct>\s?%)?(?P<close>\))?$")
+_SPACES = "[ \u00a0\u202f]"
+#: The body of a number with a decimal point (thousands by ',' or a space), and with a decimal comma.
+_POINT = re.compile(rf"\d{{1,3}}(?:,\d{{3}})+(?:\.\d+)?|\d{{1,3}}(?:{_SPACES}\d{{3}})+(?:\.\d+)?|\d+(?:\.\d+)?")
+_COMMA = re.compile(rf"\d{{1,3}}(?:\.\d{{3}})+(?:,\d+)?|\d{{1,3}}(?:{_SPACES}\d{{3}})+(?:,\d+)?|\d+(?:,\d+)?")
+_POINT_SIGNS = ("$", "£", "¥", "₹")
+
+
+def formatted_numbers(values: pd.Series) -> tuple[pd.Series, str] | None:
+    """float64 of a text column of formatted numbers ('$1,234.50', '1.234,5 €', '(12.00)', '45%', '12 345'),
+    and how they were read; None unless every present cell is such a number under one convention: a point or
+    a comma as the decimal mark. Cells valid under both ('1,234' is a thousand or one point two three four)
+    follow the column's other cells, else a '$', '£', '¥' or '₹' (a point), else the column stays text."""
+    present = values.dropna().astype(object)  # plain bools below, not Arrow's three-valued ones
+    parts = present.str.extract(_FORMATTED)
+    if present.empty or parts["body"].isna().any():
+        return None
+    if (parts["open"].notna() != parts["close"].notna()).any():
+        return None
+    body = parts["body"]
+    point = body.str.fullmatch(_POINT).to_numpy(dtype=bool)
+    comma = body.str.fullmatch(_COMMA).to_numpy(dtype=bool)
+    signs = (parts["cur1"].fillna("").str.strip() + parts["cur2"].fillna("").str.strip())
+    as_point = pd.to_numeric(body.str.replace(rf"[,]|{_SPACES}", "", regex=True), errors="coerce")
+    as_comma = pd.to_numeric(body.str.replace(rf"[.]|{_SPACES}", "", regex=True).str.replace(",", ".", regex=False),
+                             errors="coerce")
+    if point.all() and comma.all() and not as_point.equals(as_comma) and not signs.isin(_POINT_SIGNS).any():
+        return None  # every cell reads both ways, to different numbers, and nothing says which
+    if point.all():
+        european, numbers = False, as_point.to_numpy(dtype="float64")
+    elif comma.all():
+        european, numbers = True, as_comma.to_numpy(dtype="float64")
+    else:
+        return None
+    negative = (parts["open"].notna() | (parts["sign"] == "-") | (parts["sign2"] == "-")).to_numpy(dtype=bool)
+    numbers = np.where(negative, -numbers, numbers)
+    out = pd.Series(np.nan, index=values.index, dtype="float64")
+    out[present.index] = numbers
+    how = ("a decimal comma" if european else "a decimal point") + (
+        ", currency signs dropped" if signs.ne("").any() else "") + (
+        ", '%' dropped" if parts["pct"].notna().any() else "") + (
+        ", accounting parentheses as minus" if parts["open"].notna().any() else "")
+    return out, how
 
 
 def format_ids(values: pd.Series) -> pd.Series:

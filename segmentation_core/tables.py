@@ -8,8 +8,10 @@ bytes of a file (an upload) or a binary file object.
 
 Text (and a workbook's cells) is read as text and then each column that holds only numbers is converted, so that
 nothing the file says is lost on the way in: zero-padded identifiers (``0001``) and integers too long for a
-float64 (past 2**53: a 19-digit card number) stay text, ``TRUE``/``FALSE`` stay as written, and a numeric
-column with one stray word stays text, so that the caller can quote that word and its line.
+float64 (past 2**53: a 19-digit card number) stay text, ``TRUE``/``FALSE`` stay as written, a column of
+numbers as spreadsheets format them ('$1,234.50', '1.234,5 €', '45%') is numbers when one decimal mark reads
+every cell, and a numeric column with one stray word stays text, so that the caller can quote that word and
+its line.
 
 ``max_bytes`` bounds what a table may hold once decompressed (a gzip bomb: 50 MB of gzip can expand to
 50 GB of text): the text's bytes, counted as it is scanned before parsing, an .xlsx workbook's uncompressed
@@ -44,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from segmentation_core.errors import DataError
+from segmentation_core.parsing import formatted_numbers
 
 __all__ = ["TableSource", "TableFormat", "Table", "TableTooLarge", "open_table", "read_table", "match_columns",
            "atomic_output"]
@@ -558,8 +561,9 @@ def _convert_numeric_columns(frame: pd.DataFrame) -> pd.DataFrame:
             converted[column] = values
             continue
         # A sample decides most text columns cheaply; parsing 500k strings that are not numbers is slow.
-        if not _all_numbers(values.iloc[np.flatnonzero(present)[:_SAMPLE_VALUES]]):
-            converted[column] = values
+        sample = values.iloc[np.flatnonzero(present)[:_SAMPLE_VALUES]]
+        if not _all_numbers(sample):
+            converted[column] = _formatted_or_text(values, sample, column, attrs.get("source", "the table"))
             continue
         full = _to_numbers(values)
         if int(full.notna().sum()) != int(present.sum()) or _has_inexact_integers(values, full):
@@ -570,6 +574,21 @@ def _convert_numeric_columns(frame: pd.DataFrame) -> pd.DataFrame:
     result = pd.DataFrame(converted, index=index, copy=False)  # not a copy of the chunk (pandas 3 copies by default)
     result.attrs.update(attrs)
     return result
+
+
+def _formatted_or_text(values: pd.Series, sample: pd.Series, column: str, source: str) -> pd.Series:
+    """``values`` as float64 when every cell is a number as spreadsheets format them ('$1,234.50', '1.234,5',
+    '45%': :func:`segmentation_core.parsing.formatted_numbers`), said in the log; else ``values`` (text)."""
+    if formatted_numbers(sample) is None:
+        return values
+    parsed = formatted_numbers(values)
+    if parsed is None:
+        return values
+    numbers, how = parsed
+    first = int(np.flatnonzero(values.notna().to_numpy())[0])
+    logger.info("%s: column %r holds formatted numbers, read with %s (%r -> %s)", source, column, how,
+                values.iloc[first], numbers.iloc[first])
+    return numbers
 
 
 def _has_inexact_integers(values: pd.Series, numbers: pd.Series) -> bool:

@@ -144,7 +144,9 @@ def _log_lines(capsys, level: str) -> list[str]:
     return [line for line in capsys.readouterr().err.splitlines() if f" {level} " in line]
 
 
-@pytest.mark.parametrize("value", ['"$16,000"', "young", '"19,5"', "16k"], ids=["currency", "word", "comma", "unit"])
+# ("$16,000" in a column of numbers is a number: the reader takes a column of spreadsheet-formatted numbers,
+# tests/test_tables.py.)
+@pytest.mark.parametrize("value", ["young", '"19,5"', "16k"], ids=["word", "comma", "unit"])
 def test_a_number_that_does_not_parse_is_an_error_on_its_row(value: str, mall_store: Path, datasets_dir: Path,
                                                             tmp_path: Path, capsys) -> None:
     """Row 3 has text in a numeric feature: segment_id -1 and an error naming the column and the value, as the

@@ -361,3 +361,26 @@ def test_a_header_of_years_is_names_and_a_customer_as_header_is_warned_about(tmp
     with caplog.at_level(logging.WARNING, logger="segmentation_core.tables"):
         assert len(read_table(headless)) == 199
     assert "the file lacks its header line" in caplog.text and "19, 15, 39" in caplog.text
+
+
+@pytest.mark.parametrize(("cells", "sep", "expected"), [
+    (["$1,234.50", "$950", "($12.00)", "-$3,400"], ",", [1234.5, 950.0, -12.0, -3400.0]),
+    (["1.234,50 €", "12,5", "3 400,00"], ";", [1234.5, 12.5, 3400.0]),
+    (["45%", "12.5%", "100%"], ",", [45.0, 12.5, 100.0]),
+    (["12 345", "1 000 000", "7"], ",", [12345.0, 1000000.0, 7.0]),
+], ids=["dollars", "euros", "percent", "space-thousands"])
+def test_numbers_as_spreadsheets_format_them_are_numbers(tmp_path, caplog, cells, sep, expected):
+    path = tmp_path / "t.csv"
+    path.write_text(f"id{sep}spend\n" + "".join(f'{i}{sep}"{c}"\n' for i, c in enumerate(cells)))
+    with caplog.at_level(logging.INFO, logger="segmentation_core.tables"):
+        frame = read_table(path)
+    assert frame["spend"].dtype == np.float64 and frame["spend"].tolist() == expected
+    assert "holds formatted numbers" in caplog.text
+
+
+@pytest.mark.parametrize("cells", [["1,234", "5,678"], ["1,5", "2.5"], ["$5", "young"], ["555 123 4567", "1"]],
+                         ids=["comma-either-way", "two-conventions", "a-word", "phone-like"])
+def test_cells_no_one_convention_reads_stay_text(tmp_path, cells):
+    path = tmp_path / "t.csv"
+    path.write_text("id,spend\n" + "".join(f'{i},"{c}"\n' for i, c in enumerate(cells)))
+    assert read_table(path)["spend"].tolist() == cells
