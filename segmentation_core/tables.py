@@ -1,7 +1,7 @@
 """Read a customer table: the platform's one reader, used by the training job, the client CLI and the dashboard.
 
 A table is CSV/TSV text (any of ``, ; TAB |`` or whitespace-aligned columns; UTF-8 with or without a BOM,
-else Windows-1252; LF or CRLF; optionally gzipped; an empty field past the header's columns, as a delimiter
+UTF-16 with its BOM (Excel's "Unicode Text"), else Windows-1252; LF or CRLF; optionally gzipped; an empty field past the header's columns, as a delimiter
 ending each data row leaves, is ignored, a value there is an error naming its line; a first line that is no
 header - JSON, or numbers only - is an error, a name given twice too), Parquet or an .xlsx workbook. The format is told by the content (magic bytes), not by the file name, and a source is a path, the
 bytes of a file (an upload) or a binary file object.
@@ -343,15 +343,18 @@ def _open_excel(src: _Source, max_bytes: int | None = None) -> Table:
 
 def _open_text(src: _Source, *, compressed: bool, max_bytes: int | None = None) -> Table:
     sample, lines, bad_utf8 = _scan(src, compressed, max_bytes)
-    if b"\x00" in sample:
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Excel's "Unicode Text" export
+        encoding = "utf-16"
+    elif b"\x00" in sample:
         raise DataError(f"{src.name}: unreadable format (binary data; expected CSV, Parquet or .xlsx)")
-    if bad_utf8 is None:
+    elif bad_utf8 is None:
         encoding = "utf-8-sig"  # also removes a leading BOM, which would otherwise stick to the first column name
     else:
         # Exports from Excel on Windows are cp1252; say so rather than fail, since the bytes are still text.
         logger.warning("%s is not UTF-8 (%s); decoding it as cp1252", src.name, bad_utf8)
         encoding = "cp1252"
-    text = sample.decode(encoding, errors="ignore")  # a cut multibyte char at the end is harmless
+    # A cut multibyte char at the end is harmless (and UTF-16 is decoded in whole code units).
+    text = (sample[:len(sample) // 2 * 2] if encoding == "utf-16" else sample).decode(encoding, errors="ignore")
     if not text.strip():
         raise DataError(f"{src.name}: file is empty")
     separator = _sniff_separator(text, truncated=len(sample) >= _SNIFF_BYTES)

@@ -384,3 +384,11 @@ def test_cells_no_one_convention_reads_stay_text(tmp_path, cells):
     path = tmp_path / "t.csv"
     path.write_text("id,spend\n" + "".join(f'{i},"{c}"\n' for i, c in enumerate(cells)))
     assert read_table(path)["spend"].tolist() == cells
+
+
+def test_utf16_text_as_excel_saves_unicode_text_reads_like_the_csv(tmp_path, datasets_dir):
+    mall = read_table(datasets_dir / "Mall_Customers.csv")
+    path = tmp_path / "mall.txt"
+    mall.to_csv(path, sep="\t", index=False, encoding="utf-16")  # a BOM, then two bytes per character
+    pd.testing.assert_frame_equal(read_table(path), mall, check_dtype=False)
+    assert sum(len(chunk) for chunk in open_table(path).chunks(64)) == 200
