@@ -15,8 +15,7 @@ import sys
 from typing import TYPE_CHECKING, Sequence
 
 from dash_ui.settings import DashSettings, parse_settings
-from segmentation_core.grpc_server import leave_process
-from segmentation_core.logs import configure_logging
+from segmentation_core.logs import configure_logging, leave_process
 
 M_ARENA_MAX, M_MMAP_THRESHOLD = -8, -3  # glibc's malloc.h
 

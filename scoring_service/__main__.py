@@ -39,7 +39,8 @@ _tune_malloc()
 
 from segmentation_core.logs import configure_logging  # noqa: E402
 from scoring_service.server import serve  # noqa: E402
-from segmentation_core.grpc_server import StopSignal, leave_process, write_port_file  # noqa: E402
+from segmentation_core.grpc_server import StopSignal, write_port_file  # noqa: E402
+from segmentation_core.logs import leave_process  # noqa: E402
 from scoring_service.settings import Settings, parse_settings  # noqa: E402
 
 log = logging.getLogger("scoring_service")

@@ -7,10 +7,9 @@ import hmac
 import logging
 import os
 import signal
-import sys
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator, NoReturn
+from typing import Any, Callable, Iterator
 
 import grpc
 
@@ -173,16 +172,3 @@ class StopSignal:
         """Block until SIGTERM or SIGINT arrives."""
         while not self._event.wait(poll_seconds):
             pass
-
-
-def leave_process(log: logging.Logger, code: int = 0) -> NoReturn:
-    """End a server process after its orderly stop: flush the logs and exit at once, without interpreter
-    finalization, which can hang for ever when a daemon thread is inside a native library (seen: a trainer
-    stopped while profiling an upload, its exit stuck in pyarrow's thread-pool destructor waiting for the
-    profile thread's ``to_pandas``). Everything worth keeping is written by rename before this point."""
-    log.info("exiting (code %d)", code)
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    os._exit(code)

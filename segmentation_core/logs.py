@@ -1,14 +1,17 @@
 """Logging for every program: one JSON object per line (or plain text), `extra=` fields kept.
 
 The one home of the log line format: the scoring service, the training job and the dashboard all call
-`configure_logging`. Standard library only (the scoring server's image imports it).
+`configure_logging`; and of the way each leaves once stopped (`leave_process`: the logs flushed, then no
+interpreter finalization to hang in). Standard library only (the scoring server's image imports it).
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import sys
 import time
+from typing import NoReturn
 
 FORMATS = ("json", "text")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -38,3 +41,16 @@ def configure_logging(fmt: str = "json", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+def leave_process(log: logging.Logger, code: int = 0) -> NoReturn:
+    """End a server process after its orderly stop: flush the logs and exit at once, without interpreter
+    finalization, which can hang for ever when a daemon thread is inside a native library (seen: a trainer
+    stopped while profiling an upload, its exit stuck in pyarrow's thread-pool destructor waiting for the
+    profile thread's ``to_pandas``). Everything worth keeping is written by rename before this point."""
+    log.info("exiting (code %d)", code)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)

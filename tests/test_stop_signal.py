@@ -67,7 +67,7 @@ def test_leave_process_exits_at_once_whatever_the_threads_hold(tmp_path: Path) -
     """leave_process (both programs, after their server stops): no interpreter finalization to hang in, the
     logs flushed first."""
     program = ("import logging, threading, time\n"
-               "from segmentation_core.grpc_server import leave_process\n"
+               "from segmentation_core.logs import leave_process\n"
                "logging.basicConfig(level=logging.INFO)\n"
                "threading.Thread(target=time.sleep, args=(3600,), name='stuck-handler').start()\n"
                "leave_process(logging.getLogger('t'), code=0)\n")

@@ -281,7 +281,8 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from segmentation_core.grpc_server import StopSignal, leave_process
+    from segmentation_core.grpc_server import StopSignal
+    from segmentation_core.logs import leave_process
     from training_job.server import TrainerSettings, TrainingServer
 
     settings = TrainerSettings(store=args.store, data_dir=args.data_dir, host=args.host, port=args.port,
