@@ -292,3 +292,26 @@ def test_rewriting_an_output_keeps_its_mode(mall_store: Path, datasets_dir: Path
     out.chmod(0o640)
     assert _score_mall(mall_store, datasets_dir / "Mall_Customers.csv", out) == 0
     assert stat.S_IMODE(out.stat().st_mode) == 0o640 and out.read_text() != "old\n"
+
+
+def test_categories_in_another_case_score_alike_and_mostly_unseen_ones_are_warned_about(datasets_dir: Path,
+                                                                                         tmp_path: Path,
+                                                                                         capsys) -> None:
+    source = datasets_dir / "ecommerce_customer_behavior.csv"
+    assert main(["train", "--store", str(tmp_path / "store"), "--data", str(source), "--preset", "ecommerce"]) == 0
+    table = pd.read_csv(source)
+    runs = {}
+    for name, membership in (("as-trained", table["Membership Type"]),
+                             ("lower-case", table["Membership Type"].str.lower()),
+                             ("translated", table["Membership Type"].map({"Gold": "Or", "Silver": "Argent"})
+                              .fillna(table["Membership Type"]))):
+        table.assign(**{"Membership Type": membership}).to_csv(tmp_path / f"{name}.csv", index=False)
+        capsys.readouterr()
+        assert main(["score", "--store", str(tmp_path / "store"), "--data", str(tmp_path / f"{name}.csv"),
+                     "--output", str(tmp_path / f"{name}.out.csv")]) == 0
+        runs[name] = (pd.read_csv(tmp_path / f"{name}.out.csv"), _log_lines(capsys, "WARNING"))
+    trained, lower = runs["as-trained"][0], runs["lower-case"][0]
+    assert (lower["segment_id"] == trained["segment_id"]).all() and lower["outlier"].sum() == trained["outlier"].sum()
+    assert not runs["lower-case"][1] and not runs["as-trained"][1]
+    warned = [line for line in runs["translated"][1] if "'Membership Type'" in line]
+    assert warned and "were never seen in training" in warned[0] and "'Or'" in warned[0], runs["translated"][1]

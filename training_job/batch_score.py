@@ -72,6 +72,7 @@ def score_frame(artefact: Artefact, frame: pd.DataFrame, *, as_of: str | None = 
     else:
         columns = customer_columns(artefact, list(frame.columns), as_of)
         _warn_blank(frame, columns, str(frame.attrs.get("source", "the table")))
+        _warn_unseen(artefact, frame, columns, str(frame.attrs.get("source", "the table")))
         ids = _ids(artefact, frame)
         features = frame.reset_index(drop=True)
         used_as_of = None
@@ -200,6 +201,26 @@ def _warn_blank(frame: pd.DataFrame, columns: dict[str, str], source: str) -> No
         if frame[column].isna().all():
             log.warning("%s: feature column %r is blank on every row; it is imputed (as training's median or most "
                         "frequent value) for every customer", source, column)
+
+
+#: A categorical column with at least this share of its values unseen in training is warned about.
+UNSEEN_WARNING_SHARE = 0.5
+
+
+def _warn_unseen(artefact: Artefact, frame: pd.DataFrame, columns: dict[str, str], source: str) -> None:
+    """Log a warning for each categorical feature most of whose values training never saw (each scores as the
+    implicit "other" level): another coding, language or column than the model was trained on."""
+    for feature in artefact.schema.categorical:
+        values = strip_text(frame[columns[feature.name]]).dropna().astype(str)
+        if values.empty:
+            continue
+        counts = values.value_counts()
+        unseen = [v for v in counts.index if feature.level_of(v) not in feature.index]
+        share = float(counts[unseen].sum() / counts.sum()) if unseen else 0.0
+        if share >= UNSEEN_WARNING_SHARE:
+            log.warning("%s: %.0f%% of the values of column %r were never seen in training (%s); they score as "
+                        "none of its levels (%s)", source, 100 * share, columns[feature.name],
+                        ", ".join(repr(v) for v in unseen[:3]), ", ".join(feature.levels[:6]))
 
 
 def _ids(artefact: Artefact, frame: pd.DataFrame) -> np.ndarray:
