@@ -1,8 +1,8 @@
 """python -m dash_ui --scoring HOST:PORT [--port 8050] [--host 127.0.0.1] [--threads 8] [--debug]
 
 Served by waitress, a production WSGI server: one process (batch jobs and caches live in it), a pool
-of threads; SIGTERM or Ctrl-C lets the requests in progress finish (up to 5 s) and exits 0 (at once: no interpreter
-finalization, as the gRPC programs).
+of threads; SIGTERM or Ctrl-C lets the requests in progress finish (up to 5 s) and exits 0 (at once: no
+interpreter finalization, as the gRPC programs).
 `--debug` runs Dash's debug mode on Flask's development server instead.
 """
 from __future__ import annotations

@@ -12,8 +12,8 @@ Per numeric feature, in this order:
 Per categorical feature: missing (empty string or None) -> the training mode; one-hot over the training
 levels (a value matches a level as written, else ignoring case when that names one level: "gold" and
 Excel's "True" are "Gold" and "TRUE"), an unseen level encodes as all zeros (the implicit "other" level);
-the one-hot block is weighted
-so that its total variance equals ``categorical_weight`` times that of one numeric feature.
+the one-hot block is weighted so that its total variance equals ``categorical_weight`` times that of one
+numeric feature.
 """
 from __future__ import annotations
 

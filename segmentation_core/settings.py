@@ -11,8 +11,8 @@ settings = parse(Settings, argparse.ArgumentParser(prog="python -m x"), argv, en
 Each field is a flag (``--port``) and an environment variable (``X_PORT``); precedence: flag, then variable,
 then default. The field's type converts both; a bad value ends the program with one line naming the flag or
 the variable and exit code 2 (argparse's usage-error code), never a traceback. A bad variable counts only
-where it is used: not when its flag is given, nor for a sub-command without that option. ``--help`` shows each help
-text with its variable and default; ``internal=True`` fields work but are left out of ``--help``.
+where it is used: not when its flag is given, nor for a sub-command without that option. ``--help`` shows
+each help text with its variable and default; ``internal=True`` fields work but are left out of ``--help``.
 
 The standard library only (argparse): the scoring server imports this, and ``./run.sh --help`` runs it
 before any virtualenv exists. Chosen over pydantic-settings for that reason: no new dependency in three
@@ -140,7 +140,6 @@ def parse(cls: type[T], parser: argparse.ArgumentParser, argv: Sequence[str] | N
     """Build ``parser`` from ``cls``, parse ``argv`` and return the typed settings; a bad value exits 2."""
     add_options(parser, cls, env_prefix, environ)
     namespace = parser.parse_args(argv)
-    refuse_bad_variables(namespace)
     try:
         return from_namespace(cls, namespace)
     except ValueError as exc:  # a check in the dataclass's __post_init__

@@ -1,10 +1,11 @@
 """Read a customer table: the platform's one reader, used by the training job, the client CLI and the dashboard.
 
 A table is CSV/TSV text (any of ``, ; TAB |`` or whitespace-aligned columns; UTF-8 with or without a BOM,
-UTF-16 with its BOM (Excel's "Unicode Text"), else Windows-1252; LF or CRLF; optionally gzipped; an empty field past the header's columns, as a delimiter
-ending each data row leaves, is ignored, a value there is an error naming its line; a first line that is no
-header - JSON, or numbers only - is an error, a name given twice too), Parquet or an .xlsx workbook. The format is told by the content (magic bytes), not by the file name, and a source is a path, the
-bytes of a file (an upload) or a binary file object.
+UTF-16 with its BOM (Excel's "Unicode Text"), else Windows-1252; LF or CRLF; optionally gzipped; an empty
+field past the header's columns, as a delimiter ending each data row leaves, is ignored, a value there is an
+error naming its line; a first line that is no header - JSON, or numbers only - is an error, a name given
+twice too), Parquet or an .xlsx workbook. The format is told by the content (magic bytes), not by the file
+name, and a source is a path, the bytes of a file (an upload) or a binary file object.
 
 Text (and a workbook's cells) is read as text and then each column that holds only numbers is converted, so that
 nothing the file says is lost on the way in: zero-padded identifiers (``0001``) and integers too long for a
@@ -582,12 +583,12 @@ def _convert_numeric_columns(frame: pd.DataFrame) -> pd.DataFrame:
 def _formatted_or_text(values: pd.Series, sample: pd.Series, column: str, source: str) -> pd.Series:
     """``values`` as float64 when every cell is a number as spreadsheets format them ('$1,234.50', '1.234,5',
     '45%': :func:`segmentation_core.parsing.formatted_numbers`), said in the log; else ``values`` (text)."""
-    if formatted_numbers(sample) is None:
-        return values
-    parsed = formatted_numbers(values)
+    parsed = formatted_numbers(sample)
+    if parsed is not None and len(sample) < int(values.notna().sum()):  # the sample said yes: now every cell
+        parsed = formatted_numbers(values)
     if parsed is None:
         return values
-    numbers, how = parsed
+    numbers, how = parsed[0].reindex(values.index), parsed[1]  # the sample's rows: blank ones added back
     first = int(np.flatnonzero(values.notna().to_numpy())[0])
     logger.info("%s: column %r holds formatted numbers, read with %s (%r -> %s)", source, column, how,
                 values.iloc[first], numbers.iloc[first])

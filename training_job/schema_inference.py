@@ -40,11 +40,12 @@ def infer_id_column(frame: pd.DataFrame) -> str | None:
         return by_name[0]
     # A clear id whose present values are unique once exact duplicate rows are left out (a file appended
     # twice) and with few missing: cleaning drops those rows and counts them.
-    distinct = frame.drop_duplicates()
-    loose = [c for c in frame.columns if _CLEAR_ID_NAME.search(str(c).strip())
-             and distinct[c].notna().mean() >= 0.9 and distinct[c].dropna().is_unique]
-    if loose:
-        return loose[0]
+    named = [c for c in frame.columns if _CLEAR_ID_NAME.search(str(c).strip())]
+    if named:
+        distinct = frame.drop_duplicates()
+        loose = [c for c in named if distinct[c].notna().mean() >= 0.9 and distinct[c].dropna().is_unique]
+        if loose:
+            return loose[0]
     # Unique text (e.g. emails, account codes) identifies customers; unique numbers may just be amounts.
     text = [c for c in unique if not pd.api.types.is_numeric_dtype(frame[c]) and not looks_like_dates(frame[c])]
     if text:
