@@ -23,7 +23,9 @@ columns, irrelevant columns, categorical-only differences, sizes) and ``purchase
 customers simulated from purchase behaviour, same families).
 
 Seeds: ``dev`` seeds were used while developing the calibration (the panel, its members, the bounds);
-``held-out`` seeds were run once, after the method was frozen (README "Confidence" quotes them).
+``held-out`` seeds were run once, after the method was frozen (README "Confidence" quotes them);
+``held-out-2`` and ``held-out-3`` seeds were first run to judge variants tried later (a panel weighted by
+held-out likelihood, dropped), each with the method as it is beside the variant: fresh checks of both.
 """
 from __future__ import annotations
 
@@ -53,10 +55,10 @@ GENERATORS = ("segment_tables", "mixture_tables", "latent", "purchase")
 #: generator -> role -> seeds (segment_tables: suite seeds; mixture_tables: first table seed; the
 #: others: suite seeds of make_suite, one table per family and seed).
 SEEDS = {
-    "segment_tables": {"dev": (0,), "held-out": (7,)},
-    "mixture_tables": {"dev": (500,), "held-out": (700,)},
-    "latent": {"dev": (50, 51), "held-out": (3000, 3001)},
-    "purchase": {"dev": (50, 51), "held-out": (3000, 3001)},
+    "segment_tables": {"dev": (0,), "held-out": (7,), "held-out-2": (8,), "held-out-3": (9,)},
+    "mixture_tables": {"dev": (500,), "held-out": (700,), "held-out-2": (900,), "held-out-3": (1100,)},
+    "latent": {"dev": (50, 51), "held-out": (3000, 3001), "held-out-2": (3100, 3101), "held-out-3": (3200, 3201)},
+    "purchase": {"dev": (50, 51), "held-out": (3000, 3001), "held-out-2": (3100, 3101), "held-out-3": (3200, 3201)},
 }
 
 
@@ -166,8 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tables", type=int, default=10, help="tables per generator (default 10)")
     parser.add_argument("--algorithms", default="kmeans,gmm")
     parser.add_argument("--generators", default=",".join(GENERATORS), help=f"any of {', '.join(GENERATORS)}")
-    parser.add_argument("--role", choices=("held-out", "dev"), default="held-out",
-                        help="held-out seeds (default; the figures to report) or the development seeds")
+    parser.add_argument("--role", choices=("held-out", "held-out-2", "held-out-3", "dev"), default="held-out",
+                        help="held-out seeds (default; the figures to report), the later held-out sets (README "
+                             "'Confidence calibration' says what each judged) or the development seeds")
     parser.add_argument("--max-train", type=int, default=20_000, help="training rows per table at most")
     args = parser.parse_args(argv)
     print(f"load before: {os.getloadavg()[0]:.2f} (1-min average, {os.cpu_count()} CPUs); role {args.role}")
