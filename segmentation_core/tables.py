@@ -1,10 +1,11 @@
 """Read a customer table: the platform's one reader, used by the training job, the client CLI and the dashboard.
 
 A table is CSV/TSV text (any of ``, ; TAB |`` or whitespace-aligned columns; UTF-8 with or without a BOM,
-UTF-16 with its BOM (Excel's "Unicode Text"), else Windows-1252; LF or CRLF; optionally gzipped; an empty
-field past the header's columns, as a delimiter ending each data row leaves, is ignored, a value there is an
-error naming its line; a first line that is no header - JSON, or numbers only - is an error, a name given
-twice too), Parquet or an .xlsx workbook. The format is told by the content (magic bytes), not by the file
+UTF-16 with its BOM (Excel's "Unicode Text"), else Windows-1252; LF or CRLF; optionally gzipped; a first line
+``sep=;`` (Excel's "CSV" in some locales) declares the separator and is skipped; an empty field past the
+header's columns, as a delimiter ending each data row leaves, is ignored, a value there is an error naming its
+line; a first line that is no header - JSON, or numbers only - is an error, a name given twice too), Parquet
+or an .xlsx workbook. The format is told by the content (magic bytes), not by the file
 name, and a source is a path, the bytes of a file (an upload) or a binary file object.
 
 Text (and a workbook's cells) is read as text and then each column that holds only numbers is converted, so that
@@ -76,12 +77,14 @@ _READ_CHUNK_ROWS = 50_000
 
 @dataclass(frozen=True)
 class TableFormat:
-    """How a source is read: ``kind`` text, parquet or excel; for text, separator, encoding and compression."""
+    """How a source is read: ``kind`` text, parquet or excel; for text, separator, encoding, compression and the
+    lines above the header that are skipped (Excel's ``sep=;`` line)."""
 
     kind: str
     separator: str = ","
     encoding: str = "utf-8-sig"
     compressed: bool = False
+    skip_lines: int = 0
 
     @property
     def delimiter(self) -> str:
@@ -356,11 +359,17 @@ def _open_text(src: _Source, *, compressed: bool, max_bytes: int | None = None) 
         encoding = "cp1252"
     # A cut multibyte char at the end is harmless (and UTF-16 is decoded in whole code units).
     text = (sample[:len(sample) // 2 * 2] if encoding == "utf-16" else sample).decode(encoding, errors="ignore")
+    declared = _declared_separator(text)
+    if declared is not None:
+        logger.info("%s: line 1 (%s) declares the separator %r: read with it, that line skipped", src.name,
+                    text.splitlines()[0].lstrip("\ufeff"), declared)
+        text = text.partition("\n")[2]
     if not text.strip():
         raise DataError(f"{src.name}: file is empty")
-    separator = _sniff_separator(text, truncated=len(sample) >= _SNIFF_BYTES)
+    separator = declared or _sniff_separator(text, truncated=len(sample) >= _SNIFF_BYTES)
     logger.debug("%s: separator %r, encoding %s", src.name, separator, encoding)
-    fmt = TableFormat("text", separator, encoding, compressed)
+    fmt = TableFormat("text", separator, encoding, compressed, skip_lines=int(declared is not None))
+    first_data_line = 2 + fmt.skip_lines
 
     def open_text() -> BinaryIO:
         handle = src.open()
@@ -376,10 +385,10 @@ def _open_text(src: _Source, *, compressed: bool, max_bytes: int | None = None) 
     def read_csv(handle: BinaryIO, **options: Any) -> Iterator[pd.DataFrame]:
         # Cells are stripped later, column by column: pandas' skipinitialspace costs seconds on large files.
         return pd.read_csv(handle, sep=separator, dtype=str, encoding=encoding, encoding_errors="replace", header=0,
-                           names=names, index_col=False, **options)
+                           names=names, index_col=False, skiprows=fmt.skip_lines, **options)
 
     def named(frame: pd.DataFrame) -> pd.DataFrame:
-        frame.attrs.update(source=src.name, first_data_line=2)
+        frame.attrs.update(source=src.name, first_data_line=first_data_line)
         frame = _without_fields_past_header(frame, width, src.name)
         frame.columns = list(columns)
         return frame
@@ -412,7 +421,7 @@ def _open_text(src: _Source, *, compressed: bool, max_bytes: int | None = None) 
             except (OSError, EOFError) as exc:
                 raise DataError(f"{src.name}: corrupt or unreadable file ({exc})") from exc
 
-    return Table(src.name, fmt, tuple(columns), max(0, lines - 1), reader)
+    return Table(src.name, fmt, tuple(columns), max(0, lines - 1 - fmt.skip_lines), reader)
 
 
 def _scan(src: _Source, compressed: bool, max_bytes: int | None = None) -> tuple[bytes, int, str | None]:
@@ -449,6 +458,18 @@ def _scan(src: _Source, compressed: bool, max_bytes: int | None = None) -> tuple
     except (OSError, EOFError) as exc:
         raise DataError(f"{src.name}: corrupt {'gzip ' if compressed else ''}file ({exc})") from exc
     return sample, lines + (last != b"\n"), bad
+
+
+#: Excel's first line declaring the separator (``sep=;``; a tab as itself, or written as a backslash and t).
+_SEP_LINE = re.compile(r'\ufeff?sep=(\\t|[^\w"\s]|\t)\r?')
+
+
+def _declared_separator(text: str) -> str | None:
+    """The separator a first line ``sep=X`` declares (as Excel writes in some locales), else None."""
+    match = _SEP_LINE.fullmatch(text.partition("\n")[0])
+    if match is None:
+        return None
+    return "\t" if match.group(1) == "\\t" else match.group(1)
 
 
 def _sniff_separator(sample: str, *, truncated: bool) -> str:
@@ -490,7 +511,8 @@ def _read_header(open_text: Callable[[], BinaryIO], fmt: TableFormat, name: str)
     with open_text() as handle:
         try:
             first = pd.read_csv(handle, sep=fmt.separator, header=None, nrows=1, dtype=str, index_col=False,
-                                keep_default_na=False, encoding=fmt.encoding, encoding_errors="replace")
+                                keep_default_na=False, encoding=fmt.encoding, encoding_errors="replace",
+                                skiprows=fmt.skip_lines)
         except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise DataError(f"{name}: cannot read a header with separator {fmt.separator!r}: {exc}") from exc
     names = [str(v) if str(v).strip() else f"Unnamed: {i}" for i, v in enumerate(first.iloc[0])] if len(first) else []

@@ -394,3 +394,40 @@ def test_utf16_text_as_excel_saves_unicode_text_reads_like_the_csv(tmp_path, dat
     mall.to_csv(path, sep="\t", index=False, encoding="utf-16")  # a BOM, then two bytes per character
     pd.testing.assert_frame_equal(read_table(path), mall, check_dtype=False)
     assert sum(len(chunk) for chunk in open_table(path).chunks(64)) == 200
+
+
+# ---- a line above the header: Excel's sep= line, a title -------------------------------------------------
+
+@pytest.mark.parametrize("sep", [";", ",", "\t", "|"], ids=["semicolon", "comma", "tab", "pipe"])
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"], ids=["utf8-bom", "utf16"])
+def test_a_sep_line_as_excel_writes_it_declares_the_separator_and_is_skipped(tmp_path, caplog, sep, encoding):
+    """Excel's "CSV" export in some locales starts with ``sep=;``: the separator it declares is used, the line is
+    not the header, and lines are still counted in the file (the header is line 2)."""
+    rows = [MALL_HEAD, *MALL_ROWS]
+    rows[2][1] = "Female, retired" if sep != "," else "Female; retired"  # a cell holding another delimiter
+    text = "\r\n".join(sep.join(row) for row in rows) + "\r\n"
+    path, plain = tmp_path / "excel.csv", tmp_path / "plain.csv"
+    path.write_bytes(f"sep={sep}\r\n{text}".encode(encoding))
+    plain.write_bytes(text.encode(encoding))
+    with caplog.at_level(logging.INFO, logger="segmentation_core.tables"):
+        frame = read_table(path)
+    assert list(frame.columns) == MALL_HEAD and len(frame) == 3
+    assert frame["CustomerID"].tolist() == ["0001", "0002", "0003"] and frame["Age"].tolist() == [19, 21, 20]
+    assert frame["Genre"].iloc[1] == rows[2][1] and frame.attrs["first_data_line"] == 3
+    assert any(f"line 1 (sep={sep}) declares the separator {sep!r}" in r.getMessage() for r in caplog.records
+               if r.levelno == logging.INFO), caplog.text
+    table = open_table(path)
+    assert table.columns == tuple(MALL_HEAD) and table.format.separator == sep
+    assert table.total_rows == open_table(plain).total_rows  # the sep= line is not a row
+    pd.testing.assert_frame_equal(pd.concat(table.chunks(2)), frame)
+
+
+def test_a_sep_line_may_write_a_tab_as_backslash_t(tmp_path):
+    frame = read_table(_write(tmp_path, "sep=\\t\nid\tname\n1\tAnn, Bo\n"))
+    assert list(frame.columns) == ["id", "name"] and frame["name"].tolist() == ["Ann, Bo"]
+
+
+def test_a_sep_line_counts_in_the_line_numbers_of_errors(tmp_path):
+    path = _write(tmp_path, "sep=;\nid;spend\n1;2;x\n3;4\n")
+    with pytest.raises(DataError, match=r"t\.csv: line 3 has a value \('x'\) past the header's 2 columns"):
+        read_table(path)
