@@ -4,8 +4,9 @@ A table is CSV/TSV text (any of ``, ; TAB |`` or whitespace-aligned columns; UTF
 UTF-16 with its BOM (Excel's "Unicode Text"), else Windows-1252; LF or CRLF; optionally gzipped; a first line
 ``sep=;`` (Excel's "CSV" in some locales) declares the separator and is skipped; an empty field past the
 header's columns, as a delimiter ending each data row leaves, is ignored, a value there is an error naming its
-line; a first line that is no header - JSON, or numbers only - is an error, a name given twice too), Parquet
-or an .xlsx workbook. The format is told by the content (magic bytes), not by the file
+line; a first line that is no header - JSON, numbers only, or a title above the header line (which is
+refused saying where the header seems to be, not skipped) - is an error, a name given twice too), Parquet or an
+.xlsx workbook. The format is told by the content (magic bytes), not by the file
 name, and a source is a path, the bytes of a file (an upload) or a binary file object.
 
 Text (and a workbook's cells) is read as text and then each column that holds only numbers is converted, so that
@@ -366,7 +367,7 @@ def _open_text(src: _Source, *, compressed: bool, max_bytes: int | None = None) 
         text = text.partition("\n")[2]
     if not text.strip():
         raise DataError(f"{src.name}: file is empty")
-    separator = declared or _sniff_separator(text, truncated=len(sample) >= _SNIFF_BYTES)
+    separator = declared or _sniff_separator(text, truncated=len(sample) >= _SNIFF_BYTES, name=src.name)
     logger.debug("%s: separator %r, encoding %s", src.name, separator, encoding)
     fmt = TableFormat("text", separator, encoding, compressed, skip_lines=int(declared is not None))
     first_data_line = 2 + fmt.skip_lines
@@ -472,12 +473,32 @@ def _declared_separator(text: str) -> str | None:
     return "\t" if match.group(1) == "\\t" else match.group(1)
 
 
-def _sniff_separator(sample: str, *, truncated: bool) -> str:
-    """Return the delimiter that splits the sample's lines into the same number (> 1) of fields."""
-    lines = [line for line in sample.splitlines() if line.strip()]
+def _sniff_separator(sample: str, *, truncated: bool, name: str) -> str:
+    """Return the delimiter that splits the sample's lines into the same number (> 1) of fields; ``DataError`` when
+    only the lines below a title do (:func:`_check_lines_above_header`)."""
+    lines = _sample_lines(sample, truncated=truncated)
+    texts = [line for _, line in lines]
+    consistent = _consistent_separator(texts)
+    if consistent is not None:
+        return consistent
+    _check_lines_above_header(lines, name)
+    # Ragged or single-column: fall back to the delimiter that appears most in the header.
+    header = texts[0] if texts else ""
+    return max(_DELIMITERS, key=header.count) if any(d in header for d in _DELIMITERS) else ","
+
+
+def _sample_lines(sample: str, *, truncated: bool) -> list[tuple[int, str]]:
+    """The sample's first 200 non-blank lines and their 1-based numbers; a truncated sample's last line, which may
+    be cut short, left out."""
+    lines = [(number, line) for number, line in enumerate(sample.splitlines(), start=1) if line.strip()]
     if truncated and len(lines) > 1:
-        lines = lines[:-1]  # the last line of a truncated sample may be cut short
-    lines = lines[:200]
+        lines = lines[:-1]
+    return lines[:200]
+
+
+def _consistent_separator(lines: list[str]) -> str | None:
+    """The delimiter that splits every line into the same number (> 1) of fields (the most fields wins), else
+    whitespace if it does, else None."""
     best, best_fields = None, 1
     for delimiter in _DELIMITERS:
         counts = {len(row) for row in csv.reader(lines, delimiter=delimiter)}
@@ -486,11 +507,39 @@ def _sniff_separator(sample: str, *, truncated: bool) -> str:
     if best is not None:
         return best
     counts = {len(line.split()) for line in lines}
-    if len(counts) == 1 and counts.pop() > 1:
-        return _WHITESPACE
-    # Ragged or single-column: fall back to the delimiter that appears most in the header.
-    header = lines[0] if lines else ""
-    return max(_DELIMITERS, key=header.count) if any(d in header for d in _DELIMITERS) else ","
+    return _WHITESPACE if len(counts) == 1 and counts.pop() > 1 else None
+
+
+def _fields(line: str, separator: str) -> list[str]:
+    """One line's fields split by ``separator``."""
+    return line.split() if separator == _WHITESPACE else next(csv.reader([line], delimiter=separator))
+
+
+#: The most lines above a header that :func:`_check_lines_above_header` looks for.
+_TITLE_LINES = 3
+
+
+def _check_lines_above_header(lines: list[tuple[int, str]], name: str) -> None:
+    """``DataError`` when the first lines (up to three) are a title above the header: the lines below them split
+    into one number of fields, more than each line above has, and the first of them holds names (no number, and
+    a name past the title's fields: not an empty field a trailing delimiter leaves). Those lines are not skipped:
+    which lines are a title is the user's to say."""
+    for skip in range(1, min(_TITLE_LINES, len(lines) - 1) + 1):
+        separator = _consistent_separator([line for _, line in lines[skip:]])
+        if separator is None:
+            continue
+        above = [len(_fields(line, separator)) for _, line in lines[:skip]]
+        number, header = lines[skip][0], _fields(lines[skip][1], separator)
+        past = header[max(above):]
+        if past and any(field.strip() for field in past) and not _any_numbers(header):
+            raise DataError(f"{name}: line {lines[0][0]} has {above[0]} field(s) while line {number} has "
+                            f"{len(header)}; the header seems to be on line {number}: remove the line(s) above it")
+        return
+
+
+def _any_numbers(fields: list[str]) -> bool:
+    """Whether any of ``fields`` is a number (as pandas reads one)."""
+    return bool(pd.to_numeric(pd.Series(fields, dtype=object).str.strip(), errors="coerce").notna().any())
 
 
 def _stripped_names(names: Iterable[Any], source: str) -> list[str]:

@@ -431,3 +431,22 @@ def test_a_sep_line_counts_in_the_line_numbers_of_errors(tmp_path):
     path = _write(tmp_path, "sep=;\nid;spend\n1;2;x\n3;4\n")
     with pytest.raises(DataError, match=r"t\.csv: line 3 has a value \('x'\) past the header's 2 columns"):
         read_table(path)
+
+
+@pytest.mark.parametrize(("text", "first", "header", "header_line"), [
+    ("Customer export 2026-11-30\nid,age,spend\n1,20,30\n2,30,40\n", 1, 3, 2),
+    ("Customer export, November\nid;age;spend\n1;20;30\n2;30;40\n", 1, 3, 2),
+    ("Customer export 2026-11-30\n\nid,age,spend\n1,20,30\n2,30,40\n", 1, 3, 3),
+    ("Customer export\nrun 2026-11-30\nid,age,spend\n1,20,30\n2,30,40\n", 1, 3, 3),
+], ids=["title", "title-with-comma-semicolon-data", "title-blank-line", "two-title-lines"])
+def test_a_title_above_the_header_is_an_error_saying_where_the_header_is(tmp_path, text, first, header,
+                                                                        header_line):
+    """Only a ``sep=`` line is skipped: any other line above the header is refused, saying where the header seems
+    to be, rather than read as the header (whose error then named a column)."""
+    path = _write(tmp_path, text)
+    message = (rf"t\.csv: line 1 has {first} field\(s\) while line {header_line} has {header}; the header seems to "
+               rf"be on line {header_line}: remove the line\(s\) above it")
+    with pytest.raises(DataError, match=message):
+        read_table(path)
+    with pytest.raises(DataError, match=message):
+        open_table(path)
