@@ -1,13 +1,13 @@
 """Read a customer table: the platform's one reader, used by the training job, the client CLI and the dashboard.
 
-A table is CSV/TSV text (any of ``, ; TAB |`` or whitespace-aligned columns; UTF-8 with or without a BOM,
-UTF-16 with its BOM (Excel's "Unicode Text"), else Windows-1252; LF or CRLF; optionally gzipped; a first line
-``sep=;`` (Excel's "CSV" in some locales) declares the separator and is skipped; an empty field past the
-header's columns, as a delimiter ending each data row leaves, is ignored, a value there is an error naming its
-line; a first line that is no header - JSON, numbers only, or a title above the header line (which is
+A table is CSV/TSV text (any of ``, ; TAB |`` or whitespace-aligned columns; UTF-8 with or without a BOM, UTF-16
+with its BOM (Excel's "Unicode Text"), else Windows-1252; LF or CRLF; optionally gzipped; a first line ``sep=;``
+(Excel's "CSV" in some locales) declares the separator and is skipped; an empty field past the header's columns,
+as a delimiter ending some or all data rows leaves, is ignored (said at info level), a value there is an error
+naming its line; a first line that is no header - JSON, numbers only, or a title above the header line (which is
 refused saying where the header seems to be, not skipped) - is an error, a name given twice too), Parquet or an
-.xlsx workbook. The format is told by the content (magic bytes), not by the file
-name, and a source is a path, the bytes of a file (an upload) or a binary file object.
+.xlsx workbook. The format is told by the content (magic bytes), not by the file name, and a source is a path,
+the bytes of a file (an upload) or a binary file object.
 
 Text (and a workbook's cells) is read as text and then each column that holds only numbers is converted, so that
 nothing the file says is lost on the way in: zero-padded identifiers (``0001``) and integers too long for a
@@ -36,6 +36,7 @@ import contextlib
 import csv
 import gzip
 import io
+import itertools
 import logging
 import os
 import re
@@ -379,14 +380,18 @@ def _open_text(src: _Source, *, compressed: bool, max_bytes: int | None = None) 
     header = _read_header(open_text, fmt, src.name)
     columns = _stripped_names(header, src.name)
     width = len(header)
-    # Named columns for the fields the first data row has past the header (a trailing delimiter): without them
-    # pandas takes the first field as the index and shifts every column left.
-    names = [*header, *(f"\x00past {i}" for i in range(_first_row_width(text, separator) - width))]
+    # One name per field: the header's, then one per field past them that a longer data row has (a trailing
+    # delimiter). A row longer than ``names`` stops pandas, which says how long it is, and the read starts again
+    # with that many names (``reader``).
+    names = list(header)
 
-    def read_csv(handle: BinaryIO, **options: Any) -> Iterator[pd.DataFrame]:
-        # Cells are stripped later, column by column: pandas' skipinitialspace costs seconds on large files.
-        return pd.read_csv(handle, sep=separator, dtype=str, encoding=encoding, encoding_errors="replace", header=0,
-                           names=names, index_col=False, skiprows=fmt.skip_lines, **options)
+    def read_csv(handle: BinaryIO, **options: Any) -> pd.io.parsers.TextFileReader:
+        # The header line is read as the first row (header=None), so that pandas expects len(names) fields of each
+        # row (with header=0 it would expect the header's, or drop past them unseen when the first data row is
+        # longer). Cells are stripped later, column by column: pandas' skipinitialspace costs seconds on large files.
+        return pd.read_csv(handle, sep=separator, dtype=str, encoding=encoding, encoding_errors="replace",
+                           header=None, names=names, index_col=False, skiprows=fmt.skip_lines, iterator=True,
+                           **options)
 
     def named(frame: pd.DataFrame) -> pd.DataFrame:
         frame.attrs.update(source=src.name, first_data_line=first_data_line)
@@ -396,31 +401,50 @@ def _open_text(src: _Source, *, compressed: bool, max_bytes: int | None = None) 
 
     def text_columns(positions: list[int]) -> dict[int, pd.Series]:
         """The columns at ``positions`` as text (stripped; blank: missing), read again."""
-        with open_text() as handle:
-            frame = pd.concat(list(read_csv(handle, usecols=positions, chunksize=_READ_CHUNK_ROWS)), ignore_index=True)
+        with open_text() as handle, read_csv(handle, usecols=positions) as rows:
+            frame = pd.concat(list(_data_frames(rows, _READ_CHUNK_ROWS)), ignore_index=True)
         columns = {}
         for i, position in enumerate(sorted(positions)):
             values = frame.iloc[:, i].str.strip()
             columns[position] = values.where(values != "")
         return columns
 
-    def reader(rows: int | None) -> Iterator[pd.DataFrame]:
+    def parsed(rows: int | None, skip: int) -> Iterator[pd.DataFrame]:
+        """The table's frames (the whole table as one when ``rows`` is None), the first ``skip`` left out."""
         with open_text() as handle:
             try:
-                # The whole table too is parsed in chunks, each converted at once, then joined: a table is never
-                # held as text whole (a 51 MB CSV of 2 million rows: 640 MB at peak in one read, 250 MB so).
-                parsed = read_csv(handle, chunksize=rows or _READ_CHUNK_ROWS)
-                if rows is None:
-                    yield _joined([_convert_numeric_columns(named(frame)) for frame in parsed], text_columns)
-                    return
-                for frame in parsed:
-                    yield _convert_numeric_columns(named(frame))
-            except pd.errors.ParserError as exc:
-                raise DataError(f"{src.name}: cannot parse as a table with separator {separator!r}: {exc}") from exc
+                with read_csv(handle) as text_rows:
+                    # The whole table too is parsed in chunks, each converted at once, then joined: a table is never
+                    # held as text whole (a 51 MB CSV of 2 million rows: 640 MB at peak in one read, 250 MB so).
+                    chunks = _data_frames(text_rows, rows or _READ_CHUNK_ROWS)
+                    if rows is None:
+                        yield _joined([_convert_numeric_columns(named(frame)) for frame in chunks], text_columns)
+                        return
+                    for frame in itertools.islice(chunks, skip, None):
+                        yield _convert_numeric_columns(named(frame))
             except pd.errors.EmptyDataError as exc:
                 raise DataError(f"{src.name}: file is empty") from exc
             except (OSError, EOFError) as exc:
                 raise DataError(f"{src.name}: corrupt or unreadable file ({exc})") from exc
+
+    def reader(rows: int | None) -> Iterator[pd.DataFrame]:
+        given = 0  # frames already yielded, which a read started again leaves out
+        said = False
+        for attempt in itertools.count():
+            try:
+                for frame in parsed(rows, given):
+                    if len(names) > width and not said:  # the fields past the header held nothing up to here
+                        logger.info("%s: an empty field past the header's %d columns (a delimiter ending a data "
+                                    "line) is ignored", src.name, width)
+                        said = True
+                    yield frame
+                    given += 1
+                return
+            except pd.errors.ParserError as exc:
+                fields = _wider_row(exc, len(names))
+                if fields is None or attempt == _WIDER_ROWS:
+                    raise DataError(f"{src.name}: cannot parse as a table with separator {separator!r}: {exc}") from exc
+                names.extend(_past_names(len(names), fields))
 
     return Table(src.name, fmt, tuple(columns), max(0, lines - 1 - fmt.skip_lines), reader)
 
@@ -525,7 +549,10 @@ def _check_lines_above_header(lines: list[tuple[int, str]], name: str) -> None:
     a name past the title's fields: not an empty field a trailing delimiter leaves). Those lines are not skipped:
     which lines are a title is the user's to say."""
     for skip in range(1, min(_TITLE_LINES, len(lines) - 1) + 1):
-        separator = _consistent_separator([line for _, line in lines[skip:]])
+        below = [line for _, line in lines[skip:]]
+        separator = _consistent_separator(below)
+        if separator == _WHITESPACE and any(d in line for line in below for d in _DELIMITERS):
+            separator = None  # "1,Ann Lee,3" splits in two at its space: delimited lines whose rows differ in length
         if separator is None:
             continue
         above = [len(_fields(line, separator)) for _, line in lines[:skip]]
@@ -591,16 +618,39 @@ def _check_header(names: list[str], source: str) -> None:
                        "customer, the file lacks its header line", source, ", ".join(odd[:4]))
 
 
-def _first_row_width(text: str, separator: str) -> int:
-    """The number of fields of the first data row in ``text`` (0 without one); never fewer than pandas parses."""
-    split: Iterable[list[str]]
-    if separator == _WHITESPACE:
-        split = (line.split() for line in text.splitlines())
-    else:
-        split = csv.reader(io.StringIO(text), delimiter=separator)
-    rows = (row for row in split if row)
-    next(rows, None)  # the header
-    return len(next(rows, []))
+#: How many times a read starts again with more columns for a longer row (_wider_row) before it gives up.
+_WIDER_ROWS = 8
+_PANDAS_WIDER_ROW = re.compile(r"Expected \d+ fields in line \d+, saw (\d+)")
+
+
+def _wider_row(exc: pd.errors.ParserError, width: int) -> int | None:
+    """The number of fields of the row longer than ``width`` that stopped pandas ("Expected 3 fields in line 9,
+    saw 4"), else None."""
+    match = _PANDAS_WIDER_ROW.search(str(exc))
+    return int(match.group(1)) if match is not None and int(match.group(1)) > width else None
+
+
+def _past_names(start: int, stop: int) -> list[str]:
+    """Names for the columns ``start`` to ``stop`` - 1 past the header (fields no header name is for)."""
+    return [f"\x00past {i}" for i in range(start, stop)]
+
+
+def _data_frames(rows: pd.io.parsers.TextFileReader, size: int) -> Iterator[pd.DataFrame]:
+    """The data rows of a text table read with its header line as the first row, in frames of ``size`` rows indexed
+    from 0 (the first data row) on."""
+    yield _relabelled(rows.get_chunk(size + 1).iloc[1:])  # no name holds the first chunk while the rest is read
+    while True:
+        try:
+            frame = rows.get_chunk(size)
+        except StopIteration:
+            return
+        yield _relabelled(frame)
+
+
+def _relabelled(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each row's label one less: labels counted from the first data row, not the header line."""
+    frame.index = frame.index - 1
+    return frame
 
 
 def _without_fields_past_header(frame: pd.DataFrame, width: int, name: str) -> pd.DataFrame:

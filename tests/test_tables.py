@@ -262,6 +262,35 @@ def test_a_trailing_delimiter_on_every_data_row_is_ignored(tmp_path, datasets_di
     pd.testing.assert_frame_equal(pd.concat(table.chunks(64)), original)
 
 
+@pytest.mark.parametrize("lines", [[0], [2, 7], [150, 3999]], ids=["first-row", "some-rows", "past-the-sample"])
+def test_a_trailing_delimiter_on_some_data_rows_is_ignored(tmp_path, caplog, lines):
+    """Rows with one more, empty, field than the header, anywhere (line 3999 is past the 64 KiB the separator is
+    sniffed from and past the first chunks): the field is dropped, as when every row has it, and said once."""
+    rows = [f"{i:05d},customer {i},{i % 90},{i * 2.5}" for i in range(4000)]
+    original = _write(tmp_path, "\n".join(["id,name,age,spend", *rows]) + "\n", "original.csv")
+    for i in lines:
+        rows[i] += ","
+    path = _write(tmp_path, "\n".join(["id,name,age,spend", *rows]) + "\n", "some.csv")
+    assert len(path.read_bytes()) > 64 * 1024
+    with caplog.at_level(logging.INFO, logger="segmentation_core.tables"):
+        frame = read_table(path)
+    pd.testing.assert_frame_equal(frame, read_table(original))
+    ignored = [r.getMessage() for r in caplog.records if "past the header's 4 columns" in r.getMessage()]
+    assert ignored == [f"{path}: an empty field past the header's 4 columns (a delimiter ending a data line) is "
+                       "ignored"], caplog.text
+    pd.testing.assert_frame_equal(pd.concat(open_table(path).chunks(1000)), frame)
+
+
+@pytest.mark.parametrize("chunk", [None, 1000], ids=["whole", "chunks"])
+def test_a_value_past_the_header_far_down_names_its_line(tmp_path, chunk):
+    rows = [f"{i},{i % 90}" for i in range(5000)]
+    rows[10] += ","  # empty: ignored
+    rows[3998] += ",,x"  # line 4000
+    path = _write(tmp_path, "\n".join(["id,age", *rows]) + "\n")
+    with pytest.raises(DataError, match=r"t\.csv: line 4000 has a value \('x'\) past the header's 2 columns"):
+        read_table(path) if chunk is None else list(open_table(path).chunks(chunk))
+
+
 @pytest.mark.parametrize(
     ("text", "line"),
     [("a,b\n1,2,\n3,4,x\n5,6,\n", 3), ("a,b\n1,2,x\n3,4,y\n", 2), ("a,b\n1,2,,\n3,4,,7\n", 3),
