@@ -161,7 +161,7 @@ def test_a_number_that_does_not_parse_is_an_error_on_its_row(value: str, mall_st
     result = pd.read_csv(out, dtype={"id": str}, keep_default_na=False)
     shown = value.strip('"')
     assert result.loc[2, "segment_id"] == -1
-    assert result.loc[2, "error"] == f"Annual Income (k$): {shown!r} is not a number"
+    assert result.loc[2, "error"] == f"line 4: Annual Income (k$): {shown!r} is not a number"
     assert result.loc[2, "segment_name"] == "" and result.loc[2, "distance"] == ""
     others = result.drop(index=[2, 4])
     labels = _training_labels(mall_store, "customers")
@@ -170,6 +170,34 @@ def test_a_number_that_does_not_parse_is_an_error_on_its_row(value: str, mall_st
     assert result.loc[4, "segment_id"] >= 0 and result.loc[4, "error"] == ""  # blank: imputed
     summary = [line for line in capsys.readouterr().err.splitlines() if "scored 200 customers" in line]
     assert len(summary) == 1 and "(1 rows with an error)" in summary[0], summary
+
+
+@pytest.mark.parametrize(("suffix", "where"), [(".csv", "line 152"), (".csv.gz", "line 152"), (".parquet", "line 151"),
+                                           (".xlsx", "line 152")], ids=["csv", "csv-gz", "parquet", "xlsx"])
+def test_a_row_error_names_the_rows_line_in_the_input(suffix: str, where: str, mall_store: Path,
+                                                      datasets_dir: Path, tmp_path: Path, capsys) -> None:
+    """Customer 0151 (data row 151: line 152 of the CSV, its header line 1; row 151 of the Parquet file; sheet row
+    152 of the workbook, its header row 1) has a word for a number: the error and the log's summary say where."""
+    rows = _mall_rows(datasets_dir)
+    rows[150][4] = "high"
+    rows[180][3] = "twelve"
+    frame = pd.read_csv(_write_csv(tmp_path / "mall.csv", rows), dtype=str)
+    data = tmp_path / f"input{suffix}"
+    if suffix == ".parquet":
+        frame.to_parquet(data)
+    elif suffix == ".xlsx":
+        frame.to_excel(data, index=False)
+    else:
+        frame.to_csv(data, index=False, compression="gzip" if suffix == ".csv.gz" else None)
+    out = tmp_path / "scores.csv"
+    assert _score_mall(mall_store, data, out) == 0
+    result = pd.read_csv(out, dtype={"id": str}, keep_default_na=False).set_index("id")
+    assert result.loc["0151", "error"] == f"{where}: Spending Score (1-100): 'high' is not a number"
+    later = int(where.split()[1]) + 30
+    assert result.loc["0181", "error"] == f"line {later}: Annual Income (k$): 'twelve' is not a number"
+    warnings = _log_lines(capsys, "WARNING")
+    first = f"the first (id 0151): {where}: Spending Score (1-100): 'high' is not a number"
+    assert any("2 row(s) could not be scored" in line and first in line for line in warnings), warnings
 
 
 def test_a_blank_feature_column_is_imputed_with_a_warning_naming_it(mall_store: Path, datasets_dir: Path,

@@ -4,8 +4,9 @@ A transactions model's recipe (segmentation_core.recipe) first aggregates a raw 
 customer, as of a date (default: the recipe's rule, as in training); a customer table is matched to the
 feature schema as the client CLI does. Scoring is the service's own math (FeatureSchema.transform_columns,
 SegmentModel.score, ClvModel.predict), so the numbers are the service's. As from the client CLI, a row that
-cannot be scored (a numeric cell that is not a number) gets segment_id -1 and its reason in ``error``; a blank
-cell is imputed. The output (CSV, gzipped CSV or Parquet, told by its name) is written atomically, CSV with
+cannot be scored (a numeric cell that is not a number) gets segment_id -1 and its reason in ``error``, which in a
+customer table starts with where the row is in the input (``line 152: ...``: its line in a text file, whose header
+is line 1; its row in a Parquet file or on the sheet); a blank cell is imputed. The output (CSV, gzipped CSV or Parquet, told by its name) is written atomically, CSV with
 formula-like text quoted (segmentation_core.csv_safety).
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pandas as pd
 from segmentation_core.artefact import Artefact, read_artefact
 from segmentation_core.clv import FIGURES
 from segmentation_core.csv_safety import csv_safe_frame
-from segmentation_core.errors import DataError
+from segmentation_core.errors import DataError, describe_row
 from segmentation_core.parsing import format_ids, strip_text
 from segmentation_core.recipe import CLV_INPUTS, Recipe, aggregate, check_features
 from segmentation_core.store import ModelStore
@@ -79,7 +80,19 @@ def score_frame(artefact: Artefact, frame: pd.DataFrame, *, as_of: str | None = 
     result = score_columns(artefact, features, columns, ids)
     if used_as_of is not None:
         result["as_of"] = used_as_of
+    else:
+        result["error"] = _located(result["error"], frame.attrs.get("first_data_line"))
     return result, used_as_of
+
+
+def _located(errors: pd.Series, first_data_line: int | None) -> pd.Series:
+    """Each row's error (rows 0..n-1 of a customer table) led by where the row is in the input file, as the table
+    reader counts (:func:`segmentation_core.errors.describe_row`): ``line 152: Age: 'old' is not a number``."""
+    failed = errors.ne("").to_numpy()
+    located = errors.copy()
+    located[failed] = [f"{describe_row(int(row), first_data_line)}: {message}"
+                       for row, message in errors[failed].items()]
+    return located
 
 
 def customer_columns(artefact: Artefact, names: list[str], as_of: str | None) -> dict[str, str]:
@@ -251,11 +264,11 @@ def score_file(store: ModelStore, model: str, data: Path, output: Path, *, as_of
 
 
 def _warn_errors(result: pd.DataFrame, data: Path) -> None:
-    """Log how many rows could not be scored, and the first one's id and reason."""
+    """Log how many rows could not be scored, and the first one's id and reason (with its line, in a table)."""
     failed = result[result["segment_id"] < 0]
     first = failed.iloc[0]
-    log.warning("%s: %d row(s) could not be scored (segment_id -1, the reason in the error column), the first: "
-                "id %s: %s", data, len(failed), first["id"], first["error"])
+    log.warning("%s: %d row(s) could not be scored (segment_id -1, the reason in the error column), the first "
+                "(id %s): %s", data, len(failed), first["id"], first["error"])
 
 
 def output_format(output: Path) -> str:
