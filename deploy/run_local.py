@@ -4,8 +4,10 @@
 the same order: the training job (only when the store has no model yet, or with ``--retrain``), then the
 scoring service, which must answer the standard gRPC health check with SERVING before the dashboard
 starts. Children's logs are forwarded with a prefix; Ctrl-C or SIGTERM stops them in reverse order
-(SIGTERM, then SIGKILL after ``--stop-timeout``). Exit codes: 0 stopped by the user, 1 a child failed,
-2 bad usage (a port in use, a missing data file).
+(SIGTERM, then SIGKILL after ``--stop-timeout``). A service that exits on its own is started again on the
+same port (compose's ``restart: unless-stopped``) after 1, 2, 4 ... s, the others left running; more than
+``MAX_RESTARTS`` restarts of one service within ``RESTART_WINDOW`` seconds stop everything. Exit codes: 0
+stopped by the user, 1 a child failed, 2 bad usage (a port in use, a missing data file).
 """
 from __future__ import annotations
 
@@ -37,6 +39,9 @@ log = logging.getLogger("run_local")
 DEFAULT_DATA = ROOT / "data" / "online_retail_sample.csv.gz"
 DEFAULT_PRESET = "transactions"
 EXIT_OK, EXIT_CHILD_FAILED, EXIT_USAGE = 0, 1, 2
+#: A service exiting on its own is started again at most this many times within RESTART_WINDOW seconds.
+MAX_RESTARTS = 5
+RESTART_WINDOW = 120.0
 
 
 def wait_until_serving(target: str, timeout: float, alive: Callable[[], bool]) -> str:
@@ -79,10 +84,10 @@ class Child:
 
     def start(self) -> "Child":
         """Start the process in its own session: Ctrl-C reaches only the supervisor, which stops children in order."""
-        log.info("starting %s: %s", self.name, " ".join(self.argv[1:]))
         self.process = subprocess.Popen(self.argv, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL, start_new_session=True,
                                         preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        log.info("starting %s (pid %d): %s", self.name, self.process.pid, " ".join(self.argv[1:]))
         self._pump = threading.Thread(target=self._forward, name=f"logs-{self.name}", daemon=True)
         self._pump.start()
         return self
@@ -261,6 +266,10 @@ class Supervisor:
         self.env = child_env()
         self.children: list[Child] = []
         self.stopping = threading.Event()
+        # How to start each running service again (on the port it has), and when it was last restarted.
+        self.relaunch: dict[str, Callable[[Path], object]] = {}
+        self.restarts: dict[str, deque] = {}
+        self.dash_port = 0
 
     def _start(self, name: str, argv: list[str]) -> Child:
         child = Child(name, argv, self.env).start()
@@ -278,22 +287,29 @@ class Supervisor:
             raise child.failure("failed")
         self.children.remove(child)
 
-    def serve(self, workdir: Path) -> str:
-        """Start the scoring service and wait until it is SERVING; returns HOST:PORT."""
+    def serve(self, workdir: Path, port: int | None = None) -> str:
+        """Start the scoring service (on ``port``, else ``--scoring-port``) and wait until it is SERVING; returns
+        HOST:PORT."""
         a = self.args
         port_file = workdir / "scoring.port"
-        return self._start_grpc("scoring", "scoring service", "exited while loading the model", port_file, [
+        target = self._start_grpc("scoring", "scoring service", "exited while loading the model", port_file, [
             sys.executable, "-m", "scoring_service", "--store", str(a.store), "--host", a.host,
-            "--port", str(a.scoring_port), "--port-file", str(port_file), "--model", a.model,
+            "--port", str(a.scoring_port if port is None else port), "--port-file", str(port_file), "--model", a.model,
             "--metrics-port", str(a.metrics_port), "--log-format", "text"])
+        self.relaunch["scoring"] = lambda folder: self.serve(folder, _port_of(target))
+        return target
 
-    def trainer(self, workdir: Path) -> str:
-        """Start the training service (compose: ``trainer``) and wait until it is SERVING; returns HOST:PORT."""
+    def trainer(self, workdir: Path, port: int | None = None) -> str:
+        """Start the training service (compose: ``trainer``; on ``port``, else ``--trainer-port``) and wait until it
+        is SERVING; returns HOST:PORT."""
         a = self.args
         port_file = workdir / "trainer.port"
-        return self._start_grpc("trainer", "training service", "exited while starting", port_file, [
+        target = self._start_grpc("trainer", "training service", "exited while starting", port_file, [
             sys.executable, "-m", "training_job", "serve", "--store", str(a.store), "--data-dir", str(a.data_dir),
-            "--host", a.host, "--port", str(a.trainer_port), "--port-file", str(port_file), "--log-format", "text"])
+            "--host", a.host, "--port", str(a.trainer_port if port is None else port), "--port-file", str(port_file),
+            "--log-format", "text"])
+        self.relaunch["trainer"] = lambda folder: self.trainer(folder, _port_of(target))
+        return target
 
     def _start_grpc(self, name: str, title: str, died: str, port_file: Path, command: list[str]) -> str:
         """Start a gRPC program that writes its port to port_file and wait until it is SERVING; returns HOST:PORT."""
@@ -316,11 +332,13 @@ class Supervisor:
         """Start the dashboard against the scoring (and training) service and wait for HTTP 200 on /; returns
         its port."""
         a = self.args
-        port = a.dash_port or free_port(a.host)
+        port = a.dash_port or self.dash_port or free_port(a.host)
+        self.dash_port = port
         child = self._start("dash", [sys.executable, "-m", "dash_ui", "--scoring", scoring, "--host", a.host,
                                      "--port", str(port), "--log-format", "text",
                                      *(["--trainer", trainer] if trainer else [])])
         wait_for_http(f"http://{a.host}:{port}/", child, a.start_timeout, self.stopping)
+        self.relaunch["dash"] = lambda _folder: self.dashboard(scoring, trainer)
         return port
 
     def run(self) -> int:
@@ -353,14 +371,47 @@ class Supervisor:
             self.stop()
 
     def watch(self) -> int:
-        """Block until a stop is asked for (exit 0) or a child exits on its own (exit 1)."""
+        """Block until a stop is asked for (exit 0) or a child keeps exiting on its own (exit 1); a child that exits
+        is started again (:meth:`restart`)."""
         while not self.stopping.wait(0.5):
-            for child in self.children:
-                if not child.alive:
-                    log.error("%s exited unexpectedly with code %s; stopping the others", child.name,
-                              child.returncode)
+            for child in list(self.children):
+                if not child.alive and not self.restart(child):
                     return EXIT_CHILD_FAILED
         return EXIT_OK
+
+    def restart(self, child: Child) -> bool:
+        """Start a service that exited on its own again, on its port, after a back-off; False when it has been
+        restarted ``MAX_RESTARTS`` times within ``RESTART_WINDOW`` seconds (or cannot be)."""
+        recent = self.restarts.setdefault(child.name, deque())
+        while recent and time.monotonic() - recent[0] > RESTART_WINDOW:
+            recent.popleft()
+        if len(recent) >= MAX_RESTARTS or child.name not in self.relaunch:
+            log.error("%s exited unexpectedly with code %s%s; stopping the others", child.name, child.returncode,
+                      f" ({len(recent)} restarts in the last {RESTART_WINDOW:.0f} s)" if recent else "")
+            return False
+        delay = 2 ** len(recent)
+        log.warning("%s exited unexpectedly with code %s; starting it again in %d s (restart %d of at most %d "
+                    "within %.0f s)", child.name, child.returncode, delay, len(recent) + 1, MAX_RESTARTS,
+                    RESTART_WINDOW)
+        if self.stopping.wait(delay):
+            return True
+        recent.append(time.monotonic())
+        position = self.children.index(child)
+        self.children.remove(child)
+        before = len(self.children)
+        try:
+            with tempfile.TemporaryDirectory(prefix="run_local-") as tmp:
+                self.relaunch[child.name](Path(tmp))
+        except Interrupted:
+            return True
+        except StartError as exc:
+            log.error("%s", exc)  # dead again: the next pass restarts it or gives up
+        else:
+            log.info("%s is back", child.name)
+        finally:
+            if len(self.children) > before:  # in its old place: the dashboard is still stopped first
+                self.children.insert(position, self.children.pop())
+        return True
 
     def stop(self) -> None:
         """Stop every child, the last started first (the dashboard before the service it calls)."""
@@ -373,6 +424,11 @@ class Supervisor:
         """Signal handler: ask the main loop to stop (it may be waiting for a child to start)."""
         log.info("received %s: stopping", signal.Signals(signum).name)
         self.stopping.set()
+
+
+def _port_of(target: str) -> int:
+    """The port of HOST:PORT."""
+    return int(target.rsplit(":", 1)[1])
 
 
 def build_parser() -> argparse.ArgumentParser:

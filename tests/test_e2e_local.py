@@ -136,16 +136,34 @@ def published_store(tmp_path: Path) -> Path:
     return store
 
 
+def _banner(supervisor: subprocess.Popen) -> str:
+    """The addresses the supervisor prints once everything is up."""
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    while not any("Press Ctrl-C" in line for line in lines):
+        assert supervisor.poll() is None and time.monotonic() < deadline, supervisor.communicate()[1][-3000:]
+        lines.append(supervisor.stdout.readline())
+    return "".join(lines)
+
+
+def _pids_of(module: str, store: Path) -> list[int]:
+    """The processes running ``python -m module`` on ``store`` (from /proc)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile
+        if module.encode() in argv and str(store).encode() in argv:
+            pids.append(int(cmdline.parent.name))
+    return pids
+
+
 def test_supervisor_serves_prints_addresses_and_stops_everything_on_ctrl_c(published_store: Path) -> None:
     probe = load_deploy("grpc_health_probe")
     supervisor = _supervisor(published_store)
     try:
-        lines: list[str] = []
-        deadline = time.monotonic() + 60
-        while not any("Press Ctrl-C" in line for line in lines):
-            assert supervisor.poll() is None and time.monotonic() < deadline, supervisor.communicate()[1][-3000:]
-            lines.append(supervisor.stdout.readline())
-        banner = "".join(lines)
+        banner = _banner(supervisor)
         dashboard = re.search(r"dashboard\s+(http://\S+)", banner).group(1)
         target = re.search(r"scoring \(gRPC\)\s+(\S+)", banner).group(1)
         trainer = re.search(r"training \(gRPC\)\s+(\S+)", banner).group(1)
@@ -165,6 +183,32 @@ def test_supervisor_serves_prints_addresses_and_stops_everything_on_ctrl_c(publi
             os.kill(pid, 0)
     assert probe.check(target, timeout=0.5) != probe.SERVING
     assert http_status(dashboard, timeout=1) == 0
+
+
+def test_supervisor_starts_a_service_that_dies_again_on_its_port(published_store: Path) -> None:
+    # compose's restart policy, locally: the scoring service killed (as by the OOM killer) comes back on its port,
+    # the dashboard and the training service keep running and see it again, and Ctrl-C still stops everything.
+    probe = load_deploy("grpc_health_probe")
+    supervisor = _supervisor(published_store)
+    try:
+        banner = _banner(supervisor)
+        dashboard = re.search(r"dashboard\s+(http://\S+)", banner).group(1)
+        target = re.search(r"scoring \(gRPC\)\s+(\S+)", banner).group(1)
+        [killed] = _pids_of("scoring_service", published_store)
+        [dash] = _pids_of("dash_ui", Path(target))  # the dashboard's command line names the scoring target
+        os.kill(killed, signal.SIGKILL)
+        _wait_for(lambda: _pids_of("scoring_service", published_store) not in ([], [killed]), 30, "a new scoring pid")
+        _wait_for(lambda: probe.check(target, timeout=0.5) == probe.SERVING, 60, "the scoring service back")
+        _wait_for(lambda: http_status(dashboard.rstrip("/") + "/health/ready") == 200, 30, "the dashboard ready")
+        assert supervisor.poll() is None
+        assert _pids_of("dash_ui", Path(target)) == [dash], "the dashboard was restarted too"
+    finally:
+        supervisor.send_signal(signal.SIGINT)
+        _, err = supervisor.communicate(timeout=60)
+    assert supervisor.returncode == 0, err[-3000:]
+    assert "scoring exited unexpectedly with code -9; starting it again in 1 s" in err, err[-3000:]
+    assert "scoring is back" in err
+    assert len(re.findall(r"stopping \w+ \(pid \d+\)", err)) == 3, err[-3000:]
 
 
 def test_supervisor_refuses_a_port_in_use(published_store: Path) -> None:
