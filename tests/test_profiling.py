@@ -59,3 +59,33 @@ def test_statistics_are_the_library_values() -> None:
     n = len(profile["correlation"]["columns"])
     i, j = corr["a"], corr["b"]
     assert profile["correlation"]["values"][i * n + j] == frame[["a", "b"]].corr().iloc[0, 1]
+
+
+def test_a_date_column_is_counted_by_period_and_kept_out_of_the_correlations(datasets_dir) -> None:
+    # CDNOW's YYYYMMDD dates are read as numbers; profiled as numbers they gave a mean of 1.997e+7 and a
+    # histogram with a false gap between 1997 and 1998, and sat in the correlation matrix.
+    from segmentation_core.tables import read_table
+
+    frame = read_table(datasets_dir / "CDNOW_master.txt")
+    profile = profile_table(frame, name="CDNOW_master.txt")
+    date = next(c for c in profile["columns"] if c["name"] == "date")
+    assert (date["role"], date["dtype"], date["missing"]) == ("date", "date", 0) and "summary" not in date
+    months = pd.to_datetime(frame["date"].astype(str), format="%Y%m%d").dt.to_period("M").value_counts().sort_index()
+    assert [(lv["level"], lv["count"]) for lv in date["top_levels"]] == [(str(m), int(c)) for m, c in months.items()]
+    assert date["top_levels"][0]["level"] == "1997-01" and date["top_levels"][-1]["level"] == "1998-06"
+    assert date["other_count"] == 0 and date["distinct"] == frame["date"].nunique()
+    assert profile["correlation"]["columns"] == ["number_of_cds", "dollar_value"]
+    message = json_format.ParseDict(profile, profile_pb2.DataProfile())
+    assert message.columns[1].dtype == "date"
+
+
+def test_a_long_date_range_is_counted_by_quarter_or_year() -> None:
+    days = pd.Series(pd.date_range("2001-01-01", "2030-12-31", freq="7D"))
+    frame = pd.DataFrame({"customer": range(len(days)), "signup": days.dt.strftime("%Y-%m-%d"),
+                          "spend": np.arange(len(days), dtype=float)})
+    date = next(c for c in profile_table(frame)["columns"] if c["name"] == "signup")
+    assert date["dtype"] == "date" and [lv["level"] for lv in date["top_levels"]] == [str(y) for y in range(2011, 2031)]
+    assert date["other_count"] + sum(lv["count"] for lv in date["top_levels"]) == len(days)
+    quarters = frame.assign(signup=days.iloc[:200].dt.strftime("%Y-%m-%d")).iloc[:200]  # 200 weeks: 16 quarters
+    date = next(c for c in profile_table(quarters)["columns"] if c["name"] == "signup")
+    assert date["top_levels"][0]["level"] == "2001Q1" and len(date["top_levels"]) == 16

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from segmentation_core.parsing import parse_dates
 from training_job.config import PRESETS, TrainingConfig, load_preset
 from training_job.errors import ConfigError, DataError
 from training_job.schema_inference import classify_columns, infer_schema, looks_like_transactions
@@ -50,7 +51,7 @@ def profile_table(frame: pd.DataFrame, *, name: str = "", dataset_id: str = "",
         "suggested_preset": suggested, "schema": schema,
         "columns": [_column(frame[c], str(c), roles.get(str(c), "dropped")) for c in columns],
         "columns_truncated": len(frame.columns) > MAX_COLUMNS,
-        "correlation": _correlation(frame, [c for c in columns if roles.get(str(c)) != "id"]),
+        "correlation": _correlation(frame, [c for c in columns if roles.get(str(c)) not in ("id", "date")]),
         "preview": _preview(frame, columns),
     }
     profile["cleaning"], features = _cleaning(frame, config)
@@ -133,6 +134,10 @@ def _finite(value: Any) -> float | str:
 
 def _column(values: pd.Series, name: str, role: str) -> dict[str, Any]:
     """The ColumnProfile of one column."""
+    if role == "date":
+        dated = _date_column(values, name)
+        if dated is not None:
+            return dated
     n = len(values)
     numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
     present = values.dropna()
@@ -162,6 +167,33 @@ def _column(values: pd.Series, name: str, role: str) -> dict[str, Any]:
         out["top_levels"] = [{"level": str(level)[:MAX_CELL_CHARS], "count": int(c)} for level, c in top.items()]
         out["other_count"] = int(counts.iloc[MAX_LEVELS:].sum())
     return out
+
+
+#: The periods a date column's rows are counted by: the finest that gives at most MAX_LEVELS of them.
+DATE_PERIODS = ("M", "Q", "Y")
+
+
+def _date_column(values: pd.Series, name: str) -> dict[str, Any] | None:
+    """The ColumnProfile of a date column (``dtype`` "date"): its rows per month, oldest first (per quarter or
+    year when there are more than MAX_LEVELS months; past MAX_LEVELS years, the oldest in ``other_count``);
+    None when its values do not all read as dates (then it is profiled as what it is stored as)."""
+    try:
+        dates = parse_dates(values, name)
+    except DataError:
+        return None
+    present = dates.dropna()
+    missing = len(values) - len(present)
+    periods = present.dt.to_period(DATE_PERIODS[0])
+    for freq in DATE_PERIODS[1:]:
+        if periods.nunique() <= MAX_LEVELS:
+            break
+        periods = present.dt.to_period(freq)
+    counts = periods.value_counts().sort_index()
+    return {"name": name, "role": "date", "dtype": "date", "missing": int(missing),
+            "missing_share": _finite(missing / len(values) if len(values) else 0.0),
+            "distinct": int(present.nunique()),
+            "top_levels": [{"level": str(period), "count": int(c)} for period, c in counts.iloc[-MAX_LEVELS:].items()],
+            "other_count": int(counts.iloc[:-MAX_LEVELS].sum())}
 
 
 def _correlation(frame: pd.DataFrame, columns: list) -> dict[str, Any]:
