@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 
 from segmentation_core.charts.figures import _LAYOUT, empty_figure
@@ -16,6 +17,9 @@ from scoring_service.client import DriftReport, FeatureDrift
 MODERATE_PSI, MAJOR_PSI = 0.1, 0.25
 BAND_COLOURS = {"stable": "#198754", "moderate": "#fd7e14", "major": "#dc3545"}
 TRAINING_COLOUR, LIVE_COLOUR = "#6c757d", "#0d6efd"
+#: Window slices spanning less than this many seconds are drawn by rows scored, not by time: a batch cut into
+#: slices by their row count closes them within milliseconds, and a time axis of those says nothing.
+MIN_TIME_SPAN = 60.0
 
 
 def _finite(value: float) -> bool:
@@ -81,19 +85,19 @@ def segment_mix_over_time(report: DriftReport | None, names: Mapping[int, str],
         fig.update_layout(title_text="Segment mix in training (live rows appear here once scored)",
                           xaxis=dict(tickformat=".0%"), yaxis=dict(autorange="reversed"), height=360)
         return fig
-    times = [datetime.fromtimestamp(s.end_time, tz=timezone.utc) for s in slices]
+    x, xaxis, note = slice_axis(slices)
     fig = go.Figure(layout=_LAYOUT)
     k = len(slices[0].segment_rows)
     for sid in range(k):
         colour = segment_colour(colours, sid)
         name = names.get(sid, f"Segment {sid}")
-        fig.add_trace(go.Scatter(x=times, y=[s.segment_rows[sid] / s.rows for s in slices], mode="lines+markers",
+        fig.add_trace(go.Scatter(x=x, y=[s.segment_rows[sid] / s.rows for s in slices], mode="lines+markers",
                                  name=name, line=dict(color=colour),
                                  hovertemplate=f"{name}: %{{y:.1%}}<extra></extra>"))
         if sid < len(training):
             fig.add_hline(y=training[sid], line=dict(color=colour, dash="dot", width=1))
-    fig.update_layout(title_text="Segment mix over time (dotted: training)", yaxis=dict(tickformat=".0%"),
-                      height=360, legend=dict(orientation="h", y=-0.2))
+    fig.update_layout(title_text=f"Segment mix {note} (dotted: training)", yaxis=dict(tickformat=".0%"),
+                      xaxis=xaxis, height=360, legend=dict(orientation="h", y=-0.25))
     return fig
 
 
@@ -102,20 +106,31 @@ def rates_over_time(report: DriftReport) -> go.Figure:
     slices = [s for s in report.slices if s.rows]
     if not slices:
         return empty_figure("No live rows in the window yet")
-    times = [datetime.fromtimestamp(s.end_time, tz=timezone.utc) for s in slices]
+    x, xaxis, note = slice_axis(slices)
     fig = go.Figure([
-        go.Scatter(x=times, y=[s.mean_confidence for s in slices], name="mean confidence", mode="lines+markers",
+        go.Scatter(x=x, y=[s.mean_confidence for s in slices], name="mean confidence", mode="lines+markers",
                    line=dict(color=LIVE_COLOUR), hovertemplate="confidence %{y:.3f}<extra></extra>"),
-        go.Scatter(x=times, y=[s.outlier_rate for s in slices], name="outlier rate", mode="lines+markers",
+        go.Scatter(x=x, y=[s.outlier_rate for s in slices], name="outlier rate", mode="lines+markers",
                    line=dict(color=BAND_COLOURS["major"]), hovertemplate="outliers %{y:.1%}<extra></extra>"),
     ], layout=_LAYOUT)
     fig.add_hline(y=report.training_mean_confidence, line=dict(color=LIVE_COLOUR, dash="dot", width=1),
                   annotation_text="training confidence", annotation_position="bottom right")
     fig.add_hline(y=report.training_outlier_rate, line=dict(color=BAND_COLOURS["major"], dash="dot", width=1),
                   annotation_text="training outlier rate", annotation_position="top right")
-    fig.update_layout(title_text="Confidence and outlier rate over time (dotted: training)",
-                      yaxis=dict(range=[0, 1.05]), height=360, legend=dict(orientation="h", y=-0.2))
+    fig.update_layout(title_text=f"Confidence and outlier rate {note} (dotted: training)",
+                      yaxis=dict(range=[0, 1.05]), xaxis=xaxis, height=360, legend=dict(orientation="h", y=-0.25))
     return fig
+
+
+def slice_axis(slices: Sequence[Any]) -> tuple[list[Any], dict[str, Any], str]:
+    """Where each window slice is drawn: at its end time when the slices span at least ``MIN_TIME_SPAN``
+    seconds, else at the rows scored up to its end; the x axis's settings and how the title says it."""
+    span = slices[-1].end_time - slices[0].start_time
+    if span >= MIN_TIME_SPAN:
+        return ([datetime.fromtimestamp(s.end_time, tz=timezone.utc) for s in slices],
+                dict(title="time (UTC)", hoverformat="%Y-%m-%d %H:%M:%S"), "over time")
+    rows = np.cumsum([s.rows for s in slices]).tolist()
+    return rows, dict(title="rows scored", tickformat=",d", rangemode="tozero"), f"by rows scored (all within {span:.0f} s)"
 
 
 def feature_by_name(report: DriftReport, name: str | None) -> FeatureDrift | None:

@@ -52,3 +52,22 @@ def test_the_page_shows_the_verdict_the_drifted_feature_and_the_segments(drifted
     assert [t.name for t in mix.data] == [f"Segment {i}" for i in range(5)]
     rates = drift_figures.rates_over_time(report)
     assert len(report.slices) == 1 and rates.data[1].y[0] == pytest.approx(report.outlier_rate)  # one batch
+    # One batch's rows came within a second: drawn by rows scored, not on a time axis of milliseconds.
+    assert list(mix.data[0].x) == list(rates.data[0].x) == [2000]
+    assert mix.layout.xaxis.title.text == "rows scored" and "by rows scored" in mix.layout.title.text
+
+
+def test_slices_spanning_minutes_are_drawn_over_time_and_a_burst_by_rows() -> None:
+    from datetime import datetime, timezone
+
+    from scoring_service.client.types import DriftSlice
+
+    def slices(starts: list[float]) -> list:
+        return [DriftSlice(start_time=t, end_time=t + 0.5, rows=100 * (i + 1), row_errors=0,
+                           segment_rows=[60 * (i + 1), 40 * (i + 1)], mean_confidence=0.9, outlier_rate=0.01)
+                for i, t in enumerate(starts)]
+
+    burst = drift_figures.slice_axis(slices([1000.0, 1000.001, 1000.002]))
+    assert burst[0] == [100, 300, 600] and burst[1]["title"] == "rows scored" and "within 1 s" in burst[2]
+    steady = drift_figures.slice_axis(slices([1000.0, 1600.0, 2200.0]))
+    assert steady[0][0] == datetime.fromtimestamp(1000.5, tz=timezone.utc) and steady[2] == "over time"
