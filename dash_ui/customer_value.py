@@ -10,6 +10,7 @@ from dash import html
 
 from dash_ui.grid import Column, data_grid
 from dash_ui.models import ModelView
+from segmentation_core.clv import dropout_caveat
 
 CLV_COLUMNS = (("segment", "Segment", "text"), ("customers", "Customers", "integer"),
                ("mean_clv", "Mean CLV", "number"), ("total_clv", "Total CLV", "number"),
@@ -58,7 +59,7 @@ def clv_card(view: ModelView, grid_id: str) -> Any:
     clv = view.clv
     period = f"up to {clv.calibration_end}" if clv.calibration_end else "of the whole log"
     note = (f"BG/NBD + Gamma-Gamma, fitted on purchases {period}; CLV over {clv.horizon_days} days, discounted at {clv.discount_rate_annual:.0%} a year. Expected "
-            "purchases and P(alive) as of training.")
+            f"purchases and P(alive) as of training. {dropout_caveat(clv.bgnbd)}")
     return dbc.Card(dbc.CardBody([
         html.H4("Customer lifetime value by segment", className="card-title"),
         html.P(note, className="text-muted small"),

@@ -36,8 +36,9 @@ from typing import Any, Collection, Mapping, NamedTuple
 import numpy as np
 
 __all__ = [
-    "DERIVED_FROM", "FIGURES", "INPUTS", "PRECISION", "TABLE_W", "TABLE_X", "ClvFigures", "ClvModel", "all_valid",
-    "derivable_inputs", "derive_input", "describe_problem", "g_series", "horizon_steps", "input_problems",
+    "DERIVED_FROM", "FIGURES", "INPUTS", "NEGLIGIBLE_DROPOUT", "PRECISION", "TABLE_W", "TABLE_X", "ClvFigures",
+    "ClvModel", "all_valid", "derivable_inputs", "derive_input", "describe_problem", "dropout_caveat", "g_series",
+    "horizon_steps", "input_problems",
 ]
 
 TABLE_X = 64
@@ -396,3 +397,21 @@ def _tabulated(table: np.ndarray, x: np.ndarray, row: np.ndarray, formula: Any) 
     out[small] = table.take(row[small])
     out[~small] = formula(x[~small])
     return out
+
+
+#: Below this mean chance of dropping out after a repeat purchase (the fitted beta's mean, a / (a + b)), the
+#: BG/NBD fit sees almost no dropout in the history, and P(alive) says next to nothing about churn.
+NEGLIGIBLE_DROPOUT = 0.01
+
+
+def dropout_caveat(bgnbd: Mapping[str, float]) -> str:
+    """What the pages say next to P(alive): BG/NBD's reading of one-time buyers, and a warning when the fit
+    sees almost no dropout (``NEGLIGIBLE_DROPOUT``); parameters ``a`` and ``b`` of the fit."""
+    note = ("Under BG/NBD a customer who never bought again counts as alive (P(alive) 100%): dropping out "
+            "happens only after a repeat purchase.")
+    a, b = bgnbd.get("a"), bgnbd.get("b")
+    if a is None or b is None or not a + b > 0 or a / (a + b) >= NEGLIGIBLE_DROPOUT:
+        return note
+    return (f"{note} This history shows almost no dropout (after a purchase a customer leaves with probability "
+            f"{a / (a + b):.2%}), so P(alive) is near 100% in every segment and says little about churn here: "
+            "the segments' recency says more.")

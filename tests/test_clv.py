@@ -208,3 +208,24 @@ def test_left_out_inputs_are_derived_exactly_as_the_recipe_computes_them(cdnow_s
         repeats_equal = np.array_equal(derive_input("RepeatPurchases", numeric, days), numeric["RepeatPurchases"])
         assert repeats_equal == counts_days, name
     assert derivable_inputs(("Monetary",), True) == frozenset()
+
+
+def test_a_fit_that_sees_no_dropout_says_p_alive_tells_little() -> None:
+    # The bundled Online Retail sample (one year): BG/NBD's maximum likelihood puts the chance of leaving after
+    # a purchase near zero, so every segment's mean P(alive) is ~100% (a "Lost" segment too). CDNOW's published
+    # fit (a 20% chance) gets only the general note on one-time buyers.
+    import numpy as np
+
+    from segmentation_core.clv import NEGLIGIBLE_DROPOUT, dropout_caveat
+    from segmentation_core.recipe import aggregate
+    from segmentation_core.tables import read_table
+    from training_job.clv_fit import fit_bgnbd
+    from training_job.config import load_preset
+
+    table, _ = aggregate(read_table(REPO / "data" / "online_retail_sample.csv.gz"), load_preset("transactions").recipe())
+    fitted = fit_bgnbd(*(table[c].to_numpy(np.float64) for c in ("RepeatPurchases", "LastPurchaseTime", "CustomerAge")))
+    assert fitted["a"] / (fitted["a"] + fitted["b"]) < NEGLIGIBLE_DROPOUT
+    retail = dropout_caveat(fitted)
+    assert "almost no dropout" in retail and "says little about churn" in retail and "never bought again" in retail
+    cdnow = dropout_caveat(PUBLISHED_BGNBD)
+    assert "never bought again" in cdnow and "almost no dropout" not in cdnow

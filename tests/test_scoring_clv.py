@@ -182,7 +182,7 @@ def test_client_cli_scores_a_raw_log_with_the_training_labels(cdnow_store: Path,
 def test_dashboard_scores_a_raw_log_and_shows_clv_and_basket_metrics(cdnow_store: Path,  # noqa: F811
                                                                     scoring_server_factory) -> None:
     from dash_ui.app import render_page
-    from dash_ui.customer_value import basket_frame, clv_frame
+    from dash_ui.customer_value import basket_frame, clv_card, clv_frame
     from dash_ui.pages import batch
     from tests.test_dash_app import text_of, walk
     from tests.test_dash_service import Dashboards
@@ -230,6 +230,8 @@ def test_dashboard_scores_a_raw_log_and_shows_clv_and_basket_metrics(cdnow_store
         # CLV per segment (Overview, Segments) and basket metrics (Segments)
         clv = clv_frame(view)
         assert len(clv) == view.k + 1 and clv["share_of_clv"].iloc[:-1].sum() == pytest.approx(1.0)
+        note = text_of(clv_card(view, "clv"))  # CDNOW's fit sees dropout: the general note on one-time buyers only
+        assert "never bought again counts as alive" in note and "almost no dropout" not in note
         assert set(basket_frame(view)["metric"]) == {"Average basket value", "Items per purchase", "Tenure (days)",
                                                      "Days between purchases"}
         for path, grid in (("/", "overview-clv-table"), ("/segments", "segments-basket-table")):

@@ -26,6 +26,7 @@ import plotly.graph_objects as go
 from plotly.utils import PlotlyJSONEncoder
 
 from segmentation_core.charts import bundle, figures
+from segmentation_core.clv import dropout_caveat
 from segmentation_core.palette import segment_colours
 
 __all__ = ["segment_colours", "write_report"]  # segment_colours re-exported from segmentation_core
@@ -225,7 +226,8 @@ def _value_html(manifest: Mapping[str, Any], segments: Sequence[Mapping[str, Any
             f"<p>BG/NBD (r={_fmt(bg.get('r'))}, alpha={_fmt(bg.get('alpha'))}, a={_fmt(bg.get('a'))}, "
             f"b={_fmt(bg.get('b'))}) and Gamma-Gamma (p={_fmt(gg.get('p'))}, q={_fmt(gg.get('q'))}, "
             f"v={_fmt(gg.get('v'))}) fitted on {_e(period)}, times in {_e(clv.get('time_unit'))}; CLV over "
-            f"{_e(clv.get('horizon_days'))} days discounted at {_fmt(clv.get('discount_rate_annual'))} a year.</p>"
+            f"{_e(clv.get('horizon_days'))} days discounted at {_fmt(clv.get('discount_rate_annual'))} a year. "
+            f"{_e(dropout_caveat(bg))}</p>"
             + _grid_html(["Segment", "Customers", *[label for _, label in _CLV_COLUMNS]], rows))
     metrics = [m for m in _BASKET_LABELS if any(m in s.get("basket", {}) for s in segments)]
     if metrics:
