@@ -124,6 +124,8 @@ class DashboardService:
         self._view: ModelView | None = None
         #: Plot samples by version: the served one and the one before (enough for a swap).
         self._samples: BoundedCache[str, SampleView] = BoundedCache(2)
+        #: Versions asked for by name (a version never changes once stored).
+        self._versions: BoundedCache[tuple[str, str], ModelInfo] = BoundedCache(8)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sample_listeners: list[Callable[[ModelView], None]] = []
@@ -348,6 +350,16 @@ class DashboardService:
         sample = sample_view(stats, view.segment_names)
         self._samples.put(sample.version, sample)
         return sample
+
+    def version_info(self, model: str, version: str) -> ModelInfo:
+        """One stored version of `model`, served or not (cached: a version never changes)."""
+        return self._versions.get_or_build(
+            (model, version), lambda: self._call(lambda client: client.model_info(model, version)))
+
+    def served_version(self, model: str) -> str:
+        """The version of `model` the scoring service serves now, asked of it ("" when it serves none)."""
+        entry = next((m for m in self.versions() if m.name == model), None)
+        return entry.served_version if entry is not None else ""
 
     def versions(self) -> list[ModelEntry]:
         """The models in the store and their versions."""

@@ -3,6 +3,7 @@ dashboard): upload Mall_Customers.csv, see it profiled, train with the suggested
 publish, and find the five mall segments served; then a run with k auto, whose k the Model page shows."""
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -64,12 +65,17 @@ def _click(driver, element_id: str) -> None:
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", element)
 
 
-def _train(driver, stack, *, k_auto: bool) -> str:
-    """Submit on the Train page; wait for the job to end; return the Compare link's job summary."""
+def _train(driver, stack, *, k_auto: bool = False, k: int | None = None) -> str:
+    """Submit on the Train page (k as the preset says, auto, or fixed at `k`); wait for the job to end;
+    return the Compare link's job summary."""
     _open(driver, stack["url"] + "/train")
     wait_until(lambda: "200 rows" in _text(driver, "train-dataset"), 30, message="the dataset on the Train page")
     if k_auto:
         driver.find_element("css selector", "#train-k-mode input[value='auto']").click()
+    if k is not None:
+        driver.find_element("css selector", "#train-k-mode input[value='fixed']").click()
+        driver.find_element("id", "train-k").clear()
+        driver.find_element("id", "train-k").send_keys(str(k))
     _click(driver, "train-submit")
     message = wait_until(lambda: "Submitted as" in _text(driver, "train-message") and _text(driver, "train-message"),
                          30, message="the job id")
@@ -88,7 +94,15 @@ def _publish_on_compare_page(driver, stack) -> None:
     wait_until(lambda: driver.find_elements("id", "compare-new-k"), 30, message="the comparison")
     wait_until(lambda: driver.find_element("id", "compare-publish").is_enabled(), 30, message="Publish enabled")
     _click(driver, "compare-publish")
-    wait_until(lambda: driver.find_elements("id", "compare-published"), 30, message="the publish confirmation")
+    # The callback's confirmation, or the page drawn again for the new served version saying so.
+    wait_until(lambda: driver.find_elements("id", "compare-published") or driver.find_elements("id", "compare-served"),
+               30, message="the publish confirmation")
+
+
+def _column(driver, grid: str, field: str) -> list[str]:
+    """A dash-ag-grid column as shown: its header, then its cells."""
+    header = driver.find_element("css selector", f"#{grid} .ag-header-cell[col-id='{field}']").text
+    return [header] + [c.text for c in driver.find_elements("css selector", f"#{grid} .ag-cell[col-id='{field}']")]
 
 
 def test_upload_profile_train_compare_publish(stack, driver):
@@ -121,6 +135,23 @@ def test_a_second_run_with_k_auto_is_served_with_its_k(stack, driver):
     assert _text(driver, "compare-ari") != "n/a"  # compared with the version served before
     _open(driver, stack["url"] + "/model")
     wait_until(lambda: _text(driver, "model-k") == str(k), 60, message=f"the Model page to show k = {k}")
+
+
+def test_after_publish_compare_shows_the_candidate_served_beside_the_version_it_replaced(stack, driver):
+    _train(driver, stack, k=3)  # unlike the served version: its figures differ from the candidate's
+    _click(driver, "train-compare-link")
+    wait_until(lambda: driver.find_element("id", "compare-publish").is_enabled(), 30, message="Publish enabled")
+    before = _column(driver, "compare-quality", "served")
+    assert before[1:] != _column(driver, "compare-quality", "new")[1:]
+    old = re.search(r"v\d{4}", before[0]).group()
+    _click(driver, "compare-publish")
+    for when in ("published", "reloaded"):
+        if when == "reloaded":
+            _open(driver, stack["url"] + "/compare")
+        wait_until(lambda: driver.find_elements("id", "compare-served"), 30, message=f"{when}: 'now served'")
+        assert _text(driver, "compare-state") == "served" and f"it replaced {old}" in _text(driver, "compare-served")
+        assert _column(driver, "compare-quality", "served") == [f"{old} (replaced)", *before[1:]], when
+        assert not driver.find_element("id", "compare-publish").is_enabled()
 
 
 def test_the_data_page_shows_the_served_models_training_data(stack, driver):

@@ -3,6 +3,7 @@ matching of new to served segments, the agreement of the two labelings on the ne
 computed it, quality metrics); Publish makes it CURRENT, Discard leaves it kept but not served."""
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Mapping
 
@@ -12,8 +13,10 @@ from dash import Input, Output, State, html, no_update
 from dash_ui.grid import Column, data_grid
 from dash_ui.layout import page_header, stat
 from dash_ui.pages.data import trainer_state
-from dash_ui.service import DashboardService
+from dash_ui.service import DashboardService, ServiceError
 from dash_ui.trainer import TrainerAccess
+
+log = logging.getLogger(__name__)
 
 PATH = "/compare"
 TITLE = "Compare"
@@ -36,10 +39,25 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
 
-def comparison_view(job: Any, served: Any) -> Any:
-    """The comparison of a succeeded job's version (``job.result``) with the served ModelView (or None)."""
+def baseline_role(result: Any, served: str) -> str:
+    """What the version the job was compared with (``result.compared_version``) is now, given the version
+    of the model served now: "served", "replaced" (by the candidate) or "served when trained"."""
+    if served == result.compared_version:
+        return "served"
+    return "replaced" if served == result.version else "served when trained"
+
+
+def comparison_view(job: Any, baseline: Any, served: str) -> Any:
+    """The comparison of a succeeded job's version (``job.result``, the candidate) with the version served
+    when it trained (``result.compared_version``, whose ModelInfo is ``baseline``, or None); ``served`` is
+    the version of the model served now. The matching and the agreement were computed against that
+    version, so its figures stay beside the candidate's whatever is served later, named by version."""
     r = job.result
-    old_names = {s.id: s.name for s in served.segments} if served is not None else {}
+    before = r.compared_version
+    live = served == r.version
+    role = baseline_role(r, served) if before else ""
+    before_label = f"{before} ({role})" if before else ""
+    old_names = {s.id: s.name for s in baseline.segments} if baseline is not None else {}
     total = sum(r.segment_sizes) or 1
     rows = []
     for i, (name, size) in enumerate(zip(r.segment_names, r.segment_sizes)):
@@ -49,23 +67,35 @@ def comparison_view(job: Any, served: Any) -> Any:
                      "overlap": r.matching_share[i] if i < len(r.matching_share) else None})
     segments = data_grid("compare-segments", rows, [
         Column("id", "New id", "integer"), Column("name", "New segment"), Column("size", "Customers", "integer"),
-        Column("share", "Share", "percent"), Column("served", f"Served segment ({r.compared_version or 'none'})"),
+        Column("share", "Share", "percent"),
+        Column("served", f"Segment of {before_label}" if before else "Served segment (none)"),
         Column("overlap", "Of its customers there", "percent")])
     quality_rows = [{"metric": label, "new": _fmt(r.quality.get(key)),
-                     "served": _fmt(served.quality.get(key)) if served is not None else "n/a"}
+                     "served": _fmt(baseline.quality.get(key)) if baseline is not None else "n/a"}
                     for key, label in QUALITY if key in r.quality]
-    quality = data_grid("compare-quality", quality_rows, [Column("metric", "Metric"), Column("new", f"New {r.version}"),
-                                                          Column("served", f"Served {r.compared_version or ''}")])
-    agreement = (f"Adjusted Rand index {r.ari:.3f} between the new and the served segments of the new data's "
-                 "customers (1 = the same grouping, 0 = no more alike than chance)." if r.ari is not None
+    quality = data_grid("compare-quality", quality_rows, [
+        Column("metric", "Metric"), Column("new", f"New {r.version}"),
+        Column("served", before_label or "Served (none)")])
+    agreement = (f"Adjusted Rand index {r.ari:.3f} between the segments of {r.version} and of {before} on the new "
+                 "data's customers (1 = the same grouping, 0 = no more alike than chance)." if r.ari is not None
                  else f"No agreement figure: {r.comparison_note}")
-    served_k = len(served.segments) if served is not None else 0
+    elsewhere = f" ({served} is served)" if served and served != before else ""
+    state = "served" if live else f"kept, not served{elsewhere}"
+    notice = []
+    if live:  # drawn from the state, so it outlives the redraw a new served version brings, and a reload
+        replaced = f": it replaced {before}, whose figures stay beside it below." if before else "."
+        notice = [dbc.Alert(f"{r.model} {r.version} is served{replaced}", color="success", id="compare-served",
+                            className="mb-2")]
     return html.Div([
+        *notice,
         dbc.Card(dbc.CardBody([
-            html.H4(f"{r.model} {r.version} (new) vs {r.compared_version or 'nothing served'}", className="card-title"),
-            html.Div([stat("New k", str(r.k), id="compare-new-k"), stat("Served k", str(served_k) if served else "-"),
+            html.H4(f"{r.model} {r.version} ({'served' if live else 'new'}) vs {before_label or 'nothing served before'}",
+                    className="card-title"),
+            html.Div([stat("New k", str(r.k), id="compare-new-k"),
+                      stat(f"k of {before}" if before else "Served k", str(baseline.k) if baseline is not None else "-",
+                           id="compare-baseline-k"),
                       stat("Agreement (ARI)", _fmt(r.ari), id="compare-ari"),
-                      stat("State", "served" if r.published else "kept, not served", id="compare-state")]),
+                      stat("State", state, id="compare-state")]),
             html.P(agreement, className="small mb-0"),
         ]), className="section-card"),
         dbc.Card(dbc.CardBody([html.H4("Segments", className="card-title"), segments]), className="section-card"),
@@ -74,8 +104,24 @@ def comparison_view(job: Any, served: Any) -> Any:
 
 
 def register_callbacks(app: Any, service: DashboardService, trainer: TrainerAccess) -> None:
-    def served_view() -> Any:
-        return service.cached_model_view()
+    def served_now(model: str) -> str:
+        """The version of `model` served now: asked of the scoring service (the job's own `published`
+        flag is frozen at the job's end, and the navbar's view may lag a publish by a poll)."""
+        try:
+            return service.served_version(model)
+        except ServiceError:
+            view = service.cached_model_view()
+            return view.version if view is not None and view.model == model else ""
+
+    def baseline_info(result: Any) -> Any:
+        """The version the job was compared with, by its name (not whatever is served now), or None."""
+        if not result.compared_version:
+            return None
+        try:
+            return service.version_info(result.model, result.compared_version)
+        except ServiceError as exc:
+            log.info("compare: %s %s unavailable: %s", result.model, result.compared_version, exc.message)
+            return None
 
     @app.callback(Output("compare-trainer-state", "children"), Output("compare-body", "children"),
                   Output("compare-publish", "disabled"), Output("compare-discard", "disabled"),
@@ -95,9 +141,9 @@ def register_callbacks(app: Any, service: DashboardService, trainer: TrainerAcce
         if job.state != "SUCCEEDED" or job.result is None:
             return None, html.P(f"Job {job.job_id} is {job.state.lower()}: nothing to compare yet.",
                                 id="compare-waiting"), True, True
-        current = served_view()
-        published = current is not None and current.version == job.result.version
-        return None, comparison_view(job, current), published, published
+        served = served_now(job.result.model)
+        published = served == job.result.version
+        return None, comparison_view(job, baseline_info(job.result), served), published, published
 
     @app.callback(Output("compare-message", "children"), Output("compare-publish", "disabled", allow_duplicate=True),
                   Input("compare-publish", "n_clicks"), State("wb-job", "data"), prevent_initial_call=True)
