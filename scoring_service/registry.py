@@ -28,7 +28,7 @@ from scoring_service import wire
 from scoring_service.errors import InvalidRequest, Unavailable
 from scoring_service.metrics import ServiceMetrics
 from segmentation.v1 import scoring_pb2 as pb
-from segmentation_core.artefact import Artefact, Verifier, read_artefact
+from segmentation_core.artefact import Artefact, Verifier, read_artefact, read_manifest
 from segmentation_core.bounded_cache import BoundedCache
 from segmentation_core.clv import derivable_inputs
 from segmentation_core.errors import (ArtefactError, NotFoundError, SegmentationError, SignatureError, StoreError,
@@ -150,6 +150,9 @@ class Registry:
         #: used dropped first. Never on the hot path: the served versions are `_served`, a plain dict.
         self._pinned: BoundedCache[tuple[str, str], LoadedVersion] = BoundedCache(max(1, pinned_cache))
         self._pin_lock = threading.RLock()
+        #: (created_at, algorithm, k) of versions listed but not loaded, read from their manifests once
+        #: (a stored version never changes): ListModels tells them apart without loading them.
+        self._summaries: BoundedCache[tuple[str, str], tuple[str, str, int]] = BoundedCache(1024)
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -244,16 +247,34 @@ class Registry:
             for version in self._versions.get(name, ()):
                 loaded = (s is not None and s.version == version) or (name, version) in pinned
                 detail = s if s is not None and s.version == version else pinned.get((name, version))
-                manifest = detail.artefact.manifest if detail is not None else {}
+                if detail is not None:
+                    manifest = detail.artefact.manifest
+                    summary = (str(manifest.get("created_at", "")),
+                               str(manifest.get("algorithm", {}).get("name", "")), detail.artefact.model.k)
+                else:
+                    summary = self._summary(name, version)
+                created_at, algorithm, k = summary
                 versions.append(pb.VersionInfo(
                     version=version, current=version == current, loaded=loaded,
-                    refused_reason=refused.get((name, version), ""),
-                    created_at=str(manifest.get("created_at", "")),
-                    algorithm=str(manifest.get("algorithm", {}).get("name", "")),
-                    k=detail.artefact.model.k if detail is not None else 0))
+                    refused_reason=refused.get((name, version), ""), created_at=created_at, algorithm=algorithm,
+                    k=k))
             entries.append(pb.ModelEntry(name=name, served_version=s.version if s else "", versions=versions,
                                          is_default=name == self.default_model))
         return pb.ListModelsResponse(models=entries)
+
+    def _summary(self, model: str, version: str) -> tuple[str, str, int]:
+        """(created_at, algorithm, k) from a version's manifest, read (and verified) once without loading the
+        version; blanks while it cannot be read (not kept: it may be being copied; loading it says why)."""
+        def read() -> tuple[str, str, int]:
+            manifest = read_manifest(self.store.version_dir(model, version), self.verify_key)
+            return (str(manifest.get("created_at", "")), str(manifest.get("algorithm", {}).get("name", "")),
+                    len(manifest.get("segments", [])))
+
+        try:
+            return self._summaries.get_or_build((model, version), read)
+        except (SegmentationError, ValueError, OSError) as exc:
+            log.info("model %s: no summary of %s: %s", model, version, exc)
+            return "", "", 0
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def poll(self) -> None:

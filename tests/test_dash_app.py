@@ -174,6 +174,16 @@ def test_the_model_page_lists_segments_and_marks_the_served_version(service, inf
     assert "'served': '★ served', 'version': 'v0002'" in text and "'served': '', 'version': 'v0001'" in text
 
 
+def test_the_model_page_offers_each_version_with_its_k_and_training_time_but_not_the_served_one(service):
+    page = render_page(service, "/model", "")
+    choice = next(c for c in walk(page) if getattr(c, "id", None) == "model-version-choice")
+    options = {o["value"]: o for o in choice.options}
+    assert list(options) == ["v0002", "v0001"]
+    assert options["v0002"]["disabled"] and options["v0002"]["label"].endswith(", served")
+    assert not options["v0001"]["disabled"]
+    assert re.fullmatch(r"v0001 - k 5, kmeans, trained \d{4}-\d\d-\d\d \d\d:\d\d", options["v0001"]["label"])
+
+
 def test_unknown_path_and_unreachable_service_give_pages_not_tracebacks(service, store, dashboards):
     assert "There is no page" in text_of(render_page(service, "/nope", ""))
     gone = start_server(store.root)

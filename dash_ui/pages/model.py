@@ -110,6 +110,32 @@ def versions_rows(models: list[ModelEntry], model: str) -> list[dict[str, Any]]:
             for v in sorted(entry.versions, key=lambda v: v.version, reverse=True)]
 
 
+def trained_at(created_at: str) -> str:
+    """A manifest's ISO time ("2026-12-05T13:02:11Z") to the minute, as people read it."""
+    return created_at[:16].replace("T", " ") if len(created_at) >= 16 and created_at[10:11] == "T" else created_at
+
+
+def version_options(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Publish dropdown's choices: each version with what tells them apart (k, algorithm, when trained);
+    the served one and refused ones are listed but cannot be chosen."""
+    options = []
+    for r in rows:
+        why = ", served" if r["served"] else (f", refused: {r['refused']}" if r["refused"] else "")
+        options.append({"label": f"{r['version']} - k {r['k']}, {r['algorithm']}, trained {trained_at(r['created_at'])}"
+                                 f"{why}", "value": r["version"], "disabled": bool(r["served"] or r["refused"])})
+    return options
+
+
+def served_note(service: DashboardService, view: ModelView) -> Any:
+    """Since when the served version is served and what it replaced, when this dashboard saw the change:
+    what a Publish or a Roll back did, still there once the page is drawn again for the new version."""
+    status = service.status()
+    if status.version != view.version or not status.previous_version:
+        return None
+    return html.P(f"{view.version} is served since {status.changed_at} (it replaced {status.previous_version}).",
+                  className="small text-success mb-1", id="model-served-note")
+
+
 def versions_card(service: DashboardService, view: ModelView) -> dbc.Card:
     rows: list[dict[str, Any]] = []
     try:
@@ -123,19 +149,18 @@ def versions_card(service: DashboardService, view: ModelView) -> dbc.Card:
         )
     except ServiceError as exc:
         body = dbc.Alert(f"The version list is unavailable: {exc.message}", color="warning")
-    kept = [r["version"] for r in rows]
     buttons = html.Div([
         dbc.Row([
-            dbc.Col(dcc.Dropdown(id="model-version-choice", options=[{"label": v, "value": v} for v in kept],
-                                 placeholder="a kept version", clearable=False), md=5),
+            dbc.Col(dcc.Dropdown(id="model-version-choice", options=version_options(rows),
+                                 placeholder="a kept version to serve", clearable=False), md=6),
             dbc.Col(dbc.Button("Publish", id="model-publish", color="success", n_clicks=0, size="sm"), md="auto"),
             dbc.Col(dbc.Button("Roll back", id="model-rollback", color="warning", outline=True, n_clicks=0,
                                size="sm", title="serve the version published before the served one"), md="auto"),
         ], className="g-2 align-items-center mt-2"),
         html.Div(id="model-version-message", className="small mt-2"),
     ])
-    return dbc.Card(dbc.CardBody([html.H4(f"Versions of {view.model}", className="card-title"), body, buttons]),
-                    className="section-card")
+    return dbc.Card(dbc.CardBody([html.H4(f"Versions of {view.model}", className="card-title"),
+                                  served_note(service, view), body, buttons]), className="section-card")
 
 
 def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
@@ -179,6 +204,8 @@ def register_version_buttons(app: Any, service: DashboardService, trainer: Any) 
                 return "There is no older version to roll back to."
         if not chosen:
             return "Choose a kept version first."
+        if chosen == view.version:
+            return f"{view.model} {chosen} is already served."
         from training_job.client import TrainingError
 
         try:
