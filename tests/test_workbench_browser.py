@@ -154,6 +154,20 @@ def test_after_publish_compare_shows_the_candidate_served_beside_the_version_it_
         assert not driver.find_element("id", "compare-publish").is_enabled()
 
 
+def test_the_train_page_reopened_says_which_settings_the_job_runs_with(stack, driver):
+    _open(driver, stack["url"] + "/train")
+    wait_until(lambda: "200 rows" in _text(driver, "train-dataset"), 30, message="the dataset on the Train page")
+    driver.find_element("css selector", "#train-k-mode input[value='fixed']").click()
+    driver.find_element("id", "train-k").clear()
+    driver.find_element("id", "train-k").send_keys("4")
+    _click(driver, "train-submit")
+    job_id = wait_until(lambda: "Submitted as" in _text(driver, "train-message") and _text(driver, "train-message"),
+                        30, message="the job id").split("Submitted as ")[1].rstrip(".")
+    _open(driver, stack["url"] + "/train")  # the form is drawn again with its defaults
+    wait_until(lambda: _text(driver, "train-job-settings").startswith(job_id), 30, message="the job's settings")
+    assert "preset mall, k 4 (fixed), " in _text(driver, "train-job-settings")
+
+
 def test_the_data_page_shows_the_served_models_training_data(stack, driver):
     _open(driver, stack["url"] + "/data")
     driver.execute_script("window.sessionStorage.clear();")  # a new session: nothing uploaded yet

@@ -65,6 +65,7 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
         dbc.Progress(id="train-progress", value=0, style={"height": "1.4rem"}),
         html.Div([stat("Job", "-", id="train-job"), stat("State", "-", id="train-state"),
                   stat("Stage", "-", id="train-stage")], className="mt-2"),
+        html.P(id="train-job-settings", className="small mb-1"),
         html.Div(id="train-result"),
         graph("train-k-chart", figures.empty_figure("The k search fills in here as it runs")),
         html.Pre(id="train-log", className="small bg-light p-2", style={"maxHeight": "320px", "overflowY": "auto"}),
@@ -94,6 +95,26 @@ def k_fields(mode: str, k: Any, k_min: Any, k_max: Any) -> dict[str, Any]:
     if mode == "range":
         return {"k": "auto", "k_min": int(k_min or 0), "k_max": int(k_max or 0)}
     return {}
+
+
+def describe_request(request: dict[str, Any]) -> str:
+    """The settings a job was submitted with, in words (the form above shows the defaults again when the
+    page is reopened, not these)."""
+    k, k_min, k_max = str(request.get("k") or ""), request.get("k_min") or 0, request.get("k_max") or 0
+    if k == "auto":
+        k_text = f"auto within {k_min}-{k_max}" if k_min or k_max else "auto"
+    else:
+        k_text = f"{k} (fixed)" if k else "as the preset says"
+    columns = [*request.get("numeric_columns", []), *request.get("categorical_columns", [])]
+    return (f"preset {request.get('preset') or 'auto'}, k {k_text}, "
+            f"algorithm {request.get('algorithm') or 'as the preset says'}, "
+            f"model {request.get('model') or 'customers'}, columns {', '.join(columns) or 'as the preset says'}, "
+            + ("published at once" if request.get("publish") else "kept to compare first"))
+
+
+def settings_line(job: Any) -> str:
+    verb = "runs" if job.state == "RUNNING" else ("waits to run" if job.state == "QUEUED" else "ran")
+    return f"{job.job_id} {verb} with: {describe_request(job.request)}."
 
 
 def result_view(job: Any) -> Any:
@@ -183,20 +204,21 @@ def register_callbacks(app: Any, service: DashboardService, trainer: TrainerAcce
     @app.callback(Output("train-progress", "value"), Output("train-progress", "label"),
                   Output("train-job", "children"), Output("train-state", "children"),
                   Output("train-stage", "children"), Output("train-log", "children"),
-                  Output("train-k-chart", "figure"), Output("train-result", "children"), Output("train-shown", "data"),
+                  Output("train-k-chart", "figure"), Output("train-result", "children"),
+                  Output("train-job-settings", "children"), Output("train-shown", "data"),
                   Input("train-poll", "n_intervals"), Input("wb-job", "data"), State("train-shown", "data"))
     def watch(_: int, job_id: str | None, shown: str | None) -> tuple:
         if not job_id or not trainer.target:
-            return (no_update,) * 9
+            return (no_update,) * 10
         from training_job.client import TrainingError
 
         try:
             job = trainer.client.job(job_id)
         except TrainingError:
-            return (no_update,) * 9
+            return (no_update,) * 10
         key = f"{job.job_id}|{job.state}|{job.stage}|{job.progress:.3f}|{len(job.log)}|{len(job.k_search)}"
         if key == shown:
-            return (no_update,) * 9
+            return (no_update,) * 10
         percent = round(100 * job.progress)
         return (percent, f"{percent}%", job.job_id, job.state.lower(), job.stage,
-                "\n".join(job.log[-LOG_LINES:]), k_chart(job), result_view(job), key)
+                "\n".join(job.log[-LOG_LINES:]), k_chart(job), result_view(job), settings_line(job), key)
