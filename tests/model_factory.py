@@ -28,6 +28,7 @@ MALL_CSV = Path("/work/shared/datasets/Mall_Customers.csv")
 MALL_NUMERIC = ["Age", "Annual Income (k$)", "Spending Score (1-100)"]
 MALL_CATEGORICAL = ["Gender"]
 BLOB_NUMERIC = [f"f{i}" for i in range(7)]
+WIDE_FEATURES = 23
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,29 @@ def blobs(rows: int = 100_000) -> Dataset:
 
 
 @lru_cache(maxsize=None)
+def wide(features: int = WIDE_FEATURES) -> Dataset:
+    """A make_blobs table of 2,000 rows x ``features`` numeric features around 4 centres: a model with as many
+    numeric features as the marketing campaign's under preset auto (23), for pages that draw one chart each."""
+    from sklearn.datasets import make_blobs
+
+    x, _ = make_blobs(n_samples=2000, n_features=features, centers=4, random_state=0)
+    names = [f"Feature {i:02d}" for i in range(features)]
+    frame = pd.DataFrame(x * 100 + 1000, columns=names)
+    frame.insert(0, "id", [f"w{i}" for i in range(len(frame))])
+    return Dataset(frame, names, [])
+
+
+def dataset(name: str) -> Dataset:
+    """The dataset called ``name``: "mall", "blobs" or "wide"."""
+    return {"mall": mall, "blobs": blobs, "wide": wide}[name]()
+
+
+@lru_cache(maxsize=None)
 def _fit(name: str, k: int, algorithm: str, seed: int) -> tuple[FeatureSchema, Any, np.ndarray, np.ndarray, Any]:
     from sklearn.cluster import KMeans
     from sklearn.mixture import GaussianMixture
 
-    data = mall() if name == "mall" else blobs()
+    data = dataset(name)
     schema = FeatureSchema.fit(data.frame, data.numeric, data.categorical)
     x = schema.transform_frame(data.frame)
     if algorithm == "gmm":
@@ -109,8 +128,8 @@ def publish(store: ModelStore, model: str = "customers", data: str = "mall", k: 
     if pre_calibration:
         seg_model = _PreCalibrationModel(**{f.name: getattr(seg_model, f.name)
                                             for f in dataclasses.fields(SegmentModel)})
-    dataset = mall() if data == "mall" else blobs()
-    frame = dataset.frame
+    table = dataset(data)
+    frame = table.frame
     n = len(frame)
     centroids = schema.numeric_to_original(seg_model.centroids)
     segments = []
@@ -120,17 +139,17 @@ def publish(store: ModelStore, model: str = "customers", data: str = "mall", k: 
             "id": j, "name": f"Segment {j}", "description": f"Segment {j} of the test model.",
             "action": "Send a test offer.", "size": int(len(members)), "share": len(members) / n,
             "centroid": {f.name: float(centroids[j, i]) for i, f in enumerate(schema.numeric)},
-            "stats": {c: _stats(members[c].to_numpy(float)) for c in dataset.numeric} if len(members) else {},
+            "stats": {c: _stats(members[c].to_numpy(float)) for c in table.numeric} if len(members) else {},
             "categories": {c: {str(lvl): float(s) for lvl, s in members[c].value_counts(normalize=True).items()}
-                           for c in dataset.categorical},
+                           for c in table.categorical},
         })
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(n, size=min(n, 2000), replace=False))
     sample: dict[str, np.ndarray] = {"id": np.array([str(i) for i in pick]),
                                      "segment_id": labels[pick].astype(np.int32)}
-    for c in dataset.numeric:
+    for c in table.numeric:
         sample[f"num:{c}"] = frame[c].to_numpy(float)[pick]
-    for c in dataset.categorical:
+    for c in table.categorical:
         sample[f"cat:{c}"] = frame[c].astype(str).to_numpy()[pick].astype(str)
     for axis, name in enumerate(("x", "y", "z")):
         sample[f"map_{name}"] = x[pick, axis % x.shape[1]]
@@ -148,15 +167,15 @@ def publish(store: ModelStore, model: str = "customers", data: str = "mall", k: 
                                    "davies_bouldin": 0.7}]},
             "quality": {"silhouette": 0.5, "calinski_harabasz": 100.0, "davies_bouldin": 0.7, "stability": 0.9},
             "segments": segments,
-            "base": {"stats": {c: _stats(frame[c].to_numpy(float)) for c in dataset.numeric}},
+            "base": {"stats": {c: _stats(frame[c].to_numpy(float)) for c in table.numeric}},
             "cleaning": {},
         }
         if confidence is not None:
             manifest["confidence"] = confidence
         if reference:
             manifest["reference"] = build_reference(
-                schema, seg_model, {c: frame[c].to_numpy(float) for c in dataset.numeric},
-                {c: list(frame[c]) for c in dataset.categorical}).to_dict()
+                schema, seg_model, {c: frame[c].to_numpy(float) for c in table.numeric},
+                {c: list(frame[c]) for c in table.categorical}).to_dict()
         write_artefact(folder, manifest, seg_model, sample, lambda p: joblib.dump(pipeline, p), signer=signer)
 
     return store.publish(model, write, keep=50, make_current=make_current)

@@ -20,6 +20,7 @@ from dash_ui.pages import PAGES
 from dash_ui.service import DOWN, OK, DashboardService, ServiceStatus
 from scoring_service.client import ModelInfo, ScoringClient
 from scoring_service.server import ScoringServer
+from segmentation_core.charts import figures
 from segmentation_core.store import ModelStore
 from tests import model_factory
 # `server` (on this module's `store`) and `dashboards` are the fixtures of test_dash_service, shared.
@@ -198,6 +199,29 @@ def test_segments_page_reads_the_segment_from_the_query_string(service):
     assert dropdown.value == 1
     page = render_page(service, "/segments", "?segment=banana")
     assert next(c for c in walk(page) if getattr(c, "id", None) == "segments-segment").value == 0
+
+
+def test_segments_page_of_a_model_with_23_numeric_features_draws_every_profile_chart(
+        tmp_path, dashboards, scoring_server_factory):
+    # The marketing campaign under preset auto has 23 numeric features: 8 rows of charts, which a fixed
+    # vertical spacing of 0.18 refused ("This page could not be drawn").
+    from dash_ui import figure_cache
+
+    store = ModelStore(tmp_path / "store")
+    model_factory.publish(store, "customers", "wide", k=4)
+    service = dashboards.service(target(scoring_server_factory(store.root)))
+    figure_cache.clear()  # another module's model may share the version and creation second
+    try:
+        page = render_page(service, "/segments", "?segment=2")
+    finally:
+        figure_cache.clear()
+    assert "could not be drawn" not in text_of(page)
+    profile = next(c for c in walk(page) if getattr(c, "id", None) == "segments-profile").figure
+    features = model_factory.dataset("wide").numeric
+    assert len(features) == model_factory.WIDE_FEATURES == 23
+    assert [a.text for a in profile.layout.annotations[:23]] == features
+    assert len([t for t in profile.data if t.type == "bar"]) == 2 * 23
+    assert profile.layout.height >= 8 * figures.PROFILE_ROW_PX
 
 
 def test_badge_and_banner_follow_the_state():

@@ -31,10 +31,10 @@ def _centroids() -> pd.DataFrame:
                          **{f: [40.0, 50.0, 60.0] for f in FEATURES}})
 
 
-def _stats() -> pd.DataFrame:
+def _stats(features: list[str] = FEATURES) -> pd.DataFrame:
     rows = []
     for sid, name in [*NAMES.items(), (-1, "All customers")]:
-        for j, f in enumerate(FEATURES):
+        for j, f in enumerate(features):
             mean = 50.0 if sid < 0 else 40.0 + 10 * sid + j
             rows.append(dict(segment_id=sid, segment=name, feature=f, count=100, share=1 / 3, mean=mean,
                              median=mean - 1, min=10.0, max=90.0, std=5.0))
@@ -155,6 +155,37 @@ def test_distribution_numeric_box_per_segment_and_categorical_shares():
     assert totals == pytest.approx([1.0, 1.0, 1.0])
 
 
+def _row_heights_and_gaps(fig) -> tuple[set[int], set[int]]:
+    """The plotting heights of a figure's subplot rows and the gaps between rows, in whole pixels."""
+    plotting = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    domains = sorted({tuple(axis.domain) for axis in fig.select_yaxes()}, reverse=True)
+    heights = {round((top - bottom) * plotting) for bottom, top in domains}
+    gaps = {round((below_top - bottom) * plotting) for (bottom, _), (_, below_top) in zip(domains, domains[1:])}
+    return heights, {-g for g in gaps}
+
+
+@pytest.mark.parametrize("count", [1, 5, 19, 23, 40])
+def test_profile_draws_any_number_of_features_in_rows_of_the_same_size(count):
+    # A fixed vertical_spacing of 0.18 failed from 8 rows (19 features): plotly allows at most 1 / (rows - 1).
+    features = [f"Feature {i}" for i in range(count)]
+    fig = figures.profile_figure(_stats(features), 1, features, NAMES, colours=COLOURS)
+    fig.to_json()  # plotly's validators have run on every property
+    assert len(fig.data) == 2 * count and [a.text for a in fig.layout.annotations[:count]] == features
+    heights, gaps = _row_heights_and_gaps(fig)
+    assert heights == {figures.PROFILE_ROW_PX}
+    assert gaps == ({figures.PROFILE_GAP_PX} if count > 3 else set())
+    assert fig.layout.height == figures.stacked_rows(-(-count // 3), figures.PROFILE_ROW_PX, figures.PROFILE_GAP_PX,
+                                                     figures.PROFILE_TOP_PX + figures.PROFILE_BOTTOM_PX)[0]
+
+
+def test_stacked_rows_keep_pixel_sizes_within_plotlys_spacing_limit():
+    assert figures.stacked_rows(1, 100, 50, 80) == (180, 0.0)
+    assert figures.stacked_rows(3, 100, 50, 80) == (480, 0.125)
+    for rows in range(2, 60):
+        _, spacing = figures.stacked_rows(rows, 100, 50, 80)
+        assert spacing < 1 / (rows - 1)
+
+
 def test_k_search_marks_the_chosen_k_on_every_metric():
     table = pd.DataFrame({"k": [2, 3, 4, 5], "inertia": [400.0, 250.0, 180.0, 160.0],
                           "silhouette": [0.30, 0.45, 0.55, 0.41], "calinski_harabasz": [80.0, 120.0, 150.0, 140.0],
@@ -172,6 +203,10 @@ def test_k_search_marks_the_chosen_k_on_every_metric():
     assert all(t.x[0] == 4 for t in chosen)
     assert len([s for s in fig.layout.shapes if s.x0 == 4]) == 4  # the dashed line on each chart
     assert figures.k_search_figure(table.iloc[0:0], 4).layout.annotations[0].text.startswith("The model carries")
+    for extra in range(6):  # any number of metric rows: the same row heights, never plotly's spacing error
+        table[f"metric_{extra}"] = np.arange(4.0)
+        heights, _ = _row_heights_and_gaps(figures.k_search_figure(table, 4, list(table.columns)))
+        assert heights == {figures.K_ROW_PX}
 
 
 def test_segment_mix_counts_rows_per_segment_and_errors_last():

@@ -37,7 +37,13 @@ K_METRICS: tuple[tuple[str, str, str], ...] = (
 ANALYST_K_METRICS = ("inertia", "silhouette")
 #: Fewest values of k that make a line worth drawing (a fixed k gives one dot per chart).
 MIN_SEARCHED_KS = 3
-_LAYOUT = dict(template="plotly_white", margin=dict(l=40, r=20, t=40, b=40), font=dict(size=12))
+_MARGIN = dict(l=40, r=20, t=40, b=40)
+_LAYOUT = dict(template="plotly_white", margin=_MARGIN, font=dict(size=12))
+#: The profile's small charts, in pixels: a row's plotting height and the gap above the next row (its
+#: subplot titles); the top margin holds the figure's title and subtitle.
+PROFILE_ROW_PX, PROFILE_GAP_PX, PROFILE_TOP_PX, PROFILE_BOTTOM_PX = 170, 60, 105, 70
+#: The k-search charts, in pixels: a row's plotting height and the gap (x-axis title, next row's titles).
+K_ROW_PX, K_GAP_PX = 250, 90
 
 
 def warm_up() -> None:
@@ -57,6 +63,14 @@ def _title(text: str, subtitle: str) -> dict[str, Any]:
     segment name shortened, `shorten`) cannot grow down over the charts' own titles."""
     return dict(text=text, subtitle=dict(text=subtitle, font=dict(size=12, color="#6c757d")), x=0.01,
                 xanchor="left", font=dict(size=15))
+
+
+def stacked_rows(rows: int, row_px: int, gap_px: int, margin_px: int) -> tuple[int, float]:
+    """(figure height, make_subplots' vertical_spacing) for `rows` rows of `row_px` pixels with `gap_px`
+    between rows and `margin_px` of top and bottom margins: sizes in pixels, so that any number of rows
+    stays readable (a fixed spacing share fails past 1 / (rows - 1) and squeezes the rows long before)."""
+    plotting = rows * row_px + (rows - 1) * gap_px
+    return plotting + margin_px, gap_px / plotting if rows > 1 else 0.0
 
 
 def shorten(label: str, width: int) -> str:
@@ -203,7 +217,8 @@ def profile_figure(stats: pd.DataFrame, segment_id: int, features: Sequence[str]
         return empty_figure("No numeric features")
     rows = math.ceil(len(features) / columns)
     cols = min(columns, len(features))
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=features, vertical_spacing=0.18 if rows > 1 else 0.1)
+    height, spacing = stacked_rows(rows, PROFILE_ROW_PX, PROFILE_GAP_PX, PROFILE_TOP_PX + PROFILE_BOTTOM_PX)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=features, vertical_spacing=spacing)
     seg_name = names.get(segment_id, f"Segment {segment_id}")
     for i, feature in enumerate(features):
         r, c = i // cols + 1, i % cols + 1
@@ -220,11 +235,13 @@ def profile_figure(stats: pd.DataFrame, segment_id: int, features: Sequence[str]
                 hovertemplate=f"{label}<br>{feature}<br>mean %{{y:.4g}}<br>median %{{customdata[0]:.4g}}"
                               "<br>range %{customdata[1]:.4g} to %{customdata[2]:.4g}<extra></extra>",
             ), row=r, col=c)
-    fig.update_layout(**_LAYOUT, barmode="group", height=max(300, 230 * rows + 70))
-    # The title starts at the left, wrapped, so that a long segment name neither runs into the mode bar
-    # (top right) nor over the charts' own titles (the top margin grows with its lines).
+    fig.update_layout(**_LAYOUT, barmode="group", height=height)
+    # The title starts at the left, on one line, so that a long segment name neither runs into the mode bar
+    # (top right) nor over the charts' own titles. The legend sits a fixed 12 px below the last row.
     fig.update_layout(title=_title(f"{shorten(seg_name, 34)} vs all customers", "means in original units"),
-                      margin=dict(t=105), legend=dict(orientation="h", y=-0.08))
+                      margin=dict(t=PROFILE_TOP_PX, b=PROFILE_BOTTOM_PX),
+                      legend=dict(orientation="h", yanchor="top",
+                                  y=-12 / (height - PROFILE_TOP_PX - PROFILE_BOTTOM_PX)))
     fig.update_xaxes(showticklabels=False)
     return fig
 
@@ -340,7 +357,8 @@ def k_search_figure(k_search: pd.DataFrame, chosen_k: int, metrics: Sequence[str
     cols = 2 if len(drawn) > 1 else 1
     rows = math.ceil(len(drawn) / cols)
     titles = [f"{title} ({better} is better)" if better else title for _, title, better in drawn]
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, vertical_spacing=min(0.2, 100 / (330 * rows)))
+    height, spacing = stacked_rows(rows, K_ROW_PX, K_GAP_PX, _MARGIN["t"] + _MARGIN["b"])
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, vertical_spacing=spacing)
     ks = list(k_search.index)
     for i, (metric, title, _) in enumerate(drawn):
         r, c = i // cols + 1, i % cols + 1
@@ -353,7 +371,7 @@ def k_search_figure(k_search: pd.DataFrame, chosen_k: int, metrics: Sequence[str
                                      marker=dict(size=14, color="#dc3545", symbol="diamond")), row=r, col=c)
         fig.add_vline(x=chosen_k, line=dict(color="#dc3545", dash="dash", width=1), row=r, col=c)
         fig.update_xaxes(title_text="k", dtick=1, row=r, col=c)
-    fig.update_layout(**_LAYOUT, height=330 * rows)
+    fig.update_layout(**_LAYOUT, height=height)
     fig.update_layout(legend=dict(orientation="h", y=-0.12, x=0.5, xanchor="center"))
     return fig
 
