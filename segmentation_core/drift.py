@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from segmentation_core.number_format import format_number, number_kind
+
 if TYPE_CHECKING:  # the server's windows only: combining replicas' reports (the client) needs numpy alone
     from segmentation_core.reference import BinLayout, Reference
 
@@ -102,18 +104,17 @@ def band(value: float, thresholds: DriftThresholds = DriftThresholds()) -> str:
     return "moderate" if value >= thresholds.moderate_psi else "stable"
 
 
-def _number(value: float) -> str:
-    return f"{value:.4g}"
-
-
-def numeric_labels(edges: Sequence[float]) -> tuple[str, ...]:
-    """Bin labels of a numeric feature: ``<= e1``, ``e1 - e2`` ..., ``> e_last``, then the missing bin."""
+def numeric_labels(edges: Sequence[float], name: str = "") -> tuple[str, ...]:
+    """Bin labels of the numeric feature ``name``: ``<= e1``, ``e1 - e2`` ..., ``> e_last``, then the missing
+    bin; the edges written as the dashboard writes numbers (a year-like feature's without separators)."""
     from segmentation_core.reference import MISSING
 
     if not edges:
         return ("all", MISSING)
-    inner = [f"{_number(lo)} - {_number(hi)}" for lo, hi in zip(edges, edges[1:])]
-    return (f"<= {_number(edges[0])}", *inner, f"> {_number(edges[-1])}", MISSING)
+    kind = number_kind(name, edges)
+    written = [format_number(edge, kind) for edge in edges]
+    inner = [f"{lo} - {hi}" for lo, hi in zip(written, written[1:])]
+    return (f"<= {written[0]}", *inner, f"> {written[-1]}", MISSING)
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def assess(reference: Reference, layout: BinLayout, counts: np.ndarray, rows: in
     features = []
     for (name, kind, part), ref in zip(layout.slices(), [*reference.numeric, *reference.categorical]):
         if kind == "numeric":
-            features.append(Histogram(name, kind, numeric_labels(ref.edges), training[part], counts[part],
+            features.append(Histogram(name, kind, numeric_labels(ref.edges, name), training[part], counts[part],
                                       tuple(ref.edges)))
         else:
             features.append(Histogram(name, kind, (*ref.levels, OTHER, UNSEEN, MISSING), training[part], counts[part]))

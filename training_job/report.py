@@ -27,6 +27,7 @@ from plotly.utils import PlotlyJSONEncoder
 
 from segmentation_core.charts import bundle, figures
 from segmentation_core.clv import dropout_caveat
+from segmentation_core.number_format import format_amount, format_count
 from segmentation_core.palette import segment_colours
 
 __all__ = ["segment_colours", "write_report"]  # segment_colours re-exported from segmentation_core
@@ -293,12 +294,11 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def _fmt(value: Any) -> str:
-    """Numbers readable at a glance: 4 significant digits for floats, separators for ints."""
+    """Numbers as the dashboard writes them (segmentation_core.number_format): ints as counts, floats as
+    amounts."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         return str(value)
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
-    return f"{float(value):.4g}"
+    return format_count(value) if isinstance(value, (int, np.integer)) else format_amount(value)
 
 
 def _card_html(segment: Mapping[str, Any], colour: str) -> str:

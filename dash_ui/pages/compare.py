@@ -4,13 +4,13 @@ computed it, quality metrics); Publish makes it CURRENT, Discard leaves it kept 
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any, Mapping
 
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, html, no_update
 
 from dash_ui.grid import Column, data_grid
+from segmentation_core.number_format import format_amount
 from dash_ui.layout import page_header, stat
 from dash_ui.pages.data import trainer_state
 from dash_ui.service import DashboardService, ServiceError
@@ -33,10 +33,6 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
                                dbc.Button("Discard", id="compare-discard", color="secondary", outline=True, n_clicks=0)],
                               className="mt-3"),
                      html.Div(id="compare-message", className="mt-2")])
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3f}"
 
 
 def baseline_role(result: Any, served: str) -> str:
@@ -70,8 +66,8 @@ def comparison_view(job: Any, baseline: Any, served: str) -> Any:
         Column("share", "Share", "percent"),
         Column("served", f"Segment of {before_label}" if before else "Served segment (none)"),
         Column("overlap", "Of its customers there", "percent")])
-    quality_rows = [{"metric": label, "new": _fmt(r.quality.get(key)),
-                     "served": _fmt(baseline.quality.get(key)) if baseline is not None else "n/a"}
+    quality_rows = [{"metric": label, "new": format_amount(r.quality.get(key)),
+                     "served": format_amount(baseline.quality.get(key)) if baseline is not None else "n/a"}
                     for key, label in QUALITY if key in r.quality]
     quality = data_grid("compare-quality", quality_rows, [
         Column("metric", "Metric"), Column("new", f"New {r.version}"),
@@ -94,7 +90,7 @@ def comparison_view(job: Any, baseline: Any, served: str) -> Any:
             html.Div([stat("New k", str(r.k), id="compare-new-k"),
                       stat(f"k of {before}" if before else "Served k", str(baseline.k) if baseline is not None else "-",
                            id="compare-baseline-k"),
-                      stat("Agreement (ARI)", _fmt(r.ari), id="compare-ari"),
+                      stat("Agreement (ARI)", format_amount(r.ari), id="compare-ari"),
                       stat("State", state, id="compare-state")]),
             html.P(agreement, className="small mb-0"),
         ]), className="section-card"),

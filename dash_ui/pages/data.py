@@ -10,11 +10,12 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, dcc, html
 
 from dash_ui import workbench_figures as wf
-from dash_ui.grid import Column, data_grid
+from dash_ui.grid import KIND_KEY, Column, data_grid
 from dash_ui.layout import graph, page_header, stat
 from dash_ui.service import DashboardService, ServiceError
 from dash_ui.trainer import TrainerAccess
 from dash_ui.uploads import DATA_ROUTE, upload_script
+from segmentation_core.number_format import number_kind
 
 PATH = "/data"
 TITLE = "Data"
@@ -87,14 +88,17 @@ def preview_card(profile: Any) -> dbc.Card:
 
 
 def statistics_card(profile: Any) -> dbc.Card:
-    fields = ("count", "mean", "std", "min", "q25", "median", "q75", "max")
+    """One row per column: counts, and its summary written as its values are (a year column's without
+    thousands separators)."""
+    fields = ("mean", "std", "min", "q25", "median", "q75", "max")
     columns = [Column("name", "Column"), Column("role", "Role"), Column("dtype", "Type"),
-               Column("missing", "Missing", "number"), Column("distinct", "Distinct", "number"),
-               *[Column(f, f, "number") for f in fields[1:]]]
+               Column("missing", "Missing", "integer"), Column("distinct", "Distinct", "integer"),
+               *[Column(f, f, "number") for f in fields]]
     rows = []
     for c in profile.columns:
-        row = {"name": c.name, "role": c.role, "dtype": c.dtype, "missing": c.missing, "distinct": c.distinct}
-        row.update({f: round(c.summary[f], 4) for f in fields[1:] if f in c.summary})
+        row = {"name": c.name, "role": c.role, "dtype": c.dtype, "missing": c.missing, "distinct": c.distinct,
+               KIND_KEY: number_kind(c.name, (c.summary.get("min"), c.summary.get("max")))}
+        row.update({f: c.summary[f] for f in fields if f in c.summary})
         rows.append(row)
     return dbc.Card(dbc.CardBody([html.H4("Statistics", className="card-title"),
                                   data_grid("data-stats", rows, columns, page_size=15)]), className="section-card")

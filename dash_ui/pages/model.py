@@ -1,13 +1,13 @@
 """Model: the k search with the chosen k marked, quality and stability, training data, versions."""
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping
 
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from segmentation_core.charts import figures
+from segmentation_core.number_format import format_amount
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.grid import Column, data_grid
 from dash_ui.layout import graph, page_header, segment_label, stat
@@ -21,16 +21,12 @@ QUALITY_LABELS = (("silhouette", "Silhouette"), ("calinski_harabasz", "Calinski-
                   ("davies_bouldin", "Davies-Bouldin"), ("stability", "Stability"))
 
 
-def fmt(value: float) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{value:,.3f}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
 def quality_card(view: ModelView) -> dbc.Card:
-    known = [stat(label, fmt(view.quality[key]), id=f"model-quality-{key.replace('_', '-')}")
+    known = [stat(label, format_amount(view.quality[key]), id=f"model-quality-{key.replace('_', '-')}")
              for key, label in QUALITY_LABELS if key in view.quality]
-    others = [stat(key.replace("_", " "), fmt(v)) for key, v in sorted(view.quality.items())
+    others = [stat(key.replace("_", " "), format_amount(v)) for key, v in sorted(view.quality.items())
               if key not in dict(QUALITY_LABELS)]
     return dbc.Card(dbc.CardBody([
         html.H4("Quality of the served model", className="card-title"),
@@ -89,7 +85,7 @@ def training_card(view: ModelView) -> dbc.Card:
 def segments_card(view: ModelView) -> dbc.Card:
     head = html.Thead(html.Tr([html.Th(h) for h in ("Id", "Segment", "Customers", "Share", "Outlier beyond")]))
     body = html.Tbody([html.Tr([html.Td(s.id), html.Td(segment_label(s.name, s.colour)), html.Td(f"{s.size:,}"),
-                                html.Td(f"{s.share:.1%}"), html.Td(fmt(s.outlier_distance))])
+                                html.Td(f"{s.share:.1%}"), html.Td(format_amount(s.outlier_distance))])
                        for s in view.segments])
     return dbc.Card(dbc.CardBody([
         html.H4("Segments of this version", className="card-title"),

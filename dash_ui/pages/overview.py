@@ -8,6 +8,7 @@ from dash import Input, Output, dcc, html
 
 from dash_ui import customer_value
 from segmentation_core.charts import figures
+from segmentation_core.number_format import format_amount
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.layout import graph, options, page_header, stat
 from dash_ui.models import ModelView, SampleView, separating_features
@@ -24,7 +25,7 @@ def segment_card(segment: Segment) -> dbc.Card:
     return dbc.Card(dbc.CardBody([
         html.H5(segment.name, className="card-title segment-name", style={"color": colour}),
         html.Div([stat("Customers", f"{segment.size:,}"), stat("Share", f"{segment.share:.1%}"),
-                  *([stat("Mean CLV", f"{segment.clv.mean_clv:,.2f}"),
+                  *([stat("Mean CLV", format_amount(segment.clv.mean_clv)),
                      stat("Share of value", f"{segment.clv.share_of_clv:.1%}")] if segment.clv else [])],
                  className="mb-2"),
         html.P(segment.description, className="card-text small"),

@@ -8,6 +8,7 @@ import dash_bootstrap_components as dbc
 from dash import ALL, MATCH, Input, Output, State, dcc, html, no_update
 
 from segmentation_core.charts import figures
+from segmentation_core.number_format import format_amount, format_number, number_kind
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.layout import graph, options, page_header, segment_label, segment_legend, stat
 from dash_ui.models import ModelView, segment_colour, separating_features
@@ -29,14 +30,20 @@ CLV_FIELDS = (("RepeatPurchases", "Purchase days after the first (a whole number
 ERROR, WARNING, INFO, OK = "error", "warning", "info", ""
 
 
-def _g(value: float) -> str:
-    return f"{value:,.4g}"
+def feature_number(feature: NumericFeature, value: float) -> str:
+    """A value of `feature` as the dashboard writes numbers: a year-like feature's without separators."""
+    return format_number(value, number_kind(feature.name, (feature.minimum, feature.maximum)))
+
+
+def training_range(feature: NumericFeature) -> str:
+    """"1,730 to 666,666" (Year_Birth: "1893 to 1996")."""
+    return f"{feature_number(feature, feature.minimum)} to {feature_number(feature, feature.maximum)}"
 
 
 def validate_number(value: Any, feature: NumericFeature) -> tuple[str, str]:
     """(level, message) for a value typed into `feature`'s field."""
     if value is None or value == "":
-        return INFO, f"Missing: the model uses the training median {_g(feature.impute)}."
+        return INFO, f"Missing: the model uses the training median {feature_number(feature, feature.impute)}."
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -44,8 +51,7 @@ def validate_number(value: Any, feature: NumericFeature) -> tuple[str, str]:
     if not math.isfinite(number):
         return ERROR, f"{feature.name}: {value} is not a finite number."
     if number < feature.minimum or number > feature.maximum:
-        return WARNING, (f"Outside the training range {_g(feature.minimum)} to {_g(feature.maximum)}: "
-                         "the segment is an extrapolation.")
+        return WARNING, f"Outside the training range {training_range(feature)}: the segment is an extrapolation."
     return OK, ""
 
 
@@ -109,7 +115,7 @@ def number_field(f: NumericFeature) -> dbc.Col:
         dbc.Label(f.name, html_for=f"predict-field-{f.name}"),
         dbc.Input(id={"type": NUMBER_ID, "feature": f.name}, name=f.name, type="number", step="any",
                   value=_initial(f.impute), debounce=True),
-        dbc.FormText(f"Training range {_g(f.minimum)} to {_g(f.maximum)}"),
+        dbc.FormText(f"Training range {training_range(f)}"),
         html.Div(id={"type": MESSAGE_ID, "feature": f.name}, className="field-message"),
     ], md=6, lg=4, className="mb-2")
 
@@ -141,16 +147,16 @@ def result_card(prediction: Prediction, colour: str) -> dbc.Card:
                 style={"color": colour}),
         html.Div([
             stat("Confidence", f"{prediction.confidence:.0%}", id="predict-confidence"),
-            stat("Distance to centroid", f"{prediction.distance:.3f}"),
+            stat("Distance to centroid", format_amount(prediction.distance)),
             stat("Outlier", "yes" if prediction.outlier else "no", id="predict-outlier"),
         ]),
         html.P("An outlier is farther from its centroid than 99% of the segment's training customers."
                if prediction.outlier else "", className="small text-warning mb-0"),
         html.Div([
-            stat("Expected purchases", f"{prediction.clv.expected_purchases:.2f}"),
+            stat("Expected purchases", format_amount(prediction.clv.expected_purchases)),
             stat("P(alive)", f"{prediction.clv.p_alive:.0%}"),
-            stat("Expected order value", f"{prediction.clv.expected_order_value:,.2f}"),
-            stat("Lifetime value", f"{prediction.clv.clv:,.2f}", id="predict-clv"),
+            stat("Expected order value", format_amount(prediction.clv.expected_order_value)),
+            stat("Lifetime value", format_amount(prediction.clv.clv), id="predict-clv"),
         ], className="mt-2") if prediction.clv is not None else None,
         html.Small(f"Answered by {prediction.model} {prediction.version}", className="text-muted"),
     ]), className="section-card", style={"borderLeft": f"6px solid {colour}"})

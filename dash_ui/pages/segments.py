@@ -12,7 +12,8 @@ from dash_ui import customer_value
 from segmentation_core.charts import figures
 from dash_ui.figure_cache import cached, version_key
 from segmentation_core.csv_safety import to_safe_csv
-from dash_ui.grid import Column, data_grid
+from segmentation_core.number_format import number_kind
+from dash_ui.grid import KIND_KEY, Column, data_grid
 from dash_ui.layout import graph, page_header
 from dash_ui.models import ModelView, SampleView
 from dash_ui.service import DashboardService, ServiceError
@@ -50,7 +51,8 @@ def stats_table(view: ModelView) -> Any:
     columns = [Column(cid, name, kinds.get(cid, "number" if kind == "numeric" else "text"),
                       styles=colour_rules if cid == "segment" else ())
                for cid, name, kind in TABLE_COLUMNS]
-    return data_grid("segments-stats-table", frame.to_dict("records"), columns, filters=True)
+    rows = [{**row, KIND_KEY: number_kind(row["feature"], (row["min"], row["max"]))} for row in frame.to_dict("records")]
+    return data_grid("segments-stats-table", rows, columns, filters=True)
 
 
 def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
