@@ -62,9 +62,9 @@ def histogram_figure(feature: FeatureDrift | None) -> go.Figure:
                hovertemplate="%{x}: %{y:.1%} of live rows<extra></extra>"),
     ], layout=_LAYOUT)
     psi = f"PSI {feature.psi:.3f} ({feature.band})" if _finite(feature.psi) else "no live rows yet"
+    # The legend on the right of the plot (plotly's place), not above it beside the title and the mode bar.
     fig.update_layout(title_text=f"{feature.feature}: live against training, {psi}", barmode="group",
-                      yaxis=dict(title="share of rows", tickformat=".0%"), height=360,
-                      legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
+                      yaxis=dict(title="share of rows", tickformat=".0%"), height=360)
     return fig
 
 

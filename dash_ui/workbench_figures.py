@@ -1,13 +1,15 @@
 """Figures of the workbench pages (Data, Train): pure functions of the training client's typed results."""
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import plotly.graph_objects as go
 
-from segmentation_core.charts.figures import empty_figure
+from segmentation_core.charts.figures import _LAYOUT, empty_figure
 
-_LAYOUT = dict(template="plotly_white", margin=dict(l=40, r=10, t=40, b=40))
+#: Width of an axis label's character at the charts' 12 px font, and the room under rotated labels, in pixels.
+CHAR_PX, LABEL_MARGIN_PX = 7, 30
 
 
 def histogram_figure(name: str, edges: Sequence[float], counts: Sequence[int]) -> go.Figure:
@@ -53,8 +55,12 @@ def correlation_heatmap(columns: Sequence[str], matrix: Sequence[Sequence[float]
     fig = go.Figure(go.Heatmap(z=[list(r) for r in matrix], x=list(columns), y=list(columns), zmin=-1, zmax=1,
                                colorscale="RdBu_r", text=text, texttemplate="%{text}" if len(columns) <= 12 else None,
                                hovertemplate="%{y} x %{x}: %{z:.2f}<extra></extra>"))
-    size = min(900, 140 + 45 * len(columns))
+    # The x labels at 45 degrees take about their length times sin 45 below the plot: that much margin,
+    # else plotly cuts long names (29 columns of the marketing campaign's).
+    bottom = LABEL_MARGIN_PX + round(CHAR_PX * max(len(str(c)) for c in columns) * math.sin(math.radians(45)))
+    size = min(900, 140 + 45 * len(columns)) + bottom
     fig.update_layout(**_LAYOUT, height=size, yaxis=dict(autorange="reversed"))
+    fig.update_layout(xaxis=dict(tickangle=-45), margin=dict(b=bottom))
     return fig
 
 

@@ -93,6 +93,33 @@ def test_every_page_renders_with_the_real_segment_names(stack, driver):
     assert served
 
 
+#: JS: the titles, subplot titles, annotations, legends and axis titles of each chart that its mode bar covers.
+UNDER_THE_MODE_BAR = """
+  const covered = [];
+  for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+    const bar = plot.querySelector('.modebar');
+    if (!bar) continue;
+    const b = bar.getBoundingClientRect();
+    for (const t of plot.querySelectorAll('.gtitle, .annotation-text, .legend .bg, .g-xtitle, .g-ytitle')) {
+      const r = t.getBoundingClientRect();
+      if (r.width && r.left < b.right && r.right > b.left && r.top < b.bottom && r.bottom > b.top)
+        covered.push((plot.closest('[id]') || plot).id + ': ' + (t.textContent || 'legend').slice(0, 60));
+    }
+  }
+  return covered;
+"""
+
+
+def test_no_chart_title_or_legend_lies_under_the_mode_bar(stack, driver):
+    # Headless Chromium reports no hover, like a touch screen: plotly then shows the mode bar for good,
+    # displayModeBar "hover" or not. Whatever a chart's title says, it stays clear of the bar.
+    for path in ("/", "/segments", "/model", "/predict", "/monitoring"):
+        open_page(driver, stack["url"] + path)
+        assert driver.execute_script("return matchMedia('(hover: none)').matches")
+        assert driver.find_elements("css selector", ".modebar")
+        assert driver.execute_script(UNDER_THE_MODE_BAR) == [], path
+
+
 def test_the_navbar_swaps_pages_in_without_a_page_load(stack, driver):
     open_page(driver, stack["url"] + "/batch")  # the page comes with the layout (no route callback)
     driver.execute_script("window.__sameDocument = true")

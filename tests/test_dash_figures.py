@@ -234,3 +234,23 @@ def test_a_long_segment_name_wraps_in_titles_and_legends_instead_of_running_over
     assert all(len(line) <= 32 for t in profile.data for line in t.name.split("<br>"))
     radar = figures.radar_figure(_sample(), FEATURES, long, colours=COLOURS)
     assert all(len(line) <= 32 for t in radar.data for line in t.name.split("<br>"))
+
+
+def test_every_title_sits_below_the_mode_bar_and_the_k_charts_titles_too():
+    # Plotly shows the mode bar for good on a device without hover (touch, headless Chromium): the template
+    # puts titles under it; the k charts' subplot titles get a top margin that clears it.
+    title = figures.empty_figure("").layout.template.layout.title
+    assert (title.yref, title.y, title.yanchor, title.automargin) == ("container", 1, "top", True)
+    assert title.pad.t >= figures.MODEBAR_PX
+    table = pd.DataFrame({"k": [2, 3, 4], "inertia": [3.0, 2.0, 1.0], "silhouette": [0.2, 0.4, 0.3]}).set_index("k")
+    assert figures.k_search_figure(table, 3).layout.margin.t >= figures.MODEBAR_PX + 20
+
+
+def test_a_29_column_correlation_heatmap_keeps_room_for_its_rotated_labels():
+    from dash_ui import workbench_figures as wf
+
+    columns = [f"Num{i}CatalogPurchases" for i in range(29)]
+    fig = wf.correlation_heatmap(columns, np.eye(29).tolist())
+    assert fig.layout.xaxis.tickangle == -45
+    assert fig.layout.margin.b >= wf.CHAR_PX * max(map(len, columns)) * np.sin(np.pi / 4)
+    assert fig.layout.height - fig.layout.margin.t - fig.layout.margin.b >= 29 * 25  # rows still readable

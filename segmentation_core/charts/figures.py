@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from segmentation_core.charts.colours import BASE_COLOUR, segment_colour
@@ -37,8 +38,21 @@ K_METRICS: tuple[tuple[str, str, str], ...] = (
 ANALYST_K_METRICS = ("inertia", "silhouette")
 #: Fewest values of k that make a line worth drawing (a fixed k gives one dot per chart).
 MIN_SEARCHED_KS = 3
+#: Height of plotly's mode bar (the toolbar at the top right), in pixels. Plotly shows it for good, whatever
+#: displayModeBar "hover" says, on a device that reports no hover (a touch screen, headless Chromium), and
+#: on hover elsewhere: titles, legends and subplot titles keep below it.
+MODEBAR_PX = 30
 _MARGIN = dict(l=40, r=20, t=40, b=40)
-_LAYOUT = dict(template="plotly_white", margin=_MARGIN, font=dict(size=12))
+
+
+def _template() -> go.layout.Template:
+    """plotly_white with every figure's title below the mode bar, the top margin grown to hold it."""
+    template = go.layout.Template(pio.templates["plotly_white"])
+    template.layout.title.update(yref="container", y=1, yanchor="top", pad=dict(t=MODEBAR_PX, b=8), automargin=True)
+    return template
+
+
+_LAYOUT = dict(template=_template(), margin=_MARGIN, font=dict(size=12))
 #: The profile's small charts, in pixels: a row's plotting height and the gap above the next row (its
 #: subplot titles); the top margin holds the figure's title and subtitle.
 PROFILE_ROW_PX, PROFILE_GAP_PX, PROFILE_TOP_PX, PROFILE_BOTTOM_PX = 170, 60, 105, 70
@@ -357,7 +371,8 @@ def k_search_figure(k_search: pd.DataFrame, chosen_k: int, metrics: Sequence[str
     cols = 2 if len(drawn) > 1 else 1
     rows = math.ceil(len(drawn) / cols)
     titles = [f"{title} ({better} is better)" if better else title for _, title, better in drawn]
-    height, spacing = stacked_rows(rows, K_ROW_PX, K_GAP_PX, _MARGIN["t"] + _MARGIN["b"])
+    top = MODEBAR_PX + 30  # the first row's subplot titles, below the mode bar
+    height, spacing = stacked_rows(rows, K_ROW_PX, K_GAP_PX, top + _MARGIN["b"])
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, vertical_spacing=spacing)
     ks = list(k_search.index)
     for i, (metric, title, _) in enumerate(drawn):
@@ -372,7 +387,7 @@ def k_search_figure(k_search: pd.DataFrame, chosen_k: int, metrics: Sequence[str
         fig.add_vline(x=chosen_k, line=dict(color="#dc3545", dash="dash", width=1), row=r, col=c)
         fig.update_xaxes(title_text="k", dtick=1, row=r, col=c)
     fig.update_layout(**_LAYOUT, height=height)
-    fig.update_layout(legend=dict(orientation="h", y=-0.12, x=0.5, xanchor="center"))
+    fig.update_layout(legend=dict(orientation="h", y=-0.12, x=0.5, xanchor="center"), margin=dict(t=top))
     return fig
 
 
