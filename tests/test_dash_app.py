@@ -328,3 +328,20 @@ def test_the_overview_says_what_each_segment_structure_means():
     # a model trained before structures were recorded shows nothing.
     assert _structure_note("several populations") == " · several populations"
     assert _structure_note("") == ""
+
+
+def test_the_train_form_offers_k_up_to_the_most_segments_and_never_sends_a_k_it_emptied(service):
+    from dash_ui.pages import train
+    from training_job.client import MAX_K
+
+    boxes = [c for c in walk(train.layout(service, {})) if getattr(c, "id", None) in ("train-k", "train-k-min",
+                                                                                         "train-k-max")]
+    assert len(boxes) == 3 and {(b.min, b.max) for b in boxes} == {(2, MAX_K)}
+    assert train.k_fields("fixed", MAX_K, None, None) == {"k": str(MAX_K)}
+    assert train.k_fields("range", None, 2, MAX_K) == {"k": "auto", "k_min": 2, "k_max": MAX_K}
+    # The browser empties a number box whose value is outside its min..max (the callback gets None): refused
+    # with the limits, not sent as an empty k (which means the preset's k).
+    for mode, values, box in [("fixed", (None, 2, 10), "k"), ("fixed", (MAX_K + 1, 2, 10), "k"),
+                              ("range", (5, 1, 10), "k from"), ("range", (5, 2, None), "k to")]:
+        with pytest.raises(ValueError, match=f"^{box}: enter a whole number of segments from 2 to {MAX_K}$"):
+            train.k_fields(mode, *values)

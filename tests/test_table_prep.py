@@ -21,6 +21,7 @@ from training_job.config import (
 )
 from segmentation_core.tables import read_table
 from training_job.errors import ConfigError, DataError
+from training_job.limits import MAX_K
 from training_job.schema_inference import infer_schema
 from training_job.table_prep import prepare_table
 
@@ -266,11 +267,13 @@ def test_duplicates_are_dropped_and_counted(tmp_path):
         ({"data": {"numerics": ["Age"]}}, "data.numerics"),
         ({"model": {"k": 1}}, "model.k"),
         ({"model": {"k_min": 5, "k_max": 3}}, "model.k_max"),
+        ({"model": {"k": MAX_K + 1}}, f"model.k: {MAX_K + 1} segments is more than the {MAX_K} a model can have"),
+        ({"model": {"k_max": MAX_K + 1}}, f"model.k_max: {MAX_K + 1} segments is more than the {MAX_K}"),
         ({"cleaning": {"valid_range": {"Age": [100, 16]}}}, "cleaning.valid_range.Age"),
         ({"derived": {"Age": "__import__('os').system('x')"}}, "derived.Age"),
         ({"preprocessing": {"skew": "sqrt"}}, "preprocessing.skew"),
     ],
-    ids=["kind", "typo", "k", "k-range", "range", "unsafe-expression", "skew"],
+    ids=["kind", "typo", "k", "k-range", "k-above-max", "k-search-above-max", "range", "unsafe-expression", "skew"],
 )
 def test_config_errors_name_the_key(raw, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -288,6 +291,9 @@ def test_load_config_and_overrides(tmp_path):
     assert (changed.model.k, changed.model.algorithm, config.model.k) == ("auto", "gmm", 4)
     with pytest.raises(ConfigError, match="--k"):
         apply_overrides(config, k="1")
+    with pytest.raises(ConfigError, match=f"--k: {MAX_K + 1} segments is more than the {MAX_K}"):
+        apply_overrides(config, k=str(MAX_K + 1))
+    assert apply_overrides(config, k=str(MAX_K)).model.k == MAX_K
     with pytest.raises(ConfigError, match="unknown preset 'nope'"):
         load_preset("nope")
     json.dumps(load_preset("marketing-campaign").to_dict())

@@ -20,8 +20,10 @@ from sklearn.metrics import adjusted_rand_score
 
 from segmentation_core.artefact import read_artefact
 from segmentation_core.store import ModelStore
+from segmentation_core.artefact import MAX_MANIFEST_BYTES
 from tests.store_snapshot import visible_state
 from training_job.cli import main
+from training_job.limits import MAX_K
 
 REPO = Path(__file__).resolve().parents[1]
 MALL_NAMES = {"Careful Spenders", "Target Group", "Sensible Customers", "Careless Customers", "Standard Customers"}
@@ -339,6 +341,43 @@ def test_too_few_rows_or_senseless_k(args, expected, tmp_path: Path, capsys) -> 
     assert _train(tmp_path / "s", "--data", str(path), "--preset", "mall", *args) == 2
     assert expected in capsys.readouterr().err
     assert visible_state(tmp_path / "s") == {}
+
+
+def test_k_above_the_most_segments_is_refused_before_the_table_is_read(tmp_path: Path, capsys) -> None:
+    absent = tmp_path / "absent.csv"  # never read: the refusal comes first
+    assert _train(tmp_path / "s", "--data", str(absent), "--k", str(MAX_K + 1)) == 2
+    err = capsys.readouterr().err
+    assert f"--k: {MAX_K + 1} segments is more than the {MAX_K} a model can have; choose 2 to {MAX_K}" in err
+    assert "absent.csv" not in err and visible_state(tmp_path / "s") == {}
+
+
+@pytest.mark.slow
+def test_the_most_segments_fit_the_manifest_with_a_hundred_features(datasets_dir: Path, tmp_path: Path) -> None:
+    # limits.MAX_K's promise: the manifest of a search of 2..MAX_K that chose MAX_K, on 100 features, fits.
+    # The valley test's pairs grow with the ks searched and the segment profiles with k x features: the
+    # worst case is the search's rows spliced into the manifest of a fixed k = MAX_K.
+    raw = ["Year_Birth", "Income", "Kidhome", "Teenhome", "Recency", "MntWines", "MntFruits", "MntMeatProducts",
+           "MntFishProducts", "MntSweetProducts", "MntGoldProds", "NumDealsPurchases", "NumWebPurchases",
+           "NumCatalogPurchases", "NumStorePurchases", "NumWebVisitsMonth", "AcceptedCmp3", "AcceptedCmp4",
+           "AcceptedCmp5", "AcceptedCmp1", "AcceptedCmp2", "Complain", "Response"]
+    derived = {f"Derived_feature_{i:02d}_{raw[i % len(raw)]}": f"{raw[i % len(raw)]} * {1 + (i + 1) / 1000} + {i}"
+               for i in range(98 - len(raw))}
+    numeric = ", ".join(f'"{c}"' for c in [*raw, *derived])
+    lines = "\n".join(f'{name} = "{expression}"' for name, expression in derived.items())
+    manifests = {}
+    for k in (str(MAX_K), "auto"):
+        config = tmp_path / f"wide-{k}.toml"
+        config.write_text(f'[data]\nid_column = "ID"\nnumeric = [{numeric}]\n'
+                          f'categorical = ["Education", "Marital_Status"]\n[derived]\n{lines}\n'
+                          f"[model]\nk = \"{k}\"\nk_min = 2\nk_max = {MAX_K}\n")
+        store = tmp_path / k
+        assert _train(store, "--data", str(datasets_dir / "marketing_campaign.csv"), "--config", str(config)) == 0
+        manifests[k] = _current(store).manifest
+    fixed, searched = manifests[str(MAX_K)], manifests["auto"]
+    assert len(fixed["feature_schema"]["numeric"]) + len(fixed["feature_schema"]["categorical"]) == 100
+    assert [r["k"] for r in searched["k_search"]["rows"]] == list(range(2, MAX_K + 1))
+    worst = json.dumps({**fixed, "k_search": searched["k_search"]}, indent=2, allow_nan=False).encode()
+    assert 0.85 * MAX_MANIFEST_BYTES < len(worst) < MAX_MANIFEST_BYTES, len(worst)
 
 
 def test_senseless_k_range_in_a_config(tmp_path: Path, capsys, datasets_dir: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 from segmentation_core.store import ModelStore
 from tests.server_support import wait_for
 from tests.store_snapshot import visible_state
-from training_job.client import TrainingClient, TrainingError
+from training_job.client import MAX_K, TrainingClient, TrainingError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,18 +128,39 @@ def test_train_with_the_suggested_preset_then_publish(trainer: Trainer, mall, tm
     ({"numeric_columns": ["Incomez"]}, grpc.StatusCode.INVALID_ARGUMENT, "Incomez"),
     ({"preset": "nope"}, grpc.StatusCode.INVALID_ARGUMENT, "nope"),
     ({"k": "one"}, grpc.StatusCode.INVALID_ARGUMENT, "k:"),
-    ({"k": "500"}, grpc.StatusCode.INVALID_ARGUMENT,
-     "k: 500 segments need more than 500 customers; the table has 200 rows"),
-    ({"k_min": 200}, grpc.StatusCode.INVALID_ARGUMENT, "k_min: 200 segments"),
+    ({"k": "500"}, grpc.StatusCode.INVALID_ARGUMENT, f"k: 500 segments is more than the {MAX_K} a model can have"),
+    ({"k": str(MAX_K + 1)}, grpc.StatusCode.INVALID_ARGUMENT, f"k: {MAX_K + 1} segments is more than the {MAX_K}"),
+    ({"k": "auto", "k_max": MAX_K + 1}, grpc.StatusCode.INVALID_ARGUMENT,
+     f"k_max: {MAX_K + 1} segments is more than the {MAX_K}"),
+    ({"k_min": 200}, grpc.StatusCode.INVALID_ARGUMENT, f"k_min: 200 segments is more than the {MAX_K}"),
+    ({"config_toml": f'[data]\nnumeric = ["Age"]\n[model]\nk_max = {MAX_K + 5}\n'}, grpc.StatusCode.INVALID_ARGUMENT,
+     f"config_toml: model.k_max: {MAX_K + 5} segments is more than the {MAX_K}"),
     ({"algorithm": "dbscan"}, grpc.StatusCode.INVALID_ARGUMENT, "dbscan"),
     ({"model": "../x"}, grpc.StatusCode.INVALID_ARGUMENT, "model"),
     ({"dataset_id": "ds-0000000000000000"}, grpc.StatusCode.NOT_FOUND, "ds-0000000000000000"),
-], ids=["unknown-column", "unknown-preset", "bad-k", "k-above-rows", "k-min-above-rows", "unknown-algorithm",
-        "bad-model-name", "unknown-dataset"])
+], ids=["unknown-column", "unknown-preset", "bad-k", "k-far-above-max", "k-above-max", "k-search-above-max",
+        "k-min-above-max", "config-k-max-above-max", "unknown-algorithm", "bad-model-name", "unknown-dataset"])
 def test_bad_requests_are_refused_naming_the_field(trainer: Trainer, mall, fields: dict, code, words: str) -> None:
     with pytest.raises(TrainingError) as err:
         trainer.client.submit(**{"dataset_id": mall.dataset_id, **fields})
     assert err.value.code == code and words in err.value.message
+
+
+def _mall_head(datasets_dir: Path, folder: Path, rows: int) -> Path:
+    """The header and first ``rows`` customers of Mall_Customers.csv, as a file of its own."""
+    lines = (datasets_dir / "Mall_Customers.csv").read_text().splitlines()
+    path = folder / f"mall_{rows}.csv"
+    path.write_text("\n".join(lines[:rows + 1]) + "\n")
+    return path
+
+
+def test_k_above_the_rows_of_a_small_table_is_refused_at_submit(trainer: Trainer, datasets_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    small = trainer.client.upload(_mall_head(datasets_dir, tmp_path, 12))
+    with pytest.raises(TrainingError) as err:
+        trainer.client.submit(small.dataset_id, preset="mall", k=15)
+    assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.message == "k: 15 segments need more than 15 customers; the table has 12 rows"
 
 
 def test_k_larger_than_the_customers_fails_the_job_and_publishes_nothing(trainer: Trainer, tmp_path: Path) -> None:

@@ -20,8 +20,10 @@ from segmentation_core.logs import FORMATS, configure_logging
 from segmentation_core.settings import add_options, at_least, option, refuse_bad_variables
 from segmentation_core.signing import generate_key_pair, load_signing_key
 from segmentation_core.store import ModelStore
-from training_job.config import ALGORITHMS, PRESETS, TrainingConfig, apply_overrides, load_config, load_preset
+from training_job.config import (ALGORITHMS, PRESETS, TrainingConfig, apply_overrides, load_config, load_preset,
+                                 parse_k)
 from training_job.errors import ConfigError, DataError
+from training_job.limits import MAX_K, MIN_K
 
 log = logging.getLogger("training_job")
 
@@ -52,7 +54,7 @@ class TrainOptions:
     preset: str | None = option(None, f"data shape: {', '.join(PRESETS)} or auto (none: auto unless --config "
                                       "is given)")
     config: Path | None = option(None, "TOML configuration for full control")
-    k: str | None = option(None, "number of segments, or auto")
+    k: str | None = option(None, f"number of segments ({MIN_K} to {MAX_K}), or auto")
     algorithm: str | None = option(None, "clustering algorithm (none: the preset's, else kmeans)", choices=ALGORITHMS)
     keep: int = option(10, "versions kept in the store", check=at_least(1))
     signing_key: Path | None = option(None, "Ed25519 private key (PEM, from `keygen`) that signs the version's "
@@ -163,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _config_for(args: argparse.Namespace, frame_loader) -> TrainingConfig:
     if args.config and args.preset:
         raise ConfigError("give either --preset or --config, not both")
+    k = parse_k(args.k, "--k") if args.k is not None else None  # before the table is read
     if args.config:
         config = load_config(args.config)
     elif args.preset in (None, "", "auto"):
@@ -171,7 +174,7 @@ def _config_for(args: argparse.Namespace, frame_loader) -> TrainingConfig:
         config = infer_schema(frame_loader())
     else:
         config = load_preset(args.preset)
-    return apply_overrides(config, k=args.k, algorithm=args.algorithm)
+    return apply_overrides(config, k=k, algorithm=args.algorithm)
 
 
 def _served_version(store: ModelStore, model: str) -> str | None:

@@ -8,7 +8,8 @@
             print(job.stage, f"{job.progress:.0%}")
         trainer.publish(job.result.version)
 
-Imports only grpc, protobuf and the generated contract (no pandas): the dashboard uses it.
+Imports only grpc, protobuf, the generated contract and ``training_job.limits`` (no pandas): the dashboard uses
+it. ``MIN_K`` and ``MAX_K`` are re-exported from there for forms that check k before submitting.
 """
 from __future__ import annotations
 
@@ -22,9 +23,10 @@ from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from segmentation.v1 import profile_pb2, training_pb2 as pb, training_pb2_grpc
+from training_job.limits import MAX_K, MIN_K
 
-__all__ = ["CHUNK_BYTES", "DEFAULT_TARGET", "ColumnProfile", "DataProfile", "Dataset", "Job", "JobResult",
-           "TrainingClient", "TrainingError", "VersionInfo"]
+__all__ = ["CHUNK_BYTES", "DEFAULT_TARGET", "MAX_K", "MIN_K", "ColumnProfile", "DataProfile", "Dataset", "Job",
+           "JobResult", "TrainingClient", "TrainingError", "VersionInfo"]
 
 DEFAULT_TARGET = "127.0.0.1:50052"
 CHUNK_BYTES = 1 << 20

@@ -48,9 +48,9 @@ A configuration file has these tables (every key is optional unless marked; defa
 
     [model]
     algorithm = "kmeans"       # kmeans | minibatch-kmeans | gmm
-    k = "auto"                 # "auto" or an integer >= 2
+    k = "auto"                 # "auto" or a whole number from 2 to 20 (training_job.limits.MAX_K)
     k_min = 2
-    k_max = 10
+    k_max = 10                 # at most 20
     business_k_range = [4, 8]  # optional: the k a business can use; natural groups outside it, or
                                # none at all, give a partition inside it (explained-variance elbow)
     seed = 0
@@ -84,6 +84,7 @@ from typing import Any
 from segmentation_core.recipe import TIME_UNITS, Recipe
 from training_job.algorithms import ALGORITHMS as ALGORITHM_REGISTRY
 from training_job.errors import ConfigError
+from training_job.limits import MAX_K, MIN_K
 
 __all__ = [
     "PRESETS",
@@ -96,9 +97,12 @@ __all__ = [
     "TrainingConfig",
     "TransactionsConfig",
     "apply_overrides",
+    "check_k",
+    "check_k_range",
     "config_from_dict",
     "load_config",
     "load_preset",
+    "parse_k",
 ]
 
 logger = logging.getLogger(__name__)
@@ -196,7 +200,7 @@ class ModelConfig:
 
     algorithm: str = "kmeans"
     k: int | str = "auto"
-    """"auto" or a fixed number of segments (>= 2)."""
+    """"auto" or a fixed number of segments (``limits.MIN_K`` to ``limits.MAX_K``)."""
     k_min: int = 2
     k_max: int = 10
     business_k_range: tuple[int, int] | None = None
@@ -299,7 +303,7 @@ def apply_overrides(
     """Return a copy of `config` with command-line overrides (None leaves a value as configured)."""
     model = config.model
     if k is not None:
-        model = dataclasses.replace(model, k=_parse_k(k, "--k"))
+        model = dataclasses.replace(model, k=parse_k(k, "--k"))
     if algorithm is not None:
         model = dataclasses.replace(model, algorithm=_choice(algorithm, ALGORITHMS, "--algorithm"))
     _check_model(model)
@@ -406,7 +410,7 @@ def _model(t: Mapping[str, Any]) -> ModelConfig:
     _no_unknown(t, {f.name for f in dataclasses.fields(ModelConfig)}, "model")
     model = ModelConfig(
         algorithm=_choice(t.get("algorithm", "kmeans"), ALGORITHMS, "model.algorithm"),
-        k=_parse_k(t.get("k", "auto"), "model.k"),
+        k=parse_k(t.get("k", "auto"), "model.k"),
         k_min=_int(t, "k_min", "model", 2),
         k_max=_int(t, "k_max", "model", 10),
         business_k_range=_k_range(t.get("business_k_range"), "model.business_k_range"),
@@ -537,14 +541,35 @@ def _choice(value: Any, choices: tuple[str, ...], key: str) -> str:
     return value
 
 
-def _parse_k(value: Any, key: str) -> int | str:
+def parse_k(value: Any, key: str) -> int | str:
+    """"auto" or a number of segments a model can have, from TOML, a flag or a request field; else
+    ConfigError naming ``key``."""
     if value == "auto":
         return "auto"
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdecimal():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-        raise ConfigError(f"{key}: expected 'auto' or an integer >= 2, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key}: expected 'auto' or a whole number from {MIN_K} to {MAX_K}, got {value!r}")
+    return check_k(value, key)
+
+
+def check_k(value: int, key: str) -> int:
+    """``value`` when a model can have that many segments (``MIN_K`` to ``MAX_K``), else ConfigError naming
+    ``key``."""
+    if value < MIN_K:
+        raise ConfigError(f"{key}: expected a number of segments >= {MIN_K}, got {value}")
+    if value > MAX_K:
+        raise ConfigError(f"{key}: {value} segments is more than the {MAX_K} a model can have; "
+                          f"choose {MIN_K} to {MAX_K}")
     return value
+
+
+def check_k_range(k_min: int, k_max: int, keys: tuple[str, str] = ("model.k_min", "model.k_max")) -> None:
+    """Refuse a k search range outside ``MIN_K``..``MAX_K`` or upside down (ConfigError naming the key)."""
+    check_k(k_min, keys[0])
+    check_k(k_max, keys[1])
+    if k_max < k_min:
+        raise ConfigError(f"{keys[1]}: {k_max} is below {keys[0]} {k_min}")
 
 
 def _range(bounds: Any, key: str) -> tuple[float | None, float | None]:
@@ -564,10 +589,7 @@ def _range(bounds: Any, key: str) -> tuple[float | None, float | None]:
 
 
 def _check_model(model: ModelConfig) -> None:
-    if model.k_min < 2:
-        raise ConfigError(f"model.k_min: expected >= 2, got {model.k_min}")
-    if model.k_max < model.k_min:
-        raise ConfigError(f"model.k_max: {model.k_max} is below model.k_min {model.k_min}")
+    check_k_range(model.k_min, model.k_max)
     if model.business_k_range is not None:
         lo, hi = model.business_k_range
         if not 2 <= lo <= hi:

@@ -9,7 +9,8 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from segmentation_core.store import validate_model_name
-from training_job.config import ALGORITHMS, PRESETS, TrainingConfig, apply_overrides, config_from_dict, load_preset
+from training_job.config import (ALGORITHMS, PRESETS, TrainingConfig, apply_overrides, check_k, check_k_range,
+                                 config_from_dict, load_preset, parse_k)
 from training_job.errors import ConfigError
 from segmentation_core.recipe import CUSTOMER_COLUMNS
 from training_job.schema_inference import infer_schema
@@ -73,14 +74,15 @@ def config_for_request(request: Mapping[str, Any], frame: pd.DataFrame) -> Train
 
 
 def _k_settings(request: Mapping[str, Any]) -> tuple[str | None, int, int]:
+    """The request's k, k_min and k_max (None / 0: the configuration's), checked by the configuration's rules."""
     k = str(request.get("k", "") or "").strip() or None
-    if k is not None and k != "auto" and not (k.isdigit() and int(k) >= 2):
-        raise ConfigError(f"k: expected 'auto' or a whole number >= 2, got {k!r}")
+    if k is not None:
+        parse_k(k, "k")
     k_min, k_max = int(request.get("k_min", 0) or 0), int(request.get("k_max", 0) or 0)
-    if k_min and k_min < 2:
-        raise ConfigError(f"k_min: expected >= 2, got {k_min}")
-    if k_min and k_max and k_max < k_min:
-        raise ConfigError(f"k_max: {k_max} is below k_min {k_min}")
+    if k_min and k_max:
+        check_k_range(k_min, k_max, ("k_min", "k_max"))
+    elif k_min or k_max:
+        check_k(k_min or k_max, "k_min" if k_min else "k_max")
     return k, k_min, k_max
 
 

@@ -25,6 +25,8 @@ ALGORITHMS = (("kmeans", "k-means"), ("minibatch-kmeans", "mini-batch k-means (l
 
 
 def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
+    from training_job.client import MAX_K, MIN_K
+
     controls = dbc.Card(dbc.CardBody([
         html.H4("Training settings", className="card-title"),
         html.P(id="train-dataset", className="small"),
@@ -49,9 +51,12 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
                                     options=[{"label": "as the preset says", "value": "preset"},
                                              {"label": "auto", "value": "auto"}, {"label": "fixed", "value": "fixed"},
                                              {"label": "auto within a range", "value": "range"}])], md=6),
-            dbc.Col([dbc.Label("k"), dbc.Input(id="train-k", type="number", min=2, step=1, value=5)], md=2),
-            dbc.Col([dbc.Label("k from"), dbc.Input(id="train-k-min", type="number", min=2, step=1, value=2)], md=2),
-            dbc.Col([dbc.Label("k to"), dbc.Input(id="train-k-max", type="number", min=2, step=1, value=10)], md=2),
+            dbc.Col([dbc.Label("k"), dbc.Input(id="train-k", type="number", min=MIN_K, max=MAX_K, step=1, value=5)],
+                    md=2),
+            dbc.Col([dbc.Label("k from"), dbc.Input(id="train-k-min", type="number", min=MIN_K, max=MAX_K, step=1,
+                                                    value=2)], md=2),
+            dbc.Col([dbc.Label("k to"), dbc.Input(id="train-k-max", type="number", min=MIN_K, max=MAX_K, step=1,
+                                                  value=10)], md=2),
         ], className="g-2 mt-1"),
         dbc.Checkbox(id="train-publish", label="Publish at once (otherwise keep it to compare first)", value=False,
                      className="mt-2"),
@@ -87,13 +92,15 @@ def column_options(profile: Any) -> tuple[list[str], list[str]]:
 
 
 def k_fields(mode: str, k: Any, k_min: Any, k_max: Any) -> dict[str, Any]:
-    """The request's k fields for the chosen mode."""
+    """The request's k fields for the chosen mode; ValueError naming the box whose number is missing or outside
+    the segments a model can have (the browser empties a number box whose value is outside its min and max,
+    which must not fall back silently to the preset's k)."""
     if mode == "auto":
         return {"k": "auto"}
     if mode == "fixed":
-        return {"k": str(int(k)) if k not in (None, "") else ""}
+        return {"k": str(_segments(k, "k"))}
     if mode == "range":
-        return {"k": "auto", "k_min": int(k_min or 0), "k_max": int(k_max or 0)}
+        return {"k": "auto", "k_min": _segments(k_min, "k from"), "k_max": _segments(k_max, "k to")}
     return {}
 
 
@@ -115,6 +122,15 @@ def describe_request(request: dict[str, Any]) -> str:
 def settings_line(job: Any) -> str:
     verb = "runs" if job.state == "RUNNING" else ("waits to run" if job.state == "QUEUED" else "ran")
     return f"{job.job_id} {verb} with: {describe_request(job.request)}."
+
+
+def _segments(value: Any, box: str) -> int:
+    """A number of segments typed in the form's ``box``."""
+    from training_job.client import MAX_K, MIN_K
+
+    if value in (None, "") or not float(value).is_integer() or not MIN_K <= int(value) <= MAX_K:
+        raise ValueError(f"{box}: enter a whole number of segments from {MIN_K} to {MAX_K}")
+    return int(value)
 
 
 def result_view(job: Any) -> Any:
