@@ -98,6 +98,18 @@ def test_result_rows_are_complete_and_json_able() -> None:
     assert choose_k_rule(result.rows)[0] == result.chosen_k
 
 
+@pytest.mark.parametrize("k, structure", [(3, k_rule.STRUCTURE_NATURAL), (7, k_rule.STRUCTURE_CONTINUUM)],
+                         ids=["the true k", "more than the true k"])
+def test_k_selection_of_one_fixed_k_says_the_user_fixed_it(k: int, structure: str) -> None:
+    X, _ = make_blobs(n_samples=1500, centers=3, n_features=4, random_state=0)
+    result = search_k(X, [k], seed=0)
+    assert (result.chosen_k, result.rule, result.structure) == (k, "fixed by the user", structure)
+    assert result.rule_explanation.startswith(f"k = {k} was fixed by the user (the k of the command line, the "
+                                              f"request or the configuration), not chosen by the valley-merge "
+                                              f"rule: no other k was tried. At k = {k}, ")
+    assert "is used" not in result.rule_explanation  # the rule's "the smallest, k=7, is used" was wrong
+
+
 def test_deterministic() -> None:
     table = make_table(seed=5, k=4, n=2000, separation=6.0)
     X = _transform(table.data)

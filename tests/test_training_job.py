@@ -351,6 +351,16 @@ def test_k_above_the_most_segments_is_refused_before_the_table_is_read(tmp_path:
     assert "absent.csv" not in err and visible_state(tmp_path / "s") == {}
 
 
+def test_a_fixed_k_is_said_to_be_fixed_by_the_user(datasets_dir: Path, tmp_path: Path, capsys) -> None:
+    assert _train(tmp_path, "--data", str(datasets_dir / "Mall_Customers.csv"), "--preset", "mall", "--k", "6") == 0
+    err = capsys.readouterr().err
+    assert "k=6 fixed by the user, not chosen" in err and "chosen k=" not in err and "by valley-merge" not in err
+    search = _current(tmp_path).manifest["k_search"]
+    assert search["rule"] == "fixed by the user"
+    assert search["explanation"].startswith("k = 6 was fixed by the user (the k of the command line, the request "
+                                            "or the configuration), not chosen by the valley-merge rule")
+
+
 @pytest.mark.slow
 def test_the_most_segments_fit_the_manifest_with_a_hundred_features(datasets_dir: Path, tmp_path: Path) -> None:
     # limits.MAX_K's promise: the manifest of a search of 2..MAX_K that chose MAX_K, on 100 features, fits.

@@ -32,12 +32,14 @@ from threadpoolctl import threadpool_limits
 from training_job.algorithms import Algorithm, algorithm_named
 from training_job.k_metrics import row_metrics, silhouettes
 from training_job.k_rule import (
+    FIXED_RULE,
     RULE_NAME,
     STATUS_MERGED,
     STRUCTURE_CONTINUUM,
     STRUCTURE_NATURAL,
     choose_k_in_range,
     choose_k_rule,
+    fixed_k_explanation,
     merge_support,
     rule_status,
     structure_of,
@@ -92,7 +94,8 @@ def search_k(
     ``business_range`` when given: ``k_rule.choose_k_in_range``); ``on_row`` gets each k's row as soon as it
     is computed (before the silhouettes, which come in one pass at the end). ``categorical_blocks``: the
     one-hot blocks of X's categorical columns (``FeatureSchema.categorical_blocks``), whose latent classes
-    the rule also counts (``training_job.latent_classes``)."""
+    the rule also counts (``training_job.latent_classes``). One k is a k the user fixed: nothing is chosen,
+    the rule is ``k_rule.FIXED_RULE``."""
     X = _check_X(X)
     ks = _check_k_values(k_values, X.shape[0])
     for block in categorical_blocks:
@@ -213,7 +216,11 @@ def _search_k(
         for row in rows:
             if row["k"] in classes.bic:  # the count stops two rises past its minimum
                 row["latent_class_bic"] = classes.bic[row["k"]]
-    if business_range is None:
+    if len(ks) == 1:
+        chosen_k, rule = ks[0], FIXED_RULE
+        structure = structure_of(rows, chosen_k)
+        explanation = fixed_k_explanation(chosen_k, structure)
+    elif business_range is None:
         chosen_k, explanation = choose_k_rule(rows)
         structure = structure_of(rows, chosen_k)
         if classes is not None and classes.k in ks and (structure != STRUCTURE_NATURAL or classes.k > chosen_k):
@@ -248,7 +255,10 @@ def _search_k(
     # in a few passes over all rows to the optimum the restarts found (ten fresh restarts cost 10x).
     with _threads_for(X.shape[0]):
         chosen_model = algo.fit_from(X, chosen_k, seed, centres[chosen_k])
-    logger.info("chosen k=%d by %s (%s)", chosen_k, rule, structure)
+    if rule == FIXED_RULE:
+        logger.info("k=%d fixed by the user, not chosen (%s at that k)", chosen_k, structure)
+    else:
+        logger.info("chosen k=%d by %s (%s)", chosen_k, rule, structure)
     return KSearchResult(rows, chosen_k, rule, explanation, chosen_model, structure)
 
 

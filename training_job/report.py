@@ -114,11 +114,13 @@ def _k_section(k_search: Mapping[str, Any], segments: Sequence[Mapping[str, Any]
     and the rule's own statistics folded away. With a fixed k (nothing searched), the segment sizes."""
     table = _k_table(k_search.get("rows", []))
     chosen = k_search.get("chosen_k")
+    searched = figures.k_was_searched(table)
     structure = k_search.get("structure")  # absent in manifests written before it was recorded
     what = f' &middot; <b>the segments are:</b> {_e(structure)}' if structure else ""
-    verdict = (f'<p class="rule"><b>Rule:</b> {_e(k_search.get("rule", ""))} &middot; <b>chosen k = {_e(chosen)}</b>'
+    verdict = (f'<p class="rule"><b>Rule:</b> {_e(k_search.get("rule", ""))} &middot; '
+               f'<b>{"chosen" if searched else "fixed"} k = {_e(chosen)}</b>'
                f'{what}</p><p>{_e(k_search.get("explanation", ""))}</p>')
-    if not figures.k_was_searched(table):
+    if not searched:
         sizes = figures.segment_sizes_figure({int(s["id"]): int(s["size"]) for s in segments}, names,
                                              colours=colours, title=f"Customers in each of the {len(segments)} segments")
         return (f"{verdict}<p>k was fixed at {_e(chosen)} (no search over k ran): the sizes of the segments "
