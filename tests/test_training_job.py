@@ -359,6 +359,7 @@ def test_a_fixed_k_is_said_to_be_fixed_by_the_user(datasets_dir: Path, tmp_path:
     assert search["rule"] == "fixed by the user"
     assert search["explanation"].startswith("k = 6 was fixed by the user (the k of the command line, the request "
                                             "or the configuration), not chosen by the valley-merge rule")
+    assert _current(tmp_path).manifest["warnings"] == []  # 200 customers: 33 per segment
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 its client: upload, profile, train, publish, cancel, a killed service, bad input."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -161,6 +162,26 @@ def test_k_above_the_rows_of_a_small_table_is_refused_at_submit(trainer: Trainer
         trainer.client.submit(small.dataset_id, preset="mall", k=15)
     assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert err.value.message == "k: 15 segments need more than 15 customers; the table has 12 rows"
+
+
+def test_a_fixed_k_with_few_customers_per_segment_says_so_in_the_log_and_the_report(
+        trainer: Trainer, datasets_dir: Path, tmp_path: Path) -> None:
+    small = trainer.client.upload(_mall_head(datasets_dir, tmp_path, 100))
+    job = trainer.client.wait(trainer.client.submit(small.dataset_id, preset="mall", k=12, model="few").job_id, 300)
+    assert job.state == "SUCCEEDED", job.error
+    log = "\n".join(job.log)
+    assert "k=12 fixed by the user, not chosen" in log and "chosen k=" not in log
+    warning = ("12 segments of 100 customers leave 8.3 customers per segment on average (fewer than 10): such "
+               "small segments describe a handful of customers each, not groups to market to; consider a smaller k")
+    assert f"WARNING {warning}" in log
+    version = ModelStore(trainer.store).version_dir("few", job.result.version)
+    manifest = json.loads((version / "manifest.json").read_text())
+    assert manifest["warnings"] == [warning]
+    assert manifest["k_search"]["rule"] == "fixed by the user"
+    assert manifest["k_search"]["explanation"].startswith("k = 12 was fixed by the user (the k of the command line")
+    report = (version / "report.html").read_text()
+    assert f'<div class="warnings" id="warnings"><b>Warnings</b><ul><li>{warning}</li></ul></div>' in report
+    assert "<b>fixed k = 12</b>" in report
 
 
 def test_k_larger_than_the_customers_fails_the_job_and_publishes_nothing(trainer: Trainer, tmp_path: Path) -> None:

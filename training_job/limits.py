@@ -1,11 +1,12 @@
 """The limits of the number of segments k, stated once.
 
-The configuration and the training request are validated against them (``training_job.config``), and the
-dashboard's form reads them through ``training_job.client``. Standard library only: the dashboard's image carries this file beside the client.
+The configuration and the training request are validated against them (``training_job.config``), the
+training job warns with them (``training_job.train``), and the dashboard's form reads them through
+``training_job.client``. Standard library only: the dashboard's image carries this file beside the client.
 """
 from __future__ import annotations
 
-__all__ = ["MAX_K", "MIN_K"]
+__all__ = ["MAX_K", "MIN_CUSTOMERS_PER_SEGMENT", "MIN_K", "few_customers_warning"]
 
 MIN_K = 2
 """The fewest segments: one segment is no segmentation."""
@@ -21,3 +22,15 @@ fixed k of 500, 28 MB). With 100 features, a search of 2..20 that chooses 20 wri
 0.51 MB of segment profiles, 1.00 MB in all with the rest; so 20 fits any table of up to 100 features,
 where 25 would fit only about 50 and 30 none (its pairs alone take 0.97 MB).
 """
+
+MIN_CUSTOMERS_PER_SEGMENT = 10
+"""Fewer customers per segment than this on average: the job warns (in its log and report) and still trains."""
+
+
+def few_customers_warning(customers: int, k: int) -> str | None:
+    """The warning for ``k`` segments of ``customers`` customers, or None when there are enough per segment."""
+    if customers >= MIN_CUSTOMERS_PER_SEGMENT * k:
+        return None
+    return (f"{k} segments of {customers:,} customers leave {customers / k:.1f} customers per segment on "
+            f"average (fewer than {MIN_CUSTOMERS_PER_SEGMENT}): such small segments describe a handful of "
+            f"customers each, not groups to market to; consider a smaller k")

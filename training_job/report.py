@@ -86,6 +86,7 @@ def _render(manifest: Mapping[str, Any], sample: pd.DataFrame) -> str:
 </head>
 <body>
 <h1>{_e(title)}</h1>
+{_warnings_html(manifest.get("warnings") or [])}
 {_header_html(manifest)}
 <h2>Choosing k</h2>
 {_k_section(manifest["k_search"], segments, names, colours)}
@@ -195,6 +196,8 @@ td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}t
 .meta{display:flex;flex-wrap:wrap;gap:24px}
 .grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:12px}
 details{margin:8px 0}summary{cursor:pointer;color:#555}
+.warnings{background:#fff4e5;border:1px solid #f0b35a;border-radius:6px;padding:8px 14px}
+.warnings ul{margin:4px 0}
 """
 
 
@@ -253,6 +256,14 @@ def _figure_div(fig: go.Figure, div_id: str, height: str = "380px") -> str:
     figure = json.dumps(fig.to_plotly_json(), cls=PlotlyJSONEncoder, separators=(",", ":")).replace("</", "<\\/")
     return (f'<div class="chart" id="chart-{div_id}" style="height:{height}"></div>'
             f'<script type="application/json" data-chart="chart-{div_id}">{figure}</script>')
+
+
+def _warnings_html(warnings: Sequence[str]) -> str:
+    """What the job warned of (the manifest's ``warnings``), above everything else; empty when nothing."""
+    if not warnings:
+        return ""
+    items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
+    return f'<div class="warnings" id="warnings"><b>Warnings</b><ul>{items}</ul></div>'
 
 
 def _header_html(manifest: Mapping[str, Any]) -> str:

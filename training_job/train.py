@@ -32,6 +32,7 @@ from training_job.config import TrainingConfig
 from segmentation_core.tables import read_table
 from training_job.errors import DataError
 from training_job.k_selection import KSearchResult, search_k, stability_score
+from training_job.limits import few_customers_warning
 from training_job.naming import describe_segments
 from training_job.profiling import profile_table
 from training_job.progress import Stages
@@ -137,6 +138,15 @@ def choose_k(config: TrainingConfig, x: np.ndarray, n: int, stages: Stages, list
     return search, business
 
 
+def job_warnings(customers: int, k: int) -> list[str]:
+    """What the analyst is warned of (both engines), logged now and kept in the manifest's ``warnings`` for
+    the report: too few customers per segment."""
+    found = [w for w in (few_customers_warning(customers, k),) if w]
+    for warning in found:
+        log.warning("%s", warning)
+    return found
+
+
 def _quality(x: np.ndarray, segment: np.ndarray, seed: int) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(x), size=min(QUALITY_SAMPLE, len(x)), replace=False)
@@ -180,6 +190,7 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
         log_features(schema)
     search, business = choose_k(config, x, n, stages, listener, schema)
     k = search.chosen_k
+    warnings = job_warnings(n, k)
     algorithm, seed = config.model.algorithm, config.model.seed
     with stages("fit"):
         estimator = search.chosen_model
@@ -222,7 +233,8 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
                                      "fingerprint": data_fingerprint, "rows_in": int(len(frame)), "customers": int(n)},
         config=config, schema=schema, estimator=estimator, search=search, business=business, quality=quality,
         confidence=confidence, cleaning=table.report.to_dict(), base=base_profile(features, numeric, categorical),
-        profiles=profiles, reference=reference.to_dict(), data_profile=data_profile, comparison=comparison)
+        profiles=profiles, reference=reference.to_dict(), data_profile=data_profile, comparison=comparison,
+        warnings=warnings)
     clv = None
     if config.data.kind == "transactions":
         manifest["recipe"] = config.recipe().to_dict()
@@ -248,9 +260,10 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
 def build_manifest(*, model_name: str, data: dict[str, Any], config: TrainingConfig, schema: FeatureSchema,
                    estimator: Any, search: Any, business: tuple[int, int] | None, quality: dict[str, float],
                    confidence: Any, cleaning: dict[str, Any], base: dict[str, Any], profiles: list[dict[str, Any]],
-                   reference: dict[str, Any], data_profile: dict[str, Any], comparison: dict[str, Any]
-                   ) -> dict[str, Any]:
-    """The manifest of a trained model (every engine's): what ``write_artefact`` stores as manifest.json."""
+                   reference: dict[str, Any], data_profile: dict[str, Any], comparison: dict[str, Any],
+                   warnings: list[str]) -> dict[str, Any]:
+    """The manifest of a trained model (every engine's): what ``write_artefact`` stores as manifest.json
+    (``warnings``: ``job_warnings``', shown at the top of the report)."""
     return {
         "model": model_name,
         "version": None,
@@ -271,6 +284,7 @@ def build_manifest(*, model_name: str, data: dict[str, Any], config: TrainingCon
         "reference": reference,
         "profile": data_profile,
         "comparison": comparison,
+        "warnings": warnings,
     }
 
 

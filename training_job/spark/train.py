@@ -54,6 +54,7 @@ from training_job.train import (
     _quality,
     choose_k,
     build_manifest,
+    job_warnings,
     fit_clv_summary,
     log_features,
     publish_version,
@@ -110,6 +111,7 @@ def train_spark(data: str, config: TrainingConfig, store: ModelStore, model_name
         log_features(schema)
     search, business = choose_k(config, x, n, stages, listener, schema)
     k = search.chosen_k
+    warnings = job_warnings(n, k)
     algorithm, seed = config.model.algorithm, config.model.seed
     with stages("fit"):
         estimator = search.chosen_model
@@ -163,7 +165,7 @@ def train_spark(data: str, config: TrainingConfig, store: ModelStore, model_name
                                      "rows_in": int(transactions.rows_in), "customers": int(n), "engine": "spark"},
         config=config, schema=schema, estimator=estimator, search=search, business=business, quality=quality,
         confidence=confidence, cleaning=report.to_dict(), base=base, profiles=profiles,
-        reference=reference.to_dict(), data_profile=data_profile, comparison=comparison)
+        reference=reference.to_dict(), data_profile=data_profile, comparison=comparison, warnings=warnings)
     manifest["recipe"] = config.recipe().to_dict()
     basket_columns = [c for c in BASKET_COLUMNS if c in local.columns and local[c].notna().any()]
     if basket_columns:
