@@ -164,6 +164,12 @@ class TransactionReport:
         """A plain dict that json.dumps accepts."""
         return asdict(self)
 
+    def history_days(self) -> int | None:
+        """The days the log's used lines cover, first and last purchase day both counted (None before any)."""
+        if not self.first_date or not self.last_date:
+            return None
+        return (date.fromisoformat(self.last_date[:10]) - date.fromisoformat(self.first_date[:10])).days + 1
+
 
 @dataclass(frozen=True)
 class CleanLog:

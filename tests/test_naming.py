@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import html
+import itertools
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +15,8 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.preprocessing import StandardScaler
 
-from training_job.naming import SegmentDescription, describe_segments
+from segmentation_core.store import ModelStore
+from training_job.naming import MIN_HISTORY_DAYS, SegmentDescription, describe_segments, short_history_warning
 
 INCOME = "Annual Income (k$)"
 SPENDING = "Spending Score (1-100)"
@@ -240,3 +246,45 @@ def test_display_labels_name_the_columns() -> None:
                             display_labels={"col_a": "income", "col_b": "children"})
     assert out[0].name == "Low-income Family Customers" and out[1].name == "Child-free Affluent Customers"
     assert "income 2 vs" in out[0].description
+
+
+# ---- a transaction log too short for recency to mean lapsing (naming.MIN_HISTORY_DAYS)
+
+#: Words that say a customer lapsed or must be won back: never for recency differences of a few days.
+CHURN_WORDS = re.compile(r"lapsed|at risk|hibernating|\blost\b|can't lose|win-back|win them back|reactivat|"
+                         r"drift away|stopped", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("history_days, churn_names", [(None, True), (MIN_HISTORY_DAYS, True),
+                                                       (MIN_HISTORY_DAYS - 1, False), (2, False)],
+                         ids=["customer table", "90 days", "89 days", "2 days"])
+def test_naming_leaves_recency_out_of_a_log_shorter_than_the_stated_history(history_days, churn_names) -> None:
+    features, labels, groups = _rfm_table()
+    out = describe_segments(features, labels, list(features.columns), [], style="rfm", history_days=history_days)
+    said = [f"{d.name} {d.action}" for d in out]
+    assert any(CHURN_WORDS.search(s) for s in said) == churn_names, said
+    assert (short_history_warning(history_days) is None) == churn_names
+    if not churn_names:
+        assert not any("recency" in d.description for d in out) and len({d.name for d in out}) == len(groups)
+        assert f"covers only {history_days} day(s)" in short_history_warning(history_days)
+
+
+def test_naming_a_real_two_day_slice_of_online_retail_warns_and_uses_no_churn_names(
+        datasets_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The first 5,000 lines of Online Retail: 1-2 December 2010. Segments whose median recency is 2 days
+    # against 1 were "Lapsed Big Spenders", "Hibernating" and "At Risk", with "Send a win-back campaign".
+    from training_job.cli import main
+
+    with gzip.open(datasets_dir / "online_retail.csv.gz", "rt") as src:
+        (tmp_path / "log.csv").write_text("".join(itertools.islice(src, 5_000)))
+    store = tmp_path / "store"
+    assert main(["train", "--store", str(store), "--data", str(tmp_path / "log.csv"), "--preset", "transactions"]) == 0
+    warning = short_history_warning(2)
+    assert warning is not None and f"WARNING training_job.train: {warning}" in capsys.readouterr().err
+    models = ModelStore(store)
+    version = models.version_dir("customers", models.current("customers"))
+    manifest = json.loads((version / "manifest.json").read_text())
+    assert manifest["warnings"] == [warning]
+    said = [f"{s['name']} | {s['description']} | {s['action']}" for s in manifest["segments"]]
+    assert not any(CHURN_WORDS.search(s) or "recency" in s.lower() for s in said), said
+    assert html.escape(warning) in (version / "report.html").read_text()

@@ -37,7 +37,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Term", "readable_label", "term_for"]
+__all__ = ["Term", "measures_recency", "readable_label", "term_for"]
 
 _CODE_PREFIXES = {"mnt", "num", "amt", "cnt", "qty", "nb", "dt", "n", "z", "is", "has", "flag"}
 _FILLER = {"products", "prods", "product", "month", "months", "monthly", "total", "score", "level", "count",
@@ -56,9 +56,10 @@ class Term:
     known: bool = True  # False: a column of unknown meaning, read as High-<label> / Low-<label>
 
 
+_RECENCY = Term("Lapsed", "Recent")
 _TERMS: list[tuple[re.Pattern[str], Term]] = [
     (re.compile(p, re.IGNORECASE), t) for p, t in [
-        (r"recency|days? since|since last|last (purchase|order|visit)", Term("Lapsed", "Recent")),
+        (r"recency|days? since|since last|last (purchase|order|visit)", _RECENCY),
         (r"year (of )?birth|birth ?year", Term("Younger", "Older")),
         (r"(?<![a-z])age(?![a-z])", Term("Older", "Younger")),
         (r"tenure|as customer|customer (since|for)|seniority|member since", Term("Long-standing", "New")),
@@ -102,6 +103,11 @@ def term_for(label: str, column: str) -> Term:
     words = label.split()
     hyphenated = "-".join(words)
     return Term(f"High-{hyphenated}", f"Low-{hyphenated}", known=False)
+
+
+def measures_recency(label: str, column: str) -> bool:
+    """True for a column that measures recency (time since the last purchase: the Lapsed / Recent row)."""
+    return term_for(label, column) == _RECENCY
 
 
 def _qualified(term: Term, label: str) -> Term:

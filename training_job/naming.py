@@ -21,6 +21,12 @@ Styles
     ``_MAX_AXIS_GAP`` from its archetype on any axis is refused, and an RFM archetype is open only to a
     segment that meets its rule (``_RFM_RULES``: Champions need the top fifth on recency, frequency and
     monetary); such a segment, like any left over when k exceeds the archetypes, gets a profile name.
+Short histories
+    Recency reads as lapsing only in a transaction log covering at least ``MIN_HISTORY_DAYS`` days (first to
+    last purchase day, both counted). In a shorter one, days without a purchase are days, not lost customers:
+    recency is left out of names, descriptions and actions (no Lapsed / Recent, no win-back), and no RFM
+    archetype is used (they all read recency: Champions bought recently; At Risk, Can't Lose Them,
+    Hibernating and Lost have lapsed), so every segment gets a profile name from its other traits.
 """
 
 from __future__ import annotations
@@ -35,13 +41,16 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 
-from training_job.name_terms import readable_label, term_for
+from training_job.name_terms import measures_recency, readable_label, term_for
 
-__all__ = ["SegmentDescription", "describe_segments", "STYLES"]
+__all__ = ["MIN_HISTORY_DAYS", "STYLES", "SegmentDescription", "describe_segments", "recency_means_lapsing",
+           "short_history_warning"]
 
 logger = logging.getLogger(__name__)
 
 STYLES = ("profile", "mall", "rfm")
+#: A transaction log covering fewer days than this is too short for recency to mean lapsing (module docstring).
+MIN_HISTORY_DAYS = 90
 
 # Level thresholds on the percentile of the segment median (see module docstring).
 _LOW_PCT = 1.0 / 3.0
@@ -110,6 +119,22 @@ class _Trait:
 # --------------------------------------------------------------------------------------------- public
 
 
+def recency_means_lapsing(history_days: int | None) -> bool:
+    """Whether recency may read as lapsing in names: the data is no transaction log (None) or a log covering
+    at least ``MIN_HISTORY_DAYS`` days."""
+    return history_days is None or history_days >= MIN_HISTORY_DAYS
+
+
+def short_history_warning(history_days: int | None) -> str | None:
+    """The job's warning for a transaction log too short for recency to mean lapsing; None otherwise."""
+    if recency_means_lapsing(history_days):
+        return None
+    return (f"the transaction log covers only {history_days} day(s) (first to last purchase day), under "
+            f"{MIN_HISTORY_DAYS}: a difference in recency of a few days does not mean that customers lapsed, so "
+            f"the segment names, descriptions and actions leave recency out (no Lapsed, At Risk, Hibernating, "
+            f"Lost or win-back); train on at least {MIN_HISTORY_DAYS} days to tell lapsed customers from active ones")
+
+
 def describe_segments(
     features: pd.DataFrame,
     labels: np.ndarray,
@@ -118,9 +143,11 @@ def describe_segments(
     style: str = "profile",
     overrides: Mapping[str, str] | None = None,
     display_labels: Mapping[str, str] | None = None,
+    history_days: int | None = None,
 ) -> list[SegmentDescription]:
     """One description per segment id 0..k-1, in id order, with unique names (``display_labels``: a
-    business label per column, else one derived from the column name)."""
+    business label per column, else one derived from the column name; ``history_days``: the days a
+    transaction log covers, None for a customer table, see ``recency_means_lapsing``)."""
     labels = np.asarray(labels)
     if style not in STYLES:
         raise ValueError(f"style={style!r} should be one of {STYLES}.")
@@ -140,7 +167,8 @@ def describe_segments(
     if empty:
         raise ValueError(f"segments {empty} have no rows; labels should cover 0..{k - 1}.")
     display = {c: (display_labels or {}).get(c) or readable_label(c) for c in [*numeric, *categorical]}
-    return _describe_segments(features, labels, list(numeric), list(categorical), style, overrides or {}, display)
+    return _describe_segments(features, labels, list(numeric), list(categorical), style, overrides or {}, display,
+                              recency_means_lapsing(history_days))
 
 
 # -------------------------------------------------------------------------------------------- private
@@ -154,9 +182,13 @@ def _describe_segments(
     style: str,
     overrides: Mapping[str, str],
     display: Mapping[str, str],
+    lapsing: bool = True,
 ) -> list[SegmentDescription]:
-    """Same as describe_segments, no input validation."""
+    """Same as describe_segments, no input validation (``lapsing`` False: recency left out, no RFM archetype)."""
     k = int(labels.max()) + 1
+    if not lapsing:
+        numeric = [c for c in numeric if not measures_recency(display[c], c)]
+        style = "profile" if style == "rfm" else style
     profiles = _profiles(features, labels, numeric, categorical, display)
     archetype_names: list[str | None] = [None] * k
     actions: list[str | None] = [None] * k

@@ -25,6 +25,7 @@ from segmentation_core.segment_model import SegmentModel, calibrate
 from segmentation_core.sklearn_pipeline import build_pipeline
 from segmentation_core.store import ModelStore, validate_model_name
 from training_job.algorithms import algorithm_named
+from training_job.cleaning import CleaningReport
 from training_job.clv_fit import customer_figures, fit_clv, segment_summary
 from training_job.comparison import compare_with_current
 from training_job.confidence import fit_temperature
@@ -33,7 +34,7 @@ from segmentation_core.tables import read_table
 from training_job.errors import DataError
 from training_job.k_selection import KSearchResult, search_k, stability_score
 from training_job.limits import few_customers_warning
-from training_job.naming import describe_segments
+from training_job.naming import describe_segments, short_history_warning
 from training_job.profiling import profile_table
 from training_job.progress import Stages
 from training_job.report import write_report
@@ -138,10 +139,15 @@ def choose_k(config: TrainingConfig, x: np.ndarray, n: int, stages: Stages, list
     return search, business
 
 
-def job_warnings(customers: int, k: int) -> list[str]:
+def history_days(cleaning: CleaningReport) -> int | None:
+    """The days a transaction log covers (None for a customer table): how far recency can reach."""
+    return cleaning.transactions.history_days() if cleaning.transactions is not None else None
+
+
+def job_warnings(customers: int, k: int, history: int | None) -> list[str]:
     """What the analyst is warned of (both engines), logged now and kept in the manifest's ``warnings`` for
-    the report: too few customers per segment."""
-    found = [w for w in (few_customers_warning(customers, k),) if w]
+    the report: too few customers per segment, a log too short for recency to mean lapsing."""
+    found = [w for w in (few_customers_warning(customers, k), short_history_warning(history)) if w]
     for warning in found:
         log.warning("%s", warning)
     return found
@@ -190,7 +196,8 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
         log_features(schema)
     search, business = choose_k(config, x, n, stages, listener, schema)
     k = search.chosen_k
-    warnings = job_warnings(n, k)
+    history = history_days(table.report)
+    warnings = job_warnings(n, k, history)
     algorithm, seed = config.model.algorithm, config.model.seed
     with stages("fit"):
         estimator = search.chosen_model
@@ -216,7 +223,7 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
         quality = {**_quality(x, segment, seed), "stability": float(stability)}
         descriptions = describe_segments(features, segment, numeric, categorical, style=config.naming.style,
                                          overrides=dict(config.naming.names),
-                                         display_labels=dict(config.naming.labels))
+                                         display_labels=dict(config.naming.labels), history_days=history)
         profiles = segment_profiles(features, segment, schema, np.asarray(centroids))
         for profile, description, threshold in zip(profiles, descriptions, model.outlier_threshold):
             profile.update(description.to_dict())

@@ -54,6 +54,7 @@ from training_job.train import (
     _quality,
     choose_k,
     build_manifest,
+    history_days,
     job_warnings,
     fit_clv_summary,
     log_features,
@@ -111,7 +112,8 @@ def train_spark(data: str, config: TrainingConfig, store: ModelStore, model_name
         log_features(schema)
     search, business = choose_k(config, x, n, stages, listener, schema)
     k = search.chosen_k
-    warnings = job_warnings(n, k)
+    history = history_days(report)
+    warnings = job_warnings(n, k, history)
     algorithm, seed = config.model.algorithm, config.model.seed
     with stages("fit"):
         estimator = search.chosen_model
@@ -145,7 +147,7 @@ def train_spark(data: str, config: TrainingConfig, store: ModelStore, model_name
         quality = {**_quality(x, segment, seed), "stability": float(stability)}
         descriptions = describe_segments(features, segment, numeric, [], style=config.naming.style,
                                          overrides=dict(config.naming.names),
-                                         display_labels=dict(config.naming.labels))
+                                         display_labels=dict(config.naming.labels), history_days=history)
         per_segment = column_stats(scored, numeric, F.col("segment"))
         empty = {f: _no_stats() for f in numeric}
         profiles = profile_entries([int(counts.get(j, 0)) for j in range(k)], schema, centroids,
