@@ -136,14 +136,17 @@ def published_store(tmp_path: Path) -> Path:
     return store
 
 
-def _banner(supervisor: subprocess.Popen) -> str:
-    """The addresses the supervisor prints once everything is up."""
+def _banner(supervisor: subprocess.Popen) -> tuple[str, dict[str, str]]:
+    """What the supervisor prints once everything is up, and the addresses in it (dashboard, scoring, trainer)."""
     lines: list[str] = []
     deadline = time.monotonic() + 60
     while not any("Press Ctrl-C" in line for line in lines):
         assert supervisor.poll() is None and time.monotonic() < deadline, supervisor.communicate()[1][-3000:]
         lines.append(supervisor.stdout.readline())
-    return "".join(lines)
+    banner = "".join(lines)
+    return banner, {"dashboard": re.search(r"dashboard\s+(http://\S+)", banner).group(1),
+                    "scoring": re.search(r"scoring \(gRPC\)\s+(\S+)", banner).group(1),
+                    "trainer": re.search(r"training \(gRPC\)\s+(\S+)", banner).group(1)}
 
 
 def _pids_of(module: str, store: Path) -> list[int]:
@@ -163,11 +166,9 @@ def test_supervisor_serves_prints_addresses_and_stops_everything_on_ctrl_c(publi
     probe = load_deploy("grpc_health_probe")
     supervisor = _supervisor(published_store)
     try:
-        banner = _banner(supervisor)
-        dashboard = re.search(r"dashboard\s+(http://\S+)", banner).group(1)
-        target = re.search(r"scoring \(gRPC\)\s+(\S+)", banner).group(1)
-        trainer = re.search(r"training \(gRPC\)\s+(\S+)", banner).group(1)
-        assert probe.check(trainer) == probe.SERVING
+        banner, address = _banner(supervisor)
+        dashboard, target = address["dashboard"], address["scoring"]
+        assert probe.check(address["trainer"]) == probe.SERVING
         assert "-m training_job train" in banner and str(published_store) in banner, "no retrain command shown"
         assert http_status(dashboard) == 200
         assert probe.check(target) == probe.SERVING
@@ -191,9 +192,8 @@ def test_supervisor_starts_a_service_that_dies_again_on_its_port(published_store
     probe = load_deploy("grpc_health_probe")
     supervisor = _supervisor(published_store)
     try:
-        banner = _banner(supervisor)
-        dashboard = re.search(r"dashboard\s+(http://\S+)", banner).group(1)
-        target = re.search(r"scoring \(gRPC\)\s+(\S+)", banner).group(1)
+        _, address = _banner(supervisor)
+        dashboard, target = address["dashboard"], address["scoring"]
         [killed] = _pids_of("scoring_service", published_store)
         [dash] = _pids_of("dash_ui", Path(target))  # the dashboard's command line names the scoring target
         os.kill(killed, signal.SIGKILL)
