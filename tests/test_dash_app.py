@@ -345,3 +345,28 @@ def test_the_train_form_offers_k_up_to_the_most_segments_and_never_sends_a_k_it_
                               ("range", (5, 1, 10), "k from"), ("range", (5, 2, None), "k to")]:
         with pytest.raises(ValueError, match=f"^{box}: enter a whole number of segments from 2 to {MAX_K}$"):
             train.k_fields(mode, *values)
+
+
+def _callback(app, output: str):
+    return next(v for k, v in app.callback_map.items() if output in k)["callback"].__wrapped__
+
+
+def test_a_refused_predict_form_clears_the_previous_result_and_the_customer_on_the_map(service):
+    from dash_ui.pages import predict
+
+    app = create_app(service)
+    send, draw = _callback(app, "predict-result.children"), _callback(app, "predict-map.figure")
+    view = service.model_view()
+    ids = [{"type": predict.NUMBER_ID, "feature": f.name} for f in view.numeric_features]
+    cat_ids = [{"type": predict.CATEGORY_ID, "feature": f.name} for f in view.categorical_features]
+    cats = [f.impute for f in view.categorical_features]
+    good = [f.impute for f in view.numeric_features]
+    card, customer = send(1, good, ids, cats, cat_ids, [], [])
+    assert customer["segment_name"].startswith("Segment ") and "Confidence" in text_of(card)
+    x, y = view.numeric_names[:2]
+    assert any(t.name.startswith("This customer") for t in draw(customer, x, y).data)
+    bad = ["abc"] + good[1:]
+    alert, cleared = send(2, bad, ids, cats, cat_ids, [], [])
+    # Was (alert, no_update): the star of the previous inputs stayed on the map beside "Please correct".
+    assert alert.id == "predict-error" and "Please correct" in text_of(alert) and cleared is None
+    assert not any((t.name or "").startswith("This customer") for t in draw(cleared, x, y).data)

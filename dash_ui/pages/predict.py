@@ -5,7 +5,7 @@ import math
 from typing import Any, Mapping, Sequence
 
 import dash_bootstrap_components as dbc
-from dash import ALL, MATCH, Input, Output, State, dcc, html, no_update
+from dash import ALL, MATCH, Input, Output, State, dcc, html
 
 from segmentation_core.charts import figures
 from segmentation_core.number_format import format_amount, format_number, number_kind
@@ -216,9 +216,9 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
             number_values, cat_values = _by_feature(number_ids, numbers), _by_feature(cat_ids, cats)
             lifetime, clv_errors = clv_inputs(_by_feature(clv_ids, clv_values))
             errors = validate_form(view, number_values, cat_values) + clv_errors
-            if errors:
+            if errors:  # the result and the customer on the map belonged to other inputs: both go
                 return dbc.Alert([html.Strong("Please correct: "), html.Ul([html.Li(e) for e in errors])],
-                                 color="danger", id="predict-error"), no_update
+                                 color="danger", id="predict-error"), None
             customer = customer_from_form(view, number_values, cat_values)
             prediction = service.predict({**customer, **lifetime})
         except ServiceError as exc:
