@@ -18,7 +18,7 @@ import pandas as pd
 from dash_ui.models import ModelView
 from scoring_service.client import RESULT_COLUMNS
 from segmentation_core.bounded_cache import BoundedCache
-from segmentation_core.errors import DataError
+from segmentation_core.errors import DataError, number_error
 from segmentation_core.tables import TableSource, TableTooLarge, match_columns, read_table
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
@@ -107,7 +107,7 @@ def validate_frame(frame: pd.DataFrame, view: ModelView) -> ValidationReport:
         good = numbers.where(~bad)
         out[f.name] = int(((good < f.minimum) | (good > f.maximum)).sum())
         for pos in bad.to_numpy().nonzero()[0]:
-            problems.setdefault(int(pos), []).append(f"{f.name}: {text.iloc[pos]!r} is not a finite number")
+            problems.setdefault(int(pos), []).append(number_error(f.name, text.iloc[pos]))
     for c in view.categorical_features:
         if c.name in found:
             empty[c.name] = int(_blank(frame[found[c.name]]).sum())

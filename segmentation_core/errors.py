@@ -1,6 +1,7 @@
 """The domain's errors; each program maps them to its own surface (exit code, gRPC status)."""
 from __future__ import annotations
 
+import math
 from numbers import Integral
 
 
@@ -71,3 +72,16 @@ def describe_row(label: object, first_data_line: int | None) -> str:
     if isinstance(label, Integral):
         return f"row {int(label) + 1}"
     return f"row {label!r}"
+
+
+def number_error(name: str, value: object) -> str:
+    """The one wording for a numeric field's value that cannot be scored, whichever path met it: text that is no
+    number ("Age: 'abc' is not a number"), an infinite value ("Age: inf is not a finite number", text as typed:
+    "Age: '1e400' is not a finite number")."""
+    shown = quoted(value) if isinstance(value, (str, bytes)) else str(value)
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return f"{name}: {shown} is not a number"
+    return f"{name}: {shown} is not a finite number" if number in (math.inf, -math.inf) else \
+        f"{name}: {shown} is not a number"

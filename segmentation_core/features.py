@@ -24,7 +24,7 @@ from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from segmentation_core.errors import InputError
+from segmentation_core.errors import InputError, number_error
 
 try:  # the ufunc behind np.clip, without np.clip's Python-level dispatch
     from numpy._core.umath import clip as _clip
@@ -461,7 +461,7 @@ class FeatureSchema:
                     not_finite = ~np.isfinite(x)
                     if not_finite.any():  # rare: keep the common path free of masks and copies
                         for row in np.flatnonzero(np.isinf(x)):
-                            errors.setdefault(int(row), f"{f.name}: {x[row]} is not a finite number")
+                            errors.setdefault(int(row), number_error(f.name, x[row]))
                         x[not_finite] = f.impute
             _clip(block, c["low"], c["high"], out=block)
             for j in c["log1p"]:
@@ -542,7 +542,7 @@ class FeatureSchema:
             if v is None or v != v:  # absent or NaN -> imputed
                 v = impute
             elif v in (math.inf, -math.inf):
-                raise InputError(f"{name}: {v} is not a finite number", field=name)
+                raise InputError(number_error(name, v), field=name)
             v = low if v < low else high if v > high else v
             if skew == "log1p":
                 v = math.log1p(v)

@@ -44,7 +44,9 @@ def test_validation_reports_missing_columns_and_bad_rows_by_file_line():
     assert not report.can_score
     assert report.extra_columns == ("CustomerID",)
     assert [p.line for p in report.bad_rows] == [3, 5, 6]  # header is line 1
-    assert report.bad_rows[0].message == "Age: 'abc' is not a finite number"
+    # One wording with the results grid (segmentation_core.errors.number_error): was "'abc' is not a finite number".
+    assert report.bad_rows[0].message == "Age: 'abc' is not a number"
+    assert report.bad_rows[1].message == "Age: 'inf' is not a finite number"
     assert "Annual Income (k$): 'x'" in report.bad_rows[2].message and "Age" not in report.bad_rows[2].message
     assert report.empty_cells == {"Age": 1, "Annual Income (k$)": 0, "Gender": 1}
     assert report.out_of_range["Age"] == 1  # 200 > 70
@@ -107,3 +109,14 @@ def test_job_registry_reports_progress_result_and_failure():
     assert failed.state == "failed" and failed.message == "stream broke"
     jobs.start(pd.DataFrame({"a": [1]}), score)
     assert jobs.get(job.id) is None  # only the last two are kept
+
+
+@pytest.mark.parametrize("value, message", [
+    ("abc", "Age: 'abc' is not a number"), (" 1,5 ", "Age: ' 1,5 ' is not a number"),
+    ("inf", "Age: 'inf' is not a finite number"), ("1e400", "Age: '1e400' is not a finite number"),
+    (float("-inf"), "Age: -inf is not a finite number"), (None, "Age: None is not a number"),
+], ids=["text", "comma", "inf-text", "overflow-text", "minus-inf", "none"])
+def test_one_wording_for_a_number_that_cannot_be_scored_on_every_path(value, message):
+    from segmentation_core.errors import number_error
+
+    assert number_error("Age", value) == message

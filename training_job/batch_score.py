@@ -23,7 +23,7 @@ import pandas as pd
 from segmentation_core.artefact import Artefact, read_artefact
 from segmentation_core.clv import FIGURES
 from segmentation_core.csv_safety import csv_safe_frame
-from segmentation_core.errors import DataError, describe_row
+from segmentation_core.errors import DataError, describe_row, number_error
 from segmentation_core.parsing import format_ids, strip_text
 from segmentation_core.recipe import CLV_INPUTS, Recipe, aggregate, check_features
 from segmentation_core.store import ModelStore
@@ -190,7 +190,7 @@ def _numbers(values: pd.Series, column: str) -> tuple[pd.Series, dict[int, str]]
     present = numbers.dropna()
     if (present == present.round()).all() and (present.abs() < 2**53).all():
         numbers = numbers.astype("Int64")
-    return numbers, {int(row): f"{column}: {values.iloc[row]!r} is not a number" for row in bad}
+    return numbers, {int(row): number_error(column, values.iloc[row]) for row in bad}
 
 
 def _segments(artefact: Artefact, x: np.ndarray, errors: dict[int, str]) -> pd.DataFrame:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from scoring_service.client.types import ModelInfo, ScoringError
+from segmentation_core.errors import number_error
 from segmentation_core.clv import FIGURES as CLV_FIGURES
 from segmentation_core.clv import INPUTS as CLV_INPUTS
 from segmentation_core.clv import PRECISION as CLV_PRECISION
@@ -148,7 +149,7 @@ def frame_job(frame: pd.DataFrame, schema: Schema, batch_rows: int) -> FrameJob:
         # A text value that is not a number would otherwise become NaN and be imputed silently.
         bad = np.flatnonzero(np.isnan(array) & raw.notna().to_numpy())
         for row, value in zip(bad.tolist(), raw.iloc[bad].tolist()):
-            local_errors.setdefault(row, f"{name}: {value!r} is not a number")
+            local_errors.setdefault(row, number_error(name, value))
         numeric[name] = array.astype(CLV_PRECISION) if name in single else array
     categorical: dict[str, np.ndarray] = {}
     for name in schema.categorical:

@@ -29,6 +29,7 @@ from scoring_service.client.targets import channel_target, list_authority, repli
 from scoring_service.client.types import (DEFAULT_TARGET, DriftReport, ModelEntry, ModelInfo, Prediction,
                                           ReplicaDrift, ScoringError, SegmentStats, retry_after)
 from segmentation.v1 import scoring_pb2, scoring_pb2_grpc
+from segmentation_core.errors import number_error
 
 log = logging.getLogger("scoring_service.client")
 
@@ -277,7 +278,7 @@ class ScoringClient:
                     numbers[name] = float(value)
                 except (TypeError, ValueError):
                     raise ScoringError(grpc.StatusCode.INVALID_ARGUMENT,
-                                       f"{name}: {value!r} is not a number", method="Predict") from None
+                                       number_error(name, value), method="Predict") from None
             else:
                 categories[name] = _category_text(value)
         response = self._call(self._stub.Predict, request, "Predict")
