@@ -13,7 +13,7 @@ from segmentation_core.errors import DataError, describe_row
 
 __all__ = [
     "detect_date_format", "format_ids", "formatted_numbers", "looks_like_dates", "parse_dates", "strip_text",
-    "to_numeric",
+    "to_numeric", "typed_number",
 ]
 
 logger = logging.getLogger(__name__)
@@ -177,6 +177,32 @@ def formatted_numbers(values: pd.Series) -> tuple[pd.Series, str] | None:
         ", '%' dropped" if parts["pct"].notna().any() else "") + (
         ", accounting parentheses as minus" if parts["open"].notna().any() else "")
     return out, how
+
+
+_LONE_COMMA = re.compile(r"[-+]?\d+,\d+")
+
+
+def typed_number(value: object) -> float:
+    """One value typed into a number field, as a float (an infinity included: the caller decides). Plain
+    numbers as Python reads them ('12.5', '-3', '1e5'); formatted ones by the table reader's rule,
+    :func:`formatted_numbers` ('1,234.5', '$1,234', '1.234,5', '12 345', '45%'). A lone field has no column to
+    settle a comma, so '12,5' (12.5 with a decimal comma, or 125) and '1,234' (a thousand, or 1.234) raise
+    ValueError naming both readings; text that is no number raises ValueError saying so."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    if "_" not in text:  # float() reads '1_000', which no table reader does
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    if _LONE_COMMA.fullmatch(text):
+        sign, whole = ("-" if text[0] == "-" else ""), int(text.lstrip("+-").replace(",", ""))
+        raise ValueError(f"{text!r} is ambiguous: write {text.replace(',', '.')} or {sign}{whole}")
+    parsed = formatted_numbers(pd.Series([text], dtype=object))
+    if parsed is None:
+        raise ValueError(f"{text!r} is not a number")
+    return float(parsed[0].iloc[0])
 
 
 def format_ids(values: pd.Series) -> pd.Series:

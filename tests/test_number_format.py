@@ -57,6 +57,48 @@ def test_predict_writes_training_ranges_without_scientific_notation_and_years_wi
     assert predict.validate_number(700000, income)[1].startswith("Outside the training range 1,730 to 666,666:")
 
 
+
+@pytest.mark.parametrize("typed", ["1,234.5", "$1,234", "1.234,5", "12 345", "(12.00)", "45%", "1,234,567"])
+def test_a_formatted_number_typed_on_predict_is_read_as_the_table_reader_reads_the_cell(typed):
+    import pandas as pd
+
+    from segmentation_core.parsing import formatted_numbers, typed_number
+
+    assert typed_number(typed) == formatted_numbers(pd.Series([typed]))[0].iloc[0]
+
+
+def test_predict_refuses_a_typed_comma_it_cannot_settle_naming_the_field_and_both_readings():
+    monetary = NumericFeature(name="Monetary", impute=650.0, minimum=3.75, maximum=280206.0)
+    # Was: the browser's number box turned '12,5' into 125 and sent it; 'abc' and '1e400' into a missing value.
+    assert predict.validate_number("12,5", monetary) == (predict.ERROR, "Monetary: '12,5' is ambiguous: write 12.5 or 125.")
+    assert predict.validate_number("1,234", monetary)[1] == "Monetary: '1,234' is ambiguous: write 1.234 or 1234."
+    assert predict.validate_number("0,5", monetary)[1] == "Monetary: '0,5' is ambiguous: write 0.5 or 5."
+    assert predict.validate_number("abc", monetary) == (predict.ERROR, "Monetary: 'abc' is not a number.")
+    assert predict.validate_number("1e400", monetary) == (predict.ERROR, "Monetary: '1e400' is not a finite number.")
+    assert predict.validate_number("1.234,5", monetary) == (predict.OK, "")
+    assert predict.validate_number(" 12.5 ", monetary) == (predict.OK, "")
+    view = type("View", (), {"numeric_features": [monetary], "categorical_features": []})()
+    assert predict.customer_from_form(view, {"Monetary": "1.234,5"}, {}) == {"Monetary": 1234.5}
+    assert predict.validate_form(view, {"Monetary": "12,5"}, {}) == ["Monetary: '12,5' is ambiguous: write 12.5 or 125."]
+    assert predict.clv_inputs({"RepeatPurchases": "3", "LastPurchaseTime": "12,5", "CustomerAge": "1e400",
+                               "AvgRepeatValue": "1,234.5"}) == ({}, [
+        "Lifetime value: LastPurchaseTime: '12,5' is ambiguous: write 12.5 or 125.",
+        "Lifetime value: CustomerAge: '1e400' is not a finite number."])
+    assert predict.clv_inputs({"RepeatPurchases": "3", "LastPurchaseTime": "12.5", "CustomerAge": "20",
+                               "AvgRepeatValue": "1,234.5"})[0]["AvgRepeatValue"] == 1234.5
+    # The boxes are text, so the callback gets what was typed, not what the browser made of it.
+    boxes = [c for c in walk_inputs(predict.number_field(monetary))]
+    assert [b.type for b in boxes] == ["text"]
+
+
+def walk_inputs(component):
+    if type(component).__name__ == "Input":
+        yield component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, (list, tuple)) else [children] if children is not None else []:
+        if hasattr(child, "to_plotly_json"):
+            yield from walk_inputs(child)
+
 def test_the_clv_table_writes_what_the_cards_write():
     columns = [Column(field, header, kind) for field, header, kind in CLV_COLUMNS]
     row = {"segment": "Champions", "customers": 124, "mean_clv": 12227.5, "total_clv": 141812.4,

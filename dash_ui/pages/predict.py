@@ -8,6 +8,8 @@ import dash_bootstrap_components as dbc
 from dash import ALL, MATCH, Input, Output, State, dcc, html
 
 from segmentation_core.charts import figures
+from segmentation_core.errors import number_error
+from segmentation_core.parsing import typed_number
 from segmentation_core.number_format import format_amount, format_number, number_kind
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.layout import graph, options, page_header, segment_label, segment_legend, stat
@@ -26,6 +28,9 @@ CLV_FIELDS = (("RepeatPurchases", "Purchase days after the first (a whole number
               ("LastPurchaseTime", "First to last purchase day, in {unit}"),
               ("CustomerAge", "First purchase day to yesterday, in {unit}"),
               ("AvgRepeatValue", "Mean spend per repeat purchase day (0 without one)"))
+#: A number box as text: the browser's type="number" box drops what it cannot read ('12,5' arrived as 125,
+#: 'abc' and '1e400' as nothing), so the text comes as typed and segmentation_core.parsing.typed_number reads it.
+NUMBER_BOX = {"type": "text", "autocomplete": "off"}
 #: Validation levels: an error blocks the prediction; a warning and a note do not.
 ERROR, WARNING, INFO, OK = "error", "warning", "info", ""
 
@@ -45,11 +50,11 @@ def validate_number(value: Any, feature: NumericFeature) -> tuple[str, str]:
     if value is None or value == "":
         return INFO, f"Missing: the model uses the training median {feature_number(feature, feature.impute)}."
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return ERROR, f"{feature.name}: {value!r} is not a number."
+        number = typed_number(value)
+    except ValueError as exc:
+        return ERROR, f"{feature.name}: {exc}."
     if not math.isfinite(number):
-        return ERROR, f"{feature.name}: {value} is not a finite number."
+        return ERROR, f"{number_error(feature.name, value)}."
     if number < feature.minimum or number > feature.maximum:
         return WARNING, f"Outside the training range {training_range(feature)}: the segment is an extrapolation."
     return OK, ""
@@ -70,7 +75,7 @@ def customer_from_form(view: ModelView, numbers: Mapping[str, Any], categories: 
     customer: dict[str, Any] = {}
     for f in view.numeric_features:
         value = numbers.get(f.name)
-        customer[f.name] = None if value in (None, "") else float(value)
+        customer[f.name] = None if value in (None, "") else typed_number(value)
     for f in view.categorical_features:
         value = categories.get(f.name)
         customer[f.name] = None if value in (None, "") else str(value)
@@ -85,10 +90,16 @@ def clv_inputs(values: Mapping[str, Any]) -> tuple[dict[str, float], list[str]]:
     missing = [name for name, _ in CLV_FIELDS if name not in given]
     if missing:
         return {}, [f"Lifetime value: fill all four inputs or none ({', '.join(missing)} missing)."]
-    try:
-        return {name: float(value) for name, value in given.items()}, []
-    except (TypeError, ValueError):
-        return {}, ["Lifetime value: every input must be a number."]
+    numbers, errors = {}, []
+    for name, value in given.items():
+        try:
+            numbers[name] = typed_number(value)
+        except ValueError as exc:
+            errors.append(f"Lifetime value: {name}: {exc}.")
+            continue
+        if not math.isfinite(numbers[name]):
+            errors.append(f"Lifetime value: {number_error(name, value)}.")
+    return ({}, errors) if errors else (numbers, [])
 
 
 def clv_fields(view: ModelView) -> Any:
@@ -100,7 +111,7 @@ def clv_fields(view: ModelView) -> Any:
         html.H5("Lifetime value (optional: all four, as the recipe computes them, or none)", className="mt-3"),
         dbc.Row([dbc.Col([
             dbc.Label(name, html_for=f"predict-clv-{name}"),
-            dbc.Input(id={"type": CLV_ID, "feature": name}, name=name, type="number", step="any", min=0),
+            dbc.Input(id={"type": CLV_ID, "feature": name}, name=name, **NUMBER_BOX),
             dbc.FormText(help_text.format(unit=unit)),
         ], md=6, lg=3, className="mb-2") for name, help_text in CLV_FIELDS]),
     ], id="predict-clv-fields")
@@ -113,8 +124,8 @@ def _initial(value: float) -> float | int:
 def number_field(f: NumericFeature) -> dbc.Col:
     return dbc.Col([
         dbc.Label(f.name, html_for=f"predict-field-{f.name}"),
-        dbc.Input(id={"type": NUMBER_ID, "feature": f.name}, name=f.name, type="number", step="any",
-                  value=_initial(f.impute), debounce=True),
+        dbc.Input(id={"type": NUMBER_ID, "feature": f.name}, name=f.name, value=_initial(f.impute), debounce=True,
+                  **NUMBER_BOX),
         dbc.FormText(f"Training range {training_range(f)}"),
         html.Div(id={"type": MESSAGE_ID, "feature": f.name}, className="field-message"),
     ], md=6, lg=4, className="mb-2")
