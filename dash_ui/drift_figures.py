@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from segmentation_core.charts.figures import _LAYOUT, empty_figure
+from segmentation_core.charts.figures import _LAYOUT, MODEBAR_PX, empty_figure
 from dash_ui.models import segment_colour
 from scoring_service.client import DriftReport, FeatureDrift
 
@@ -20,6 +20,13 @@ TRAINING_COLOUR, LIVE_COLOUR = "#6c757d", "#0d6efd"
 #: Window slices spanning less than this many seconds are drawn by rows scored, not by time: a batch cut into
 #: slices by their row count closes them within milliseconds, and a time axis of those says nothing.
 MIN_TIME_SPAN = 60.0
+#: The PSI chart's top margin, in pixels: the mode bar, the title (a 15 px line and its 8 px pad, the
+#: template's), then the band limits' labels (12 px text) above the plot; inside it they sat on the first bar.
+PSI_LABELS_PX = 24
+PSI_TOP_PX = MODEBAR_PX + 28 + PSI_LABELS_PX
+#: The time charts' legend: on the right, plotly's place, which moves the plot over for it. Below the plot
+#: (y=-0.25, horizontal) it sat on the x-axis title ("time (UTC)", "rows scored") whatever the row count.
+TIME_LEGEND = dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top")
 
 
 def _finite(value: float) -> bool:
@@ -44,10 +51,10 @@ def psi_figure(report: DriftReport) -> go.Figure:
     for limit, colour, text, where in ((MODERATE_PSI, BAND_COLOURS["moderate"], "0.1", "top left"),
                                        (MAJOR_PSI, BAND_COLOURS["major"], "0.25 major", "top right")):
         fig.add_vline(x=limit, line=dict(color=colour, dash="dash", width=1), annotation_text=text,
-                      annotation_position=where)
+                      annotation_position=where, annotation=dict(y=1, yref="paper", yanchor="bottom"))
     fig.update_layout(title_text="Drift per feature (PSI, live against training)", xaxis_title="PSI",
                       xaxis=dict(range=[0, top]), yaxis=dict(autorange="reversed"),
-                      height=max(260, 38 * len(rows) + 130))
+                      height=max(260, 38 * len(rows) + 130), margin=dict(t=PSI_TOP_PX))
     return fig
 
 
@@ -97,7 +104,7 @@ def segment_mix_over_time(report: DriftReport | None, names: Mapping[int, str],
         if sid < len(training):
             fig.add_hline(y=training[sid], line=dict(color=colour, dash="dot", width=1))
     fig.update_layout(title_text=f"Segment mix {note} (dotted: training)", yaxis=dict(tickformat=".0%"),
-                      xaxis=xaxis, height=360, legend=dict(orientation="h", y=-0.25))
+                      xaxis=xaxis, height=360, legend=TIME_LEGEND)
     return fig
 
 
@@ -118,7 +125,7 @@ def rates_over_time(report: DriftReport) -> go.Figure:
     fig.add_hline(y=report.training_outlier_rate, line=dict(color=BAND_COLOURS["major"], dash="dot", width=1),
                   annotation_text="training outlier rate", annotation_position="top right")
     fig.update_layout(title_text=f"Confidence and outlier rate {note} (dotted: training)",
-                      yaxis=dict(range=[0, 1.05]), xaxis=xaxis, height=360, legend=dict(orientation="h", y=-0.25))
+                      yaxis=dict(range=[0, 1.05]), xaxis=xaxis, height=360, legend=TIME_LEGEND)
     return fig
 
 

@@ -71,3 +71,33 @@ def test_slices_spanning_minutes_are_drawn_over_time_and_a_burst_by_rows() -> No
     assert burst[0] == [100, 300, 600] and burst[1]["title"] == "rows scored" and "within 1 s" in burst[2]
     steady = drift_figures.slice_axis(slices([1000.0, 1600.0, 2200.0]))
     assert steady[0][0] == datetime.fromtimestamp(1000.5, tz=timezone.utc) and steady[2] == "over time"
+
+
+def test_the_monitoring_charts_keep_labels_legends_and_axis_titles_apart() -> None:
+    from types import SimpleNamespace
+
+    from scoring_service.client.types import DriftSlice
+    from segmentation_core.charts.figures import MODEBAR_PX
+
+    feature = lambda name, psi: SimpleNamespace(feature=name, kind="numeric", psi=psi, band="major")  # noqa: E731
+    report = SimpleNamespace(
+        features=[feature("Recency", 1.219), feature("Frequency", 0.36)], segment_mix=None,
+        slices=[DriftSlice(start_time=t, end_time=t + 30, rows=100, row_errors=0, segment_rows=[60, 40],
+                           mean_confidence=0.8, outlier_rate=0.01) for t in (1000.0, 1100.0, 1200.0)],
+        training_mean_confidence=0.81, training_outlier_rate=0.01)
+    # The band limits' labels stand above the plot (anchored at its top by their bottom), in a top margin that
+    # holds the mode bar, the title and them: inside the plot, "0.1" and "0.25 major" sat on the Recency bar.
+    psi = drift_figures.psi_figure(report)
+    labels = {a.text: a for a in psi.layout.annotations}
+    assert set(labels) == {"0.1", "0.25 major"}
+    assert all(a.y == 1 and a.yref in ("paper", "y domain") and a.yanchor == "bottom" for a in labels.values())
+    assert labels["0.1"].xanchor == "right" and labels["0.25 major"].xanchor == "left"  # apart from each other
+    assert psi.layout.margin.t == drift_figures.PSI_TOP_PX >= MODEBAR_PX + 20 + drift_figures.PSI_LABELS_PX
+    # The time charts' legends are on the right (vertical, left of nothing): below the plot, horizontal at
+    # y=-0.25, the legend sat on the x-axis title "time (UTC)".
+    names = {0: "Lost", 1: "Occasional Light Spenders"}
+    for fig in (drift_figures.segment_mix_over_time(report, names, training=[0.5, 0.5]),
+                drift_figures.rates_over_time(report)):
+        legend = fig.layout.legend
+        assert fig.layout.xaxis.title.text == "time (UTC)"
+        assert (legend.orientation, legend.x, legend.xanchor, legend.y, legend.yanchor) == ("v", 1.02, "left", 1, "top")
