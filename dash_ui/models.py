@@ -7,6 +7,7 @@ segment with its colour) and a `SampleView` (the plot sample as a frame). Everyt
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping
 
@@ -38,6 +39,18 @@ class ModelView(ModelInfo):
     level_shares: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: Transaction-log models: the recipe that aggregates a raw log to customers (on this side); else None.
     recipe: Recipe | None = None
+    #: Why the confidence is not calibrated, when training skipped the calibration (the manifest's
+    #: ``confidence.method``, "not fitted: 40 rows per half, fewer than 30 per segment"); "" otherwise.
+    confidence_not_calibrated: str = ""
+
+    @property
+    def confidence_note(self) -> str:
+        """One sentence beside a confidence of a model whose confidence was not calibrated; "" when it was."""
+        if not self.confidence_not_calibrated:
+            return ""
+        why = self.confidence_not_calibrated.removeprefix("not fitted:").strip()
+        return (f"Confidence not calibrated ({why}): the model's raw posterior, often near 100%; "
+                "read it as a ranking, not a probability.")
 
     @property
     def numeric_names(self) -> list[str]:
@@ -87,7 +100,18 @@ def model_view(info: ModelInfo) -> ModelView:
     fields = {f.name: getattr(info, f.name) for f in dataclasses.fields(ModelInfo)}
     return ModelView(**{**fields, "segments": segments}, k_table=k_search_frame(info.k_search),
                      stats=stats_frame(segments, info.base_stats, info.training_customers),
-                     level_shares=level_shares_frame(segments), recipe=recipe_of(info))
+                     level_shares=level_shares_frame(segments), recipe=recipe_of(info),
+                     confidence_not_calibrated=confidence_not_calibrated(info))
+
+
+def confidence_not_calibrated(info: ModelInfo) -> str:
+    """The manifest's ``confidence.method`` (which ModelInfo carries in ``manifest_json``) when the training
+    job skipped the calibration ("not fitted: ..."); "" when it was fitted, or the manifest does not say."""
+    try:
+        method = (json.loads(info.manifest_json or "{}").get("confidence") or {}).get("method", "")
+    except (ValueError, AttributeError):
+        return ""
+    return method if isinstance(method, str) and method.startswith("not fitted") else ""
 
 
 def k_search_frame(rows: Iterable[KSearchRow]) -> pd.DataFrame:

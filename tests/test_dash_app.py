@@ -370,3 +370,30 @@ def test_a_refused_predict_form_clears_the_previous_result_and_the_customer_on_t
     # Was (alert, no_update): the star of the previous inputs stayed on the map beside "Please correct".
     assert alert.id == "predict-error" and "Please correct" in text_of(alert) and cleared is None
     assert not any((t.name or "").startswith("This customer") for t in draw(cleared, x, y).data)
+
+
+def test_a_model_whose_confidence_was_not_calibrated_says_so_on_the_model_and_predict_pages(
+        tmp_path, scoring_server_factory, dashboards, service):
+    from dash_ui.pages import model, predict
+
+    skipped = {"temperature": 1.0, "smoothing": 0.0, "agreement": None, "rows": 0, "panel": ["kmeans"],
+               "method": "not fitted: 40 rows per half, fewer than 30 per segment"}
+    store = ModelStore(tmp_path)
+    model_factory.publish(store, "customers", "mall", k=5, confidence=skipped)
+    small = dashboards.service(target(scoring_server_factory(tmp_path)))
+    view = small.model_view()
+    note = ("Confidence not calibrated (40 rows per half, fewer than 30 per segment): the model's raw posterior, "
+            "often near 100%; read it as a ranking, not a probability.")
+    assert view.confidence_not_calibrated == skipped["method"] and view.confidence_note == note
+    shown = next(c for c in walk(model.quality_card(view)) if getattr(c, "id", None) == "model-confidence-note")
+    assert shown.children == note
+    send = _callback(create_app(small), "predict-result.children")
+    ids = [{"type": predict.NUMBER_ID, "feature": f.name} for f in view.numeric_features]
+    cat_ids = [{"type": predict.CATEGORY_ID, "feature": f.name} for f in view.categorical_features]
+    card, _ = send(1, [f.impute for f in view.numeric_features], ids,
+                   [f.impute for f in view.categorical_features], cat_ids, [], [])
+    assert next(c for c in walk(card) if getattr(c, "id", None) == "predict-confidence-note").children == note
+    # A calibrated model (and one whose manifest does not say) shows no note.
+    calibrated = service.model_view()
+    assert calibrated.confidence_note == ""
+    assert not any(getattr(c, "id", None) == "model-confidence-note" for c in walk(model.quality_card(calibrated)))

@@ -33,6 +33,8 @@ def quality_card(view: ModelView) -> dbc.Card:
         html.Div([stat("Algorithm", view.algorithm), stat("k", str(view.k), id="model-k"), *known, *others]),
         html.P(["Stability is the agreement of segmentations fitted on resamples of the training data "
                 "(1 = identical)." if "stability" in view.quality else ""], className="small text-muted mb-0"),
+        html.P(view.confidence_note, id="model-confidence-note", className="small text-warning mb-0")
+        if view.confidence_note else None,
     ]), className="section-card")
 
 

@@ -151,8 +151,9 @@ def form(view: ModelView) -> dbc.Card:
     ]), className="section-card", id="predict-form")
 
 
-def result_card(prediction: Prediction, colour: str) -> dbc.Card:
-    """The prediction, in the colour of its segment."""
+def result_card(prediction: Prediction, colour: str, confidence_note: str = "") -> dbc.Card:
+    """The prediction, in the colour of its segment; `confidence_note`: the model's word when its confidence was
+    not calibrated (`ModelView.confidence_note`), said beside the confidence."""
     return dbc.Card(dbc.CardBody([
         html.H4(segment_label(prediction.segment_name, colour), id="predict-segment",
                 style={"color": colour}),
@@ -161,6 +162,8 @@ def result_card(prediction: Prediction, colour: str) -> dbc.Card:
             stat("Distance to centroid", format_amount(prediction.distance)),
             stat("Outlier", "yes" if prediction.outlier else "no", id="predict-outlier"),
         ]),
+        html.P(confidence_note, id="predict-confidence-note", className="small text-warning mb-0")
+        if confidence_note else None,
         html.P("An outlier is farther from its centroid than 99% of the segment's training customers."
                if prediction.outlier else "", className="small text-warning mb-0"),
         html.Div([
@@ -237,7 +240,7 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
         placed = {f.name: (customer[f.name] if customer[f.name] is not None else f.impute)
                   for f in view.numeric_features}
         colour = segment_colour(view.segment_colours, prediction.segment_id)
-        return result_card(prediction, colour), {"values": placed, "segment_name": prediction.segment_name}
+        return result_card(prediction, colour, view.confidence_note), {"values": placed, "segment_name": prediction.segment_name}
 
     @app.callback(Output("predict-map", "figure"), Input("predict-customer", "data"),
                   Input("predict-map-x", "value"), Input("predict-map-y", "value"), prevent_initial_call=True)
