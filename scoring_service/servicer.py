@@ -37,6 +37,7 @@ from scoring_service.metrics import ServiceMetrics
 from scoring_service.registry import LoadedVersion, Registry, check_selector
 from segmentation.v1 import scoring_pb2 as pb
 from segmentation_core.errors import InputError, NotFoundError, quoted
+from segmentation_core.features import FeatureSchema
 from segmentation_core.grpc_server import MalformedRequest, tolerant_deserializer
 
 log = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ class _StreamAnswers:
             batch = wire.decode_batch_request(data)
         except wire.BatchFormatError as exc:
             metrics.batch_error(loaded.model if loaded else "")
-            return wire.encode_batch_response(batch_id="", model=loaded.model if loaded else "",
+            return wire.encode_batch_response(batch_id=exc.batch_id, model=loaded.model if loaded else "",
                                               version=loaded.version if loaded else "", row_count=0,
                                               batch_error=str(exc))
         if loaded is None:  # one stream, one version: resolved once, by the first batch's selector
@@ -336,28 +337,24 @@ def _row_count(batch: wire.DecodedBatch) -> int:
     return lengths[0] if lengths else len(batch.ids)
 
 
-def _check_columns(schema: object, batch: wire.DecodedBatch, extra: frozenset[str] = frozenset()) -> int:
+def _check_columns(schema: FeatureSchema, batch: wire.DecodedBatch, extra: frozenset[str] = frozenset()) -> int:
     """The batch's row count; raises InvalidRequest for an unknown, mistyped or ragged column.
 
     ``extra``: numeric columns accepted besides the features (a CLV model's inputs).
     """
-    numeric_names = schema._numeric_names  # type: ignore[attr-defined]  # frozensets cached by the schema
-    categorical_names = schema._categorical_names  # type: ignore[attr-defined]
+    numeric_names = schema._numeric_names  # frozensets cached by the schema
+    categorical_names = schema._categorical_names
     for name, values in batch.numeric.items():
         if name not in numeric_names:
             if name in extra:
                 continue
-            kind = "a categorical feature sent as numbers" if name in categorical_names else "an unknown column"
-            raise InvalidRequest(f"numeric[{quoted(name)}]: {kind}; the model expects numeric features "
-                                 f"{sorted(numeric_names)}", field=name)
+            raise InvalidRequest(schema.misplaced_feature_message(name, "numeric"), field=name)
         if values.dtype.itemsize == 4:
             raise InvalidRequest(f"numeric[{quoted(name)}]: a feature sent in single precision (single_values); "
                                  "features travel as doubles (values), only the CLV inputs may be single", field=name)
     for name in batch.categorical:
         if name not in categorical_names:
-            kind = "a numeric feature sent as strings" if name in numeric_names else "an unknown column"
-            raise InvalidRequest(f"categorical[{quoted(name)}]: {kind}; the model expects categorical features "
-                                 f"{sorted(categorical_names)}", field=name)
+            raise InvalidRequest(schema.misplaced_feature_message(name, "categorical"), field=name)
     lengths = [(name, len(batch.numeric.get(name, batch.categorical.get(name, ())))) for name in batch.column_order]
     if batch.ids:
         lengths.append(("ids", len(batch.ids)))

@@ -274,7 +274,13 @@ def predict_stream_method(channel: grpc.Channel) -> grpc.StreamStreamMultiCallab
 
 # ---- server direction ---------------------------------------------------------------------------------
 class BatchFormatError(ValueError):
-    """A batch request that cannot be decoded or is malformed as a whole (answered by a batch error)."""
+    """A batch request that cannot be decoded or is malformed as a whole (answered by a batch error).
+
+    ``batch_id``: the request's, when it could be read, for the error response to carry."""
+
+    def __init__(self, message: str, batch_id: str = "") -> None:
+        super().__init__(message)
+        self.batch_id = batch_id
 
 
 @dataclass
@@ -340,11 +346,13 @@ def _decode_numeric_column(buf: memoryview) -> tuple[str, np.ndarray]:
 def decode_batch_request(data: bytes) -> DecodedBatch:
     """Decode ``PredictBatchRequest`` wire bytes; numeric columns are zero-copy views of ``data``.
 
-    Raises BatchFormatError for undecodable bytes or a column named twice. Column lengths are not
+    Raises BatchFormatError for undecodable bytes or a column named twice, with the request's batch_id
+    when it could be read (a column named twice: wherever the batch_id is). Column lengths are not
     checked here (the caller decides what a ragged batch means). One tight loop over the top-level
     fields (one-byte keys and lengths read inline): this runs once per batch of a stream.
     """
     out = DecodedBatch()
+    problem = ""  # the first column named twice (or without a name): reported once the whole message is read
     try:
         buf = memoryview(data)
         pos, end = 0, len(buf)
@@ -365,12 +373,13 @@ def decode_batch_request(data: bytes) -> DecodedBatch:
             pos = stop
             if number == 3:
                 name, values = _decode_numeric_column(value)
-                _add_column(out, name)
-                out.numeric[name] = values
+                problem = problem or _add_column(out, name)
+                out.numeric.setdefault(name, values)
             elif number == 4:
                 column = pb.CategoricalColumn.FromString(bytes(value))
-                _add_column(out, column.name)
-                out.categorical[column.name] = list(column.values)
+                problem = problem or _add_column(out, column.name)
+                if column.name not in out.numeric:
+                    out.categorical.setdefault(column.name, list(column.values))
             elif number == 1:
                 out.batch_id = bytes(value).decode()
             elif number == 2:
@@ -380,19 +389,23 @@ def decode_batch_request(data: bytes) -> DecodedBatch:
                 out.ids.append(bytes(value).decode())
         if pos > end:
             raise ValueError("truncated field")
-    except BatchFormatError:
-        raise
+    except BatchFormatError as exc:
+        raise BatchFormatError(str(exc), out.batch_id) from exc
     except Exception as exc:  # noqa: BLE001 - any decoding failure is a malformed message
-        raise BatchFormatError(f"undecodable PredictBatchRequest: {exc}") from exc
+        raise BatchFormatError(f"undecodable PredictBatchRequest: {exc}", out.batch_id) from exc
+    if problem:
+        raise BatchFormatError(problem, out.batch_id)
     return out
 
 
-def _add_column(batch: DecodedBatch, name: str) -> None:
+def _add_column(batch: DecodedBatch, name: str) -> str:
+    """Record a column's name; returns what is wrong with it ("" when nothing)."""
     if not name:
-        raise BatchFormatError("a column has no name")
+        return "a column has no name"
     if name in batch.numeric or name in batch.categorical:
-        raise BatchFormatError(f"column {name!r} appears twice")
+        return f"column {name!r} appears twice"
     batch.column_order.append(name)
+    return ""
 
 
 def encode_batch_response(*, batch_id: str, model: str, version: str, row_count: int,

@@ -24,7 +24,7 @@ from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from segmentation_core.errors import InputError, number_error
+from segmentation_core.errors import InputError, number_error, quoted
 
 try:  # the ufunc behind np.clip, without np.clip's Python-level dispatch
     from numpy._core.umath import clip as _clip
@@ -530,11 +530,11 @@ class FeatureSchema:
         if not self._numeric_names.issuperset(numbers):
             for name in numbers:
                 if name not in self._numeric_names:
-                    raise InputError(self._unknown_feature_message(name, "numeric"), field=name)
+                    raise InputError(self.misplaced_feature_message(name, "numeric"), field=name)
         if categories and not self._categorical_names.issuperset(categories):
             for name in categories:
                 if name not in self._categorical_names:
-                    raise InputError(self._unknown_feature_message(name, "categorical"), field=name)
+                    raise InputError(self.misplaced_feature_message(name, "categorical"), field=name)
         row: list[float] = []
         get = numbers.get
         for name, impute, low, high, skew, lam, center, scale in self._row_plan:
@@ -580,9 +580,17 @@ class FeatureSchema:
     def _categorical_names(self) -> frozenset[str]:
         return frozenset(c.name for c in self.categorical)
 
-    def _unknown_feature_message(self, name: str, kind: str) -> str:
-        expected = sorted(self._numeric_names if kind == "numeric" else self._categorical_names)
-        return f"unknown {kind} feature {name!r}; the model expects {kind} features {expected}"
+    def misplaced_feature_message(self, name: str, sent_as: str) -> str:
+        """Why ``name``, sent as a ``sent_as`` ("numeric" or "categorical") feature, is refused: a feature of
+        the other kind, or no feature at all. The one wording of single Predict and of PredictStream."""
+        numeric = sent_as == "numeric"
+        expected = sorted(self._numeric_names if numeric else self._categorical_names)
+        other = self._categorical_names if numeric else self._numeric_names
+        if name in other:
+            actual = "categorical" if numeric else "numeric"
+            return (f"{quoted(name)} is a {actual} feature sent as {sent_as}; the model expects {sent_as} "
+                    f"features {expected}")
+        return f"unknown {sent_as} feature {quoted(name)}; the model expects {sent_as} features {expected}"
 
     # ---- back to original units ---------------------------------------------------------------------
     def numeric_to_original(self, matrix: np.ndarray) -> np.ndarray:

@@ -445,7 +445,7 @@ def test_f9_a_batch_error_quotes_a_huge_column_name_bounded(scoring_server_facto
     huge = "c" * 100_000
     replies = [wire.decode_batch_response(r) for r in stream(iter([
         wire.encode_batch_request({huge: [1.0]}), wire.encode_batch_request({"Age": [30.0]})]), timeout=30)]
-    assert "an unknown column" in replies[0].batch_error and len(replies[0].batch_error) < 500
+    assert "unknown numeric feature" in replies[0].batch_error and len(replies[0].batch_error) < 500
     assert "100000 characters" in replies[0].batch_error
     assert not replies[1].batch_error and replies[1].segment_id.size == 1
 

@@ -165,21 +165,24 @@ def test_stream_answers_every_request_in_order_with_row_and_batch_errors(server)
         wire.encode_batch_request({}, {"f1": ["a"] * 4}, batch_id="mistyped"),
         wire.encode_batch_request(with_inf, batch_id="inf"),
         b"\x0a\xff\xff\xff",  # a truncated field: undecodable
+        wire.encode_batch_request(cols, batch_id="twice") + wire.encode_batch_request({"f0": np.ones(4)}),
         wire.encode_batch_request({}, batch_id="empty"),
         wire.encode_batch_request({"f0": np.array([0.5])}, batch_id="partial", model="customers"),
     ]
     replies = [wire.decode_batch_response(r) for r in wire.predict_stream_method(_channel(server))(iter(requests))]
-    assert [r.batch_id for r in replies] == ["good", "ragged", "unknown", "mistyped", "inf", "", "empty", "partial"]
-    good, ragged, unknown, mistyped, inf, broken, empty, partial = replies
+    assert [r.batch_id for r in replies] == ["good", "ragged", "unknown", "mistyped", "inf", "", "twice", "empty",
+                                             "partial"]
+    good, ragged, unknown, mistyped, inf, broken, twice, empty, partial = replies
     assert good.segment_id.size == 4 and not good.batch_error and not good.row_errors
     assert "ragged batch" in ragged.batch_error and "'f6' has 3 values" in ragged.batch_error
     assert ragged.segment_id.size == 0 and ragged.row_count == 4
-    assert "numeric['bogus']: an unknown column" in unknown.batch_error
-    assert "categorical['f1']: a numeric feature sent as strings" in mistyped.batch_error
+    assert "unknown numeric feature 'bogus'; the model expects numeric features" in unknown.batch_error
+    assert "'f1' is a numeric feature sent as categorical; the model expects categorical" in mistyped.batch_error
     assert inf.row_errors == {1: "f2: inf is not a finite number", 3: "f2: -inf is not a finite number"}
     assert inf.segment_id.tolist()[1::2] == [-1, -1] and np.isnan(inf.distance[1]) and np.isnan(inf.confidence[3])
     assert inf.segment_id.tolist()[0::2] == good.segment_id.tolist()[0::2]
     assert "undecodable" in broken.batch_error
+    assert twice.batch_error == "column 'f0' appears twice" and twice.segment_id.size == 0
     assert empty.row_count == 0 and empty.segment_id.size == 0 and not empty.batch_error
     # One stream, one model: the selector of later requests does not switch models.
     assert {r.model for r in replies} == {"blobs"} and partial.segment_id.size == 1
@@ -235,8 +238,12 @@ def test_stream_keeps_its_version_while_a_new_one_is_swapped_in(scoring_server_f
 @pytest.mark.parametrize("request_, code, words", [
     (pb.PredictRequest(customer=pb.Customer(numbers={"Height": 1.0})), grpc.StatusCode.INVALID_ARGUMENT,
      "unknown numeric feature 'Height'"),
-    (pb.PredictRequest(customer=pb.Customer(categories={"Age": "old"})), grpc.StatusCode.INVALID_ARGUMENT,
-     "unknown categorical feature 'Age'"),
+    (pb.PredictRequest(customer=pb.Customer(categories={"Shoe size": "old"})), grpc.StatusCode.INVALID_ARGUMENT,
+     "unknown categorical feature 'Shoe size'; the model expects categorical features ['Gender']"),
+    (pb.PredictRequest(customer=pb.Customer(categories={"Age": "30"})), grpc.StatusCode.INVALID_ARGUMENT,
+     "'Age' is a numeric feature sent as categorical; the model expects categorical features ['Gender']"),
+    (pb.PredictRequest(customer=pb.Customer(numbers={"Gender": 1.0})), grpc.StatusCode.INVALID_ARGUMENT,
+     "'Gender' is a categorical feature sent as numeric; the model expects numeric features ['Age', "),
     (pb.PredictRequest(customer=pb.Customer(numbers={"Age": float("inf")})), grpc.StatusCode.INVALID_ARGUMENT,
      "Age: inf is not a finite number"),
     (pb.PredictRequest(selector=pb.ModelSelector(model="nope")), grpc.StatusCode.NOT_FOUND,
@@ -247,7 +254,7 @@ def test_stream_keeps_its_version_while_a_new_one_is_swapped_in(scoring_server_f
      "selector.version: version 'latest' is not a version id"),
     (pb.PredictRequest(selector=pb.ModelSelector(model="../etc", version="v0001")), grpc.StatusCode.INVALID_ARGUMENT,
      "selector.model: model name '../etc' must be"),
-], ids=["unknown-numeric", "unknown-categorical", "infinite", "unknown-model", "unknown-version",
+], ids=["unknown-numeric", "unknown-categorical", "numeric-as-category", "category-as-number", "infinite", "unknown-model", "unknown-version",
         "bad-version-id", "path-model"])
 def test_predict_errors(server, request_: pb.PredictRequest, code: grpc.StatusCode, words: str) -> None:
     with pytest.raises(grpc.RpcError) as err:

@@ -60,6 +60,14 @@ def test_malformed_batches_are_batch_errors(data: bytes, message: str) -> None:
         wire.decode_batch_request(data)
 
 
+def test_a_batch_error_carries_the_batch_id_wherever_it_is_in_the_message() -> None:
+    twice = wire.encode_batch_request({"a": [1.0]}) + wire.encode_batch_request({}, {"a": ["x"]})
+    for data in (wire._string_field(1, "b7") + twice, twice + wire._string_field(1, "b7")):
+        with pytest.raises(wire.BatchFormatError, match="'a' appears twice") as err:
+            wire.decode_batch_request(data)
+        assert err.value.batch_id == "b7"
+
+
 def test_a_batch_response_encoded_by_wire_is_what_protobuf_reads_and_back() -> None:
     n = 300
     segment = RNG.integers(0, 12, n).astype(np.int32)
