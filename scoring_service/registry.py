@@ -106,8 +106,12 @@ def _warm(loaded: LoadedVersion) -> None:
     scores = seg_model.score(x)
     if not (np.all(np.isfinite(scores.distance)) and np.all(np.isfinite(scores.confidence))):
         raise ArtefactError(f"{loaded.artefact.path}: the model gives non-finite scores on its own sample")
-    row = schema.transform_row({k: float(v[0]) for k, v in numeric.items() if n},
-                               {k: v[0] for k, v in categorical.items() if n})
+    if n:
+        numbers, categories = {k: float(v[0]) for k, v in numeric.items()}, {k: v[0] for k, v in categorical.items()}
+    else:  # no sample: the training's typical customer (a row without any value is refused)
+        numbers = {f.name: f.impute for f in schema.numeric}
+        categories = {c.name: c.impute for c in schema.categorical}
+    row = schema.transform_row(numbers, categories)
     seg_model.score_row(row)
     _ = loaded.info, loaded.segment_names, loaded.predict_parts
 

@@ -14,6 +14,7 @@ levels (a value matches a level as written, else ignoring case when that names o
 Excel's "True" are "Gold" and "TRUE"), an unseen level encodes as all zeros (the implicit "other" level);
 the one-hot block is weighted so that its total variance equals ``categorical_weight`` times that of one
 numeric feature.
+A customer missing every feature is not imputed but refused (NO_FEATURE_VALUES): there is nothing to score.
 """
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ except ImportError:  # numpy < 2
 SKEW_METHODS = ("none", "log1p", "yeo-johnson")
 # |sample skewness| above which "auto" treats a column as skewed (Bulmer's "highly skewed" threshold).
 SKEW_THRESHOLD = 1.0
+# The error of a row missing every feature: imputing all of them would score the training's typical customer.
+NO_FEATURE_VALUES = "no feature values: nothing to score"
 
 
 @dataclass(frozen=True)
@@ -424,7 +427,8 @@ class FeatureSchema:
                           ) -> tuple[np.ndarray, dict[int, str]]:
         """Transform columns of ``n_rows`` customers; returns the matrix and {row: error} for rows it cannot score.
 
-        A feature absent from the mappings is treated as missing on every row (imputed). Rows with an
+        A feature absent from the mappings is treated as missing on every row (imputed); a row missing every
+        feature is an error (:data:`NO_FEATURE_VALUES`): there is nothing to score. Rows with an
         error get zeros in the matrix and must not be reported as scored. ``category_codes``, if given,
         receives per categorical column present the level index of each row before imputation (-1: a level
         training never saw, -2: missing), for the drift accounting.
@@ -438,9 +442,14 @@ class FeatureSchema:
         block = out[:m]
         c = self._numeric_constants
         columns = [numeric.get(name) for name in c["names"]]
+        # Rows without any feature value, once known to be possible (else None): the numeric columns decide
+        # it for every row on the common path (one sent and no NaN), the categorical ones then narrow it.
+        empty: np.ndarray | None = None
         if m and all(type(x) is np.ndarray and x.dtype == np.float64 and x.shape == (n_rows,) for x in columns):
             np.concatenate(columns, out=block.reshape(-1))  # the common case: every column, one call
         else:
+            if n_rows and all(col is None for col in columns):
+                empty = np.ones(n_rows, dtype=bool)
             for j, f in enumerate(self.numeric):
                 col = columns[j]
                 if col is None:
@@ -456,8 +465,12 @@ class FeatureSchema:
             with np.errstate(invalid="ignore", over="ignore"):  # inf - inf, huge + huge: the check's business
                 total = np.add.reduce(block, axis=None)
             if not math.isfinite(total):
+                if empty is None:
+                    empty = np.ones(n_rows, dtype=bool)
                 for j, f in enumerate(self.numeric):
                     x = block[j]
+                    if columns[j] is not None:
+                        empty &= np.isnan(x)
                     not_finite = ~np.isfinite(x)
                     if not_finite.any():  # rare: keep the common path free of masks and copies
                         for row in np.flatnonzero(np.isinf(x)):
@@ -483,10 +496,10 @@ class FeatureSchema:
                 if len(values) != n_rows:
                     raise InputError(f"column {c.name!r} has {len(values)} values, expected {n_rows}",
                                      field=c.name)
-                if category_codes is None:
+                if category_codes is None and empty is None:
                     codes = np.fromiter((index.get(_category_label(v) or c.impute, -1) for v in values),
                                         dtype=np.int64, count=n_rows)
-                else:  # missing kept apart (-2) for the caller, then imputed
+                else:  # missing kept apart (-2) for the caller or the empty rows, then imputed
                     lookup = c.index_with_missing
                     codes = np.fromiter((lookup.get(_category_label(v), -1) for v in values), dtype=np.int64,
                                         count=n_rows)
@@ -496,10 +509,17 @@ class FeatureSchema:
                         codes[row] = c.folded_index.get(label.casefold(), -1)
                 if category_codes is not None:
                     category_codes[c.name] = codes
-                    codes = np.where(codes == -2, index[c.impute], codes)
+                if category_codes is not None or empty is not None:
+                    missing = codes == -2
+                    if empty is not None:
+                        empty &= missing
+                    codes = np.where(missing, index[c.impute], codes)
                 known = np.flatnonzero(codes >= 0)
                 block[codes[known], known] = c.weight
             row0 += width
+        if empty is not None and empty.any():
+            for row in np.flatnonzero(empty).tolist():
+                errors.setdefault(row, NO_FEATURE_VALUES)
         matrix = out.T
         for row in errors:
             matrix[row] = 0.0
@@ -537,12 +557,15 @@ class FeatureSchema:
                     raise InputError(self.misplaced_feature_message(name, "categorical"), field=name)
         row: list[float] = []
         get = numbers.get
+        present = False
         for name, impute, low, high, skew, lam, center, scale in self._row_plan:
             v = get(name)
             if v is None or v != v:  # absent or NaN -> imputed
                 v = impute
             elif v in (math.inf, -math.inf):
                 raise InputError(number_error(name, v), field=name)
+            else:
+                present = True
             v = low if v < low else high if v > high else v
             if skew == "log1p":
                 v = math.log1p(v)
@@ -550,8 +573,12 @@ class FeatureSchema:
                 v = _yeo_johnson_scalar(v, lam)
             row.append((v - center) / scale)
         for c in self.categorical:
-            level = c.level_of(_category_label(categories.get(c.name)) or c.impute)
+            label = _category_label(categories.get(c.name))
+            present = present or label is not None
+            level = c.level_of(label or c.impute)
             row.extend(c.weight if lvl == level else 0.0 for lvl in c.levels)
+        if not present:
+            raise InputError(NO_FEATURE_VALUES, field="customer")
         return row
 
     @cached_property

@@ -9,6 +9,11 @@ import grpc
 
 from scoring_service.server import ScoringServer
 from scoring_service.settings import Settings
+from segmentation.v1 import scoring_pb2 as pb
+
+MALL_CUSTOMER = pb.PredictRequest(customer=pb.Customer(numbers={"Age": 30.0}))
+"""A Predict request every model trained on the mall data scores (the others imputed): the probe of which version
+answers. An empty request is refused (no feature values: nothing to score)."""
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 15.0) -> None:

@@ -200,6 +200,22 @@ def test_a_row_error_names_the_rows_line_in_the_input(suffix: str, where: str, m
     assert any("2 row(s) could not be scored" in line and first in line for line in warnings), warnings
 
 
+def test_a_row_with_every_feature_cell_blank_is_an_error_not_a_segment(mall_store: Path, datasets_dir: Path,
+                                                                      tmp_path: Path) -> None:
+    """Row 5 has no feature value at all (nothing to score: imputing them all would give the typical customer a
+    segment); row 6, its spending score blank, is still imputed. (The preset's features: income and spending.)"""
+    rows = _mall_rows(datasets_dir)
+    rows[4][1:] = ["", "", "", ""]
+    rows[5][4] = ""
+    out = tmp_path / "scores.csv"
+    assert _score_mall(mall_store, _write_csv(tmp_path / "mall.csv", rows), out) == 0
+    result = pd.read_csv(out, dtype={"id": str}, keep_default_na=False)
+    assert result.loc[4, "segment_id"] == -1 and result.loc[4, "confidence"] == ""
+    assert result.loc[4, "error"] == "line 6: no feature values: nothing to score"
+    assert result.loc[5, "segment_id"] >= 0 and result.loc[5, "error"] == ""
+    assert (result.drop(index=[4])["error"] == "").all()
+
+
 def test_a_blank_feature_column_is_imputed_with_a_warning_naming_it(mall_store: Path, datasets_dir: Path,
                                                                    tmp_path: Path, capsys) -> None:
     rows = _mall_rows(datasets_dir)

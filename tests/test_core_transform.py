@@ -11,7 +11,7 @@ from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 
 from segmentation_core.errors import ArtefactError, InputError
-from segmentation_core.features import FeatureSchema, FitOptions, _yeo_johnson, _yeo_johnson_inverse
+from segmentation_core.features import NO_FEATURE_VALUES, FeatureSchema, FitOptions, _yeo_johnson, _yeo_johnson_inverse
 from segmentation_core.segment_model import SegmentModel, calibrate
 from segmentation_core.sklearn_pipeline import build_pipeline
 
@@ -98,6 +98,37 @@ def test_a_level_written_in_another_case_is_that_level_unless_ambiguous() -> Non
     for i, value in enumerate(sent):
         np.testing.assert_allclose(schema.transform_row({"x": 0.0}, {"m": value}), x[i], atol=1e-12)
     assert not x[5, 1:].any()  # unseen: the implicit "other" level
+
+
+@pytest.mark.parametrize("codes", [None, {}], ids=["plain", "with-category-codes"])
+def test_a_row_missing_every_feature_is_an_error_and_a_row_with_one_is_imputed(codes) -> None:
+    frame = {"income": np.array([10.0, 20.0, 30.0, 40.0]), "age": np.array([1.0, 2.0, 3.0, 4.0]),
+             "city": ["a", "b", "a", "a"]}
+    schema = FeatureSchema.fit(frame, ["income", "age"], ["city"])
+    nan = np.nan
+    numeric = {"income": np.array([nan, nan, 5.0, nan, np.inf]), "age": np.array([nan, nan, nan, 2.0, nan])}
+    x, errors = schema.transform_columns(numeric, {"city": ["", "b", None, " ", ""]}, 5, category_codes=codes)
+    assert errors == {0: NO_FEATURE_VALUES, 4: "income: inf is not a finite number"}
+    assert not x[0].any() and x[1].any() and x[2].any() and x[3].any()
+    assert x[1].tolist() == schema.transform_row({}, {"city": "b"})  # one value: the rest imputed, as before
+    # A feature left out of the batch is missing on every row; with no column at all, every row is empty.
+    _, errors = schema.transform_columns({"age": np.array([nan, 1.0])}, {}, 2, category_codes=codes)
+    assert errors == {0: NO_FEATURE_VALUES}
+    _, errors = schema.transform_columns({}, {"city": ["", "a"]}, 2, category_codes=codes)
+    assert errors == {0: NO_FEATURE_VALUES}
+    _, errors = schema.transform_columns({}, {}, 2, category_codes=codes)
+    assert errors == {0: NO_FEATURE_VALUES, 1: NO_FEATURE_VALUES}
+    _, errors = schema.transform_columns({"income": np.array([1.0, 2.0])}, {}, 2, category_codes=codes)
+    assert errors == {}  # the common path: no NaN, so no row to look at
+
+
+def test_a_customer_missing_every_feature_is_refused_by_transform_row() -> None:
+    frame = {"income": np.array([10.0, 20.0, 30.0, 40.0]), "city": ["a", "b", "a", "a"]}
+    schema = FeatureSchema.fit(frame, ["income"], ["city"])
+    for numbers, categories in [({}, {}), ({"income": math.nan}, {"city": " "}), ({}, {"city": None})]:
+        with pytest.raises(InputError, match="^no feature values: nothing to score$"):
+            schema.transform_row(numbers, categories)
+    assert schema.transform_row({"income": math.nan}, {"city": "a"})[1:] == [schema.categorical[0].weight, 0.0]
 
 
 def test_missing_unknown_and_invalid_values() -> None:

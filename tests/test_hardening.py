@@ -25,7 +25,7 @@ from segmentation.v1 import scoring_pb2 as pb
 from segmentation.v1 import scoring_pb2_grpc
 from segmentation_core.store import ModelStore
 from tests import model_factory
-from tests.server_support import wait_for
+from tests.server_support import MALL_CUSTOMER, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 LONG_PIN = "v" + "1" * 256
@@ -92,7 +92,7 @@ def test_f1_f9_a_malformed_selector_is_invalid_argument_on_every_rpc(scoring_ser
         code, details = _code_and_details(call)
         assert code == grpc.StatusCode.INVALID_ARGUMENT, (name, code, details[:200])
         assert details.startswith(field) and len(details) < 300, (name, details[:300])
-    assert stub.Predict(pb.PredictRequest()).version == "v0001"  # still serving
+    assert stub.Predict(MALL_CUSTOMER).version == "v0001"  # still serving
     _assert_logs_bounded(caplog)
 
 
@@ -107,7 +107,7 @@ def test_f9_invalid_protobuf_is_invalid_argument(scoring_server_factory, store: 
     watch = channel.unary_stream(f"/{wire.SERVICE}/WatchModel", request_serializer=None, response_deserializer=None)
     code, _ = _code_and_details(lambda: list(watch(b"\x0a\xff", timeout=10)))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert _stub(server).Predict(pb.PredictRequest()).version == "v0001"
+    assert _stub(server).Predict(MALL_CUSTOMER).version == "v0001"
 
 
 def test_f9_a_huge_current_file_is_refused_with_a_bounded_log_line(scoring_server_factory, tmp_path: Path,
@@ -120,9 +120,9 @@ def test_f9_a_huge_current_file_is_refused_with_a_bounded_log_line(scoring_serve
     second = model_factory.publish(store, "customers", "mall", k=4, seed=1, make_current=False)
     (store.root / "customers" / "CURRENT").write_text("v" * 20_000_000)
     wait_for(lambda: any("over 64 bytes" in r.getMessage() for r in caplog.records))
-    assert _stub(server).Predict(pb.PredictRequest()).version == "v0001"
+    assert _stub(server).Predict(MALL_CUSTOMER).version == "v0001"
     store.set_current("customers", second)
-    wait_for(lambda: _stub(server).Predict(pb.PredictRequest()).version == second)
+    wait_for(lambda: _stub(server).Predict(MALL_CUSTOMER).version == second)
     _assert_logs_bounded(caplog)
     assert sum("over 64 bytes" in r.getMessage() for r in caplog.records) == 1  # once, not at every poll
 
@@ -141,9 +141,9 @@ def test_f3_a_current_ahead_of_its_version_is_served_once_the_version_lands(scor
     wait_for(polls.is_set)  # at least one poll saw the dangling CURRENT
     polls.clear()
     wait_for(polls.is_set)
-    assert stub.Predict(pb.PredictRequest()).version == "v0001"
+    assert stub.Predict(MALL_CUSTOMER).version == "v0001"
     assert model_factory.publish(store, "customers", "mall", k=4, seed=1, make_current=False) == "v0002"
-    wait_for(lambda: stub.Predict(pb.PredictRequest()).version == "v0002")
+    wait_for(lambda: stub.Predict(MALL_CUSTOMER).version == "v0002")
     [entry] = stub.ListModels(pb.ListModelsRequest()).models
     assert not any(v.refused_reason for v in entry.versions)
 
@@ -160,9 +160,9 @@ def test_f4_a_fifo_in_a_version_is_refused_without_blocking(scoring_server_facto
     store.set_current("customers", bad)
     wait_for(lambda: any("not a regular file" in v.refused_reason
                          for v in stub.ListModels(pb.ListModelsRequest()).models[0].versions))
-    assert stub.Predict(pb.PredictRequest()).version == "v0001"
+    assert stub.Predict(MALL_CUSTOMER).version == "v0001"
     good = model_factory.publish(store, "customers", "mall", k=5, seed=2)
-    wait_for(lambda: stub.Predict(pb.PredictRequest()).version == good)
+    wait_for(lambda: stub.Predict(MALL_CUSTOMER).version == good)
 
 
 def test_f5_an_oversized_manifest_with_a_valid_digest_is_refused(scoring_server_factory, tmp_path: Path,
@@ -309,7 +309,7 @@ def test_f2_idle_long_calls_beyond_the_cap_are_refused_and_never_starve_predict_
         assert all(dict(c.trailing_metadata() or ()).get("retry-after-ms") == "1000" for c in refused)
         health = health_pb2_grpc.HealthStub(channel)
         for _ in range(20):
-            assert stub.Predict(pb.PredictRequest(), timeout=2).version == "v0001"
+            assert stub.Predict(MALL_CUSTOMER, timeout=2).version == "v0001"
             assert health.Check(health_pb2.HealthCheckRequest(), timeout=2).status == \
                 health_pb2.HealthCheckResponse.SERVING
         assert sum(c.is_active() for c in calls) == 8
@@ -360,9 +360,9 @@ def test_rate_limit_answers_resource_exhausted_with_a_retry_hint_and_spares_heal
     server = scoring_server_factory(store.root, rate_limit=5.0, rate_burst=5)
     stub = _stub(server)
     for _ in range(5):
-        stub.Predict(pb.PredictRequest(), timeout=5)
+        stub.Predict(MALL_CUSTOMER, timeout=5)
     with pytest.raises(grpc.RpcError) as err:
-        stub.Predict(pb.PredictRequest(), timeout=5)
+        stub.Predict(MALL_CUSTOMER, timeout=5)
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "--rate-limit" in err.value.details()
     hint = dict(err.value.trailing_metadata())["retry-after-ms"]
     assert 1 <= int(hint) <= 200
@@ -427,7 +427,7 @@ def test_f2_the_review_s_attack_at_the_default_settings(scoring_server_factory, 
         wait_for(lambda: sum(not c.is_active() for c in calls) == 4, timeout=30)
         assert {c.code() for c in calls if not c.is_active()} == {grpc.StatusCode.RESOURCE_EXHAUSTED}
         for _ in range(10):
-            assert _stub(server).Predict(pb.PredictRequest(), timeout=2).version == "v0001"
+            assert _stub(server).Predict(MALL_CUSTOMER, timeout=2).version == "v0001"
             assert health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2).status == \
                 health_pb2.HealthCheckResponse.SERVING
         assert sum(c.is_active() for c in calls) == 28

@@ -28,7 +28,7 @@ from segmentation.v1 import scoring_pb2 as pb
 from segmentation.v1 import scoring_pb2_grpc
 from segmentation_core.store import ModelStore
 from tests import model_factory
-from tests.server_support import wait_for
+from tests.server_support import MALL_CUSTOMER, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,6 +158,7 @@ def test_missing_values_are_imputed_and_unseen_levels_are_other(server, shared_s
 def test_stream_answers_every_request_in_order_with_row_and_batch_errors(server) -> None:
     cols = {f: np.arange(4, dtype=float) for f in model_factory.BLOB_NUMERIC}
     with_inf = {**cols, "f2": np.array([1.0, np.inf, 2.0, -np.inf])}
+    blank_row = {f: np.array([np.nan, 1.0]) for f in model_factory.BLOB_NUMERIC}
     requests = [
         wire.encode_batch_request(cols, batch_id="good", model="blobs"),
         wire.encode_batch_request({**cols, "f6": np.ones(3)}, batch_id="ragged"),
@@ -168,11 +169,13 @@ def test_stream_answers_every_request_in_order_with_row_and_batch_errors(server)
         wire.encode_batch_request(cols, batch_id="twice") + wire.encode_batch_request({"f0": np.ones(4)}),
         wire.encode_batch_request({}, batch_id="empty"),
         wire.encode_batch_request({"f0": np.array([0.5])}, batch_id="partial", model="customers"),
+        wire.encode_batch_request(blank_row, batch_id="blank-row"),
+        wire.encode_batch_request({}, ids=["a", "b"], batch_id="no-columns"),
     ]
     replies = [wire.decode_batch_response(r) for r in wire.predict_stream_method(_channel(server))(iter(requests))]
     assert [r.batch_id for r in replies] == ["good", "ragged", "unknown", "mistyped", "inf", "", "twice", "empty",
-                                             "partial"]
-    good, ragged, unknown, mistyped, inf, broken, twice, empty, partial = replies
+                                             "partial", "blank-row", "no-columns"]
+    good, ragged, unknown, mistyped, inf, broken, twice, empty, partial, blank_row, no_columns = replies
     assert good.segment_id.size == 4 and not good.batch_error and not good.row_errors
     assert "ragged batch" in ragged.batch_error and "'f6' has 3 values" in ragged.batch_error
     assert ragged.segment_id.size == 0 and ragged.row_count == 4
@@ -184,6 +187,11 @@ def test_stream_answers_every_request_in_order_with_row_and_batch_errors(server)
     assert "undecodable" in broken.batch_error
     assert twice.batch_error == "column 'f0' appears twice" and twice.segment_id.size == 0
     assert empty.row_count == 0 and empty.segment_id.size == 0 and not empty.batch_error
+    # A row missing every feature is a row error (nothing to score); a row with one value is imputed, as before.
+    assert blank_row.row_errors == {0: "no feature values: nothing to score"} and blank_row.segment_id[0] == -1
+    assert blank_row.segment_id[1] >= 0 and np.isnan(blank_row.confidence[0])
+    assert no_columns.row_count == 2 and no_columns.row_errors == {0: "no feature values: nothing to score",
+                                                                    1: "no feature values: nothing to score"}
     # One stream, one model: the selector of later requests does not switch models.
     assert {r.model for r in replies} == {"blobs"} and partial.segment_id.size == 1
 
@@ -231,7 +239,7 @@ def test_stream_keeps_its_version_while_a_new_one_is_swapped_in(scoring_server_f
     gate.set()
     second = wire.decode_batch_response(next(call))
     assert first.version == second.version == "v0001"
-    assert _stub(server).Predict(pb.PredictRequest()).version == "v0002"
+    assert _stub(server).Predict(MALL_CUSTOMER).version == "v0002"
 
 
 # ---- errors: status code and message ---------------------------------------------------------------------
@@ -246,6 +254,9 @@ def test_stream_keeps_its_version_while_a_new_one_is_swapped_in(scoring_server_f
      "'Gender' is a categorical feature sent as numeric; the model expects numeric features ['Age', "),
     (pb.PredictRequest(customer=pb.Customer(numbers={"Age": float("inf")})), grpc.StatusCode.INVALID_ARGUMENT,
      "Age: inf is not a finite number"),
+    (pb.PredictRequest(), grpc.StatusCode.INVALID_ARGUMENT, "no feature values: nothing to score"),
+    (pb.PredictRequest(customer=pb.Customer(id="c1", numbers={"Age": float("nan")}, categories={"Gender": " "})),
+     grpc.StatusCode.INVALID_ARGUMENT, "no feature values: nothing to score"),
     (pb.PredictRequest(selector=pb.ModelSelector(model="nope")), grpc.StatusCode.NOT_FOUND,
      "selector.model: unknown model 'nope'"),
     (pb.PredictRequest(selector=pb.ModelSelector(version="v0099")), grpc.StatusCode.NOT_FOUND,
@@ -254,7 +265,8 @@ def test_stream_keeps_its_version_while_a_new_one_is_swapped_in(scoring_server_f
      "selector.version: version 'latest' is not a version id"),
     (pb.PredictRequest(selector=pb.ModelSelector(model="../etc", version="v0001")), grpc.StatusCode.INVALID_ARGUMENT,
      "selector.model: model name '../etc' must be"),
-], ids=["unknown-numeric", "unknown-categorical", "numeric-as-category", "category-as-number", "infinite", "unknown-model", "unknown-version",
+], ids=["unknown-numeric", "unknown-categorical", "numeric-as-category", "category-as-number", "infinite", "empty",
+        "only-blanks", "unknown-model", "unknown-version",
         "bad-version-id", "path-model"])
 def test_predict_errors(server, request_: pb.PredictRequest, code: grpc.StatusCode, words: str) -> None:
     with pytest.raises(grpc.RpcError) as err:
@@ -290,12 +302,12 @@ def test_health_is_not_serving_until_a_model_is_loaded(scoring_server_factory, t
 
     assert status("") == NOT_SERVING and status("customers") == NOT_SERVING
     with pytest.raises(grpc.RpcError) as err:
-        _stub(server).Predict(pb.PredictRequest())
+        _stub(server).Predict(MALL_CUSTOMER)
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "no loaded version" in err.value.details()
     model_factory.publish(store, "customers", "mall", k=5)
     wait_for(lambda: status("") == SERVING)
     assert status("customers") == SERVING
-    assert _stub(server).Predict(pb.PredictRequest()).version == "v0001"
+    assert _stub(server).Predict(MALL_CUSTOMER).version == "v0001"
 
 
 def test_a_server_process_freezes_its_startup_objects_before_serving(scoring_server_factory, tmp_path: Path) -> None:
@@ -311,7 +323,7 @@ def test_a_server_process_freezes_its_startup_objects_before_serving(scoring_ser
         wait_for(lambda: health.Check(health_pb2.HealthCheckRequest(service="")).status == SERVING)
         frozen = gc.get_freeze_count()
         assert frozen > 10_000 and frozen > 5 * len(gc.get_objects())
-        assert _stub(server).Predict(pb.PredictRequest()).version == "v0001"
+        assert _stub(server).Predict(MALL_CUSTOMER).version == "v0001"
     finally:
         gc.unfreeze()
 
@@ -383,7 +395,7 @@ def test_a_tampered_version_is_refused_and_the_old_one_keeps_serving(scoring_ser
     [entry] = stub.ListModels(pb.ListModelsRequest()).models
     refused = {v.version: v.refused_reason for v in entry.versions}
     assert "checksum mismatch for parameters.npz" in refused[bad]
-    assert entry.served_version == "v0001" and stub.Predict(pb.PredictRequest()).version == "v0001"
+    assert entry.served_version == "v0001" and stub.Predict(MALL_CUSTOMER).version == "v0001"
     with pytest.raises(grpc.RpcError) as err:
         stub.Predict(pb.PredictRequest(selector=pb.ModelSelector(version=bad)))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND and "was refused" in err.value.details()
@@ -391,15 +403,16 @@ def test_a_tampered_version_is_refused_and_the_old_one_keeps_serving(scoring_ser
     assert 'scoring_refused_versions_total{model="customers"} 1.0' in metrics
     # A good version published afterwards is served.
     model_factory.publish(store, "customers", "mall", k=5, seed=2)
-    wait_for(lambda: stub.Predict(pb.PredictRequest()).version == "v0003")
+    wait_for(lambda: stub.Predict(MALL_CUSTOMER).version == "v0003")
 
 
 def test_a_pinned_version_answers_after_a_swap(scoring_server_factory, tmp_path: Path) -> None:
     store = _fresh_store(tmp_path, versions=2)
     server = scoring_server_factory(store.root)
     stub = _stub(server)
-    pinned = stub.Predict(pb.PredictRequest(selector=pb.ModelSelector(version="v0001")))
-    assert pinned.version == "v0001" and stub.Predict(pb.PredictRequest()).version == "v0002"
+    pinned = stub.Predict(pb.PredictRequest(customer=MALL_CUSTOMER.customer,
+                                            selector=pb.ModelSelector(version="v0001")))
+    assert pinned.version == "v0001" and stub.Predict(MALL_CUSTOMER).version == "v0002"
     versions = {v.version: v for v in stub.ListModels(pb.ListModelsRequest()).models[0].versions}
     assert versions["v0001"].loaded and not versions["v0001"].current and versions["v0002"].current
 
@@ -422,7 +435,7 @@ def test_model_info_and_segment_stats(server) -> None:
 
 def test_metrics_endpoint_serves_the_counters(server) -> None:
     stub = _stub(server)
-    stub.Predict(pb.PredictRequest())
+    stub.Predict(MALL_CUSTOMER)
     with pytest.raises(grpc.RpcError):
         stub.Predict(pb.PredictRequest(selector=pb.ModelSelector(model="nope")))
     text = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).read().decode()
@@ -454,13 +467,13 @@ def test_token_is_checked_and_health_is_exempt(scoring_server_factory, shared_st
     stub = scoring_pb2_grpc.ScoringServiceStub(channel)
     for metadata, words in (((), "missing bearer token"), ((("authorization", "Bearer wrong"),), "invalid")):
         with pytest.raises(grpc.RpcError) as err:
-            stub.Predict(pb.PredictRequest(), metadata=metadata)
+            stub.Predict(MALL_CUSTOMER, metadata=metadata)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED and words in err.value.details()
     with pytest.raises(grpc.RpcError) as err:
         list(wire.predict_stream_method(channel)(iter([wire.encode_batch_request({})])))
     assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
     good = (("authorization", "Bearer s3cret"),)
-    assert stub.Predict(pb.PredictRequest(), metadata=good).version == "v0001"
+    assert stub.Predict(MALL_CUSTOMER, metadata=good).version == "v0001"
     [reply] = list(wire.predict_stream_method(channel)(iter([wire.encode_batch_request({"Age": [30.0]})]),
                                                         metadata=good))
     assert wire.decode_batch_response(reply).segment_id.size == 1
@@ -485,7 +498,7 @@ def test_command_line_serves_with_two_workers_and_drains_on_sigterm(shared_store
         channel = grpc.insecure_channel(f"127.0.0.1:{int(port_file.read_text())}")
         health = health_pb2_grpc.HealthStub(channel)
         wait_for(lambda: health.Check(health_pb2.HealthCheckRequest()).status == SERVING, timeout=30)
-        assert scoring_pb2_grpc.ScoringServiceStub(channel).Predict(pb.PredictRequest()).model == "customers"
+        assert scoring_pb2_grpc.ScoringServiceStub(channel).Predict(MALL_CUSTOMER).model == "customers"
         # A stream in flight when SIGTERM arrives is drained: its later batches are still answered.
         signalled = threading.Event()
 

@@ -6,7 +6,8 @@ feature schema as the client CLI does. Scoring is the service's own math (Featur
 SegmentModel.score, ClvModel.predict), so the numbers are the service's. As from the client CLI, a row that
 cannot be scored (a numeric cell that is not a number) gets segment_id -1 and its reason in ``error``, which in a
 customer table starts with where the row is in the input (``line 152: ...``: its line in a text file, whose header
-is line 1; its row in a Parquet file or on the sheet); a blank cell is imputed. The output (CSV, gzipped CSV or Parquet, told by its name) is written atomically, CSV with
+is line 1; its row in a Parquet file or on the sheet); a blank cell is imputed, but a row whose every feature cell
+is blank is an error ("no feature values: nothing to score"). The output (CSV, gzipped CSV or Parquet, told by its name) is written atomically, CSV with
 formula-like text quoted (segmentation_core.csv_safety).
 """
 from __future__ import annotations
@@ -170,9 +171,11 @@ def _score(artefact: Artefact, features: pd.DataFrame, columns: dict[str, str]) 
     numeric = {name: values.to_numpy(np.float64, na_value=np.nan) for name, (values, _) in parsed.items()}
     categorical = {c.name: features[columns[c.name]].tolist() for c in schema.categorical}
     x, errors = schema.transform_columns(numeric, categorical, len(features))
+    not_a_number: dict[int, str] = {}
     for _, not_numbers in parsed.values():  # a cell that is not a number is the row's error, never imputed
         for row, message in not_numbers.items():
-            errors.setdefault(row, message)
+            not_a_number.setdefault(row, message)
+    errors.update(not_a_number)  # it says more than "no feature values" of a row whose only cell is not a number
     out = pd.DataFrame({output: parsed[name][0].array if name in parsed else features[columns[name]].to_numpy()
                         for name, output in input_names(schema.feature_names).items()})
     return pd.concat([out, _segments(artefact, x, errors)], axis=1)

@@ -173,6 +173,11 @@ def _finish(columns: dict[str, pd.Series], ids: pd.Series, numeric: list[str], c
         }
         if rule == "drop":
             drop_rows |= missing
+    # A row missing every feature has nothing to cluster (and would be refused by the feature transform).
+    empty = features.isna().all(axis=1)
+    if empty.any():
+        logger.warning("%d row(s) have no feature value at all: dropped", int(empty.sum()))
+        drop_rows |= empty
     report.rows_dropped_for_missing = int(drop_rows.sum())
     features, ids = features.loc[~drop_rows], ids.loc[~drop_rows]
     if len(features) == 0:
