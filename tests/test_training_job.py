@@ -322,6 +322,17 @@ def test_a_store_that_is_a_file_is_refused_before_any_work(datasets_dir: Path, t
     assert "stage " not in err and "read " not in err and swapped.read_text() == "CustomerID\n1\n"
 
 
+@pytest.mark.parametrize("command", [["list"], ["promote", "v0001"], ["rollback"]],
+                         ids=["list", "promote", "rollback"])
+def test_a_store_folder_that_does_not_exist_is_an_error_naming_it(command: list[str], tmp_path: Path,
+                                                                   capsys) -> None:
+    missing = tmp_path / "no-such-store"
+    assert main([command[0], "--store", str(missing), "--model", "customers", *command[1:]]) == 2
+    err = capsys.readouterr().err
+    assert f"--store {missing}: no such folder (train creates a store; {command[0]} needs one)" in err
+    assert "has no versions" not in err and "Traceback" not in err and not missing.exists()
+
+
 def test_text_in_numeric_column_names_the_line(tmp_path: Path, capsys) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("CustomerID,Annual Income (k$),Spending Score (1-100)\n1,15,39\n2,lots,81\n3,16,6\n")

@@ -311,6 +311,10 @@ def _cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+STORE_READERS = ("list", "promote", "rollback")
+"""Commands that work on an existing store: a --store folder that does not exist is refused."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
@@ -322,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = Path(args.store)
         if store.exists() and not store.is_dir():  # e.g. --data and --store swapped: say so before any work
             raise ConfigError(f"--store {store} is a file; the model store is a folder")
+        if args.command in STORE_READERS and not store.exists():  # a typo would read as "no versions"
+            raise ConfigError(f"--store {store}: no such folder (train creates a store; {args.command} needs one)")
         return commands[args.command](args)
     except (DataError, ConfigError, SegmentationError, ValueError) as exc:
         log.error("%s", exc)
