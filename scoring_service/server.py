@@ -100,9 +100,10 @@ class ScoringServer:
             self.metrics_port = self.metrics.start_http(s.host, wanted)
         self.registry.start()
         signatures = f"required, key {self.verify_key.key_id}" if self.verify_key else "not required"
-        log.info("scoring service listening on %s:%d (tls %s, token %s, signatures %s), metrics on port %d, store %s",
+        metrics = f"metrics on port {self.metrics_port}" if self.metrics_port >= 0 else "metrics off"
+        log.info("scoring service listening on %s:%d (tls %s, token %s, signatures %s), %s, store %s",
                  s.host, self.port, "on" if self._tls else "off", "on" if self._auth else "off", signatures,
-                 self.metrics_port, s.store, extra={"port": self.port, "metrics_port": self.metrics_port,
+                 metrics, s.store, extra={"port": self.port, "metrics_port": self.metrics_port,
                                                     "worker": s.worker_index, "service": wire.SERVICE,
                                                     "signatures": signatures})
         if s.port_file:

@@ -7,6 +7,7 @@ every prediction is the artefact's own joblib pipeline.
 from __future__ import annotations
 
 import gc
+import logging
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from segmentation.v1 import scoring_pb2 as pb
 from segmentation.v1 import scoring_pb2_grpc
 from segmentation_core.store import ModelStore
 from tests import model_factory
-from tests.server_support import MALL_CUSTOMER, wait_for
+from tests.server_support import MALL_CUSTOMER, start_server, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = Path(__file__).resolve().parents[1]
@@ -431,6 +432,16 @@ def test_model_info_and_segment_stats(server) -> None:
     assert {c.name for c in stats.sample_numeric} == set(model_factory.MALL_NUMERIC)
     models = {m.name: m for m in stub.ListModels(pb.ListModelsRequest()).models}
     assert models["customers"].is_default and models["blobs"].served_version == "v0001"
+
+
+@pytest.mark.parametrize("metrics_port, words", [(-1, "), metrics off, store "), (0, "), metrics on port ")],
+                         ids=["off", "on"])
+def test_the_start_line_says_whether_metrics_are_served(shared_store: ModelStore, caplog: pytest.LogCaptureFixture,
+                                                         metrics_port: int, words: str) -> None:
+    with caplog.at_level(logging.INFO, logger="scoring_service.server"):
+        start_server(shared_store.root, metrics_port=metrics_port).stop(grace=0)
+    [line] = [r.getMessage() for r in caplog.records if "scoring service listening on" in r.getMessage()]
+    assert words in line and "port -1" not in line
 
 
 def test_metrics_endpoint_serves_the_counters(server) -> None:
