@@ -3,6 +3,7 @@ posterior, fitted on held-out halves against a panel of models of other kinds.""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,17 @@ def test_well_separated_segments_keep_the_plain_posterior() -> None:
     fit = fit_temperature(x, 3, "kmeans", seed=0)
     assert fit.agreement == 1.0
     assert fit.temperature == pytest.approx(1.0, abs=1e-6) and fit.smoothing == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_table_too_small_to_calibrate_is_warned_of_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    x = np.random.default_rng(0).normal(size=(350, 2))
+    with caplog.at_level(logging.WARNING, logger="training_job.confidence"):
+        fit = fit_temperature(x, 6, "kmeans", seed=0)
+    assert fit.method == "not fitted: 175 rows per half, fewer than 30 per segment"
+    assert (fit.temperature, fit.smoothing) == (1.0, 0.0)
+    assert [r.getMessage() for r in caplog.records] == [
+        "confidence not calibrated: 175 rows per half, fewer than 30 per segment; the confidence is the model's "
+        "raw posterior (temperature 1)"]
 
 
 @pytest.mark.parametrize("algorithm", ["kmeans", "gmm"])

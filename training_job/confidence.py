@@ -99,6 +99,13 @@ def panel_for(algorithm: str) -> tuple[str, ...]:
     return (algorithm, *(kind for kind in PANEL if kind != family))
 
 
+def _not_fitted(reason: str, panel: tuple[str, ...]) -> ConfidenceFit:
+    """The uncalibrated fit (temperature 1, no smoothing), said in the log: the confidence is then the model's
+    raw posterior, typically far surer than its segments are reproducible."""
+    log.warning("confidence not calibrated: %s; the confidence is the model's raw posterior (temperature 1)", reason)
+    return ConfidenceFit(1.0, 0.0, float("nan"), 0, f"not fitted: {reason}", panel)
+
+
 def fit_temperature(x: np.ndarray, k: int, algorithm: str, seed: int,
                     centres: np.ndarray | None = None) -> ConfidenceFit:
     """Confidence temperature and smoothing for a model of ``algorithm`` with ``k`` segments on ``x``,
@@ -106,14 +113,12 @@ def fit_temperature(x: np.ndarray, k: int, algorithm: str, seed: int,
     (the twins start from them, the panel both from them and afresh; without them, all afresh)."""
     panel = panel_for(algorithm)
     if k < 2:
-        return ConfidenceFit(1.0, 0.0, float("nan"), 0, "not fitted: one segment", panel)
+        return _not_fitted("one segment", panel)
     rng = np.random.default_rng(seed)
     rows = rng.permutation(len(x))[:MAX_ROWS]
     half = len(rows) // 2
     if half < MIN_ROWS_PER_SEGMENT * k:
-        return ConfidenceFit(1.0, 0.0, float("nan"), 0,
-                             f"not fitted: {half} rows per half, fewer than {MIN_ROWS_PER_SEGMENT} per segment",
-                             panel)
+        return _not_fitted(f"{half} rows per half, fewer than {MIN_ROWS_PER_SEGMENT} per segment", panel)
     halves = (x[rows[:half]], x[rows[half:2 * half]])
     # At most 10,000 rows each: one OpenMP / BLAS thread is faster than a pool, which on a busy machine
     # spins for seconds per Lloyd pass (as in the k search).
