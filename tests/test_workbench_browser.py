@@ -174,3 +174,28 @@ def test_the_data_page_shows_the_served_models_training_data(stack, driver):
     _open(driver, stack["url"] + "/data")
     wait_until(lambda: driver.find_elements("id", "data-served-title"), 30, message="the served model's data")
     assert _text(driver, "data-rows") == "200" and _text(driver, "data-suggested-preset") == "mall"
+
+
+def test_roll_back_asks_first_and_serves_the_version_before_only_when_confirmed(stack, driver):
+    # Rolling back changes what every caller is served at once: the Model page asks first, and a "Cancel"
+    # changes nothing. (The runs above left several versions of "customers", the last one served.)
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from segmentation_core.store import ModelStore
+
+    store = ModelStore(stack["store"])
+    served = store.current("customers")
+    before = max(v for v in store.versions("customers") if v < served)
+    _open(driver, stack["url"] + "/model")
+    _click(driver, "model-rollback")
+    question = WebDriverWait(driver, 10).until(expected_conditions.alert_is_present())
+    assert f"from {served} to {before}?" in question.text
+    question.dismiss()
+    assert _text(driver, "model-version-message") == "" and store.current("customers") == served
+    _click(driver, "model-rollback")
+    WebDriverWait(driver, 10).until(expected_conditions.alert_is_present()).accept()
+    wait_until(lambda: store.current("customers") == before, 30, message=f"{before} served")
+    _open(driver, stack["url"] + "/model")
+    wait_until(lambda: f"{before} is served since" in driver.page_source, 30, message="the served note")
+    screenshot(driver, "model-rolled-back")

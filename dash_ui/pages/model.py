@@ -152,8 +152,7 @@ def versions_card(service: DashboardService, view: ModelView) -> dbc.Card:
             dbc.Col(dcc.Dropdown(id="model-version-choice", options=version_options(rows),
                                  placeholder="a kept version to serve", clearable=False), md=6),
             dbc.Col(dbc.Button("Publish", id="model-publish", color="success", n_clicks=0, size="sm"), md="auto"),
-            dbc.Col(dbc.Button("Roll back", id="model-rollback", color="warning", outline=True, n_clicks=0,
-                               size="sm", title="serve the version published before the served one"), md="auto"),
+            dbc.Col(rollback_button(view, rollback_target(rows)), md="auto"),
         ], className="g-2 align-items-center mt-2"),
         html.Div(id="model-version-message", className="small mt-2"),
     ])
@@ -176,6 +175,18 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
     """The Model page is static per version (its Publish/Rollback buttons: register_version_buttons)."""
 
 
+def rollback_button(view: ModelView, target: str | None) -> Any:
+    """Roll back, which asks first (it changes what every caller is served at once); disabled without an
+    older version."""
+    button = dbc.Button("Roll back", id="model-rollback", color="warning", outline=True, n_clicks=0, size="sm",
+                        disabled=target is None,
+                        title=f"serve {target}, the version before {view.version}" if target
+                        else "no older version to roll back to")
+    question = (f"Roll back {view.model} from {view.version} to {target}? Every caller is served {target} from "
+                f"now on; {view.version} stays kept and can be published again.")
+    return dcc.ConfirmDialogProvider(button, id="model-rollback-confirm", message=question)
+
+
 def rollback_target(rows: list[dict[str, Any]]) -> str | None:
     """The version published before the served one (the next older kept version), if any."""
     ordered = sorted(r["version"] for r in rows)
@@ -188,7 +199,7 @@ def rollback_target(rows: list[dict[str, Any]]) -> str | None:
 def register_version_buttons(app: Any, service: DashboardService, trainer: Any) -> None:
     """Publish (a chosen kept version) and Roll back, through the training service."""
     @app.callback(Output("model-version-message", "children"),
-                  Input("model-publish", "n_clicks"), Input("model-rollback", "n_clicks"),
+                  Input("model-publish", "n_clicks"), Input("model-rollback-confirm", "submit_n_clicks"),
                   State("model-version-choice", "value"), prevent_initial_call=True)
     def change_version(publish_clicks: int, rollback_clicks: int, chosen: str | None) -> Any:
         if not (publish_clicks or rollback_clicks):  # buttons drawn anew fire once with 0 clicks
@@ -196,7 +207,7 @@ def register_version_buttons(app: Any, service: DashboardService, trainer: Any) 
         if not trainer.available():
             return dbc.Alert(trainer.unavailable_reason(), color="warning", className="mb-0")
         view = service.model_view()
-        if ctx.triggered_id == "model-rollback":
+        if ctx.triggered_id == "model-rollback-confirm":
             chosen = rollback_target(versions_rows(service.versions(), view.model))
             if chosen is None:
                 return "There is no older version to roll back to."
