@@ -10,11 +10,11 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, html, no_update
 
 from dash_ui.grid import Column, data_grid
-from segmentation_core.number_format import format_amount
 from dash_ui.layout import page_header, stat
 from dash_ui.pages.data import trainer_state
 from dash_ui.service import DashboardService, ServiceError
 from dash_ui.trainer import TrainerAccess
+from segmentation_core.number_format import format_amount
 
 log = logging.getLogger(__name__)
 

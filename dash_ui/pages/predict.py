@@ -9,8 +9,8 @@ from dash import ALL, MATCH, Input, Output, State, dcc, html
 
 from segmentation_core.charts import figures
 from segmentation_core.errors import number_error
-from segmentation_core.parsing import typed_number
 from segmentation_core.number_format import format_amount, format_number, number_kind
+from segmentation_core.parsing import typed_number
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.layout import graph, options, page_header, segment_label, segment_legend, stat
 from dash_ui.models import ModelView, segment_colour, separating_features
@@ -45,16 +45,25 @@ def training_range(feature: NumericFeature) -> str:
     return f"{feature_number(feature, feature.minimum)} to {feature_number(feature, feature.maximum)}"
 
 
+def typed_value(name: str, value: Any) -> float:
+    """A value typed into the field `name` as a finite number; ValueError naming the field otherwise."""
+    try:
+        number = typed_number(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    if not math.isfinite(number):
+        raise ValueError(number_error(name, value))
+    return number
+
+
 def validate_number(value: Any, feature: NumericFeature) -> tuple[str, str]:
     """(level, message) for a value typed into `feature`'s field."""
     if value is None or value == "":
         return INFO, f"Missing: the model uses the training median {feature_number(feature, feature.impute)}."
     try:
-        number = typed_number(value)
+        number = typed_value(feature.name, value)
     except ValueError as exc:
-        return ERROR, f"{feature.name}: {exc}."
-    if not math.isfinite(number):
-        return ERROR, f"{number_error(feature.name, value)}."
+        return ERROR, f"{exc}."
     if number < feature.minimum or number > feature.maximum:
         return WARNING, f"Outside the training range {training_range(feature)}: the segment is an extrapolation."
     return OK, ""
@@ -93,12 +102,9 @@ def clv_inputs(values: Mapping[str, Any]) -> tuple[dict[str, float], list[str]]:
     numbers, errors = {}, []
     for name, value in given.items():
         try:
-            numbers[name] = typed_number(value)
+            numbers[name] = typed_value(name, value)
         except ValueError as exc:
-            errors.append(f"Lifetime value: {name}: {exc}.")
-            continue
-        if not math.isfinite(numbers[name]):
-            errors.append(f"Lifetime value: {number_error(name, value)}.")
+            errors.append(f"Lifetime value: {exc}.")
     return ({}, errors) if errors else (numbers, [])
 
 
