@@ -6,6 +6,7 @@ dashboard process keeps its own jobs, so run a single worker process or pin sess
 """
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -16,7 +17,7 @@ from typing import Callable
 import pandas as pd
 
 from dash_ui.models import ModelView
-from scoring_service.client import RESULT_COLUMNS
+from segmentation_core import scored
 from segmentation_core.bounded_cache import BoundedCache
 from segmentation_core.errors import DataError, number_error
 from segmentation_core.tables import TableSource, TableTooLarge, match_columns, read_table
@@ -139,12 +140,12 @@ def scoring_input(frame: pd.DataFrame, view: ModelView) -> pd.DataFrame:
     return pd.DataFrame(data, index=frame.index)
 
 
-def merge_results(frame: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
-    """The uploaded table with the result columns appended (an input column of the same name is replaced)."""
-    keep = [c for c in frame.columns if c not in RESULT_COLUMNS]
-    merged = frame[keep].join(results[[c for c in RESULT_COLUMNS if c in results.columns]])
-    merged.insert(0, "line", frame.index.to_numpy() + 2)
-    return merged
+def merge_results(frame: pd.DataFrame, results: pd.DataFrame, view: ModelView) -> pd.DataFrame:
+    """The uploaded table's scored rows, in the layout of every scored file (``segmentation_core.scored``: the
+    upload's id column under its own name, its feature columns, the results; a row's error names its line)."""
+    manifest = json.loads(view.manifest_json) if view.manifest_json else None
+    return scored.scored_customers(frame, results, features=view.feature_names, numeric=view.numeric_names,
+                                   id_name=scored.id_column(frame.columns, manifest), inputs=scored.DEFAULT_INPUTS)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ __all__ = [
     "clean_log",
     "outside_range",
     "customer_table",
+    "is_log_table",
     "parse_as_of",
     "resolve_snapshot",
 ]
@@ -194,6 +195,14 @@ def aggregate(frame: pd.DataFrame, recipe: Recipe, as_of: str | date | None = No
     index: customer id) and a report."""
     table, report = customer_table(clean_log(frame, recipe), as_of)
     return recipe.features(table), report
+
+
+def is_log_table(recipe: Recipe, features: Sequence[str], columns: Sequence[object]) -> bool:
+    """Whether a table with ``columns`` is a raw log for ``recipe`` (it has the log's customer id and date columns)
+    rather than a table of the model's numeric ``features`` (an already aggregated RFM table, scored as any customer
+    table). The one rule of every scoring path: ``training_job score``, the client CLI and the Batch page."""
+    names = {str(c) for c in columns}
+    return recipe.customer_id in names and recipe.date in names and not set(features) <= names
 
 
 def outside_range(values: pd.Series, low: float | None, high: float | None) -> pd.Series:

@@ -25,7 +25,8 @@ Over it, ``DataError`` says so in one line. Servers that parse uploads set it (t
 ``read_table`` returns the whole table; ``open_table`` sniffs the format once and reads it in chunks of
 rows (a file larger than memory). A frame carries ``attrs["source"]`` (the file's name) and
 ``attrs["first_data_line"]`` (the 1-based file line of the row with index label 0), which error messages
-use to point at lines in the file. A source that cannot be read raises ``DataError`` naming it.
+use to point at lines in the file, and a text table ``attrs["delimiter"]`` (its separator, fit for writing: what
+scored files are written with). A source that cannot be read raises ``DataError`` naming it.
 
 This module uses pandas: the scoring server never imports it.
 """
@@ -394,7 +395,7 @@ def _open_text(src: _Source, *, compressed: bool, max_bytes: int | None = None) 
                            **options)
 
     def named(frame: pd.DataFrame) -> pd.DataFrame:
-        frame.attrs.update(source=src.name, first_data_line=first_data_line)
+        frame.attrs.update(source=src.name, first_data_line=first_data_line, delimiter=fmt.delimiter)
         frame = _without_fields_past_header(frame, width, src.name)
         frame.columns = list(columns)
         return frame

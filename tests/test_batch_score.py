@@ -31,10 +31,10 @@ def _training_labels(folder: Path, model: str = "cdnow") -> pd.Series:
 def test_training_log_rescored_gives_the_training_labels(cdnow_store: Path, tmp_path: Path) -> None:  # noqa: F811
     out = tmp_path / "scores.csv"
     assert _score(cdnow_store, cdnow_store / "cdnow_sample.txt", out) == 0
-    result = pd.read_csv(out, dtype={"id": str})
+    result = pd.read_csv(out, dtype={"customer_id": str})
     labels = _training_labels(cdnow_store)
     assert len(result) == 2357 == len(labels)
-    assert (result.set_index("id")["segment_id"].loc[labels.index].to_numpy() == labels.to_numpy()).all()
+    assert (result.set_index("customer_id")["segment_id"].loc[labels.index].to_numpy() == labels.to_numpy()).all()
     assert set(result["as_of"]) == {"1998-07-01"}  # the training rule: the day after the last purchase
     assert (result["error"].isna()).all()
     assert ((result["p_alive"] > 0) & (result["p_alive"] <= 1)).all() and (result["clv"] >= 0).all()
@@ -43,7 +43,7 @@ def test_training_log_rescored_gives_the_training_labels(cdnow_store: Path, tmp_
 def test_as_of_leaves_later_lines_out_and_says_so(cdnow_store: Path, tmp_path: Path) -> None:  # noqa: F811
     out = tmp_path / "scores.csv"
     assert _score(cdnow_store, cdnow_store / "cdnow_sample.txt", out, "--as-of", "1997-10-01") == 0
-    result = pd.read_csv(out, dtype={"id": str}).set_index("id")
+    result = pd.read_csv(out, dtype={"customer_id": str}).set_index("customer_id")
     assert set(result["as_of"]) == {"1997-10-01"}
     # Customer 00004 bought on 1997-01-01, 01-18 and 08-02 (and later): as of October, Recency is 60 days.
     assert result.loc["00004", "Recency"] == 60
@@ -86,9 +86,9 @@ def test_a_customer_table_model_without_a_recipe_still_scores(datasets_dir: Path
     out = tmp_path / "mall.csv"
     assert main(["score", "--store", str(store), "--data", str(datasets_dir / "Mall_Customers.csv"),
                  "--output", str(out)]) == 0
-    result = pd.read_csv(out, dtype={"id": str})
+    result = pd.read_csv(out, dtype={"CustomerID": str})
     labels = _training_labels(tmp_path, "customers")
-    assert (result.set_index("id")["segment_id"].loc[labels.index].to_numpy()
+    assert (result.set_index("CustomerID")["segment_id"].loc[labels.index].to_numpy()
             == labels.to_numpy()).all()
     assert "as_of" not in result.columns and "clv" not in result.columns
     assert main(["score", "--store", str(store), "--data", str(datasets_dir / "Mall_Customers.csv"),
@@ -103,7 +103,7 @@ def test_online_retail_log_rescored_gives_the_training_labels(datasets_dir: Path
     out = tmp_path / "retail.parquet"
     assert main(["score", "--store", str(tmp_path / "store"), "--model", "retail", "--data", str(log),
                  "--output", str(out)]) == 0
-    result = pd.read_parquet(out).set_index("id")
+    result = pd.read_parquet(out).set_index("CustomerID")
     labels = _training_labels(tmp_path, "retail")
     assert len(result) == 4338 == len(labels)
     assert np.array_equal(result["segment_id"].loc[labels.index].to_numpy(), labels.to_numpy())
@@ -158,7 +158,7 @@ def test_a_number_that_does_not_parse_is_an_error_on_its_row(value: str, mall_st
     data = _write_csv(tmp_path / "mall.csv", rows)
     out = tmp_path / "scores.csv"
     assert _score_mall(mall_store, data, out) == 0
-    result = pd.read_csv(out, dtype={"id": str}, keep_default_na=False)
+    result = pd.read_csv(out, dtype={"CustomerID": str}, keep_default_na=False)
     shown = value.strip('"')
     assert result.loc[2, "segment_id"] == -1
     assert result.loc[2, "error"] == f"line 4: Annual Income (k$): {shown!r} is not a number"
@@ -166,7 +166,7 @@ def test_a_number_that_does_not_parse_is_an_error_on_its_row(value: str, mall_st
     others = result.drop(index=[2, 4])
     labels = _training_labels(mall_store, "customers")
     assert (others["error"] == "").all()
-    assert (others.set_index("id")["segment_id"] == labels.loc[others["id"]].to_numpy()).all()
+    assert (others.set_index("CustomerID")["segment_id"] == labels.loc[others["CustomerID"]].to_numpy()).all()
     assert result.loc[4, "segment_id"] >= 0 and result.loc[4, "error"] == ""  # blank: imputed
     summary = [line for line in capsys.readouterr().err.splitlines() if "scored 200 customers" in line]
     assert len(summary) == 1 and "(1 rows with an error)" in summary[0], summary
@@ -191,12 +191,12 @@ def test_a_row_error_names_the_rows_line_in_the_input(suffix: str, where: str, m
         frame.to_csv(data, index=False, compression="gzip" if suffix == ".csv.gz" else None)
     out = tmp_path / "scores.csv"
     assert _score_mall(mall_store, data, out) == 0
-    result = pd.read_csv(out, dtype={"id": str}, keep_default_na=False).set_index("id")
+    result = pd.read_csv(out, dtype={"CustomerID": str}, keep_default_na=False).set_index("CustomerID")
     assert result.loc["0151", "error"] == f"{where}: Spending Score (1-100): 'high' is not a number"
     later = int(where.split()[1]) + 30
     assert result.loc["0181", "error"] == f"line {later}: Annual Income (k$): 'twelve' is not a number"
     warnings = _log_lines(capsys, "WARNING")
-    first = f"the first (id 0151): {where}: Spending Score (1-100): 'high' is not a number"
+    first = f"the first (CustomerID 0151): {where}: Spending Score (1-100): 'high' is not a number"
     assert any("2 row(s) could not be scored" in line and first in line for line in warnings), warnings
 
 
@@ -209,7 +209,7 @@ def test_a_row_with_every_feature_cell_blank_is_an_error_not_a_segment(mall_stor
     rows[5][4] = ""
     out = tmp_path / "scores.csv"
     assert _score_mall(mall_store, _write_csv(tmp_path / "mall.csv", rows), out) == 0
-    result = pd.read_csv(out, dtype={"id": str}, keep_default_na=False)
+    result = pd.read_csv(out, dtype={"CustomerID": str}, keep_default_na=False)
     assert result.loc[4, "segment_id"] == -1 and result.loc[4, "confidence"] == ""
     assert result.loc[4, "error"] == "line 6: no feature values: nothing to score"
     assert result.loc[5, "segment_id"] >= 0 and result.loc[5, "error"] == ""
@@ -245,13 +245,13 @@ def test_a_feature_named_like_a_result_column_is_kept_as_input_column(datasets_d
     result = pd.read_csv(out)
     assert result["input_distance"].tolist() == [int(row[3]) for row in rows]
     assert (result["distance"] >= 0).all() and not np.allclose(result["distance"], result["input_distance"])
-    assert list(result.columns) == ["id", "input_distance", "Spending Score (1-100)", "segment_id", "segment_name",
-                                    "distance", "confidence", "outlier", "error"]
+    assert list(result.columns) == ["CustomerID", "input_distance", "Spending Score (1-100)", "segment_id",
+                                    "segment_name", "distance", "confidence", "outlier", "error"]
     warnings = _log_lines(capsys, "WARNING")
     assert any("'distance'" in line and "'input_distance'" in line for line in warnings), warnings
-    # The Spark engine's schema lists the same columns, in the same order.
+    # The Spark engine's schema lists the same columns after its id, in the same order.
     artefact = read_artefact(ModelStore(store).version_dir("customers", ModelStore(store).current("customers")))
-    assert [name for name, _ in result_fields(artefact, with_as_of=False)] == list(result.columns)
+    assert [name for name, _ in result_fields(artefact, with_as_of=False)][1:] == list(result.columns)[1:]
 
 
 def test_ids_beside_a_blank_one_keep_their_form(mall_store: Path, datasets_dir: Path, tmp_path: Path) -> None:
@@ -262,8 +262,9 @@ def test_ids_beside_a_blank_one_keep_their_form(mall_store: Path, datasets_dir: 
     rows[9][0] = ""
     out = tmp_path / "scores.csv"
     assert _score_mall(mall_store, _write_csv(tmp_path / "mall.csv", rows), out) == 0
-    ids = [line.split(",")[0] for line in out.read_text().splitlines()[1:]]
+    ids = pd.read_csv(out, dtype=str, keep_default_na=False)["CustomerID"].tolist()
     assert ids[:3] == ["1", "2", "3"] and ids[9] == "" and ids[-1] == "200"
+    assert out.read_text().splitlines()[1].startswith('"1",')  # an id is text, whatever its digits
 
 
 FORMULAS = ['"=HYPERLINK(""http://evil.example"",""click"")"', "@SUM(1+1)", "+cmd|' /C calc'!A0", "-2+3"]
@@ -278,13 +279,13 @@ def test_csv_output_neutralises_spreadsheet_formulas(mall_store: Path, datasets_
     data = _write_csv(tmp_path / "mall.csv", rows)
     out = tmp_path / "scores.csv"
     assert _score_mall(mall_store, data, out) == 0
-    ids = pd.read_csv(out, dtype={"id": str})["id"]
+    ids = pd.read_csv(out, dtype={"CustomerID": str})["CustomerID"]
     assert ids.tolist()[:4] == ["'=HYPERLINK(\"http://evil.example\",\"click\")", "'@SUM(1+1)",
                                 "'+cmd|' /C calc'!A0", "'-2+3"]
     assert ids[4] == "0005"
     parquet = tmp_path / "scores.parquet"
     assert _score_mall(mall_store, data, parquet) == 0
-    assert pd.read_parquet(parquet)["id"].tolist()[:2] == ['=HYPERLINK("http://evil.example","click")', "@SUM(1+1)"]
+    assert pd.read_parquet(parquet)["CustomerID"].tolist()[:2] == ['=HYPERLINK("http://evil.example","click")', "@SUM(1+1)"]
 
 
 @pytest.mark.parametrize("name, expected", [

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from dash_ui.batch import JobRegistry, UploadError, merge_results, parse_upload, scoring_input, validate_frame
-from segmentation_core.csv_safety import csv_safe_frame, neutralize_cell, to_safe_csv
+from segmentation_core.csv_safety import csv_safe_frame, neutralize_cell, neutralize_series, to_safe_csv
 from dash_ui.models import model_view
 from tests.test_dash_service import model_info
 
@@ -60,19 +60,35 @@ def test_scoring_input_parses_numbers_keeps_bad_text_and_blank_means_missing():
     assert features.loc[1, "Gender"] == ""
 
 
-def test_merge_results_appends_result_columns_with_file_lines():
-    frame = pd.DataFrame({"id": ["a", "b"], "segment_id": ["old", "old"]})
-    results = pd.DataFrame({"segment_id": [1, -1], "segment_name": ["X", ""], "distance": [0.1, None],
-                            "confidence": [0.9, None], "outlier": [False, False], "error": ["", "Age: bad"]})
-    merged = merge_results(frame, results)
-    assert list(merged.columns) == ["line", "id", "segment_id", "segment_name", "distance", "confidence", "outlier",
-                                    "error"]
-    assert list(merged["line"]) == [2, 3] and list(merged["segment_id"]) == [1, -1]
+def test_merge_results_is_the_one_scored_layout_errors_at_their_file_lines():
+    """The upload's id under its own name, its feature columns (numbers as numbers: a word is blank, the error says
+    it), then the results; an input named like a result column is input_<name>; other columns are left out."""
+    frame = pd.DataFrame({"CustomerID": ["a", "b"], "Age": ["19", "old"], "Note": ["x", "y"],
+                          "segment_id": ["old", "old"]})
+    frame.attrs["first_data_line"] = 2
+    results = pd.DataFrame({"segment_id": [1, -1], "segment_name": ["X", None], "distance": [0.1, None],
+                            "confidence": [0.9, None], "outlier": [False, False], "error": ["", "Age: 'old' is not a number"]})
+    merged = merge_results(frame, results, VIEW)
+    assert list(merged.columns) == ["CustomerID", "Age", "segment_id", "segment_name", "distance", "confidence",
+                                    "outlier", "error"]
+    assert list(merged["segment_id"]) == [1, -1] and merged["Age"].iloc[0] == 19 and pd.isna(merged["Age"].iloc[1])
+    assert list(merged["error"]) == ["", "line 3: Age: 'old' is not a number"]
 
 
-@pytest.mark.parametrize("cell", ["=1+1", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "=HYPERLINK(\"http://x\")"])
+@pytest.mark.parametrize("cell", ["=1+1", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "=HYPERLINK(\"http://x\")", "-",
+                                  "-1e3+1", "-A1"])
 def test_formula_cells_are_quoted(cell):
     assert neutralize_cell(cell) == "'" + cell
+
+
+@pytest.mark.parametrize("cell", ["-500", "-3.5", "-1e3", "-0,5", "-.5"])
+def test_a_negative_number_written_as_text_is_data_not_a_formula(cell):
+    """A column holding text and -500 (read as text) keeps -500 as it is: no quote turns the number into text."""
+    assert neutralize_cell(cell) == cell
+    column = pd.Series(["abc", cell, "=cmd"], dtype=object)
+    assert neutralize_series(column).tolist() == ["abc", cell, "'=cmd"]
+    back = pd.read_csv(io.StringIO(to_safe_csv(pd.DataFrame({"note": ["abc", cell]}))), dtype=str)
+    assert back["note"].tolist() == ["abc", cell]
 
 
 def test_safe_csv_quotes_text_only_and_headers_too():

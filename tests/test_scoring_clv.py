@@ -59,7 +59,7 @@ def test_predict_returns_clv_only_when_the_inputs_come(client: ScoringClient, cu
     store = ModelStore(cdnow_store / "store")
     expected, _ = score_frame(read_artefact(store.version_dir("cdnow", store.current("cdnow"))),
                               read_table(cdnow_store / "cdnow_sample.txt"))
-    offline = expected.set_index("id").loc["00004"]
+    offline = expected.set_index("customer_id").loc["00004"]
     assert with_clv.segment_id == offline["segment_id"]
     for name in FIGURES:
         assert getattr(with_clv.clv, name) == pytest.approx(offline[name], rel=1e-12)
@@ -91,7 +91,7 @@ def test_predict_stream_gives_the_offline_numbers(client: ScoringClient, custome
     store = ModelStore(cdnow_store / "store")
     offline, _ = score_frame(read_artefact(store.version_dir("cdnow", store.current("cdnow"))),
                              read_table(cdnow_store / "cdnow_sample.txt"))
-    offline = offline.set_index("id").loc[frame.index]
+    offline = offline.set_index("customer_id").loc[frame.index]
     ok = np.ones(len(frame), dtype=bool)
     ok[5] = False
     assert result["segment_id"].iloc[5] == -1 and "AvgRepeatValue" in result["error"].iloc[5]
@@ -165,7 +165,7 @@ def test_client_cli_scores_a_raw_log_with_the_training_labels(cdnow_store: Path,
     assert client_main(["score", str(cdnow_store / "cdnow_sample.txt"), "-o", str(out), "--target", target(server),
                         "--model", "cdnow"]) == 0
     assert "a transaction log, aggregated to customers as of 1998-07-01" in capsys.readouterr().out
-    result = pd.read_csv(out, dtype={"customer": str}).set_index("customer")
+    result = pd.read_csv(out, dtype={"customer_id": str}).set_index("customer_id")
     store = ModelStore(cdnow_store / "store")
     sample = read_artefact(store.version_dir("cdnow", store.current("cdnow"))).load_sample()
     labels = pd.Series(sample["segment_id"], index=sample["id"].astype(str))
@@ -197,7 +197,7 @@ def test_dashboard_scores_a_raw_log_and_shows_clv_and_basket_metrics(cdnow_store
         # the Batch page: the log is recognised, aggregated here, and scored with the training labels
         _, report = aggregate(log, view.recipe)
         assert "as of 1998-07-01" in text_of(batch.log_report_view("log.txt", report))
-        scored = service.score_log(log).result.set_index("customer")
+        scored = service.score_log(log).result.set_index("customer_id")
         store = ModelStore(cdnow_store / "store")
         sample = read_artefact(store.version_dir("cdnow", store.current("cdnow"))).load_sample()
         labels = pd.Series(sample["segment_id"], index=sample["id"].astype(str))
@@ -292,14 +292,14 @@ def test_a_log_model_with_derived_features_scores_a_raw_log_with_the_training_la
     sample = artefact.load_sample()
     labels = pd.Series(sample["segment_id"], index=sample["id"].astype(str))
     offline, _ = score_frame(artefact, log)
-    offline = offline.set_index(offline["id"].astype(str))
+    offline = offline.set_index(offline["customer_id"].astype(str))
     assert np.array_equal(offline["segment_id"].loc[labels.index].to_numpy(), labels.to_numpy())
     customers, _ = aggregate(log, recipe)
     spend = customers["Monetary"] / customers["Frequency"]
     assert customers["SpendPerPurchase"].isna().sum() == int((spend > 150).sum()) > 0  # out of range: missing
     server = scoring_server_factory(store, model="derived")
     with ScoringClient(target(server)) as client:
-        scored = score_log(client, log, batch_rows=500).result.set_index("customer")
+        scored = score_log(client, log, batch_rows=500).result.set_index("customer_id")
     assert np.array_equal(scored["segment_id"].loc[labels.index].to_numpy(), labels.to_numpy())
     # a recipe without the [derived] column (a model published before recipes carried them) is refused
     with pytest.raises(DataError, match="'SpendPerPurchase' that its recipe does not compute from a log"):

@@ -7,8 +7,9 @@ SegmentModel.score, ClvModel.predict), so the numbers are the service's. As from
 cannot be scored (a numeric cell that is not a number) gets segment_id -1 and its reason in ``error``, which in a
 customer table starts with where the row is in the input (``line 152: ...``: its line in a text file, whose header
 is line 1; its row in a Parquet file or on the sheet); a blank cell is imputed, but a row whose every feature cell
-is blank is an error ("no feature values: nothing to score"). The output (CSV, gzipped CSV or Parquet, told by its name) is written atomically, CSV with
-formula-like text quoted (segmentation_core.csv_safety).
+is blank is an error ("no feature values: nothing to score"). The output (CSV, gzipped CSV or Parquet, told by its
+name) is written atomically in the layout of every scoring path (``segmentation_core.scored``: the input's id column
+under its own name, the inputs kept, the results; CSV by the one writer the client CLI and the dashboard use).
 """
 from __future__ import annotations
 
@@ -22,14 +23,13 @@ import numpy as np
 import pandas as pd
 
 from segmentation_core.artefact import Artefact, read_artefact
-from segmentation_core.clv import FIGURES
-from segmentation_core.csv_safety import csv_safe_frame
-from segmentation_core.errors import DataError, describe_row, number_error
-from segmentation_core.parsing import format_ids, strip_text
-from segmentation_core.recipe import CLV_INPUTS, Recipe, aggregate, check_features
+from segmentation_core.clv import FIGURES, describe_problem, input_problems
+from segmentation_core import scored
+from segmentation_core.errors import DataError, number_error
+from segmentation_core.parsing import strip_text
+from segmentation_core.recipe import CLV_INPUTS, Recipe, aggregate, check_features, is_log_table
 from segmentation_core.store import ModelStore
 from segmentation_core.tables import atomic_output, match_columns, read_table
-from training_job.schema_inference import infer_id_column
 
 __all__ = ["OUTPUT_FORMATS", "RESULT_COLUMNS", "ScoreSummary", "input_names", "output_format", "result_fields",
            "score_columns", "score_file", "score_frame"]
@@ -37,7 +37,8 @@ __all__ = ["OUTPUT_FORMATS", "RESULT_COLUMNS", "ScoreSummary", "input_names", "o
 log = logging.getLogger(__name__)
 
 RESULT_COLUMNS = ("id", "segment_id", "segment_name", "distance", "confidence", "outlier", "error", *FIGURES, "as_of")
-"""The columns the result table adds; a feature of the same name is written as ``input_<name>``."""
+"""The columns ``score --engine spark``'s Parquet adds (:func:`score_columns`, :func:`result_fields`); a feature of the
+same name is written as ``input_<name>``. The pandas path writes ``segmentation_core.scored``'s layout."""
 INPUT_PREFIX = "input_"
 OUTPUT_FORMATS = (".csv", ".csv.gz", ".parquet")
 """The output file extensions ``score_file`` writes: CSV, gzipped CSV, Parquet."""
@@ -56,44 +57,68 @@ class ScoreSummary:
     output: Path
 
 
-def score_frame(artefact: Artefact, frame: pd.DataFrame, *, as_of: str | None = None
-                ) -> tuple[pd.DataFrame, str | None]:
-    """Score a raw table (a log for a transactions model) and return the result table and the as-of date used."""
+def score_frame(artefact: Artefact, frame: pd.DataFrame, *, as_of: str | None = None,
+                inputs: str = scored.DEFAULT_INPUTS, id_column: str | None = None) -> tuple[pd.DataFrame, str | None]:
+    """Score a raw table and return the scored table (``segmentation_core.scored``'s layout) and the as-of date
+    used. A transactions model's raw log (``segmentation_core.recipe.is_log_table``, the rule of the client CLI and
+    the Batch page) is aggregated with its recipe first; any other table, an already aggregated RFM table too, is a
+    customer table of the model's features."""
     schema = artefact.schema
-    _warn_renamed(input_names(schema.feature_names))
-    if artefact.recipe is not None:
-        recipe = Recipe.from_dict(artefact.recipe)
+    recipe = Recipe.from_dict(artefact.recipe) if artefact.recipe is not None else None
+    if recipe is not None and is_log_table(recipe, [f.name for f in schema.numeric], frame.columns):
         check_features(schema.feature_names, f"{artefact.manifest.get('model')} {artefact.version}", recipe)
         table, report = aggregate(frame, recipe, as_of)
         log.info("aggregated %d log rows to %d customers as of %s (%d rows after the as-of date left out)",
                  report.rows_in, report.customers, report.snapshot_date, report.after_as_of)
-        ids = table.index.to_numpy(dtype=object)
+        customers = table.reset_index()
+        id_name, id_output = str(customers.columns[0]), recipe.customer_id
         columns = {name: name for name in schema.feature_names}
-        features = table.reset_index(drop=True)
-        used_as_of = report.snapshot_date
+        used_as_of: str | None = str(report.snapshot_date)
+        if id_column is not None:
+            raise DataError(f"--id-column applies to a customer table; a raw log's customers are named by its "
+                            f"{recipe.customer_id!r} column")
     else:
+        if as_of is not None and recipe is not None:
+            raise DataError(f"--as-of applies to a raw transaction log; {frame.attrs.get('source', 'the input')} is a "
+                            f"customer table for model {artefact.manifest.get('model')} {artefact.version}")
         columns = customer_columns(artefact, list(frame.columns), as_of)
         _warn_blank(frame, columns, str(frame.attrs.get("source", "the table")))
         _warn_unseen(artefact, frame, columns, str(frame.attrs.get("source", "the table")))
-        ids = _ids(artefact, frame)
-        features = frame.reset_index(drop=True)
-        used_as_of = None
-    result = score_columns(artefact, features, columns, ids)
-    if used_as_of is not None:
-        result["as_of"] = used_as_of
-    else:
-        result["error"] = _located(result["error"], frame.attrs.get("first_data_line"))
+        customers = frame.reset_index(drop=True)
+        id_name = scored.id_column(frame.columns, artefact.manifest, id_column)
+        id_output, used_as_of = None, None
+    results = _score(artefact, customers, columns)[list(scored.RESULT_COLUMNS)]
+    clv_columns, clv_missing = match_columns(CLV_INPUTS, list(customers.columns))
+    if artefact.clv is not None and not clv_missing:  # as the service: CLV when the table has the CLV inputs
+        _add_clv(artefact, results, [customers[clv_columns[name]] for name in CLV_INPUTS])
+    if used_as_of is None:
+        results["error"] = scored.located(results["error"], frame.attrs.get("first_data_line"))
+    numeric = {columns[f.name] for f in schema.numeric}
+    result = scored.scored_table(customers, results, id_name=id_name, features=list(columns.values()),
+                                 numeric=numeric, inputs=inputs, id_output=id_output, as_of=used_as_of)
     return result, used_as_of
 
 
-def _located(errors: pd.Series, first_data_line: int | None) -> pd.Series:
-    """Each row's error (rows 0..n-1 of a customer table) led by where the row is in the input file, as the table
-    reader counts (:func:`segmentation_core.errors.describe_row`): ``line 152: Age: 'old' is not a number``."""
-    failed = errors.ne("").to_numpy()
-    located = errors.copy()
-    located[failed] = [f"{describe_row(int(row), first_data_line)}: {message}"
-                       for row, message in errors[failed].items()]
-    return located
+def _add_clv(artefact: Artefact, results: pd.DataFrame, inputs: list[pd.Series]) -> None:
+    """Add the CLV figures of the rows' CLV ``inputs`` (in ``CLV_INPUTS``' order) to ``results``, as the service
+    computes them: single precision, a row whose inputs are invalid gets its error (``segmentation_core.clv``'s
+    check and wording) and no segment, a row with an error no figures."""
+    columns = [_numbers(values, str(values.name))[0].to_numpy(np.float32, na_value=np.nan) for values in inputs]
+    problems = input_problems(*columns)
+    failed = results["segment_id"].to_numpy() < 0
+    bad = np.flatnonzero((problems >= 0) & ~failed)
+    if bad.size:
+        results.loc[bad, ["distance", "confidence"]] = np.nan
+        results.loc[bad, "segment_id"], results.loc[bad, "segment_name"], results.loc[bad, "outlier"] = -1, None, False
+        results.loc[bad, "error"] = [describe_problem(int(problems[row]), float(columns[problems[row]][row]))
+                                     for row in bad]
+    for column in columns:
+        column[problems >= 0] = 0.0  # harmless stand-ins, blanked below
+    failed = results["segment_id"].to_numpy() < 0
+    for name, values in zip(FIGURES, artefact.clv.predict(*columns)):
+        values = np.array(values, copy=True)
+        values[failed] = np.nan
+        results[name] = values
 
 
 def customer_columns(artefact: Artefact, names: list[str], as_of: str | None) -> dict[str, str]:
@@ -206,7 +231,7 @@ def _segments(artefact: Artefact, x: np.ndarray, errors: dict[int, str]) -> pd.D
         bad = np.fromiter(errors, dtype=np.int64, count=len(errors))
         segment[bad], distance[bad], confidence[bad], outlier[bad] = -1, np.nan, np.nan, False
         error[bad] = [errors[i] for i in bad]
-    names = np.asarray(artefact.segment_names + [""], dtype=object)
+    names = np.asarray([*artefact.segment_names, None], dtype=object)
     return pd.DataFrame({"segment_id": segment, "segment_name": names[segment], "distance": distance,
                          "confidence": confidence, "outlier": outlier, "error": error})
 
@@ -239,26 +264,19 @@ def _warn_unseen(artefact: Artefact, frame: pd.DataFrame, columns: dict[str, str
                         ", ".join(repr(v) for v in unseen[:3]), ", ".join(feature.levels[:6]))
 
 
-def _ids(artefact: Artefact, frame: pd.DataFrame) -> np.ndarray:
-    """The customer ids as text (``format_ids``: 7, not 7.0, beside a blank id), else the row numbers 1..n."""
-    configured = (artefact.manifest.get("config", {}).get("data", {}) or {}).get("id_column")
-    column = configured if configured in frame.columns else infer_id_column(frame)
-    if column is None:
-        return np.arange(1, len(frame) + 1, dtype=object)
-    return format_ids(frame[column]).to_numpy(dtype=object)
-
-
 def score_file(store: ModelStore, model: str, data: Path, output: Path, *, as_of: str | None = None,
-               version: str | None = None) -> ScoreSummary:
+               version: str | None = None, inputs: str = scored.DEFAULT_INPUTS,
+               id_column: str | None = None) -> ScoreSummary:
     """Score ``data`` with ``model`` (its CURRENT version, or ``version``) into ``output`` (CSV, gzipped CSV or
-    Parquet, told by its name)."""
+    Parquet, told by its name), keeping ``inputs`` (``segmentation_core.scored.INPUTS``)."""
     kind = output_format(Path(output))
     version = version or store.current(model)
     if version is None:
         raise DataError(f"model {model!r} has no published version in {store.root}")
     artefact = read_artefact(store.version_dir(model, version))
-    result, used_as_of = score_frame(artefact, read_table(Path(data)), as_of=as_of)
-    _write_atomically(result, Path(output), kind)
+    frame = read_table(Path(data))
+    result, used_as_of = score_frame(artefact, frame, as_of=as_of, inputs=inputs, id_column=id_column)
+    _write_atomically(result, Path(output), kind, str(frame.attrs.get("delimiter", ",")))
     errors = int((result["segment_id"] < 0).sum())
     if errors:
         _warn_errors(result, Path(data))
@@ -271,7 +289,7 @@ def _warn_errors(result: pd.DataFrame, data: Path) -> None:
     failed = result[result["segment_id"] < 0]
     first = failed.iloc[0]
     log.warning("%s: %d row(s) could not be scored (segment_id -1, the reason in the error column), the first "
-                "(id %s): %s", data, len(failed), first["id"], first["error"])
+                "(%s %s): %s", data, len(failed), result.columns[0], first.iloc[0], first["error"])
 
 
 def output_format(output: Path) -> str:
@@ -290,9 +308,9 @@ def output_format(output: Path) -> str:
     return kind
 
 
-def _write_atomically(result: pd.DataFrame, output: Path, kind: str) -> None:
-    """Write ``result`` to ``output`` as ``kind``: Parquet as it is, CSV (also gzipped) with text cells a spreadsheet
-    would run as a formula quoted (``segmentation_core.csv_safety``, as the client CLI and the dashboard write CSV);
+def _write_atomically(result: pd.DataFrame, output: Path, kind: str, delimiter: str = ",") -> None:
+    """Write ``result`` to ``output`` as ``kind``: Parquet as it is, CSV (also gzipped) as every scoring path writes it
+    (``segmentation_core.scored.csv_bytes``: the input's delimiter, formula-like text quoted, numbers as numbers);
     DataError naming the path when it cannot be written."""
     try:
         with atomic_output(output) as fh:
@@ -300,8 +318,8 @@ def _write_atomically(result: pd.DataFrame, output: Path, kind: str) -> None:
                 result.to_parquet(fh, index=False)
             elif kind == ".csv.gz":
                 with gzip.GzipFile(filename=output.name, mode="wb", fileobj=fh) as packed:
-                    csv_safe_frame(result).to_csv(packed, index=False)
+                    packed.write(scored.csv_bytes(result, delimiter))
             else:
-                csv_safe_frame(result).to_csv(fh, index=False)
+                fh.write(scored.csv_bytes(result, delimiter))
     except OSError as exc:
         raise DataError(f"--output {output}: cannot write it ({exc.strerror or exc})") from exc

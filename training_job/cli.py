@@ -75,6 +75,10 @@ class ScoreOptions:
                                      "used in training, the day after the last purchase); lines on or after that day "
                                      "are left out")
     version: str | None = option(None, "a kept version instead of CURRENT, e.g. v0003")
+    inputs: str = option("features", "input columns kept beside the id and the results: the model's features, all, "
+                                     "or none (--engine pandas)", choices=("features", "all", "none"))
+    id_column: str | None = option(None, "the input's id column, written under its own name (none: the model's id "
+                                         "column, else the first named like an id, else row numbers in 'row')")
 
 
 @dataclass(frozen=True)
@@ -231,7 +235,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
                               version=args.version, master=args.spark_master or None, spark_conf=args.spark_conf)
     else:
         summary = score_file(ModelStore(args.store), args.model, Path(args.data), Path(args.output),
-                             as_of=args.as_of, version=args.version)
+                             as_of=args.as_of, version=args.version, inputs=args.inputs, id_column=args.id_column)
     as_of = f" as of {summary.as_of}" if summary.as_of else ""
     log.info("scored %d customers%s with %s %s into %s (%d rows with an error)", summary.rows, as_of,
              summary.model, summary.version, summary.output, summary.errors)

@@ -13,15 +13,14 @@ from dash import Input, Output, State, dcc, html, no_update
 
 from segmentation_core.charts import figures
 from dash_ui.batch import JobRegistry, UploadStore, ValidationReport, merge_results, scoring_input, validate_frame
-from segmentation_core.csv_safety import to_safe_csv
+from segmentation_core import scored
 from dash_ui.grid import Column, data_grid, js_string
 from dash_ui.layout import graph, page_header, segment_legend
 from dash_ui.models import segment_colour
 from dash_ui.service import DashboardService, ServiceError
 from dash_ui.uploads import BATCH_ROUTE, upload_script
-from scoring_service.client.logs import is_log_table
 from segmentation_core.errors import DataError
-from segmentation_core.recipe import TransactionReport, aggregate, check_features
+from segmentation_core.recipe import TransactionReport, aggregate, check_features, is_log_table
 
 PATH = "/batch"
 TITLE = "Batch"
@@ -38,7 +37,8 @@ def upload_zone() -> Any:
     uploads it), its progress bar and message."""
     return html.Div([
         html.Div([html.H5("Choose a CSV or Excel file (or drop it on the chooser)"),
-                  html.Div("One row per customer, one column per feature; other columns are kept.",
+                  html.Div("One row per customer, one column per feature; the results keep its id and feature "
+                           "columns.",
                            className="small text-muted mb-2")],
                  id="batch-upload", className="upload-zone mb-2"),
         html.Button(id="batch-upload-button", n_clicks=0, style={"display": "none"}),
@@ -55,7 +55,8 @@ def report_view(filename: str, report: ValidationReport, feature_names: list[str
                               f". Expected: {', '.join(feature_names)}."], className="text-danger",
                              id="batch-missing-columns"))
     if report.extra_columns:
-        items.append(html.Li(f"Kept as is (not features): {', '.join(report.extra_columns)}.",
+        items.append(html.Li(f"Not features (the results keep only the id of them): "
+                             f"{', '.join(report.extra_columns)}.",
                              className="text-muted"))
     for feature, count in report.empty_cells.items():
         if count:
@@ -195,6 +196,7 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
                 scored = service.score_log(frame, progress=progress)
                 result = scored.result
                 result.attrs["version"] = f"{view.model} {view.version}"
+                result.attrs["delimiter"] = frame.attrs.get("delimiter", ",")
                 return result
 
             job = _JOBS.start(frame, score_log, unit="customers", rows_known=False)
@@ -203,8 +205,9 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
 
         def score(_frame: pd.DataFrame, progress: Any) -> pd.DataFrame:
             results = service.predict_frame(features, progress=progress)
-            merged = merge_results(frame, results)
+            merged = merge_results(frame, results, view)
             merged.attrs["version"] = f"{results.attrs.get('model', '')} {results.attrs.get('version', '')}".strip()
+            merged.attrs["delimiter"] = frame.attrs.get("delimiter", ",")  # the upload's, as the CLIs write
             return merged
 
         job = _JOBS.start(features, score)
@@ -237,4 +240,6 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
         job = _JOBS.get(job_id)
         if not n_clicks or job is None or job.result is None:
             return no_update
-        return dict(content=to_safe_csv(job.result), filename="scored-customers.csv", type="text/csv")
+        # the one CSV of every scored file (segmentation_core.scored): formula-like text quoted, numbers as numbers
+        return dict(content=scored.csv_bytes(job.result, job.result.attrs.get("delimiter", ",")).decode("utf-8"), filename="scored-customers.csv",
+                    type="text/csv")

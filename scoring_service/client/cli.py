@@ -2,16 +2,17 @@
 
 The input is read in chunks (CSV with any delimiter and an optional BOM, also gzip; Parquet by row
 groups; Excel whole), so a file larger than memory works; every chunk goes over the same stream, so
-the whole file is answered by one model version. The output keeps the input's id column and adds
-``segment_id`` (integer, -1 for a row that could not be scored), ``segment_name``, ``distance``,
-``confidence``, ``outlier`` and ``error``. It is written to a temporary file renamed into place at the
-end, so OUT is never half-written.
+the whole file is answered by one model version. The output has the layout of every scored file
+(``segmentation_core.scored``: the input's id column under its own name, the inputs kept by ``--inputs``,
+``segment_id`` (-1 for a row that could not be scored), ``segment_name``, ``distance``, ``confidence``,
+``outlier`` and ``error``), written by its one pyarrow CSV writer to a temporary file renamed into place at
+the end, so OUT is never half-written.
 
 For a model trained on a transaction log, IN may be a raw log in the training log's layout: the model's
 own recipe (sent by the service with the model's info) aggregates it here to one row per customer, as of
-``--as-of`` (default: the rule used in training), and the output has one row per customer: the customer
-id, the per-customer columns (RFM, basket metrics, CLV inputs), the results, the CLV figures when the model
-has CLV, and ``as_of``.
+``--as-of`` (default: the rule used in training), and the output has one row per customer: the log's customer
+id column, the per-customer columns kept (``--inputs``), the results, the CLV figures when the model has CLV,
+and ``as_of``.
 
 Exit codes: 0 done (rows with an error are listed in the ``error`` column), 1 the service failed or
 refused (unreachable, unknown model ...), 2 bad input or usage (file, missing feature columns), 130
@@ -20,25 +21,26 @@ interrupted.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
-import re
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import grpc
 import pandas as pd
 
 from scoring_service.client import logs
 from scoring_service.client.targets import check_target
-from scoring_service.client.types import DEFAULT_TARGET, RESULT_COLUMNS, ScoringError
+from scoring_service.client.types import DEFAULT_TARGET, ScoringError
 from scoring_service.client.unary import ScoringClient
-from segmentation_core.csv_safety import csv_safe_frame, neutralize_cell, neutralize_series
+from segmentation_core import scored
 from segmentation_core.errors import DataError
 from segmentation_core.settings import add_options, at_least, from_namespace, option
+from segmentation_core.scored import find_id_column  # noqa: F401  (its home before segmentation_core.scored)
 from segmentation_core.tables import Table, atomic_output, open_table
 
 log = logging.getLogger("scoring_service.client")
@@ -46,7 +48,6 @@ log = logging.getLogger("scoring_service.client")
 ENV_PREFIX = "SCORING_"
 EXIT_OK, EXIT_SERVICE, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 CHUNK_ROWS = 200_000  # rows read from the file at a time: bounded memory, yet few pandas calls
-_ID_TOKENS = {"id", "uuid", "guid", "key"}
 
 
 class InputProblem(Exception):
@@ -76,20 +77,6 @@ class Source:
         return self.table.format.delimiter
 
 
-def _tokens(name: str) -> list[str]:
-    """'CustomerID' -> ['customer', 'id'], 'user_id' -> ['user', 'id']."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name))
-    return [t for t in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if t]
-
-
-def find_id_column(columns: Sequence[str]) -> str | None:
-    """The first column whose name looks like an id (a word 'id', 'uuid', 'guid' or 'key')."""
-    for column in columns:
-        if _ID_TOKENS & set(_tokens(column)):
-            return column
-    return None
-
-
 def open_source(path: Path, id_column: str | None) -> Source:
     """Open a CSV (any delimiter, whitespace-aligned, .gz), Parquet or Excel file for chunked reading."""
     if not path.is_file():
@@ -101,12 +88,12 @@ def open_source(path: Path, id_column: str | None) -> Source:
     return Source(table, _choose_id(table.columns, id_column))
 
 
-def _choose_id(columns: Sequence[str], requested: str | None) -> str | None:
-    if requested:
-        if requested not in columns:
-            raise InputProblem(f"--id-column {requested!r} is not a column of the input (columns: {list(columns)})")
-        return requested
-    return find_id_column(columns)
+def _choose_id(columns: Sequence[str], requested: str | None, manifest: Mapping[str, Any] | None = None) -> str | None:
+    """The id column, by the rule of every scored file (``segmentation_core.scored.id_column``)."""
+    try:
+        return scored.id_column(columns, manifest, requested)
+    except DataError as exc:
+        raise InputProblem(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -151,54 +138,11 @@ class _Progress:
 # ---------------------------------------------------------------------------------------------------
 # Writing
 
-TEXT_RESULT_COLUMNS = ("segment_name", "error")
-
-
-class _CsvWriter:
-    """Appends result chunks to a CSV with pyarrow: about 6x faster than DataFrame.to_csv on float columns."""
-
-    def __init__(self, sink: BinaryIO, delimiter: str, id_name: str) -> None:
-        self.sink = sink
-        self.delimiter = delimiter
-        self.id_name = neutralize_cell(id_name)
-        self.writer: Any = None
-        self.schema: Any = None
-
-    def write(self, ids: Any, result: pd.DataFrame) -> None:
-        """Append one chunk: the id column, then the result columns."""
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-
-        # text a spreadsheet would run as a formula (=cmd|..., +SUM(...), @HYPERLINK(...)) is quoted
-        ids = neutralize_series(pd.Series(ids)).to_numpy() if getattr(getattr(ids, "dtype", None), "kind", "") == "O" else ids
-        result = result.assign(**{name: neutralize_series(result[name]) for name in TEXT_RESULT_COLUMNS})
-        columns = [pa.array(ids, from_pandas=True)]
-        for name in RESULT_COLUMNS:
-            array = pa.array(result[name], from_pandas=True)
-            columns.append(array.cast(pa.string()) if pa.types.is_dictionary(array.type) else array)
-        table = pa.Table.from_arrays(columns, names=[self.id_name, *RESULT_COLUMNS])
-        if self.writer is None:
-            self.schema = table.schema
-            self.writer = pacsv.CSVWriter(self.sink, self.schema,
-                                          write_options=pacsv.WriteOptions(delimiter=self.delimiter))
-        elif table.schema != self.schema:
-            table = table.cast(self.schema)  # e.g. an id column read as numbers in one chunk, text in another
-        self.writer.write_table(table)
-
-    def close(self) -> None:
-        """Finish the file (a header alone when there were no rows)."""
-        if self.writer is None:
-            names = [self.id_name, *RESULT_COLUMNS]
-            self.sink.write((self.delimiter.join(f'"{n}"' for n in names) + "\n").encode())
-        else:
-            self.writer.close()
-
-
 # ---------------------------------------------------------------------------------------------------
 # Scoring a file
 
 def score_file(client: ScoringClient, source: Source, out: Path, *, model: str | None, version: str | None,
-               batch_rows: int, allow_missing: bool) -> tuple[int, int, str, str]:
+               batch_rows: int, allow_missing: bool, inputs: str = scored.DEFAULT_INPUTS) -> tuple[int, int, str, str]:
     """Score ``source`` into ``out`` (atomically); returns (rows, rows with an error, model, version)."""
     stream_progress = _Progress(source.total_rows)
     stream = client.stream(model=model, version=version, batch_rows=batch_rows, on_batch=stream_progress)
@@ -213,29 +157,35 @@ def score_file(client: ScoringClient, source: Source, out: Path, *, model: str |
     rows = errors = 0
     try:
         with atomic_output(out) as fh:
-            writer = _CsvWriter(fh, source.delimiter, source.id_column or "row")
+            writer = scored.CsvWriter(fh, source.delimiter)
+            features, numeric = [*stream.schema.numeric, *stream.schema.categorical], stream.schema.numeric
+
+            def layout(frame: pd.DataFrame, result: pd.DataFrame) -> pd.DataFrame:
+                return scored.scored_customers(frame, result, features=features, numeric=numeric,
+                                               id_name=source.id_column, inputs=inputs)
+
             for frame, result in stream.score(source.table.chunks(CHUNK_ROWS)):
-                ids = frame[source.id_column].to_numpy() if source.id_column is not None else result.index + 1
-                writer.write(ids, result)
+                writer.write(layout(frame, result))
                 rows += len(result)
                 errors += int((result["segment_id"] < 0).sum())
-            writer.close()
+            empty = pd.DataFrame({name: [] for name in source.columns})
+            writer.close(list(layout(empty, pd.DataFrame({name: [] for name in scored.RESULT_COLUMNS})).columns))
     finally:
         stream_progress.close()
     return rows, errors, stream.schema.model, stream.schema.version
 
 
 def score_log_file(client: ScoringClient, source: Source, out: Path, *, model: str | None, version: str | None,
-                   as_of: str | None, batch_rows: int) -> tuple[int, int, str, str, str]:
+                   as_of: str | None, batch_rows: int, inputs: str = scored.DEFAULT_INPUTS) -> tuple[int, int, str, str, str]:
     """Aggregate a raw log with the model's recipe and score it into ``out`` (atomically); returns (customers,
     customers with an error, model, version, as-of date)."""
-    scored = logs.score_log(client, source.table.read(), model=model, version=version, as_of=as_of,
-                            batch_rows=batch_rows)
-    result = scored.result
+    log_score = logs.score_log(client, source.table.read(), model=model, version=version, as_of=as_of,
+                            batch_rows=batch_rows, inputs=inputs)
+    result = log_score.result
     with atomic_output(out) as fh:
-        csv_safe_frame(result).to_csv(fh, index=False, sep=source.delimiter)  # the input's (commas if aligned)
+        fh.write(scored.csv_bytes(result, source.delimiter))  # the input's delimiter (commas if aligned)
     info = client.model_info(model, version)
-    return len(result), int((result["segment_id"] < 0).sum()), info.model, info.version, scored.as_of
+    return len(result), int((result["segment_id"] < 0).sum()), info.model, info.version, log_score.as_of
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -253,7 +203,10 @@ class ScoreSettings:
     model: str | None = option(None, "model name (none: the server's default)")
     version: str | None = option(None, "pin a version such as v0003")
     batch_rows: int = option(10_000, "rows per streamed batch", check=at_least(1))
-    id_column: str | None = option(None, "column copied to the output (none: the first that looks like an id)")
+    id_column: str | None = option(None, "the input's id column, written under its own name (none: the model's id "
+                                         "column, else the first named like an id, else row numbers in 'row')")
+    inputs: str = option(scored.DEFAULT_INPUTS, "input columns kept beside the id and the results: the model's "
+                                                "features, all, or none", choices=scored.INPUTS)
     token: str | None = option(None, "bearer token")
     tls_ca: Path | None = option(None, "CA certificate (PEM): use TLS")
     timeout: float = option(10.0, "seconds for each call and for each batch's answer", check=at_least(0.001))
@@ -272,9 +225,10 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     score = commands.add_parser(
         "score", help="score a CSV, Parquet or Excel file into a CSV file",
         description="Score every row of IN over one PredictStream (one model version answers the whole file) "
-                    "into the CSV file OUT, written under a temporary name and renamed at the end. OUT keeps "
-                    "the input's id column and adds segment_id (-1 for a row that could not be scored), "
-                    "segment_name, distance, confidence, outlier and error; a raw transaction log is first "
+                    "into the CSV file OUT, written under a temporary name and renamed at the end. OUT has the "
+                    "input's id column under its own name, the model's feature columns (--inputs), then "
+                    "segment_id (-1 for a row that could not be scored), segment_name, distance, confidence, "
+                    "outlier and error (naming the line and field); a raw transaction log is first "
                     "aggregated with the model's recipe. Exit codes: 0 done, 1 the "
                     "service failed or refused, 2 bad input or usage, 130 interrupted.")
     add_options(score, ScoreSettings, ENV_PREFIX, environ)
@@ -302,18 +256,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         as_of_note = ""
         with ScoringClient(args.target, token=args.token, tls_ca=args.tls_ca, timeout=args.timeout,
                            model=args.model) as client:
-            if logs.is_log(client.model_info(args.model, args.version), source.columns):
+            info = client.model_info(args.model, args.version)
+            if logs.is_log(info, source.columns):
+                if args.id_column:
+                    raise InputProblem("--id-column applies to a customer table; a raw log's customers are named by "
+                                       "its customer id column")
                 rows, errors, model, version, as_of = score_log_file(
                     client, source, args.output, model=args.model, version=args.version, as_of=args.as_of,
-                    batch_rows=args.batch_rows)
+                    batch_rows=args.batch_rows, inputs=args.inputs)
                 as_of_note = f" (a transaction log, aggregated to customers as of {as_of})"
             elif args.as_of:
                 raise InputProblem("--as-of applies to a raw transaction log scored with a model trained on one; "
                                    f"{str(args.input)!r} is a customer table for this model")
             else:
+                source.id_column = _choose_id(source.columns, args.id_column,
+                                              json.loads(info.manifest_json) if info.manifest_json else None)
                 rows, errors, model, version = score_file(client, source, args.output, model=args.model,
                                                           version=args.version, batch_rows=args.batch_rows,
-                                                          allow_missing=args.allow_missing)
+                                                          allow_missing=args.allow_missing, inputs=args.inputs)
     except (InputProblem, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT

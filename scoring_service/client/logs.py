@@ -11,7 +11,9 @@ import pandas as pd
 
 from scoring_service.client.types import ModelInfo
 from scoring_service.client.protocol import ScoringClientProtocol
-from segmentation_core.recipe import Recipe, TransactionReport, aggregate, check_features
+from segmentation_core import scored
+from segmentation_core.scored import scored_table
+from segmentation_core.recipe import Recipe, TransactionReport, aggregate, check_features, is_log_table
 
 __all__ = ["LogScore", "is_log", "is_log_table", "recipe_of", "score_log"]
 
@@ -44,16 +46,12 @@ def is_log(info: ModelInfo, columns: Sequence[object]) -> bool:
     return recipe is not None and is_log_table(recipe, [f.name for f in info.numeric_features], columns)
 
 
-def is_log_table(recipe: Recipe, features: Sequence[str], columns: Sequence[object]) -> bool:
-    """Whether ``columns`` are a raw log for ``recipe`` rather than a table of the ``features``."""
-    names = {str(c) for c in columns}
-    return recipe.customer_id in names and recipe.date in names and not set(features) <= names
-
-
 def score_log(client: ScoringClientProtocol, frame: pd.DataFrame, *, model: str | None = None, version: str | None = None,
-              as_of: str | None = None, batch_rows: int = 10_000,
+              as_of: str | None = None, batch_rows: int = 10_000, inputs: str = scored.DEFAULT_INPUTS,
               progress: Callable[[int, int], None] | None = None) -> LogScore:
-    """Aggregate a raw log with the model's recipe, score the customers (with CLV when the model has it)."""
+    """Aggregate a raw log with the model's recipe, score the customers (with CLV when the model has it); the
+    result in the layout of every scored file (``segmentation_core.scored``: the log's customer id column, the
+    ``inputs`` kept of the per-customer columns, the results, the CLV figures, ``as_of``)."""
     info = client.model_info(model, version)
     recipe = recipe_of(info)
     if recipe is None:
@@ -62,8 +60,11 @@ def score_log(client: ScoringClientProtocol, frame: pd.DataFrame, *, model: str 
     check_features([f.name for f in info.numeric_features], f"{info.model} {info.version}", recipe)
     table, report = aggregate(frame, recipe, as_of)
     customers = table.reset_index()
-    scored = client.predict_frame(customers.drop(columns=["customer"]), batch_rows=batch_rows, progress=progress,
+    results = client.predict_frame(customers.drop(columns=["customer"]), batch_rows=batch_rows, progress=progress,
                                   model=info.model, version=info.version)
-    result = pd.concat([customers, scored], axis=1)
-    result["as_of"] = report.snapshot_date
+    numeric = [f.name for f in info.numeric_features]
+    features = [*numeric, *(f.name for f in info.categorical_features)]
+    result = scored_table(customers, results, id_name="customer", id_output=recipe.customer_id, features=features,
+                          numeric=numeric, inputs=inputs, as_of=str(report.snapshot_date))
+    result.attrs.update(results.attrs)
     return LogScore(result=result, report=report)
