@@ -19,6 +19,7 @@ import pandas as pd
 from dash_ui.models import ModelView
 from segmentation_core import scored
 from segmentation_core.bounded_cache import BoundedCache
+from segmentation_core.clv import INPUTS as CLV_INPUTS
 from segmentation_core.errors import DataError, number_error
 from segmentation_core.tables import TableSource, TableTooLarge, match_columns, read_table
 
@@ -119,10 +120,16 @@ def validate_frame(frame: pd.DataFrame, view: ModelView) -> ValidationReport:
 
 def scoring_input(frame: pd.DataFrame, view: ModelView) -> pd.DataFrame:
     """The feature columns under the schema's names, numbers parsed (unparsable text stays for the
-    client to flag on its row)."""
+    client to flag on its row); a lifetime-value model's CLV inputs too when the table has them all (an
+    aggregated customer table: the service computes the CLV figures, as training_job score does)."""
     found = _feature_columns(view, list(frame.columns))
-    data = {}
     numeric = set(view.numeric_names)
+    if view.clv is not None:
+        clv_found, clv_missing = match_columns(CLV_INPUTS, list(frame.columns))
+        if not clv_missing:
+            found.update({name: column for name, column in clv_found.items() if name not in found})
+            numeric.update(CLV_INPUTS)
+    data = {}
     for name, column in found.items():
         series = frame[column]
         if name in numeric and _is_number_column(series):
@@ -146,6 +153,23 @@ def merge_results(frame: pd.DataFrame, results: pd.DataFrame, view: ModelView) -
     manifest = json.loads(view.manifest_json) if view.manifest_json else None
     return scored.scored_customers(frame, results, features=view.feature_names, numeric=view.numeric_names,
                                    id_name=scored.id_column(frame.columns, manifest), inputs=scored.DEFAULT_INPUTS)
+
+
+def score_table(predict_frame: Callable[..., pd.DataFrame], frame: pd.DataFrame, view: ModelView,
+                progress: Callable[..., None] | None = None) -> pd.DataFrame:
+    """An uploaded customer table scored (``predict_frame``: the service's, over PredictStream) into the one
+    layout of scored files (:func:`merge_results`), with the answering version and the upload's delimiter."""
+    results = predict_frame(scoring_input(frame, view), progress=progress)
+    merged = merge_results(frame, results, view)
+    merged.attrs["version"] = f"{results.attrs.get('model', '')} {results.attrs.get('version', '')}".strip()
+    merged.attrs["delimiter"] = frame.attrs.get("delimiter", ",")  # the upload's, as both command lines write
+    return merged
+
+
+def download_csv(result: pd.DataFrame) -> str:
+    """The Batch page's download of a scored table: the CSV every scoring path writes (``segmentation_core.scored``:
+    formula-like text quoted, numbers as numbers, booleans true/false)."""
+    return scored.csv_bytes(result, str(result.attrs.get("delimiter", ","))).decode("utf-8")
 
 
 # ---------------------------------------------------------------------------------------------------

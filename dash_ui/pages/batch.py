@@ -12,8 +12,7 @@ import pandas as pd
 from dash import Input, Output, State, dcc, html, no_update
 
 from segmentation_core.charts import figures
-from dash_ui.batch import JobRegistry, UploadStore, ValidationReport, merge_results, scoring_input, validate_frame
-from segmentation_core import scored
+from dash_ui.batch import JobRegistry, UploadStore, ValidationReport, download_csv, score_table, validate_frame
 from dash_ui.grid import Column, data_grid, js_string
 from dash_ui.layout import graph, page_header, segment_legend
 from dash_ui.models import segment_colour
@@ -201,16 +200,11 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
 
             job = _JOBS.start(frame, score_log, unit="customers", rows_known=False)
             return job.id, False, True
-        features = scoring_input(frame, view)
 
         def score(_frame: pd.DataFrame, progress: Any) -> pd.DataFrame:
-            results = service.predict_frame(features, progress=progress)
-            merged = merge_results(frame, results, view)
-            merged.attrs["version"] = f"{results.attrs.get('model', '')} {results.attrs.get('version', '')}".strip()
-            merged.attrs["delimiter"] = frame.attrs.get("delimiter", ",")  # the upload's, as the CLIs write
-            return merged
+            return score_table(service.predict_frame, frame, view, progress)
 
-        job = _JOBS.start(features, score)
+        job = _JOBS.start(frame, score)
         return job.id, False, True
 
     @app.callback(Output("batch-progress", "value"), Output("batch-progress", "label"),
@@ -240,6 +234,4 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
         job = _JOBS.get(job_id)
         if not n_clicks or job is None or job.result is None:
             return no_update
-        # the one CSV of every scored file (segmentation_core.scored): formula-like text quoted, numbers as numbers
-        return dict(content=scored.csv_bytes(job.result, job.result.attrs.get("delimiter", ",")).decode("utf-8"), filename="scored-customers.csv",
-                    type="text/csv")
+        return dict(content=download_csv(job.result), filename="scored-customers.csv", type="text/csv")

@@ -1,0 +1,178 @@
+"""One layout for a scored file (segmentation_core/scored.py), whatever path wrote it: ``python -m training_job score``,
+``python -m scoring_service.client score`` and the dashboard's Batch download, against one model trained by the real
+training job and served by a real scoring server on loopback."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dash_ui.batch import download_csv, score_table
+from scoring_service.client.cli import main as client_main
+from segmentation_core.artefact import read_artefact
+from segmentation_core.recipe import CLV_INPUTS, Recipe, aggregate
+from segmentation_core.store import ModelStore
+from segmentation_core.tables import read_table
+from tests.test_clv import cdnow_store  # noqa: F401  (the shared CDNOW sample model, a transaction-log model with CLV)
+from tests.test_dash_service import Dashboards
+from training_job.cli import main as training_main
+
+MALL_RESULTS = ["segment_id", "segment_name", "distance", "confidence", "outlier", "error"]
+
+
+@pytest.fixture(scope="module")
+def mall(tmp_path_factory, datasets_dir: Path) -> Path:
+    """A folder whose store/ holds the Mall preset's model ('customers') and mall.csv: Mall_Customers.csv with a
+    word for an income (row 3), a formula for an id (row 6) and a blank spending score (row 9)."""
+    folder = tmp_path_factory.mktemp("scored")
+    assert training_main(["train", "--store", str(folder / "store"), "--data", str(datasets_dir / "Mall_Customers.csv"),
+                          "--preset", "mall"]) == 0
+    lines = (datasets_dir / "Mall_Customers.csv").read_text().splitlines()
+    rows = [line.split(",") for line in lines[1:]]
+    rows[2][3] = "high"
+    rows[5][0] = "=1+2"
+    rows[8][4] = ""
+    (folder / "mall.csv").write_text("\n".join([lines[0], *(",".join(row) for row in rows)]) + "\n")
+    return folder
+
+
+def _target(server) -> str:
+    return f"127.0.0.1:{server.port}"
+
+
+def _three_paths(folder: Path, data: Path, server, tmp_path: Path, model: str = "customers",
+                 *options: str) -> dict[str, bytes]:
+    """The scored file of ``data`` from each path: training_job score, the client CLI, the Batch page's download."""
+    offline, client = tmp_path / "training_job.csv", tmp_path / "client.csv"
+    assert training_main(["score", "--store", str(folder / "store"), "--model", model, "--data", str(data),
+                          "--output", str(offline), *options]) == 0
+    assert client_main(["score", str(data), "-o", str(client), "--target", _target(server), "--model", model, "-q",
+                        *options]) == 0
+    dashboards = Dashboards()
+    try:
+        service = dashboards.service(_target(server))
+        frame = read_table(data)
+        dashboard = download_csv(score_table(service.predict_frame, frame, service.model_view())).encode()
+    finally:
+        dashboards.close()
+    return {"training_job": offline.read_bytes(), "client": client.read_bytes(), "dashboard": dashboard}
+
+
+def _read(content: bytes) -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(content), dtype={"CustomerID": str, "customer_id": str}, keep_default_na=False,
+                       na_values=[""])
+
+
+def test_the_three_paths_write_the_same_file(mall: Path, scoring_server_factory, tmp_path: Path) -> None:
+    """Mall_Customers.csv with a bad row, a formula id and a blank cell, scored by all three paths: the same header
+    (the input's id column under its own name, its features, the results), the same values, the same bytes."""
+    server = scoring_server_factory(mall / "store")
+    files = _three_paths(mall, mall / "mall.csv", server, tmp_path)
+    tables = {path: _read(content) for path, content in files.items()}
+    header = ["CustomerID", "Annual Income (k$)", "Spending Score (1-100)", *MALL_RESULTS]
+    for path, table in tables.items():
+        assert list(table.columns) == header, path
+        pd.testing.assert_frame_equal(table, tables["training_job"], obj=path)
+    assert files["client"] == files["training_job"] == files["dashboard"]
+    table = tables["training_job"]
+    assert len(table) == 200 and table["CustomerID"].iloc[[0, 5]].tolist() == ["0001", "'=1+2"]
+    assert table.loc[2, "segment_id"] == -1 and pd.isna(table.loc[2, "segment_name"])
+    assert table.loc[2, "error"] == "line 4: Annual Income (k$): 'high' is not a number"
+    assert table["outlier"].dtype == bool and (table.drop(index=2)["segment_id"] >= 0).all()
+    first = files["client"].decode().splitlines()[1]
+    assert first.startswith('"0001",15,39,') and (first.endswith(",true,\"\"") or first.endswith(",false,\"\""))
+    # the labels are the training labels (the model's own sample)
+    store = ModelStore(mall / "store")
+    sample = read_artefact(store.version_dir("customers", store.current("customers"))).load_sample()
+    labels = pd.Series(sample["segment_id"], index=sample["id"].astype(str))
+    scored = table.drop(index=[2, 5, 8]).set_index("CustomerID")["segment_id"]
+    assert (scored == labels.loc[scored.index]).all()
+
+
+@pytest.mark.parametrize("inputs, columns", [
+    ("none", ["CustomerID"]),
+    ("all", ["CustomerID", "Genre", "Age", "Annual Income (k$)", "Spending Score (1-100)"]),
+])
+def test_both_command_lines_keep_the_same_inputs(inputs: str, columns: list[str], mall: Path, scoring_server_factory,
+                                                tmp_path: Path) -> None:
+    server = scoring_server_factory(mall / "store")
+    offline, client = tmp_path / "offline.csv", tmp_path / "client.csv"
+    assert training_main(["score", "--store", str(mall / "store"), "--data", str(mall / "mall.csv"), "--output",
+                          str(offline), "--inputs", inputs]) == 0
+    assert client_main(["score", str(mall / "mall.csv"), "-o", str(client), "--target", _target(server), "-q",
+                        "--inputs", inputs]) == 0
+    assert offline.read_bytes() == client.read_bytes()
+    assert list(_read(offline.read_bytes()).columns) == [*columns, *MALL_RESULTS]
+
+
+def test_one_bad_row_leaves_the_numbers_numbers(mall: Path, datasets_dir: Path, tmp_path: Path) -> None:
+    """A word and a number too large for a double in the income column: those cells are blank (their rows' errors
+    say what they were), every other cell is written as the input wrote it (15, not 15.0), and the column reads
+    back as numbers."""
+    lines = (datasets_dir / "Mall_Customers.csv").read_text().splitlines()
+    rows = [line.split(",") for line in lines[1:]]
+    rows[2][3], rows[10][3] = "high", "1e400"
+    data = tmp_path / "bad.csv"
+    data.write_text("\n".join([lines[0], *(",".join(row) for row in rows)]) + "\n")
+    out = tmp_path / "scored.csv"
+    assert training_main(["score", "--store", str(mall / "store"), "--data", str(data), "--output", str(out)]) == 0
+    written = [line.split(",") for line in out.read_text().splitlines()[1:]]
+    incomes = [row[1] for row in written]
+    assert incomes[2] == incomes[10] == ""
+    assert [cell for i, cell in enumerate(incomes) if i not in (2, 10)] == \
+        [row[3] for i, row in enumerate(rows) if i not in (2, 10)]
+    table = _read(out.read_bytes())
+    assert pd.api.types.is_numeric_dtype(table["Annual Income (k$)"])
+    assert pd.api.types.is_integer_dtype(table["Spending Score (1-100)"])
+    assert table.loc[10, "error"] == "line 12: Annual Income (k$): inf is not a finite number"
+
+
+def test_a_negative_number_in_a_column_with_text_stays_a_number(mall: Path, datasets_dir: Path,
+                                                                tmp_path: Path) -> None:
+    """-500 in a column that also holds text (so it is read as text) is written as -500, not '-500; a formula
+    beside it is still quoted (segmentation_core/csv_safety.py)."""
+    frame = pd.read_csv(datasets_dir / "Mall_Customers.csv", dtype=str)
+    frame["Balance"] = "unknown"
+    frame.loc[0, "Balance"], frame.loc[1, "Balance"], frame.loc[2, "Balance"] = "-500", "-2+3", "-12.5"
+    data = tmp_path / "balance.csv"
+    frame.to_csv(data, index=False)
+    out = tmp_path / "scored.csv"
+    assert training_main(["score", "--store", str(mall / "store"), "--data", str(data), "--output", str(out),
+                          "--inputs", "all"]) == 0
+    balance = pd.read_csv(out, dtype=str, keep_default_na=False)["Balance"]
+    assert balance.iloc[:4].tolist() == ["-500", "'-2+3", "-12.5", "unknown"]
+
+
+def test_an_aggregated_rfm_table_scores_as_a_customer_table_on_every_path(cdnow_store: Path,  # noqa: F811
+                                                                         scoring_server_factory,
+                                                                         tmp_path: Path) -> None:
+    """A transaction-log model given the log already aggregated (one row per customer: its id and the model's
+    features) scores it as a customer table on all three paths (it was refused by training_job score, which
+    looked for the log's date column), with the training labels; with the CLV inputs too it gets the CLV figures,
+    the same on every path."""
+    store = ModelStore(cdnow_store / "store")
+    artefact = read_artefact(store.version_dir("cdnow", store.current("cdnow")))
+    recipe = Recipe.from_dict(artefact.recipe)
+    customers, _ = aggregate(read_table(cdnow_store / "cdnow_sample.txt"), recipe)
+    table = customers.reset_index().rename(columns={"customer": "customer_id"})
+    features = artefact.schema.feature_names
+    rfm = tmp_path / "rfm.csv"
+    table[["customer_id", *features]].to_csv(rfm, index=False)
+    server = scoring_server_factory(cdnow_store / "store", model="cdnow")
+    files = _three_paths(cdnow_store, rfm, server, tmp_path, "cdnow")
+    assert files["client"] == files["training_job"] == files["dashboard"]
+    scored = _read(files["training_job"])
+    assert list(scored.columns) == ["customer_id", *features, *MALL_RESULTS]
+    labels = pd.Series(artefact.load_sample()["segment_id"], index=artefact.load_sample()["id"].astype(str))
+    assert np.array_equal(scored.set_index("customer_id")["segment_id"].loc[labels.index].to_numpy(), labels.to_numpy())
+    # with the CLV inputs, the CLV figures: the same on every path
+    with_clv = tmp_path / "rfm_clv.csv"
+    table[["customer_id", *features, *(c for c in CLV_INPUTS if c not in features)]].to_csv(with_clv, index=False)
+    files = _three_paths(cdnow_store, with_clv, server, tmp_path, "cdnow")
+    assert files["client"] == files["training_job"] == files["dashboard"]
+    scored = _read(files["training_job"])
+    assert scored.columns[-4:].tolist() == ["expected_purchases", "p_alive", "expected_order_value", "clv"]
+    assert scored["clv"].notna().all() and (scored["segment_id"] >= 0).all()
