@@ -22,6 +22,7 @@ from segmentation_core.charts.colours import (  # noqa: F401 - re-exported for t
     segment_colour,
 )
 from segmentation_core.recipe import Recipe
+from segmentation_core.wording import confidence_warning
 
 from segmentation_core.charts.figures import BASE_SEGMENT_ID, BASE_SEGMENT_NAME, STATS_COLUMNS  # noqa: F401
 
@@ -39,18 +40,9 @@ class ModelView(ModelInfo):
     level_shares: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: Transaction-log models: the recipe that aggregates a raw log to customers (on this side); else None.
     recipe: Recipe | None = None
-    #: Why the confidence is not calibrated, when training skipped the calibration (the manifest's
-    #: ``confidence.method``, "not fitted: 40 rows per half, fewer than 30 per segment"); "" otherwise.
-    confidence_not_calibrated: str = ""
-
-    @property
-    def confidence_note(self) -> str:
-        """One sentence beside a confidence of a model whose confidence was not calibrated; "" when it was."""
-        if not self.confidence_not_calibrated:
-            return ""
-        why = self.confidence_not_calibrated.removeprefix("not fitted:").strip()
-        return (f"Confidence not calibrated ({why}): the model's raw posterior, often near 100%; "
-                "read it as a ranking, not a probability.")
+    #: The warning beside a confidence when the model's was not calibrated (``segmentation_core.wording``'s
+    #: ``confidence_warning``: the training job skipped it, or the version predates it); "" when it was.
+    confidence_note: str = ""
 
     @property
     def numeric_names(self) -> list[str]:
@@ -101,17 +93,21 @@ def model_view(info: ModelInfo) -> ModelView:
     return ModelView(**{**fields, "segments": segments}, k_table=k_search_frame(info.k_search),
                      stats=stats_frame(segments, info.base_stats, info.training_customers),
                      level_shares=level_shares_frame(segments), recipe=recipe_of(info),
-                     confidence_not_calibrated=confidence_not_calibrated(info))
+                     confidence_note=confidence_note(info))
 
 
-def confidence_not_calibrated(info: ModelInfo) -> str:
-    """The manifest's ``confidence.method`` (which ModelInfo carries in ``manifest_json``) when the training
-    job skipped the calibration ("not fitted: ..."); "" when it was fitted, or the manifest does not say."""
+def confidence_note(info: ModelInfo) -> str:
+    """The warning of a model whose confidence was not calibrated, from the manifest's ``confidence`` (which
+    ModelInfo carries in ``manifest_json``): its method "not fitted: ...", or no ``confidence`` at all (a version
+    trained before the calibration); "" when it was calibrated, or when no manifest came."""
     try:
-        method = (json.loads(info.manifest_json or "{}").get("confidence") or {}).get("method", "")
-    except (ValueError, AttributeError):
+        manifest = json.loads(info.manifest_json or "{}")
+    except ValueError:
         return ""
-    return method if isinstance(method, str) and method.startswith("not fitted") else ""
+    if not isinstance(manifest, dict) or not manifest:
+        return ""
+    confidence = manifest.get("confidence")
+    return confidence_warning(confidence if isinstance(confidence, dict) else None)
 
 
 def k_search_frame(rows: Iterable[KSearchRow]) -> pd.DataFrame:

@@ -46,9 +46,10 @@ def test_a_table_too_small_to_calibrate_is_warned_of_in_one_line(caplog: pytest.
         fit = fit_temperature(x, 6, "kmeans", seed=0)
     assert fit.method == "not fitted: 175 rows per half, fewer than 30 per segment"
     assert (fit.temperature, fit.smoothing) == (1.0, 0.0)
-    assert [r.getMessage() for r in caplog.records] == [
-        "confidence not calibrated: 175 rows per half, fewer than 30 per segment; the confidence is the model's "
-        "raw posterior (temperature 1)"]
+    # The one wording (segmentation_core.wording), which the manifest's warnings, the report and the dashboard show.
+    said = ("Confidence not calibrated (175 rows per half, fewer than 30 per segment): the model's raw posterior, "
+            "often near 100%; read it as a ranking, not a probability.")
+    assert [r.getMessage() for r in caplog.records] == [said] and fit.warning == said
 
 
 @pytest.mark.parametrize("algorithm", ["kmeans", "gmm"])

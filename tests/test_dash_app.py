@@ -5,6 +5,7 @@ dashboard reaches it through its real client.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -317,17 +318,30 @@ def test_the_layout_comes_with_the_page_of_the_url_being_opened(service):
     assert key == "customers v0002|/model" and page.id == "model-page"
 
 
-def test_the_overview_says_what_each_segment_structure_means():
+def test_the_overview_the_model_page_and_the_report_say_the_verdict_in_one_sentence(service):
+    from dash_ui.pages import model
     from dash_ui.pages.overview import _structure_note
+    from segmentation_core.wording import structure_sentence
 
-    notes = {s: _structure_note(s) for s in ("natural groups", "unproven groups", "partition of a continuum")}
-    assert "segments apart from each other" in notes["natural groups"]
-    assert "too few customers per group" in notes["unproven groups"]
-    assert "cut one continuous base" in notes["partition of a continuum"]
+    continuum = ("a partition of a continuum: no groups proven apart from each other were found at this number of "
+                 "segments, so the segments cut the customer base into usable parts")
+    assert structure_sentence("partition of a continuum") == continuum
+    # Was "the customers form no groups apart" beside a Model page saying "the 10 groups the data leaves open".
+    assert "no groups apart" not in continuum
+    assert _structure_note("natural groups") == (" · natural groups: the customers form groups apart from each "
+                                                 "other, one segment each")
+    assert _structure_note("unproven groups") == (" · unproven groups: too few customers per group to prove or rule "
+                                                  "out gaps between them")
+    assert _structure_note("partition of a continuum") == f" · {continuum}"
     # A value added to the contract after this dashboard was built is shown as sent, never as a continuum;
     # a model trained before structures were recorded shows nothing.
     assert _structure_note("several populations") == " · several populations"
     assert _structure_note("") == ""
+    view = dataclasses.replace(service.model_view(), segment_structure="partition of a continuum")
+    shown = next(c for c in walk(model.k_search_card(view)) if getattr(c, "id", None) == "model-structure")
+    assert shown.children[0].children == "The segments are " and shown.children[1] == continuum
+    older = dataclasses.replace(view, segment_structure="")
+    assert not any(getattr(c, "id", None) == "model-structure" for c in walk(model.k_search_card(older)))
 
 
 def test_the_train_form_offers_k_up_to_the_most_segments_and_never_sends_a_k_it_emptied(service):
@@ -372,7 +386,7 @@ def test_a_refused_predict_form_clears_the_previous_result_and_the_customer_on_t
     assert not any((t.name or "").startswith("This customer") for t in draw(cleared, x, y).data)
 
 
-def test_a_model_whose_confidence_was_not_calibrated_says_so_on_the_model_and_predict_pages(
+def test_a_model_whose_confidence_was_not_calibrated_or_predates_it_says_so_on_the_model_and_predict_pages(
         tmp_path, scoring_server_factory, dashboards, service):
     from dash_ui.pages import model, predict
 
@@ -384,7 +398,7 @@ def test_a_model_whose_confidence_was_not_calibrated_says_so_on_the_model_and_pr
     view = small.model_view()
     note = ("Confidence not calibrated (40 rows per half, fewer than 30 per segment): the model's raw posterior, "
             "often near 100%; read it as a ranking, not a probability.")
-    assert view.confidence_not_calibrated == skipped["method"] and view.confidence_note == note
+    assert view.confidence_note == note
     shown = next(c for c in walk(model.quality_card(view)) if getattr(c, "id", None) == "model-confidence-note")
     assert shown.children == note
     send = _callback(create_app(small), "predict-result.children")
@@ -393,7 +407,16 @@ def test_a_model_whose_confidence_was_not_calibrated_says_so_on_the_model_and_pr
     card, _ = send(1, [f.impute for f in view.numeric_features], ids,
                    [f.impute for f in view.categorical_features], cat_ids, [], [])
     assert next(c for c in walk(card) if getattr(c, "id", None) == "predict-confidence-note").children == note
-    # A calibrated model (and one whose manifest does not say) shows no note.
-    calibrated = service.model_view()
+    # A version trained before the calibration (its manifest has no `confidence`) is not calibrated either.
+    before = service.model_view()
+    assert before.confidence_note == ("Confidence not calibrated (trained before the calibration existed): the "
+                                      "model's raw posterior, often near 100%; read it as a ranking, not a probability.")
+    assert next(c for c in walk(model.quality_card(before))
+                if getattr(c, "id", None) == "model-confidence-note").children == before.confidence_note
+    # A calibrated model shows no note.
+    fitted = {**skipped, "temperature": 0.5, "smoothing": 0.1, "agreement": 0.9, "rows": 400,
+              "method": "cross-fit agreement with a panel of models, two halves"}
+    model_factory.publish(ModelStore(tmp_path / "fitted"), "customers", "mall", k=5, confidence=fitted)
+    calibrated = dashboards.service(target(scoring_server_factory(tmp_path / "fitted"))).model_view()
     assert calibrated.confidence_note == ""
     assert not any(getattr(c, "id", None) == "model-confidence-note" for c in walk(model.quality_card(calibrated)))

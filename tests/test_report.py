@@ -92,7 +92,9 @@ def test_page_holds_names_metrics_and_chosen_k(page: str) -> None:
     for segment in _manifest()["segments"]:
         assert html.escape(segment["name"]) in page
     assert "chosen k = 5" in page
-    assert "<b>the segments are:</b> unproven groups" in page  # what the k rule says they are, plainly
+    # What the k rule says they are, in the sentence the Overview and the Model page use (wording.structure_sentence).
+    assert ('<b>The segments are</b> <span id="structure">unproven groups: too few customers per group to prove or '
+            "rule out gaps between them</span>") in page
     assert "20261122T031500Z-1a2b3c" in page and "silhouette, then elbow" in page
 
 
@@ -101,7 +103,7 @@ def test_choosing_k_shows_the_elbow_and_silhouette_and_folds_the_rule_s_internal
     assert _titles(charts["chart-k-main"]) == ["Inertia (elbow) (lower is better)", "Silhouette (higher is better)"]
     internals = _titles(charts["chart-k-internals"])
     assert internals == ["Calinski-Harabasz (higher is better)", "Davies-Bouldin (lower is better)", "gap statistic"]
-    folded = page.split("<details>", 1)[1].split("</details>", 1)[0]
+    folded = page.split('<details id="k-internals">', 1)[1].split("</details>", 1)[0]
     assert 'data-chart="chart-k-internals"' in folded and 'data-chart="chart-k-main"' not in folded
     chosen = [t for t in charts["chart-k-main"]["data"] if t.get("mode") == "markers"]
     assert [t["x"][0] for t in chosen] == [5, 5]
@@ -114,7 +116,7 @@ def test_a_fixed_k_shows_the_segment_sizes_instead_of_single_dots(tmp_path: Path
     write_report(manifest, _sample(), tmp_path / "report.html")
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     charts = _charts(page)
-    assert "chart-k-main" not in charts and "<details>" not in page and "k was fixed at 3" in page
+    assert "chart-k-main" not in charts and 'id="k-internals"' not in page and "k was fixed at 3" in page
     bars = charts["chart-k-sizes"]["data"][0]
     assert bars["x"] == [1200, 2000, 1138] and bars["y"][0] == "Champions"
 
@@ -148,9 +150,53 @@ def test_strings_are_escaped(page: str) -> None:
     assert page.count("<script") == 2 + len(_charts(page)) and len(_charts(page)) == 5
 
 
-def test_cleaning_summary_is_a_table(page: str) -> None:
-    assert "<th>missing.CustomerID.count</th><td>135,080</td>" in page
-    assert "<th>ignored_columns</th><td>Description</td>" in page
+def test_cleaning_summary_is_a_table_of_labelled_steps(page: str) -> None:
+    assert ('<th title="cleaning.missing.CustomerID">Missing values in CustomerID</th>'
+            f"<td>135,080 (dropped {html.escape(EVIL)})</td>") in page
+    assert '<th title="cleaning.ignored_columns">Columns not used as features</th><td>Description</td>' in page
+    assert '<th title="cleaning.rows_in">Rows read</th><td>541,909</td>' in page
+
+
+def test_every_figure_has_a_human_label_and_its_manifest_key_only_in_the_title(page: str) -> None:
+    assert '<th title="data.rows_in">Rows read</th><td>541,909</td>' in page
+    assert '<th title="data.customers">Customers modelled</th><td>4,338</td>' in page
+    assert '<td title="quality.calinski_harabasz">Calinski-Harabasz</td><td>812</td>' in page
+    assert '<td title="quality.davies_bouldin">Davies-Bouldin</td><td>0.8</td>' in page
+    # The parameters: a short table (k first), the estimator's own JSON only folded away for an engineer.
+    params = page.split('<div id="parameters">', 1)[1].split("</div>", 1)[0]
+    assert re.findall(r"<th[^>]*>([^<]*)</th><td>([^<]*)</td>", params) == [("Restarts", "10"), ("Random seed", "0")]
+    folded = params.split("<details>", 1)[1]
+    assert "<summary>As the estimator takes them</summary>" in folded and "&quot;n_init&quot;: 10" in folded
+    # No label a reader sees is a raw key (snake_case or a dotted path); the keys are in titles.
+    labels = re.findall(r"<th[^>]*>([^<]*)</th>", page) + re.findall(r'<td title="[^"]*">([^<]*)</td>', page)
+    raw = [t for t in labels if re.fullmatch(r"[a-z]+(_[a-z]+)+", t) or re.search(r"\w\.\w+\.", t)]
+    assert labels and raw == []
+    assert "Data: rows_in" not in page and "calinski_harabasz</" not in page and "missing.CustomerID" not in page.replace(
+        'title="cleaning.missing.CustomerID"', "")
+
+
+NOT_CALIBRATED = ("Confidence not calibrated (100 rows per half, fewer than 30 per segment): the model&#x27;s raw "
+                  "posterior, often near 100%; read it as a ranking, not a probability.")
+BEFORE_CALIBRATION = ("Confidence not calibrated (trained before the calibration existed): the model&#x27;s raw "
+                      "posterior, often near 100%; read it as a ranking, not a probability.")
+
+
+@pytest.mark.parametrize("confidence, warnings, expected", [
+    ({"method": "not fitted: 100 rows per half, fewer than 30 per segment"}, [], [NOT_CALIBRATED]),
+    ({"method": "not fitted: 100 rows per half, fewer than 30 per segment"},
+     [html.unescape(NOT_CALIBRATED)], [NOT_CALIBRATED]),  # as the job now records it: shown once
+    (None, ["few customers"], ["few customers", BEFORE_CALIBRATION]),
+    ({"method": "cross-fit agreement with a panel of models, two halves"}, [], []),
+], ids=["not-calibrated", "recorded-by-the-job", "before-calibration", "calibrated"])
+def test_a_confidence_not_calibrated_is_warned_of_at_the_top(tmp_path: Path, confidence, warnings, expected) -> None:
+    manifest = {**_manifest(), "warnings": warnings}
+    if confidence is not None:
+        manifest["confidence"] = confidence
+    write_report(manifest, _sample(), tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    shown = re.findall(r"<li>([^<]*)</li>", page.split('id="warnings"', 1)[1].split("</div>", 1)[0]) \
+        if 'id="warnings"' in page else []
+    assert shown == expected
 
 
 def test_report_without_stats_uses_the_sample(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 its client: upload, profile, train, publish, cancel, a killed service, bad input."""
 from __future__ import annotations
 
+import html
 import json
 import os
 import signal
@@ -176,11 +177,14 @@ def test_a_fixed_k_with_few_customers_per_segment_says_so_in_the_log_and_the_rep
     assert f"WARNING {warning}" in log
     version = ModelStore(trainer.store).version_dir("few", job.result.version)
     manifest = json.loads((version / "manifest.json").read_text())
-    assert manifest["warnings"] == [warning]
+    not_calibrated = ("Confidence not calibrated (50 rows per half, fewer than 30 per segment): the model's raw "
+                      "posterior, often near 100%; read it as a ranking, not a probability.")
+    assert manifest["warnings"] == [warning, not_calibrated] and f"WARNING {not_calibrated}" in log
     assert manifest["k_search"]["rule"] == "fixed by the user"
     assert manifest["k_search"]["explanation"].startswith("k = 12 was fixed by the user (the k of the command line")
     report = (version / "report.html").read_text()
-    assert f'<div class="warnings" id="warnings"><b>Warnings</b><ul><li>{warning}</li></ul></div>' in report
+    assert (f'<div class="warnings" id="warnings"><b>Warnings</b><ul><li>{warning}</li>'
+            f"<li>{html.escape(not_calibrated)}</li></ul></div>") in report
     assert "<b>fixed k = 12</b>" in report
 
 

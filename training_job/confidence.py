@@ -50,6 +50,7 @@ from scipy.optimize import linear_sum_assignment, minimize
 from threadpoolctl import threadpool_limits
 
 from segmentation_core.segment_model import KMEANS_FAMILY, MAX_TEMPERATURE, SegmentModel, calibrate
+from segmentation_core.wording import confidence_warning
 from training_job.algorithms import GMM_REG_COVAR, algorithm_named
 
 __all__ = ["ConfidenceFit", "PANEL", "STARTS", "fit_temperature", "calibrated_confidence", "panel_for"]
@@ -85,6 +86,12 @@ class ConfidenceFit:
         out["panel"] = list(self.panel)
         return out
 
+    @property
+    def warning(self) -> str:
+        """What the analyst is told when the calibration was skipped (``segmentation_core.wording``); "" when
+        it was fitted."""
+        return confidence_warning({"method": self.method})
+
 
 def calibrated_confidence(logits: np.ndarray, temperature: float, smoothing: float) -> np.ndarray:
     """Row maximum of ``(1 - smoothing) * softmax(temperature * logits) + smoothing / k`` for (n, k) logits."""
@@ -100,10 +107,12 @@ def panel_for(algorithm: str) -> tuple[str, ...]:
 
 
 def _not_fitted(reason: str, panel: tuple[str, ...]) -> ConfidenceFit:
-    """The uncalibrated fit (temperature 1, no smoothing), said in the log: the confidence is then the model's
-    raw posterior, typically far surer than its segments are reproducible."""
-    log.warning("confidence not calibrated: %s; the confidence is the model's raw posterior (temperature 1)", reason)
-    return ConfidenceFit(1.0, 0.0, float("nan"), 0, f"not fitted: {reason}", panel)
+    """The uncalibrated fit (temperature 1, no smoothing), its warning said in the log (and kept in the manifest's
+    ``warnings`` by ``build_manifest``): the confidence is then the model's raw posterior, typically far surer
+    than its segments are reproducible."""
+    fit = ConfidenceFit(1.0, 0.0, float("nan"), 0, f"not fitted: {reason}", panel)
+    log.warning("%s", fit.warning)
+    return fit
 
 
 def fit_temperature(x: np.ndarray, k: int, algorithm: str, seed: int,

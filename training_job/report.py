@@ -29,8 +29,9 @@ from segmentation_core.charts import bundle, figures
 from segmentation_core.clv import dropout_caveat
 from segmentation_core.number_format import format_amount, format_count
 from segmentation_core.palette import segment_colours
+from segmentation_core.wording import LABELS, QUALITY_HINTS, QUALITY_KEYS, confidence_warning, label, structure_sentence
 
-__all__ = ["segment_colours", "write_report"]  # segment_colours re-exported from segmentation_core
+__all__ = ["report_warnings", "segment_colours", "write_report"]  # segment_colours re-exported from segmentation_core
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def _render(manifest: Mapping[str, Any], sample: pd.DataFrame) -> str:
 </head>
 <body>
 <h1>{_e(title)}</h1>
-{_warnings_html(manifest.get("warnings") or [])}
+{_warnings_html(report_warnings(manifest))}
 {_header_html(manifest)}
 <h2>Choosing k</h2>
 {_k_section(manifest["k_search"], segments, names, colours)}
@@ -101,7 +102,7 @@ median customer), and each segment's mean in standard deviations from the mean o
 <p>A 2-D projection of a sample of {len(sample):,} customers, coloured by segment.</p>
 {_figure_div(map_fig, "map", "520px")}
 <h2>Data cleaning</h2>
-{_table_html(_flatten(manifest.get("cleaning") or {}), ("Step", "Value"))}
+{_table_html(_cleaning_rows(manifest.get("cleaning") or {}), ("Step", "Value"))}
 <script type="application/octet-stream" id="plotly-bundle">{_bundle_base64()}</script>
 <script>{_LOADER}</script>
 </body>
@@ -116,8 +117,8 @@ def _k_section(k_search: Mapping[str, Any], segments: Sequence[Mapping[str, Any]
     table = _k_table(k_search.get("rows", []))
     chosen = k_search.get("chosen_k")
     searched = figures.k_was_searched(table)
-    structure = k_search.get("structure")  # absent in manifests written before it was recorded
-    what = f' &middot; <b>the segments are:</b> {_e(structure)}' if structure else ""
+    structure = structure_sentence(k_search.get("structure", ""))  # "" in manifests written before it was recorded
+    what = f' &middot; <b>The segments are</b> <span id="structure">{_e(structure)}</span>' if structure else ""
     verdict = (f'<p class="rule"><b>Rule:</b> {_e(k_search.get("rule", ""))} &middot; '
                f'<b>{"chosen" if searched else "fixed"} k = {_e(chosen)}</b>'
                f'{what}</p><p>{_e(k_search.get("explanation", ""))}</p>')
@@ -132,7 +133,7 @@ def _k_section(k_search: Mapping[str, Any], segments: Sequence[Mapping[str, Any]
     internals = figures.k_search_figure(table, chosen, others)
     rows = math.ceil(len(others) / 2)
     return (f'{verdict}{_figure_div(main, "k-main", "360px")}'
-            f"<details><summary>The rule's internals: every statistic it computed for each k</summary>"
+            '<details id="k-internals"><summary>The rule\'s internals: every statistic it computed for each k</summary>'
             f'{_figure_div(internals, "k-internals", f"{330 * rows}px")}</details>')
 
 
@@ -208,11 +209,16 @@ _BASKET_LABELS = {"AvgBasketValue": "Average basket value", "AvgItemsPerPurchase
                   "TenureDays": "Tenure (days)", "PurchaseIntervalDays": "Days between purchases"}
 
 
-def _grid_html(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A table with a header row, every cell escaped (numbers formatted)."""
+def _grid_html(header: Sequence[str], rows: Iterable[Sequence[Any]], titles: Sequence[str] = ()) -> str:
+    """A table with a header row, every cell escaped (numbers formatted); ``titles``: each row's first cell's
+    title (the manifest's key, for an engineer)."""
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_e(_fmt(v))}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    lines = []
+    for i, row in enumerate(rows):
+        title = _title(("", "", titles[i])) if i < len(titles) else ""
+        cells = [f"<td{title if j == 0 else ''}>{_e(_fmt(v))}</td>" for j, v in enumerate(row)]
+        lines.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(lines)}</table>"
 
 
 def _value_html(manifest: Mapping[str, Any], segments: Sequence[Mapping[str, Any]]) -> str:
@@ -258,6 +264,15 @@ def _figure_div(fig: go.Figure, div_id: str, height: str = "380px") -> str:
             f'<script type="application/json" data-chart="chart-{div_id}">{figure}</script>')
 
 
+def report_warnings(manifest: Mapping[str, Any]) -> list[str]:
+    """What the report warns of: the manifest's ``warnings``, and the confidence's warning when the manifest's
+    ``confidence`` says it was not calibrated or the manifest has none (trained before the calibration) and the
+    job did not record it."""
+    warnings = [str(w) for w in manifest.get("warnings") or []]
+    confidence = confidence_warning(manifest.get("confidence"))
+    return warnings + [confidence] if confidence and confidence not in warnings else warnings
+
+
 def _warnings_html(warnings: Sequence[str]) -> str:
     """What the job warned of (the manifest's ``warnings``), above everything else; empty when nothing."""
     if not warnings:
@@ -267,43 +282,94 @@ def _warnings_html(warnings: Sequence[str]) -> str:
 
 
 def _header_html(manifest: Mapping[str, Any]) -> str:
-    """Model, version, data and algorithm facts, and the quality metrics."""
+    """Model, version, data and algorithm facts, the parameters as a short table, and the quality metrics, each
+    under its label (``segmentation_core.wording``; the manifest's key in the label's title)."""
     data = manifest.get("data") or {}
     algorithm = manifest.get("algorithm") or {}
     facts = [
-        ("Model", manifest["model"]),
-        ("Version", manifest["version"]),
-        ("Created", manifest["created_at"]),
-        *((f"Data: {key}", _fmt(value)) for key, value in data.items()),
-        ("Algorithm", algorithm.get("name", "")),
-        ("Parameters", json.dumps(algorithm.get("params", {}), sort_keys=True)),
+        ("Model", manifest["model"], "model"),
+        ("Version", manifest["version"], "version"),
+        ("Created", manifest["created_at"], "created_at"),
+        *((label(key), _fmt(value), f"data.{key}") for key, value in data.items()),
+        ("Algorithm", algorithm.get("name", ""), "algorithm.name"),
         ("Features", ", ".join(str(f["name"]) for kind in ("numeric", "categorical")
-                               for f in manifest["feature_schema"].get(kind, []))),
+                               for f in manifest["feature_schema"].get(kind, [])), "feature_schema"),
     ]
-    quality = [(key, _fmt(value)) for key, value in (manifest.get("quality") or {}).items()]
-    return (f'<div class="meta">{_table_html(facts, ("", ""))}'
-            f'{_table_html(quality, ("Quality metric", "Value")) if quality else ""}</div>')
+    quality = manifest.get("quality") or {}
+    ordered = [*(k for k in QUALITY_KEYS if k in quality), *sorted(k for k in quality if k not in QUALITY_KEYS)]
+    quality_table = _grid_html(["Quality metric", "Value", "Reads as"],
+                               [(label(k), quality[k], QUALITY_HINTS.get(k, "")) for k in ordered],
+                               titles=[f"quality.{k}" for k in ordered]) if ordered else ""
+    return (f'<div class="meta">{_table_html(facts, ("", ""))}{_parameters_html(algorithm)}{quality_table}</div>')
 
 
-def _table_html(rows: Iterable[tuple[Any, Any]], header: tuple[str, str]) -> str:
-    """A two-column table, every cell escaped."""
-    body = "".join(f"<tr><th>{_e(a)}</th><td>{_e(b)}</td></tr>" for a, b in rows)
+#: Estimator parameters that say nothing about the model (logging, memory, a fit resumed): left out of the table.
+_QUIET_PARAMETERS = {"verbose", "verbose_interval", "copy_x", "warm_start", "compute_labels"}
+
+
+def _parameters_html(algorithm: Mapping[str, Any]) -> str:
+    """The algorithm's parameters as a short labelled table (those that shape the model; unset ones left out),
+    the estimator's own names and values folded underneath for an engineer."""
+    params = algorithm.get("params") or {}
+    order = list(LABELS)  # k first, then restarts, iterations ... (the labels' order); unknown ones last
+    keys = sorted((k for k, v in params.items() if k not in _QUIET_PARAMETERS and v is not None),
+                  key=lambda k: (order.index(k) if k in order else len(order), k))
+    shown = [(label(k), _fmt(params[k]), f"algorithm.params.{k}") for k in keys]
+    if not shown:
+        return ""
+    raw = _e(json.dumps(params, sort_keys=True))
+    return (f'<div id="parameters">{_table_html(shown, ("Parameter", "Value"))}'
+            f"<details><summary>As the estimator takes them</summary><code>{raw}</code></details></div>")
+
+
+def _table_html(rows: Iterable[tuple[Any, ...]], header: tuple[str, str]) -> str:
+    """A two-column table, every cell escaped; a row's third item, when given, is the label's title (the
+    manifest's key, for an engineer)."""
+    body = "".join(f"<tr><th{_title(row)}>{_e(row[0])}</th><td>{_e(row[1])}</td></tr>" for row in rows)
     head = f"<tr><th>{_e(header[0])}</th><th>{_e(header[1])}</th></tr>" if any(header) else ""
     return f"<table>{head}{body}</table>" if body else "<p>Nothing to report.</p>"
 
 
-def _flatten(value: Any, prefix: str = "") -> list[tuple[str, str]]:
-    """Arbitrary JSON as (dotted key, text) rows; empty parts are left out so the table stays small."""
-    if isinstance(value, Mapping):
-        rows: list[tuple[str, str]] = []
-        for key, sub in value.items():
-            rows.extend(_flatten(sub, f"{prefix}.{key}" if prefix else str(key)))
-        return rows
-    if value is None or (isinstance(value, (list, tuple)) and not value):
-        return []
+def _title(row: Sequence[Any]) -> str:
+    return f' title="{_e(row[2])}"' if len(row) > 2 and row[2] else ""
+
+
+def _cleaning_rows(cleaning: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """What cleaning did, as (label, value, manifest key) rows: a count per step, one row per column for missing,
+    implausible and recoded values, the transaction log's steps; empty parts are left out so the table stays
+    small."""
+    rows: list[tuple[str, str, str]] = []
+    for key, value in cleaning.items():
+        if key in ("missing", "implausible", "recoded", "transactions"):
+            continue
+        if value is None or (isinstance(value, (list, tuple)) and not value):
+            continue
+        rows.append((label(key), _listed(value), f"cleaning.{key}"))
+    for column, info in (cleaning.get("missing") or {}).items():
+        action = f" ({info['action']})" if info.get("action") else ""
+        rows.append((f"Missing values in {column}", f"{_fmt(info.get('count', ''))}{action}", f"cleaning.missing.{column}"))
+    for column, info in (cleaning.get("implausible") or {}).items():
+        examples = f"; e.g. {_listed(info['examples'])}" if info.get("examples") else ""
+        rows.append((f"Implausible values in {column} (set missing)",
+                     f"{_fmt(info.get('count', ''))} ({info.get('rule', '')}{examples})", f"cleaning.implausible.{column}"))
+    for column, changes in (cleaning.get("recoded") or {}).items():
+        rows.append((f"Recoded in {column}", ", ".join(f"{change} ({_fmt(n)})" for change, n in changes.items()),
+                     f"cleaning.recoded.{column}"))
+    for key, value in (cleaning.get("transactions") or {}).items():
+        if isinstance(value, Mapping):
+            value = ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
+        if value is None or value == "":
+            continue
+        rows.append((f"Transaction log: {label(key)[:1].lower()}{label(key)[1:]}", _listed(value),
+                     f"cleaning.transactions.{key}"))
+    return rows
+
+
+def _listed(value: Any) -> str:
+    """A value for a table cell: a list joined by commas, a number as the dashboard writes it."""
     if isinstance(value, (list, tuple)):
-        return [(prefix, ", ".join(v if isinstance(v, str) else json.dumps(v) for v in value))]
-    return [(prefix, _fmt(value))]
+        return ", ".join(v if isinstance(v, str) else _fmt(v) for v in value)
+    return _fmt(value)
 
 
 def _fmt(value: Any) -> str:

@@ -270,7 +270,8 @@ def build_manifest(*, model_name: str, data: dict[str, Any], config: TrainingCon
                    reference: dict[str, Any], data_profile: dict[str, Any], comparison: dict[str, Any],
                    warnings: list[str]) -> dict[str, Any]:
     """The manifest of a trained model (every engine's): what ``write_artefact`` stores as manifest.json
-    (``warnings``: ``job_warnings``', shown at the top of the report)."""
+    (``warnings``: ``job_warnings``' and the confidence's when it was not calibrated, shown at the top of the
+    report)."""
     return {
         "model": model_name,
         "version": None,
@@ -291,7 +292,7 @@ def build_manifest(*, model_name: str, data: dict[str, Any], config: TrainingCon
         "reference": reference,
         "profile": data_profile,
         "comparison": comparison,
-        "warnings": warnings,
+        "warnings": [*warnings, *([confidence.warning] if confidence.warning else [])],
     }
 
 

@@ -8,6 +8,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from segmentation_core.charts import figures
 from segmentation_core.number_format import format_amount
+from segmentation_core.wording import QUALITY_KEYS, label, structure_sentence
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.grid import Column, data_grid
 from dash_ui.layout import graph, page_header, segment_label, stat
@@ -17,8 +18,7 @@ from scoring_service.client import ModelEntry
 
 PATH = "/model"
 TITLE = "Model"
-QUALITY_LABELS = (("silhouette", "Silhouette"), ("calinski_harabasz", "Calinski-Harabasz"),
-                  ("davies_bouldin", "Davies-Bouldin"), ("stability", "Stability"))
+QUALITY_LABELS = tuple((key, label(key)) for key in QUALITY_KEYS)
 
 
 
@@ -26,7 +26,7 @@ QUALITY_LABELS = (("silhouette", "Silhouette"), ("calinski_harabasz", "Calinski-
 def quality_card(view: ModelView) -> dbc.Card:
     known = [stat(label, format_amount(view.quality[key]), id=f"model-quality-{key.replace('_', '-')}")
              for key, label in QUALITY_LABELS if key in view.quality]
-    others = [stat(key.replace("_", " "), format_amount(v)) for key, v in sorted(view.quality.items())
+    others = [stat(label(key), format_amount(v)) for key, v in sorted(view.quality.items())
               if key not in dict(QUALITY_LABELS)]
     return dbc.Card(dbc.CardBody([
         html.H4("Quality of the served model", className="card-title"),
@@ -41,7 +41,12 @@ def quality_card(view: ModelView) -> dbc.Card:
 def k_search_card(view: ModelView) -> dbc.Card:
     """The k choice as an analyst reads it: the rule's verdict, the elbow and the silhouette against k, the
     rule's other statistics folded away; with a fixed k (one row: single dots), the segment sizes instead."""
-    verdict = html.P([html.Strong(f"Rule: {view.k_rule or 'n/a'}. "), view.k_rule_explanation], className="small")
+    structure = structure_sentence(view.segment_structure)
+    verdict = html.Div([
+        html.P([html.Strong("The segments are "), structure], className="small mb-1", id="model-structure")
+        if structure else None,
+        html.P([html.Strong(f"Rule: {view.k_rule or 'n/a'}. "), view.k_rule_explanation], className="small"),
+    ])
     if not figures.k_was_searched(view.k_table):
         sizes = cached(("model-k-sizes", *version_key(view)), lambda: figures.segment_sizes_figure(
             {s.id: s.size for s in view.segments}, view.segment_names, colours=view.segment_colours,

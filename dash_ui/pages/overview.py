@@ -9,6 +9,7 @@ from dash import Input, Output, dcc, html
 from dash_ui import customer_value
 from segmentation_core.charts import figures
 from segmentation_core.number_format import format_amount
+from segmentation_core.wording import structure_sentence
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.layout import graph, options, page_header, stat
 from dash_ui.models import ModelView, SampleView, separating_features
@@ -59,16 +60,10 @@ def map_controls(view: ModelView, sample: SampleView) -> dbc.Row:
 
 
 def _structure_note(structure: str) -> str:
-    """What the segments are, in words, as the training job's k rule recorded it ("" for older models)."""
-    if structure == "natural groups":
-        return " · natural groups: the customers form segments apart from each other"
-    if structure == "unproven groups":
-        return (" · unproven groups: too few customers per group to prove or rule out gaps between them; "
-                "the number of segments is the best-separated one the data leaves open")
-    if structure == "partition of a continuum":
-        return (" · a partition of a continuum: the customers form no groups apart, these segments "
-                "cut one continuous base into usable parts")
-    return f" · {structure}" if structure else ""  # a value newer than this dashboard: shown as it is
+    """What the segments are, after a dot (``segmentation_core.wording.structure_sentence``, the Model page's and
+    the report's words too); "" for models trained before it was recorded."""
+    sentence = structure_sentence(structure)
+    return f" · {sentence}" if sentence else ""
 
 
 def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
