@@ -18,6 +18,7 @@ from dash_ui.pages import PAGES
 from dash_ui.pages.model import register_version_buttons
 from dash_ui.service import DOWN, NO_MODEL, OK, DashboardService, ServiceError, ServiceStatus
 from dash_ui.pages import batch as batch_page
+from dash_ui.reports import install_report_route
 from dash_ui.trainer import TrainerAccess
 from dash_ui.uploads import install_upload_routes
 
@@ -39,6 +40,7 @@ def create_app(service: DashboardService, trainer: TrainerAccess | None = None) 
     figures.warm_up()
     _register_shell_callbacks(app, service)
     install_upload_routes(app.server, trainer, batch_page.UPLOADS)
+    install_report_route(app.server, trainer)
     for page in PAGES.values():
         if getattr(page, "USES_TRAINER", False):
             page.register_callbacks(app, service, trainer)

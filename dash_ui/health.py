@@ -14,6 +14,8 @@ from dash_ui.service import OK, DashboardService
 
 #: Paths served as they are by Flask and Dash themselves, never 404ed here.
 _OWN_PREFIXES = ("/_dash", "/_reload-hash", "/_favicon", "/assets/", "/health")
+#: Flask endpoints of the dashboard's own that answer HTML for themselves (dash_ui.reports).
+_OWN_ENDPOINTS = {"training_report"}
 
 
 def health_body(service: DashboardService) -> dict[str, object]:
@@ -46,6 +48,7 @@ def install(server: flask.Flask, service: DashboardService, pages: Collection[st
     def unknown_path(response: flask.Response) -> flask.Response:
         path = flask.request.path
         if (flask.request.method == "GET" and response.status_code == 200 and not path.startswith(_OWN_PREFIXES)
+                and flask.request.endpoint not in _OWN_ENDPOINTS
                 and response.mimetype == "text/html" and (path.rstrip("/") or "/") not in known):
             response.status_code = 404
         return response

@@ -44,7 +44,7 @@ from typing import Any, Callable, Mapping, Protocol
 import numpy as np
 
 from segmentation_core.clv import ClvModel
-from segmentation_core.errors import ArtefactError, SignatureError
+from segmentation_core.errors import ArtefactError, NotFoundError, SignatureError
 from segmentation_core.features import FeatureSchema
 from segmentation_core.reference import Reference
 from segmentation_core.segment_model import SegmentModel
@@ -267,6 +267,15 @@ def read_manifest(folder: Path, verify_key: Verifier | None = None) -> dict[str,
         raise ArtefactError(f"{folder}: artefact format {manifest.get('format_version')!r} is not supported "
                             f"(this program reads format {FORMAT_VERSION})")
     return manifest
+
+
+def read_report(folder: Path, verify_key: Verifier | None = None) -> bytes:
+    """The training report of a version folder, verified against its manifest's checksum (with ``verify_key``, the
+    manifest's signature too); NotFoundError when the version was written without one."""
+    files = read_manifest(folder, verify_key).get("files", {})
+    if REPORT not in files:
+        raise NotFoundError(f"{folder}: this version has no training report ({REPORT})")
+    return _verified_bytes(folder, REPORT, files)
 
 
 def read_artefact(folder: Path, verify_key: Verifier | None = None) -> Artefact:

@@ -420,3 +420,20 @@ def test_a_model_whose_confidence_was_not_calibrated_or_predates_it_says_so_on_t
     calibrated = dashboards.service(target(scoring_server_factory(tmp_path / "fitted"))).model_view()
     assert calibrated.confidence_note == ""
     assert not any(getattr(c, "id", None) == "model-confidence-note" for c in walk(model.quality_card(calibrated)))
+
+
+def test_the_model_page_links_the_report_and_the_route_says_why_without_a_training_service(service):
+    from dash_ui.pages import model
+
+    view = service.model_view()
+    links = next(c for c in walk(model.layout(service, {})) if getattr(c, "id", None) == "model-report")
+    opened = next(c for c in walk(links) if getattr(c, "id", None) == "model-report-link")
+    download = next(c for c in walk(links) if getattr(c, "id", None) == "model-report-download")
+    assert (opened.href, opened.target) == (f"/report/{view.model}/{view.version}", "_blank")
+    assert download.href == f"/report/{view.model}/{view.version}?download=1"
+    client = create_app(service).server.test_client()  # no --trainer
+    reply = client.get(f"/report/{view.model}/{view.version}")
+    assert reply.status_code == 503 and reply.mimetype == "text/html"
+    assert re.search(r"<p id='report-error'>(.*?)</p>", reply.get_data(as_text=True)).group(1) == (
+        "The training report comes from the training service. Training is unavailable: no training service is "
+        "configured (start the dashboard with --trainer).")

@@ -18,6 +18,7 @@ from segmentation_core.store import ModelStore
 from tests.server_support import wait_for
 from tests.store_snapshot import visible_state
 from training_job.client import MAX_K, TrainingClient, TrainingError
+from training_job.servicer import REPORT_CHUNK_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -300,3 +301,28 @@ def test_a_token_is_required_when_set_and_health_checks_are_exempt(tmp_path: Pat
 @pytest.fixture()
 def mall_csv(datasets_dir: Path) -> Path:
     return datasets_dir / "Mall_Customers.csv"
+
+
+def test_get_report_sends_a_versions_verified_training_report(trainer: Trainer, mall) -> None:
+    client = trainer.client
+    with pytest.raises(TrainingError) as err:
+        client.report(model="reported")  # nothing published yet: no CURRENT to send
+    assert err.value.code == grpc.StatusCode.NOT_FOUND and "has no CURRENT version" in err.value.message
+    job = client.wait(client.submit(mall.dataset_id, preset="mall", k=5, model="reported", publish=True).job_id, 300)
+    assert job.state == "SUCCEEDED", job.error
+    version = job.result.version
+    folder = ModelStore(trainer.store).version_dir("reported", version)
+    on_disk = (folder / "report.html").read_bytes()
+    assert len(on_disk) > 3 * REPORT_CHUNK_BYTES  # several chunks: the client puts them together
+    report = client.report(version, model="reported")
+    assert (report.model, report.version, report.html) == ("reported", version, on_disk)
+    assert b"<title>Training report: reported " + version.encode() + b"</title>" in report.html
+    assert client.report(model="reported").version == version  # no version named: the CURRENT one
+    with pytest.raises(TrainingError) as err:
+        client.report("v0999", model="reported")
+    assert err.value.code == grpc.StatusCode.NOT_FOUND and "has no version 'v0999'" in err.value.message
+    (folder / "report.html").write_bytes(on_disk.replace(b"Training report", b"Tampered report", 1))
+    with pytest.raises(TrainingError) as err:
+        client.report(version, model="reported")
+    assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "checksum mismatch for report.html" in err.value.message

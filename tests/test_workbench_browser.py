@@ -3,6 +3,7 @@ dashboard): upload Mall_Customers.csv, see it profiled, train with the suggested
 publish, and find the five mall segments served; then a run with k auto, whose k the Model page shows."""
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -199,3 +200,51 @@ def test_roll_back_asks_first_and_serves_the_version_before_only_when_confirmed(
     _open(driver, stack["url"] + "/model")
     wait_until(lambda: f"{before} is served since" in driver.page_source, 30, message="the served note")
     screenshot(driver, "model-rolled-back")
+
+
+def test_the_model_page_opens_and_downloads_the_served_versions_training_report(stack, driver):
+    # The dashboard talks only gRPC: the report comes from the training service's GetReport, through the
+    # dashboard's report route, into a new tab (sandboxed) or as a download.
+    import urllib.request
+
+    from segmentation_core.store import ModelStore
+    from segmentation_core.wording import structure_sentence
+
+    store = ModelStore(stack["store"])
+    served = store.current("customers")
+    on_disk = (store.version_dir("customers", served) / "report.html").read_bytes()
+    _open(driver, stack["url"] + "/model")
+    link = wait_until(lambda: driver.find_element("id", "model-report-link"), 30, message="the report link")
+    assert link.text == "Open the training report" and link.get_attribute("target") == "_blank"
+    assert link.get_attribute("href") == f"{stack['url']}/report/customers/{served}"
+    manifest = json.loads((store.version_dir("customers", served) / "manifest.json").read_text())
+    assert _text(driver, "model-structure") == f"The segments are {structure_sentence(manifest['k_search']['structure'])}"
+    download = driver.find_element("id", "model-report-download").get_attribute("href")
+    with urllib.request.urlopen(download, timeout=30) as reply:
+        assert reply.headers["Content-Disposition"] == f'attachment; filename="customers-{served}-report.html"'
+        assert reply.read() == on_disk
+    _click(driver, "model-report-link")
+    wait_until(lambda: len(driver.window_handles) == 2, 30, message="the report's tab")
+    driver.switch_to.window(driver.window_handles[1])
+    try:
+        wait_until(lambda: driver.title == f"Training report: customers {served}", 30, message="the report")
+        # Its charts draw inside the sandbox (the page inflates its own plotly.js and runs it).
+        wait_until(lambda: len(driver.find_elements("css selector", ".chart .main-svg")) >= 3, 60,
+                   message="the report's charts")
+        wait_until(lambda: "Standard Customers" in driver.find_element("id", "chart-map").text, 30,
+                   message="the map's legend")
+        assert "WebGL is not supported" not in driver.find_element("id", "chart-map").text
+        # Mall's 200 customers give 100 rows per half: too few to calibrate 4 or more segments.
+        warnings = driver.find_elements("id", "warnings")
+        shown = warnings[0].text.splitlines()[1:] if warnings else []
+        assert shown == manifest["warnings"]
+        if manifest["k_search"]["chosen_k"] >= 4:
+            assert shown[-1].startswith("Confidence not calibrated (100 rows per half, fewer than 30 per segment)")
+        assert driver.find_element("css selector", "th[title='data.rows_in']").text == "Rows read"
+        screenshot(driver, "model-report")
+    finally:
+        driver.close()
+        driver.switch_to.window(driver.window_handles[0])
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"{stack['url']}/report/customers/v0999", timeout=30)
+    assert err.value.code == 404 and "has no version &#x27;v0999&#x27;" in err.value.read().decode()

@@ -7,6 +7,7 @@
         for job in trainer.watch(job.job_id):
             print(job.stage, f"{job.progress:.0%}")
         trainer.publish(job.result.version)
+        page = trainer.report(job.result.version).html       # the version's training report (HTML)
 
 Imports only grpc, protobuf, the generated contract and ``training_job.limits`` (no pandas): the dashboard uses
 it. ``MIN_K`` and ``MAX_K`` are re-exported from there for forms that check k before submitting.
@@ -26,7 +27,7 @@ from segmentation.v1 import profile_pb2, training_pb2 as pb, training_pb2_grpc
 from training_job.limits import MAX_K, MIN_K
 
 __all__ = ["CHUNK_BYTES", "DEFAULT_TARGET", "MAX_K", "MIN_K", "ColumnProfile", "DataProfile", "Dataset", "Job",
-           "JobResult", "TrainingClient", "TrainingError", "VersionInfo"]
+           "JobResult", "Report", "TrainingClient", "TrainingError", "VersionInfo"]
 
 DEFAULT_TARGET = "127.0.0.1:50052"
 CHUNK_BYTES = 1 << 20
@@ -198,6 +199,15 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Report:
+    """A version's training report: the HTML page, whole."""
+
+    model: str
+    version: str
+    html: bytes
+
+
+@dataclass(frozen=True)
 class VersionInfo:
     """A version made CURRENT."""
 
@@ -347,3 +357,18 @@ class TrainingClient:
                        "PublishVersion")
         return VersionInfo(model=model or "customers", version=m.version, created_at=m.created_at,
                            algorithm=m.algorithm, k=m.k)
+
+    def report(self, version: str = "", model: str = "") -> Report:
+        """The training report of a kept version (the CURRENT one when ``version`` is empty), whole."""
+        try:
+            chunks = list(self._stub.GetReport(pb.GetReportRequest(model=model, version=version),
+                                               timeout=self.timeout, metadata=self._metadata))
+        except grpc.RpcError as exc:
+            raise TrainingError(exc.code() or grpc.StatusCode.UNKNOWN, exc.details() or "", "GetReport") from None
+        if not chunks:
+            raise TrainingError(grpc.StatusCode.UNKNOWN, "the service sent no report", "GetReport")
+        data = b"".join(c.data for c in chunks)
+        if len(data) != chunks[0].size_bytes:
+            raise TrainingError(grpc.StatusCode.DATA_LOSS, f"received {len(data)} of the report's "
+                                f"{chunks[0].size_bytes} bytes", "GetReport")
+        return Report(model=chunks[0].model, version=chunks[0].version, html=data)

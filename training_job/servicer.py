@@ -14,8 +14,8 @@ import grpc
 from google.protobuf import json_format
 
 from segmentation.v1 import profile_pb2, scoring_pb2, training_pb2 as pb, training_pb2_grpc
-from segmentation_core.artefact import Verifier, read_manifest
-from segmentation_core.errors import NotFoundError, SegmentationError, SignatureError, StoreError, bounded
+from segmentation_core.artefact import Verifier, read_manifest, read_report
+from segmentation_core.errors import ArtefactError, NotFoundError, SegmentationError, SignatureError, StoreError, bounded
 from segmentation_core.store import ModelStore
 from training_job.datasets import DataFolder, DatasetInfo, UploadTooLarge
 from training_job.errors import ConfigError, DataError
@@ -31,6 +31,7 @@ STATUS_OF: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (JobConflict, grpc.StatusCode.FAILED_PRECONDITION),
     (SignatureError, grpc.StatusCode.FAILED_PRECONDITION),
+    (ArtefactError, grpc.StatusCode.FAILED_PRECONDITION),
     (StoreError, grpc.StatusCode.FAILED_PRECONDITION),
     (DataError, grpc.StatusCode.INVALID_ARGUMENT),
     (ConfigError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -80,7 +81,8 @@ def _in_daemon_thread(fn: Callable[..., Any], *args: Any) -> futures.Future:
 
 
 class TrainingService(training_pb2_grpc.TrainingServiceServicer):
-    """UploadData, ProfileData, SubmitTraining, WatchTraining, ListTrainingJobs, CancelTraining, PublishVersion."""
+    """UploadData, ProfileData, SubmitTraining, WatchTraining, ListTrainingJobs, CancelTraining, PublishVersion,
+    GetReport."""
 
     def __init__(self, data: DataFolder, jobs: JobQueue, store: ModelStore, verify_key: Verifier | None = None) -> None:
         """``verify_key``: the public half of the jobs' signing key; PublishVersion then publishes only versions
@@ -178,6 +180,22 @@ class TrainingService(training_pb2_grpc.TrainingServiceServicer):
         return scoring_pb2.VersionInfo(version=request.version, created_at=str(manifest.get("created_at", "")),
                                        algorithm=str(manifest.get("algorithm", {}).get("name", "")),
                                        k=len(manifest.get("segments", [])), current=True)
+
+
+    @_mapped_errors
+    def GetReport(self, request: pb.GetReportRequest, context: grpc.ServicerContext) -> Iterator[pb.ReportChunk]:
+        """A kept version's training report (the CURRENT one when none is named), verified, in 256 KiB chunks."""
+        model = request.model or DEFAULT_MODEL
+        version = request.version or self.store.current(model)
+        if not version:
+            raise NotFoundError(f"model {model!r} has no CURRENT version; name the version whose report to send")
+        report = read_report(self.store.version_dir(model, version), self.verify_key)  # errors before the stream
+        return (pb.ReportChunk(model=model if i == 0 else "", version=version if i == 0 else "",
+                               size_bytes=len(report) if i == 0 else 0, data=report[i:i + REPORT_CHUNK_BYTES])
+                for i in range(0, max(len(report), 1), REPORT_CHUNK_BYTES))
+
+
+REPORT_CHUNK_BYTES = 256 << 10  # a 1 MB report in 4 messages
 
 
 def _prepend(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

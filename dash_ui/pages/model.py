@@ -13,6 +13,7 @@ from dash_ui.figure_cache import cached, version_key
 from dash_ui.grid import Column, data_grid
 from dash_ui.layout import graph, page_header, segment_label, stat
 from dash_ui.models import ModelView
+from dash_ui.reports import report_url
 from dash_ui.service import DashboardService, ServiceError
 from scoring_service.client import ModelEntry
 
@@ -165,10 +166,23 @@ def versions_card(service: DashboardService, view: ModelView) -> dbc.Card:
                                   served_note(service, view), body, buttons]), className="section-card")
 
 
+def report_links(view: ModelView) -> Any:
+    """The served version's training report (from the training service, through the dashboard's report route):
+    open it in a new tab, or download it."""
+    return html.P([
+        html.A("Open the training report", href=report_url(view.model, view.version), target="_blank",
+               rel="noopener", id="model-report-link"),
+        " (a new tab) · ",
+        html.A("download it", href=report_url(view.model, view.version, download=True), id="model-report-download"),
+        f" ({view.model}-{view.version}-report.html, opens offline)",
+    ], className="small mb-2", id="model-report")
+
+
 def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
     view = service.model_view()
     return html.Div([
         page_header("Model", f"{view.model} {view.version}"),
+        report_links(view),
         quality_card(view),
         k_search_card(view),
         segments_card(view),

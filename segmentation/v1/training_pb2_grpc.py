@@ -71,6 +71,11 @@ class TrainingServiceStub:
                 request_serializer=segmentation_dot_v1_dot_training__pb2.PublishVersionRequest.SerializeToString,
                 response_deserializer=segmentation_dot_v1_dot_scoring__pb2.VersionInfo.FromString,
                 _registered_method=True)
+        self.GetReport = channel.unary_stream(
+                '/segmentation.v1.TrainingService/GetReport',
+                request_serializer=segmentation_dot_v1_dot_training__pb2.GetReportRequest.SerializeToString,
+                response_deserializer=segmentation_dot_v1_dot_training__pb2.ReportChunk.FromString,
+                _registered_method=True)
 
 
 class TrainingServiceServicer:
@@ -128,6 +133,17 @@ class TrainingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetReport(self, request, context):
+        """The training report of a kept version: the self-contained HTML page (report.html) the training job writes
+        beside each version, in chunks. It is sent only after its sha256 matches the one the version's manifest
+        lists (and, with the server's verify key, the manifest's signature is checked). NOT_FOUND: an unknown
+        model or version, no CURRENT version when none is named, or a version written without a report;
+        FAILED_PRECONDITION: a report or manifest that does not verify (corrupt or modified).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -165,6 +181,11 @@ def add_TrainingServiceServicer_to_server(servicer, server):
                     servicer.PublishVersion,
                     request_deserializer=segmentation_dot_v1_dot_training__pb2.PublishVersionRequest.FromString,
                     response_serializer=segmentation_dot_v1_dot_scoring__pb2.VersionInfo.SerializeToString,
+            ),
+            'GetReport': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetReport,
+                    request_deserializer=segmentation_dot_v1_dot_training__pb2.GetReportRequest.FromString,
+                    response_serializer=segmentation_dot_v1_dot_training__pb2.ReportChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -356,6 +377,33 @@ class TrainingService:
             '/segmentation.v1.TrainingService/PublishVersion',
             segmentation_dot_v1_dot_training__pb2.PublishVersionRequest.SerializeToString,
             segmentation_dot_v1_dot_scoring__pb2.VersionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/segmentation.v1.TrainingService/GetReport',
+            segmentation_dot_v1_dot_training__pb2.GetReportRequest.SerializeToString,
+            segmentation_dot_v1_dot_training__pb2.ReportChunk.FromString,
             options,
             channel_credentials,
             insecure,
