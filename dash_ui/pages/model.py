@@ -25,8 +25,8 @@ QUALITY_LABELS = tuple((key, label(key)) for key in QUALITY_KEYS)
 
 
 def quality_card(view: ModelView) -> dbc.Card:
-    known = [stat(label, format_amount(view.quality[key]), id=f"model-quality-{key.replace('_', '-')}")
-             for key, label in QUALITY_LABELS if key in view.quality]
+    known = [stat(name, format_amount(view.quality[key]), id=f"model-quality-{key.replace('_', '-')}")
+             for key, name in QUALITY_LABELS if key in view.quality]
     others = [stat(label(key), format_amount(v)) for key, v in sorted(view.quality.items())
               if key not in dict(QUALITY_LABELS)]
     return dbc.Card(dbc.CardBody([
