@@ -20,7 +20,7 @@ from dash_ui.models import ModelView
 from segmentation_core import scored
 from segmentation_core.bounded_cache import BoundedCache
 from segmentation_core.clv import INPUTS as CLV_INPUTS
-from segmentation_core.errors import DataError, number_error
+from segmentation_core.errors import DataError, RowLines, number_error
 from segmentation_core.tables import TableSource, TableTooLarge, match_columns, read_table
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
@@ -113,7 +113,8 @@ def validate_frame(frame: pd.DataFrame, view: ModelView) -> ValidationReport:
     for c in view.categorical_features:
         if c.name in found:
             empty[c.name] = int(_blank(frame[found[c.name]]).sum())
-    listed = tuple(RowProblem(pos + 2, "; ".join(msgs)) for pos, msgs in sorted(problems.items())[:MAX_LISTED_ROWS])
+    lines = _row_lines(frame)
+    listed = tuple(RowProblem(lines.line(pos), "; ".join(msgs)) for pos, msgs in sorted(problems.items())[:MAX_LISTED_ROWS])
     return ValidationReport(rows=len(frame), missing_columns=missing, extra_columns=extra, bad_rows=listed,
                             bad_row_count=len(problems), empty_cells=empty, out_of_range=out)
 
@@ -164,6 +165,12 @@ def score_table(predict_frame: Callable[..., pd.DataFrame], frame: pd.DataFrame,
     merged.attrs["version"] = f"{results.attrs.get('model', '')} {results.attrs.get('version', '')}".strip()
     merged.attrs["delimiter"] = frame.attrs.get("delimiter", ",")  # the upload's, as both command lines write
     return merged
+
+
+def _row_lines(frame: pd.DataFrame) -> RowLines:
+    """Where the upload's rows are in its file, as the table reader counted (a frame built by hand: a CSV with its
+    header on line 1)."""
+    return RowLines.of(frame.attrs) or RowLines(2)
 
 
 def download_csv(result: pd.DataFrame) -> str:

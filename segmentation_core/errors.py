@@ -1,8 +1,14 @@
 """The domain's errors; each program maps them to its own surface (exit code, gRPC status)."""
 from __future__ import annotations
 
+import bisect
+import functools
 import math
 from numbers import Integral
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class SegmentationError(Exception):
@@ -65,10 +71,59 @@ def bounded(message: str, limit: int = MESSAGE_LIMIT) -> str:
     return f"{message[:limit]}... ({len(message)} characters)"
 
 
-def describe_row(label: object, first_data_line: int | None) -> str:
-    """Say where a row is: its line in the source file when known, else its 1-based position."""
+class RowLines:
+    """Where a table's rows are in its source, as a text editor numbers the lines: the row labelled ``label`` (0 is
+    the first data row) is on line ``first + label`` plus the lines skipped above it and below the first data row
+    (blank lines, which hold no row, and the extra lines of fields that span lines). The table reader keeps it in
+    a frame's ``attrs``: ``first_data_line`` and, when lines were skipped, ``line_gaps`` (``"label:skipped,..."``:
+    from that row on, that many lines skipped in all; a string, which pandas copies at no cost with the attrs on
+    every operation and Parquet stores as JSON)."""
+
+    def __init__(self, first: int, gaps: str = "") -> None:
+        self.first = int(first)
+        pairs = [part.split(":") for part in gaps.split(",") if part]
+        self._labels = [int(label) for label, _ in pairs]
+        self._skipped = [int(skipped) for _, skipped in pairs]
+
+    @classmethod
+    def of(cls, attrs: Mapping[str, Any]) -> "RowLines | None":
+        """The lines of a frame read by the table reader (its ``attrs``), else None."""
+        first = attrs.get("first_data_line")
+        return None if first is None else _row_lines(int(first), str(attrs.get("line_gaps") or ""))
+
+    @staticmethod
+    def gaps(labels: Iterable[int], skipped: Iterable[int]) -> str:
+        """``line_gaps`` for rows from ``labels[i]`` on having ``skipped[i]`` lines skipped above them."""
+        return ",".join(f"{label}:{count}" for label, count in zip(labels, skipped))
+
+    def line(self, label: int) -> int:
+        """The line of the row labelled ``label``."""
+        at = bisect.bisect_right(self._labels, label)
+        return self.first + int(label) + (self._skipped[at - 1] if at else 0)
+
+    def lines(self, labels: "np.ndarray") -> "np.ndarray":
+        """The lines of the rows labelled ``labels`` (an integer array)."""
+        import numpy as np
+
+        labels = np.asarray(labels, dtype=np.int64)
+        skipped = np.concatenate([[0], np.asarray(self._skipped, dtype=np.int64)])
+        return self.first + labels + skipped[np.searchsorted(self._labels, labels, side="right")]
+
+    def __repr__(self) -> str:
+        return f"RowLines(first={self.first}, gaps={self.gaps(self._labels, self._skipped)!r})"
+
+
+@functools.lru_cache(maxsize=8)
+def _row_lines(first: int, gaps: str) -> RowLines:
+    return RowLines(first, gaps)  # parsed once per table, not once per row an error names
+
+
+def describe_row(label: object, first_data_line: "RowLines | int | None") -> str:
+    """Say where a row is: its line in the source file when known (``first_data_line``: the table's
+    :class:`RowLines`, or the line of the row labelled 0), else its 1-based position."""
     if isinstance(label, Integral) and first_data_line is not None:
-        return f"line {int(label) + first_data_line}"
+        lines = first_data_line if isinstance(first_data_line, RowLines) else RowLines(first_data_line)
+        return f"line {lines.line(int(label))}"
     if isinstance(label, Integral):
         return f"row {int(label) + 1}"
     return f"row {label!r}"

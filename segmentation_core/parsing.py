@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from segmentation_core.errors import DataError, describe_row
+from segmentation_core.errors import DataError, RowLines, describe_row
 
 __all__ = [
     "detect_date_format", "format_ids", "formatted_numbers", "looks_like_dates", "parse_dates", "strip_text",
@@ -54,7 +54,7 @@ def looks_like_dates(values: pd.Series) -> bool:
 
 
 def parse_dates(
-    values: pd.Series, column: str, date_format: str = "auto", first_data_line: int | None = None
+    values: pd.Series, column: str, date_format: str = "auto", first_data_line: RowLines | int | None = None
 ) -> pd.Series:
     """Parse a column to datetime64; an unparseable value raises DataError quoting it and its row."""
     if pd.api.types.is_datetime64_any_dtype(values):
@@ -100,7 +100,7 @@ def strip_text(values: pd.Series) -> pd.Series:
     return text.where(text.map(lambda v: not (isinstance(v, str) and v == "")))
 
 
-def to_numeric(values: pd.Series, column: str, first_data_line: int | None) -> pd.Series:
+def to_numeric(values: pd.Series, column: str, first_data_line: RowLines | int | None) -> pd.Series:
     """Convert a column to float64; text that is not a number, or an infinite value, raises DataError quoting
     it and its row."""
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):

@@ -30,7 +30,7 @@ import pandas as pd
 
 from segmentation_core.clv import INPUTS
 from segmentation_core.derived import evaluate
-from segmentation_core.errors import DataError
+from segmentation_core.errors import DataError, RowLines
 from segmentation_core.parsing import format_ids, parse_dates, strip_text, to_numeric
 
 __all__ = [
@@ -235,7 +235,7 @@ def clean_log(frame: pd.DataFrame, recipe: Recipe) -> CleanLog:
     """Check the columns, parse every cell, and apply the cleaning rules; bad input raises DataError."""
     if frame is None or len(frame) == 0:
         raise DataError("the transaction log has no rows")
-    first_line = frame.attrs.get("first_data_line")
+    first_line = RowLines.of(frame.attrs)
     _require_columns(frame, recipe)
     report = TransactionReport(rows_in=len(frame))
     r = recipe

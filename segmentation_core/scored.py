@@ -32,7 +32,7 @@ import pandas as pd
 
 from segmentation_core.clv import FIGURES
 from segmentation_core.csv_safety import neutralize_cell, neutralize_series
-from segmentation_core.errors import DataError, describe_row
+from segmentation_core.errors import DataError, RowLines, describe_row
 from segmentation_core.parsing import format_ids, strip_text
 from segmentation_core.tables import match_columns
 
@@ -84,9 +84,10 @@ def id_column(columns: Sequence[object], manifest: Mapping[str, Any] | None = No
     return find_id_column(names)
 
 
-def located(errors: pd.Series, first_data_line: int | None) -> pd.Series:
+def located(errors: pd.Series, lines: RowLines | int | None) -> pd.Series:
     """Each failed row's error (``errors`` indexed by row number 0..n-1 of a customer table) led by where the row
-    is in the input, as the table reader counts: ``line 152: Age: 'old' is not a number``."""
+    is in the input, as the table reader counts (``lines``: the table's :class:`RowLines`, or the line of row 0):
+    ``line 152: Age: 'old' is not a number``."""
     if isinstance(errors.dtype, pd.CategoricalDtype):  # the client's: look at the codes, not a million strings
         failed = errors.cat.codes.to_numpy() >= 0
         failed &= np.asarray(errors.cat.categories, dtype=object)[np.maximum(errors.cat.codes.to_numpy(), 0)] != ""
@@ -95,7 +96,7 @@ def located(errors: pd.Series, first_data_line: int | None) -> pd.Series:
     if not failed.any():
         return errors
     out = errors.astype("string").fillna("")
-    out[failed] = [f"{describe_row(int(label), first_data_line)}: {message}"
+    out[failed] = [f"{describe_row(int(label), lines)}: {message}"
                    for label, message in zip(errors.index[failed], out.to_numpy()[failed])]
     return out
 
@@ -175,7 +176,7 @@ def scored_customers(frame: pd.DataFrame, results: pd.DataFrame, *, features: Se
     in the table, which place each row's ``error`` at its line) and the ``results`` of its rows; ``features`` and
     ``numeric``: the model's feature names (matched to ``frame``'s columns as the scoring matches them)."""
     found = match_columns(features, list(frame.columns))[0]
-    results = results.assign(error=located(results["error"], frame.attrs.get("first_data_line")))
+    results = results.assign(error=located(results["error"], RowLines.of(frame.attrs)))
     return scored_table(frame, results, id_name=id_name, features=list(found.values()),
                         numeric=[found[name] for name in numeric if name in found], inputs=inputs)
 

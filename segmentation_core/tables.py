@@ -24,14 +24,16 @@ Over it, ``DataError`` says so in one line. Servers that parse uploads set it (t
 
 ``read_table`` returns the whole table; ``open_table`` sniffs the format once and reads it in chunks of
 rows (a file larger than memory). A frame carries ``attrs["source"]`` (the file's name) and
-``attrs["first_data_line"]`` (the 1-based file line of the row with index label 0), which error messages
-use to point at lines in the file, and a text table ``attrs["delimiter"]`` (its separator, fit for writing: what
-scored files are written with). A source that cannot be read raises ``DataError`` naming it.
+``attrs["first_data_line"]`` (the 1-based file line of the row with index label 0) and, when blank lines or
+fields spanning lines lie among the rows, ``attrs["line_gaps"]``: error messages name a row's line as a text editor
+shows it (``segmentation_core.errors.RowLines``); a text table also carries ``attrs["delimiter"]`` (its separator,
+fit for writing: what scored files are written with). A source that cannot be read raises ``DataError`` naming it.
 
 This module uses pandas: the scoring server never imports it.
 """
 from __future__ import annotations
 
+import array
 import codecs
 import contextlib
 import csv
@@ -50,7 +52,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator, Union
 import numpy as np
 import pandas as pd
 
-from segmentation_core.errors import DataError
+from segmentation_core.errors import DataError, RowLines
 from segmentation_core.parsing import formatted_numbers
 
 __all__ = ["TableSource", "TableFormat", "Table", "TableTooLarge", "open_table", "read_table", "match_columns",
@@ -378,6 +380,9 @@ def _open_text(src: _Source, *, compressed: bool, max_bytes: int | None = None) 
         handle = src.open()
         return gzip.GzipFile(fileobj=handle, mode="rb") if compressed else handle  # type: ignore[return-value]
 
+    # Errors name a row by its line as an editor shows it: blank lines (no row) and fields spanning lines counted.
+    line_gaps, total_rows = (lines.quoted_newline and _record_gaps(open_text, fmt, src.name)) or lines.gaps(fmt.skip_lines)
+
     header = _read_header(open_text, fmt, src.name)
     columns = _stripped_names(header, src.name)
     width = len(header)
@@ -396,6 +401,8 @@ def _open_text(src: _Source, *, compressed: bool, max_bytes: int | None = None) 
 
     def named(frame: pd.DataFrame) -> pd.DataFrame:
         frame.attrs.update(source=src.name, first_data_line=first_data_line, delimiter=fmt.delimiter)
+        if line_gaps:
+            frame.attrs["line_gaps"] = line_gaps
         frame = _without_fields_past_header(frame, width, src.name)
         frame.columns = list(columns)
         return frame
@@ -447,16 +454,16 @@ def _open_text(src: _Source, *, compressed: bool, max_bytes: int | None = None) 
                     raise DataError(f"{src.name}: cannot parse as a table with separator {separator!r}: {exc}") from exc
                 names.extend(_past_names(len(names), fields))
 
-    return Table(src.name, fmt, tuple(columns), max(0, lines - 1 - fmt.skip_lines), reader)
+    return Table(src.name, fmt, tuple(columns), total_rows, reader)
 
 
-def _scan(src: _Source, compressed: bool, max_bytes: int | None = None) -> tuple[bytes, int, str | None]:
-    """One pass over the (decompressed) bytes: the first 64 KiB, the line count, and why it is not UTF-8 (or None);
-    DataError as soon as more than ``max_bytes`` came out (a gzip bomb is never expanded further)."""
+def _scan(src: _Source, compressed: bool, max_bytes: int | None = None) -> tuple[bytes, _Lines, str | None]:
+    """One pass over the (decompressed) bytes: the first 64 KiB, the lines (:class:`_Lines`), and why it is not UTF-8
+    (or None); DataError as soon as more than ``max_bytes`` came out (a gzip bomb is never expanded further)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
+    utf16: Any = None  # UTF-16 (its BOM first) is decoded to count its lines: its newline is two bytes
     sample = b""
-    lines = 0
-    last = b"\n"
+    lines = _Lines()
     offset = 0
     bad: str | None = None
     try:
@@ -465,8 +472,9 @@ def _scan(src: _Source, compressed: bool, max_bytes: int | None = None) -> tuple
             while block := handle.read(_SCAN_BLOCK):
                 if len(sample) < _SNIFF_BYTES:
                     sample += block[:_SNIFF_BYTES - len(sample)]
-                lines += block.count(b"\n")
-                last = block[-1:]
+                if offset == 0 and block.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                    utf16 = codecs.getincrementaldecoder("utf-16")(errors="replace")
+                lines.feed(utf16.decode(block).encode() if utf16 is not None else block)
                 if bad is None:
                     try:
                         decoder.decode(block)
@@ -476,6 +484,9 @@ def _scan(src: _Source, compressed: bool, max_bytes: int | None = None) -> tuple
                 if max_bytes is not None and offset > max_bytes:
                     raise _too_large(src.name, "the text, decompressed," if compressed else "the file", offset,
                                      max_bytes)
+            if utf16 is not None:
+                lines.feed(utf16.decode(b"", final=True).encode())
+            lines.close()
             if bad is None:
                 try:
                     decoder.decode(b"", final=True)
@@ -483,7 +494,107 @@ def _scan(src: _Source, compressed: bool, max_bytes: int | None = None) -> tuple
                     bad = f"{exc.reason} at the end"
     except (OSError, EOFError) as exc:
         raise DataError(f"{src.name}: corrupt {'gzip ' if compressed else ''}file ({exc})") from exc
-    return sample, lines + (last != b"\n"), bad
+    return sample, lines, bad
+
+
+#: A line holding nothing but spaces or tabs, which the parser skips (no row): the first, and the newline before one.
+_BLANK_FIRST_LINE = re.compile(rb"[ \t]*\r?\n")
+_BEFORE_BLANK_LINE = re.compile(rb"\n(?=[ \t]*\r?\n)")
+#: A quoted field within one line.
+_QUOTED_IN_LINE = re.compile(rb'"[^"\n]*"')
+
+
+def _ends_inside_quotes(lines: bytes) -> bool:
+    """Whether a line of ``lines`` (whole lines, the first starting outside quotes) ends inside quotes: a field that
+    spans lines (or a stray quote, which makes it look so)."""
+    quotes = lines.count(b'"')
+    if quotes == 0:
+        return False
+    if quotes % 2:
+        return True
+    if quotes < len(lines) // 64:  # few quotes: pair them up within lines (28 ms for 47 MB of Online Retail)
+        return sum(1 for _ in _QUOTED_IN_LINE.finditer(lines)) * 2 != quotes
+    codes = np.frombuffer(lines, np.uint8)  # many: the number of quotes before each newline, odd or even (0.3 s)
+    return bool((np.cumsum(codes == ord('"'), dtype=np.uint8)[codes == ord("\n")] & 1).any())
+
+
+class _Lines:
+    """A text table's lines as a text editor numbers them, counted in one pass over its bytes (fed in blocks): how
+    many, which are blank, and whether a line ends inside quotes (a field spanning lines)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.blank = array.array("q")  # the 1-based numbers of the blank lines
+        #: Whether a line ends after an odd number of quote characters: a quoted field that spans lines (or a stray
+        #: quote), so that lines are not rows; rows are then counted by reading the records (:func:`_record_gaps`).
+        self.quoted_newline = False
+        self._tail = b""
+
+    def feed(self, data: bytes) -> None:
+        data = self._tail + data
+        cut = data.rfind(b"\n") + 1
+        complete, self._tail = data[:cut], data[cut:]
+        line, position = self.count, 0
+        if complete.startswith((b"\n", b"\r\n")) or _BLANK_FIRST_LINE.match(complete):
+            self.blank.append(line + 1)
+        for match in _BEFORE_BLANK_LINE.finditer(complete):
+            line += complete.count(b"\n", position, match.start()) + 1
+            position = match.start() + 1
+            self.blank.append(line + 1)
+        self.count += complete.count(b"\n")
+        if not self.quoted_newline:  # every line so far ended outside quotes: this block starts outside them
+            self.quoted_newline = _ends_inside_quotes(complete)
+
+    def close(self) -> None:
+        """The last line, when no newline ends it."""
+        if self._tail:
+            self.count += 1
+            if not self._tail.strip(b" \t\r"):
+                self.blank.append(self.count)
+            self._tail = b""
+
+    def gaps(self, skip: int) -> tuple[str, int]:
+        """The ``line_gaps`` of the rows below the header (the first line that is not blank after ``skip`` lines) and
+        the number of rows, when each line that is not blank is one row."""
+        labels: list[int] = []
+        skipped: list[int] = []
+        blank = [number for number in self.blank if number > skip]
+        for count, number in enumerate(blank, start=1):
+            label = max(0, number - skip - count - 1)  # the row below the blank line
+            if labels and labels[-1] == label:
+                skipped[-1] = count
+            else:
+                labels.append(label)
+                skipped.append(count)
+        return RowLines.gaps(labels, skipped), max(0, self.count - skip - 1 - len(blank))
+
+
+def _record_gaps(open_text: Callable[[], BinaryIO], fmt: TableFormat, name: str) -> tuple[str, int] | None:
+    """The ``line_gaps`` and number of rows of a text table some of whose fields span lines, from its records as
+    Python's csv module reads them (quoted as pandas reads them); None when it cannot read them."""
+    first = 2 + fmt.skip_lines
+    labels: list[int] = []
+    skipped: list[int] = []
+    records = 0  # the header and the rows
+    with open_text() as raw:
+        text = io.TextIOWrapper(raw, encoding=fmt.encoding, errors="replace", newline="")
+        rows = (csv.reader(text, delimiter=" ", skipinitialspace=True) if fmt.separator == _WHITESPACE
+                else csv.reader(text, delimiter=fmt.separator))
+        end = 0
+        try:
+            for record in rows:
+                start, end = end + 1, rows.line_num
+                if start <= fmt.skip_lines or (len(record) < 2 and not any(field.strip() for field in record)):
+                    continue  # the sep= line, a blank line
+                records += 1
+                label = records - 2
+                if label >= 0 and start - first - label != (skipped[-1] if skipped else 0):
+                    labels.append(label)
+                    skipped.append(start - first - label)
+        except csv.Error as exc:  # a field over csv's size limit, a NUL
+            logger.warning("%s: lines not counted (%s): an error may name a row's line wrongly", name, exc)
+            return None
+    return RowLines.gaps(labels, skipped), max(0, records - 1)
 
 
 #: Excel's first line declaring the separator (``sep=;``; a tab as itself, or written as a backslash and t).
@@ -665,7 +776,7 @@ def _without_fields_past_header(frame: pd.DataFrame, width: int, name: str) -> p
     if len(rows):
         row = rows[0]
         value = past.iloc[row][filled.iloc[row]].iloc[0]
-        line = frame.attrs["first_data_line"] + frame.index[row]
+        line = RowLines(frame.attrs["first_data_line"], frame.attrs.get("line_gaps", "")).line(frame.index[row])
         raise DataError(f"{name}: line {line} has a value ({value!r}) past the header's {width} columns")
     return _keep_attrs(frame.iloc[:, :width], frame)
 

@@ -200,6 +200,26 @@ def test_a_row_error_names_the_rows_line_in_the_input(suffix: str, where: str, m
     assert any("2 row(s) could not be scored" in line and first in line for line in warnings), warnings
 
 
+def test_a_row_error_after_blank_lines_names_the_line_an_editor_shows(mall_store: Path, datasets_dir: Path,
+                                                                     tmp_path: Path, capsys) -> None:
+    """Blank lines hold no row (the reader skips them) but count as lines: customer 0151 below three blank lines is
+    on line 155, not 152 (the error and the warning's quote); its row in the output is still row 151."""
+    rows = _mall_rows(datasets_dir)
+    rows[150][4] = "high"
+    lines = [MALL_HEADER, *(",".join(row) for row in rows)]
+    lines[10:10] = [""]  # a blank line above customer 0010
+    lines[101:101] = ["", "  "]  # and two above customer 0100
+    data = tmp_path / "mall.csv"
+    data.write_text("\n".join(lines) + "\n")
+    assert lines[154].startswith("0151,")  # line 155 as an editor numbers them
+    out = tmp_path / "scores.csv"
+    assert _score_mall(mall_store, data, out) == 0
+    result = pd.read_csv(out, dtype={"CustomerID": str}, keep_default_na=False)
+    assert len(result) == 200 and result.loc[150, "CustomerID"] == "0151"
+    assert result.loc[150, "error"] == "line 155: Spending Score (1-100): 'high' is not a number"
+    assert any("the first (CustomerID 0151): line 155:" in line for line in _log_lines(capsys, "WARNING"))
+
+
 def test_a_row_with_every_feature_cell_blank_is_an_error_not_a_segment(mall_store: Path, datasets_dir: Path,
                                                                       tmp_path: Path) -> None:
     """Row 5 has no feature value at all (nothing to score: imputing them all would give the typical customer a

@@ -75,6 +75,18 @@ def test_merge_results_is_the_one_scored_layout_errors_at_their_file_lines():
     assert list(merged["error"]) == ["", "line 3: Age: 'old' is not a number"]
 
 
+def test_an_uploads_bad_rows_and_result_lines_count_blank_lines_as_an_editor_does():
+    """The Batch page names a row by its line in the uploaded file: blank lines and Excel's sep= line count."""
+    raw = "sep=;\nAge;Annual Income (k$);Gender\n19;15;Male\n\n\nabc;16;Female\n\n21;17;Male\n".encode()
+    frame = parse_upload(raw, "c.csv")
+    report = validate_frame(frame, VIEW)
+    assert [(p.line, p.message) for p in report.bad_rows] == [(6, "Age: 'abc' is not a number")]
+    results = pd.DataFrame({"segment_id": [1, -1, 2], "segment_name": ["X", None, "Y"], "distance": [0.1, None, 0.2],
+                            "confidence": [0.9, None, 0.8], "outlier": [False, False, False],
+                            "error": ["", "Age: 'abc' is not a number", ""]})
+    assert list(merge_results(frame, results, VIEW)["error"]) == ["", "line 6: Age: 'abc' is not a number", ""]
+
+
 @pytest.mark.parametrize("cell", ["=1+1", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "=HYPERLINK(\"http://x\")", "-",
                                   "-1e3+1", "-A1"])
 def test_formula_cells_are_quoted(cell):

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segmentation_core.errors import DataError
+from segmentation_core.errors import DataError, RowLines
 from segmentation_core.tables import match_columns, open_table, read_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -479,3 +479,57 @@ def test_a_title_above_the_header_is_an_error_saying_where_the_header_is(tmp_pat
         read_table(path)
     with pytest.raises(DataError, match=message):
         open_table(path)
+
+
+# ---- line numbers as a text editor shows them ------------------------------------------------------------
+
+def _editor_lines(text: str, ids: list[str]) -> list[int]:
+    """The 1-based line on which each row (its first field, an id unique in the text) starts, as an editor counts."""
+    lines = text.split("\n")
+    return [next(n for n, line in enumerate(lines, start=1) if line.lstrip('"').startswith(f"{i},")) for i in ids]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+@pytest.mark.parametrize("text", [
+    "id,note\nr1,a\n\nr2,b\n   \nr3,c\n\n\n\nr4,d\nr5,e\n",
+    "\n\nid,note\n\nr1,a\nr2,b\n\t\nr3,c\nr4,d\nr5,e",
+    'id,note\nr1,"two\nlines"\n\nr2,b\nr3,"three\n\nlines"\nr4,d\n\nr5,e\n',
+    "sep=,\nid,note\n\nr1,a\nr2,b\nr3,c\n\nr4,d\nr5,e\n",
+], ids=["blank-lines", "blank-above-header-whitespace-no-final-newline", "fields-spanning-lines", "sep-line"])
+def test_every_row_is_named_by_its_line_as_an_editor_shows_it(tmp_path, text, encoding):
+    """Blank lines hold no row and a quoted field may span lines: a row's line is still the one an editor shows, in
+    the whole table and in chunks, and the row count known before reading is exact."""
+    path = tmp_path / "t.csv"
+    path.write_bytes(text.replace("\n", "\r\n").encode(encoding) if encoding == "utf-16" else text.encode())
+    expected = _editor_lines(text, ["r1", "r2", "r3", "r4", "r5"])
+    frame = read_table(path)
+    lines = RowLines.of(frame.attrs)
+    assert [lines.line(label) for label in frame.index] == expected
+    assert lines.lines(frame.index.to_numpy()).tolist() == expected
+    chunks = list(open_table(path).chunks(2))
+    assert [RowLines.of(chunk.attrs).line(label) for chunk in chunks for label in chunk.index] == expected
+    assert open_table(path).total_rows == 5 == len(frame)
+    bad = path.with_name("bad.csv")  # a value past the header on r4's line: the error names that line
+    bad.write_bytes(text.replace("r4,d", "r4,d,x").encode())
+    with pytest.raises(DataError, match=rf"line {expected[3]} has a value \('x'\) past the header's 2 columns"):
+        read_table(bad)
+
+
+def test_a_number_error_after_blank_lines_names_the_line_an_editor_shows(tmp_path):
+    """The training job's reading of a column (segmentation_core.parsing) counts blank lines too."""
+    from segmentation_core.parsing import to_numeric
+
+    frame = read_table(_write(tmp_path, "id,spend\n1,10\n\n\n2,20\n\n3,lots\n"))
+    with pytest.raises(DataError, match=r"'lots' at line 7 "):
+        to_numeric(frame["spend"], "spend", RowLines.of(frame.attrs))
+
+
+def test_utf16_row_count_is_the_number_of_rows(tmp_path, datasets_dir):
+    """Excel's "Unicode Text" ends each line with two bytes (0x0A 0x00): the count known before reading was one
+    too high."""
+    mall = read_table(datasets_dir / "Mall_Customers.csv")
+    for encoding in ("utf-16", "utf-16-le", "utf-16-be"):
+        path = tmp_path / f"mall-{encoding}.txt"
+        body = mall.to_csv(sep="\t", index=False, lineterminator="\r\n")
+        path.write_bytes((b"" if encoding == "utf-16" else "\ufeff".encode(encoding)) + body.encode(encoding))
+        assert open_table(path).total_rows == 200, encoding

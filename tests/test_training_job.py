@@ -297,6 +297,9 @@ BAD_DATA = {
     "missing column": ("CustomerID,Income,Spending Score (1-100)\n1,10,20\n2,30,40\n", "Annual Income (k$)"),
     "text in a numeric column": ("CustomerID,Annual Income (k$),Spending Score (1-100)\n1,15,39\n2,lots,81\n3,16,6\n",
                                  "'lots'"),
+    # Blank lines hold no row but count as lines: 'lots' is on line 5 as an editor shows it (was "line 3").
+    "text after blank lines": ("CustomerID,Annual Income (k$),Spending Score (1-100)\n1,15,39\n\n\n2,lots,81\n"
+                               "3,16,6\n", "'lots' at line 5 "),
 }
 
 
@@ -311,6 +314,18 @@ def test_bad_data_exits_2_naming_the_problem_and_publishes_nothing(case: str, ma
     err = capsys.readouterr().err
     assert expected in err, err
     assert visible_state(mall_store) == before
+
+
+def test_an_uploaded_table_keeps_its_line_numbers_for_the_training_service(tmp_path: Path) -> None:
+    """The training service trains from an upload's cached Parquet copy: the lines an editor shows (blank lines
+    counted) survive it, so a job's error names the same line as the command line's."""
+    from segmentation_core.errors import RowLines
+    from training_job.datasets import DataFolder
+
+    folder = DataFolder(tmp_path)
+    info = folder.store([b"id,spend\n1,10\n\n\n2,20\n\n3,30\n"], "c.csv")
+    frame = folder.frame(info.dataset_id)
+    assert [RowLines.of(frame.attrs).line(label) for label in frame.index] == [2, 5, 7]
 
 
 def test_a_store_that_is_a_file_is_refused_before_any_work(datasets_dir: Path, tmp_path: Path, capsys) -> None:

@@ -25,7 +25,7 @@ import pandas as pd
 from segmentation_core.artefact import Artefact, read_artefact
 from segmentation_core.clv import FIGURES, describe_problem, input_problems
 from segmentation_core import scored
-from segmentation_core.errors import DataError, number_error
+from segmentation_core.errors import DataError, RowLines, number_error
 from segmentation_core.parsing import strip_text
 from segmentation_core.recipe import CLV_INPUTS, Recipe, aggregate, check_features, is_log_table
 from segmentation_core.store import ModelStore
@@ -92,7 +92,7 @@ def score_frame(artefact: Artefact, frame: pd.DataFrame, *, as_of: str | None = 
     if artefact.clv is not None and not clv_missing:  # as the service: CLV when the table has the CLV inputs
         _add_clv(artefact, results, [customers[clv_columns[name]] for name in CLV_INPUTS])
     if used_as_of is None:
-        results["error"] = scored.located(results["error"], frame.attrs.get("first_data_line"))
+        results["error"] = scored.located(results["error"], RowLines.of(frame.attrs))
     numeric = {columns[f.name] for f in schema.numeric}
     result = scored.scored_table(customers, results, id_name=id_name, features=list(columns.values()),
                                  numeric=numeric, inputs=inputs, id_output=id_output, as_of=used_as_of)

@@ -122,7 +122,7 @@ class DataFolder:
             info = DatasetInfo(dataset_id=dataset_id, filename=name, size_bytes=size,
                                sha256="sha256:" + digest.hexdigest(), rows=int(len(frame)),
                                column_count=int(len(frame.columns)), uploaded_at=_now(), file=stored.name)
-            meta = {**asdict(info), "attrs": {"first_data_line": frame.attrs.get("first_data_line")}}
+            meta = {**asdict(info), "attrs": {key: frame.attrs.get(key) for key in ("first_data_line", "line_gaps")}}
             part = known.with_suffix(".json.tmp")
             part.write_text(json.dumps(meta, indent=1))
             os.replace(part, known)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from segmentation_core import derived as derived_columns
+from segmentation_core.errors import RowLines
 from segmentation_core.parsing import format_ids, parse_dates, strip_text, to_numeric
 from segmentation_core.recipe import RFM_COLUMNS, CleanLog, clean_log, customer_table
 from training_job.cleaning import CleaningReport, apply_valid_ranges, as_categorical
@@ -75,7 +76,7 @@ def _prepare_transactions(frame: pd.DataFrame, config: TrainingConfig) -> Prepar
 
 def _prepare_customers(frame: pd.DataFrame, config: TrainingConfig) -> PreparedTable:
     data, cleaning = config.data, config.cleaning
-    first_line = frame.attrs.get("first_data_line")
+    first_line = RowLines.of(frame.attrs)
     report = CleaningReport(kind="customers", rows_in=len(frame))
     numeric, categorical = list(data.numeric), list(data.categorical)
     if not numeric and not categorical:
@@ -148,7 +149,7 @@ def _derive(config: TrainingConfig, columns: dict[str, pd.Series], index: pd.Ind
 
 
 def _finish(columns: dict[str, pd.Series], ids: pd.Series, numeric: list[str], categorical: list[str],
-            config: TrainingConfig, report: CleaningReport, *, first_data_line: int | None) -> PreparedTable:
+            config: TrainingConfig, report: CleaningReport, *, first_data_line: RowLines | None) -> PreparedTable:
     features = pd.DataFrame(
         {**{name: columns[name].astype("float64") for name in numeric},
          **{name: as_categorical(columns[name]) for name in categorical}},
