@@ -138,8 +138,8 @@ def scoring_input(frame: pd.DataFrame, view: ModelView) -> pd.DataFrame:
         elif name in numeric:
             blank = _blank(series)
             parsed = pd.to_numeric(series.where(~blank), errors="coerce")
-            bad = parsed.isna() & ~blank
-            if bad.any():  # keep the text: the client reports it on its row instead of imputing it
+            bad = (parsed.isna() | ~parsed.abs().lt(math.inf)) & ~blank
+            if bad.any():  # keep the text ('abc', '1e400'): the client reports it as written on its row, not imputed
                 parsed = parsed.astype(object)
                 parsed[bad] = series[bad]
             data[name] = parsed

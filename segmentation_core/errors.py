@@ -129,11 +129,32 @@ def describe_row(label: object, first_data_line: "RowLines | int | None") -> str
     return f"row {label!r}"
 
 
+#: What a number out of float64's range (text such as '1e400', which reads as infinity) is told.
+OUT_OF_RANGE = "is out of range (a number is at most ±1.8e308)"
+_INFINITY = frozenset({"inf", "infinity"})
+
+
+def out_of_range(value: object) -> bool:
+    """Whether ``value`` is text of a number too large for float64 ('1e400', '-2e308'): it reads as infinity, but it
+    is not an infinity as written ('inf', '-Infinity')."""
+    if not isinstance(value, str):
+        return False
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return False
+    return math.isinf(number) and text.lstrip("+-").casefold() not in _INFINITY
+
+
 def number_error(name: str, value: object) -> str:
     """The one wording for a numeric field's value that cannot be scored, whichever path met it: text that is no
     number ("Age: 'abc' is not a number"), an infinite value ("Age: inf is not a finite number", text as typed:
-    "Age: '1e400' is not a finite number")."""
+    "Age: 'inf' is not a finite number"), text of a number too large for a float as written ("Age: '1e400' is out
+    of range (a number is at most ±1.8e308)")."""
     shown = quoted(value) if isinstance(value, (str, bytes)) else str(value)
+    if out_of_range(value):
+        return f"{name}: {shown} {OUT_OF_RANGE}"
     try:
         number = float(value.strip() if isinstance(value, str) else value)  # type: ignore[arg-type]
     except (TypeError, ValueError):

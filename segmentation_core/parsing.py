@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from segmentation_core.errors import DataError, RowLines, describe_row
+from segmentation_core.errors import OUT_OF_RANGE, DataError, RowLines, describe_row, out_of_range
 
 __all__ = [
     "detect_date_format", "format_ids", "formatted_numbers", "looks_like_dates", "parse_dates", "strip_text",
@@ -117,6 +117,9 @@ def to_numeric(values: pd.Series, column: str, first_data_line: RowLines | int |
     infinite = np.isinf(numbers.to_numpy(dtype="float64", na_value=np.nan))
     if infinite.any():
         label = numbers.index[int(infinite.argmax())]
+        if out_of_range(values[label]):
+            raise DataError(f"column {column!r}: {values[label]!r} at {describe_row(label, first_data_line)} "
+                            f"{OUT_OF_RANGE} ({int(infinite.sum())} infinite or out-of-range value(s))")
         raise DataError(
             f"column {column!r} has the infinite value {_shown(values[label])} at "
             f"{describe_row(label, first_data_line)} "

@@ -11,7 +11,8 @@ the bytes of a file (an upload) or a binary file object.
 
 Text (and a workbook's cells) is read as text and then each column that holds only numbers is converted, so that
 nothing the file says is lost on the way in: zero-padded identifiers (``0001``) and integers too long for a
-float64 (past 2**53: a 19-digit card number) stay text, ``TRUE``/``FALSE`` stay as written, a column of
+float64 (past 2**53: a 19-digit card number) and a column with an infinity ('inf', or '1e400', beyond a float's
+range) stay text, ``TRUE``/``FALSE`` stay as written, a column of
 numbers as spreadsheets format them ('$1,234.50', '1.234,5 €', '45%') is numbers when one decimal mark reads
 every cell, and a numeric column with one stray word stays text, so that the caller can quote that word and
 its line.
@@ -803,8 +804,11 @@ def _convert_numeric_columns(frame: pd.DataFrame) -> pd.DataFrame:
             converted[column] = _formatted_or_text(values, sample, column, attrs.get("source", "the table"))
             continue
         full = _to_numbers(values)
-        if int(full.notna().sum()) != int(present.sum()) or _has_inexact_integers(values, full):
-            converted[column] = values  # a word among the numbers, or digits a float drops: the column stays text
+        if int(full.notna().sum()) != int(present.sum()) or _has_inexact_integers(values, full) \
+                or np.isinf(full.to_numpy()).any():
+            # A word among the numbers, digits a float drops, or an infinity ('inf', or '1e400': out of a float's
+            # range): the column stays text, so that an error quotes the cell as written.
+            converted[column] = values
             continue
         whole = not full.isna().any() and (full == full.round()).all() and full.abs().max() < _FLOAT_EXACT
         converted[column] = full.astype("int64") if whole else full.astype("float64")

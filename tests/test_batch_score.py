@@ -146,9 +146,12 @@ def _log_lines(capsys, level: str) -> list[str]:
 
 # ("$16,000" in a column of numbers is a number: the reader takes a column of spreadsheet-formatted numbers,
 # tests/test_tables.py.)
-@pytest.mark.parametrize("value", ["young", '"19,5"', "16k"], ids=["word", "comma", "unit"])
-def test_a_number_that_does_not_parse_is_an_error_on_its_row(value: str, mall_store: Path, datasets_dir: Path,
-                                                            tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize(("value", "said"), [("young", "is not a number"), ('"19,5"', "is not a number"),
+                                             ("16k", "is not a number"),
+                                             ("1e400", "is out of range (a number is at most ±1.8e308)")],
+                         ids=["word", "comma", "unit", "beyond-a-float"])
+def test_a_number_that_does_not_parse_is_an_error_on_its_row(value: str, said: str, mall_store: Path,
+                                                            datasets_dir: Path, tmp_path: Path, capsys) -> None:
     """Row 3 has text in a numeric feature: segment_id -1 and an error naming the column and the value, as the
     client CLI gives it; row 5's blank income is imputed (as documented), and every other row keeps its label."""
     rows = _mall_rows(datasets_dir)
@@ -161,7 +164,7 @@ def test_a_number_that_does_not_parse_is_an_error_on_its_row(value: str, mall_st
     result = pd.read_csv(out, dtype={"CustomerID": str}, keep_default_na=False)
     shown = value.strip('"')
     assert result.loc[2, "segment_id"] == -1
-    assert result.loc[2, "error"] == f"line 4: Annual Income (k$): {shown!r} is not a number"
+    assert result.loc[2, "error"] == f"line 4: Annual Income (k$): {shown!r} {said}"
     assert result.loc[2, "segment_name"] == "" and result.loc[2, "distance"] == ""
     others = result.drop(index=[2, 4])
     labels = _training_labels(mall_store, "customers")

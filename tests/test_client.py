@@ -263,20 +263,23 @@ def test_cli_scores_a_csv_end_to_end(target: str, pipeline, mall: pd.DataFrame, 
     frame = mall[["CustomerID", *FEATURES]].copy()
     frame["Annual Income (k$)"] = frame["Annual Income (k$)"].astype(float)
     frame.loc[7, "Annual Income (k$)"] = np.inf
+    frame["Age"] = frame["Age"].astype(object)
+    frame.loc[9, "Age"] = "1e400"  # beyond a float: the error quotes it as written (was "Age: inf is not ...")
     source = tmp_path / "customers.csv"
     # A semicolon-separated file with a byte-order mark, as Excel writes it in many locales.
     source.write_bytes(b"\xef\xbb\xbf" + frame.to_csv(index=False, sep=";").encode())
     out = tmp_path / "scored.csv"
     done = _cli("score", str(source), "-o", str(out), "--batch-rows", "50", env={"SCORING_TARGET": target})
     assert done.returncode == 0, done.stderr
-    assert "scored 200 rows (1 with an error)" in done.stdout
+    assert "scored 200 rows (2 with an error)" in done.stdout
     scored = pd.read_csv(out, sep=";", dtype={"CustomerID": str}, keep_default_na=False)
     assert list(scored.columns) == ["CustomerID", "segment_id", "segment_name", "distance", "confidence",
                                     "outlier", "error"]
     assert scored["CustomerID"].tolist() == mall["CustomerID"].tolist()  # "0001" stays "0001"
     assert scored["segment_id"].dtype == np.int64
     assert scored.loc[7, "segment_id"] == -1 and "Annual Income (k$)" in scored.loc[7, "error"]
-    ok = scored.index != 7
+    assert scored.loc[9, "segment_id"] == -1 and scored.loc[9, "error"] == "Age: '1e400' is out of range (a number is at most ±1.8e308)"
+    ok = ~scored.index.isin([7, 9])
     np.testing.assert_array_equal(scored.loc[ok, "segment_id"], pipeline.predict(mall[FEATURES])[ok])
     assert (scored.loc[ok, "error"] == "").all()
     assert not list(tmp_path.glob(".scored.csv.*"))  # the temporary file was renamed away

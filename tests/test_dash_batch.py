@@ -53,8 +53,10 @@ def test_validation_reports_missing_columns_and_bad_rows_by_file_line():
 
 
 def test_scoring_input_parses_numbers_keeps_bad_text_and_blank_means_missing():
-    frame = pd.DataFrame({"Age": ["19", "abc", " "], "Gender": ["Male", None, "Female"], "id": ["1", "2", "3"]})
+    frame = pd.DataFrame({"Age": ["19", "abc", " ", "1e400"], "Gender": ["Male", None, "Female", "Male"],
+                          "id": ["1", "2", "3", "4"]})
     features = scoring_input(frame, VIEW)
+    assert features.loc[3, "Age"] == "1e400"  # beyond a float: the client's error quotes it, not inf
     assert list(features.columns) == ["Age", "Gender"]
     assert features.loc[0, "Age"] == 19.0 and features.loc[1, "Age"] == "abc" and pd.isna(features.loc[2, "Age"])
     assert features.loc[1, "Gender"] == ""
@@ -141,9 +143,9 @@ def test_job_registry_reports_progress_result_and_failure():
 
 @pytest.mark.parametrize("value, message", [
     ("abc", "Age: 'abc' is not a number"), (" 1,5 ", "Age: ' 1,5 ' is not a number"),
-    ("inf", "Age: 'inf' is not a finite number"), ("1e400", "Age: '1e400' is not a finite number"),
+    ("inf", "Age: 'inf' is not a finite number"), ("1e400", "Age: '1e400' is out of range (a number is at most ±1.8e308)"), ("-2e308", "Age: '-2e308' is out of range (a number is at most ±1.8e308)"),
     (float("-inf"), "Age: -inf is not a finite number"), (None, "Age: None is not a number"),
-], ids=["text", "comma", "inf-text", "overflow-text", "minus-inf", "none"])
+], ids=["text", "comma", "inf-text", "overflow-text", "negative-overflow-text", "minus-inf", "none"])
 def test_one_wording_for_a_number_that_cannot_be_scored_on_every_path(value, message):
     from segmentation_core.errors import number_error
 

@@ -74,7 +74,7 @@ def test_predict_refuses_a_typed_comma_it_cannot_settle_naming_the_field_and_bot
     assert predict.validate_number("1,234", monetary)[1] == "Monetary: '1,234' is ambiguous: write 1.234 or 1234."
     assert predict.validate_number("0,5", monetary)[1] == "Monetary: '0,5' is ambiguous: write 0.5 or 5."
     assert predict.validate_number("abc", monetary) == (predict.ERROR, "Monetary: 'abc' is not a number.")
-    assert predict.validate_number("1e400", monetary) == (predict.ERROR, "Monetary: '1e400' is not a finite number.")
+    assert predict.validate_number("1e400", monetary) == (predict.ERROR, "Monetary: '1e400' is out of range (a number is at most ±1.8e308).")
     assert predict.validate_number("1.234,5", monetary) == (predict.OK, "")
     assert predict.validate_number(" 12.5 ", monetary) == (predict.OK, "")
     view = type("View", (), {"numeric_features": [monetary], "categorical_features": []})()
@@ -83,7 +83,7 @@ def test_predict_refuses_a_typed_comma_it_cannot_settle_naming_the_field_and_bot
     assert predict.clv_inputs({"RepeatPurchases": "3", "LastPurchaseTime": "12,5", "CustomerAge": "1e400",
                                "AvgRepeatValue": "1,234.5"}) == ({}, [
         "Lifetime value: LastPurchaseTime: '12,5' is ambiguous: write 12.5 or 125.",
-        "Lifetime value: CustomerAge: '1e400' is not a finite number."])
+        "Lifetime value: CustomerAge: '1e400' is out of range (a number is at most ±1.8e308)."])
     assert predict.clv_inputs({"RepeatPurchases": "3", "LastPurchaseTime": "12.5", "CustomerAge": "20",
                                "AvgRepeatValue": "1,234.5"})[0]["AvgRepeatValue"] == 1234.5
     # The boxes are text, so the callback gets what was typed, not what the browser made of it.

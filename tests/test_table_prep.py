@@ -220,7 +220,16 @@ def test_text_in_numeric_column_names_value_and_line(tmp_path):
 @pytest.mark.parametrize("cell", ["inf", "-Infinity"])
 def test_an_infinite_value_names_its_value_and_line(tmp_path, cell):
     path = _write(tmp_path, f"CustomerID,Annual Income (k$),Spending Score (1-100)\n1,15,39\n2,16,81\n3,{cell},6\n")
-    with pytest.raises(DataError, match=r"'Annual Income \(k\$\)' has the infinite value -?inf at line 4"):
+    with pytest.raises(DataError, match=rf"'Annual Income \(k\$\)' has the infinite value '{cell}' at line 4"):
+        prepare_table(read_table(path), load_preset("mall"))
+
+
+@pytest.mark.parametrize("cell", ["1e400", "-2e308"])
+def test_a_number_beyond_a_float_is_out_of_range_as_written(tmp_path, cell):
+    """Was: "has the infinite value inf" for a cell that says 1e400."""
+    path = _write(tmp_path, f"CustomerID,Annual Income (k$),Spending Score (1-100)\n1,15,39\n2,16,81\n3,{cell},6\n")
+    with pytest.raises(DataError, match=rf"column 'Annual Income \(k\$\)': '{cell}' at line 4 is out of range "
+                                        r"\(a number is at most ±1.8e308\)"):
         prepare_table(read_table(path), load_preset("mall"))
 
 

@@ -533,3 +533,9 @@ def test_utf16_row_count_is_the_number_of_rows(tmp_path, datasets_dir):
         body = mall.to_csv(sep="\t", index=False, lineterminator="\r\n")
         path.write_bytes((b"" if encoding == "utf-16" else "\ufeff".encode(encoding)) + body.encode(encoding))
         assert open_table(path).total_rows == 200, encoding
+
+
+def test_a_column_with_a_number_beyond_a_float_stays_text_so_errors_quote_it(tmp_path):
+    """'1e400' reads as infinity: the column stays text (as with a stray word), so that an error says '1e400'."""
+    frame = read_table(_write(tmp_path, "id,spend,visits\n1,10,3\n2,1e400,4\n3,-inf,5\n"))
+    assert frame["spend"].tolist() == ["10", "1e400", "-inf"] and frame["visits"].dtype == np.int64

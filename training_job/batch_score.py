@@ -214,7 +214,9 @@ def _numbers(values: pd.Series, column: str) -> tuple[pd.Series, dict[int, str]]
     if pd.api.types.is_numeric_dtype(text):
         return values, {}
     numbers = pd.to_numeric(text, errors="coerce").astype("float64")
-    bad = np.flatnonzero(numbers.isna().to_numpy() & text.notna().to_numpy())
+    # Not a number, or text beyond a float's range ('1e400', read as infinity): the error quotes the cell as written.
+    bad = np.flatnonzero((numbers.isna().to_numpy() | np.isinf(numbers.to_numpy())) & text.notna().to_numpy())
+    numbers = numbers.where(~np.isinf(numbers.to_numpy()))
     present = numbers.dropna()
     if (present == present.round()).all() and (present.abs() < 2**53).all():
         numbers = numbers.astype("Int64")

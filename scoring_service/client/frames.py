@@ -146,8 +146,9 @@ def frame_job(frame: pd.DataFrame, schema: Schema, batch_rows: int) -> FrameJob:
             numeric[name] = np.ascontiguousarray(raw.to_numpy(dtype=dtype, na_value=np.nan))
             continue
         array = np.ascontiguousarray(pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan))
-        # A text value that is not a number would otherwise become NaN and be imputed silently.
-        bad = np.flatnonzero(np.isnan(array) & raw.notna().to_numpy())
+        # A text value that is not a number would otherwise become NaN and be imputed silently; one beyond a float's
+        # range ('1e400') would become inf, and its error would say inf rather than what was written.
+        bad = np.flatnonzero(~np.isfinite(array) & raw.notna().to_numpy())
         for row, value in zip(bad.tolist(), raw.iloc[bad].tolist()):
             local_errors.setdefault(row, number_error(name, value))
         numeric[name] = array.astype(CLV_PRECISION) if name in single else array
