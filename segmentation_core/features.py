@@ -325,17 +325,17 @@ def _fit_categorical(name: str, values: Sequence[Any], options: FitOptions) -> C
 
 
 def _category_label(value: Any) -> str | None:
-    """A category value as the string the schema matches on; None for missing."""
-    if value is None:
+    """A category value as the string the schema matches on; None for missing: None, NaN, pandas' NA or empty text.
+    Text is a level as written, "None" and "NA" included (an education level, North America), as the table reader
+    reads a text column (``segmentation_core.tables.MISSING_TOKENS``)."""
+    if value is None or type(value).__name__ == "NAType":  # pandas' NA, without importing pandas
         return None
-    if isinstance(value, float) and math.isnan(value):
+    if isinstance(value, (float, np.floating)) and math.isnan(value):
         return None
     if isinstance(value, (bool, np.bool_)):
         return "TRUE" if value else "FALSE"
     text = str(value).strip()
-    if text in ("", "nan", "NaN", "None", "<NA>"):
-        return None
-    return text
+    return text or None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,9 @@ float64 (past 2**53: a 19-digit card number) and a column with an infinity ('inf
 range) stay text, ``TRUE``/``FALSE`` stay as written, a column of
 numbers as spreadsheets format them ('$1,234.50', '1.234,5 €', '45%') is numbers when one decimal mark reads
 every cell, and a numeric column with one stray word stays text, so that the caller can quote that word and
-its line.
+its line. An empty cell is missing; a cell written as one of pandas' NA tokens (:data:`MISSING_TOKENS`: 'NA',
+'None', 'null' ...) is missing in a column of numbers only: in a text column it is a value as written ('NA' for
+North America), and the log says per column what each token became.
 
 ``max_bytes`` bounds what a table may hold once decompressed (a gzip bomb: 50 MB of gzip can expand to
 50 GB of text): the text's bytes, counted as it is scanned before parsing, an .xlsx workbook's uncompressed
@@ -57,7 +59,7 @@ from segmentation_core.errors import DataError, RowLines
 from segmentation_core.parsing import formatted_numbers
 
 __all__ = ["TableSource", "TableFormat", "Table", "TableTooLarge", "open_table", "read_table", "match_columns",
-           "atomic_output"]
+           "atomic_output", "MISSING_TOKENS"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +80,12 @@ _LEADING_ZERO = re.compile(r"^[+-]?0\d")
 _DIGITS = re.compile(r"^[+-]?\d+$")
 _FLOAT_EXACT = 2**53
 _SAMPLE_VALUES = 1000
+#: The cells pandas reads as missing by default (its ``na_values``; R writes ``NA``, pandas ``NaN`` or nothing,
+#: databases ``NULL``). In a column of numbers such a cell is missing (it is no number); in a text column it is a value
+#: as written ("NA" for North America, "None" for an education level): there only an empty cell is missing. The log
+#: says what each token became, per column (:func:`_log_missing_tokens`).
+MISSING_TOKENS = frozenset({"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                            "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
 _READ_CHUNK_ROWS = 50_000
 
 
@@ -118,6 +126,7 @@ class Table:
         if len(frame) == 0:
             raise DataError(f"{self.name}: has a header ({_preview(frame.columns)}) but no data rows")
         logger.info("read %s: %d rows x %d columns", self.name, len(frame), len(frame.columns))
+        _log_missing_tokens(self.name, frame.attrs)
         return frame
 
     def chunks(self, rows: int) -> Iterator[pd.DataFrame]:
@@ -125,10 +134,45 @@ class Table:
         if rows < 1:
             raise ValueError(f"rows={rows} should be >= 1")
         offset = 0
+        tokens: dict[str, Any] = {}
         for frame in self._reader(rows):
             frame.index = pd.RangeIndex(offset, offset + len(frame))
             offset += len(frame)
+            tokens = _added_tokens(tokens, frame.attrs)
             yield frame
+        _log_missing_tokens(self.name, tokens)
+
+
+def _added_tokens(total: dict[str, Any], attrs: dict[str, Any]) -> dict[str, Any]:
+    """``missing_tokens`` and ``kept_tokens`` (column -> token -> cells) of two chunks' attrs added up."""
+    added: dict[str, Any] = {}
+    for key in ("missing_tokens", "kept_tokens"):
+        ours, theirs = total.get(key, {}), attrs.get(key, {})
+        added[key] = {column: _tally(ours.get(column, {}), theirs.get(column, {})) for column in {*ours, *theirs}}
+    return added
+
+
+def _tally(*counts: dict[str, int]) -> dict[str, int]:
+    """Counts (token -> cells) added up."""
+    total: dict[str, int] = {}
+    for count in counts:
+        for token, n in count.items():
+            total[token] = total.get(token, 0) + n
+    return total
+
+
+def _log_missing_tokens(name: str, attrs: dict[str, Any]) -> None:
+    """Say, per column, how many cells each of :data:`MISSING_TOKENS` made missing (a column of numbers) or was
+    kept as a value (a text column)."""
+    def cells(tokens: dict[str, int]) -> str:
+        return ", ".join(f"{token!r} ({n:,} cell{'s' * (n != 1)})"
+                         for token, n in sorted(tokens.items(), key=lambda item: -item[1]))
+
+    for column, tokens in attrs.get("missing_tokens", {}).items():
+        logger.info("%s: column %r: %s read as missing (a column of numbers)", name, column, cells(tokens))
+    for column, tokens in attrs.get("kept_tokens", {}).items():
+        logger.info("%s: column %r: %s kept as a value, not missing (a text column: only an empty cell is missing "
+                    "there)", name, column, cells(tokens))
 
 
 def read_table(source: TableSource, *, name: str | None = None, max_bytes: int | None = None) -> pd.DataFrame:
@@ -331,7 +375,8 @@ def _open_excel(src: _Source, max_bytes: int | None = None) -> Table:
     try:
         with src.open() as handle:
             # As text, then converted as text files are: a text cell "0001" keeps its zeros.
-            frame = pd.read_excel(handle, sheet_name=0, engine="openpyxl", dtype=str)
+            frame = pd.read_excel(handle, sheet_name=0, engine="openpyxl", dtype=str, keep_default_na=False,
+                                  na_values=[""])
     except Exception as exc:  # openpyxl/zipfile raise many types for non-workbooks
         raise DataError(f"{src.name}: not a readable .xlsx workbook ({exc})") from exc
     frame.columns = _stripped_names(frame.columns, src.name)
@@ -396,7 +441,9 @@ def _open_text(src: _Source, *, compressed: bool, max_bytes: int | None = None) 
         # The header line is read as the first row (header=None), so that pandas expects len(names) fields of each
         # row (with header=0 it would expect the header's, or drop past them unseen when the first data row is
         # longer). Cells are stripped later, column by column: pandas' skipinitialspace costs seconds on large files.
-        return pd.read_csv(handle, sep=separator, dtype=str, encoding=encoding, encoding_errors="replace",
+        # Only an empty field is missing as read; MISSING_TOKENS are decided column by column (_convert_numeric_columns).
+        return pd.read_csv(handle, sep=separator, dtype=str, keep_default_na=False, na_values=[""],
+                           encoding=encoding, encoding_errors="replace",
                            header=None, names=names, index_col=False, skiprows=fmt.skip_lines, iterator=True,
                            **options)
 
@@ -784,37 +831,49 @@ def _without_fields_past_header(frame: pd.DataFrame, width: int, name: str) -> p
 
 def _convert_numeric_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """Turn text columns that hold only numbers into numbers (int64 when whole, else float64; text still when an
-    integer is written with more digits than a float64 keeps). Consumes ``frame`` (each text column is dropped as
-    soon as it is converted) and works with masks rather than copies of the column, so that a large table is not
-    held several times over while it is converted."""
+    integer is written with more digits than a float64 keeps), a cell written as one of :data:`MISSING_TOKENS`
+    missing among them; a text column keeps those cells as written. What the tokens became is counted in
+    ``attrs["missing_tokens"]`` and ``attrs["kept_tokens"]`` (column -> token -> cells). Consumes ``frame`` (each
+    text column is dropped as soon as it is converted) and works with masks rather than copies of the column, so
+    that a large table is not held several times over while it is converted."""
     converted = {}
     index, attrs = frame.index, dict(frame.attrs)
+    missing_tokens: dict[str, dict[str, int]] = {}
+    kept_tokens: dict[str, dict[str, int]] = {}
     for column in list(frame.columns):
         values = frame.pop(column).str.strip()
         empty = values.eq("").to_numpy(dtype=bool, na_value=False)
         if empty.any():
             values = values.where(~empty)
-        present = values.notna().to_numpy()
-        if not present.any() or values.str.match(_LEADING_ZERO, na=False).any():
-            converted[column] = values
-            continue
-        # A sample decides most text columns cheaply; parsing 500k strings that are not numbers is slow.
-        sample = values.iloc[np.flatnonzero(present)[:_SAMPLE_VALUES]]
-        if not _all_numbers(sample):
-            converted[column] = _formatted_or_text(values, sample, column, attrs.get("source", "the table"))
-            continue
-        full = _to_numbers(values)
-        if int(full.notna().sum()) != int(present.sum()) or _has_inexact_integers(values, full) \
-                or np.isinf(full.to_numpy()).any():
-            # A word among the numbers, digits a float drops, or an infinity ('inf', or '1e400': out of a float's
-            # range): the column stays text, so that an error quotes the cell as written.
-            converted[column] = values
-            continue
-        whole = not full.isna().any() and (full == full.round()).all() and full.abs().max() < _FLOAT_EXACT
-        converted[column] = full.astype("int64") if whole else full.astype("float64")
+        tokens = values.isin(MISSING_TOKENS).to_numpy(dtype=bool, na_value=False)
+        numbers = _numbers_of(values.where(~tokens) if tokens.any() else values, column, attrs)
+        converted[column] = values if numbers is None else numbers
+        if tokens.any():
+            counts = {str(token): int(n) for token, n in values[tokens].value_counts(sort=False).items()}
+            (kept_tokens if numbers is None else missing_tokens)[column] = counts
     result = pd.DataFrame(converted, index=index, copy=False)  # not a copy of the chunk (pandas 3 copies by default)
-    result.attrs.update(attrs)
+    result.attrs.update(attrs, missing_tokens=missing_tokens, kept_tokens=kept_tokens)
     return result
+
+
+def _numbers_of(values: pd.Series, column: str, attrs: dict[str, Any]) -> pd.Series | None:
+    """A stripped text column (blank: missing) as numbers when it holds only numbers, else None (it stays text)."""
+    present = values.notna().to_numpy()
+    if not present.any() or values.str.match(_LEADING_ZERO, na=False).any():
+        return None
+    # A sample decides most text columns cheaply; parsing 500k strings that are not numbers is slow.
+    sample = values.iloc[np.flatnonzero(present)[:_SAMPLE_VALUES]]
+    if not _all_numbers(sample):
+        numbers = _formatted_or_text(values, sample, column, attrs.get("source", "the table"))
+        return None if numbers is values else numbers
+    full = _to_numbers(values)
+    if int(full.notna().sum()) != int(present.sum()) or _has_inexact_integers(values, full) \
+            or np.isinf(full.to_numpy()).any():
+        # A word among the numbers, digits a float drops, or an infinity ('inf', or '1e400': out of a float's
+        # range): the column stays text, so that an error quotes the cell as written.
+        return None
+    whole = not full.isna().any() and (full == full.round()).all() and full.abs().max() < _FLOAT_EXACT
+    return full.astype("int64") if whole else full.astype("float64")
 
 
 def _formatted_or_text(values: pd.Series, sample: pd.Series, column: str, source: str) -> pd.Series:
@@ -842,24 +901,33 @@ def _joined(chunks: list[pd.DataFrame], text_columns: Callable[[list[int]], dict
     """One frame of chunks converted one by one (:func:`_convert_numeric_columns`), typed as if converted whole:
     a column of numbers in every chunk (or blank in some) is numbers (int64 only when every chunk's is); a column
     of text in every chunk is text; one of numbers in some chunks and text in others is read again as text
-    (``text_columns``: position -> column), since its numbers no longer say how they were written. Consumes
-    ``chunks`` column by column."""
+    (``text_columns``: position -> column), since its numbers no longer say how they were written. A chunk whose
+    cells are all blank or :data:`MISSING_TOKENS` is missing in a column of numbers. Consumes ``chunks`` column by
+    column."""
     first = chunks[0]
     names, attrs = list(first.columns), dict(first.attrs)
+    tokens: dict[str, Any] = {}
+    for chunk in chunks:
+        tokens = _added_tokens(tokens, chunk.attrs)
     columns: dict[int, pd.Series] = {}
     mixed: list[int] = []
     for position, name in enumerate(names):
         parts = [chunk.pop(name) for chunk in chunks]
         numbers = [_is_numbers(part) for part in parts]
-        blank = [not n and bool(part.isna().all()) for n, part in zip(numbers, parts)]
+        blank = [not n and bool((part.isna() | part.isin(MISSING_TOKENS)).all()) for n, part in zip(numbers, parts)]
         if all(numbers) or not any(numbers):
             columns[position] = pd.concat(parts, ignore_index=True)
         elif all(n or b for n, b in zip(numbers, blank)):
-            columns[position] = pd.concat([part if n else part.astype("float64") for n, part in zip(numbers, parts)],
-                                          ignore_index=True)
+            columns[position] = pd.concat([part if n else pd.Series(np.nan, index=part.index, dtype="float64")
+                                           for n, part in zip(numbers, parts)], ignore_index=True)
         else:
             mixed.append(position)
     columns.update(text_columns(mixed) if mixed else {})
+    counted = {column: _tally(tokens["missing_tokens"].get(column, {}), tokens["kept_tokens"].get(column, {}))
+               for column in [*tokens["missing_tokens"], *tokens["kept_tokens"]]}
+    numeric = {names[position] for position, column in columns.items() if _is_numbers(column)}
+    attrs["missing_tokens"] = {column: n for column, n in counted.items() if column in numeric}
+    attrs["kept_tokens"] = {column: n for column, n in counted.items() if column not in numeric}
     # copy=False: pandas 3 copies a dict of Series by default, the whole table once more at the peak (a 51 MB
     # CSV read on the Batch page: the dashboard's peak RSS 463 MiB with the copy, 402-413 MiB without).
     frame = pd.DataFrame({names[position]: columns[position] for position in range(len(names))}, copy=False)

@@ -89,3 +89,17 @@ def test_a_long_date_range_is_counted_by_quarter_or_year() -> None:
     quarters = frame.assign(signup=days.iloc[:200].dt.strftime("%Y-%m-%d")).iloc[:200]  # 200 weeks: 16 quarters
     date = next(c for c in profile_table(quarters)["columns"] if c["name"] == "signup")
     assert date["top_levels"][0]["level"] == "2001Q1" and len(date["top_levels"]) == 16
+
+
+def test_the_data_page_profile_reads_na_tokens_as_the_training_job_does(tmp_path) -> None:
+    """The Data page's profile (ProfileData) reads an upload with the one table reader: 'NA' among numbers is
+    missing, 'NA' (North America) and 'None' (an education level) are levels, not missing."""
+    from training_job.datasets import DataFolder
+
+    folder = DataFolder(tmp_path)
+    info = folder.store([b"id,income,region,edu\n1,10,NA,None\n2,NA,EU,High\n3,12,NA,None\n4,5,US,\n"], "c.csv")
+    profile = profile_table(folder.frame(info.dataset_id), name="c.csv")
+    columns = {c["name"]: c for c in profile["columns"]}
+    assert columns["income"]["dtype"] == "number" and columns["income"]["missing"] == 1
+    assert columns["region"]["missing"] == 0 and {"level": "NA", "count": 2} in columns["region"]["top_levels"]
+    assert columns["edu"]["missing"] == 1 and {"level": "None", "count": 2} in columns["edu"]["top_levels"]

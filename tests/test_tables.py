@@ -539,3 +539,39 @@ def test_a_column_with_a_number_beyond_a_float_stays_text_so_errors_quote_it(tmp
     """'1e400' reads as infinity: the column stays text (as with a stray word), so that an error says '1e400'."""
     frame = read_table(_write(tmp_path, "id,spend,visits\n1,10,3\n2,1e400,4\n3,-inf,5\n"))
     assert frame["spend"].tolist() == ["10", "1e400", "-inf"] and frame["visits"].dtype == np.int64
+
+
+# ---- pandas' NA tokens: missing in a column of numbers, values in a text column --------------------------
+
+NA_TABLE = "id,income,region,edu\n1,10,NA,None\n2,NA,EU,High\n3,null,NA,\n4,5,US,None\n"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_na_tokens_are_missing_among_numbers_and_values_in_text(tmp_path, caplog, suffix):
+    """'NA' for North America and 'None' for an education level are kept; 'NA'/'null' among numbers (as R and
+    databases write a missing number) are missing; only an empty cell is missing in text. The log says so per
+    column, in the whole table and in chunks."""
+    path = _write(tmp_path, NA_TABLE)
+    if suffix == ".xlsx":
+        text = pd.read_csv(path, dtype=str, keep_default_na=False)
+        path = tmp_path / "t.xlsx"
+        text.to_excel(path, index=False)
+    with caplog.at_level(logging.INFO, logger="segmentation_core.tables"):
+        frame = read_table(path)
+    assert frame["income"].dtype == np.float64 and frame["income"].isna().tolist() == [False, True, True, False]
+    assert frame["region"].tolist() == ["NA", "EU", "NA", "US"]
+    assert frame["edu"].iloc[[0, 1, 3]].tolist() == ["None", "High", "None"] and pd.isna(frame["edu"].iloc[2])
+    assert "column 'income': 'NA' (1 cell), 'null' (1 cell) read as missing (a column of numbers)" in caplog.text
+    assert "column 'region': 'NA' (2 cells) kept as a value, not missing" in caplog.text
+    assert "column 'edu': 'None' (2 cells) kept as a value, not missing" in caplog.text
+    pd.testing.assert_frame_equal(pd.concat(open_table(path).chunks(2)), frame)
+
+
+def test_a_chunk_of_na_tokens_in_a_column_of_numbers_is_missing(tmp_path, monkeypatch):
+    """Read in chunks then joined: a chunk whose cells are all 'NA' does not turn a column of numbers into text."""
+    import segmentation_core.tables as tables
+
+    monkeypatch.setattr(tables, "_READ_CHUNK_ROWS", 2)
+    frame = read_table(_write(tmp_path, "id,income\n1,10\n2,20\n3,NA\n4,NA\n5,50\n"))
+    assert frame["income"].dtype == np.float64 and frame["income"].isna().sum() == 2
+    assert frame.attrs["missing_tokens"] == {"income": {"NA": 2}}

@@ -474,3 +474,33 @@ def test_a_log_with_a_segment_of_one_time_buyers_trains_and_leaves_the_metric_ou
     without = [s["name"] for s in m["segments"] if "PurchaseIntervalDays" not in s["basket"]]
     assert without, "expected a segment of one-time buyers"
     assert all("AvgBasketValue" in s["basket"] for s in m["segments"])
+
+
+def test_na_tokens_are_missing_numbers_but_category_levels_as_written(tmp_path: Path, capsys) -> None:
+    """'NA' in a column of numbers (as R writes a missing number) is missing, counted by the cleaning; 'None' (an
+    education level) and 'NA' (North America) in text columns are levels, not imputed (pandas' default NA tokens
+    made them missing). The log says per column what each token became; scoring the file reads it alike."""
+    x, truth = make_blobs(n_samples=300, centers=3, n_features=2, cluster_std=0.6, random_state=5)
+    frame = pd.DataFrame({"id": [f"c{i:03d}" for i in range(300)], "spend": (x[:, 0] * 10 + 100).round(2).astype(str),
+                          "visits": (x[:, 1] * 3 + 40).round(1).astype(str),
+                          "Education": np.array(["None", "Basic", "Graduate"])[truth],
+                          "Region": np.array(["NA", "EU", "NA"])[truth]})
+    frame.loc[[3, 50, 77, 120], "spend"] = "NA"
+    data = tmp_path / "customers.csv"
+    frame.to_csv(data, index=False)
+    config = tmp_path / "c.toml"
+    config.write_text('[data]\nkind = "customers"\nid_column = "id"\nnumeric = ["spend", "visits"]\n'
+                      'categorical = ["Education", "Region"]\n[model]\nk = 3\n')
+    assert _train(tmp_path / "store", "--data", str(data), "--config", str(config)) == 0
+    err = capsys.readouterr().err
+    assert "column 'spend': 'NA' (4 cells) read as missing (a column of numbers)" in err, err
+    assert "column 'Education': 'None' (" in err and "kept as a value, not missing" in err, err
+    art = _current(tmp_path / "store")
+    levels = {c.name: set(c.levels) for c in art.schema.categorical}
+    assert levels == {"Education": {"None", "Basic", "Graduate"}, "Region": {"NA", "EU"}}
+    assert art.manifest["cleaning"]["missing"]["spend"]["count"] == 4
+    assert "Education" not in art.manifest["cleaning"]["missing"] and "Region" not in art.manifest["cleaning"]["missing"]
+    out = tmp_path / "scores.csv"
+    assert main(["score", "--store", str(tmp_path / "store"), "--data", str(data), "--output", str(out)]) == 0
+    scored = pd.read_csv(out, keep_default_na=False)
+    assert (scored["error"] == "").all() and adjusted_rand_score(truth, scored["segment_id"]) == 1.0
