@@ -46,12 +46,18 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
 @pytest.fixture(scope="module")
 def target(store: ModelStore, tmp_path_factory: pytest.TempPathFactory):
     """HOST:PORT of a scoring server subprocess serving ``store``, SERVING before the tests run."""
+    yield from _serve(store, tmp_path_factory)
+
+
+def _serve(store: ModelStore, tmp_path_factory: pytest.TempPathFactory, *flags: str):
+    """Run ``python -m scoring_service`` on ``store`` with ``flags`` on an ephemeral port; yield its HOST:PORT once
+    SERVING; stop it after."""
     port_file = tmp_path_factory.mktemp("server") / "port"
     log_path = port_file.with_name("server.log")
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
             [sys.executable, "-m", "scoring_service", "--store", str(store.root), "--port", "0",
-             "--port-file", str(port_file), "--metrics-port", "-1", "--log-format", "text"],
+             "--port-file", str(port_file), "--metrics-port", "-1", "--log-format", "text", *flags],
             cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
@@ -73,6 +79,12 @@ def target(store: ModelStore, tmp_path_factory: pytest.TempPathFactory):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def small_target(store: ModelStore, tmp_path_factory: pytest.TempPathFactory):
+    """HOST:PORT of a second scoring server subprocess, started with ``--max-message-mb 1``."""
+    yield from _serve(store, tmp_path_factory, "--max-message-mb", "1")
 
 
 @pytest.fixture()
@@ -381,3 +393,36 @@ def test_predict_frame_resumes_after_a_server_restart(store: ModelStore, pipelin
         for server in servers:
             server.kill()
             server.wait()
+
+
+def test_a_batch_over_the_servers_message_limit_says_what_to_do(small_target: str, mall: pd.DataFrame,
+                                                                 tmp_path: Path) -> None:
+    """A server started with --max-message-mb 1 refuses a 60,000-row batch (about 1.8 MiB): the error names the
+    server's flag and the client's batch size option, with a size that fits, instead of gRPC's bare "Received
+    message larger than max (N vs. M)"; smaller batches score the same table."""
+    big = pd.concat([mall[FEATURES]] * 300, ignore_index=True)
+    with ScoringClient(small_target) as client:
+        with pytest.raises(ScoringError) as refused:
+            client.predict_frame(big, batch_rows=60_000)
+        assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+        message = refused.value.message
+        assert message.startswith("a batch of 60,000 rows (") and "MiB) is larger than the scoring service accepts " \
+            "(1.0 MiB: its --max-message-mb, SCORING_MAX_MESSAGE_MB): send fewer rows per batch (about " in message
+        assert "the client CLI's --batch-rows or SCORING_BATCH_ROWS, the Python client's batch_rows=) or start the " \
+            "service with a larger --max-message-mb (gRPC: Received message larger than max (" in message
+        fit = int(message.split("(about ")[1].split(" fit")[0].replace(",", ""))
+        assert 10_000 < fit < 60_000
+        assert len(client.predict_frame(big, batch_rows=fit)) == len(big)
+    source = tmp_path / "big.csv"
+    big.assign(CustomerID=range(len(big))).to_csv(source, index=False)
+    done = _cli("score", str(source), "-o", str(tmp_path / "out.csv"), "--target", small_target,
+                "--batch-rows", "60000")
+    assert done.returncode == 1 and "--max-message-mb" in done.stderr and "--batch-rows" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    # Over this client's own limit (64 MiB, gRPC's "Sent message larger than max"): fewer rows, nothing of the server.
+    from scoring_service.client.types import size_limit_message
+
+    sent = size_limit_message("Sent message larger than max (83886080 vs. 67108864)", 1_000_000)
+    assert sent == ("a batch of 1,000,000 rows (80.0 MiB) is larger than this client sends (64.0 MiB): send fewer "
+                    "rows per batch (about 720,000 fit: the client CLI's --batch-rows or SCORING_BATCH_ROWS, the "
+                    "Python client's batch_rows=) (gRPC: Sent message larger than max (83886080 vs. 67108864))")

@@ -176,7 +176,9 @@ class FrameStream:
             if state.stalled:
                 raise ScoringError(grpc.StatusCode.DEADLINE_EXCEEDED, f"no answer from the server for "
                                    f"{self.channel.timeout:g}s", method="PredictStream") from None
-            error = ScoringError.from_rpc(exc, "PredictStream")
+            with state.lock:  # the batch a size refusal is about: the largest one not answered
+                rows = max((stop - start for _frame, _job, start, stop, _sent in state.pending), default=None)
+            error = ScoringError.from_rpc(exc, "PredictStream", batch_rows=rows or self.batch_rows)
             hint = retry_after(exc)  # the server's rate limit refused the stream: resend after its hint
             if error.code == grpc.StatusCode.UNAVAILABLE or hint is not None:
                 raise _Resumable(error, hint) from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,11 +28,39 @@ class ScoringError(Exception):
         self.method = method
 
     @classmethod
-    def from_rpc(cls, exc: grpc.RpcError, method: str = "") -> "ScoringError":
-        """Wrap a grpc.RpcError (which is also a grpc.Call) into a ScoringError."""
+    def from_rpc(cls, exc: grpc.RpcError, method: str = "", *, batch_rows: int | None = None) -> "ScoringError":
+        """Wrap a grpc.RpcError (which is also a grpc.Call) into a ScoringError; gRPC's own message-size refusal
+        is said with what to do (:func:`size_limit_message`; ``batch_rows``: the rows of the stream's batch)."""
         code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-        details = exc.details() if hasattr(exc, "details") else str(exc)
-        return cls(code or grpc.StatusCode.UNKNOWN, details or "", method=method)
+        details = (exc.details() if hasattr(exc, "details") else str(exc)) or ""
+        return cls(code or grpc.StatusCode.UNKNOWN, size_limit_message(details, batch_rows) or details, method=method)
+
+
+#: gRPC's refusal of a message over the channel's or the server's limit (RESOURCE_EXHAUSTED).
+_TOO_LARGE = re.compile(r"(Received|Sent) message larger than max \((\d+) vs\. (\d+)\)")
+
+
+def size_limit_message(details: str, batch_rows: int | None = None) -> str | None:
+    """What to do about gRPC's "Received message larger than max (N vs. M)" (the scoring service's limit,
+    ``--max-message-mb``) or "Sent message larger than max" (this client's, 64 MiB): send fewer rows per batch
+    (``batch_rows``: those of the batch refused) or raise the service's limit; None for other details."""
+    match = _TOO_LARGE.search(details)
+    if match is None:
+        return None
+    size, limit = int(match.group(2)), int(match.group(3))
+    if match.group(1) == "Received":
+        whose = (f"the scoring service accepts ({limit / 2**20:,.1f} MiB: its --max-message-mb, "
+                 "SCORING_MAX_MESSAGE_MB)")
+        raise_it = " or start the service with a larger --max-message-mb"
+    else:
+        whose, raise_it = f"this client sends ({limit / 2**20:,.1f} MiB)", ""
+    if batch_rows is None:
+        return (f"a message of {size / 2**20:,.1f} MiB is larger than {whose}"
+                f"{': start the service with a larger --max-message-mb' if raise_it else ''} (gRPC: {match.group(0)})")
+    fit = max(1, int(batch_rows * limit / size * 0.9))
+    return (f"a batch of {batch_rows:,} rows ({size / 2**20:,.1f} MiB) is larger than {whose}: send fewer rows per "
+            f"batch (about {fit:,} fit: the client CLI's --batch-rows or SCORING_BATCH_ROWS, the Python client's "
+            f"batch_rows=){raise_it} (gRPC: {match.group(0)})")
 
 
 def retry_after(exc: grpc.RpcError) -> float | None:
