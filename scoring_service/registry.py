@@ -263,8 +263,16 @@ class Registry:
                     refused_reason=refused.get((name, version), ""), created_at=created_at, algorithm=algorithm,
                     k=k))
             entries.append(pb.ModelEntry(name=name, served_version=s.version if s else "", versions=versions,
-                                         is_default=name == self.default_model))
+                                         is_default=name == self.default_model,
+                                         rollback_to=self._rollback_to(name)))
         return pb.ListModelsResponse(models=entries)
+
+    def _rollback_to(self, model: str) -> str:
+        """The version a rollback of ``model`` would serve (the store's HISTORY), or "" (none, or unreadable)."""
+        try:
+            return self.store.rollback_target(model) or ""
+        except (OSError, SegmentationError):
+            return ""
 
     def _summary(self, model: str, version: str) -> tuple[str, str, int]:
         """(created_at, algorithm, k) from a version's manifest, read (and verified) once without loading the

@@ -3,6 +3,7 @@
 ```
 <store>/<model>/versions/<version>/   one artefact (see artefact.py); versions are v0001, v0002, ...
 <store>/<model>/CURRENT               the served version's id, replaced by rename
+<store>/<model>/HISTORY               the versions served, oldest first, one a line: what rollback undoes
 <store>/<model>/.staging-*            work in progress of a publish; invisible to readers
 ```
 A version is written in a staging folder, fsynced, then renamed into ``versions/``; CURRENT is written
@@ -10,6 +11,13 @@ to a temporary file and renamed over the old one. Readers therefore see either t
 new one, never half a version, and a publisher killed at any moment leaves the visible store as it was
 (a leftover staging folder or CURRENT temporary file is invisible and removed by a later publish). A write
 that fails (disk full) raises StoreError in one line and leaves no temporary file behind.
+
+``rollback`` undoes the last change of CURRENT (a publish or a promote), as ``kubectl rollout undo`` goes back to
+the previously served revision: it serves the version served before the current one, which HISTORY records
+(written by rename beside CURRENT, after it on a promote and before it on a rollback, so that a writer killed
+between the two leaves a HISTORY whose last version other than CURRENT is still the one to go back to). Repeated, it
+goes further back through what was served (not back and forth between two versions); a version pruned since is
+skipped. A store without HISTORY (from before it) rolls back to the next older kept version.
 """
 from __future__ import annotations
 
@@ -30,6 +38,8 @@ from segmentation_core.errors import NotFoundError, StoreError, quoted
 log = logging.getLogger(__name__)
 
 CURRENT = "CURRENT"
+HISTORY = "HISTORY"
+MAX_HISTORY = 100  # versions HISTORY remembers (about 6 bytes each)
 VERSIONS = "versions"
 _VERSION_RE = re.compile(r"^v(\d{4,12})$")  # bounded: a longer pin would reach the file system as ENAMETOOLONG
 _MODEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -170,9 +180,10 @@ class ModelStore:
             return version
         raise StoreError(f"could not find a free version id for model {model!r}")
 
-    def set_current(self, model: str, version: str) -> None:
-        """Make ``version`` the served one, atomically."""
+    def set_current(self, model: str, version: str, *, record: bool = True) -> None:
+        """Make ``version`` the served one, atomically; ``record``: add it to HISTORY (after CURRENT)."""
         self.version_dir(model, version)
+        previous = self.current(model) if record else None
         model_dir = self.root / model
         tmp = model_dir / f".{CURRENT}-{secrets.token_hex(4)}"
         try:
@@ -187,22 +198,93 @@ class ModelStore:
                              f"{exc.strerror or exc}; CURRENT is unchanged") from exc
         _fsync_dir(model_dir)
         log.info("model %s: CURRENT is now %s", model, version)
+        if record:
+            self._record_served(model, previous, version)
 
     def promote(self, model: str, version: str) -> str:
         """Serve ``version`` of ``model``; returns it."""
         self.set_current(model, version)
         return version
 
-    def rollback(self, model: str) -> str:
-        """Serve the version published just before the current one; returns it."""
+    def history(self, model: str) -> list[str] | None:
+        """The versions served, oldest first (kept or not), as HISTORY records them; None without HISTORY."""
+        path = self.root / validate_model_name(model) / HISTORY
+        try:
+            with open(path, "rb") as fh:
+                text = fh.read(MAX_HISTORY * (MAX_CURRENT_BYTES + 1)).decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return None
+        return [line.strip() for line in text.splitlines() if _VERSION_RE.match(line.strip())]
+
+    def rollback_target(self, model: str) -> str | None:
+        """The version ``rollback`` would serve: the one served before the current one and still kept (without
+        HISTORY: the next older kept version); None when there is none."""
+        return self._rollback_plan(model)[0]
+
+    def rollback(self, model: str, expected: str | None = None) -> str:
+        """Serve the version served before the current one (undo the last publish or promote); returns it.
+        ``expected``: the version the caller was shown (a confirmation): StoreError if the target is another."""
+        target = self.checked_rollback_target(model, expected)
+        history = self.history(model)
+        if history is not None:  # HISTORY first: a rollback killed before CURRENT is done by the next one
+            self._write_history(model, history[:len(history) - history[::-1].index(target)])
+        self.set_current(model, target, record=False)
+        return target
+
+    def checked_rollback_target(self, model: str, expected: str | None = None) -> str:
+        """The version ``rollback`` would serve; StoreError saying why when there is none, or when it is not
+        ``expected``."""
+        target, history = self._rollback_plan(model)
+        current = self.current(model)
+        if target is None:
+            before = list(dict.fromkeys(v for v in reversed(history or []) if v != current))  # latest first
+            known = ", ".join(self.versions(model)) or "none"
+            why = (f"the versions served before it ({', '.join(before[:3])}) are no longer kept" if before
+                   else "no other version was served before it" if history is not None
+                   else "it is the oldest version kept")
+            raise StoreError(f"model {model!r}: nothing to roll back to from {current}: {why}; promote a kept "
+                             f"version instead (kept: {known})")
+        if expected is not None and expected != target:
+            raise StoreError(f"model {model!r}: rollback from {current} now serves {target}, not {expected} "
+                             "(CURRENT changed meanwhile); look again and confirm")
+        return target
+
+    def _rollback_plan(self, model: str) -> tuple[str | None, list[str] | None]:
+        """(the version a rollback serves or None, HISTORY or None)."""
         versions = self.versions(model)
         current = self.current(model)
+        history = self.history(model)
         if current not in versions:
-            raise StoreError(f"model {model!r} has no current version to roll back from")
-        index = versions.index(current)
-        if index == 0:
-            raise StoreError(f"model {model!r}: {current} is the oldest version kept; nothing to roll back to")
-        return self.promote(model, versions[index - 1])
+            return None, history
+        if history is None:
+            index = versions.index(current)
+            return (versions[index - 1] if index else None), None
+        kept = set(versions)
+        return next((v for v in reversed(history) if v != current and v in kept), None), history
+
+    def _record_served(self, model: str, previous: str | None, version: str) -> None:
+        """Add ``version`` to HISTORY (which starts with ``previous``, the version served before it, when new)."""
+        history = self.history(model)
+        if history is None:
+            history = [previous] if previous and previous != version else []
+        if not history or history[-1] != version:
+            history.append(version)
+        self._write_history(model, history[-MAX_HISTORY:])
+
+    def _write_history(self, model: str, history: list[str]) -> None:
+        """Replace HISTORY atomically (a temporary file renamed over it)."""
+        model_dir = self.root / model
+        tmp = model_dir / f".{CURRENT}-{secrets.token_hex(4)}"  # a leftover is swept as CURRENT's are
+        try:
+            with open(tmp, "w") as fh:
+                fh.write("".join(f"{version}\n" for version in history))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, model_dir / HISTORY)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot record the served versions of model {model!r}: {exc.strerror or exc}") from exc
+        _fsync_dir(model_dir)
 
     def prune(self, model: str, keep: int) -> list[str]:
         """Delete the oldest versions beyond ``keep``, never the current one; returns what was deleted."""

@@ -55,7 +55,7 @@ def test_promote_rollback_and_errors(tmp_path: Path) -> None:
         store.publish("customers", _writer())
     assert store.rollback("customers") == "v0002"
     assert store.rollback("customers") == "v0001"
-    with pytest.raises(StoreError, match="oldest version kept"):
+    with pytest.raises(StoreError, match="nothing to roll back to from v0001: no other version was served before it"):
         store.rollback("customers")
     assert store.promote("customers", "v0003") == "v0003"
     with pytest.raises(NotFoundError, match=r"no version 'v0009' \(versions: v0001, v0002, v0003\)"):
@@ -64,6 +64,65 @@ def test_promote_rollback_and_errors(tmp_path: Path) -> None:
         store.version_dir("customers", "../../etc")
     with pytest.raises(ValueError, match="model name"):
         store.versions("../x")
+
+
+def test_rollback_undoes_a_promote_then_goes_further_back_through_what_was_served(tmp_path: Path) -> None:
+    """As `kubectl rollout undo`: rollback serves the previously served version, so `promote v0001` then `rollback`
+    serves v0003 again (was: "v0001 is the oldest version kept; nothing to roll back to"). Again, it goes further
+    back (v0002), not back and forth."""
+    store = ModelStore(tmp_path)
+    for _ in range(3):
+        store.publish("customers", _writer())
+    store.promote("customers", "v0001")
+    assert store.history("customers") == ["v0001", "v0002", "v0003", "v0001"]
+    assert store.rollback_target("customers") == "v0003"
+    assert store.rollback("customers") == "v0003" == store.current("customers")
+    assert store.history("customers") == ["v0001", "v0002", "v0003"]
+    assert [store.rollback("customers"), store.rollback("customers")] == ["v0002", "v0001"]
+    assert store.rollback_target("customers") is None
+    assert not [p for p in (tmp_path / "customers").iterdir() if p.name.startswith(".")]
+
+
+def test_rollback_skips_pruned_versions_and_checks_what_was_confirmed(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+    for _ in range(4):
+        store.publish("customers", _writer(), keep=10)
+    store.promote("customers", "v0002")  # served: 1, 2, 3, 4, 2
+    with pytest.raises(StoreError, match=r"rollback from v0002 now serves v0004, not v0003 \(CURRENT changed"):
+        store.rollback("customers", expected="v0003")
+    assert store.current("customers") == "v0002"
+    store.publish("customers", _writer(), keep=1, make_current=False)  # keeps v0005 and v0002 (served)
+    assert store.versions("customers") == ["v0002", "v0005"]
+    assert store.rollback_target("customers") is None  # v0004, v0003, v0001 are gone
+    with pytest.raises(StoreError, match=r"the versions served before it \(v0004, v0003, v0001\) are no longer kept; "
+                                         r"promote a kept version instead \(kept: v0002, v0005\)"):
+        store.rollback("customers")
+
+
+def test_a_writer_killed_between_current_and_history_leaves_rollback_right(tmp_path: Path) -> None:
+    """A promote writes CURRENT, then HISTORY; a rollback HISTORY, then CURRENT: killed in between, the next
+    rollback still serves the version served before."""
+    store = ModelStore(tmp_path)
+    for _ in range(3):
+        store.publish("customers", _writer())
+    store.set_current("customers", "v0001", record=False)  # a promote of v0001 killed before HISTORY
+    assert store.history("customers") == ["v0001", "v0002", "v0003"]
+    assert store.rollback("customers") == "v0003"
+    store._write_history("customers", ["v0001", "v0002"])  # a rollback from v0003 killed before CURRENT
+    assert store.current("customers") == "v0003"
+    assert store.rollback("customers") == "v0002"
+
+
+def test_a_store_without_history_rolls_back_to_the_next_older_version(tmp_path: Path) -> None:
+    """A store written before HISTORY existed: the old rule; its first promote starts HISTORY with what it replaced."""
+    store = ModelStore(tmp_path)
+    for _ in range(3):
+        store.publish("customers", _writer())
+    (tmp_path / "customers" / "HISTORY").unlink()
+    assert store.rollback_target("customers") == "v0002"
+    store.promote("customers", "v0001")
+    assert store.history("customers") == ["v0003", "v0001"]
+    assert store.rollback("customers") == "v0003"
 
 
 def test_prune_keeps_n_and_never_the_current(tmp_path: Path) -> None:

@@ -152,6 +152,11 @@ def test_list_promote_rollback_commands(mall_store: Path, datasets_dir: Path, ca
     assert ModelStore(mall_store).current("customers") == "v0002"
     assert main(["promote", "v0042", "--store", str(mall_store)]) == 2
     assert "no version 'v0042'" in capsys.readouterr().err
+    # `promote vN` then `rollback` undoes the promote (was: "v0001 is the oldest version kept; nothing to roll back to").
+    assert main(["promote", "v0001", "--store", str(mall_store)]) == 0
+    assert main(["rollback", "--store", str(mall_store)]) == 0
+    assert ModelStore(mall_store).current("customers") == "v0002"
+    assert "rolled back from v0001 to v0002 (the version served before it)" in capsys.readouterr().err
     main(["promote", "v0001", "--store", str(mall_store)])
 
 

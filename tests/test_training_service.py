@@ -127,6 +127,45 @@ def test_train_with_the_suggested_preset_then_publish(trainer: Trainer, mall, tm
         scoring.stop(grace=0)
 
 
+def test_rollback_undoes_a_publish_and_the_scoring_service_lists_its_target(trainer: Trainer) -> None:
+    """After the test above (v0001 published, then v0002): publishing v0001 again and rolling back serves v0002,
+    the version served before (the store's history), not "nothing older"; ListModels names the target, which the
+    dashboard's Roll back button shows; a rollback confirmed for another version changes nothing."""
+    from segmentation.v1 import scoring_pb2, scoring_pb2_grpc
+    from tests.server_support import start_server
+
+    client, store = trainer.client, ModelStore(trainer.store)
+    assert store.versions("customers")[:2] == ["v0001", "v0002"] and store.current("customers") == "v0002"
+    client.publish("v0001")
+    scoring = start_server(trainer.store)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{scoring.port}") as channel:
+            stub = scoring_pb2_grpc.ScoringServiceStub(channel)
+
+            def rollback_to() -> str:
+                return next(m.rollback_to for m in stub.ListModels(scoring_pb2.ListModelsRequest()).models
+                            if m.name == "customers")
+
+            assert rollback_to() == "v0002"
+            with pytest.raises(TrainingError) as stale:
+                client.rollback(expected="v0003")
+            assert stale.value.code == grpc.StatusCode.FAILED_PRECONDITION
+            assert "rollback from v0001 now serves v0002, not v0003" in stale.value.message
+            assert store.current("customers") == "v0001"
+            assert client.rollback(expected="v0002").version == "v0002" == store.current("customers")
+            assert rollback_to() == "v0001"
+            assert client.rollback().version == "v0001"
+            assert rollback_to() == ""
+            with pytest.raises(TrainingError) as nothing:
+                client.rollback()
+            assert nothing.value.code == grpc.StatusCode.FAILED_PRECONDITION
+            assert "nothing to roll back to from v0001: no other version was served before it" in \
+                nothing.value.message
+        client.publish("v0002")  # as the test above left it
+    finally:
+        scoring.stop(grace=0)
+
+
 @pytest.mark.parametrize("fields, code, words", [
     ({"numeric_columns": ["Incomez"]}, grpc.StatusCode.INVALID_ARGUMENT, "Incomez"),
     ({"preset": "nope"}, grpc.StatusCode.INVALID_ARGUMENT, "nope"),

@@ -177,28 +177,32 @@ def test_the_data_page_shows_the_served_models_training_data(stack, driver):
     assert _text(driver, "data-rows") == "200" and _text(driver, "data-suggested-preset") == "mall"
 
 
-def test_roll_back_asks_first_and_serves_the_version_before_only_when_confirmed(stack, driver):
+def test_roll_back_asks_first_and_undoes_a_promote_only_when_confirmed(stack, driver):
     # Rolling back changes what every caller is served at once: the Model page asks first, and a "Cancel"
-    # changes nothing. (The runs above left several versions of "customers", the last one served.)
+    # changes nothing. It undoes the last change of the served version, as `python -m training_job rollback`
+    # does: after an operator's `promote v0001`, it serves again the version served before (was: disabled, "no
+    # older version", v0001 being the oldest). (The runs above left several versions, the last one served.)
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     from segmentation_core.store import ModelStore
 
     store = ModelStore(stack["store"])
-    served = store.current("customers")
-    before = max(v for v in store.versions("customers") if v < served)
-    _open(driver, stack["url"] + "/model")
+    served, oldest = store.current("customers"), store.versions("customers")[0]
+    assert served != oldest
+    store.promote("customers", oldest)  # an operator on the command line
+    wait_until(lambda: _open(driver, stack["url"] + "/model") or f"{oldest} is served since" in driver.page_source,
+               60, message=f"{oldest} served on the page")
     _click(driver, "model-rollback")
     question = WebDriverWait(driver, 10).until(expected_conditions.alert_is_present())
-    assert f"from {served} to {before}?" in question.text
+    assert f"from {oldest} to {served}?" in question.text
     question.dismiss()
-    assert _text(driver, "model-version-message") == "" and store.current("customers") == served
+    assert _text(driver, "model-version-message") == "" and store.current("customers") == oldest
     _click(driver, "model-rollback")
     WebDriverWait(driver, 10).until(expected_conditions.alert_is_present()).accept()
-    wait_until(lambda: store.current("customers") == before, 30, message=f"{before} served")
+    wait_until(lambda: store.current("customers") == served, 30, message=f"{served} served")
     _open(driver, stack["url"] + "/model")
-    wait_until(lambda: f"{before} is served since" in driver.page_source, 30, message="the served note")
+    wait_until(lambda: f"{served} is served since" in driver.page_source, 30, message="the served note")
     screenshot(driver, "model-rolled-back")
 
 

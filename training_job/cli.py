@@ -148,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
                   "service needed)", (ScoreOptions, EngineOptions, StoreOptions, ModelOption)),
         "list": ("list the versions of a model, the current one marked", (ListOptions, StoreOptions, ModelOption)),
         "promote": ("make a version the served one", (PromoteOptions, StoreOptions, ModelOption)),
-        "rollback": ("serve the version published before the current one", (StoreOptions, ModelOption)),
+        "rollback": ("undo the last publish or promote: serve the version served before the current one (again: "
+                     "further back)", (StoreOptions, ModelOption)),
         "serve": ("run the TrainingService (upload, profile, train, publish over gRPC)", (ServeOptions, StoreOptions)),
         "keygen": ("make an Ed25519 key pair for signed artefacts (train/serve --signing-key, scoring --verify-key)",
                    (KeygenOptions, StoreOptions)),
@@ -282,8 +283,10 @@ def _cmd_promote(args: argparse.Namespace) -> int:
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
-    version = ModelStore(args.store).rollback(args.model)
-    log.info("model %s rolled back to %s", args.model, version)
+    store = ModelStore(args.store)
+    current = store.current(args.model)
+    version = store.rollback(args.model)
+    log.info("model %s rolled back from %s to %s (the version served before it)", args.model, current, version)
     return 0
 
 

@@ -352,7 +352,7 @@ class TrainingClient:
                                            "CancelTraining"))
 
     def publish(self, version: str, model: str = "") -> VersionInfo:
-        """Make a kept version CURRENT (promote, or roll back)."""
+        """Make a kept version CURRENT (promote)."""
         m = self._call(self._stub.PublishVersion, pb.PublishVersionRequest(model=model, version=version),
                        "PublishVersion")
         return VersionInfo(model=model or "customers", version=m.version, created_at=m.created_at,
@@ -372,3 +372,11 @@ class TrainingClient:
             raise TrainingError(grpc.StatusCode.DATA_LOSS, f"received {len(data)} of the report's "
                                 f"{chunks[0].size_bytes} bytes", "GetReport")
         return Report(model=chunks[0].model, version=chunks[0].version, html=data)
+
+    def rollback(self, model: str = "", expected: str = "") -> VersionInfo:
+        """Undo the last publish or promote: serve the version served before the current one. ``expected``: the
+        version the caller showed (a confirmation); another target is FAILED_PRECONDITION, nothing changed."""
+        m = self._call(self._stub.PublishVersion,
+                       pb.PublishVersionRequest(model=model, version=expected, rollback=True), "PublishVersion")
+        return VersionInfo(model=model or "customers", version=m.version, created_at=m.created_at,
+                           algorithm=m.algorithm, k=m.k)

@@ -172,12 +172,20 @@ class TrainingService(training_pb2_grpc.TrainingServiceServicer):
     @_mapped_errors
     def PublishVersion(self, request: pb.PublishVersionRequest, context: grpc.ServicerContext
                        ) -> scoring_pb2.VersionInfo:
-        """Make a kept version CURRENT (after checking it reads whole and, with a signing key, is signed by it)."""
+        """Make a kept version CURRENT (after checking it reads whole and, with a signing key, is signed by it); with
+        ``rollback``, the version served before the current one (``version``: the one the caller expects)."""
         model = request.model or DEFAULT_MODEL
-        manifest = read_manifest(self.store.version_dir(model, request.version), self.verify_key)
-        self.store.promote(model, request.version)
-        log.info("model %s: %s published through the training service", model, request.version)
-        return scoring_pb2.VersionInfo(version=request.version, created_at=str(manifest.get("created_at", "")),
+        version = request.version
+        if request.rollback:  # StoreError (FAILED_PRECONDITION) when nothing, or not the version expected
+            version = self.store.checked_rollback_target(model, version or None)
+        manifest = read_manifest(self.store.version_dir(model, version), self.verify_key)
+        if request.rollback:
+            self.store.rollback(model, expected=version)
+        else:
+            self.store.promote(model, version)
+        log.info("model %s: %s %s through the training service", model, version,
+                 "rolled back to" if request.rollback else "published")
+        return scoring_pb2.VersionInfo(version=version, created_at=str(manifest.get("created_at", "")),
                                        algorithm=str(manifest.get("algorithm", {}).get("name", "")),
                                        k=len(manifest.get("segments", [])), current=True)
 

@@ -142,8 +142,10 @@ def served_note(service: DashboardService, view: ModelView) -> Any:
 
 def versions_card(service: DashboardService, view: ModelView) -> dbc.Card:
     rows: list[dict[str, Any]] = []
+    target: str | None = None
     try:
-        rows = versions_rows(service.versions(), view.model)
+        models = service.versions()
+        rows, target = versions_rows(models, view.model), rollback_target(models, view.model)
         body: Any = data_grid(
             "model-versions-table", rows, [Column("served", "", styles=[("params.data.served", {"color": "#0f5132"})]),
                                            Column("version", "Version"), Column("created_at", "Created"),
@@ -158,7 +160,7 @@ def versions_card(service: DashboardService, view: ModelView) -> dbc.Card:
             dbc.Col(dcc.Dropdown(id="model-version-choice", options=version_options(rows),
                                  placeholder="a kept version to serve", clearable=False), md=6),
             dbc.Col(dbc.Button("Publish", id="model-publish", color="success", n_clicks=0, size="sm"), md="auto"),
-            dbc.Col(rollback_button(view, rollback_target(rows)), md="auto"),
+            dbc.Col(rollback_button(view, target), md="auto"),
         ], className="g-2 align-items-center mt-2"),
         html.Div(id="model-version-message", className="small mt-2"),
     ])
@@ -195,47 +197,54 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
 
 
 def rollback_button(view: ModelView, target: str | None) -> Any:
-    """Roll back, which asks first (it changes what every caller is served at once); disabled without an
-    older version."""
+    """Roll back (undo the last publish or promote, as `python -m training_job rollback`), which asks first (it
+    changes what every caller is served at once); disabled when no version served before is kept."""
     button = dbc.Button("Roll back", id="model-rollback", color="warning", outline=True, n_clicks=0, size="sm",
                         disabled=target is None,
-                        title=f"serve {target}, the version before {view.version}" if target
-                        else "no older version to roll back to")
+                        title=f"serve {target}, the version served before {view.version}" if target
+                        else "no version served before this one is kept")
     question = (f"Roll back {view.model} from {view.version} to {target}? Every caller is served {target} from "
                 f"now on; {view.version} stays kept and can be published again.")
-    return dcc.ConfirmDialogProvider(button, id="model-rollback-confirm", message=question)
+    # The version the question names goes with the click: a rollback that would serve another (CURRENT moved since
+    # the page was drawn) is refused by the training service, changing nothing.
+    return html.Div([dcc.ConfirmDialogProvider(button, id="model-rollback-confirm", message=question),
+                     dcc.Store(id="model-rollback-target", data=target)])
 
 
-def rollback_target(rows: list[dict[str, Any]]) -> str | None:
-    """The version published before the served one (the next older kept version), if any."""
-    ordered = sorted(r["version"] for r in rows)
-    served = next((r["version"] for r in rows if r["served"]), None)
-    if served not in ordered or ordered.index(served) == 0:
-        return None
-    return ordered[ordered.index(served) - 1]
+def rollback_target(models: list[ModelEntry], model: str) -> str | None:
+    """The version a rollback of ``model`` serves: the one served before the current one (the store's history,
+    as the scoring service lists it), if any is kept."""
+    entry = next((m for m in models if m.name == model), None)
+    return (entry.rollback_to or None) if entry is not None else None
 
 
 def register_version_buttons(app: Any, service: DashboardService, trainer: Any) -> None:
     """Publish (a chosen kept version) and Roll back, through the training service."""
     @app.callback(Output("model-version-message", "children"),
                   Input("model-publish", "n_clicks"), Input("model-rollback-confirm", "submit_n_clicks"),
-                  State("model-version-choice", "value"), prevent_initial_call=True)
-    def change_version(publish_clicks: int, rollback_clicks: int, chosen: str | None) -> Any:
+                  State("model-version-choice", "value"), State("model-rollback-target", "data"),
+                  prevent_initial_call=True)
+    def change_version(publish_clicks: int, rollback_clicks: int, chosen: str | None, target: str | None) -> Any:
         if not (publish_clicks or rollback_clicks):  # buttons drawn anew fire once with 0 clicks
             return no_update
         if not trainer.available():
             return dbc.Alert(trainer.unavailable_reason(), color="warning", className="mb-0")
         view = service.model_view()
+        from training_job.client import TrainingError
+
         if ctx.triggered_id == "model-rollback-confirm":
-            chosen = rollback_target(versions_rows(service.versions(), view.model))
-            if chosen is None:
-                return "There is no older version to roll back to."
+            if not target:
+                return "No version served before this one is kept: publish a kept version instead."
+            try:  # refused, changing nothing, when the store's target is another by now (CURRENT moved)
+                info = trainer.client.rollback(model=view.model, expected=target)
+            except TrainingError as exc:
+                return dbc.Alert(exc.message, color="danger", className="mb-0")
+            return dbc.Alert(f"{info.model} {info.version} is now served (rolled back).", color="success",
+                             className="mb-0", id="model-version-done")
         if not chosen:
             return "Choose a kept version first."
         if chosen == view.version:
             return f"{view.model} {chosen} is already served."
-        from training_job.client import TrainingError
-
         try:
             info = trainer.client.publish(chosen, model=view.model)
         except TrainingError as exc:

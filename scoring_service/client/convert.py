@@ -124,6 +124,7 @@ def model_entries(response: scoring_pb2.ListModelsResponse) -> list[ModelEntry]:
     """A ListModelsResponse as ModelEntries."""
     return [
         ModelEntry(name=m.name, served_version=m.served_version, is_default=bool(m.is_default),
+                   rollback_to=m.rollback_to,
                    versions=tuple(VersionInfo(v.version, v.created_at, v.algorithm, int(v.k), bool(v.current),
                                               bool(v.loaded), v.refused_reason) for v in m.versions))
         for m in response.models

@@ -280,6 +280,8 @@ class ModelEntry:
     served_version: str
     is_default: bool
     versions: tuple[VersionInfo, ...]
+    #: The version a rollback would serve (the one served before the current one), "" when none.
+    rollback_to: str = ""
 
 
 class DriftVerdict(enum.IntEnum):

@@ -464,16 +464,18 @@ class VersionInfo(_message.Message):
     def __init__(self, version: _Optional[str] = ..., created_at: _Optional[str] = ..., algorithm: _Optional[str] = ..., k: _Optional[int] = ..., current: _Optional[bool] = ..., loaded: _Optional[bool] = ..., refused_reason: _Optional[str] = ...) -> None: ...
 
 class ModelEntry(_message.Message):
-    __slots__ = ("name", "served_version", "versions", "is_default")
+    __slots__ = ("name", "served_version", "versions", "is_default", "rollback_to")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SERVED_VERSION_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    ROLLBACK_TO_FIELD_NUMBER: _ClassVar[int]
     name: str
     served_version: str
     versions: _containers.RepeatedCompositeFieldContainer[VersionInfo]
     is_default: bool
-    def __init__(self, name: _Optional[str] = ..., served_version: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[VersionInfo, _Mapping]]] = ..., is_default: _Optional[bool] = ...) -> None: ...
+    rollback_to: str
+    def __init__(self, name: _Optional[str] = ..., served_version: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[VersionInfo, _Mapping]]] = ..., is_default: _Optional[bool] = ..., rollback_to: _Optional[str] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models",)

@@ -172,12 +172,14 @@ class CancelTrainingRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class PublishVersionRequest(_message.Message):
-    __slots__ = ("model", "version")
+    __slots__ = ("model", "version", "rollback")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    ROLLBACK_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: str
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+    rollback: bool
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., rollback: _Optional[bool] = ...) -> None: ...
 
 class GetReportRequest(_message.Message):
     __slots__ = ("model", "version")
