@@ -183,7 +183,10 @@ class ModelStore:
     def set_current(self, model: str, version: str, *, record: bool = True) -> None:
         """Make ``version`` the served one, atomically; ``record``: add it to HISTORY (after CURRENT)."""
         self.version_dir(model, version)
-        previous = self.current(model) if record else None
+        previous = None
+        if record:
+            with contextlib.suppress(StoreError):  # a CURRENT that is no version id (20 MB of junk) is replaced
+                previous = self.current(model)
         model_dir = self.root / model
         tmp = model_dir / f".{CURRENT}-{secrets.token_hex(4)}"
         try:
