@@ -172,14 +172,16 @@ class CancelTrainingRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class PublishVersionRequest(_message.Message):
-    __slots__ = ("model", "version", "rollback")
+    __slots__ = ("model", "version", "rollback", "allow_breaking_schema")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ROLLBACK_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_BREAKING_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: str
     rollback: bool
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., rollback: _Optional[bool] = ...) -> None: ...
+    allow_breaking_schema: bool
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., rollback: _Optional[bool] = ..., allow_breaking_schema: _Optional[bool] = ...) -> None: ...
 
 class GetReportRequest(_message.Message):
     __slots__ = ("model", "version")
