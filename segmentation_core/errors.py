@@ -48,6 +48,18 @@ class NotFoundError(StoreError, LookupError):
     """An unknown model or version."""
 
 
+class SchemaChangeError(StoreError):
+    """A version not made CURRENT because its input schema would break callers of the served version (see
+    segmentation_core.schema_change); the version stays kept. ``changes`` lists what would break."""
+
+    def __init__(self, message: str, model: str, served: str, candidate: str, changes: list[str]) -> None:
+        super().__init__(message)
+        self.model = model
+        self.served = served
+        self.candidate = candidate
+        self.changes = changes
+
+
 QUOTE_LIMIT = 80  # characters of caller input an error message quotes
 
 

@@ -12,6 +12,13 @@ new one, never half a version, and a publisher killed at any moment leaves the v
 (a leftover staging folder or CURRENT temporary file is invisible and removed by a later publish). A write
 that fails (disk full) raises StoreError in one line and leaves no temporary file behind.
 
+Every move of CURRENT (a publish, ``promote``, ``rollback``) goes through :meth:`ModelStore.set_current`, which
+first compares the version's input schema with the served version's (segmentation_core.schema_change): when
+callers' requests would stop working (a feature removed, renamed or of another kind, the CLV inputs gone or in
+another unit), it refuses with SchemaChangeError naming the model, both versions and each change, and CURRENT
+stays; ``allow_breaking_schema=True`` makes the move anyway (logged as a warning). A publish so refused keeps the
+new version in the store, not served.
+
 ``rollback`` undoes the last change of CURRENT (a publish or a promote), as ``kubectl rollout undo`` goes back to
 the previously served revision: it serves the version served before the current one, which HISTORY records
 (written by rename beside CURRENT, after it on a promote and before it on a rollback, so that a writer killed
@@ -33,7 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from segmentation_core.errors import NotFoundError, StoreError, quoted
+from segmentation_core.artefact import read_manifest
+from segmentation_core.errors import ArtefactError, NotFoundError, SchemaChangeError, StoreError, quoted
+from segmentation_core.schema_change import InputSchema, added_features, breaking_changes, describe_inputs
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +139,11 @@ class ModelStore:
 
     # ---- writing -----------------------------------------------------------------------------------
     def publish(self, model: str, write: Callable[[Path, str], None], keep: int = 10,
-                make_current: bool = True) -> str:
-        """Publish a new version: ``write(staging_dir, version_id)`` fills the folder; returns the version id."""
+                make_current: bool = True, allow_breaking_schema: bool = False) -> str:
+        """Publish a new version: ``write(staging_dir, version_id)`` fills the folder; returns the version id.
+
+        With ``make_current``, the version becomes CURRENT through :meth:`set_current` (``allow_breaking_schema``
+        as there); when that refuses (SchemaChangeError), the version stays kept, not served."""
         if keep < 1:
             raise ValueError(f"keep={keep} must be >= 1")
         model_dir = self.root / validate_model_name(model)
@@ -139,7 +151,7 @@ class ModelStore:
         (model_dir / VERSIONS).mkdir(parents=True, exist_ok=True)
         self._remove_stale_staging(model_dir)
         try:
-            return self._publish_into(model_dir, model, write, keep, make_current)
+            return self._publish_into(model_dir, model, write, keep, make_current, allow_breaking_schema)
         except BaseException:
             if new_model:  # a failed first publish leaves no empty model behind (rmdir: only if still empty)
                 for folder in (model_dir / VERSIONS, model_dir):
@@ -148,7 +160,7 @@ class ModelStore:
             raise
 
     def _publish_into(self, model_dir: Path, model: str, write: Callable[[Path, str], None], keep: int,
-                      make_current: bool) -> str:
+                      make_current: bool, allow_breaking_schema: bool) -> str:
         """``publish``'s attempts at a free version id (the model's folders exist)."""
         for _attempt in range(20):
             existing = self.versions(model)
@@ -175,14 +187,26 @@ class ModelStore:
                 if staging.exists():
                     shutil.rmtree(staging, ignore_errors=True)
             if make_current:
-                self.set_current(model, version)
+                try:
+                    self.set_current(model, version, allow_breaking_schema=allow_breaking_schema)
+                except SchemaChangeError:
+                    self.prune(model, keep)  # the version is kept, as a staged one would be
+                    raise
             self.prune(model, keep)
             return version
         raise StoreError(f"could not find a free version id for model {model!r}")
 
-    def set_current(self, model: str, version: str, *, record: bool = True) -> None:
-        """Make ``version`` the served one, atomically; ``record``: add it to HISTORY (after CURRENT)."""
+    def set_current(self, model: str, version: str, *, record: bool = True,
+                    allow_breaking_schema: bool = False) -> None:
+        """Make ``version`` the served one, atomically; raises SchemaChangeError (CURRENT unchanged) when its input
+        schema would break callers of the served version, unless ``allow_breaking_schema``; ``record``: add it to
+        HISTORY (after CURRENT)."""
         self.version_dir(model, version)
+        self.check_schema_change(model, version, allow_breaking_schema)
+        self._replace_current(model, version, record=record)
+
+    def _replace_current(self, model: str, version: str, *, record: bool) -> None:
+        """Write CURRENT (a temporary file renamed over it), and HISTORY after it when ``record``."""
         previous = None
         if record:
             with contextlib.suppress(StoreError):  # a CURRENT that is no version id (20 MB of junk) is replaced
@@ -204,9 +228,43 @@ class ModelStore:
         if record:
             self._record_served(model, previous, version)
 
-    def promote(self, model: str, version: str) -> str:
-        """Serve ``version`` of ``model``; returns it."""
-        self.set_current(model, version)
+    def check_schema_change(self, model: str, version: str, allow_breaking_schema: bool = False) -> list[str]:
+        """The breaking changes of ``version``'s input schema against the served version's (empty when nothing is
+        served, it is the served one, or either manifest cannot be read: then nothing is compared, with a
+        warning). Raises SchemaChangeError when there are some and ``allow_breaking_schema`` is False; logs
+        them as a warning when it is True, and the features callers do not send yet in either case."""
+        served = self.current(model)
+        if served is None or served == version:
+            return []
+        folder = self.root / model / VERSIONS
+        try:
+            old = InputSchema.from_manifest(read_manifest(folder / served))
+            new = InputSchema.from_manifest(read_manifest(folder / version))
+        except (ArtefactError, ValueError) as exc:
+            log.warning("model %s: the input schemas of %s (served) and %s were not compared: %s", model, served,
+                        version, exc)
+            return []
+        changes = breaking_changes(old, new)
+        if changes and not allow_breaking_schema:
+            raise SchemaChangeError(
+                f"model {model!r}: {version} was not made CURRENT: its input schema would break the callers of "
+                f"the served {served}: {'; '.join(changes)}. {version} expects {describe_inputs(new)}. "
+                f"{version} is kept in the store and {served} stays served. To go on, publish under another model "
+                f"name (train --model NAME) so that existing callers keep theirs, or, once callers send what "
+                f"{version} expects, make it CURRENT anyway with --allow-breaking-schema (train, promote, rollback; the training service's PublishVersion: "
+                "allow_breaking_schema)", model=model, served=served, candidate=version, changes=changes)
+        if changes:
+            log.warning("model %s: %s replaces %s despite a breaking input schema change (allowed): %s", model,
+                        version, served, "; ".join(changes))
+        added = added_features(old, new)
+        if added:
+            log.warning("model %s: %s adds feature(s) %s, which callers of %s do not send yet: imputed (training "
+                        "median or mode) until they do", model, version, ", ".join(map(repr, added)), served)
+        return changes
+
+    def promote(self, model: str, version: str, allow_breaking_schema: bool = False) -> str:
+        """Serve ``version`` of ``model``; returns it (``allow_breaking_schema``: see :meth:`set_current`)."""
+        self.set_current(model, version, allow_breaking_schema=allow_breaking_schema)
         return version
 
     def history(self, model: str) -> list[str] | None:
@@ -224,14 +282,17 @@ class ModelStore:
         HISTORY: the next older kept version); None when there is none."""
         return self._rollback_plan(model)[0]
 
-    def rollback(self, model: str, expected: str | None = None) -> str:
+    def rollback(self, model: str, expected: str | None = None, allow_breaking_schema: bool = False) -> str:
         """Serve the version served before the current one (undo the last publish or promote); returns it.
-        ``expected``: the version the caller was shown (a confirmation): StoreError if the target is another."""
+        ``expected``: the version the caller was shown (a confirmation): StoreError if the target is another. A
+        rollback across a breaking input schema change is refused like any move of CURRENT (callers may already
+        send the newer schema) unless ``allow_breaking_schema``."""
         target = self.checked_rollback_target(model, expected)
+        self.check_schema_change(model, target, allow_breaking_schema)  # before HISTORY: a refusal changes nothing
         history = self.history(model)
         if history is not None:  # HISTORY first: a rollback killed before CURRENT is done by the next one
             self._write_history(model, history[:len(history) - history[::-1].index(target)])
-        self.set_current(model, target, record=False)
+        self._replace_current(model, target, record=False)
         return target
 
     def checked_rollback_target(self, model: str, expected: str | None = None) -> str:

@@ -160,6 +160,41 @@ def test_list_promote_rollback_commands(mall_store: Path, datasets_dir: Path, ca
     main(["promote", "v0001", "--store", str(mall_store)])
 
 
+def test_a_mall_retrain_over_a_served_rfm_model_is_refused_and_kept_unless_allowed(datasets_dir: Path,
+                                                                                   tmp_path: Path, capsys) -> None:
+    """The operator review's case (docs/deployment.md's old retrain example): the mall preset published into the
+    default model, which serves an RFM model, would fail every existing caller's Predict."""
+    store = tmp_path / "store"
+    assert _train(store, "--data", str(REPO / "data" / "online_retail_sample.csv.gz"), "--preset", "transactions") == 0
+    mall = ["--data", str(datasets_dir / "Mall_Customers.csv"), "--preset", "mall", "--k", "5"]
+    capsys.readouterr()
+    assert _train(store, *mall) == 2
+    err = capsys.readouterr().err
+    assert ("model 'customers': v0002 was not made CURRENT: its input schema would break the callers of the served "
+            "v0001: numeric feature(s) 'Recency', 'Frequency', 'Monetary' removed") in err, err
+    assert "the CLV inputs (RepeatPurchases, LastPurchaseTime, CustomerAge, AvgRepeatValue) no longer taken" in err
+    assert "(train --model NAME)" in err and "--allow-breaking-schema" in err
+    assert "model customers version v0002 was kept, not published" in err and "is now CURRENT" not in err
+    s = ModelStore(store)
+    assert s.versions("customers") == ["v0001", "v0002"] and s.current("customers") == "v0001"
+    assert _current(store).schema.feature_names == ["Recency", "Frequency", "Monetary"]
+
+    assert main(["promote", "v0002", "--store", str(store)]) == 2  # the same rule for every move of CURRENT
+    assert "v0002 was not made CURRENT" in capsys.readouterr().err and s.current("customers") == "v0001"
+    assert _train(store, *mall, "--model", "mall") == 0  # the way out the message names first
+    assert s.current("mall") == "v0001" and s.current("customers") == "v0001"
+
+    assert _train(store, *mall, "--allow-breaking-schema") == 0  # the override
+    assert s.current("customers") == "v0003"
+    assert _current(store).schema.feature_names == ["Annual Income (k$)", "Spending Score (1-100)"]
+    assert _train(store, *mall[:-1], "4") == 0  # a compatible retrain (same features) needs no flag
+    assert s.current("customers") == "v0004"
+    assert main(["promote", "v0001", "--store", str(store)]) == 2  # back to RFM: callers may send mall features now
+    assert main(["rollback", "--store", str(store)]) == 0 and s.current("customers") == "v0003"
+    assert main(["promote", "v0001", "--store", str(store), "--allow-breaking-schema"]) == 0
+    assert s.current("customers") == "v0001"
+
+
 def test_ecommerce_with_categories_and_missing_values(datasets_dir: Path, tmp_path: Path) -> None:
     assert _train(tmp_path, "--data", str(datasets_dir / "ecommerce_customer_behavior.csv"),
                   "--preset", "ecommerce") == 0

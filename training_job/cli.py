@@ -1,7 +1,8 @@
 """Command line: ``python -m training_job train | score | list | promote | rollback | serve``.
 
 Every flag also reads an environment variable (``TRAINING_<FLAG>``), for containers. Exit codes:
-0 success, 2 bad data / configuration / request (message on stderr, nothing published), 1 a bug.
+0 success, 2 bad data / configuration / request (message on stderr, nothing published; or a version trained
+and kept but not made CURRENT because its input schema would break the served version's callers), 1 a bug.
 """
 from __future__ import annotations
 
@@ -61,6 +62,10 @@ class TrainOptions:
                                             "manifest, for a scoring service run with --verify-key (none: unsigned)")
     skip_if_served: bool = option(False, "exit 0 without training when the model already serves a version "
                                          "(docker-compose's start-up command: `up` trains only into an empty store)")
+    allow_breaking_schema: bool = option(False, "publish even when the new version's input schema would break the "
+                                                "served version's callers (a feature removed, renamed or of another "
+                                                "kind); without it such a version is kept, not served, and the "
+                                                "command exits 2")
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,15 @@ class PromoteOptions:
 
 
 @dataclass(frozen=True)
+class SchemaOverride:
+    """``promote`` and ``rollback``: serve a version whose input schema breaks the served version's callers."""
+
+    allow_breaking_schema: bool = option(False, "serve the version even when its input schema would break the "
+                                                "served version's callers (a feature removed, renamed or of "
+                                                "another kind)")
+
+
+@dataclass(frozen=True)
 class ServeOptions:
     """``serve``: the TrainingService's address, data folder, limits and credentials."""
 
@@ -147,9 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
         "score": ("score a customer table, or a raw log with a transactions model's recipe, from the store (no "
                   "service needed)", (ScoreOptions, EngineOptions, StoreOptions, ModelOption)),
         "list": ("list the versions of a model, the current one marked", (ListOptions, StoreOptions, ModelOption)),
-        "promote": ("make a version the served one", (PromoteOptions, StoreOptions, ModelOption)),
+        "promote": ("make a version the served one", (PromoteOptions, SchemaOverride, StoreOptions, ModelOption)),
         "rollback": ("undo the last publish or promote: serve the version served before the current one (again: "
-                     "further back)", (StoreOptions, ModelOption)),
+                     "further back)", (SchemaOverride, StoreOptions, ModelOption)),
         "serve": ("run the TrainingService (upload, profile, train, publish over gRPC)", (ServeOptions, StoreOptions)),
         "keygen": ("make an Ed25519 key pair for signed artefacts (train/serve --signing-key, scoring --verify-key)",
                    (KeygenOptions, StoreOptions)),
@@ -213,14 +227,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         config = _config_for(args, lambda: read_head(args.data, args.spark_master or None, args.spark_conf))
         result = train_spark(args.data, config, ModelStore(args.store), model_name=args.model, keep=args.keep,
-                             master=args.spark_master or None, spark_conf=args.spark_conf, signer=signer)
+                             master=args.spark_master or None, spark_conf=args.spark_conf, signer=signer,
+                             allow_breaking_schema=args.allow_breaking_schema)
     else:
         config = _config_for(args, lambda: read_table(args.data))
         result = train(Path(args.data), config, ModelStore(args.store), model_name=args.model, keep=args.keep,
-                       signer=signer)
+                       signer=signer, allow_breaking_schema=args.allow_breaking_schema)
     if signer is not None:
         log.info("signed with key %s", signer.key_id)
     log.info("segments: %s", "; ".join(f"{i}: {name}" for i, name in enumerate(result.segment_names)))
+    if result.refusal:  # already logged as a warning; the exit code tells scripts CURRENT did not move
+        log.error("model %s version %s was kept, not published: its input schema would break the callers of the "
+                  "served version (the warning above says how; report: %s)", result.model, result.version,
+                  result.path / "report.html")
+        return 2
     log.info("model %s version %s is now CURRENT in %s (report: %s)", result.model, result.version,
              args.store, result.path / "report.html")
     return 0
@@ -277,7 +297,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_promote(args: argparse.Namespace) -> int:
     store = ModelStore(args.store)
     read_manifest(store.version_dir(args.model, args.version))  # refuse to serve a broken version
-    store.promote(args.model, args.version)
+    store.promote(args.model, args.version, allow_breaking_schema=args.allow_breaking_schema)
     log.info("model %s now serves %s", args.model, args.version)
     return 0
 
@@ -285,7 +305,7 @@ def _cmd_promote(args: argparse.Namespace) -> int:
 def _cmd_rollback(args: argparse.Namespace) -> int:
     store = ModelStore(args.store)
     current = store.current(args.model)
-    version = store.rollback(args.model)
+    version = store.rollback(args.model, allow_breaking_schema=args.allow_breaking_schema)
     log.info("model %s rolled back from %s to %s (the version served before it)", args.model, current, version)
     return 0
 

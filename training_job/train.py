@@ -18,6 +18,7 @@ from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silho
 
 from segmentation_core.artefact import Signer, write_artefact
 from segmentation_core.clv import ClvModel
+from segmentation_core.errors import SchemaChangeError
 from segmentation_core.features import FeatureSchema, FitOptions
 from segmentation_core.recipe import BASKET_COLUMNS, customer_table
 from segmentation_core.reference import build_reference
@@ -48,7 +49,8 @@ QUALITY_SAMPLE = 10_000
 
 @dataclass(frozen=True)
 class TrainingResult:
-    """What a training run published (or kept without making it CURRENT: ``published`` False)."""
+    """What a training run published (or kept without making it CURRENT: ``published`` False; ``refusal`` says why
+    when it was to be published but its input schema would break the served version's callers)."""
 
     model: str
     version: str
@@ -57,6 +59,7 @@ class TrainingResult:
     segment_names: list[str]
     manifest: dict[str, Any]
     published: bool = True
+    refusal: str = ""
 
 
 @dataclass
@@ -167,10 +170,13 @@ def _quality(x: np.ndarray, segment: np.ndarray, seed: int) -> dict[str, float]:
 def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str = "customers",
           keep: int = 10, progress: Callable[[str], Any] | None = None, *, frame: pd.DataFrame | None = None,
           publish: bool = True, listener: TrainingListener | None = None,
-          data_name: str | None = None, signer: Signer | None = None) -> TrainingResult:
+          data_name: str | None = None, signer: Signer | None = None,
+          allow_breaking_schema: bool = False) -> TrainingResult:
     """Run the whole training job and publish the model (``publish`` False: keep it, CURRENT stays);
     raises DataError on unusable data. ``frame``: the table already read from ``data``; ``data_name``: the
-    name to show for the data (default: the file name); ``signer``: signs the manifest (signed artefacts)."""
+    name to show for the data (default: the file name); ``signer``: signs the manifest (signed artefacts).
+    A version whose input schema would break the served version's callers is kept, not published (the result's
+    ``refusal`` says why), unless ``allow_breaking_schema``."""
     validate_model_name(model_name)
     listener = listener or TrainingListener(on_stage=progress)
     stages = Stages(listener.on_stage, on_tick=listener.on_tick)
@@ -255,13 +261,15 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
                                   segment, k, profiles)
     pipeline = build_pipeline(schema, estimator, model)
     with stages("publish"):
-        version = publish_version(store, model_name, manifest, model, sample, pipeline, clv, keep=keep,
-                                  publish=publish, signer=signer)
+        version, refusal = publish_version(store, model_name, manifest, model, sample, pipeline, clv, keep=keep,
+                                           publish=publish, signer=signer, allow_breaking_schema=allow_breaking_schema)
     path = store.version_dir(model_name, version)
-    log.info("%s %s %s (k=%d) to %s in %.1f s", "published" if publish else "kept (not CURRENT)", model_name,
+    published = publish and not refusal
+    log.info("%s %s %s (k=%d) to %s in %.1f s", "published" if published else "kept (not CURRENT)", model_name,
              version, k, path, time.monotonic() - started)
     return TrainingResult(model=model_name, version=version, path=path, k=int(k),
-                          segment_names=[p["name"] for p in profiles], manifest=manifest, published=publish)
+                          segment_names=[p["name"] for p in profiles], manifest=manifest, published=published,
+                          refusal=refusal)
 
 
 def build_manifest(*, model_name: str, data: dict[str, Any], config: TrainingConfig, schema: FeatureSchema,
@@ -298,8 +306,11 @@ def build_manifest(*, model_name: str, data: dict[str, Any], config: TrainingCon
 
 def publish_version(store: ModelStore, model_name: str, manifest: dict[str, Any], model: SegmentModel,
                     sample: dict[str, np.ndarray], pipeline: Any, clv: ClvModel | None, *, keep: int,
-                    publish: bool, signer: Signer | None = None) -> str:
-    """Write the artefact through the store (atomically) and return its version id (every engine's)."""
+                    publish: bool, signer: Signer | None = None, allow_breaking_schema: bool = False
+                    ) -> tuple[str, str]:
+    """Write the artefact through the store (atomically) and return its version id (every engine's) and, when it
+    was to be published but the store refused to make it CURRENT because its input schema would break the
+    served version's callers (SchemaChangeError), the refusal's message (the version is then kept), else ""."""
     def write(folder: Path, version: str) -> None:
         manifest["version"] = version
         write_artefact(folder, manifest, model, sample,
@@ -307,7 +318,12 @@ def publish_version(store: ModelStore, model_name: str, manifest: dict[str, Any]
                        write_report=lambda p, m: write_report(m, _sample_frame(sample), p), clv=clv,
                        signer=signer)
 
-    return store.publish(model_name, write, keep=keep, make_current=publish)
+    try:
+        return store.publish(model_name, write, keep=keep, make_current=publish,
+                             allow_breaking_schema=allow_breaking_schema), ""
+    except SchemaChangeError as exc:
+        log.warning("%s", exc)
+        return exc.candidate, str(exc)
 
 
 def fit_clv_summary(config: TrainingConfig, calibration_table: Callable[[pd.Timestamp], pd.DataFrame],

@@ -74,8 +74,11 @@ SAMPLE_SEED = 20_251_204
 
 def train_spark(data: str, config: TrainingConfig, store: ModelStore, model_name: str = "customers", keep: int = 10,
                 *, master: str | None = None, spark_conf: Sequence[str] | dict[str, str] | None = None,
-                publish: bool = True, listener: TrainingListener | None = None, signer: Any = None) -> TrainingResult:
-    """Train on ``data`` (any path or URI Spark reads) with Spark and publish through the store."""
+                publish: bool = True, listener: TrainingListener | None = None, signer: Any = None,
+                allow_breaking_schema: bool = False) -> TrainingResult:
+    """Train on ``data`` (any path or URI Spark reads) with Spark and publish through the store (a version whose
+    input schema would break the served version's callers is kept, not published, unless
+    ``allow_breaking_schema``: see ``train.train``)."""
     validate_model_name(model_name)
     if config.data.kind != "transactions":
         raise DataError("--engine spark trains on transaction logs (a [data] kind = \"transactions\" preset or "
@@ -183,16 +186,18 @@ def train_spark(data: str, config: TrainingConfig, store: ModelStore, model_name
                                            "customers": len(local)}, segment, k, profiles)
     pipeline = build_pipeline(schema, estimator, model)
     with stages("publish"):
-        version = publish_version(store, model_name, manifest, model, sample, pipeline, clv, keep=keep,
-                                  publish=publish, signer=signer)
+        version, refusal = publish_version(store, model_name, manifest, model, sample, pipeline, clv, keep=keep,
+                                           publish=publish, signer=signer, allow_breaking_schema=allow_breaking_schema)
     path = store.version_dir(model_name, version)
-    log.info("%s %s %s (k=%d, Spark) to %s in %.1f s", "published" if publish else "kept (not CURRENT)",
+    published = publish and not refusal
+    log.info("%s %s %s (k=%d, Spark) to %s in %.1f s", "published" if published else "kept (not CURRENT)",
              model_name, version, k, path, time.monotonic() - started)
     scored.unpersist()
     customers.unpersist()
     slog.lines.unpersist()
     return TrainingResult(model=model_name, version=version, path=path, k=int(k),
-                          segment_names=[p["name"] for p in profiles], manifest=manifest, published=publish)
+                          segment_names=[p["name"] for p in profiles], manifest=manifest, published=published,
+                          refusal=refusal)
 
 
 def _no_stats() -> dict[str, float]:
