@@ -166,6 +166,45 @@ def test_rollback_undoes_a_publish_and_the_scoring_service_lists_its_target(trai
         scoring.stop(grace=0)
 
 
+def test_publishing_a_version_that_breaks_the_served_callers_is_refused_unless_allowed(tmp_path: Path,
+                                                                                      datasets_dir: Path) -> None:
+    """A mall model over a served RFM model: the job keeps it (published false, the log says why), and
+    PublishVersion refuses it with FAILED_PRECONDITION naming the changes until the request allows it."""
+    service = Trainer(tmp_path / "store", tmp_path / "data")
+    client, store = service.client, ModelStore(tmp_path / "store")
+    try:
+        log_data = client.upload(ROOT / "data" / "online_retail_sample.csv.gz")
+        rfm = client.wait(client.submit(log_data.dataset_id, preset="transactions", publish=True).job_id, 300)
+        assert rfm.state == "SUCCEEDED" and rfm.result.published, rfm.error
+        mall = client.upload(datasets_dir / "Mall_Customers.csv")
+        job = client.wait(client.submit(mall.dataset_id, preset="mall", k="5", publish=True).job_id, 300)
+        assert job.state == "SUCCEEDED", job.error
+        assert not job.result.published and job.result.version == "v0002"
+        assert any("v0002 was not made CURRENT" in line and "'Monetary'" in line for line in job.log), job.log[-5:]
+        assert store.current("customers") == "v0001" and store.versions("customers") == ["v0001", "v0002"]
+
+        with pytest.raises(TrainingError) as refused:
+            client.publish("v0002")
+        err = refused.value
+        assert err.code == grpc.StatusCode.FAILED_PRECONDITION and err.breaking_schema
+        assert err.message.startswith("model 'customers': v0002 was not made CURRENT: its input schema would break "
+                                      "the callers of the served v0001: numeric feature(s) 'Recency', 'Frequency', "
+                                      "'Monetary' removed"), err.message
+        assert "allow_breaking_schema" in err.message and store.current("customers") == "v0001"
+        with pytest.raises(TrainingError) as missing:  # another refusal: no override to offer
+            client.publish("v0099")
+        assert not missing.value.breaking_schema
+
+        info = client.publish("v0002", allow_breaking_schema=True)
+        assert info.version == "v0002" and store.current("customers") == "v0002"
+        with pytest.raises(TrainingError) as back:  # a roll back across the change: the same rule
+            client.publish("v0001")
+        assert back.value.breaking_schema and "served v0002" in back.value.message
+        assert client.publish("v0001", allow_breaking_schema=True).version == "v0001"
+    finally:
+        service.stop()
+
+
 @pytest.mark.parametrize("fields, code, words", [
     ({"numeric_columns": ["Incomez"]}, grpc.StatusCode.INVALID_ARGUMENT, "Incomez"),
     ({"preset": "nope"}, grpc.StatusCode.INVALID_ARGUMENT, "nope"),

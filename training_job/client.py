@@ -29,19 +29,27 @@ from training_job.limits import MAX_K, MIN_K
 __all__ = ["CHUNK_BYTES", "DEFAULT_TARGET", "MAX_K", "MIN_K", "ColumnProfile", "DataProfile", "Dataset", "Job",
            "JobResult", "Report", "TrainingClient", "TrainingError", "VersionInfo"]
 
+# The trailing metadata of a PublishVersion refused because the version's input schema would break the served
+# version's callers (training.proto, PublishVersionRequest.allow_breaking_schema): TrainingError.breaking_schema.
+REFUSAL_KEY = "refusal"
+BREAKING_SCHEMA = "breaking-schema"
+
 DEFAULT_TARGET = "127.0.0.1:50052"
 CHUNK_BYTES = 1 << 20
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 
 class TrainingError(Exception):
-    """A failed call: the gRPC status code and the server's message (which names the file, line or column)."""
+    """A failed call: the gRPC status code and the server's message (which names the file, line or column).
+    ``breaking_schema``: a publish refused because the version's input schema would break the served version's
+    callers (``publish(..., allow_breaking_schema=True)`` would make it CURRENT anyway)."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, method: str = "") -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, method: str = "", breaking_schema: bool = False) -> None:
         super().__init__(f"{method}: {code.name}: {message}" if method else f"{code.name}: {message}")
         self.code = code
         self.message = message
         self.method = method
+        self.breaking_schema = breaking_schema
 
 
 @dataclass(frozen=True)
@@ -251,7 +259,10 @@ class TrainingClient:
         try:
             return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
-            raise TrainingError(exc.code() or grpc.StatusCode.UNKNOWN, exc.details() or "", name) from None
+            trailing = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
+            refusal = dict(trailing or ()).get(REFUSAL_KEY)
+            raise TrainingError(exc.code() or grpc.StatusCode.UNKNOWN, exc.details() or "", name,
+                                breaking_schema=refusal == BREAKING_SCHEMA) from None
 
     def healthy(self, timeout: float = 2.0) -> bool:
         """True when the service answers its health check with SERVING."""
@@ -351,10 +362,12 @@ class TrainingClient:
         return Job.from_message(self._call(self._stub.CancelTraining, pb.CancelTrainingRequest(job_id=job_id),
                                            "CancelTraining"))
 
-    def publish(self, version: str, model: str = "") -> VersionInfo:
-        """Make a kept version CURRENT (promote)."""
-        m = self._call(self._stub.PublishVersion, pb.PublishVersionRequest(model=model, version=version),
-                       "PublishVersion")
+    def publish(self, version: str, model: str = "", allow_breaking_schema: bool = False) -> VersionInfo:
+        """Make a kept version CURRENT (promote, or roll back). Refused with FAILED_PRECONDITION and
+        ``TrainingError.breaking_schema`` when its input schema would break the served version's callers, unless
+        ``allow_breaking_schema``."""
+        m = self._call(self._stub.PublishVersion, pb.PublishVersionRequest(
+            model=model, version=version, allow_breaking_schema=allow_breaking_schema), "PublishVersion")
         return VersionInfo(model=model or "customers", version=m.version, created_at=m.created_at,
                            algorithm=m.algorithm, k=m.k)
 
@@ -373,10 +386,12 @@ class TrainingClient:
                                 f"{chunks[0].size_bytes} bytes", "GetReport")
         return Report(model=chunks[0].model, version=chunks[0].version, html=data)
 
-    def rollback(self, model: str = "", expected: str = "") -> VersionInfo:
+    def rollback(self, model: str = "", expected: str = "", allow_breaking_schema: bool = False) -> VersionInfo:
         """Undo the last publish or promote: serve the version served before the current one. ``expected``: the
-        version the caller showed (a confirmation); another target is FAILED_PRECONDITION, nothing changed."""
+        version the caller showed (a confirmation); another target is FAILED_PRECONDITION, nothing changed. Refused
+        like :meth:`publish` across a breaking input schema change, unless ``allow_breaking_schema``."""
         m = self._call(self._stub.PublishVersion,
-                       pb.PublishVersionRequest(model=model, version=expected, rollback=True), "PublishVersion")
+                       pb.PublishVersionRequest(model=model, version=expected, rollback=True,
+                                                allow_breaking_schema=allow_breaking_schema), "PublishVersion")
         return VersionInfo(model=model or "customers", version=m.version, created_at=m.created_at,
                            algorithm=m.algorithm, k=m.k)

@@ -15,8 +15,10 @@ from google.protobuf import json_format
 
 from segmentation.v1 import profile_pb2, scoring_pb2, training_pb2 as pb, training_pb2_grpc
 from segmentation_core.artefact import Verifier, read_manifest, read_report
-from segmentation_core.errors import ArtefactError, NotFoundError, SegmentationError, SignatureError, StoreError, bounded
+from segmentation_core.errors import (ArtefactError, NotFoundError, SchemaChangeError, SegmentationError,
+                                      SignatureError, StoreError, bounded)
 from segmentation_core.store import ModelStore
+from training_job.client import BREAKING_SCHEMA, REFUSAL_KEY
 from training_job.datasets import DataFolder, DatasetInfo, UploadTooLarge
 from training_job.errors import ConfigError, DataError
 from training_job.job_request import DEFAULT_MODEL
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 
 # One table from error type to status code; the first match wins (subclasses before their bases).
 STATUS_OF: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (SchemaChangeError, grpc.StatusCode.FAILED_PRECONDITION),
     (UploadTooLarge, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (JobConflict, grpc.StatusCode.FAILED_PRECONDITION),
@@ -50,6 +53,8 @@ def _mapped_errors(method: Callable) -> Callable:
             code = next(code for kind, code in STATUS_OF if isinstance(exc, kind))
             message = bounded(str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__)
             log.info("%s refused: %s", method.__name__, message)
+            if isinstance(exc, SchemaChangeError):  # so that a client can offer the override (the .proto says so)
+                context.set_trailing_metadata(((REFUSAL_KEY, BREAKING_SCHEMA),))
             context.abort(code, message)
     return wrapper
 
@@ -173,16 +178,19 @@ class TrainingService(training_pb2_grpc.TrainingServiceServicer):
     def PublishVersion(self, request: pb.PublishVersionRequest, context: grpc.ServicerContext
                        ) -> scoring_pb2.VersionInfo:
         """Make a kept version CURRENT (after checking it reads whole and, with a signing key, is signed by it); with
-        ``rollback``, the version served before the current one (``version``: the one the caller expects)."""
+        ``rollback``, the version served before the current one (``version``: the one the caller expects); refused
+        (SchemaChangeError) when its input schema would break the served version's callers, unless the request
+        allows it."""
         model = request.model or DEFAULT_MODEL
         version = request.version
         if request.rollback:  # StoreError (FAILED_PRECONDITION) when nothing, or not the version expected
             version = self.store.checked_rollback_target(model, version or None)
         manifest = read_manifest(self.store.version_dir(model, version), self.verify_key)
         if request.rollback:
-            self.store.rollback(model, expected=version)
+            self.store.rollback(model, expected=version,
+                                allow_breaking_schema=request.allow_breaking_schema)
         else:
-            self.store.promote(model, version)
+            self.store.promote(model, version, allow_breaking_schema=request.allow_breaking_schema)
         log.info("model %s: %s %s through the training service", model, version,
                  "rolled back to" if request.rollback else "published")
         return scoring_pb2.VersionInfo(version=version, created_at=str(manifest.get("created_at", "")),
