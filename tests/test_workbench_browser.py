@@ -66,11 +66,29 @@ def _click(driver, element_id: str) -> None:
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].click();", element)
 
 
-def _train(driver, stack, *, k_auto: bool = False, k: int | None = None) -> str:
-    """Submit on the Train page (k as the preset says, auto, or fixed at `k`); wait for the job to end;
-    return the Compare link's job summary."""
+def _choose(driver, dropdown: str, label: str) -> None:
+    """Choose the option shown as `label` in a Dash dropdown: open it, click the option, close it."""
+    from selenium.webdriver.common.keys import Keys
+
+    _click(driver, dropdown)
+    option = wait_until(lambda: [o for o in driver.find_elements("css selector", ".dash-dropdown-option")
+                                 if o.text.strip() == label], 10, message=f"the option {label}")[0]
+    driver.execute_script("arguments[0].click();", option)
+    driver.find_element("tag name", "body").send_keys(Keys.ESCAPE)
+    wait_until(lambda: label in _text(driver, dropdown), 10, message=f"{label} chosen")
+
+
+def _train(driver, stack, *, k_auto: bool = False, k: int | None = None, preset: str = "",
+           numeric: tuple[str, ...] = ()) -> str:
+    """Submit on the Train page (the suggested preset or the one shown as `preset`; k as the preset says, auto,
+    or fixed at `k`; the preset's numeric columns or `numeric`); wait for the job to end; return the Compare
+    link's job summary."""
     _open(driver, stack["url"] + "/train")
     wait_until(lambda: "200 rows" in _text(driver, "train-dataset"), 30, message="the dataset on the Train page")
+    if preset:
+        _choose(driver, "train-preset", preset)
+    for column in numeric:
+        _choose(driver, "train-numeric", column)
     if k_auto:
         driver.find_element("css selector", "#train-k-mode input[value='auto']").click()
     if k is not None:
@@ -252,3 +270,38 @@ def test_the_model_page_opens_and_downloads_the_served_versions_training_report(
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(f"{stack['url']}/report/customers/v0999", timeout=30)
     assert err.value.code == 404 and "has no version &#x27;v0999&#x27;" in err.value.read().decode()
+
+
+def test_a_publish_that_would_break_callers_shows_why_and_publishes_only_when_confirmed(stack, driver):
+    # A version trained on Age alone, over a served mall model on income x spending: every caller sending those
+    # would be refused. Compare shows the training service's refusal and offers "Publish anyway", which asks
+    # first (as Roll back does); a Cancel changes nothing.
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from segmentation_core.store import ModelStore
+
+    store = ModelStore(stack["store"])
+    served = store.current("customers")
+    done = _train(driver, stack, preset="auto (inferred)", numeric=("Age",))
+    candidate = re.search(r"customers (v\d{4})", done).group(1)
+    _click(driver, "train-compare-link")
+    wait_until(lambda: driver.find_element("id", "compare-publish").is_enabled(), 30, message="Publish enabled")
+    _click(driver, "compare-publish")
+    wait_until(lambda: driver.find_elements("id", "compare-refused"), 30, message="the refusal")
+    refusal = _text(driver, "compare-refusal")
+    assert refusal.startswith(f"model 'customers': {candidate} was not made CURRENT: its input schema would break "
+                              f"the callers of the served {served}: numeric feature(s) 'Annual Income (k$)', "
+                              "'Spending Score (1-100)' removed"), refusal
+    assert "--model NAME" in refusal and store.current("customers") == served
+    screenshot(driver, "compare-publish-refused")
+    _click(driver, "compare-publish-anyway")
+    question = WebDriverWait(driver, 10).until(expected_conditions.alert_is_present())
+    assert f"Publish customers {candidate} although it breaks the callers of {served}?" in question.text
+    question.dismiss()
+    assert not driver.find_elements("id", "compare-published") and store.current("customers") == served
+    _click(driver, "compare-publish-anyway")
+    WebDriverWait(driver, 10).until(expected_conditions.alert_is_present()).accept()
+    wait_until(lambda: store.current("customers") == candidate, 30, message=f"{candidate} served")
+    wait_until(lambda: driver.find_elements("id", "compare-published") or driver.find_elements("id", "compare-served"),
+               30, message="the publish confirmation")

@@ -1,13 +1,15 @@
 """Compare and publish: the version a training job made beside the served one (segment sizes and names, the
 matching of new to served segments, the agreement of the two labelings on the new data as the trainer
-computed it, quality metrics); Publish makes it CURRENT, Discard leaves it kept but not served."""
+computed it, quality metrics); Publish makes it CURRENT, Discard leaves it kept but not served. A publish the
+training service refuses because the version's input schema would break the served version's callers shows the
+refusal and offers "Publish anyway", which asks first (as the Model page's Roll back does)."""
 from __future__ import annotations
 
 import logging
 from typing import Any, Mapping
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, html, no_update
+from dash import Input, Output, State, dcc, html, no_update
 
 from dash_ui.grid import Column, data_grid
 from dash_ui.layout import page_header, stat
@@ -99,6 +101,24 @@ def comparison_view(job: Any, baseline: Any, served: str) -> Any:
     ])
 
 
+def refusal_view(model: str, version: str, served: str, message: str) -> Any:
+    """A publish refused because ``version``'s input schema would break the callers of the served version: the
+    training service's message (the model, both versions, each change, the ways on), and the override as an
+    explicit choice that asks first, naming both versions."""
+    button = dbc.Button("Publish anyway", id="compare-publish-anyway", color="danger", outline=True, n_clicks=0,
+                        size="sm", title=f"serve {version} although callers of {served or 'the served version'} "
+                                         "would fail")
+    question = (f"Publish {model} {version} although it breaks the callers of {served or 'the served version'}? "
+                f"Every request still sending a feature {version} does not have is refused from now on. "
+                f"Only do so once the callers send what {version} expects; otherwise train it under another model "
+                "name (the Train page's Model name).")
+    return dbc.Alert([html.Strong("Not published: it would break the served model's callers. "),
+                      html.Span(message, id="compare-refusal"),
+                      html.Div(dcc.ConfirmDialogProvider(button, id="compare-publish-anyway-confirm", message=question),
+                               className="mt-2")],
+                     color="danger", id="compare-refused")
+
+
 def register_callbacks(app: Any, service: DashboardService, trainer: TrainerAccess) -> None:
     def served_now(model: str) -> str:
         """The version of `model` served now: asked of the scoring service (the job's own `published`
@@ -141,22 +161,40 @@ def register_callbacks(app: Any, service: DashboardService, trainer: TrainerAcce
         published = served == job.result.version
         return None, comparison_view(job, baseline_info(job.result), served), published, published
 
-    @app.callback(Output("compare-message", "children"), Output("compare-publish", "disabled", allow_duplicate=True),
-                  Input("compare-publish", "n_clicks"), State("wb-job", "data"), prevent_initial_call=True)
-    def publish(n_clicks: int, job_id: str | None) -> tuple:
+    def publish_job(job_id: str, allow_breaking_schema: bool) -> tuple:
+        """Publish the job's version: the message to show and whether Publish is now disabled."""
         from training_job.client import TrainingError
 
-        if not n_clicks or not job_id:  # a button drawn anew fires once with 0 clicks
-            return no_update, no_update
         try:
             job = trainer.client.job(job_id)
             if job.result is None:
                 return "This job made no version.", True
-            info = trainer.client.publish(job.result.version, model=job.result.model)
+            info = trainer.client.publish(job.result.version, model=job.result.model,
+                                          allow_breaking_schema=allow_breaking_schema)
         except TrainingError as exc:
+            if exc.breaking_schema:
+                return refusal_view(job.result.model, job.result.version, served_now(job.result.model),
+                                    exc.message), no_update
             return dbc.Alert(exc.message, color="danger"), no_update
         return dbc.Alert(f"{info.model} {info.version} is now served; every page follows within seconds.",
                          color="success", id="compare-published"), True
+
+    @app.callback(Output("compare-message", "children"), Output("compare-publish", "disabled", allow_duplicate=True),
+                  Input("compare-publish", "n_clicks"), State("wb-job", "data"), prevent_initial_call=True)
+    def publish(n_clicks: int, job_id: str | None) -> tuple:
+        if not n_clicks or not job_id:  # a button drawn anew fires once with 0 clicks
+            return no_update, no_update
+        return publish_job(job_id, allow_breaking_schema=False)
+
+    @app.callback(Output("compare-message", "children", allow_duplicate=True),
+                  Output("compare-publish", "disabled", allow_duplicate=True),
+                  Input("compare-publish-anyway-confirm", "submit_n_clicks"), State("wb-job", "data"),
+                  prevent_initial_call=True)
+    def publish_anyway(confirmed: int, job_id: str | None) -> tuple:
+        """The override, only after the dialog's OK (a Cancel fires nothing)."""
+        if not confirmed or not job_id:
+            return no_update, no_update
+        return publish_job(job_id, allow_breaking_schema=True)
 
     @app.callback(Output("compare-message", "children", allow_duplicate=True), Output("wb-job", "data",
                                                                                       allow_duplicate=True),

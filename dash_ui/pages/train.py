@@ -137,6 +137,9 @@ def result_view(job: Any) -> Any:
     if job.state == "SUCCEEDED" and job.result is not None:
         r = job.result
         what = "published (now served)" if r.published else "kept, not served yet"
+        if job.request.get("publish") and not r.published:  # the trainer refused: it would break callers
+            what = ("kept, not served: publishing it was refused because its input schema would break the served "
+                    "version's callers (Compare shows why and offers the choice)")
         return dbc.Alert([html.Strong(f"{r.model} {r.version}: k = {r.k}, {what}. "),
                           dcc.Link("Compare with the served model", href="/compare", id="train-compare-link")],
                          color="success", id="train-done", className="mt-2")
