@@ -230,10 +230,15 @@ class ModelStore:
 
     def check_schema_change(self, model: str, version: str, allow_breaking_schema: bool = False) -> list[str]:
         """The breaking changes of ``version``'s input schema against the served version's (empty when nothing is
-        served, it is the served one, or either manifest cannot be read: then nothing is compared, with a
-        warning). Raises SchemaChangeError when there are some and ``allow_breaking_schema`` is False; logs
+        served, it is the served one, or CURRENT or either manifest cannot be read: then nothing is compared,
+        with a warning). Raises SchemaChangeError when there are some and ``allow_breaking_schema`` is False; logs
         them as a warning when it is True, and the features callers do not send yet in either case."""
-        served = self.current(model)
+        try:
+            served = self.current(model)
+        except StoreError:  # a CURRENT that names no version (reported where read): this move repairs it
+            log.warning("model %s: CURRENT names no readable version; making %s CURRENT without comparing input "
+                        "schemas", model, version)
+            return []
         if served is None or served == version:
             return []
         folder = self.root / model / VERSIONS
