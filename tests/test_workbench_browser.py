@@ -124,11 +124,16 @@ def _column(driver, grid: str, field: str) -> list[str]:
     return [header] + [c.text for c in driver.find_elements("css selector", f"#{grid} .ag-cell[col-id='{field}']")]
 
 
-def test_upload_profile_train_compare_publish(stack, driver):
+def _upload(driver, stack) -> None:
+    """Upload Mall_Customers.csv on the Data page and wait for its profile."""
     _open(driver, stack["url"] + "/data")
     driver.find_element("id", "data-file").send_keys(str(MALL_CSV))
     _click(driver, "data-upload-button")
     wait_until(lambda: driver.find_elements("id", "data-rows"), 60, message="the profile")
+
+
+def test_upload_profile_train_compare_publish(stack, driver):
+    _upload(driver, stack)
     assert _text(driver, "data-rows") == "200" and _text(driver, "data-columns") == "5"
     assert _text(driver, "data-suggested-preset") == "mall"
     wait_until(lambda: driver.find_elements("css selector", "#data-heatmap .main-svg"), 30, message="the heatmap")
@@ -283,6 +288,7 @@ def test_a_publish_that_would_break_callers_shows_why_and_publishes_only_when_co
 
     store = ModelStore(stack["store"])
     served = store.current("customers")
+    _upload(driver, stack)  # this session's dataset (a test above starts a new session)
     done = _train(driver, stack, preset="auto (inferred)", numeric=("Age",))
     candidate = re.search(r"customers (v\d{4})", done).group(1)
     _click(driver, "train-compare-link")
