@@ -145,13 +145,16 @@ class ScoringService:
         numbers, clv = customer.numbers, None
         if art.clv is not None:
             numbers, clv = customer_value.customer_figures(art.clv, numbers, art.schema._numeric_names)
+        imputed: list[str] = []
         try:
-            row = art.schema.transform_row(numbers, customer.categories)
+            row = art.schema.transform_row(numbers, customer.categories, imputed)
         except InputError:
             if window is not None:
                 window.add_errors(1)
             raise
-        segment, distance, confidence, outlier = art.model.score_row(row)
+        # partly known: the confidence given what is known (the batch path's math)
+        segment, distance, confidence, outlier = art.model.score_row(
+            row, art.schema.observed_columns(imputed) if imputed else None)
         self.metrics.observe_rows(loaded.model, segment)
         if window is not None:
             window.add_row(customer.numbers, customer.categories, segment, confidence, distance, outlier)
@@ -254,8 +257,10 @@ class _StreamAnswers:
         n = _check_columns(schema, batch, customer_value.INPUT_NAMES if clv_model is not None else frozenset())
         window = self.service.drift.window(loaded)
         codes: dict[str, np.ndarray] | None = {} if window is not None else None
-        x, errors = schema.transform_columns(batch.numeric, batch.categorical, n, category_codes=codes)
-        scores = model.score(x)
+        imputed: dict[str, np.ndarray] = {}
+        x, errors = schema.transform_columns(batch.numeric, batch.categorical, n, category_codes=codes,
+                                             imputed=imputed)
+        scores = model.score(x, schema.partial_rows(imputed, n, errors))
         segment, distance, confidence, outlier = scores.segment, scores.distance, scores.confidence, scores.outlier
         # the CLV figures (when the model has CLV and the batch its inputs); an invalid input is a row error
         clv = customer_value.batch_figures(clv_model, batch.numeric, n, errors, loaded.clv_derivable) \

@@ -26,6 +26,10 @@ Optional manifest keys (older artefacts lack them and still load):
 - ``recipe``: a transactions model's feature recipe (segmentation_core.recipe.Recipe.to_dict()), so that a
   raw log is aggregated as in training before scoring;
 - ``clv``: the fitted CLV models and their per-segment figures (segmentation_core.clv.ClvModel.to_dict()).
+
+Optional keys of the feature schema's numeric features: ``valid_low`` / ``valid_high``, the training
+configuration's ``[cleaning.valid_range]``; scoring treats a value outside as missing, as training's cleaning
+did. Versions published before lack them and score as before (such a value clipped to the training range).
 """
 from __future__ import annotations
 

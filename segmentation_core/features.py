@@ -4,7 +4,10 @@ This is the single implementation of the transform. The training job fits it and
 applies it from the artefact's JSON, so training and serving cannot drift apart.
 
 Per numeric feature, in this order:
-  1. missing (NaN, or absent from a request) -> the training median;
+  1. missing (NaN, or absent from a request) -> the training median; so is a value outside the feature's
+     valid range (the training configuration's ``[cleaning.valid_range]``, stored with the feature as
+     ``valid_low`` / ``valid_high``): training's cleaning set such a value missing (``segmentation_core.valid_range``
+     is the one definition both use), so scoring does too instead of clipping it;
   2. clip to robust bounds (original units) so a handful of extreme customers neither get a segment of
      their own nor drag a centroid;
   3. skew handling: ``log1p`` for skewed non-negative columns, Yeo-Johnson for skewed signed ones;
@@ -15,17 +18,22 @@ Excel's "True" are "Gold" and "TRUE"), an unseen level encodes as all zeros (the
 the one-hot block is weighted so that its total variance equals ``categorical_weight`` times that of one
 numeric feature.
 A customer missing every feature is not imputed but refused (NO_FEATURE_VALUES): there is nothing to score.
+Which features of a row were imputed (missing, implausible, an unseen level) is reported on request
+(``imputed=`` of :meth:`FeatureSchema.transform_columns` and :meth:`FeatureSchema.transform_row`) and turned
+into the observed clustering-space columns by :meth:`FeatureSchema.partial_rows`, so that the confidence of
+a partly known customer is the posterior given what is known (``segment_model``).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from segmentation_core.errors import InputError, number_error, quoted
+from segmentation_core.valid_range import outside_valid_range
 
 try:  # the ufunc behind np.clip, without np.clip's Python-level dispatch
     from numpy._core.umath import clip as _clip
@@ -53,6 +61,19 @@ class NumericFeature:
     scale: float
     minimum: float
     maximum: float
+    # The training configuration's valid range (None: that side open): a value outside is implausible and
+    # treated as missing, as training's cleaning treated it. Versions trained before it have none.
+    valid_low: float | None = None
+    valid_high: float | None = None
+
+
+@dataclass(frozen=True)
+class Partial:
+    """Rows of a batch with imputed features: their row numbers and, per row, which clustering-space columns
+    were observed (False: a column of an imputed feature, whose value is the imputation, not the customer's)."""
+
+    rows: np.ndarray  # int64 (p,)
+    observed: np.ndarray  # bool (p, width)
 
 
 @dataclass(frozen=True)
@@ -370,6 +391,18 @@ class FeatureSchema:
         cats = tuple(_fit_categorical(c, values, options) for c, values in categorical.items())
         return cls(numeric=nums, categorical=cats, options=options)
 
+    def with_valid_ranges(self, ranges: Mapping[str, Sequence[float | None]]) -> "FeatureSchema":
+        """This schema with each numeric feature named in ``ranges`` (feature -> (low, high), None: open) given
+        that valid range: training's ``[cleaning.valid_range]``, so that scoring treats what cleaning set
+        missing as missing. Names that are not numeric features are ignored."""
+        def ranged(f: NumericFeature) -> NumericFeature:
+            if f.name not in ranges:
+                return f
+            low, high = ranges[f.name]
+            return replace(f, valid_low=None if low is None else float(low),
+                           valid_high=None if high is None else float(high))
+        return replace(self, numeric=tuple(ranged(f) for f in self.numeric))
+
     # ---- description -------------------------------------------------------------------------------
     @property
     def feature_names(self) -> list[str]:
@@ -397,8 +430,10 @@ class FeatureSchema:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, stored in the manifest."""
+        def numeric(f: NumericFeature) -> dict[str, Any]:  # a side left open is not written (older readers)
+            return {k: v for k, v in asdict(f).items() if v is not None or k not in ("valid_low", "valid_high")}
         return {
-            "numeric": [asdict(f) for f in self.numeric],
+            "numeric": [numeric(f) for f in self.numeric],
             "categorical": [{**asdict(c), "levels": list(c.levels), "shares": list(c.shares)}
                             for c in self.categorical],
             "options": asdict(self.options),
@@ -408,7 +443,8 @@ class FeatureSchema:
     def from_dict(cls, data: Mapping[str, Any]) -> "FeatureSchema":
         """Rebuild from :meth:`to_dict` output; raises ValueError on a malformed schema."""
         try:
-            nums = tuple(NumericFeature(**{k: (v if k in ("name", "skew") else float(v)) for k, v in f.items()})
+            nums = tuple(NumericFeature(**{k: (v if k in ("name", "skew") or v is None else float(v))
+                                           for k, v in f.items()})
                          for f in data["numeric"])
             cats = tuple(CategoricalFeature(name=c["name"], levels=tuple(c["levels"]), impute=c["impute"],
                                             weight=float(c["weight"]), shares=tuple(c.get("shares", ())))
@@ -423,15 +459,19 @@ class FeatureSchema:
 
     # ---- transform: batches ------------------------------------------------------------------------
     def transform_columns(self, numeric: Mapping[str, np.ndarray], categorical: Mapping[str, Sequence[Any]],
-                          n_rows: int, category_codes: dict[str, np.ndarray] | None = None
-                          ) -> tuple[np.ndarray, dict[int, str]]:
+                          n_rows: int, category_codes: dict[str, np.ndarray] | None = None,
+                          imputed: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, dict[int, str]]:
         """Transform columns of ``n_rows`` customers; returns the matrix and {row: error} for rows it cannot score.
 
         A feature absent from the mappings is treated as missing on every row (imputed); a row missing every
         feature is an error (:data:`NO_FEATURE_VALUES`): there is nothing to score. Rows with an
         error get zeros in the matrix and must not be reported as scored. ``category_codes``, if given,
         receives per categorical column present the level index of each row before imputation (-1: a level
-        training never saw, -2: missing), for the drift accounting.
+        training never saw, -2: missing), for the drift accounting. ``imputed``, if given, receives per feature
+        imputed on some row a boolean mask of those rows (missing, outside the feature's valid range, or a
+        category level training never saw); :meth:`partial_rows` turns it into what :meth:`SegmentModel.score
+        <segmentation_core.segment_model.SegmentModel.score>` needs. A value outside its valid range is
+        imputed whether or not ``imputed`` is given.
         """
         # Built feature-major so every step works on contiguous rows; returned as an (n, d) view. The
         # numeric block is filled first, then each step runs once over the whole block (per-row bounds
@@ -454,6 +494,8 @@ class FeatureSchema:
                 col = columns[j]
                 if col is None:
                     block[j].fill(f.impute)
+                    if imputed is not None and n_rows:
+                        imputed[f.name] = np.ones(n_rows, dtype=bool)
                 else:
                     x = np.asarray(col, dtype=np.float64)
                     if x.shape != (n_rows,):
@@ -476,6 +518,16 @@ class FeatureSchema:
                         for row in np.flatnonzero(np.isinf(x)):
                             errors.setdefault(int(row), number_error(f.name, x[row]))
                         x[not_finite] = f.impute
+                        if imputed is not None and columns[j] is not None:
+                            imputed[f.name] = not_finite
+            for j, low, high in c["valid"]:  # implausible values are missing, as training's cleaning made them
+                x = block[j]
+                outside = outside_valid_range(x, low, high)
+                if outside.any():
+                    x[outside] = self.numeric[j].impute
+                    if imputed is not None:
+                        name = self.numeric[j].name
+                        imputed[name] = imputed[name] | outside if name in imputed else outside
             _clip(block, c["low"], c["high"], out=block)
             for j in c["log1p"]:
                 np.log1p(block[j], out=block[j])
@@ -492,28 +544,35 @@ class FeatureSchema:
             index = c.index
             if values is None:
                 block[index[c.impute]] = c.weight
+                if imputed is not None and n_rows:
+                    imputed[c.name] = np.ones(n_rows, dtype=bool)
             else:
                 if len(values) != n_rows:
                     raise InputError(f"column {c.name!r} has {len(values)} values, expected {n_rows}",
                                      field=c.name)
-                if category_codes is None and empty is None:
+                if category_codes is None and empty is None and imputed is None:
                     codes = np.fromiter((index.get(_category_label(v) or c.impute, -1) for v in values),
                                         dtype=np.int64, count=n_rows)
                 else:  # missing kept apart (-2) for the caller or the empty rows, then imputed
                     lookup = c.index_with_missing
                     codes = np.fromiter((lookup.get(_category_label(v), -1) for v in values), dtype=np.int64,
                                         count=n_rows)
-                for row in np.flatnonzero(codes == -1):  # rare: a level written in another case
-                    label = _category_label(values[row])
-                    if label is not None:
-                        codes[row] = c.folded_index.get(label.casefold(), -1)
+                unseen = np.flatnonzero(codes == -1)
+                if unseen.size:  # rare: a level written in another case, or one training never saw
+                    for row in unseen:
+                        label = _category_label(values[row])
+                        if label is not None:
+                            codes[row] = c.folded_index.get(label.casefold(), -1)
                 if category_codes is not None:
                     category_codes[c.name] = codes
-                if category_codes is not None or empty is not None:
+                if category_codes is not None or empty is not None or imputed is not None:
                     missing = codes == -2
                     if empty is not None:
                         empty &= missing
-                    codes = np.where(missing, index[c.impute], codes)
+                    if missing.any():
+                        codes = np.where(missing, index[c.impute], codes)
+                    if imputed is not None and (unseen.size or missing.any()):
+                        imputed[c.name] = missing | (codes == -1)
                 known = np.flatnonzero(codes >= 0)
                 block[codes[known], known] = c.weight
             row0 += width
@@ -525,8 +584,9 @@ class FeatureSchema:
             matrix[row] = 0.0
         return matrix, errors
 
-    def transform_frame(self, frame: Any) -> np.ndarray:
-        """Transform a pandas DataFrame with every feature column; raises InputError on an unscorable row."""
+    def transform_frame(self, frame: Any, imputed: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """Transform a pandas DataFrame with every feature column; raises InputError on an unscorable row.
+        ``imputed``: as for :meth:`transform_columns`."""
         missing = [n for n in self.feature_names if n not in frame.columns]
         if missing:
             raise InputError(f"missing feature column(s): {', '.join(map(repr, missing))}", field=missing[0])
@@ -537,15 +597,53 @@ class FeatureSchema:
             except (TypeError, ValueError) as exc:
                 raise InputError(f"column {f.name!r} is not numeric: {exc}", field=f.name) from exc
         categorical = {c.name: list(frame[c.name]) for c in self.categorical}
-        matrix, errors = self.transform_columns(numeric, categorical, len(frame))
+        matrix, errors = self.transform_columns(numeric, categorical, len(frame), imputed=imputed)
         if errors:
             row = min(errors)
             raise InputError(f"row {row}: {errors[row]}", row=row)
         return matrix
 
+    def partial_rows(self, imputed: Mapping[str, np.ndarray], n_rows: int,
+                     errors: Mapping[int, str] | None = None) -> Partial | None:
+        """The rows with an imputed feature (``imputed`` as :meth:`transform_columns` fills it; for one row,
+        ``{name: np.ones(1, bool)}`` per imputed name), rows in ``errors`` left out, with the clustering-space
+        columns observed on each; None when every row is complete."""
+        if not imputed:
+            return None
+        any_imputed = np.zeros(n_rows, dtype=bool)
+        for mask in imputed.values():
+            any_imputed |= mask
+        if errors:
+            any_imputed[np.fromiter(errors, dtype=np.int64, count=len(errors))] = False
+        rows = np.flatnonzero(any_imputed)
+        if not rows.size:
+            return None
+        observed = np.ones((rows.size, self.width), dtype=bool)
+        for name, mask in imputed.items():
+            columns = self._columns_of[name]
+            observed[:, columns] &= ~mask[rows, None]
+        return Partial(rows, observed)
+
+    def observed_columns(self, imputed: Sequence[str]) -> np.ndarray:
+        """(width,) bool: the clustering-space columns of a row whose ``imputed`` features (names, as
+        :meth:`transform_row` gives them) are not known."""
+        observed = np.ones(self.width, dtype=bool)
+        for name in imputed:
+            observed[self._columns_of[name]] = False
+        return observed
+
+    @cached_property
+    def _columns_of(self) -> dict[str, slice]:
+        """Feature name -> its clustering-space columns."""
+        columns = {f.name: slice(j, j + 1) for j, f in enumerate(self.numeric)}
+        columns.update({c.name: block for c, block in zip(self.categorical, self.categorical_blocks)})
+        return columns
+
     # ---- transform: one customer, pure Python (faster than numpy for a single row) ------------------
-    def transform_row(self, numbers: Mapping[str, float], categories: Mapping[str, str]) -> list[float]:
-        """Transform one customer; raises InputError naming the field for an unknown or unscorable value."""
+    def transform_row(self, numbers: Mapping[str, float], categories: Mapping[str, str],
+                      imputed: list[str] | None = None) -> list[float]:
+        """Transform one customer; raises InputError naming the field for an unknown or unscorable value.
+        ``imputed``, if given, receives the names of the features imputed (as :meth:`transform_columns`)."""
         numbers = dict(numbers)  # one conversion of a protobuf map; its lookups cost more than a dict's
         if not self._numeric_names.issuperset(numbers):
             for name in numbers:
@@ -558,14 +656,20 @@ class FeatureSchema:
         row: list[float] = []
         get = numbers.get
         present = False
-        for name, impute, low, high, skew, lam, center, scale in self._row_plan:
+        for name, impute, low, high, skew, lam, center, scale, valid_low, valid_high in self._row_plan:
             v = get(name)
             if v is None or v != v:  # absent or NaN -> imputed
                 v = impute
+                if imputed is not None:
+                    imputed.append(name)
             elif v in (math.inf, -math.inf):
                 raise InputError(number_error(name, v), field=name)
             else:
                 present = True
+                if v < valid_low or v > valid_high:  # implausible: missing, as training's cleaning made it
+                    v = impute
+                    if imputed is not None:
+                        imputed.append(name)
             v = low if v < low else high if v > high else v
             if skew == "log1p":
                 v = math.log1p(v)
@@ -576,6 +680,8 @@ class FeatureSchema:
             label = _category_label(categories.get(c.name))
             present = present or label is not None
             level = c.level_of(label or c.impute)
+            if imputed is not None and (label is None or level not in c.index):
+                imputed.append(c.name)
             row.extend(c.weight if lvl == level else 0.0 for lvl in c.levels)
         if not present:
             raise InputError(NO_FEATURE_VALUES, field="customer")
@@ -589,6 +695,8 @@ class FeatureSchema:
         return {"names": [f.name for f in self.numeric], "low": column("clip_low"), "high": column("clip_high"),
                 "center": column("center"), "scale": column("scale"),
                 "log1p": [j for j, f in enumerate(self.numeric) if f.skew == "log1p"],
+                "valid": [(j, f.valid_low, f.valid_high) for j, f in enumerate(self.numeric)
+                          if f.valid_low is not None or f.valid_high is not None],
                 # clipped at a bound >= 0, a column has no negative value left: the transform's cheap branch
                 "yeo_johnson": [(j, f.yj_lambda, f.clip_low >= 0) for j, f in enumerate(self.numeric)
                                 if f.skew == "yeo-johnson"]}
@@ -596,7 +704,9 @@ class FeatureSchema:
     @cached_property
     def _row_plan(self) -> tuple[tuple[Any, ...], ...]:
         """The numeric features' parameters as plain tuples, for :meth:`transform_row`."""
-        return tuple((f.name, f.impute, f.clip_low, f.clip_high, f.skew, f.yj_lambda, f.center, f.scale)
+        return tuple((f.name, f.impute, f.clip_low, f.clip_high, f.skew, f.yj_lambda, f.center, f.scale,
+                      -math.inf if f.valid_low is None else f.valid_low,
+                      math.inf if f.valid_high is None else f.valid_high)
                      for f in self.numeric)
 
     @cached_property

@@ -32,6 +32,7 @@ from segmentation_core.clv import INPUTS
 from segmentation_core.derived import evaluate
 from segmentation_core.errors import DataError, RowLines
 from segmentation_core.parsing import format_ids, parse_dates, strip_text, to_numeric
+from segmentation_core.valid_range import outside_valid_range
 
 __all__ = [
     "BASKET_COLUMNS",
@@ -206,12 +207,10 @@ def is_log_table(recipe: Recipe, features: Sequence[str], columns: Sequence[obje
 
 
 def outside_range(values: pd.Series, low: float | None, high: float | None) -> pd.Series:
-    """Which values fall outside [low, high] (None: that side open); NaN is not outside."""
+    """Which values fall outside [low, high] (None: that side open); NaN is not outside. The definition scoring
+    applies too (:func:`segmentation_core.valid_range.outside_valid_range`)."""
     outside = pd.Series(False, index=values.index)
-    if low is not None:
-        outside |= values < low
-    if high is not None:
-        outside |= values > high
+    outside |= outside_valid_range(values, low, high)
     return outside
 
 

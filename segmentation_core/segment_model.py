@@ -16,7 +16,14 @@ Per scored customer:
   uniform: ``confidence = (1 - smoothing) * posterior + smoothing / k``. ``temperature`` (in (0, 1]) and
   ``smoothing`` (in [0, 1)) are fitted by the training job so that confidence matches how often the
   assignment is reproduced (``training_job.confidence``); artefacts written before them score with 1 and
-  0 (the plain posterior). Neither changes the segment;
+  0 (the plain posterior). Neither changes the segment.
+  A partly known customer (some features imputed: missing, implausible, an unseen level; ``partial`` of
+  :meth:`SegmentModel.score`) keeps the segment, distance and outlier flag of its imputed point, but its
+  confidence is the posterior given the observed columns only, with the same temperature and smoothing:
+  the logits are the mixture's marginal over those columns (k-means: ``-d_O^2 / (2 sigma2)`` with ``d_O``
+  the distance over the observed columns; the Gaussian mixture: each component's marginal Gaussian, the
+  sub-covariance of the observed columns, factored once per pattern of observed columns in a batch).
+  Complete rows never take that path;
 - ``outlier``: distance beyond the segment's ``outlier_threshold``, the 99th percentile of its training
   customers' distances.
 """
@@ -29,6 +36,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from segmentation_core.errors import ArtefactError
+from segmentation_core.features import Partial
 
 KMEANS_FAMILY = ("kmeans", "minibatch-kmeans")
 ALGORITHMS = (*KMEANS_FAMILY, "gmm")
@@ -116,8 +124,67 @@ class SegmentModel:
         return cls(algorithm, centroids, sigma2, threshold, log_w, prec, temperature, smoothing)
 
     # ---- scoring -------------------------------------------------------------------------------------
-    def score(self, x: np.ndarray) -> Scores:
-        """Score a (n, d) matrix of transformed customers."""
+    def score(self, x: np.ndarray, partial: Partial | None = None) -> Scores:
+        """Score a (n, d) matrix of transformed customers; the rows of ``partial`` (customers with imputed
+        features, :meth:`FeatureSchema.partial_rows <segmentation_core.features.FeatureSchema.partial_rows>`)
+        get the confidence given their observed columns (:meth:`marginal_confidence`)."""
+        scores = self._score(x)
+        if partial is not None and partial.rows.size:
+            rows = partial.rows
+            scores.confidence[rows] = self.marginal_confidence(x[rows], partial.observed, scores.segment[rows])
+        return scores
+
+    def marginal_confidence(self, x: np.ndarray, observed: np.ndarray, segment: np.ndarray) -> np.ndarray:
+        """The served confidence of ``segment`` for rows known only on their ``observed`` (bool, as ``x``)
+        columns: ``(1 - smoothing) * softmax(temperature * marginal logits)[segment] + smoothing / k``."""
+        z = self.marginal_logits(x, observed)
+        z *= self.temperature
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        confidence = z[np.arange(len(z)), segment] / z.sum(axis=1)
+        if self.smoothing:
+            confidence *= 1.0 - self.smoothing
+            confidence += self.smoothing / self.k
+        return confidence
+
+    def marginal_logits(self, x: np.ndarray, observed: np.ndarray) -> np.ndarray:
+        """(n, k) logits at temperature 1 of rows known only on their ``observed`` columns: the mixture's
+        marginal over them (equal to :meth:`logits` on a row observed everywhere)."""
+        if self.algorithm != "gmm":
+            m = observed.astype(np.float64)
+            xm = x * m
+            d2 = np.einsum("ij,ij->i", xm, x)[:, None] - 2.0 * xm @ self.centroids.T + m @ (self.centroids ** 2).T
+            return -d2 / (2.0 * self.sigma2)
+        patterns, inverse = _patterns(observed)
+        out = np.empty((len(x), self.k))
+        covariances = self._gmm_covariances
+        for p, pattern in enumerate(patterns):
+            rows = np.flatnonzero(inverse == p)
+            columns = np.flatnonzero(pattern)
+            if not columns.size:  # nothing known: the prior
+                out[rows] = self.log_weights
+                continue
+            # the observed columns' sub-covariance of every component, factored once for these rows
+            sub = covariances[:, columns[:, None], columns[None, :]]  # (k, o, o)
+            chol = np.linalg.cholesky(sub)  # lower, sub = chol chol^T
+            whiten = np.swapaxes(np.linalg.inv(chol), 1, 2)  # y = chol^-1 (x - mean), as row vectors
+            y = (x[rows][:, columns][None, :, :] - self.centroids[:, None, columns]) @ whiten  # (k, n, o)
+            log_det = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)  # half the log determinant
+            out[rows] = (-0.5 * (columns.size * np.log(2 * np.pi) + np.einsum("kno,kno->nk", y, y))
+                         - log_det + self.log_weights)
+        return out
+
+    @property
+    def _gmm_covariances(self) -> np.ndarray:
+        """(k, d, d) covariances of the mixture's components, from the Cholesky factors of the precisions."""
+        cached = self.__dict__.get("_covariances_")
+        if cached is None:
+            inverse = np.linalg.inv(self.precisions_cholesky)  # precision = L L^T, so covariance = L^-T L^-1
+            cached = np.swapaxes(inverse, 1, 2) @ inverse
+            self.__dict__["_covariances_"] = cached
+        return cached
+
+    def _score(self, x: np.ndarray) -> Scores:
         if self.algorithm != "gmm":
             return self._score_kmeans(x)
         log_post = self._gmm_log_resp(x, self.temperature)
@@ -184,8 +251,13 @@ class SegmentModel:
             self.__dict__["_kmeans_cache_"] = cached
         return cached
 
-    def score_row(self, row: list[float]) -> tuple[int, float, float, bool]:
-        """Score one transformed customer in pure Python (cheaper than numpy for a single row)."""
+    def score_row(self, row: list[float], observed: np.ndarray | None = None) -> tuple[int, float, float, bool]:
+        """Score one transformed customer in pure Python (cheaper than numpy for a single row); ``observed``
+        (bool per column, :meth:`FeatureSchema.observed_columns
+        <segmentation_core.features.FeatureSchema.observed_columns>`) for a partly known one, as in :meth:`score`."""
+        if observed is not None:
+            s = self.score(np.asarray([row], dtype=np.float64), Partial(np.zeros(1, dtype=np.int64), observed[None]))
+            return int(s.segment[0]), float(s.distance[0]), float(s.confidence[0]), bool(s.outlier[0])
         if self.algorithm == "gmm":
             s = self.score(np.asarray([row], dtype=np.float64))
             return int(s.segment[0]), float(s.distance[0]), float(s.confidence[0]), bool(s.outlier[0])
@@ -244,6 +316,19 @@ class SegmentModel:
             log_det = np.sum(np.log(np.diag(chol)))
             log_prob[:, j] = -0.5 * (d * np.log(2 * np.pi) + np.sum(y * y, axis=1)) + log_det
         return log_prob + self.log_weights
+
+
+def _patterns(observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a bool matrix and each row's index among them (``np.unique(axis=0)``, whose row
+    sort costs ten times more: rows of up to 64 columns are grouped as one integer each)."""
+    packed = np.packbits(observed, axis=1)
+    if packed.shape[1] > 8:
+        patterns, inverse = np.unique(observed, axis=0, return_inverse=True)
+        return patterns, inverse.reshape(-1)
+    keys = np.zeros((len(observed), 8), dtype=np.uint8)
+    keys[:, :packed.shape[1]] = packed
+    _, first, inverse = np.unique(keys.view(np.uint64).reshape(-1), return_index=True, return_inverse=True)
+    return observed[first], inverse.reshape(-1)
 
 
 def calibrate(algorithm: str, x: np.ndarray, segment: np.ndarray, centroids: np.ndarray,

@@ -187,20 +187,34 @@ def test_serving_math_equals_the_sklearn_pipeline_on_100k_random_rows(ecommerce,
         levels = list(ecommerce[c].dropna().astype(str).unique()) + ["Unseen"]
         frame[c] = rng.choice(levels, n)
     expected = pipeline.predict(frame)
-    scores = model.score(schema.transform_frame(frame))
+    imputed: dict[str, np.ndarray] = {}
+    x = schema.transform_frame(frame, imputed=imputed)
+    partial = schema.partial_rows(imputed, n)  # the rows with an unseen level: confidence given the rest
+    assert 0 < len(partial.rows) < n
+    scores = model.score(x, partial)
     assert np.array_equal(scores.segment, expected)
     if algorithm == "gmm" or calibrated:
-        np.testing.assert_allclose(scores.confidence, pipeline.predict_proba(frame).max(axis=1), rtol=1e-7)
-    assert np.all((scores.confidence >= 1.0 / model.k) & (scores.confidence <= 1.0))
+        proba = pipeline.predict_proba(frame)
+        complete = np.setdiff1d(np.arange(n), partial.rows)
+        np.testing.assert_allclose(scores.confidence[complete], proba.max(axis=1)[complete], rtol=1e-7)
+    if calibrated:  # the wrapped estimator (as training saves it) gives the partly known rows' confidence too
+        np.testing.assert_allclose(scores.confidence, proba[np.arange(n), expected], rtol=1e-7)
+    assert np.all((scores.confidence >= 0.0) & (scores.confidence <= 1.0))
+    # a complete row's segment is the most probable one; a partly known row keeps its imputed point's segment,
+    # which what is known may make less likely than chance
+    complete = np.setdiff1d(np.arange(n), partial.rows)
+    assert np.all(scores.confidence[complete] >= 1.0 / model.k - 1e-12)
     if calibrated:  # softened: never above the plain posterior
-        plain = dataclasses.replace(model, temperature=1.0, smoothing=0.0).score(schema.transform_frame(frame))
-        assert np.all(scores.confidence <= plain.confidence + 1e-12)
+        plain = dataclasses.replace(model, temperature=1.0, smoothing=0.0).score(x, partial)
+        # (at the most probable segment: a partly known row's may be another, which softening raises)
+        assert np.all(scores.confidence[complete] <= plain.confidence[complete] + 1e-12)
         assert scores.confidence.mean() < plain.confidence.mean() - 0.01
     # The pure-Python single-row path gives the same answers.
     for i in range(0, n, 997):
         row = frame.iloc[i]
-        seg, dist, conf, out = model.score_row(
-            schema.transform_row({k: float(row[k]) for k in NUMERIC}, {k: row[k] for k in CATEGORICAL}))
+        unknown: list[str] = []
+        one = schema.transform_row({k: float(row[k]) for k in NUMERIC}, {k: row[k] for k in CATEGORICAL}, unknown)
+        seg, dist, conf, out = model.score_row(one, schema.observed_columns(unknown) if unknown else None)
         assert seg == expected[i]
         assert dist == pytest.approx(scores.distance[i], rel=1e-9)
         assert conf == pytest.approx(scores.confidence[i], rel=1e-9)

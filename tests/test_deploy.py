@@ -53,7 +53,8 @@ DASHBOARD_CORE_MODULES = {"segmentation_core", "segmentation_core.bounded_cache"
                           "segmentation_core.tables", "segmentation_core.clv", "segmentation_core.parsing",
                           "segmentation_core.recipe", "segmentation_core.settings", "segmentation_core.csv_safety",
                           "segmentation_core.drift", "segmentation_core.derived", "segmentation_core.number_format",
-                          "segmentation_core.scored", "segmentation_core.wording", "segmentation_core.charts",
+                          "segmentation_core.scored", "segmentation_core.wording",
+                          "segmentation_core.valid_range", "segmentation_core.charts",
                           "segmentation_core.charts.bundle", "segmentation_core.charts.colours",
                           "segmentation_core.charts.figures"}
 #: Files and folders of segmentation_core copied into the dashboard's image (the charts as a folder).

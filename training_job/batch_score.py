@@ -26,6 +26,7 @@ from segmentation_core.artefact import Artefact, read_artefact
 from segmentation_core.clv import FIGURES, describe_problem, input_problems
 from segmentation_core import scored
 from segmentation_core.errors import DataError, RowLines, number_error
+from segmentation_core.features import Partial
 from segmentation_core.parsing import strip_text
 from segmentation_core.recipe import CLV_INPUTS, Recipe, aggregate, check_features, is_log_table
 from segmentation_core.store import ModelStore
@@ -195,7 +196,8 @@ def _score(artefact: Artefact, features: pd.DataFrame, columns: dict[str, str]) 
     parsed = {f.name: _numbers(features[columns[f.name]], columns[f.name]) for f in schema.numeric}
     numeric = {name: values.to_numpy(np.float64, na_value=np.nan) for name, (values, _) in parsed.items()}
     categorical = {c.name: features[columns[c.name]].tolist() for c in schema.categorical}
-    x, errors = schema.transform_columns(numeric, categorical, len(features))
+    imputed: dict[str, np.ndarray] = {}
+    x, errors = schema.transform_columns(numeric, categorical, len(features), imputed=imputed)
     not_a_number: dict[int, str] = {}
     for _, not_numbers in parsed.values():  # a cell that is not a number is the row's error, never imputed
         for row, message in not_numbers.items():
@@ -203,7 +205,8 @@ def _score(artefact: Artefact, features: pd.DataFrame, columns: dict[str, str]) 
     errors.update(not_a_number)  # it says more than "no feature values" of a row whose only cell is not a number
     out = pd.DataFrame({output: parsed[name][0].array if name in parsed else features[columns[name]].to_numpy()
                         for name, output in input_names(schema.feature_names).items()})
-    return pd.concat([out, _segments(artefact, x, errors)], axis=1)
+    return pd.concat([out, _segments(artefact, x, errors, schema.partial_rows(imputed, len(features), errors))],
+                     axis=1)
 
 
 def _numbers(values: pd.Series, column: str) -> tuple[pd.Series, dict[int, str]]:
@@ -223,9 +226,10 @@ def _numbers(values: pd.Series, column: str) -> tuple[pd.Series, dict[int, str]]
     return numbers, {int(row): number_error(column, values.iloc[row]) for row in bad}
 
 
-def _segments(artefact: Artefact, x: np.ndarray, errors: dict[int, str]) -> pd.DataFrame:
-    """The segment columns of the transformed rows ``x``; a row in ``errors`` gets segment_id -1 and its error."""
-    scores = artefact.model.score(x)
+def _segments(artefact: Artefact, x: np.ndarray, errors: dict[int, str], partial: Partial | None) -> pd.DataFrame:
+    """The segment columns of the transformed rows ``x`` (those of ``partial`` partly known: the confidence given
+    their known features, as the service gives it); a row in ``errors`` gets segment_id -1 and its error."""
+    scores = artefact.model.score(x, partial)
     segment, distance = scores.segment.copy(), scores.distance.copy()
     confidence, outlier = scores.confidence.copy(), scores.outlier.copy()
     error = np.full(len(segment), "", dtype=object)

@@ -195,7 +195,9 @@ def train(data: Path, config: TrainingConfig, store: ModelStore, model_name: str
         pre = config.preprocessing
         options = FitOptions(skew=pre.skew, outliers=pre.outliers, categorical_weight=pre.categorical_weight)
         try:
-            schema = FeatureSchema.fit(features, numeric, categorical, options)
+            # values cleaning set missing as implausible are missing at scoring too
+            schema = FeatureSchema.fit(features, numeric, categorical, options).with_valid_ranges(
+                config.cleaning.valid_range)
             x = schema.transform_frame(features)
         except ValueError as exc:
             raise DataError(str(exc)) from exc

@@ -108,7 +108,9 @@ def train_spark(data: str, config: TrainingConfig, store: ModelStore, model_name
         stats = {f: SparkStatistics(customers, f, recipe.CUSTOMER, lambda f=f: local[f].to_numpy(np.float64))
                  for f in numeric}
         try:
-            schema = FeatureSchema.fit_statistics(stats, {}, options)
+            # values cleaning set missing as implausible are missing at scoring too
+            schema = FeatureSchema.fit_statistics(stats, {}, options).with_valid_ranges(
+                config.cleaning.valid_range)
             x = schema.transform_frame(local[numeric])
         except ValueError as exc:
             raise DataError(str(exc)) from exc
