@@ -370,7 +370,9 @@ def test_trainer_serves_from_the_training_image_with_settings_it_reads(compose: 
     trainer = _service(compose, "trainer")
     assert trainer["image"] == _service(compose, "training")["image"] and trainer["command"] == ["serve"]
     assert "model-store:/model-store:rw" in trainer["volumes"], "the trainer publishes: the store is read-write"
-    assert "grpc_health_probe.py" in " ".join(trainer["healthcheck"]["test"])
+    check = trainer["healthcheck"]["test"]
+    assert "grpc_health_probe.py" in " ".join(check)
+    assert check[check.index("--env-prefix") + 1] == "TRAINING_", "the probe must read the trainer's TLS settings"
     unknown = sorted(k for k in _environment(trainer) if k not in program_env["training_job"] and k not in GENERIC_ENV)
     assert not unknown, f"docker-compose.yml: trainer sets {unknown}, which python -m training_job does not read"
 
@@ -602,6 +604,75 @@ def test_health_probe_says_serving_or_not(mall_store: Path, tmp_path: Path) -> N
         assert ok.returncode == 0, ok.stderr
     down = subprocess.run([PYTHON, probe, target, "--timeout", "0.5"], capture_output=True, text=True, timeout=30)
     assert down.returncode == 1 and "UNAVAILABLE" in down.stderr, down.stderr
+
+
+@pytest.fixture(scope="module")
+def cluster_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate as a cluster's issuer writes it: for the Service's DNS names only, so a probe
+    dialling 127.0.0.1 inside the pod must check it against one of those names."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    folder = tmp_path_factory.mktemp("cluster-tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=scoring",
+                    "-addext", "subjectAltName=DNS:scoring,DNS:scoring.segmentation.svc"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def _probe(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """deploy/grpc_health_probe.py as a container runs it: only the service's own variables set."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(PREFIXES)}
+    return subprocess.run([PYTHON, str(ROOT / "deploy" / "grpc_health_probe.py"), *args], capture_output=True,
+                          text=True, timeout=60, env={**clean, **env})
+
+
+@pytest.mark.parametrize("which", ["loopback-cert", "cluster-cert"])
+def test_health_probe_speaks_tls_when_the_service_does(scoring_server_factory, mall_store: Path, tmp_path: Path,
+                                                        certificate: tuple[Path, Path],
+                                                        cluster_certificate: tuple[Path, Path], which: str) -> None:
+    """With SCORING_TLS_CERT/KEY (and a token) set, the container's health check and a Kubernetes exec probe run
+    the probe with no arguments: it must speak TLS, trust the service's own (self-signed) certificate, check it
+    against a name the certificate carries, and need no token (health checks are exempt)."""
+    cert, key = certificate if which == "loopback-cert" else cluster_certificate
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    server = scoring_server_factory(mall_store, tls_cert=str(cert), tls_key=str(key), token_file=str(token))
+    env = {"SCORING_PORT": str(server.port), "SCORING_TLS_CERT": str(cert), "SCORING_TLS_KEY": str(key),
+           "SCORING_TOKEN_FILE": str(token)}
+    ok = _probe(env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert _probe("--wait", "5", env=env).returncode == 0
+    plain = _probe("--plaintext", "--timeout", "1", env=env)
+    assert plain.returncode == 1 and "UNAVAILABLE" in plain.stderr, plain.stderr
+    # From elsewhere: a CA file and the name to check, the service's variables unset.
+    given = _probe(f"127.0.0.1:{server.port}", "--tls-ca", str(cert), "--server-name", "localhost"
+                   if which == "loopback-cert" else "scoring", env={})
+    assert given.returncode == 0, given.stderr
+    wrong = _probe(f"127.0.0.1:{server.port}", "--tls-ca", str(cert), "--server-name", "elsewhere",
+                   "--timeout", "1", env={})
+    assert wrong.returncode == 1, "a certificate for other names must not pass"
+    missing = _probe(env={**env, "SCORING_TLS_CERT": str(tmp_path / "no-such.pem")})
+    assert missing.returncode == 2 and "no-such.pem" in missing.stderr, missing.stderr
+
+
+def test_health_probe_reads_the_training_service_settings_with_its_prefix(tmp_path: Path,
+                                                                          cluster_certificate: tuple[Path, Path]
+                                                                          ) -> None:
+    """The trainer's health check (compose, Kubernetes) runs the probe with --env-prefix TRAINING_."""
+    from training_job.server import TrainerSettings, TrainingServer
+
+    cert, key = cluster_certificate
+    server = TrainingServer(TrainerSettings(tmp_path / "store", tmp_path / "data", port=0, tls_cert=str(cert),
+                                            tls_key=str(key))).start()
+    try:
+        env = {"TRAINING_PORT": str(server.port), "TRAINING_TLS_CERT": str(cert), "TRAINING_TLS_KEY": str(key)}
+        ok = _probe("--env-prefix", "TRAINING_", env=env)
+        assert ok.returncode == 0, ok.stderr
+        assert _probe("--env-prefix", "TRAINING_", "--plaintext", "--timeout", "1", env=env).returncode == 1
+    finally:
+        server.stop(grace=0)
 
 
 # ---------------------------------------------------------------------------------------------------
