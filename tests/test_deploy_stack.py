@@ -95,20 +95,21 @@ READY: dict[str, Ready] = {
 IMAGE_MODULES: dict[str, dict[str, list[str]]] = {
     # The training image has no pyspark: its Spark engine is the Spark image's.
     "training": {"packages": ["training_job", "segmentation_core"], "skip": ["training_job.spark"],
-                 "absent": ["scoring_service", "dash_ui", "pyspark"]},
+                 "absent": ["scoring_service", "dash_ui", "pyspark", "pip", "setuptools"]},
     # The Spark image (master, worker, driver): the training job with its Spark engine, pyspark and Java.
     "spark": {"packages": ["training_job", "segmentation_core"], "skip": [],
-              "absent": ["scoring_service", "dash_ui"]},
+              "absent": ["scoring_service", "dash_ui", "pip", "setuptools"]},
     # The scoring image carries the whole scoring_service and segmentation_core folders; the server's modules
     # (not the Python client's: the `client` extra, pandas) pull in the segmentation_core modules it uses.
     "scoring": {"packages": ["scoring_service", "segmentation"],
                 "skip": ["scoring_service.client", "scoring_service.client_cli"],
-                "absent": ["pandas", "sklearn", "scipy", "training_job", "dash_ui"]},
+                "absent": ["pandas", "sklearn", "scipy", "training_job", "dash_ui", "pip", "setuptools"]},
     # The dashboard image carries of segmentation_core, scoring_service and training_job only the files it
-    # imports: the table reader and the two services' clients.
+    # imports: the table reader and the two services' clients. (Dash needs setuptools; nothing needs pip.)
     "dashboard": {"packages": ["dash_ui", "segmentation"], "skip": [],
                   "modules": ["segmentation_core.tables", "scoring_service.client", "training_job.client"],
-                  "absent": ["sklearn", "training_job.train", "segmentation_core.store", "scoring_service.server"]},
+                  "absent": ["sklearn", "training_job.train", "segmentation_core.store", "scoring_service.server",
+                             "pip"]},
 }
 
 _IMPORT_EVERYTHING = r"""
