@@ -260,6 +260,8 @@ class Engine:
         argv = [self.cli, "build", "-f", dockerfile, "-t", tag]
         if self.podman:
             argv += ["--network", "host"]  # the stand-in engine's builds reach PyPI through the host network
+            # podman's default OCI image format has no HEALTHCHECK: it drops the Dockerfiles' (with a warning)
+            argv += ["--format", "docker"]
         for name, value in build_args.items():
             argv += ["--build-arg", f"{name}={value}"]
         with open(log, "wb") as out:
@@ -270,6 +272,16 @@ class Engine:
     def image_size(self, tag: str) -> int:
         """Size of an image in bytes, as the engine reports it."""
         return int(self.run("image", "inspect", "--format", "{{.Size}}", tag).stdout.strip())
+
+    def image_healthcheck(self, tag: str) -> list[str]:
+        """The HEALTHCHECK command an image declares ([] when it has none)."""
+        found = json.loads(self.run("image", "inspect", "--format", "{{json .Config.Healthcheck}}", tag).stdout)
+        return list((found or {}).get("Test") or [])
+
+    def health(self, container: str) -> str:
+        """A container's health status as the engine reports it ("healthy", "starting" ...; "" without a check)."""
+        state = json.loads(self.run("inspect", "--format", "{{json .State}}", container).stdout)
+        return ((state.get("Health") or state.get("Healthcheck") or {}).get("Status")) or ""
 
     def has_image(self, name: str) -> bool:
         """True when the engine holds an image of that name locally."""
@@ -353,6 +365,11 @@ class Stack:
     def leftovers(self) -> dict[str, list[str]]:
         """The project's containers, networks and volumes that still exist (by label or name)."""
         return {kind: names for kind in ("container", "network", "volume") if (names := self._names(kind))}
+
+    def service_containers(self, service: str) -> list[str]:
+        """Ids of the running containers of one service of the project."""
+        return self.engine.run("ps", "-q", "--filter", f"label={PROJECT_LABEL}={self.project}", "--filter",
+                               f"label=com.docker.compose.service={service}", timeout=60).stdout.split()
 
     def container_ids(self) -> list[str]:
         """Ids of the project's running containers."""

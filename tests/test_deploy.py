@@ -351,6 +351,15 @@ def test_the_spark_profile_is_a_master_a_worker_and_a_driver_on_one_image(compos
     assert env["PYSPARK_PYTHON"] == "/opt/venv/bin/python", "Spark's Python workers must run the image's venv"
 
 
+def test_every_long_running_service_declares_its_health_check(compose: dict) -> None:
+    """In the compose file, not only in the image: podman builds in its OCI format by default, which drops a
+    Dockerfile's HEALTHCHECK, and then nothing would ever say the dashboard is healthy."""
+    for name, service in compose["services"].items():
+        if str(service.get("restart", "no")) != "no":
+            test = (service.get("healthcheck") or {}).get("test") or []
+            assert test and test[0] in ("CMD", "CMD-SHELL"), f"{name} declares no health check"
+
+
 def test_health_check_arguments_have_no_spaces(compose: dict) -> None:
     """podman's Docker-compatible API splits a CMD health check's arguments at spaces (the Spark master's
     check failed as `python -c import` until its one-liner had none)."""

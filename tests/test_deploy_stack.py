@@ -210,6 +210,13 @@ def test_the_scoring_image_is_the_smallest(engine: Engine, images: dict[str, str
     assert min(sizes, key=sizes.get) == "scoring", f"image sizes (bytes): {sizes}"
 
 
+@pytest.mark.parametrize("component", ["scoring", "dashboard"])
+def test_the_images_keep_their_health_checks(engine: Engine, images: dict[str, str], component: str) -> None:
+    """podman's default OCI format drops a Dockerfile's HEALTHCHECK: the images are built as Docker images."""
+    check = engine.image_healthcheck(images[component])
+    assert check and check[0] == "CMD", f"the {component} image has no HEALTHCHECK: {check}"
+
+
 @pytest.mark.parametrize("component", list(IMAGE_MODULES))
 def test_each_image_imports_every_module_its_program_needs(engine: Engine, images: dict[str, str],
                                                            component: str) -> None:
@@ -283,6 +290,29 @@ def _training_sample(stack: Stack) -> tuple[pd.DataFrame, list[int], str]:
     frame = pd.DataFrame({c.name: list(c.values) for c in stats.sample_numeric}
                          | {c.name: list(c.values) for c in stats.sample_categorical})
     return frame, list(stats.sample_segment_id), stats.version
+
+
+def _wait_healthy(stack: Stack, services: list[str], timeout: float = 180.0) -> None:
+    """Until the engine reports every container of ``services`` healthy (not only running)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        states: dict[str, str] = {}
+        missing = []
+        for name in services:
+            ids = stack.service_containers(name)
+            missing += [] if ids else [name]
+            states.update({f"{name}/{cid[:12]}": stack.engine.health(cid) for cid in ids})
+        if not missing and all(state == "healthy" for state in states.values()):
+            return
+        assert time.monotonic() < deadline, f"not healthy: {states}, not running: {missing}\n{stack.logs()}"
+        time.sleep(1)
+
+
+def test_every_long_running_service_reports_healthy(stack: Stack) -> None:
+    """Its health check runs and passes in the container: `running` alone says nothing of a probe that fails."""
+    services = _compose_services(stack.engine)
+    _wait_healthy(stack, [name for name, service in services.items() if service.get("healthcheck")
+                          and str(service.get("restart", "no")) != "no"])
 
 
 def test_up_trained_one_version_and_the_service_serves_it(stack: Stack, client) -> None:
@@ -462,3 +492,4 @@ def test_spark_training_in_the_profile_trains_on_the_worker_and_the_service_serv
 def test_down_v_leaves_no_container_network_or_volume(stack: Stack) -> None:
     stack.compose("down", "-v", "--remove-orphans", timeout=300)
     assert stack.leftovers() == {}, f"left behind by `down -v`: {stack.leftovers()}"
+
