@@ -330,9 +330,11 @@ def compose_config(tool: Sequence[str], env: dict[str, str]) -> dict:
 class Stack:
     """One compose project of docker-compose.yml, under its own name, ports and image tag."""
 
-    def __init__(self, engine: Engine, project: str, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, engine: Engine, project: str, env: dict[str, str], log_dir: Path,
+                 overrides: Sequence[Path] = ()) -> None:
         self.engine = engine
         self.project = project
+        self.files = [COMPOSE_FILE, *overrides]  # docker-compose.yml, then override files merged over it
         self.env = env  # the compose file's variables (ports, IMAGE_TAG ...)
         self.log_dir = log_dir
         self._pump_stop = threading.Event()
@@ -340,7 +342,8 @@ class Stack:
 
     def compose(self, *args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
         """Run the compose tool on this project; asserts success unless ``check`` is false."""
-        argv = [*self.engine.compose_tool, "-f", str(COMPOSE_FILE), "-p", self.project, *args]
+        files = [arg for file in self.files for arg in ("-f", str(file))]
+        argv = [*self.engine.compose_tool, *files, "-p", self.project, *args]
         result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
                                 env=self.engine.env(**self.env), stdin=subprocess.DEVNULL)
         with open(self.log_dir / "compose.log", "a") as log:

@@ -360,6 +360,15 @@ def test_every_long_running_service_declares_its_health_check(compose: dict) -> 
             assert test and test[0] in ("CMD", "CMD-SHELL"), f"{name} declares no health check"
 
 
+def test_every_published_port_binds_loopback_by_default(compose: dict) -> None:
+    """The trainer (uploads, training, publishing; no token unless TRAINING_TOKEN_FILE is set) above all."""
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            host_ip = port.get("host_ip", "") if isinstance(port, dict) else str(port).split(":")[0]
+            assert host_ip == "127.0.0.1", f"{name} publishes {port} beyond loopback by default"
+    assert _service(compose, "trainer").get("ports"), "the trainer's port (the test reaches it through it)"
+
+
 def test_health_check_arguments_have_no_spaces(compose: dict) -> None:
     """podman's Docker-compatible API splits a CMD health check's arguments at spaces (the Spark master's
     check failed as `python -c import` until its one-liner had none)."""

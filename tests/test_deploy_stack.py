@@ -493,3 +493,78 @@ def test_down_v_leaves_no_container_network_or_volume(stack: Stack) -> None:
     stack.compose("down", "-v", "--remove-orphans", timeout=300)
     assert stack.leftovers() == {}, f"left behind by `down -v`: {stack.leftovers()}"
 
+
+# ---------------------------------------------------------------------------------------------------
+# TLS and tokens: the same images, a stack of its own with an override file (after the main stack is down)
+
+TLS_OVERRIDE = """
+services:
+  scoring:
+    environment:
+      SCORING_TLS_CERT: /certs/cert.pem
+      SCORING_TLS_KEY: /certs/key.pem
+      SCORING_TOKEN_FILE: /certs/token
+    volumes: ["{certs}:/certs:ro"]
+  trainer:
+    environment:
+      TRAINING_TLS_CERT: /certs/cert.pem
+      TRAINING_TLS_KEY: /certs/key.pem
+      TRAINING_TOKEN_FILE: /certs/token
+    volumes: ["{certs}:/certs:ro"]
+  dashboard:
+    environment:
+      DASH_SCORING_TLS_CA: /certs/cert.pem
+      DASH_SCORING_TOKEN: {token}
+      DASH_TRAINER_TLS_CA: /certs/cert.pem
+      DASH_TRAINER_TOKEN: {token}
+    volumes: ["{certs}:/certs:ro"]
+"""
+
+
+def test_a_stack_with_tls_and_tokens_comes_up_healthy(engine: Engine, images: dict[str, str],
+                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+    """SCORING_TLS_* and TRAINING_TLS_* set (a self-signed certificate, as an operator's override file does):
+    the health checks must speak TLS, or scoring never turns healthy and the dashboard never starts."""
+    import shutil
+    import subprocess
+
+    from scoring_service.client import ScoringClient
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    certs = tmp_path_factory.mktemp("stack-tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(certs / "key.pem"), "-out", str(certs / "cert.pem"), "-days", "1", "-subj",
+                    "/CN=scoring", "-addext", "subjectAltName=DNS:scoring,DNS:trainer,DNS:localhost"],
+                   check=True, capture_output=True)
+    token = uuid.uuid4().hex
+    (certs / "token").write_text(token + "\n")
+    for path in (certs, *certs.iterdir()):  # readable by the images' user (uid 10001)
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    override = certs / "tls.yml"
+    override.write_text(TLS_OVERRIDE.format(certs=certs, token=token))
+    env = {"IMAGE_TAG": IMAGE_TAG, **{v: str(free_port()) for v in PUBLISHED_PORTS}}
+    stack = Stack(engine, f"segtls{uuid.uuid4().hex[:8]}", env, tmp_path_factory.mktemp("stack-tls-logs"),
+                  overrides=[override])
+    stack.start_health_checks()
+    try:
+        # The dashboard waits for scoring to be healthy: `up` fails if the scoring health check does.
+        stack.compose("up", "-d", "--no-build", "scoring", "trainer", "dashboard", timeout=UP_TIMEOUT)
+        _wait_healthy(stack, ["scoring", "trainer", "dashboard"])
+        probe = load_deploy("grpc_health_probe")
+        tls = probe.Tls((certs / "cert.pem").read_bytes(), "localhost")  # the published port, from the host
+        for variable in ("SCORING_HOST_PORT", "TRAINER_HOST_PORT"):
+            assert probe.check(_target(stack, variable), tls=tls) == probe.SERVING
+            assert probe.check(_target(stack, variable), timeout=1) != probe.SERVING, "plaintext must fail"
+        with ScoringClient(_target(stack, "SCORING_HOST_PORT"), token=token, tls_ca=certs / "cert.pem",
+                           authority="localhost", timeout=30) as client:
+            assert client.model_info().version == "v0001"
+        # Ready: the dashboard reached the scoring service over TLS with the token.
+        ready, deadline = f"http://{_target(stack, 'DASH_HOST_PORT')}/health/ready", time.monotonic() + 60
+        while http_status(ready) != 200:
+            assert time.monotonic() < deadline, f"the dashboard is not ready: {ready}\n{stack.logs()}"
+            time.sleep(0.5)
+    finally:
+        stack.compose("down", "-v", "--remove-orphans", timeout=300, check=False)
+        stack.stop_health_checks()
+    assert stack.leftovers() == {}, f"left behind by `down -v`: {stack.leftovers()}"
