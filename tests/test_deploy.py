@@ -369,6 +369,13 @@ def test_every_published_port_binds_loopback_by_default(compose: dict) -> None:
     assert _service(compose, "trainer").get("ports"), "the trainer's port (the test reaches it through it)"
 
 
+def test_grpcurl_guide_says_where_the_compose_stack_serves() -> None:
+    """compose publishes the scoring service on a free port, not 50051 (replicas: --scale scoring=N)."""
+    text = (ROOT / "docs" / "grpcurl.md").read_text()
+    assert "docker compose port scoring 50051" in text and "SCORING_HOST_PORT" in text
+    assert "docker compose up`) on `127.0.0.1:50051" not in text
+
+
 def test_health_check_arguments_have_no_spaces(compose: dict) -> None:
     """podman's Docker-compatible API splits a CMD health check's arguments at spaces (the Spark master's
     check failed as `python -c import` until its one-liner had none)."""
