@@ -6,7 +6,9 @@ until the stack is healthy, scores customers through the published gRPC port wit
 loads every dashboard page in headless Chromium through the published HTTP port, uploads an Excel file
 on the Batch page, retrains with ``compose run``, sees the new version served, trains and publishes a
 version through the trainer's published port, checks that a second ``up`` does not retrain, and takes it
-all down with ``down -v``, leaving no container, network or volume.
+all down with ``down -v``, leaving no container, network or volume. Every long-running container must report
+healthy (its health check ran and passed). Then the same images come up once more with TLS and tokens on (an
+override file, a certificate made by the test) and must turn healthy and answer over TLS only.
 Each image also imports every module its program needs, inside the image.
 
 Without an engine (no Docker, no ../shared/tools/container-engine.sh set-up) the module skips and says
