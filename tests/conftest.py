@@ -33,20 +33,25 @@ def scoring_server_factory():
         server.stop(grace=0.5)
 
 
-@pytest.fixture(scope="session")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for localhost and 127.0.0.1, and its key (openssl CLI)."""
+def self_signed_certificate(folder: Path, name: str, alt_names: str) -> tuple[Path, Path]:
+    """A self-signed certificate for ``name`` and ``alt_names`` (openssl's subjectAltName, e.g. "DNS:x,IP:127.0.0.1")
+    written into ``folder``, and its key; skips the test when openssl is not installed."""
     import shutil
     import subprocess
 
     if shutil.which("openssl") is None:
         pytest.skip("openssl is not installed")
-    folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", f"/CN={name}",
+                    "-addext", f"subjectAltName={alt_names}"], check=True, capture_output=True)
     return cert, key
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1, and its key (openssl CLI)."""
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"), "localhost", "DNS:localhost,IP:127.0.0.1")
 
 
 # ---- Apache Spark (issue 18: train/score --engine spark) -------------------------------------------------

@@ -27,6 +27,7 @@ import grpc
 import pytest
 from packaging.utils import canonicalize_name
 
+from tests.conftest import self_signed_certificate
 from tests.deploy_support import (
     ROOT,
     PYTHON,
@@ -635,15 +636,8 @@ def test_health_probe_says_serving_or_not(mall_store: Path, tmp_path: Path) -> N
 def cluster_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate as a cluster's issuer writes it: for the Service's DNS names only, so a probe
     dialling 127.0.0.1 inside the pod must check it against one of those names."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    folder = tmp_path_factory.mktemp("cluster-tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=scoring",
-                    "-addext", "subjectAltName=DNS:scoring,DNS:scoring.segmentation.svc"],
-                   check=True, capture_output=True)
-    return cert, key
+    return self_signed_certificate(tmp_path_factory.mktemp("cluster-tls"), "scoring",
+                                   "DNS:scoring,DNS:scoring.segmentation.svc")
 
 
 def _probe(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
