@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from typing import Any, Iterable
+from urllib.parse import urlencode
 
 import dash_bootstrap_components as dbc
 from dash import dcc, html
@@ -28,12 +29,36 @@ def navbar() -> dbc.Navbar:
              for path, label in NAV_ITEMS]
     return dbc.Navbar(
         dbc.Container([
-            dbc.NavbarBrand("Customer segments", href="/", className="fw-semibold"),
+            dbc.NavbarBrand("Customer segments", href="/", className="fw-semibold", id="nav-brand"),
             dbc.Nav(links, navbar=True, className="me-auto"),
+            model_chooser(),
             html.Span(id="service-badge", children=status_badge(None)),
         ], fluid=True),
         color="dark", dark=True, className="mb-3",
     )
+
+
+def model_chooser() -> html.Div:
+    """The model every page shows, when the store has more than one (hidden until then): each model with
+    its served version; choosing one sets the URL's `?model=` (dash_ui.app)."""
+    return html.Div(dcc.Dropdown(id="model-choice", clearable=False, searchable=False, placeholder="model"),
+                    id="model-chooser", className="model-chooser me-3", style={"display": "none"},
+                    title="The model every page shows")
+
+
+def with_model(href: str, model: str | None) -> str:
+    """A link to `href` (a page path) that shows `model` ("" or None: the default model)."""
+    return f"{href}?{urlencode({'model': model})}" if model else href
+
+
+def unknown_model_card(message: str, pathname: str, served: dict[str, str]) -> dbc.Alert:
+    """What a page shows for a `?model=` the store does not have: the service's sentence naming the models
+    there are, and a link to this page for each."""
+    links = [html.Li(dcc.Link(f"{name} ({version or 'none served'})", href=with_model(pathname, name)))
+             for name, version in sorted(served.items())]
+    return dbc.Alert([html.H4("Unknown model", className="alert-heading"), html.P(message, className="mb-1"),
+                      html.Ul(links, className="mb-0") if links else None],
+                     color="warning", className="mt-4", id="unknown-model")
 
 
 def app_shell(page: Any = None, rendered_key: str | None = None) -> html.Div:

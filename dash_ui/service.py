@@ -5,11 +5,17 @@ turned into the pages' views by `dash_ui.models`), caches what is per model vers
 plot sample), and runs a background thread on `WatchModel` so that
 pages learn of a new served version, or of an outage, by polling `status()` (cheap: no network).
 Errors reach the pages as `ServiceError` with a sentence for people, never a traceback.
+
+Every read takes a model name (None: the service's default model, the one the watch follows). Another
+model of the store is fetched when a page asks for it: which version it serves comes from ListModels,
+trusted for `SERVED_TTL_SECONDS`; its info and plot sample are cached by (model, version), since a
+stored version never changes.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +37,10 @@ STARTING, OK, NO_MODEL, DOWN = "starting", "ok", "no-model", "down"
 
 #: Customers asked for the map sample: bounded, whatever the size of the training base.
 DEFAULT_MAX_SAMPLE = 5000
+
+#: How long the store's list of models and their served versions (ListModels) is trusted: a page of
+#: another model than the default learns of a new served version within this time (plus a status poll).
+SERVED_TTL_SECONDS = 3.0
 
 
 class ServiceError(Exception):
@@ -122,8 +132,13 @@ class DashboardService:
         self._lock = threading.RLock()
         self._status = ServiceStatus(STARTING, target, message=f"Connecting to {target} ...")
         self._view: ModelView | None = None
-        #: Plot samples by version: the served one and the one before (enough for a swap).
-        self._samples: BoundedCache[str, SampleView] = BoundedCache(2)
+        #: Plot samples by (model, version): the served ones and the ones before (enough for a swap).
+        self._samples: BoundedCache[tuple[str, str], SampleView] = BoundedCache(6)
+        #: Views of the models other than the default, by (model, version).
+        self._other_views: BoundedCache[tuple[str, str], ModelView] = BoundedCache(8)
+        #: ListModels' last answer and when it came (time.monotonic()); see SERVED_TTL_SECONDS.
+        self._models: list[ModelEntry] | None = None
+        self._models_at = 0.0
         #: Versions asked for by name (a version never changes once stored).
         self._versions: BoundedCache[tuple[str, str], ModelInfo] = BoundedCache(8)
         self._stop = threading.Event()
@@ -160,9 +175,9 @@ class DashboardService:
                 self._mark_unreachable(err.message)
             raise err from exc
 
-    def training_profile(self) -> dict[str, Any] | None:
+    def training_profile(self, model: str | None = None) -> dict[str, Any] | None:
         """The served version's training-data profile (profile.proto's field names), or None without one."""
-        return self._call(lambda client: client.model_info(include_profile=True).profile)
+        return self._call(lambda client: client.model_info(model or None, include_profile=True).profile)
 
     # -- status and watching ---------------------------------------------------------------------
     def status(self) -> ServiceStatus:
@@ -246,7 +261,7 @@ class DashboardService:
     def _on_model_info(self, info: ModelInfo) -> None:
         view = model_view(info)
         with self._lock:  # from the watch thread: fetch the plot sample ahead of pages, once per version
-            prefetch = (self._thread is not None and view.version not in self._samples
+            prefetch = (self._thread is not None and (view.model, view.version) not in self._samples
                         and view.version not in self._prefetching)
             if prefetch:
                 self._prefetching.add(view.version)
@@ -287,7 +302,7 @@ class DashboardService:
         with self._lock:
             self._sample_listeners.append(listener)
             view = self._view
-            ready = view is not None and view.version in self._samples
+            ready = view is not None and (view.model, view.version) in self._samples
         if ready:
             threading.Thread(target=self._notify, args=(listener, view), name="sample-listener", daemon=True).start()
 
@@ -327,8 +342,24 @@ class DashboardService:
             return False
 
     # -- reads ------------------------------------------------------------------------------------
-    def model_view(self) -> ModelView:
-        """The served model (from the watch cache; fetched once if the watch has not delivered yet)."""
+    def default_model(self) -> str:
+        """The name of the model that answers requests naming none ("" before the service was reached)."""
+        with self._lock:
+            return self._status.model or (self._view.model if self._view is not None else "")
+
+    def is_default(self, model: str | None) -> bool:
+        """Whether `model` (None or "": the default) is the model the watch follows."""
+        return not model or model == self.default_model()
+
+    def model_view(self, model: str | None = None) -> ModelView:
+        """The served version of `model` (None: the default model, from the watch cache; another model:
+        its served version per ListModels, fetched once per version). An unknown model raises a
+        `ServiceError` (NOT_FOUND) naming the models there are."""
+        if not self.is_default(model):
+            assert model is not None
+            version = self._served_version_of(model)
+            return self._other_views.get_or_build(
+                (model, version), lambda: model_view(self._call(lambda client: client.model_info(model, version))))
         with self._lock:
             view = self._view
         if view is not None:
@@ -336,19 +367,38 @@ class DashboardService:
         self._on_model_info(self._call(lambda client: client.model_info()))
         return self._view  # type: ignore[return-value]
 
-    def cached_model_view(self) -> ModelView | None:
+    def cached_model_view(self, model: str | None = None) -> ModelView | None:
+        """`model_view(model)` if it needs no call to the service, else None."""
+        if self.is_default(model):
+            with self._lock:
+                return self._view
         with self._lock:
-            return self._view
+            models = self._models
+        version = next((m.served_version for m in models or () if m.name == model), "")
+        return self._other_views.get((model, version)) if version else None  # type: ignore[arg-type]
+
+    def _served_version_of(self, model: str) -> str:
+        entries = self.models()
+        entry = next((m for m in entries if m.name == model), None)
+        if entry is None:
+            names = ", ".join(m.name for m in entries) or "none"
+            raise ServiceError(f"There is no model named '{model}' in the store. Models: {names}.", "NOT_FOUND")
+        if not entry.served_version:
+            raise ServiceError(f"Model {model} has no served version yet (no version of it is published).",
+                               "NOT_FOUND")
+        return entry.served_version
 
     def sample(self, view: ModelView | None = None) -> SampleView:
-        """The labelled plot sample of the served version (bounded; cached per version)."""
+        """The labelled plot sample of `view`'s version (default: the served version of the default model;
+        bounded; cached per model and version)."""
         view = view or self.model_view()
-        cached = self._samples.get(view.version)
+        key = (view.model, view.version)
+        cached = self._samples.get(key)
         if cached is not None:
             return cached
-        stats = self._call(lambda client: client.segment_stats(max_sample=self.max_sample))
+        stats = self._call(lambda client: client.segment_stats(view.model, view.version, max_sample=self.max_sample))
         sample = sample_view(stats, view.segment_names)
-        self._samples.put(sample.version, sample)
+        self._samples.put(key, sample)
         return sample
 
     def version_info(self, model: str, version: str) -> ModelInfo:
@@ -362,31 +412,54 @@ class DashboardService:
         return entry.served_version if entry is not None else ""
 
     def versions(self) -> list[ModelEntry]:
-        """The models in the store and their versions."""
-        return self._call(lambda client: client.list_models())
+        """The models in the store and their versions, asked now."""
+        models = self._call(lambda client: client.list_models())
+        with self._lock:
+            self._models, self._models_at = models, time.monotonic()
+        return models
 
-    def drift_report(self) -> DriftReport:
+    def models(self) -> list[ModelEntry]:
+        """The models in the store and their versions, as ListModels said at most `SERVED_TTL_SECONDS` ago."""
+        with self._lock:
+            models, fresh = self._models, time.monotonic() - self._models_at < SERVED_TTL_SECONDS
+        return models if models is not None and fresh else self.versions()
+
+    def served_versions(self) -> dict[str, str]:
+        """Each model's served version ("" for none), as `models()` says; the last answer known while the
+        service does not answer ({} before the first)."""
+        with self._lock:
+            models, healthy = self._models or [], self._status.state == OK
+        if healthy:  # while the service is down, no call (the status poll asks often)
+            try:
+                models = self.models()
+            except ServiceError:
+                pass
+        return {m.name: m.served_version for m in models}
+
+    def drift_report(self, model: str | None = None) -> DriftReport:
         """The served version's drift report (live traffic against its training data), every replica's
         traffic combined (see :meth:`replica_drift`)."""
-        return self.replica_drift().report
+        return self.replica_drift(model).report
 
-    def replica_drift(self) -> ReplicaDrift:
+    def replica_drift(self, model: str | None = None) -> ReplicaDrift:
         """The drift reports of every scoring replica the target names, combined per version, with the
         replicas that answered and those that did not."""
-        return self._call(lambda client: client.drift_reports())
+        return self._call(lambda client: client.drift_reports(model or None))
 
-    def predict(self, customer: Mapping[str, Any], *, customer_id: str = "") -> Prediction:
+    def predict(self, customer: Mapping[str, Any], *, customer_id: str = "", model: str | None = None) -> Prediction:
         """The client's own answer: segment, distance, confidence, outlier flag, model and version."""
-        return self._call(lambda client: client.predict(dict(customer), id=customer_id))
+        return self._call(lambda client: client.predict(dict(customer), id=customer_id, model=model or None))
 
     def predict_frame(self, frame: pd.DataFrame, *, progress: Callable[..., Any] | None = None,
-                      batch_rows: int = 2_000) -> pd.DataFrame:
-        return self._call(lambda client: client.predict_frame(frame, batch_rows=batch_rows, progress=progress))
+                      batch_rows: int = 2_000, model: str | None = None) -> pd.DataFrame:
+        return self._call(lambda client: client.predict_frame(frame, batch_rows=batch_rows, progress=progress,
+                                                              model=model or None))
 
     def score_log(self, frame: pd.DataFrame, *, progress: Callable[..., Any] | None = None,
-                  batch_rows: int = 2_000) -> LogScore:
-        """A raw transaction log aggregated here with the served model's recipe, then scored (with CLV)."""
-        return self._call(lambda client: score_log(client, frame, batch_rows=batch_rows, progress=progress))
+                  batch_rows: int = 2_000, model: str | None = None) -> LogScore:
+        """A raw transaction log aggregated here with the model's recipe, then scored (with CLV)."""
+        return self._call(lambda client: score_log(client, frame, model=model or None, batch_rows=batch_rows,
+                                                   progress=progress))
 
 
 def _now() -> str:

@@ -100,9 +100,16 @@ def dashboard_process(scoring_port: int, port: int, log_dir: Path, retry_seconds
 
 def train_mall(store: Path, log_dir: Path) -> None:
     """Publishes a real model trained on the Mall customers by the training job's CLI."""
-    data = REPO.parent / "shared" / "datasets" / "Mall_Customers.csv"
-    subprocess.run([sys.executable, "-m", "training_job", "train", "--data", str(data), "--preset", "mall",
-                    "--store", str(store)], cwd=REPO, check=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+    train_dataset(store, log_dir, "Mall_Customers.csv", "mall")
+
+
+def train_dataset(store: Path, log_dir: Path, dataset: str, preset: str, model: str | None = None) -> None:
+    """Publishes a real model trained by the training job's CLI on ../shared/datasets/`dataset` with `preset`,
+    under `model` (None: the default model name)."""
+    data = REPO.parent / "shared" / "datasets" / dataset
+    subprocess.run([sys.executable, "-m", "training_job", "train", "--data", str(data), "--preset", preset,
+                    "--store", str(store), *(["--model", model] if model else [])], cwd=REPO, check=True,
+                   env={**os.environ, "PYTHONPATH": str(REPO)},
                    stdout=open(log_dir / "training.log", "ab"), stderr=subprocess.STDOUT, timeout=600)
 
 

@@ -315,7 +315,7 @@ def test_the_layout_comes_with_the_page_of_the_url_being_opened(service):
     with app.server.test_request_context():
         assert route({}, "/segments", "?segment=1", "customers v0002|/segments") == (dash.no_update,) * 2
         page, key = route({}, "/model", "", "customers v0002|/segments")
-    assert key == "customers v0002|/model" and page.id == "model-page"
+    assert key == "customers v0002|/model" and [c.id for c in page] == ["page-model", "model-page"]
 
 
 def test_the_overview_the_model_page_and_the_report_say_the_verdict_in_one_sentence(service):

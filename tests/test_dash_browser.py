@@ -1,6 +1,7 @@
 """The dashboard in headless Chromium, against a real scoring service serving a real model.
 
-A model is trained on the Mall customers by the training job's CLI into a temporary store; the scoring
+A model is trained on the Mall customers by the training job's CLI into a temporary store (the default
+model, 'customers'), and a second one on the e-commerce table under 'ecommerce' (the navbar's model chooser); the scoring
 service and the dashboard run as real processes on free ports. Screenshots of every page go to
 artifacts/screenshots/ (kept by CI).
 """
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 
 from tests.browser_support import (browser_missing_reason, chrome, dashboard_process, free_port,
-                                   page_ready_script, scoring_process, screenshot, train_mall, wait_for_port,
+                                   page_ready_script, scoring_process, screenshot, train_dataset, train_mall, wait_for_port,
                                    wait_until)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
@@ -32,6 +33,7 @@ def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("dash-browser")
     store = root / "store"
     train_mall(store, root)
+    train_dataset(store, root, "ecommerce_customer_behavior.csv", "ecommerce", model="ecommerce")
     scoring_port, dash_port = free_port(), free_port()
     scoring = scoring_process(store, scoring_port, root).start()
     dashboard = None
@@ -129,6 +131,53 @@ def test_the_navbar_swaps_pages_in_without_a_page_load(stack, driver):
                    and driver.execute_script(page_ready_script()), 20, message=f"{label} after a click")
         assert stack["info"].segments[0].name in driver.page_source
     assert driver.execute_script("return window.__sameDocument === true")
+
+
+def _choose_model(driver, label: str) -> None:
+    """Choose the option shown as `label` in the navbar's model chooser."""
+    from selenium.webdriver.common.keys import Keys
+
+    driver.execute_script("arguments[0].click();", driver.find_element("id", "model-choice"))
+    option = wait_until(lambda: [o for o in driver.find_elements("css selector", ".dash-dropdown-option")
+                                 if o.text.strip() == label], 10, message=f"the option {label}")[0]
+    driver.execute_script("arguments[0].click();", option)
+    driver.find_element("tag name", "body").send_keys(Keys.ESCAPE)
+
+
+def _card_names(driver) -> list[str]:
+    return [c.text for c in driver.find_elements("css selector", "#overview-cards .segment-name")]
+
+
+def test_the_navbar_chooses_another_model_and_the_pages_follow_it(stack, driver):
+    mall, ecommerce = stack["info"], stack["client"].model_info("ecommerce")
+    mall_names, ecommerce_names = [s.name for s in mall.segments], [s.name for s in ecommerce.segments]
+    assert not set(mall_names) & set(ecommerce_names)
+    open_page(driver, stack["url"] + "/")
+    assert _card_names(driver) == mall_names
+    chooser = wait_until(lambda: driver.find_element("id", "model-chooser").is_displayed(), 10,
+                         message="the model chooser (the store has two models)")
+    assert chooser
+    driver.execute_script("window.__sameDocument = true")
+    _choose_model(driver, f"ecommerce {ecommerce.version}")
+    wait_until(lambda: _card_names(driver) == ecommerce_names, 20, message="the Overview of the ecommerce model")
+    assert driver.current_url == f"{stack['url']}/?model=ecommerce"
+    assert f"ecommerce {ecommerce.version}: {ecommerce.k} segments" in page_text(driver)
+    # The navbar's links keep the choice: Segments shows the same model, and so does a reload of its link.
+    driver.find_element("id", "nav-segments").click()
+    wait_until(lambda: driver.current_url == f"{stack['url']}/segments?model=ecommerce"
+               and f"ecommerce {ecommerce.version}: profiles" in page_text(driver), 20, message="Segments of ecommerce")
+    assert "active" in driver.find_element("id", "nav-segments").get_attribute("class")
+    assert driver.execute_script("return window.__sameDocument === true")  # no page load
+    screenshot(driver, "model-chooser")
+    open_page(driver, f"{stack['url']}/predict?model=ecommerce")
+    assert f"Scored by ecommerce {ecommerce.version}" in page_text(driver)
+    # Back to the default model.
+    open_page(driver, f"{stack['url']}/?model=ecommerce")
+    _choose_model(driver, f"customers {mall.version}")
+    wait_until(lambda: _card_names(driver) == mall_names, 20, message="the Overview of the default model")
+    open_page(driver, f"{stack['url']}/?model=nope")
+    text = wait_until(lambda: driver.find_element("id", "unknown-model").text, 20, message="the unknown-model card")
+    assert "There is no model named 'nope' in the store. Models: customers, ecommerce." in text
 
 
 def test_segments_page_is_bookmarkable_by_segment(stack, driver):

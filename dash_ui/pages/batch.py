@@ -5,6 +5,7 @@ the browser, spooled to a temporary file, read by the one table reader, bounded)
 key of the parsed table in ``UPLOADS``."""
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping
 
 import dash_bootstrap_components as dbc
@@ -132,7 +133,7 @@ def results_view(job_id: str, merged: pd.DataFrame, names: Mapping[int, str], ve
 
 
 def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
-    view = service.model_view()
+    view = service.model_view(params.get("model"))
     return html.Div([
         page_header("Batch scoring", f"Features of {view.model} {view.version}: {', '.join(view.feature_names)}"),
         segment_legend(view.segments, "batch-segments"),
@@ -156,8 +157,8 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
 
     @app.callback(Output("batch-report", "children"), Output("batch-upload-key", "data"),
                   Output("batch-score", "disabled"), Output("batch-results", "children", allow_duplicate=True),
-                  Input("batch-uploaded", "data"), prevent_initial_call=True)
-    def on_upload(uploaded: dict[str, str] | None) -> tuple[Any, Any, bool, Any]:
+                  Input("batch-uploaded", "data"), State("page-model", "data"), prevent_initial_call=True)
+    def on_upload(uploaded: dict[str, str] | None, model: str | None = None) -> tuple[Any, Any, bool, Any]:
         uploaded = uploaded or {}
         stored = UPLOADS.get(uploaded.get("key"))
         if stored is None:
@@ -165,7 +166,7 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
             return dbc.Alert(message, color="danger", id="batch-report-alert"), None, True, None
         filename, frame = stored
         try:
-            view = service.model_view()
+            view = service.model_view(model)
         except ServiceError as exc:
             return dbc.Alert(exc.message, color="danger", id="batch-report-alert"), None, True, None
         if view.recipe is not None and is_log_table(view.recipe, view.numeric_names, frame.columns):
@@ -183,16 +184,17 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
 
     @app.callback(Output("batch-job-id", "data"), Output("batch-poll", "disabled"),
                   Output("batch-score", "disabled", allow_duplicate=True),
-                  Input("batch-score", "n_clicks"), State("batch-upload-key", "data"), prevent_initial_call=True)
-    def on_score(_: int, key: str) -> tuple[Any, bool, bool]:
+                  Input("batch-score", "n_clicks"), State("batch-upload-key", "data"), State("page-model", "data"),
+                  prevent_initial_call=True)
+    def on_score(_: int, key: str, model: str | None = None) -> tuple[Any, bool, bool]:
         upload = UPLOADS.get(key)
         if upload is None:
             return None, True, True
         _, frame = upload
-        view = service.model_view()
+        view = service.model_view(model)
         if view.recipe is not None and is_log_table(view.recipe, view.numeric_names, frame.columns):
             def score_log(_frame: pd.DataFrame, progress: Any) -> pd.DataFrame:
-                scored = service.score_log(frame, progress=progress)
+                scored = service.score_log(frame, progress=progress, model=view.model)
                 result = scored.result
                 result.attrs["version"] = f"{view.model} {view.version}"
                 result.attrs["delimiter"] = frame.attrs.get("delimiter", ",")
@@ -202,7 +204,7 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
             return job.id, False, True
 
         def score(_frame: pd.DataFrame, progress: Any) -> pd.DataFrame:
-            return score_table(service.predict_frame, frame, view, progress)
+            return score_table(functools.partial(service.predict_frame, model=view.model), frame, view, progress)
 
         job = _JOBS.start(frame, score)
         return job.id, False, True
@@ -210,8 +212,9 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
     @app.callback(Output("batch-progress", "value"), Output("batch-progress", "label"),
                   Output("batch-status", "children"), Output("batch-poll", "disabled", allow_duplicate=True),
                   Output("batch-results", "children"), Output("batch-score", "disabled", allow_duplicate=True),
-                  Input("batch-poll", "n_intervals"), State("batch-job-id", "data"), prevent_initial_call=True)
-    def on_poll(_: int, job_id: str) -> tuple[Any, ...]:
+                  Input("batch-poll", "n_intervals"), State("batch-job-id", "data"), State("page-model", "data"),
+                  prevent_initial_call=True)
+    def on_poll(_: int, job_id: str, model: str | None = None) -> tuple[Any, ...]:
         job = _JOBS.get(job_id)
         if job is None:
             return 0, "", "", True, no_update, False
@@ -224,7 +227,7 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
         scored = job.result[job.result["segment_id"] >= 0]
         names = dict(zip(scored["segment_id"].astype(int), scored["segment_name"]))
         version = str(job.result.attrs.get("version", "")) if job.result is not None else ""
-        view = service.cached_model_view()  # the service colours a segment by its id, in every version
+        view = service.cached_model_view(model)  # the service colours a segment by its id, in every version
         return (100, "100%", job.status, True,
                 results_view(job.id, job.result, names, version, view.segment_colours if view else None), False)
 

@@ -137,17 +137,17 @@ def heatmap_card(profile: Any) -> dbc.Card:
                     className="section-card")
 
 
-def served_profile(service: DashboardService) -> Any:
+def served_profile(service: DashboardService, model: str | None = None) -> Any:
     """The profile of the served model's own training data (stored in its manifest), or a hint."""
     from training_job.client import DataProfile
 
     try:
-        stored = service.training_profile()
+        stored = service.training_profile(model)
     except ServiceError:
         stored = None
     if not stored:
         return html.P("Upload a table to see its profile.", className="text-muted")
-    view = service.cached_model_view()
+    view = service.cached_model_view(model)
     title = f"Training data of the served model{f' ({view.model} {view.version})' if view else ''}"
     return html.Div([html.H3(title, className="h5 mt-2", id="data-served-title"),
                      profile_view(DataProfile.from_dict(stored))])
@@ -172,11 +172,11 @@ def register_callbacks(app: Any, service: DashboardService, trainer: TrainerAcce
                             prevent_initial_call=True)
 
     @app.callback(Output("data-trainer-state", "children"), Output("data-profile", "children"),
-                  Input("wb-dataset", "data"), Input("data-trainer-state", "id"))
-    def show_profile(dataset_id: str | None, _: str) -> tuple[Any, Any]:
+                  Input("wb-dataset", "data"), Input("data-trainer-state", "id"), State("page-model", "data"))
+    def show_profile(dataset_id: str | None, _: str, model: str | None = None) -> tuple[Any, Any]:
         state = trainer_state(trainer)
         if not dataset_id or state is not None:
-            return state, served_profile(service)
+            return state, served_profile(service, model)
         from training_job.client import TrainingError
 
         try:

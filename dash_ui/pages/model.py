@@ -134,7 +134,7 @@ def served_note(service: DashboardService, view: ModelView) -> Any:
     """Since when the served version is served and what it replaced, when this dashboard saw the change:
     what a Publish or a Roll back did, still there once the page is drawn again for the new version."""
     status = service.status()
-    if status.version != view.version or not status.previous_version:
+    if status.model != view.model or status.version != view.version or not status.previous_version:
         return None
     return html.P(f"{view.version} is served since {status.changed_at} (it replaced {status.previous_version}).",
                   className="small text-success mb-1", id="model-served-note")
@@ -181,7 +181,7 @@ def report_links(view: ModelView) -> Any:
 
 
 def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
-    view = service.model_view()
+    view = service.model_view(params.get("model"))
     return html.Div([
         page_header("Model", f"{view.model} {view.version}"),
         report_links(view),
@@ -223,13 +223,14 @@ def register_version_buttons(app: Any, service: DashboardService, trainer: Any) 
     @app.callback(Output("model-version-message", "children"),
                   Input("model-publish", "n_clicks"), Input("model-rollback-confirm", "submit_n_clicks"),
                   State("model-version-choice", "value"), State("model-rollback-target", "data"),
-                  prevent_initial_call=True)
-    def change_version(publish_clicks: int, rollback_clicks: int, chosen: str | None, target: str | None) -> Any:
+                  State("page-model", "data"), prevent_initial_call=True)
+    def change_version(publish_clicks: int, rollback_clicks: int, chosen: str | None, target: str | None,
+                       model: str | None = None) -> Any:
         if not (publish_clicks or rollback_clicks):  # buttons drawn anew fire once with 0 clicks
             return no_update
         if not trainer.available():
             return dbc.Alert(trainer.unavailable_reason(), color="warning", className="mb-0")
-        view = service.model_view()
+        view = service.model_view(model)
         from training_job.client import TrainingError
 
         if ctx.triggered_id == "model-rollback-confirm":

@@ -114,7 +114,7 @@ def _segments(service: DashboardService, report: DriftReport) -> tuple[dict[int,
     """Segment names, colours and training shares of the report's version (from ModelInfo when it is that
     version's, else from the report's own segment mix)."""
     try:
-        view = service.model_view()
+        view = service.model_view(report.model)
     except ServiceError:
         view = None
     if view is not None and view.version == report.version:
@@ -126,7 +126,7 @@ def _segments(service: DashboardService, report: DriftReport) -> tuple[dict[int,
 
 def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
     try:
-        drift = service.replica_drift()
+        drift = service.replica_drift(params.get("model"))
     except ServiceError as exc:
         return html.Div([page_header("Monitoring"),
                          dbc.Alert(f"The drift report is unavailable: {exc.message}", color="warning")],
@@ -161,12 +161,12 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
                   Output("monitoring-mix", "figure"), Output("monitoring-rates", "figure"),
                   Output("monitoring-auto-feature", "data"),
                   Input("monitoring-poll", "n_intervals"), Input("monitoring-feature", "value"),
-                  State("monitoring-auto-feature", "data"), prevent_initial_call=True)
-    def refresh(_: int, feature: str | None, auto: str | None) -> tuple[Any, ...]:
+                  State("monitoring-auto-feature", "data"), State("page-model", "data"), prevent_initial_call=True)
+    def refresh(_: int, feature: str | None, auto: str | None, model: str | None = None) -> tuple[Any, ...]:
         # Until the user picks a feature, the histogram follows the most drifted one.
         picked_by_user = feature is not None and feature != auto
         try:
-            drift = service.replica_drift()
+            drift = service.replica_drift(model)
         except ServiceError as exc:
             alert = dbc.Alert(f"The drift report is unavailable: {exc.message}", color="warning")
             empty = drift_figures.empty_figure(exc.message)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, dcc, html
+from dash import Input, Output, State, dcc, html
 
 from dash_ui import customer_value
 from segmentation_core.charts import figures
@@ -67,7 +67,7 @@ def _structure_note(structure: str) -> str:
 
 
 def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
-    view = service.model_view()
+    view = service.model_view(params.get("model"))
     try:
         sample = service.sample(view)
         map_card = dbc.Card(dbc.CardBody([
@@ -94,10 +94,10 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
     @app.callback(Output("overview-map", "figure"),
                   Output("overview-map-x", "disabled"), Output("overview-map-y", "disabled"),
                   Input("overview-map-mode", "value"), Input("overview-map-x", "value"),
-                  Input("overview-map-y", "value"), prevent_initial_call=True)
-    def draw_map(mode: str, x: str, y: str) -> tuple[Any, bool, bool]:
+                  Input("overview-map-y", "value"), State("page-model", "data"), prevent_initial_call=True)
+    def draw_map(mode: str, x: str, y: str, model: str | None = None) -> tuple[Any, bool, bool]:
         try:
-            view = service.model_view()
+            view = service.model_view(model)
             sample = service.sample(view)
         except ServiceError as exc:
             return figures.empty_figure(exc.message), True, True

@@ -183,7 +183,7 @@ def result_card(prediction: Prediction, colour: str, confidence_note: str = "") 
 
 
 def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
-    view = service.model_view()
+    view = service.model_view(params.get("model"))
     x, y = (separating_features(view, 2) + view.numeric_names * 2)[:2] if view.numeric_names else (None, None)
     return html.Div([
         page_header("Predict one customer", f"Scored by {view.model} {view.version}"),
@@ -213,9 +213,10 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
                   Output({"type": MESSAGE_ID, "feature": MATCH}, "className"),
                   Output({"type": NUMBER_ID, "feature": MATCH}, "invalid"),
                   Input({"type": NUMBER_ID, "feature": MATCH}, "value"),
-                  State({"type": NUMBER_ID, "feature": MATCH}, "id"), prevent_initial_call=True)
-    def check_number(value: Any, id_: Mapping[str, str]) -> tuple[str, str, bool]:
-        view = service.cached_model_view()
+                  State({"type": NUMBER_ID, "feature": MATCH}, "id"), State("page-model", "data"),
+                  prevent_initial_call=True)
+    def check_number(value: Any, id_: Mapping[str, str], model: str | None = None) -> tuple[str, str, bool]:
+        view = service.cached_model_view(model)
         feature = view.numeric_feature(id_["feature"]) if view else None
         if feature is None:
             return "", "field-message", False
@@ -228,11 +229,11 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
                   State({"type": CATEGORY_ID, "feature": ALL}, "value"),
                   State({"type": CATEGORY_ID, "feature": ALL}, "id"),
                   State({"type": CLV_ID, "feature": ALL}, "value"), State({"type": CLV_ID, "feature": ALL}, "id"),
-                  prevent_initial_call=True)
+                  State("page-model", "data"), prevent_initial_call=True)
     def predict(_: int, numbers: list, number_ids: list, cats: list, cat_ids: list, clv_values: list,
-                clv_ids: list) -> tuple[Any, Any]:
+                clv_ids: list, model: str | None = None) -> tuple[Any, Any]:
         try:
-            view = service.model_view()
+            view = service.model_view(model)
             number_values, cat_values = _by_feature(number_ids, numbers), _by_feature(cat_ids, cats)
             lifetime, clv_errors = clv_inputs(_by_feature(clv_ids, clv_values))
             errors = validate_form(view, number_values, cat_values) + clv_errors
@@ -240,7 +241,7 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
                 return dbc.Alert([html.Strong("Please correct: "), html.Ul([html.Li(e) for e in errors])],
                                  color="danger", id="predict-error"), None
             customer = customer_from_form(view, number_values, cat_values)
-            prediction = service.predict({**customer, **lifetime})
+            prediction = service.predict({**customer, **lifetime}, model=view.model)
         except ServiceError as exc:
             return dbc.Alert(f"No prediction: {exc.message}", color="danger", id="predict-error"), None
         placed = {f.name: (customer[f.name] if customer[f.name] is not None else f.impute)
@@ -249,10 +250,11 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
         return result_card(prediction, colour, view.confidence_note), {"values": placed, "segment_name": prediction.segment_name}
 
     @app.callback(Output("predict-map", "figure"), Input("predict-customer", "data"),
-                  Input("predict-map-x", "value"), Input("predict-map-y", "value"), prevent_initial_call=True)
-    def draw_map(customer: Any, x: str, y: str) -> Any:
+                  Input("predict-map-x", "value"), Input("predict-map-y", "value"), State("page-model", "data"),
+                  prevent_initial_call=True)
+    def draw_map(customer: Any, x: str, y: str, model: str | None = None) -> Any:
         try:
-            return customer_map(service, service.model_view(), customer, x, y)
+            return customer_map(service, service.model_view(model), customer, x, y)
         except ServiceError as exc:
             return figures.empty_figure(exc.message)
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from typing import Any, Mapping
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import dash_bootstrap_components as dbc
 import pandas as pd
@@ -56,7 +56,7 @@ def stats_table(view: ModelView) -> Any:
 
 
 def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
-    view = service.model_view()
+    view = service.model_view(params.get("model"))
     chosen = selected_segment(view, params)
     sample = _sample_or_none(service, view)
     profile, radar = segment_figures(view, sample, chosen)
@@ -135,33 +135,36 @@ def _distribution(view: ModelView, sample: SampleView, feature: str) -> Any:
 def register_callbacks(app: Any, service: DashboardService) -> None:
     @app.callback(Output("segments-profile", "figure"), Output("segments-radar", "figure"),
                   Output("url", "search"),
-                  Input("segments-segment", "value"), State("url", "search"), prevent_initial_call=True)
-    def draw_segment(segment_id: int, search: str | None) -> tuple[Any, Any, str]:
+                  Input("segments-segment", "value"), State("url", "search"), State("page-model", "data"),
+                  prevent_initial_call=True)
+    def draw_segment(segment_id: int, search: str | None, model: str | None = None) -> tuple[Any, Any, str]:
         try:
-            view = service.model_view()
+            view = service.model_view(model)
         except ServiceError as exc:
             return figures.empty_figure(exc.message), figures.empty_figure(exc.message), no_update
         # dcc.Dropdown reports its value once as it mounts, despite prevent_initial_call: the page
         # already shows that segment, so nothing to redraw (that was a second round trip and a second
         # drawing of both charts on every visit).
-        if int(segment_id) == selected_segment(view, dict(parse_qsl((search or "").lstrip("?")))):
+        params = dict(parse_qsl((search or "").lstrip("?")))
+        if int(segment_id) == selected_segment(view, params):
             return no_update, no_update, no_update
-        return (*segment_figures(view, _sample_or_none(service, view), int(segment_id)), f"?segment={int(segment_id)}")
+        query = urlencode({**params, "segment": int(segment_id)})  # the model the URL names stays
+        return (*segment_figures(view, _sample_or_none(service, view), int(segment_id)), f"?{query}")
 
     @app.callback(Output("segments-distribution", "figure"), Input("segments-feature", "value"),
-                  prevent_initial_call=True)
-    def draw_distribution(feature: str) -> Any:
+                  State("page-model", "data"), prevent_initial_call=True)
+    def draw_distribution(feature: str, model: str | None = None) -> Any:
         try:
-            view = service.model_view()
+            view = service.model_view(model)
             return distribution(view, service.sample(view), feature)
         except ServiceError as exc:
             return figures.empty_figure(exc.message)
 
     @app.callback(Output("segments-download", "data"), Input("segments-download-button", "n_clicks"),
-                  prevent_initial_call=True)
-    def download(_: int) -> Any:
+                  State("page-model", "data"), prevent_initial_call=True)
+    def download(_: int, model: str | None = None) -> Any:
         try:
-            view = service.model_view()
+            view = service.model_view(model)
         except ServiceError:
             return no_update
         frame = stats_table_frame(view)

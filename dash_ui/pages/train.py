@@ -9,7 +9,7 @@ import pandas as pd
 from dash import Input, Output, State, dcc, html, no_update
 
 from segmentation_core.charts import figures
-from dash_ui.layout import graph, page_header, stat
+from dash_ui.layout import graph, page_header, stat, with_model
 from dash_ui.pages.data import trainer_state
 from dash_ui.service import DashboardService
 from dash_ui.trainer import TrainerAccess
@@ -37,7 +37,7 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
                                                           options=[{"label": "as the preset says", "value": ""}]
                                                           + [{"label": label, "value": v} for v, label in ALGORITHMS])],
                     md=4),
-            dbc.Col([dbc.Label("Model name"), dbc.Input(id="train-model", value="customers")], md=4),
+            dbc.Col([dbc.Label("Model name"), dbc.Input(id="train-model", value=params.get("model") or service.default_model() or "customers")], md=4),
         ], className="g-2"),
         dbc.Row([
             dbc.Col([dbc.Label("Numeric columns (empty: the preset's)"),
@@ -141,7 +141,7 @@ def result_view(job: Any) -> Any:
             what = ("kept, not served: publishing it was refused because its input schema would break the served "
                     "version's callers (Compare shows why and offers the choice)")
         return dbc.Alert([html.Strong(f"{r.model} {r.version}: k = {r.k}, {what}. "),
-                          dcc.Link("Compare with the served model", href="/compare", id="train-compare-link")],
+                          dcc.Link("Compare with the served model", href=with_model("/compare", r.model), id="train-compare-link")],
                          color="success", id="train-done", className="mt-2")
     if job.state in ("FAILED", "CANCELLED"):
         return dbc.Alert(f"{job.state.title()}: {job.error}", color="danger" if job.state == "FAILED" else "secondary",
@@ -162,14 +162,14 @@ def register_callbacks(app: Any, service: DashboardService, trainer: TrainerAcce
                   Output("train-preset", "options"), Output("train-preset", "value"),
                   Output("train-numeric", "options"), Output("train-categorical", "options"),
                   Output("train-submit", "disabled"),
-                  Input("wb-dataset", "data"), Input("train-trainer-state", "id"))
-    def prepare(dataset_id: str | None, _: str) -> tuple:
+                  Input("wb-dataset", "data"), Input("train-trainer-state", "id"), State("page-model", "data"))
+    def prepare(dataset_id: str | None, _: str, model: str | None = None) -> tuple:
         state = trainer_state(trainer)
         auto = [{"label": "auto (inferred)", "value": "auto"}]
         if state is not None:
             return state, "", auto, "auto", [], [], True
         if not dataset_id:
-            return None, dcc.Link("Upload a table on the Data page first.", href="/data"), auto, "auto", [], [], True
+            return None, dcc.Link("Upload a table on the Data page first.", href=with_model("/data", model)), auto, "auto", [], [], True
         from training_job.client import TrainingError
 
         try:
