@@ -11,7 +11,7 @@ import pytest
 
 from dash_ui.app import create_app, page_children, render_page, status_key
 from dash_ui.pages import PAGES
-from dash_ui.service import DashboardService, ServiceError
+from dash_ui.service import ServiceError
 from scoring_service.server import ScoringServer
 from segmentation_core.store import ModelStore
 from tests import model_factory
