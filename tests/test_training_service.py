@@ -17,7 +17,7 @@ import pytest
 from segmentation_core.store import ModelStore
 from tests.server_support import wait_for
 from tests.store_snapshot import visible_state
-from training_job.client import MAX_K, TrainingClient, TrainingError
+from training_job.client import MAX_K, SchemaRefusal, TrainingClient, TrainingError
 from training_job.servicer import REPORT_CHUNK_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,18 +191,38 @@ def test_publishing_a_version_that_breaks_the_served_callers_is_refused_unless_a
                                       "the callers of the served v0001: numeric feature(s) 'Recency', 'Frequency', "
                                       "'Monetary' removed"), err.message
         assert "allow_breaking_schema" in err.message and store.current("customers") == "v0001"
+        # The same refusal in parts (trailing metadata), for a client that words it its own way (the dashboard).
+        assert err.schema_refusal is not None
+        assert (err.schema_refusal.model, err.schema_refusal.served, err.schema_refusal.candidate) == \
+            ("customers", "v0001", "v0002")
+        assert err.schema_refusal.changes[0].startswith("numeric feature(s) 'Recency', 'Frequency', 'Monetary' "
+                                                        "removed"), err.schema_refusal.changes
         with pytest.raises(TrainingError) as missing:  # another refusal: no override to offer
             client.publish("v0099")
-        assert not missing.value.breaking_schema
+        assert not missing.value.breaking_schema and missing.value.schema_refusal is None
 
         info = client.publish("v0002", allow_breaking_schema=True)
         assert info.version == "v0002" and store.current("customers") == "v0002"
         with pytest.raises(TrainingError) as back:  # a roll back across the change: the same rule
             client.publish("v0001")
         assert back.value.breaking_schema and "served v0002" in back.value.message
+        assert (back.value.schema_refusal.served, back.value.schema_refusal.candidate) == ("v0002", "v0001")
         assert client.publish("v0001", allow_breaking_schema=True).version == "v0001"
     finally:
         service.stop()
+
+
+def test_a_schema_refusal_travels_in_parts_within_the_metadata_limit() -> None:
+    """Its parts as JSON, read back equal; a list of changes too long for the metadata is cut and counted."""
+    refusal = SchemaRefusal("customers", "v0001", "v0002", ("numeric feature(s) 'Größe' removed", "x"))
+    assert SchemaRefusal.from_metadata(refusal.to_metadata()) == refusal
+    many = SchemaRefusal("customers", "v0001", "v0002", tuple(f"feature {i:03d} " + "y" * 90 for i in range(100)))
+    sent = many.to_metadata(limit=2000)
+    assert len(sent) <= 2000
+    back = SchemaRefusal.from_metadata(sent)
+    assert back is not None and back.changes[0] == many.changes[0]
+    assert back.changes[-1] == f"and {100 - (len(back.changes) - 1)} more change(s)"
+    assert SchemaRefusal.from_metadata(b"not json") is None and SchemaRefusal.from_metadata(None) is None
 
 
 @pytest.mark.parametrize("fields, code, words", [

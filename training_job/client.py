@@ -14,6 +14,7 @@ it. ``MIN_K`` and ``MAX_K`` are re-exported from there for forms that check k be
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,29 +28,68 @@ from segmentation.v1 import profile_pb2, training_pb2 as pb, training_pb2_grpc
 from training_job.limits import MAX_K, MIN_K
 
 __all__ = ["CHUNK_BYTES", "DEFAULT_TARGET", "MAX_K", "MIN_K", "ColumnProfile", "DataProfile", "Dataset", "Job",
-           "JobResult", "Report", "TrainingClient", "TrainingError", "VersionInfo"]
+           "JobResult", "Report", "SchemaRefusal", "TrainingClient", "TrainingError", "VersionInfo"]
 
 # The trailing metadata of a PublishVersion refused because the version's input schema would break the served
 # version's callers (training.proto, PublishVersionRequest.allow_breaking_schema): TrainingError.breaking_schema.
 REFUSAL_KEY = "refusal"
 BREAKING_SCHEMA = "breaking-schema"
+# Beside it, the refusal's parts as JSON (model, served, candidate, changes): TrainingError.schema_refusal, so that
+# a client words the refusal its own way (the status message is the command line's).
+REFUSAL_DETAIL_KEY = "refusal-detail-bin"
 
 DEFAULT_TARGET = "127.0.0.1:50052"
 CHUNK_BYTES = 1 << 20
 TERMINAL_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 
+@dataclass(frozen=True)
+class SchemaRefusal:
+    """Why a publish or rollback was refused, in parts: ``candidate`` (the version to serve) would break the callers
+    of ``served`` (the version served, which stays) of ``model``; ``changes``: what would break, one item each."""
+
+    model: str
+    served: str
+    candidate: str
+    changes: tuple[str, ...]
+
+    @classmethod
+    def from_metadata(cls, value: bytes | str | None) -> "SchemaRefusal | None":
+        """The refusal sent in REFUSAL_DETAIL_KEY, or None when absent or unreadable (an older service)."""
+        try:
+            parts = json.loads(value) if value else None
+            return cls(str(parts["model"]), str(parts["served"]), str(parts["candidate"]),
+                       tuple(str(c) for c in parts["changes"]))
+        except (ValueError, TypeError, KeyError):
+            return None
+
+    def to_metadata(self, limit: int = 4000) -> bytes:
+        """As JSON for REFUSAL_DETAIL_KEY, within ``limit`` bytes (changes past it are counted, not listed)."""
+        changes = list(self.changes)
+        while True:
+            more = len(self.changes) - len(changes)
+            listed = changes + ([f"and {more} more change(s)"] if more else [])
+            data = json.dumps({"model": self.model, "served": self.served, "candidate": self.candidate,
+                               "changes": listed}).encode()
+            if len(data) <= limit or not changes:
+                return data[:limit]
+            changes.pop()
+
+
 class TrainingError(Exception):
     """A failed call: the gRPC status code and the server's message (which names the file, line or column).
     ``breaking_schema``: a publish refused because the version's input schema would break the served version's
-    callers (``publish(..., allow_breaking_schema=True)`` would make it CURRENT anyway)."""
+    callers (``publish(..., allow_breaking_schema=True)`` would make it CURRENT anyway); ``schema_refusal``: that
+    refusal's parts, when the service sent them."""
 
-    def __init__(self, code: grpc.StatusCode, message: str, method: str = "", breaking_schema: bool = False) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, method: str = "", breaking_schema: bool = False,
+                 schema_refusal: SchemaRefusal | None = None) -> None:
         super().__init__(f"{method}: {code.name}: {message}" if method else f"{code.name}: {message}")
         self.code = code
         self.message = message
         self.method = method
         self.breaking_schema = breaking_schema
+        self.schema_refusal = schema_refusal
 
 
 @dataclass(frozen=True)
@@ -260,9 +300,12 @@ class TrainingClient:
             return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             trailing = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
-            refusal = dict(trailing or ()).get(REFUSAL_KEY)
+            sent = dict(trailing or ())
+            breaking = sent.get(REFUSAL_KEY) == BREAKING_SCHEMA
             raise TrainingError(exc.code() or grpc.StatusCode.UNKNOWN, exc.details() or "", name,
-                                breaking_schema=refusal == BREAKING_SCHEMA) from None
+                                breaking_schema=breaking,
+                                schema_refusal=SchemaRefusal.from_metadata(sent.get(REFUSAL_DETAIL_KEY)) if breaking
+                                else None) from None
 
     def healthy(self, timeout: float = 2.0) -> bool:
         """True when the service answers its health check with SERVING."""

@@ -18,7 +18,7 @@ from segmentation_core.artefact import Verifier, read_manifest, read_report
 from segmentation_core.errors import (ArtefactError, NotFoundError, SchemaChangeError, SegmentationError,
                                       SignatureError, StoreError, bounded)
 from segmentation_core.store import ModelStore
-from training_job.client import BREAKING_SCHEMA, REFUSAL_KEY
+from training_job.client import BREAKING_SCHEMA, REFUSAL_DETAIL_KEY, REFUSAL_KEY, SchemaRefusal
 from training_job.datasets import DataFolder, DatasetInfo, UploadTooLarge
 from training_job.errors import ConfigError, DataError
 from training_job.job_request import DEFAULT_MODEL
@@ -54,7 +54,8 @@ def _mapped_errors(method: Callable) -> Callable:
             message = bounded(str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__)
             log.info("%s refused: %s", method.__name__, message)
             if isinstance(exc, SchemaChangeError):  # so that a client can offer the override (the .proto says so)
-                context.set_trailing_metadata(((REFUSAL_KEY, BREAKING_SCHEMA),))
+                detail = SchemaRefusal(exc.model, exc.served, exc.candidate, tuple(exc.changes)).to_metadata()
+                context.set_trailing_metadata(((REFUSAL_KEY, BREAKING_SCHEMA), (REFUSAL_DETAIL_KEY, detail)))
             context.abort(code, message)
     return wrapper
 
