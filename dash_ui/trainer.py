@@ -60,3 +60,22 @@ class TrainerAccess:
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+
+def schema_refusal_text(error: Any, *, rollback: bool = False) -> str:
+    """A publish or rollback the training service refused for a breaking input schema change (a TrainingError with
+    ``breaking_schema``), in the dashboard's words: the versions, each change, and the ways on as the dashboard offers
+    them (its "Publish anyway" / "Roll back anyway", the Train page's Model name); the service's own message (written
+    for the command line) only when it sent no parts."""
+    refusal = getattr(error, "schema_refusal", None)
+    if refusal is None:
+        return str(getattr(error, "message", error))
+    new, served, changes = refusal.candidate, refusal.served, "; ".join(refusal.changes)
+    if rollback:
+        return (f"{refusal.model} was not rolled back to {new}: its input schema would break the callers of the served "
+                f"{served}: {changes}. {served} stays served. Callers may already send what {served} expects; once "
+                f"they send what {new} expects, choose Roll back anyway.")
+    return (f"{refusal.model} {new} was not made CURRENT: its input schema would break the callers of the served "
+            f"{served}: {changes}. {new} is kept and {served} stays served. To keep existing callers working, train "
+            f"this table under another Model name on the Train page; or, once callers send what {new} expects, choose "
+            "Publish anyway.")

@@ -437,3 +437,25 @@ def test_the_model_page_links_the_report_and_the_route_says_why_without_a_traini
     assert re.search(r"<p id='report-error'>(.*?)</p>", reply.get_data(as_text=True)).group(1) == (
         "The training report comes from the training service. Training is unavailable: no training service is "
         "configured (start the dashboard with --trainer).")
+
+
+def test_a_schema_refusal_is_worded_for_the_dashboards_buttons_not_the_command_line():
+    import grpc
+
+    from dash_ui.trainer import schema_refusal_text
+    from training_job.client import SchemaRefusal, TrainingError
+
+    parts = SchemaRefusal("customers", "v0001", "v0002", ("numeric feature(s) 'Age' removed", "'Gender' changed"))
+    cli = "model 'customers': v0002 was not made CURRENT: ... (train --model NAME) ... --allow-breaking-schema"
+    error = TrainingError(grpc.StatusCode.FAILED_PRECONDITION, cli, breaking_schema=True, schema_refusal=parts)
+    assert schema_refusal_text(error) == (
+        "customers v0002 was not made CURRENT: its input schema would break the callers of the served v0001: "
+        "numeric feature(s) 'Age' removed; 'Gender' changed. v0002 is kept and v0001 stays served. To keep existing "
+        "callers working, train this table under another Model name on the Train page; or, once callers send what "
+        "v0002 expects, choose Publish anyway.")
+    rollback = schema_refusal_text(error, rollback=True)
+    assert rollback.startswith("customers was not rolled back to v0002: its input schema would break the callers "
+                               "of the served v0001: ")
+    assert rollback.endswith("choose Roll back anyway.") and "model name" not in rollback.lower()
+    # A service that sent no parts: its own message.
+    assert schema_refusal_text(TrainingError(grpc.StatusCode.FAILED_PRECONDITION, cli, breaking_schema=True)) == cli

@@ -164,6 +164,7 @@ def test_a_second_run_with_k_auto_is_served_with_its_k(stack, driver):
 def test_after_publish_compare_shows_the_candidate_served_beside_the_version_it_replaced(stack, driver):
     _train(driver, stack, k=3)  # unlike the served version: its figures differ from the candidate's
     _click(driver, "train-compare-link")
+    wait_until(lambda: driver.find_elements("id", "compare-new-k"), 30, message="the comparison")
     wait_until(lambda: driver.find_element("id", "compare-publish").is_enabled(), 30, message="Publish enabled")
     before = _column(driver, "compare-quality", "served")
     assert before[1:] != _column(driver, "compare-quality", "new")[1:]
@@ -296,10 +297,17 @@ def test_a_publish_that_would_break_callers_shows_why_and_publishes_only_when_co
     _click(driver, "compare-publish")
     wait_until(lambda: driver.find_elements("id", "compare-refused"), 30, message="the refusal")
     refusal = _text(driver, "compare-refusal")
-    assert refusal.startswith(f"model 'customers': {candidate} was not made CURRENT: its input schema would break "
-                              f"the callers of the served {served}: numeric feature(s) 'Annual Income (k$)', "
-                              "'Spending Score (1-100)' removed"), refusal
-    assert "--model NAME" in refusal and store.current("customers") == served
+    removed = "numeric feature(s) 'Annual Income (k$)', 'Spending Score (1-100)' removed"
+    assert refusal.startswith(f"customers {candidate} was not made CURRENT: its input schema would break the callers "
+                              f"of the served {served}: {removed}"), refusal
+    # In the dashboard's words (was: the command line's "train --model NAME", "--allow-breaking-schema").
+    assert refusal.endswith(f"train this table under another Model name on the Train page; or, once callers send "
+                            f"what {candidate} expects, choose Publish anyway."), refusal
+    assert "--" not in refusal and store.current("customers") == served
+    # Compare links the candidate's training report (the Model page links the served version's).
+    link = driver.find_element("id", "compare-report-link")
+    assert link.get_attribute("href") == f"{stack['url']}/report/customers/{candidate}"
+    assert link.get_attribute("target") == "_blank"
     screenshot(driver, "compare-publish-refused")
     _click(driver, "compare-publish-anyway")
     question = WebDriverWait(driver, 10).until(expected_conditions.alert_is_present())
@@ -311,3 +319,60 @@ def test_a_publish_that_would_break_callers_shows_why_and_publishes_only_when_co
     wait_until(lambda: store.current("customers") == candidate, 30, message=f"{candidate} served")
     wait_until(lambda: driver.find_elements("id", "compare-published") or driver.find_elements("id", "compare-served"),
                30, message="the publish confirmation")
+
+    # The Model page can undo it: Roll back crosses the same change the other way (Age removed), so it is refused
+    # in rollback words and offers "Roll back anyway", which asks first (was: refused, only the CLI override named).
+    def refused(kind: str) -> str:
+        _click(driver, f"model-{kind}")
+        if kind == "rollback":
+            WebDriverWait(driver, 10).until(expected_conditions.alert_is_present()).accept()
+        wait_until(lambda: driver.find_elements("id", "model-refused"), 30, message=f"the {kind} refusal")
+        return _text(driver, "model-refusal")
+
+    def served_on_the_model_page(version: str) -> None:
+        wait_until(lambda: _open(driver, stack["url"] + "/model") or f"{version} is served since" in driver.page_source,
+                   60, message=f"{version} served on the Model page")
+
+    served_on_the_model_page(candidate)
+    text = refused("rollback")
+    assert text == (f"customers was not rolled back to {served}: its input schema would break the callers of the "
+                    f"served {candidate}: numeric feature(s) 'Age' removed (requests sending them would be refused: "
+                    f"unknown numeric feature). {candidate} stays served. Callers may already send what {candidate} "
+                    f"expects; once they send what {served} expects, choose Roll back anyway."), text
+    assert store.current("customers") == candidate
+    screenshot(driver, "model-rollback-refused")
+    _click(driver, "model-rollback-anyway")
+    question = WebDriverWait(driver, 10).until(expected_conditions.alert_is_present())
+    assert f"Roll back customers to {served} although it breaks the callers of {candidate}?" in question.text
+    question.dismiss()
+    assert store.current("customers") == candidate
+    _click(driver, "model-rollback-anyway")
+    WebDriverWait(driver, 10).until(expected_conditions.alert_is_present()).accept()
+    wait_until(lambda: store.current("customers") == served, 30, message=f"{served} served again")
+    # The page redraws for the version now served; what the rollback did stays said (was: gone with the redraw),
+    # and after a reload too.
+    for when in ("redrawn", "reloaded"):
+        if when == "reloaded":
+            _open(driver, stack["url"] + "/model")
+        wait_until(lambda: f"{served} is served since" in driver.page_source, 60, message=f"{when}: the served note")
+        done = wait_until(lambda: driver.find_elements("id", "model-version-done-alert"), 30,
+                          message=f"{when}: the rollback's note")[0]
+        assert done.text == f"customers {served} is now served (rolled back).", when
+    screenshot(driver, "model-rolled-back-anyway")
+
+    # The Model page's Publish of the kept candidate: refused in publish words, "Publish anyway" after a confirm.
+    _click(driver, "model-version-choice")
+    option = wait_until(lambda: [o for o in driver.find_elements("css selector", ".dash-dropdown-option")
+                                 if o.text.strip().startswith(f"{candidate} - ")], 10, message=f"the option {candidate}")
+    driver.execute_script("arguments[0].click();", option[0])
+    text = refused("publish")
+    assert text.startswith(f"customers {candidate} was not made CURRENT: its input schema would break the callers of "
+                           f"the served {served}: {removed}") and text.endswith("choose Publish anyway."), text
+    _click(driver, "model-publish-anyway")
+    question = WebDriverWait(driver, 10).until(expected_conditions.alert_is_present())
+    assert f"Publish customers {candidate} although it breaks the callers of {served}?" in question.text
+    question.accept()
+    wait_until(lambda: store.current("customers") == candidate, 30, message=f"{candidate} served again")
+    served_on_the_model_page(candidate)
+    done = wait_until(lambda: driver.find_elements("id", "model-version-done-alert"), 30, message="the publish's note")
+    assert done[0].text == f"customers {candidate} is now served."

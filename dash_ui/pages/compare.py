@@ -14,8 +14,9 @@ from dash import Input, Output, State, dcc, html, no_update
 from dash_ui.grid import Column, data_grid
 from dash_ui.layout import page_header, stat
 from dash_ui.pages.data import trainer_state
+from dash_ui.reports import report_url
 from dash_ui.service import DashboardService, ServiceError
-from dash_ui.trainer import TrainerAccess
+from dash_ui.trainer import TrainerAccess, schema_refusal_text
 from segmentation_core.number_format import format_amount
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,9 @@ def comparison_view(job: Any, baseline: Any, served: str) -> Any:
                       stat("Agreement (ARI)", format_amount(r.ari), id="compare-ari"),
                       stat("State", state, id="compare-state")]),
             html.P(agreement, className="small mb-0"),
+            html.P(html.A(f"Open the training report of {r.version}", href=report_url(r.model, r.version),
+                          target="_blank", rel="noopener", id="compare-report-link"),
+                   className="small mb-0 mt-1"),
         ]), className="section-card"),
         dbc.Card(dbc.CardBody([html.H4("Segments", className="card-title"), segments]), className="section-card"),
         dbc.Card(dbc.CardBody([html.H4("Quality", className="card-title"), quality]), className="section-card"),
@@ -103,8 +107,8 @@ def comparison_view(job: Any, baseline: Any, served: str) -> Any:
 
 def refusal_view(model: str, version: str, served: str, message: str) -> Any:
     """A publish refused because ``version``'s input schema would break the callers of the served version: the
-    training service's message (the model, both versions, each change, the ways on), and the override as an
-    explicit choice that asks first, naming both versions."""
+    refusal in the dashboard's words (the model, both versions, each change, the ways on: schema_refusal_text), and
+    the override as an explicit choice that asks first, naming both versions."""
     button = dbc.Button("Publish anyway", id="compare-publish-anyway", color="danger", outline=True, n_clicks=0,
                         size="sm", title=f"serve {version} although callers of {served or 'the served version'} "
                                          "would fail")
@@ -174,7 +178,7 @@ def register_callbacks(app: Any, service: DashboardService, trainer: TrainerAcce
         except TrainingError as exc:
             if exc.breaking_schema:
                 return refusal_view(job.result.model, job.result.version, served_now(job.result.model),
-                                    exc.message), no_update
+                                    schema_refusal_text(exc)), no_update
             return dbc.Alert(exc.message, color="danger"), no_update
         return dbc.Alert(f"{info.model} {info.version} is now served; every page follows within seconds.",
                          color="success", id="compare-published"), True

@@ -15,6 +15,7 @@ from dash_ui.layout import graph, page_header, segment_label, stat
 from dash_ui.models import ModelView
 from dash_ui.reports import report_url
 from dash_ui.service import DashboardService, ServiceError
+from dash_ui.trainer import schema_refusal_text
 from scoring_service.client import ModelEntry
 
 PATH = "/model"
@@ -163,6 +164,8 @@ def versions_card(service: DashboardService, view: ModelView) -> dbc.Card:
             dbc.Col(rollback_button(view, target), md="auto"),
         ], className="g-2 align-items-center mt-2"),
         html.Div(id="model-version-message", className="small mt-2"),
+        html.Div(id="model-version-done", className="small mt-2"),
+        dcc.Store(id="model-version-done-store", storage_type="session"),
     ])
     return dbc.Card(dbc.CardBody([html.H4(f"Versions of {view.model}", className="card-title"),
                                   served_note(service, view), body, buttons]), className="section-card")
@@ -218,37 +221,93 @@ def rollback_target(models: list[ModelEntry], model: str) -> str | None:
     return (entry.rollback_to or None) if entry is not None else None
 
 
+def override_view(kind: str, model: str, version: str, served: str, text: str) -> Any:
+    """A publish (``kind`` "publish") or rollback ("rollback") to ``version`` refused because its input schema would
+    break the callers of ``served``: the refusal in the dashboard's words, and the override ("Publish anyway" /
+    "Roll back anyway", as Compare's) as an explicit choice that asks first, naming both versions."""
+    verb = "Publish" if kind == "publish" else "Roll back"
+    button = dbc.Button(f"{verb} anyway", id=f"model-{kind}-anyway", color="danger", outline=True, n_clicks=0,
+                        size="sm", title=f"serve {version} although callers of {served} would fail")
+    question = (f"{verb} {model} {'to ' if kind == 'rollback' else ''}{version} although it breaks the callers of "
+                f"{served}? Every request still sending a feature {version} does not have is refused from now on. "
+                f"Only do so once the callers send what {version} expects.")
+    return dbc.Alert([html.Strong(f"Not {'published' if kind == 'publish' else 'rolled back'}: it would break the "
+                                  "served model's callers. "),
+                      html.Span(text, id="model-refusal"),
+                      html.Div(dcc.ConfirmDialogProvider(button, id=f"model-{kind}-anyway-confirm", message=question),
+                               className="mt-2"),
+                      dcc.Store(id="model-refused-version", data=version)],
+                     color="danger", className="mb-0", id="model-refused")
+
+
 def register_version_buttons(app: Any, service: DashboardService, trainer: Any) -> None:
-    """Publish (a chosen kept version) and Roll back, through the training service."""
-    @app.callback(Output("model-version-message", "children"),
+    """Publish (a chosen kept version) and Roll back, through the training service; a refusal for a breaking input
+    schema change offers the override after a confirmation. What a change did stays said (``model-version-done``)
+    while the version it served is served, through the page's redraws (a session store the page reads back)."""
+    def change(kind: str, model: str, version: str, allow_breaking_schema: bool) -> tuple:
+        """Publish or roll back to ``version``: (the message, the done record for the session store)."""
+        from training_job.client import TrainingError
+
+        try:
+            if kind == "rollback":  # refused, changing nothing, when the store's target is another (CURRENT moved)
+                info = trainer.client.rollback(model=model, expected=version,
+                                               allow_breaking_schema=allow_breaking_schema)
+            else:
+                info = trainer.client.publish(version, model=model, allow_breaking_schema=allow_breaking_schema)
+        except TrainingError as exc:
+            if exc.breaking_schema:
+                served = exc.schema_refusal.served if exc.schema_refusal is not None else "the served version"
+                return override_view(kind, model, version, served, schema_refusal_text(
+                    exc, rollback=kind == "rollback")), no_update
+            return dbc.Alert(exc.message, color="danger", className="mb-0"), no_update
+        how = " (rolled back)" if kind == "rollback" else ""
+        return None, {"model": info.model, "version": info.version,
+                           "text": f"{info.model} {info.version} is now served{how}."}
+
+    @app.callback(Output("model-version-message", "children"), Output("model-version-done-store", "data"),
                   Input("model-publish", "n_clicks"), Input("model-rollback-confirm", "submit_n_clicks"),
                   State("model-version-choice", "value"), State("model-rollback-target", "data"),
                   State("page-model", "data"), prevent_initial_call=True)
     def change_version(publish_clicks: int, rollback_clicks: int, chosen: str | None, target: str | None,
-                       model: str | None = None) -> Any:
+                       model: str | None = None) -> tuple:
         if not (publish_clicks or rollback_clicks):  # buttons drawn anew fire once with 0 clicks
-            return no_update
+            return no_update, no_update
         if not trainer.available():
-            return dbc.Alert(trainer.unavailable_reason(), color="warning", className="mb-0")
+            return dbc.Alert(trainer.unavailable_reason(), color="warning", className="mb-0"), no_update
         view = service.model_view(model)
-        from training_job.client import TrainingError
-
         if ctx.triggered_id == "model-rollback-confirm":
             if not target:
-                return "No version served before this one is kept: publish a kept version instead."
-            try:  # refused, changing nothing, when the store's target is another by now (CURRENT moved)
-                info = trainer.client.rollback(model=view.model, expected=target)
-            except TrainingError as exc:
-                return dbc.Alert(exc.message, color="danger", className="mb-0")
-            return dbc.Alert(f"{info.model} {info.version} is now served (rolled back).", color="success",
-                             className="mb-0", id="model-version-done")
+                return "No version served before this one is kept: publish a kept version instead.", no_update
+            return change("rollback", view.model, target, False)
         if not chosen:
-            return "Choose a kept version first."
+            return "Choose a kept version first.", no_update
         if chosen == view.version:
-            return f"{view.model} {chosen} is already served."
+            return f"{view.model} {chosen} is already served.", no_update
+        return change("publish", view.model, chosen, False)
+
+    for kind in ("publish", "rollback"):
+        @app.callback(Output("model-version-message", "children", allow_duplicate=True),
+                      Output("model-version-done-store", "data", allow_duplicate=True),
+                      Input(f"model-{kind}-anyway-confirm", "submit_n_clicks"), State("model-refused-version", "data"),
+                      State("page-model", "data"), prevent_initial_call=True)
+        def override(confirmed: int, version: str | None, model: str | None = None, kind: str = kind) -> tuple:
+            """The override, only after the dialog's OK (a Cancel fires nothing)."""
+            if not confirmed or not version:
+                return no_update, no_update
+            if not trainer.available():
+                return dbc.Alert(trainer.unavailable_reason(), color="warning", className="mb-0"), no_update
+            return change(kind, service.model_view(model).model, version, True)
+
+    @app.callback(Output("model-version-done", "children"), Input("model-version-done-store", "data"))
+    def show_done(done: dict | None) -> Any:
+        """What the last Publish or Roll back did, while the version it served is served (drawn again with the page,
+        as Compare's "is served" note)."""
+        if not done:
+            return None
         try:
-            info = trainer.client.publish(chosen, model=view.model)
-        except TrainingError as exc:
-            return dbc.Alert(exc.message, color="danger", className="mb-0")
-        return dbc.Alert(f"{info.model} {info.version} is now served.", color="success", className="mb-0",
-                         id="model-version-done")
+            served = service.served_version(done.get("model", ""))
+        except ServiceError:
+            return None
+        if served != done.get("version"):
+            return None
+        return dbc.Alert(done.get("text", ""), color="success", className="mb-0", id="model-version-done-alert")
