@@ -285,12 +285,13 @@ def test_cli_scores_a_csv_end_to_end(target: str, pipeline, mall: pd.DataFrame, 
     assert done.returncode == 0, done.stderr
     assert "scored 200 rows (2 with an error)" in done.stdout
     scored = pd.read_csv(out, sep=";", dtype={"CustomerID": str}, keep_default_na=False)
-    assert list(scored.columns) == ["CustomerID", "segment_id", "segment_name", "distance", "confidence",
-                                    "outlier", "error"]
+    assert list(scored.columns) == ["CustomerID", *FEATURES, "segment_id", "segment_name", "distance", "confidence",
+                                    "outlier", "error"]  # the one scored layout (segmentation_core.scored)
     assert scored["CustomerID"].tolist() == mall["CustomerID"].tolist()  # "0001" stays "0001"
     assert scored["segment_id"].dtype == np.int64
     assert scored.loc[7, "segment_id"] == -1 and "Annual Income (k$)" in scored.loc[7, "error"]
-    assert scored.loc[9, "segment_id"] == -1 and scored.loc[9, "error"] == "Age: '1e400' is out of range (a number is at most ±1.8e308)"
+    assert scored.loc[9, "segment_id"] == -1 and scored.loc[9, "error"] == \
+        "line 11: Age: '1e400' is out of range (a number is at most ±1.8e308)"
     ok = ~scored.index.isin([7, 9])
     np.testing.assert_array_equal(scored.loc[ok, "segment_id"], pipeline.predict(mall[FEATURES])[ok])
     assert (scored.loc[ok, "error"] == "").all()

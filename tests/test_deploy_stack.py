@@ -440,7 +440,7 @@ def test_retrained_with_compose_run_and_the_new_version_is_served(stack: Stack, 
 
 def test_the_trainer_trains_an_upload_and_publishes_it_to_the_service(stack: Stack, client,
                                                                      tmp_path: Path) -> None:
-    from training_job.client import TrainingClient
+    from training_job.client import TrainingClient, TrainingError
 
     sample, _, _ = _training_sample(stack)
     upload = tmp_path / "customers.csv"
@@ -453,7 +453,13 @@ def test_the_trainer_trains_an_upload_and_publishes_it_to_the_service(stack: Sta
         assert job.state == "SUCCEEDED" and job.result is not None, (job.state, job.error, job.log[-5:])
         assert not job.result.published and job.result.k == 3
         assert client.model_info().version == served, "a staged version must not be served"
-        trainer.publish(job.result.version)
+        # The served version (the bundled log's) takes the CLV inputs; this table has none: callers sending them
+        # would be refused, so the publish is refused until it is allowed (segmentation_core.schema_change).
+        with pytest.raises(TrainingError) as refused:
+            trainer.publish(job.result.version)
+        assert refused.value.breaking_schema and "CLV inputs" in refused.value.message
+        assert client.model_info().version == served
+        trainer.publish(job.result.version, allow_breaking_schema=True)
     deadline = time.monotonic() + 60
     while client.model_info().version != job.result.version:
         assert time.monotonic() < deadline, f"{job.result.version} was published but is not served"
