@@ -9,12 +9,20 @@ import re
 import numpy as np
 import pandas as pd
 
-from segmentation_core.errors import OUT_OF_RANGE, DataError, RowLines, describe_row, out_of_range
+from segmentation_core.errors import OUT_OF_RANGE, DataError, RowLines, describe_row, number_error, out_of_range
 
 __all__ = [
-    "detect_date_format", "format_ids", "formatted_numbers", "looks_like_dates", "parse_dates", "strip_text",
-    "to_numeric", "typed_number",
+    "MISSING_TOKENS", "detect_date_format", "feature_numbers", "format_ids", "formatted_numbers", "looks_like_dates",
+    "number_cells", "parse_dates", "strip_text", "to_numeric", "typed_number",
 ]
+
+#: The cells pandas reads as missing by default (its ``na_values``; R writes ``NA``, pandas ``NaN`` or nothing,
+#: databases ``NULL``). The table reader makes them missing in a column of numbers and keeps them as written in a text
+#: column ("NA" for North America, "None" for an education level); a column the model treats as numeric reads them as
+#: missing whatever type the reader gave it (:func:`number_cells`): one stray word elsewhere in the column makes it
+#: text, and must not turn its 'NA' cells into errors.
+MISSING_TOKENS = frozenset({"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                            "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
 
 logger = logging.getLogger(__name__)
 
@@ -100,12 +108,45 @@ def strip_text(values: pd.Series) -> pd.Series:
     return text.where(text.map(lambda v: not (isinstance(v, str) and v == "")))
 
 
+def number_cells(values: pd.Series) -> pd.Series:
+    """The cells of a column read as numbers (a numeric feature, a quantity), ready for ``pd.to_numeric``: text
+    stripped, and an empty cell or one of :data:`MISSING_TOKENS` missing, whatever type the table reader gave the
+    column. The one rule of training (:func:`to_numeric`) and of every scoring path (:func:`feature_numbers`), so
+    that a row's 'NA' is missing however the rest of its column reads. A column of numbers is returned as it is."""
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        return values
+    text = strip_text(values)
+    if pd.api.types.is_numeric_dtype(text):
+        return text
+    tokens = text.isin(MISSING_TOKENS).to_numpy(dtype=bool, na_value=False)
+    return text.where(~tokens) if tokens.any() else text
+
+
+def feature_numbers(values: pd.Series, name: str) -> tuple[pd.Series, dict[int, str]]:
+    """A numeric feature's cells as scored, float64 (index kept), and {position: error} for each cell that is not a
+    finite number as written ('high', 'inf', '1e400'; :func:`~segmentation_core.errors.number_error`), which is
+    missing among the numbers and must be its row's error, never imputed. Cells are read by :func:`number_cells`. A
+    column of numbers is returned as float64 with no errors (an infinity in it is the transform's to refuse)."""
+    cells = number_cells(values)
+    if pd.api.types.is_bool_dtype(cells) or pd.api.types.is_numeric_dtype(cells):
+        return cells.astype("float64"), {}
+    numbers = pd.to_numeric(cells, errors="coerce")
+    array = np.asarray(numbers.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    finite = np.isfinite(array)
+    if finite.all():
+        return pd.Series(array, index=values.index), {}
+    bad = np.flatnonzero(~finite & cells.notna().to_numpy(dtype=bool))
+    errors = {int(row): number_error(name, values.iloc[row]) for row in bad.tolist()}
+    return pd.Series(np.where(finite, array, np.nan), index=values.index), errors
+
+
 def to_numeric(values: pd.Series, column: str, first_data_line: RowLines | int | None) -> pd.Series:
-    """Convert a column to float64; text that is not a number, or an infinite value, raises DataError quoting
-    it and its row."""
+    """Convert a column to float64 (cells read by :func:`number_cells`: blanks and :data:`MISSING_TOKENS` missing);
+    text that is not a number, or an infinite value, raises DataError quoting it and its row."""
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
         numbers = values.astype("float64")
     else:
+        values = number_cells(values)
         numbers = pd.to_numeric(values, errors="coerce")
         bad = numbers.isna() & values.notna()
         if bad.any():

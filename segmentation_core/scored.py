@@ -33,7 +33,7 @@ import pandas as pd
 from segmentation_core.clv import FIGURES
 from segmentation_core.csv_safety import neutralize_cell, neutralize_series
 from segmentation_core.errors import DataError, RowLines, describe_row
-from segmentation_core.parsing import format_ids, strip_text
+from segmentation_core.parsing import feature_numbers, format_ids
 from segmentation_core.tables import match_columns
 
 __all__ = ["AS_OF", "CLV_COLUMNS", "CsvWriter", "DEFAULT_INPUTS", "INPUTS", "RESULT_COLUMNS", "ROW", "csv_bytes",
@@ -121,7 +121,7 @@ def _numbers(values: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         numbers = values
     else:
-        numbers = pd.to_numeric(strip_text(values), errors="coerce")
+        numbers = feature_numbers(values, str(values.name))[0]
     array = np.asarray(numbers.to_numpy(np.float64, na_value=np.nan), dtype=np.float64)
     if not np.isfinite(array).all():
         array = np.where(np.isfinite(array), array, np.nan)

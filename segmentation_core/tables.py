@@ -16,8 +16,10 @@ range) stay text, ``TRUE``/``FALSE`` stay as written, a column of
 numbers as spreadsheets format them ('$1,234.50', '1.234,5 €', '45%') is numbers when one decimal mark reads
 every cell, and a numeric column with one stray word stays text, so that the caller can quote that word and
 its line. An empty cell is missing; a cell written as one of pandas' NA tokens (:data:`MISSING_TOKENS`: 'NA',
-'None', 'null' ...) is missing in a column of numbers only: in a text column it is a value as written ('NA' for
-North America), and the log says per column what each token became.
+'None', 'null' ...) is missing in a column of numbers: in a text column the reader keeps it as written ('NA' for
+North America), and the log says per column what each token became. A column a model treats as a numeric feature
+reads the tokens as missing whatever type the reader gave it (``segmentation_core.parsing.number_cells``, used by
+training and by every scoring path), so that one stray word in the column does not turn its 'NA' cells into errors.
 
 ``max_bytes`` bounds what a table may hold once decompressed (a gzip bomb: 50 MB of gzip can expand to
 50 GB of text): the text's bytes, counted as it is scanned before parsing, an .xlsx workbook's uncompressed
@@ -56,7 +58,7 @@ import numpy as np
 import pandas as pd
 
 from segmentation_core.errors import DataError, RowLines
-from segmentation_core.parsing import formatted_numbers
+from segmentation_core.parsing import MISSING_TOKENS, formatted_numbers
 
 __all__ = ["TableSource", "TableFormat", "Table", "TableTooLarge", "open_table", "read_table", "match_columns",
            "atomic_output", "MISSING_TOKENS"]
@@ -80,12 +82,6 @@ _LEADING_ZERO = re.compile(r"^[+-]?0\d")
 _DIGITS = re.compile(r"^[+-]?\d+$")
 _FLOAT_EXACT = 2**53
 _SAMPLE_VALUES = 1000
-#: The cells pandas reads as missing by default (its ``na_values``; R writes ``NA``, pandas ``NaN`` or nothing,
-#: databases ``NULL``). In a column of numbers such a cell is missing (it is no number); in a text column it is a value
-#: as written ("NA" for North America, "None" for an education level): there only an empty cell is missing. The log
-#: says what each token became, per column (:func:`_log_missing_tokens`).
-MISSING_TOKENS = frozenset({"#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-                            "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"})
 _READ_CHUNK_ROWS = 50_000
 
 
@@ -172,7 +168,7 @@ def _log_missing_tokens(name: str, attrs: dict[str, Any]) -> None:
         logger.info("%s: column %r: %s read as missing (a column of numbers)", name, column, cells(tokens))
     for column, tokens in attrs.get("kept_tokens", {}).items():
         logger.info("%s: column %r: %s kept as a value, not missing (a text column: only an empty cell is missing "
-                    "there)", name, column, cells(tokens))
+                    "there, unless a model reads the column as a numeric feature)", name, column, cells(tokens))
 
 
 def read_table(source: TableSource, *, name: str | None = None, max_bytes: int | None = None) -> pd.DataFrame:

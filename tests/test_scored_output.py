@@ -176,3 +176,42 @@ def test_an_aggregated_rfm_table_scores_as_a_customer_table_on_every_path(cdnow_
     scored = _read(files["training_job"])
     assert scored.columns[-4:].tolist() == ["expected_purchases", "p_alive", "expected_order_value", "clv"]
     assert scored["clv"].notna().all() and (scored["segment_id"] >= 0).all()
+
+
+def _mall_with(datasets_dir: Path, path: Path, cells: dict[tuple[int, int], str]) -> Path:
+    """Mall_Customers.csv with ``cells`` ({(data row, column): text}) changed, written to ``path``."""
+    lines = (datasets_dir / "Mall_Customers.csv").read_text().splitlines()
+    rows = [line.split(",") for line in lines[1:]]
+    for (row, column), text in cells.items():
+        rows[row][column] = text
+    path.write_text("\n".join([lines[0], *(",".join(row) for row in rows)]) + "\n")
+    return path
+
+
+def test_an_na_income_is_missing_whatever_the_rest_of_its_column_holds(mall: Path, datasets_dir: Path,
+                                                                       scoring_server_factory, tmp_path: Path) -> None:
+    """Customer 0004's income is 'NA'. Alone, the column reads as numbers and 'NA' is missing (imputed); with a
+    '16k' on another row the column reads as text, and 'NA' must still be missing for a feature the model treats as
+    numeric: row 0004's result does not depend on other rows, on any of the three paths."""
+    server = scoring_server_factory(mall / "store")
+    alone = _mall_with(datasets_dir, tmp_path / "alone.csv", {(3, 3): "NA"})
+    beside = _mall_with(datasets_dir, tmp_path / "beside.csv", {(3, 3): "NA", (10, 3): "16k"})
+    results = {}
+    for data in (alone, beside):
+        files = _three_paths(mall, data, server, tmp_path)
+        assert files["client"] == files["training_job"] == files["dashboard"], data.name
+        results[data.name] = _read(files["training_job"])
+    for name, table in results.items():
+        assert pd.isna(table.loc[3, "error"]) and table.loc[3, "segment_id"] >= 0, name
+    assert results["beside.csv"].loc[10, "error"] == "line 12: Annual Income (k$): '16k' is not a number"
+    pd.testing.assert_series_equal(results["alone.csv"].loc[3], results["beside.csv"].loc[3])
+
+
+def test_training_reads_na_as_missing_in_a_numeric_feature_read_as_text(datasets_dir: Path, tmp_path: Path,
+                                                                         capsys) -> None:
+    """Training's rule is scoring's: beside a word, 'NA' in a numeric feature is missing, so the error names the word
+    (row 11), not the 'NA' above it."""
+    data = _mall_with(datasets_dir, tmp_path / "train.csv", {(3, 3): "NA", (10, 3): "16k"})
+    assert training_main(["train", "--store", str(tmp_path / "store"), "--data", str(data), "--preset", "mall"]) != 0
+    errors = [line for line in capsys.readouterr().err.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "'16k' at line 12 (1 non-numeric value(s))" in errors[0], errors

@@ -25,9 +25,9 @@ import pandas as pd
 from segmentation_core.artefact import Artefact, read_artefact
 from segmentation_core.clv import FIGURES, describe_problem, input_problems
 from segmentation_core import scored
-from segmentation_core.errors import DataError, RowLines, number_error
+from segmentation_core.errors import DataError, RowLines
 from segmentation_core.features import Partial
-from segmentation_core.parsing import strip_text
+from segmentation_core.parsing import feature_numbers, strip_text
 from segmentation_core.recipe import CLV_INPUTS, Recipe, aggregate, check_features, is_log_table
 from segmentation_core.store import ModelStore
 from segmentation_core.tables import atomic_output, match_columns, read_table
@@ -210,20 +210,16 @@ def _score(artefact: Artefact, features: pd.DataFrame, columns: dict[str, str]) 
 
 
 def _numbers(values: pd.Series, column: str) -> tuple[pd.Series, dict[int, str]]:
-    """A numeric feature's cells as numbers by training's rules (``segmentation_core.parsing``: text stripped, blank
-    is missing, then pandas' numbers), and {row: error} for each cell that is not a number. Whole numbers stay
-    whole (as the table reader types a column), so that the output shows 15, not 15.0."""
-    text = strip_text(values)
-    if pd.api.types.is_numeric_dtype(text):
+    """A numeric feature's cells as numbers by the one rule (``segmentation_core.parsing.feature_numbers``: text
+    stripped, blank or an NA token missing, then pandas' numbers), and {row: error} for each cell that is not a
+    number. Whole numbers stay whole (as the table reader types a column), so that the output shows 15, not 15.0."""
+    if pd.api.types.is_numeric_dtype(values):
         return values, {}
-    numbers = pd.to_numeric(text, errors="coerce").astype("float64")
-    # Not a number, or text beyond a float's range ('1e400', read as infinity): the error quotes the cell as written.
-    bad = np.flatnonzero((numbers.isna().to_numpy() | np.isinf(numbers.to_numpy())) & text.notna().to_numpy())
-    numbers = numbers.where(~np.isinf(numbers.to_numpy()))
+    numbers, errors = feature_numbers(values, column)
     present = numbers.dropna()
     if (present == present.round()).all() and (present.abs() < 2**53).all():
         numbers = numbers.astype("Int64")
-    return numbers, {int(row): number_error(column, values.iloc[row]) for row in bad}
+    return numbers, errors
 
 
 def _segments(artefact: Artefact, x: np.ndarray, errors: dict[int, str], partial: Partial | None) -> pd.DataFrame:

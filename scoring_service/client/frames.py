@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from scoring_service.client.types import ModelInfo, ScoringError
-from segmentation_core.errors import number_error
+from segmentation_core.parsing import feature_numbers
 from segmentation_core.clv import FIGURES as CLV_FIGURES
 from segmentation_core.clv import INPUTS as CLV_INPUTS
 from segmentation_core.clv import PRECISION as CLV_PRECISION
@@ -145,12 +145,12 @@ def frame_job(frame: pd.DataFrame, schema: Schema, batch_rows: int) -> FrameJob:
             dtype = CLV_PRECISION if name in single else np.float64
             numeric[name] = np.ascontiguousarray(raw.to_numpy(dtype=dtype, na_value=np.nan))
             continue
-        array = np.ascontiguousarray(pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan))
-        # A text value that is not a number would otherwise become NaN and be imputed silently; one beyond a float's
-        # range ('1e400') would become inf, and its error would say inf rather than what was written.
-        bad = np.flatnonzero(~np.isfinite(array) & raw.notna().to_numpy())
-        for row, value in zip(bad.tolist(), raw.iloc[bad].tolist()):
-            local_errors.setdefault(row, number_error(name, value))
+        # The one rule (blank or an NA token: missing); a text value that is not a number is the row's error, not
+        # imputed silently, and one beyond a float's range ('1e400') is quoted as written, not as inf.
+        numbers, errors = feature_numbers(raw.reset_index(drop=True), name)
+        array = np.ascontiguousarray(numbers.to_numpy(dtype=np.float64))
+        for row, message in errors.items():
+            local_errors.setdefault(row, message)
         numeric[name] = array.astype(CLV_PRECISION) if name in single else array
     categorical: dict[str, np.ndarray] = {}
     for name in schema.categorical:
