@@ -17,7 +17,9 @@ levels (a value matches a level as written, else ignoring case when that names o
 Excel's "True" are "Gold" and "TRUE"), an unseen level encodes as all zeros (the implicit "other" level);
 the one-hot block is weighted so that its total variance equals ``categorical_weight`` times that of one
 numeric feature.
-A customer missing every feature is not imputed but refused (NO_FEATURE_VALUES): there is nothing to score.
+A customer missing every feature is not imputed but refused (NO_FEATURE_VALUES): there is nothing to score; so is
+one with values none of which is usable - each missing, outside its valid range or an unseen level
+(:func:`no_usable_values`: "no usable feature values: Spending Score (1-100) 400 is outside its valid range 1-100").
 Which features of a row were imputed (missing, implausible, an unseen level) is reported on request
 (``imputed=`` of :meth:`FeatureSchema.transform_columns` and :meth:`FeatureSchema.transform_row`) and turned
 into the observed clustering-space columns by :meth:`FeatureSchema.partial_rows`, so that the confidence of
@@ -45,6 +47,25 @@ SKEW_METHODS = ("none", "log1p", "yeo-johnson")
 SKEW_THRESHOLD = 1.0
 # The error of a row missing every feature: imputing all of them would score the training's typical customer.
 NO_FEATURE_VALUES = "no feature values: nothing to score"
+#: How the error of a row with values, none of them usable, begins; the reasons follow (:func:`no_usable_values`).
+NO_USABLE_VALUES = "no usable feature values"
+
+
+def no_usable_values(reasons: Sequence[str]) -> str:
+    """The error of a row whose every feature is missing, implausible (outside its valid range) or an unseen level,
+    with a value present: imputing them all would score the training's typical customer. ``reasons``: why each
+    present value is unusable ("Spending Score (1-100) 400 is outside its valid range 1-100")."""
+    return f"{NO_USABLE_VALUES}: {'; '.join(reasons)}" if reasons else NO_FEATURE_VALUES
+
+
+def unseen_reason(name: str, value: Any) -> str:
+    """Why a categorical feature's ``value`` is unusable: training never saw that level."""
+    return f"{name} {quoted(str(value))} is a level training never saw"
+
+
+def _shown(value: float) -> str:
+    """A number as written: 400, not 400.0; 2.5 as 2.5."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(float(value))
 
 
 @dataclass(frozen=True)
@@ -464,7 +485,8 @@ class FeatureSchema:
         """Transform columns of ``n_rows`` customers; returns the matrix and {row: error} for rows it cannot score.
 
         A feature absent from the mappings is treated as missing on every row (imputed); a row missing every
-        feature is an error (:data:`NO_FEATURE_VALUES`): there is nothing to score. Rows with an
+        feature is an error (:data:`NO_FEATURE_VALUES`): there is nothing to score, and so is a row whose every
+        value is unusable (:func:`no_usable_values`: missing, outside its valid range, an unseen level). Rows with an
         error get zeros in the matrix and must not be reported as scored. ``category_codes``, if given,
         receives per categorical column present the level index of each row before imputation (-1: a level
         training never saw, -2: missing), for the drift accounting. ``imputed``, if given, receives per feature
@@ -485,6 +507,10 @@ class FeatureSchema:
         # Rows without any feature value, once known to be possible (else None): the numeric columns decide
         # it for every row on the common path (one sent and no NaN), the categorical ones then narrow it.
         empty: np.ndarray | None = None
+        # Per numeric feature, its unusable rows (missing, not finite, outside the valid range) once it has any;
+        # a row unusable in every feature is refused (:data:`NO_USABLE_VALUES`). Implausible rows keep their values.
+        unusable: list[np.ndarray | None] = [None] * m
+        implausible: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         if m and all(type(x) is np.ndarray and x.dtype == np.float64 and x.shape == (n_rows,) for x in columns):
             np.concatenate(columns, out=block.reshape(-1))  # the common case: every column, one call
         else:
@@ -494,6 +520,7 @@ class FeatureSchema:
                 col = columns[j]
                 if col is None:
                     block[j].fill(f.impute)
+                    unusable[j] = np.ones(n_rows, dtype=bool)
                     if imputed is not None and n_rows:
                         imputed[f.name] = np.ones(n_rows, dtype=bool)
                 else:
@@ -518,12 +545,16 @@ class FeatureSchema:
                         for row in np.flatnonzero(np.isinf(x)):
                             errors.setdefault(int(row), number_error(f.name, x[row]))
                         x[not_finite] = f.impute
+                        if columns[j] is not None:
+                            unusable[j] = not_finite
                         if imputed is not None and columns[j] is not None:
                             imputed[f.name] = not_finite
             for j, low, high in c["valid"]:  # implausible values are missing, as training's cleaning made them
                 x = block[j]
                 outside = outside_valid_range(x, low, high)
                 if outside.any():
+                    implausible[j] = (outside, x[outside])
+                    unusable[j] = outside if unusable[j] is None else unusable[j] | outside
                     x[outside] = self.numeric[j].impute
                     if imputed is not None:
                         name = self.numeric[j].name
@@ -535,6 +566,15 @@ class FeatureSchema:
                 _yeo_johnson(block[j], lam, out=block[j], nonnegative=nonnegative)
             block -= c["center"]
             block /= c["scale"]
+        # Rows no numeric feature can place, once possible (else None): the categorical ones then narrow it.
+        hopeless: np.ndarray | None = None
+        if n_rows and all(mask is not None for mask in unusable):
+            hopeless = np.ones(n_rows, dtype=bool)
+            for mask in unusable:
+                hopeless &= mask  # type: ignore[operator]
+            if not hopeless.any():
+                hopeless = None
+        unseen_rows: dict[str, tuple[np.ndarray, Sequence[Any]]] = {}
         row0 = len(self.numeric)
         for c in self.categorical:
             width = len(c.levels)
@@ -550,7 +590,7 @@ class FeatureSchema:
                 if len(values) != n_rows:
                     raise InputError(f"column {c.name!r} has {len(values)} values, expected {n_rows}",
                                      field=c.name)
-                if category_codes is None and empty is None and imputed is None:
+                if category_codes is None and empty is None and imputed is None and hopeless is None:
                     codes = np.fromiter((index.get(_category_label(v) or c.impute, -1) for v in values),
                                         dtype=np.int64, count=n_rows)
                 else:  # missing kept apart (-2) for the caller or the empty rows, then imputed
@@ -565,10 +605,13 @@ class FeatureSchema:
                             codes[row] = c.folded_index.get(label.casefold(), -1)
                 if category_codes is not None:
                     category_codes[c.name] = codes
-                if category_codes is not None or empty is not None or imputed is not None:
+                if category_codes is not None or empty is not None or imputed is not None or hopeless is not None:
                     missing = codes == -2
                     if empty is not None:
                         empty &= missing
+                    if hopeless is not None:
+                        hopeless &= missing | (codes == -1)
+                        unseen_rows[c.name] = (codes == -1, values)
                     if missing.any():
                         codes = np.where(missing, index[c.impute], codes)
                     if imputed is not None and (unseen.size or missing.any()):
@@ -579,6 +622,16 @@ class FeatureSchema:
         if empty is not None and empty.any():
             for row in np.flatnonzero(empty).tolist():
                 errors.setdefault(row, NO_FEATURE_VALUES)
+        if hopeless is not None and hopeless.any():  # rare: values present, none usable
+            where = {j: np.cumsum(mask) - 1 for j, (mask, _) in implausible.items()}
+            for row in np.flatnonzero(hopeless).tolist():
+                if row in errors:
+                    continue
+                reasons = [self._implausible_reason(j, float(implausible[j][1][where[j][row]]))
+                           for j in sorted(implausible) if implausible[j][0][row]]
+                reasons += [unseen_reason(name, values[row]) for name, (mask, values) in unseen_rows.items()
+                            if mask[row]]
+                errors[row] = no_usable_values(reasons)
         matrix = out.T
         for row in errors:
             matrix[row] = 0.0
@@ -655,7 +708,8 @@ class FeatureSchema:
                     raise InputError(self.misplaced_feature_message(name, "categorical"), field=name)
         row: list[float] = []
         get = numbers.get
-        present = False
+        present = usable = False
+        reasons: list[str] = []
         for name, impute, low, high, skew, lam, center, scale, valid_low, valid_high in self._row_plan:
             v = get(name)
             if v is None or v != v:  # absent or NaN -> imputed
@@ -667,9 +721,12 @@ class FeatureSchema:
             else:
                 present = True
                 if v < valid_low or v > valid_high:  # implausible: missing, as training's cleaning made it
+                    reasons.append(self._implausible_reason(len(row), v))
                     v = impute
                     if imputed is not None:
                         imputed.append(name)
+                else:
+                    usable = True
             v = low if v < low else high if v > high else v
             if skew == "log1p":
                 v = math.log1p(v)
@@ -680,12 +737,30 @@ class FeatureSchema:
             label = _category_label(categories.get(c.name))
             present = present or label is not None
             level = c.level_of(label or c.impute)
+            if label is not None:
+                if level in c.index:
+                    usable = True
+                else:
+                    reasons.append(unseen_reason(c.name, label))
             if imputed is not None and (label is None or level not in c.index):
                 imputed.append(c.name)
             row.extend(c.weight if lvl == level else 0.0 for lvl in c.levels)
         if not present:
             raise InputError(NO_FEATURE_VALUES, field="customer")
+        if not usable:
+            raise InputError(no_usable_values(reasons), field="customer")
         return row
+
+    def _implausible_reason(self, j: int, value: float) -> str:
+        """Why numeric feature ``j``'s ``value`` (outside its valid range) is unusable."""
+        f = self.numeric[j]
+        if f.valid_low is not None and f.valid_high is not None:
+            rule = f"is outside its valid range {_shown(f.valid_low)}-{_shown(f.valid_high)}"
+        elif f.valid_low is not None:
+            rule = f"is below its valid minimum {_shown(f.valid_low)}"
+        else:
+            rule = f"is above its valid maximum {_shown(f.valid_high)}"
+        return f"{f.name} {_shown(value)} {rule}"
 
     @cached_property
     def _numeric_constants(self) -> dict[str, Any]:

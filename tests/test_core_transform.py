@@ -134,10 +134,12 @@ def test_a_customer_missing_every_feature_is_refused_by_transform_row() -> None:
 def test_missing_unknown_and_invalid_values() -> None:
     frame = {"income": np.array([10.0, 20.0, 30.0, 40.0]), "city": ["a", "b", "a", "a"]}
     schema = FeatureSchema.fit(frame, ["income"], ["city"])
-    # Absent number -> median; unseen level -> all-zero one-hot ("other").
-    row = schema.transform_row({}, {"city": "zzz"})
+    # Absent number -> median; unseen level -> all-zero one-hot ("other"); both at once: nothing usable, refused.
+    row = schema.transform_row({}, {"city": "b"})
     assert row[0] == pytest.approx((25.0 - schema.numeric[0].center) / schema.numeric[0].scale)
-    assert row[1:] == [0.0, 0.0]
+    assert schema.transform_row({"income": 20.0}, {"city": "zzz"})[1:] == [0.0, 0.0]
+    with pytest.raises(InputError, match="^no usable feature values: city 'zzz' is a level training never saw$"):
+        schema.transform_row({}, {"city": "zzz"})
     with pytest.raises(InputError, match="income: inf is not a finite number") as err:
         schema.transform_row({"income": math.inf}, {})
     assert err.value.field == "income"
@@ -247,3 +249,41 @@ def test_model_arrays_are_checked() -> None:
         SegmentModel.from_arrays("dbscan", good)
     with pytest.raises(ArtefactError, match="lack array"):
         SegmentModel.from_arrays("gmm", good)
+
+
+def test_a_row_with_values_none_usable_is_refused_saying_why() -> None:
+    """Implausible (outside the valid range), missing and unseen values alike leave nothing to score: the row is
+    refused on the batch path and the single-row path with the same message, naming each value and why; a row
+    with one usable value is imputed and scored."""
+    frame = {"income": np.array([10.0, 20.0, 30.0, 40.0]), "score": np.array([5.0, 50.0, 60.0, 90.0]),
+             "city": ["a", "b", "a", "a"]}
+    schema = FeatureSchema.fit(frame, ["income", "score"], ["city"]).with_valid_ranges(
+        {"income": [0, None], "score": [1, 100]})
+    rows = [({"score": 400.0}, {}),
+            ({"income": -5.0, "score": 500.0}, {"city": ""}),
+            ({"income": np.nan}, {"city": "Boston"}),
+            ({"income": -5.0, "score": 0.5}, {"city": "Boston"}),
+            ({"score": 400.0}, {"city": "a"}),
+            ({}, {})]
+    expected = {0: "no usable feature values: score 400 is outside its valid range 1-100",
+                1: "no usable feature values: income -5 is below its valid minimum 0; score 500 is outside its valid "
+                   "range 1-100",
+                2: "no usable feature values: city 'Boston' is a level training never saw",
+                3: "no usable feature values: income -5 is below its valid minimum 0; score 0.5 is outside its valid "
+                   "range 1-100; city 'Boston' is a level training never saw",
+                5: NO_FEATURE_VALUES}
+    numeric = {name: np.array([numbers.get(name, np.nan) for numbers, _ in rows]) for name in ("income", "score")}
+    categorical = {"city": [categories.get("city", "") for _, categories in rows]}
+    _, errors = schema.transform_columns(numeric, categorical, len(rows))
+    assert errors == expected
+    for i, (numbers, categories) in enumerate(rows):
+        numbers = {k: v for k, v in numbers.items() if v == v}
+        if i in expected:
+            with pytest.raises(InputError) as err:
+                schema.transform_row(numbers, categories)
+            assert str(err.value) == expected[i]
+        else:
+            schema.transform_row(numbers, categories)
+    # the same with only the numeric columns sent (the city absent) and with every row complete but one
+    _, errors = schema.transform_columns({"income": np.array([-5.0, 20.0]), "score": np.array([500.0, 50.0])}, {}, 2)
+    assert errors == {0: expected[1]}

@@ -215,3 +215,33 @@ def test_training_reads_na_as_missing_in_a_numeric_feature_read_as_text(datasets
     assert training_main(["train", "--store", str(tmp_path / "store"), "--data", str(data), "--preset", "mall"]) != 0
     errors = [line for line in capsys.readouterr().err.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and "'16k' at line 12 (1 non-numeric value(s))" in errors[0], errors
+
+
+def test_a_row_whose_every_value_is_unusable_is_refused_on_every_path(mall: Path, datasets_dir: Path,
+                                                                     scoring_server_factory, tmp_path: Path) -> None:
+    """Values present but none usable (outside the valid ranges training's cleaning used) leave nothing to score:
+    Predict answers INVALID_ARGUMENT saying why, and the three file paths (PredictStream under the client CLI and the
+    Batch page) give the row the same error; a row with one usable value is still scored."""
+    import grpc
+
+    from segmentation.v1 import scoring_pb2 as pb
+    from segmentation.v1 import scoring_pb2_grpc
+
+    server = scoring_server_factory(mall / "store")
+    with grpc.insecure_channel(_target(server)) as channel:
+        stub = scoring_pb2_grpc.ScoringServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Predict(pb.PredictRequest(customer=pb.Customer(numbers={"Spending Score (1-100)": 400})))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert err.value.details().endswith(
+            "no usable feature values: Spending Score (1-100) 400 is outside its valid range 1-100"), err.value.details()
+        assert stub.Predict(pb.PredictRequest(customer=pb.Customer(
+            numbers={"Spending Score (1-100)": 400, "Annual Income (k$)": 60}))).prediction.segment_name
+    data = _mall_with(datasets_dir, tmp_path / "unusable.csv", {(2, 3): "-5", (2, 4): "500", (5, 4): "400"})
+    files = _three_paths(mall, data, server, tmp_path)
+    assert files["client"] == files["training_job"] == files["dashboard"]
+    table = _read(files["training_job"])
+    assert table.loc[2, "segment_id"] == -1
+    assert table.loc[2, "error"] == ("line 4: no usable feature values: Annual Income (k$) -5 is below its valid "
+                                     "minimum 0; Spending Score (1-100) 500 is outside its valid range 1-100")
+    assert table.loc[5, "segment_id"] >= 0 and pd.isna(table.loc[5, "error"])  # its income is usable

@@ -7,7 +7,8 @@ SegmentModel.score, ClvModel.predict), so the numbers are the service's. As from
 cannot be scored (a numeric cell that is not a number) gets segment_id -1 and its reason in ``error``, which in a
 customer table starts with where the row is in the input (``line 152: ...``: its line in a text file, whose header
 is line 1; its row in a Parquet file or on the sheet); a blank cell is imputed, but a row whose every feature cell
-is blank is an error ("no feature values: nothing to score"). The output (CSV, gzipped CSV or Parquet, told by its
+is blank is an error ("no feature values: nothing to score"), and so is one none of whose values is usable ("no
+usable feature values: ..." saying why: outside the valid range, a level training never saw). The output (CSV, gzipped CSV or Parquet, told by its
 name) is written atomically in the layout of every scoring path (``segmentation_core.scored``: the input's id column
 under its own name, the inputs kept, the results; CSV by the one writer the client CLI and the dashboard use).
 """
