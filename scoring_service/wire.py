@@ -408,6 +408,14 @@ def _add_column(batch: DecodedBatch, name: str) -> str:
     return ""
 
 
+def batch_response_bytes_per_row(clv: bool = False) -> int:
+    """The bytes one scored row adds to a ``PredictBatchResponse`` (:func:`encode_batch_response`): its segment_id
+    varint (1 byte for ids below 128), distance and confidence doubles (8 + 8), its outlier flag (1) and, for a
+    lifetime-value model, the four CLV figures in single precision (16). A row with an error adds its message
+    instead (not counted: few rows). What a client needs to size batches whose reply must fit too."""
+    return 1 + 8 + 8 + 1 + (4 * 4 if clv else 0)
+
+
 def encode_batch_response(*, batch_id: str, model: str, version: str, row_count: int,
                           segment_id: np.ndarray | None = None, distance: np.ndarray | None = None,
                           confidence: np.ndarray | None = None, outlier: np.ndarray | None = None,

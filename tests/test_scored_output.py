@@ -245,3 +245,32 @@ def test_a_row_whose_every_value_is_unusable_is_refused_on_every_path(mall: Path
     assert table.loc[2, "error"] == ("line 4: no usable feature values: Annual Income (k$) -5 is below its valid "
                                      "minimum 0; Spending Score (1-100) 500 is outside its valid range 1-100")
     assert table.loc[5, "segment_id"] >= 0 and pd.isna(table.loc[5, "error"])  # its income is usable
+
+
+def test_following_the_batch_size_advice_succeeds(mall: Path, datasets_dir: Path, scoring_server_factory,
+                                                  tmp_path: Path, capsys) -> None:
+    """A service with --max-message-mb 1 and a two-feature model: a request row is 16 bytes, its reply's 18
+    (``scoring_service.wire.batch_response_bytes_per_row``). The client CLI's advice for a 100,000-row batch sizes on
+    the reply, and following it scores the file; a batch whose reply is too large is said to be the service's reply,
+    not blamed on what this client sends."""
+    server = scoring_server_factory(mall / "store", max_message_mb=1)
+    frame = pd.read_csv(datasets_dir / "Mall_Customers.csv", dtype={"CustomerID": str})
+    big = pd.concat([frame] * 600, ignore_index=True).assign(CustomerID=lambda f: [f"c{i}" for i in range(len(f))])
+    data, out = tmp_path / "big.csv", tmp_path / "out.csv"
+    big.to_csv(data, index=False)
+
+    def score(rows: int) -> tuple[int, str]:
+        code = client_main(["score", str(data), "-o", str(out), "--target", _target(server), "-q", "--batch-rows",
+                            str(rows)])
+        return code, capsys.readouterr().err
+
+    code, err = score(100_000)
+    assert code != 0 and "the scoring service accepts (1.0 MiB" in err, err
+    fit = int(err.split("(about ")[1].split(" fit")[0].replace(",", ""))
+    assert fit < 1048576 / 18
+    code, err = score(fit)
+    assert code == 0, err
+    assert len(pd.read_csv(out)) == len(big)
+    code, err = score(int(1048576 / 17))  # requests fit (16 B/row), replies (18 B/row) do not
+    assert code != 0 and "the scoring service's reply to a batch of 61,680 rows" in err, err
+    assert "than it may send (1.0 MiB: its --max-message-mb" in err and "this client" not in err, err

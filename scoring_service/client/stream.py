@@ -178,7 +178,8 @@ class FrameStream:
                                    f"{self.channel.timeout:g}s", method="PredictStream") from None
             with state.lock:  # the batch a size refusal is about: the largest one not answered
                 rows = max((stop - start for _frame, _job, start, stop, _sent in state.pending), default=None)
-            error = ScoringError.from_rpc(exc, "PredictStream", batch_rows=rows or self.batch_rows)
+            error = ScoringError.from_rpc(exc, "PredictStream", batch_rows=rows or self.batch_rows,
+                                          reply_row_bytes=wire.batch_response_bytes_per_row(self.schema.has_clv))
             hint = retry_after(exc)  # the server's rate limit refused the stream: resend after its hint
             if error.code == grpc.StatusCode.UNAVAILABLE or hint is not None:
                 raise _Resumable(error, hint) from None

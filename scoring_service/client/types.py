@@ -28,39 +28,51 @@ class ScoringError(Exception):
         self.method = method
 
     @classmethod
-    def from_rpc(cls, exc: grpc.RpcError, method: str = "", *, batch_rows: int | None = None) -> "ScoringError":
+    def from_rpc(cls, exc: grpc.RpcError, method: str = "", *, batch_rows: int | None = None,
+                 reply_row_bytes: int = 0) -> "ScoringError":
         """Wrap a grpc.RpcError (which is also a grpc.Call) into a ScoringError; gRPC's own message-size refusal
-        is said with what to do (:func:`size_limit_message`; ``batch_rows``: the rows of the stream's batch)."""
+        is said with what to do (:func:`size_limit_message`; ``batch_rows``: the rows of the stream's batch,
+        ``reply_row_bytes``: what each row adds to the reply)."""
         code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
         details = (exc.details() if hasattr(exc, "details") else str(exc)) or ""
-        return cls(code or grpc.StatusCode.UNKNOWN, size_limit_message(details, batch_rows) or details, method=method)
+        return cls(code or grpc.StatusCode.UNKNOWN,
+                   size_limit_message(details, batch_rows, reply_row_bytes) or details, method=method)
 
 
+#: The largest message this client sends or receives (gRPC's limits on its channels).
+MAX_MESSAGE_BYTES = 64 << 20
 #: gRPC's refusal of a message over the channel's or the server's limit (RESOURCE_EXHAUSTED).
 _TOO_LARGE = re.compile(r"(Received|Sent) message larger than max \((\d+) vs\. (\d+)\)")
 
 
-def size_limit_message(details: str, batch_rows: int | None = None) -> str | None:
-    """What to do about gRPC's "Received message larger than max (N vs. M)" (the scoring service's limit,
-    ``--max-message-mb``) or "Sent message larger than max" (this client's, 64 MiB): send fewer rows per batch
-    (``batch_rows``: those of the batch refused) or raise the service's limit; None for other details."""
+def size_limit_message(details: str, batch_rows: int | None = None, reply_row_bytes: int = 0) -> str | None:
+    """What to do about gRPC's "Received message larger than max (N vs. M)" (the scoring service's limit on a
+    request, ``--max-message-mb``) or "Sent message larger than max": this client's own limit on a request (64 MiB,
+    :data:`MAX_MESSAGE_BYTES`) or, any other limit, the scoring service's on its reply. Says to send fewer rows per
+    batch (``batch_rows``: those of the batch refused), with a number that fits both ways: sized on the larger of
+    the request's bytes per row and the reply's (``reply_row_bytes``, from ``scoring_service.wire``), or to raise
+    the service's limit; None for other details."""
     match = _TOO_LARGE.search(details)
     if match is None:
         return None
     size, limit = int(match.group(2)), int(match.group(3))
+    service = f"{limit / 2**20:,.1f} MiB: its --max-message-mb, SCORING_MAX_MESSAGE_MB"
+    reply = match.group(1) == "Sent" and limit != MAX_MESSAGE_BYTES
     if match.group(1) == "Received":
-        whose = (f"the scoring service accepts ({limit / 2**20:,.1f} MiB: its --max-message-mb, "
-                 "SCORING_MAX_MESSAGE_MB)")
-        raise_it = " or start the service with a larger --max-message-mb"
+        whose = f"the scoring service accepts ({service})"
+    elif reply:
+        whose = f"it may send ({service})"
     else:
-        whose, raise_it = f"this client sends ({limit / 2**20:,.1f} MiB)", ""
+        whose = f"this client sends ({limit / 2**20:,.1f} MiB)"
+    raise_it = "" if whose.startswith("this client") else " or start the service with a larger --max-message-mb"
+    what = "the scoring service's reply to " if reply else ""  # its limit on what it sends
     if batch_rows is None:
-        return (f"a message of {size / 2**20:,.1f} MiB is larger than {whose}"
+        return (f"{what or 'a message of '}{size / 2**20:,.1f} MiB is larger than {whose}"
                 f"{': start the service with a larger --max-message-mb' if raise_it else ''} (gRPC: {match.group(0)})")
-    fit = max(1, int(batch_rows * limit / size * 0.9))
-    return (f"a batch of {batch_rows:,} rows ({size / 2**20:,.1f} MiB) is larger than {whose}: send fewer rows per "
-            f"batch (about {fit:,} fit: the client CLI's --batch-rows or SCORING_BATCH_ROWS, the Python client's "
-            f"batch_rows=){raise_it} (gRPC: {match.group(0)})")
+    per_row = max(size / batch_rows, reply_row_bytes)
+    fit = max(1, int(limit * 0.9 / per_row))
+    return (f"{what}a batch of {batch_rows:,} rows ({size / 2**20:,.1f} MiB) is larger than {whose}: send fewer "
+            f"rows per batch (about {fit:,} fit: the client CLI's --batch-rows or SCORING_BATCH_ROWS, the Python client's batch_rows=){raise_it} (gRPC: {match.group(0)})")
 
 
 def retry_after(exc: grpc.RpcError) -> float | None:

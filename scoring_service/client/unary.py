@@ -27,14 +27,14 @@ from scoring_service.client.frames import FrameJob, Schema
 from scoring_service.client.stream import DEFAULT_IN_FLIGHT, Channel, FrameStream
 from scoring_service.client.targets import channel_target, list_authority, replica_targets
 from scoring_service.client.types import (DEFAULT_TARGET, DriftReport, ModelEntry, ModelInfo, Prediction,
-                                          ReplicaDrift, ScoringError, SegmentStats, retry_after)
+                                          MAX_MESSAGE_BYTES, ReplicaDrift, ScoringError, SegmentStats,
+                                          retry_after)
 from segmentation.v1 import scoring_pb2, scoring_pb2_grpc
 from segmentation_core.errors import number_error
 
 log = logging.getLogger("scoring_service.client")
 
 SERVICE = "segmentation.v1.ScoringService"
-MAX_MESSAGE_BYTES = 64 << 20
 
 
 def _service_config(retries: int) -> str:
