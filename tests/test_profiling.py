@@ -103,3 +103,39 @@ def test_the_data_page_profile_reads_na_tokens_as_the_training_job_does(tmp_path
     assert columns["income"]["dtype"] == "number" and columns["income"]["missing"] == 1
     assert columns["region"]["missing"] == 0 and {"level": "NA", "count": 2} in columns["region"]["top_levels"]
     assert columns["edu"]["missing"] == 1 and {"level": "None", "count": 2} in columns["edu"]["top_levels"]
+
+
+BUNDLED_DATASETS = {  # preset -> the files it was written for (../shared/datasets)
+    "mall": ["Mall_Customers.csv"],
+    "ecommerce": ["ecommerce_customer_behavior.csv"],
+    "marketing-campaign": ["marketing_campaign.csv", "ml_project1_data.csv"],
+    "transactions": ["online_retail.csv.gz"],
+    "transactions-cdnow": ["CDNOW_sample.txt"],
+}
+
+
+def _bundled_table(datasets_dir, tmp_path, file: str) -> pd.DataFrame:
+    from segmentation_core.tables import read_table
+    from tests.test_clv import cdnow_sample_in_master_layout
+    if file == "CDNOW_sample.txt":  # the sample has no header line: give it the master file's
+        return read_table(cdnow_sample_in_master_layout(datasets_dir, tmp_path))
+    return read_table(datasets_dir / file)
+
+
+def test_each_bundled_preset_is_suggested_for_its_own_dataset_and_no_other(datasets_dir, tmp_path) -> None:
+    from training_job.config import PRESETS
+    from training_job.profiling import suggest_preset
+    assert set(BUNDLED_DATASETS) == set(PRESETS)
+    suggested = {file: suggest_preset(_bundled_table(datasets_dir, tmp_path, file))
+                 for files in BUNDLED_DATASETS.values() for file in files}
+    assert suggested == {file: preset for preset, files in BUNDLED_DATASETS.items() for file in files}
+
+
+def test_the_marketing_profile_shows_the_presets_derived_features(datasets_dir) -> None:
+    """The preset's numeric features are derived (Age from Year_Birth ...): the file holds their sources."""
+    from segmentation_core.tables import read_table
+    profile = profile_table(read_table(datasets_dir / "marketing_campaign.csv"), name="marketing_campaign.csv")
+    assert profile["suggested_preset"] == "marketing-campaign"
+    assert profile["schema"]["numeric"] == ["Age", "Income", "Total Spending", "Total Children", "Days as customer"]
+    roles = {c["name"]: c["role"] for c in profile["columns"]}
+    assert roles["Year_Birth"] == "dropped" and roles["Income"] == "numeric"

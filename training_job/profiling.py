@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from segmentation_core.derived import referenced_columns
 from segmentation_core.parsing import parse_dates
 from training_job.config import PRESETS, TrainingConfig, load_preset
 from training_job.errors import ConfigError, DataError
@@ -75,12 +76,15 @@ def suggest_preset(frame: pd.DataFrame) -> str:
 
 
 def _columns_of(config: TrainingConfig) -> set[str]:
-    """The input columns a configuration reads."""
+    """The input columns a configuration reads: its plain columns and the sources of its [derived] expressions
+    (a derived name such as "Total Spending" is computed, so the table never holds it)."""
     data = config.data
     if data.kind == "transactions":
         tx = config.transactions
         return {c for c in (tx.customer_id, tx.invoice, tx.date, tx.quantity, tx.price, tx.amount) if c}
-    return {c for c in (data.id_column, *data.numeric, *data.categorical, *data.date_columns) if c}
+    plain = {c for c in (data.id_column, *data.numeric, *data.categorical, *data.date_columns) if c}
+    sources = {c for name, expression in config.derived.items() for c in referenced_columns(name, expression)}
+    return (plain | sources) - set(config.derived)
 
 
 def _config_of(preset: str, frame: pd.DataFrame) -> TrainingConfig | None:
