@@ -238,3 +238,20 @@ def test_the_report_draws_every_chart_offline_in_a_browser(tmp_path: Path) -> No
         width = driver.execute_script("return document.querySelector('#chart-k-internals .main-svg').clientWidth")
         assert width > 500
         screenshot(driver, "report")
+
+
+def test_the_clv_table_writes_shares_and_the_discount_rate_as_the_overview_does(tmp_path: Path) -> None:
+    manifest = _manifest()
+    clv = {"mean_clv": 120.5, "total_clv": 144600.0, "share_of_clv": 0.0442, "mean_p_alive": 0.99996,
+           "mean_expected_purchases": 1.5, "mean_expected_order_value": 40.0}
+    for segment in manifest["segments"]:
+        segment["clv"] = clv
+    manifest["clv"] = {"bgnbd": {"r": 0.2, "alpha": 4.0, "a": 0.7, "b": 2.0}, "gamma_gamma": {"p": 6, "q": 4, "v": 15},
+                       "time_unit": "weeks", "horizon_days": 365, "discount_rate_annual": 0.1,
+                       "base": clv | {"share_of_clv": 1.0}}
+    write_report(manifest, _sample(), tmp_path / "report.html")
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    table = page.split("<h2>Customer lifetime value</h2>", 1)[1].split("</table>", 1)[0]
+    assert "discounted at 10% a year" in table
+    assert "<td>4.4%</td><td>100.0%</td>" in table and "0.0442" not in table
+    assert "<td>1,200</td><td>120.50</td><td>144,600</td>" in table

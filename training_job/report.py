@@ -27,7 +27,7 @@ from plotly.utils import PlotlyJSONEncoder
 
 from segmentation_core.charts import bundle, figures
 from segmentation_core.clv import dropout_caveat
-from segmentation_core.number_format import format_amount, format_count
+from segmentation_core.number_format import format_amount, format_count, format_percent
 from segmentation_core.palette import segment_colours
 from segmentation_core.wording import LABELS, QUALITY_HINTS, QUALITY_KEYS, confidence_warning, label, structure_sentence
 
@@ -205,6 +205,8 @@ details{margin:8px 0}summary{cursor:pointer;color:#555}
 _CLV_COLUMNS = (("mean_clv", "Mean CLV"), ("total_clv", "Total CLV"), ("share_of_clv", "Share of value"),
                 ("mean_p_alive", "Mean P(alive)"), ("mean_expected_purchases", "Expected purchases"),
                 ("mean_expected_order_value", "Expected order value"))
+#: CLV columns that are shares, written as the Overview writes them (4.4%, 100.0%).
+_CLV_PERCENTS = {"share_of_clv", "mean_p_alive"}
 _BASKET_LABELS = {"AvgBasketValue": "Average basket value", "AvgItemsPerPurchase": "Items per purchase",
                   "TenureDays": "Tenure (days)", "PurchaseIntervalDays": "Days between purchases"}
 
@@ -228,17 +230,14 @@ def _value_html(manifest: Mapping[str, Any], segments: Sequence[Mapping[str, Any
     if clv:
         bg, gg = clv.get("bgnbd", {}), clv.get("gamma_gamma", {})
         period = f"purchases up to {clv['calibration_end']}" if clv.get("calibration_end") else "the whole log"
-        rows = [[s["name"], s.get("size", "")] + [s.get("clv", {}).get(key, "") for key, _ in _CLV_COLUMNS]
-                for s in segments]
-        base = clv.get("base", {})
-        rows.append(["All customers", manifest.get("data", {}).get("customers", "")]
-                    + [base.get(key, "") for key, _ in _CLV_COLUMNS])
+        rows = [[s["name"], s.get("size", "")] + _clv_cells(s.get("clv", {})) for s in segments]
+        rows.append(["All customers", manifest.get("data", {}).get("customers", "")] + _clv_cells(clv.get("base", {})))
         parts.append(
             "<h2>Customer lifetime value</h2>"
             f"<p>BG/NBD (r={_fmt(bg.get('r'))}, alpha={_fmt(bg.get('alpha'))}, a={_fmt(bg.get('a'))}, "
             f"b={_fmt(bg.get('b'))}) and Gamma-Gamma (p={_fmt(gg.get('p'))}, q={_fmt(gg.get('q'))}, "
             f"v={_fmt(gg.get('v'))}) fitted on {_e(period)}, times in {_e(clv.get('time_unit'))}; CLV over "
-            f"{_e(clv.get('horizon_days'))} days discounted at {_fmt(clv.get('discount_rate_annual'))} a year. "
+            f"{_e(clv.get('horizon_days'))} days discounted at {_e(_rate(clv.get('discount_rate_annual')))} a year. "
             f"{_e(dropout_caveat(bg))}</p>"
             + _grid_html(["Segment", "Customers", *[label for _, label in _CLV_COLUMNS]], rows))
     metrics = [m for m in _BASKET_LABELS if any(m in s.get("basket", {}) for s in segments)]
@@ -249,6 +248,19 @@ def _value_html(manifest: Mapping[str, Any], segments: Sequence[Mapping[str, Any
         parts.append("<h2>Basket metrics</h2><p>Median per customer, from the transaction log.</p>"
                      + _grid_html(["Segment", *[_BASKET_LABELS[m] for m in metrics]], rows))
     return "".join(parts)
+
+
+def _clv_cells(values: Mapping[str, Any]) -> list[Any]:
+    """One row's CLV cells: shares as percentages (format_percent), other numbers left to _fmt."""
+    return [format_percent(values[key]) if key in _CLV_PERCENTS and _is_number(values.get(key)) else values.get(key, "")
+            for key, _ in _CLV_COLUMNS]
+
+
+def _rate(value: Any) -> str:
+    """A yearly discount rate as the Overview writes it: 10%, 7.5%."""
+    if not _is_number(value):
+        return str(value)
+    return format_percent(value).replace(".0%", "%")
 
 
 def _e(value: Any) -> str:
