@@ -441,6 +441,20 @@ def test_a_fixed_k_is_said_to_be_fixed_by_the_user(datasets_dir: Path, tmp_path:
     assert html.escape(said) in report.split('id="warnings"', 1)[1].split("</div>", 1)[0]
 
 
+def test_a_presets_k_is_said_to_be_set_by_the_preset_not_by_the_user(datasets_dir: Path, tmp_path: Path,
+                                                                      capsys) -> None:
+    # The mall preset says k = 5: nobody gave a k, so the user fixed nothing.
+    assert _train(tmp_path, "--data", str(datasets_dir / "Mall_Customers.csv"), "--preset", "mall") == 0
+    err = capsys.readouterr().err
+    assert "k=5 set by the preset (mall), not chosen" in err and "by the user" not in err
+    search = _current(tmp_path).manifest["k_search"]
+    assert search["rule"] == "set by the preset (mall)"
+    assert search["explanation"].startswith("k = 5 was set by the preset (mall), not chosen by the valley-merge rule")
+    store = ModelStore(tmp_path)
+    report = (store.version_dir("customers", store.current("customers")) / "report.html").read_text()
+    assert "<b>Rule:</b> set by the preset (mall)" in report and "by the user" not in report
+
+
 @pytest.mark.slow
 def test_the_most_segments_fit_the_manifest_with_a_hundred_features(datasets_dir: Path, tmp_path: Path) -> None:
     # limits.MAX_K's promise: the manifest of a search of 2..MAX_K that chose MAX_K, on 100 features, fits.

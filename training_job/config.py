@@ -246,6 +246,15 @@ class TrainingConfig:
     source: str = "<defaults>"
     """Where this configuration came from (a file, a preset name, or "auto")."""
     clv: ClvConfig = field(default_factory=ClvConfig)
+    k_overridden: bool = False
+    """Whether model.k was given by the user (--k, a request's k) over the configuration's (apply_overrides)."""
+
+    def k_set_by(self) -> str:
+        """Who fixed model.k, for the report and log: "the preset (mall)" when a shipped preset's k stands,
+        else "the user" (the command line, a request, or the user's own configuration file)."""
+        if self.source.startswith("preset:") and not self.k_overridden:
+            return f"the preset ({self.source.removeprefix('preset:')})"
+        return "the user"
 
     def recipe(self) -> Recipe:
         """The feature recipe of a transactions model, as the artefact stores it."""
@@ -304,6 +313,7 @@ def apply_overrides(
     model = config.model
     if k is not None:
         model = dataclasses.replace(model, k=parse_k(k, "--k"))
+        config = dataclasses.replace(config, k_overridden=True)
     if algorithm is not None:
         model = dataclasses.replace(model, algorithm=_choice(algorithm, ALGORITHMS, "--algorithm"))
     _check_model(model)

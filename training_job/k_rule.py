@@ -39,12 +39,15 @@ from training_job.valleys import VALLEY_RATIO
 
 __all__ = [
     "FIXED_RULE", "MIN_SEGMENT_SHARE", "RULE_NAME", "STRUCTURE_CONTINUUM", "STRUCTURE_NATURAL", "STRUCTURE_UNPROVEN",
-    "choose_k_in_range", "choose_k_rule", "fixed_k_explanation", "merge_support", "rule_status", "structure_of",
+    "USER", "choose_k_in_range", "choose_k_rule", "fixed_k_explanation", "fixed_rule", "merge_support", "rule_status",
+    "structure_of",
 ]
 
 RULE_NAME = "valley-merge"
 #: The rule recorded when the user fixed k: one k was fitted, nothing was chosen.
 FIXED_RULE = "fixed by the user"
+#: Who fixes k when nobody says otherwise (a preset's k says "the preset (mall)": ``fixed_rule``).
+USER = "the user"
 #: A group holding under this share of the customers is not a segment (a handful of extreme spenders).
 MIN_SEGMENT_SHARE = 0.025
 #: An unproven gap leans to "apart" only when its dip is at least this many standard errors deep: with
@@ -194,14 +197,22 @@ def structure_of(rows: Sequence[dict[str, Any]], k: int) -> str:
     return STRUCTURE_UNPROVEN if status.get(k) == STATUS_UNTESTED else STRUCTURE_CONTINUUM
 
 
-def fixed_k_explanation(k: int, structure: str) -> str:
-    """Why a fixed k is the k (the user set it, the rule chose nothing), and what the valley test saw at it."""
+def fixed_rule(set_by: str = USER) -> str:
+    """The rule recorded for a fixed k: "fixed by the user" (FIXED_RULE), "set by the preset (mall)"."""
+    return FIXED_RULE if set_by == USER else f"set by {set_by}"
+
+
+def fixed_k_explanation(k: int, structure: str, set_by: str = USER) -> str:
+    """Why a fixed k is the k (the user or a preset set it, the rule chose nothing), and what the valley test
+    saw at it."""
     seen = {
         STRUCTURE_NATURAL: "every group is separated from every other by a gap in the data",
         STRUCTURE_UNPROVEN: "there are too few customers per group to prove or rule out the gaps between groups",
     }.get(structure, "not every group is apart from the others: read the segments as slices of one continuous "
                      "customer base")
-    return (f"k = {k} was fixed by the user (the k of the command line, the request or the configuration), "
+    who = ("fixed by the user (the k of the command line, the request or the configuration)" if set_by == USER
+           else f"set by {set_by}")
+    return (f"k = {k} was {who}, "
             f"not chosen by the {RULE_NAME} rule: no other k was tried. At k = {k}, {seen}.")
 
 

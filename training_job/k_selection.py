@@ -32,14 +32,15 @@ from threadpoolctl import threadpool_limits
 from training_job.algorithms import Algorithm, algorithm_named
 from training_job.k_metrics import row_metrics, silhouettes
 from training_job.k_rule import (
-    FIXED_RULE,
     RULE_NAME,
     STATUS_MERGED,
     STRUCTURE_CONTINUUM,
     STRUCTURE_NATURAL,
+    USER,
     choose_k_in_range,
     choose_k_rule,
     fixed_k_explanation,
+    fixed_rule,
     merge_support,
     rule_status,
     structure_of,
@@ -89,13 +90,14 @@ def search_k(
     on_row: Callable[[dict[str, Any]], None] | None = None,
     business_range: tuple[int, int] | None = None,
     categorical_blocks: Sequence[slice] = (),
+    k_set_by: str = USER,
 ) -> KSearchResult:
     """Fit ``algorithm`` at every k, record every metric and choose k with the valley rule (within
     ``business_range`` when given: ``k_rule.choose_k_in_range``); ``on_row`` gets each k's row as soon as it
     is computed (before the silhouettes, which come in one pass at the end). ``categorical_blocks``: the
     one-hot blocks of X's categorical columns (``FeatureSchema.categorical_blocks``), whose latent classes
-    the rule also counts (``training_job.latent_classes``). One k is a k the user fixed: nothing is chosen,
-    the rule is ``k_rule.FIXED_RULE``."""
+    the rule also counts (``training_job.latent_classes``). One k is a fixed k: nothing is chosen, the rule
+    is ``k_rule.fixed_rule(k_set_by)`` ("fixed by the user", or "set by the preset (mall)")."""
     X = _check_X(X)
     ks = _check_k_values(k_values, X.shape[0])
     for block in categorical_blocks:
@@ -106,7 +108,7 @@ def search_k(
         if not ks[0] <= lo <= hi <= ks[-1]:
             raise ValueError(f"business_range={lo}-{hi} must lie within the k searched, {ks[0]}-{ks[-1]}")
     return _search_k(X, ks, algorithm_named(algorithm), seed, progress, on_row, business_range,
-                     list(categorical_blocks))
+                     list(categorical_blocks), k_set_by)
 
 
 def stability_score(
@@ -163,6 +165,7 @@ def _search_k(
     on_row: Callable[[dict[str, Any]], None] | None = None,
     business_range: tuple[int, int] | None = None,
     categorical_blocks: list[slice] | None = None,
+    k_set_by: str = USER,
 ) -> KSearchResult:
     n = X.shape[0]
     rng = np.random.default_rng(seed)
@@ -217,9 +220,9 @@ def _search_k(
             if row["k"] in classes.bic:  # the count stops two rises past its minimum
                 row["latent_class_bic"] = classes.bic[row["k"]]
     if len(ks) == 1:
-        chosen_k, rule = ks[0], FIXED_RULE
+        chosen_k, rule = ks[0], fixed_rule(k_set_by)
         structure = structure_of(rows, chosen_k)
-        explanation = fixed_k_explanation(chosen_k, structure)
+        explanation = fixed_k_explanation(chosen_k, structure, k_set_by)
     elif business_range is None:
         chosen_k, explanation = choose_k_rule(rows)
         structure = structure_of(rows, chosen_k)
@@ -255,8 +258,8 @@ def _search_k(
     # in a few passes over all rows to the optimum the restarts found (ten fresh restarts cost 10x).
     with _threads_for(X.shape[0]):
         chosen_model = algo.fit_from(X, chosen_k, seed, centres[chosen_k])
-    if rule == FIXED_RULE:
-        logger.info("k=%d fixed by the user, not chosen (%s at that k)", chosen_k, structure)
+    if len(ks) == 1:
+        logger.info("k=%d %s, not chosen (%s at that k)", chosen_k, rule, structure)
     else:
         logger.info("chosen k=%d by %s (%s)", chosen_k, rule, structure)
     return KSearchResult(rows, chosen_k, rule, explanation, chosen_model, structure)

@@ -137,7 +137,7 @@ def choose_k(config: TrainingConfig, x: np.ndarray, n: int, stages: Stages, list
         business = _business_range(config, k_values)
         search = search_k(x, k_values, algorithm=config.model.algorithm, seed=config.model.seed,
                           progress=lambda i, total: tick(i), on_row=listener.on_k_row, business_range=business,
-                          categorical_blocks=schema.categorical_blocks)
+                          categorical_blocks=schema.categorical_blocks, k_set_by=config.k_set_by())
     log.info("k=%d (%s, %s): %s", search.chosen_k, search.rule, search.structure, search.rule_explanation)
     return search, business
 
