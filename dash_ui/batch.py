@@ -20,8 +20,9 @@ from dash_ui.models import ModelView
 from segmentation_core import scored
 from segmentation_core.bounded_cache import BoundedCache
 from segmentation_core.clv import INPUTS as CLV_INPUTS
-from segmentation_core.errors import DataError, RowLines, number_error
+from segmentation_core.errors import NO_FEATURE_VALUES, DataError, RowLines, number_error
 from segmentation_core.tables import TableSource, TableTooLarge, match_columns, read_table
+from segmentation_core.valid_range import outside_valid_range
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 #: Bad rows listed one by one in the report; more are counted.
@@ -61,11 +62,16 @@ class ValidationReport:
     rows: int
     missing_columns: tuple[str, ...]
     extra_columns: tuple[str, ...]
+    #: The rows the scoring will give an error, each with that error (the first bad number, as the client names
+    #: it, or a row without any feature value): the results' errors, known before scoring.
     bad_rows: tuple[RowProblem, ...]
     bad_row_count: int
-    #: Per feature: how many cells are empty (imputed) and how many fall outside the training range.
+    #: Per feature, on the rows that will be scored: how many cells are empty (imputed), how many values fall
+    #: outside the feature's valid range (treated as missing, so imputed, as in training), and how many others
+    #: fall outside the training range (clipped to it).
     empty_cells: dict[str, int] = field(default_factory=dict)
     out_of_range: dict[str, int] = field(default_factory=dict)
+    invalid: dict[str, int] = field(default_factory=dict)
 
     @property
     def can_score(self) -> bool:
@@ -89,34 +95,64 @@ def _feature_columns(view: ModelView, columns: list[str]) -> dict[str, str]:
     return match_columns(view.feature_names, columns)[0]
 
 
+def valid_ranges(view: ModelView) -> dict[str, tuple[float | None, float | None]]:
+    """{numeric feature: (low, high)} of the features whose training configuration set a valid range (the
+    manifest's feature schema, which ModelInfo carries in ``manifest_json``); None: an open side."""
+    try:
+        manifest = json.loads(view.manifest_json or "{}")
+    except ValueError:
+        return {}
+    numeric = ((manifest.get("feature_schema") or {}).get("numeric") or []) if isinstance(manifest, dict) else []
+    return {str(f["name"]): (f.get("valid_low"), f.get("valid_high")) for f in numeric
+            if isinstance(f, dict) and "name" in f and (f.get("valid_low") is not None or f.get("valid_high") is not None)}
+
+
 def validate_frame(frame: pd.DataFrame, view: ModelView) -> ValidationReport:
-    """Checks an uploaded table against the model's schema: columns, then numbers row by row."""
+    """Checks an uploaded table against the model's schema: columns, then each row as the scoring will judge it
+    (the client's first unreadable number, the service's row without any feature value), then the cells of the
+    rows it will score: empty, outside the valid range (both imputed), outside the training range."""
     columns = list(frame.columns)
     found = _feature_columns(view, columns)
     missing = tuple(n for n in view.feature_names if n not in found)
     extra = tuple(c for c in columns if c not in set(found.values()))
-    problems: dict[int, list[str]] = {}
-    empty: dict[str, int] = {}
-    out: dict[str, int] = {}
-    for f in view.numeric_features:
+    problems: dict[int, str] = {}
+    blanks: dict[str, pd.Series] = {}
+    numbers: dict[str, pd.Series] = {}
+    for f in view.numeric_features:  # in the schema's order: the client names a row's first bad number
         if f.name not in found:
             continue
         text = frame[found[f.name]]
         blank = _blank(text)
-        numbers = text if _is_number_column(text) else pd.to_numeric(text.where(~blank), errors="coerce")
-        bad = ~blank & (numbers.isna() | ~numbers.abs().lt(math.inf))
-        empty[f.name] = int(blank.sum())
-        good = numbers.where(~bad)
-        out[f.name] = int(((good < f.minimum) | (good > f.maximum)).sum())
+        parsed = text if _is_number_column(text) else pd.to_numeric(text.where(~blank), errors="coerce")
+        bad = ~blank & (parsed.isna() | ~parsed.abs().lt(math.inf))
+        blanks[f.name], numbers[f.name] = blank, parsed.where(~bad)
         for pos in bad.to_numpy().nonzero()[0]:
-            problems.setdefault(int(pos), []).append(number_error(f.name, text.iloc[pos]))
+            problems.setdefault(int(pos), number_error(f.name, text.iloc[pos]))
     for c in view.categorical_features:
         if c.name in found:
-            empty[c.name] = int(_blank(frame[found[c.name]]).sum())
+            blanks[c.name] = _blank(frame[found[c.name]])
+    if blanks and not missing:  # every feature given and every one empty: the service refuses the row
+        empty_rows = pd.concat(blanks.values(), axis=1).all(axis=1).to_numpy().nonzero()[0]
+        for pos in empty_rows:
+            problems.setdefault(int(pos), NO_FEATURE_VALUES)
+    scored = pd.Series(True, index=frame.index)
+    scored.iloc[list(problems)] = False
+    ranges = valid_ranges(view)
+    empty = {name: int((blank & scored).sum()) for name, blank in blanks.items()}
+    invalid: dict[str, int] = {}
+    out: dict[str, int] = {}
+    for f in view.numeric_features:
+        if f.name not in numbers:
+            continue
+        values = numbers[f.name].where(scored)
+        outside = outside_valid_range(values, *ranges.get(f.name, (None, None)))
+        invalid[f.name] = int(outside.sum())
+        values = values.where(~outside)
+        out[f.name] = int(((values < f.minimum) | (values > f.maximum)).sum())
     lines = _row_lines(frame)
-    listed = tuple(RowProblem(lines.line(pos), "; ".join(msgs)) for pos, msgs in sorted(problems.items())[:MAX_LISTED_ROWS])
+    listed = tuple(RowProblem(lines.line(pos), problems[pos]) for pos in sorted(problems)[:MAX_LISTED_ROWS])
     return ValidationReport(rows=len(frame), missing_columns=missing, extra_columns=extra, bad_rows=listed,
-                            bad_row_count=len(problems), empty_cells=empty, out_of_range=out)
+                            bad_row_count=len(problems), empty_cells=empty, out_of_range=out, invalid=invalid)
 
 
 def scoring_input(frame: pd.DataFrame, view: ModelView) -> pd.DataFrame:

@@ -142,6 +142,9 @@ def describe_row(label: object, first_data_line: "RowLines | int | None") -> str
 
 
 #: What a number out of float64's range (text such as '1e400', which reads as infinity) is told.
+#: The error of a row missing every feature: imputing all of them would score the training's typical customer.
+#: (Here, not in features.py, so that the dashboard's batch report words it as the scoring does.)
+NO_FEATURE_VALUES = "no feature values: nothing to score"
 OUT_OF_RANGE = "is out of range (a number is at most ±1.8e308)"
 _INFINITY = frozenset({"inf", "infinity"})
 

@@ -34,7 +34,7 @@ from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from segmentation_core.errors import InputError, number_error, quoted
+from segmentation_core.errors import NO_FEATURE_VALUES, InputError, number_error, quoted
 from segmentation_core.valid_range import outside_valid_range
 
 try:  # the ufunc behind np.clip, without np.clip's Python-level dispatch
@@ -45,8 +45,6 @@ except ImportError:  # numpy < 2
 SKEW_METHODS = ("none", "log1p", "yeo-johnson")
 # |sample skewness| above which "auto" treats a column as skewed (Bulmer's "highly skewed" threshold).
 SKEW_THRESHOLD = 1.0
-# The error of a row missing every feature: imputing all of them would score the training's typical customer.
-NO_FEATURE_VALUES = "no feature values: nothing to score"
 #: How the error of a row with values, none of them usable, begins; the reasons follow (:func:`no_usable_values`).
 NO_USABLE_VALUES = "no usable feature values"
 

@@ -48,8 +48,11 @@ def test_validation_reports_missing_columns_and_bad_rows_by_file_line():
     assert report.bad_rows[0].message == "Age: 'abc' is not a number"
     assert report.bad_rows[1].message == "Age: 'inf' is not a finite number"
     assert "Annual Income (k$): 'x'" in report.bad_rows[2].message and "Age" not in report.bad_rows[2].message
-    assert report.empty_cells == {"Age": 1, "Annual Income (k$)": 0, "Gender": 1}
-    assert report.out_of_range["Age"] == 1  # 200 > 70
+    # Cells of the rows that will be scored: line 3's empty Gender and line 6's Age 200 are on error rows.
+    assert report.empty_cells == {"Age": 1, "Annual Income (k$)": 0, "Gender": 0}
+    assert report.out_of_range["Age"] == 0
+    report = validate_frame(frame.assign(**{"age": ["19", "20", "", "30", "200"], "Annual Income (k$)": "15"}), VIEW)
+    assert report.empty_cells["Gender"] == 1 and report.out_of_range["Age"] == 1  # 200 > 70
 
 
 def test_scoring_input_parses_numbers_keeps_bad_text_and_blank_means_missing():

@@ -48,6 +48,11 @@ def upload_zone() -> Any:
     ])
 
 
+def _cells(count: int, noun: str) -> str:
+    """'1 empty cell', '2 empty cells'."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
 def report_view(filename: str, report: ValidationReport, feature_names: list[str]) -> Any:
     items: list[Any] = [html.Li(f"{report.rows:,} rows read from {filename}.")]
     if report.missing_columns:
@@ -60,14 +65,20 @@ def report_view(filename: str, report: ValidationReport, feature_names: list[str
                              className="text-muted"))
     for feature, count in report.empty_cells.items():
         if count:
-            items.append(html.Li(f"{feature}: {count:,} empty cells, imputed by the model.", className="text-muted"))
+            items.append(html.Li(f"{feature}: {_cells(count, 'empty cell')}, imputed by the model.",
+                                 className="text-muted"))
+    for feature, count in report.invalid.items():
+        if count:
+            items.append(html.Li(f"{feature}: {_cells(count, 'value')} outside the valid range, treated as missing "
+                                 f"(imputed by the model, as training did).", className="text-warning"))
     for feature, count in report.out_of_range.items():
         if count:
-            items.append(html.Li(f"{feature}: {count:,} values outside the training range.", className="text-warning"))
+            items.append(html.Li(f"{feature}: {_cells(count, 'value')} outside the training range.",
+                                 className="text-warning"))
     bad = None
     if report.bad_row_count:
         bad = html.Div([
-            html.Strong(f"{report.bad_row_count:,} bad rows (they get an error, the others are scored):"),
+            html.Strong(f"{_cells(report.bad_row_count, 'row')} with an error (the others are scored):"),
             html.Ul([html.Li(f"line {p.line}: {p.message}") for p in report.bad_rows], id="batch-bad-rows"),
             html.Small(f"... and {report.bad_row_count - len(report.bad_rows):,} more"
                        if report.bad_row_count > len(report.bad_rows) else ""),
