@@ -3,7 +3,7 @@ rule. Standard library only, so the scoring server (drift bin labels) uses it to
 
 Kinds: a "count" is a whole number with thousands separators (23,570); an "amount" has thousands separators
 and decimals by size (52,247.25; 666,666; 0.0123), never scientific notation below 1e15; a "year" has no
-separator (1996); a "percent" has one decimal (4.4%). `number_kind` tells a year-like column from an
+separator (1996); a "percent" has one decimal (4.4%; >99.9% short of 100%). `number_kind` tells a year-like column from an
 amount. Charts' hover labels are plotly's own (d3) formats, not this.
 """
 from __future__ import annotations
@@ -85,9 +85,16 @@ def format_year(value: Any) -> str:
 
 
 def format_percent(value: Any) -> str:
-    """A share as a percentage with one decimal: 0.044 is 4.4%."""
+    """A share as a percentage with one decimal: 0.044 is 4.4%; a share that is not all nor nothing but would round
+    to it is ">99.9%" (a confidence of 0.99991) or "<0.1%", never "100.0%" or "0.0%"."""
     number = _finite(value)
-    return _not_finite(value) if number is None else f"{number:.1%}"
+    if number is None:
+        return _not_finite(value)
+    if 0.999 < number < 1 and f"{number:.1%}" == "100.0%":
+        return ">99.9%"
+    if 0 < number < 0.001 and f"{number:.1%}" == "0.0%":
+        return "<0.1%"
+    return f"{number:.1%}"
 
 
 _FORMATTERS = {COUNT: format_count, AMOUNT: format_amount, YEAR: format_year, PERCENT: format_percent}

@@ -5,6 +5,7 @@ report, the training log and the dashboard all show. Standard library only.
   to its label; ``label`` looks one up (a key it does not know is spelled out, never shown raw).
 - ``structure_sentence``: the verdict on what the segments are (``ModelInfo.segment_structure``, the
   manifest's ``k_search.structure``): natural groups, unproven groups, or a partition of a continuum.
+- ``algorithm_name``: an algorithm's configuration value ("kmeans") as people write it ("k-means").
 - ``confidence_warning``: the warning of a model whose confidence was not calibrated (the manifest's
   ``confidence.method`` "not fitted: ...", or a manifest from before the calibration, without ``confidence``).
 """
@@ -12,7 +13,16 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-__all__ = ["LABELS", "QUALITY_HINTS", "QUALITY_KEYS", "confidence_warning", "label", "structure_sentence"]
+__all__ = ["ALGORITHM_NAMES", "LABELS", "QUALITY_HINTS", "QUALITY_KEYS", "algorithm_name", "confidence_warning", "label",
+           "structure_sentence"]
+
+#: The algorithms' configuration values (``--algorithm``, ``ModelInfo.algorithm``) as people write them.
+ALGORITHM_NAMES = {"kmeans": "k-means", "minibatch-kmeans": "mini-batch k-means", "gmm": "Gaussian mixture"}
+
+
+def algorithm_name(value: str) -> str:
+    """"kmeans" -> "k-means"; a value it does not know as it is."""
+    return ALGORITHM_NAMES.get(value, value)
 
 #: Quality metrics in the order they are shown.
 QUALITY_KEYS = ("silhouette", "calinski_harabasz", "davies_bouldin", "stability")

@@ -459,3 +459,29 @@ def test_a_schema_refusal_is_worded_for_the_dashboards_buttons_not_the_command_l
     assert rollback.endswith("choose Roll back anyway.") and "model name" not in rollback.lower()
     # A service that sent no parts: its own message.
     assert schema_refusal_text(TrainingError(grpc.StatusCode.FAILED_PRECONDITION, cli, breaking_schema=True)) == cli
+def test_predict_with_every_field_empty_says_nothing_per_field_and_a_confidence_short_of_one_is_not_100(service):
+    from dash_ui.pages import predict
+
+    app = create_app(service)
+    check, send = _callback(app, "predict-field-message"), _callback(app, "predict-result.children")
+    view = service.model_view()
+    ids = [{"type": predict.NUMBER_ID, "feature": f.name} for f in view.numeric_features]
+    cat_ids = [{"type": predict.CATEGORY_ID, "feature": f.name} for f in view.categorical_features]
+    message_ids = [{"type": predict.MESSAGE_ID, "feature": i["feature"]} for i in ids] + \
+        [{"type": predict.MESSAGE_ID, "feature": f"cat:{i['feature']}"} for i in cat_ids]
+    empty, no_cats = [""] * len(ids), [""] * len(cat_ids)
+    messages, _, invalid = check(empty, no_cats, ids, cat_ids, message_ids)
+    assert messages == [""] * len(message_ids) and not any(invalid)  # was "the model uses the training median"
+    answer, _ = send(1, empty, ids, no_cats, cat_ids, [], [])
+    assert "No prediction" in text_of(answer) and "median" not in text_of(answer)
+    one = [view.numeric_features[0].impute] + empty[1:]
+    messages, _, _ = check(one, no_cats, ids, cat_ids, message_ids)
+    assert "training median" in messages[1]  # beside a value, an empty field is imputed
+    card, _ = send(2, one, ids, no_cats, cat_ids, [], [])
+    shown = next(c for c in walk(card) if getattr(c, "id", None) == "predict-confidence")
+    assert text_of(shown).endswith("%") and text_of(shown) != "100%"
+
+
+def test_overview_says_k_means_not_the_config_value(service):
+    text = text_of(render_page(service, "/", ""))
+    assert "modelled with k-means" in text and "kmeans" not in text

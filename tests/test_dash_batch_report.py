@@ -71,3 +71,27 @@ def test_the_report_names_the_rows_and_cells_the_results_do(mall_store: Path, sc
     assert "training range" not in text
     scored = result[result["segment_id"] >= 0]
     assert len(scored) == len(frame) - 4
+
+
+def test_the_results_write_the_confidence_as_a_percentage(mall_store: Path, scoring_server_factory) -> None:
+    from dash_ui.grid import TEXT_KEY
+    from dash_ui.pages.batch import results_view
+
+    server = scoring_server_factory(mall_store)
+    service = DashboardService(target(server), default_client_factory(target(server)))
+    frame = parse_upload(UPLOAD.encode(), "mall.csv")
+    view = service.model_view()
+    result = score_table(service.predict_frame, frame, view)
+    page = results_view("job", result, view.segment_names, "customers v", view.segment_colours)
+    grid = next(c for c in _walk(page) if getattr(c, "id", None) == "batch-results-table")
+    texts = [row[TEXT_KEY]["confidence"] for row in grid.rowData if row.get("confidence") is not None]
+    assert texts and all(t.endswith("%") for t in texts), texts  # was 1 for 0.99991
+    assert ">99.9%" in texts
+
+
+def _walk(component):
+    yield component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, (list, tuple)) else [children]:
+        if hasattr(child, "to_plotly_json"):
+            yield from _walk(child)

@@ -25,7 +25,8 @@ DATASETS = "/work/shared/datasets"
     (12227.5, AMOUNT, "12,227.50"), (141812.4, AMOUNT, "141,812"), (3212000.0, AMOUNT, "3,212,000"),
     (2.334, AMOUNT, "2.33"), (0.0123, AMOUNT, "0.0123"), (0.5, AMOUNT, "0.5"), (-3.5, AMOUNT, "-3.50"),
     (9.99e14, AMOUNT, "999,000,000,000,000"), (1e15, AMOUNT, "1.000e+15"), (1e-11, AMOUNT, "1e-11"),
-    (1893, YEAR, "1893"), (1968.8125, YEAR, "1968.81"), (0.044, PERCENT, "4.4%"),
+    (1893, YEAR, "1893"), (1968.8125, YEAR, "1968.81"), (0.044, PERCENT, "4.4%"), (0.99991, PERCENT, ">99.9%"),
+    (1.0, PERCENT, "100.0%"), (0.9994, PERCENT, "99.9%"), (0.0004, PERCENT, "<0.1%"), (0.0, PERCENT, "0.0%"),
     (None, AMOUNT, "n/a"), (float("nan"), COUNT, "n/a"), (float("inf"), AMOUNT, "∞"),
 ], ids=lambda v: str(v))
 def test_each_kind_is_written_by_one_rule(value, kind, text):
@@ -107,7 +108,7 @@ def test_the_clv_table_writes_what_the_cards_write():
     grid = data_grid("clv", [row], columns)
     texts = grid.rowData[0][TEXT_KEY]
     assert texts == {"customers": "124", "mean_clv": "12,227.50", "total_clv": "141,812", "share_of_clv": "47.2%",
-                     "mean_p_alive": "100.0%", "mean_expected_purchases": "13.54",
+                     "mean_p_alive": ">99.9%", "mean_expected_purchases": "13.54",
                      "mean_expected_order_value": "1,330"}
     assert texts["mean_clv"] == format_amount(12227.5)  # the Overview card's Mean CLV (was 1.223e+4 here)
     formatter = next(c for c in grid.columnDefs if c["field"] == "mean_clv")["valueFormatter"]["function"]

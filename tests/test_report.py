@@ -253,5 +253,9 @@ def test_the_clv_table_writes_shares_and_the_discount_rate_as_the_overview_does(
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     table = page.split("<h2>Customer lifetime value</h2>", 1)[1].split("</table>", 1)[0]
     assert "discounted at 10% a year" in table
-    assert "<td>4.4%</td><td>100.0%</td>" in table and "0.0442" not in table
+    assert "<td>4.4%</td><td>&gt;99.9%</td>" in table and "0.0442" not in table
     assert "<td>1,200</td><td>120.50</td><td>144,600</td>" in table
+
+
+def test_the_algorithm_is_written_as_people_write_it(page: str) -> None:
+    assert '<th title="algorithm.name">Algorithm</th><td>k-means</td>' in page

@@ -29,7 +29,8 @@ from segmentation_core.charts import bundle, figures
 from segmentation_core.clv import dropout_caveat
 from segmentation_core.number_format import format_amount, format_count, format_percent
 from segmentation_core.palette import segment_colours
-from segmentation_core.wording import LABELS, QUALITY_HINTS, QUALITY_KEYS, confidence_warning, label, structure_sentence
+from segmentation_core.wording import (LABELS, QUALITY_HINTS, QUALITY_KEYS, algorithm_name, confidence_warning, label,
+                                       structure_sentence)
 
 __all__ = ["report_warnings", "segment_colours", "write_report"]  # segment_colours re-exported from segmentation_core
 
@@ -303,7 +304,7 @@ def _header_html(manifest: Mapping[str, Any]) -> str:
         ("Version", manifest["version"], "version"),
         ("Created", manifest["created_at"], "created_at"),
         *((label(key), _fmt(value), f"data.{key}") for key, value in data.items()),
-        ("Algorithm", algorithm.get("name", ""), "algorithm.name"),
+        ("Algorithm", algorithm_name(str(algorithm.get("name", ""))), "algorithm.name"),
         ("Features", ", ".join(str(f["name"]) for kind in ("numeric", "categorical")
                                for f in manifest["feature_schema"].get(kind, [])), "feature_schema"),
     ]

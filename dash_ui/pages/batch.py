@@ -114,6 +114,8 @@ def table_column(name: Any, values: pd.Series,
                  styles: list[tuple[str, dict[str, str]]] | None = None) -> Column:
     """A results column: numbers right-aligned with four significant digits, text as is."""
     kind = "number" if pd.api.types.is_float_dtype(values) else "text"
+    if str(name) == "confidence":  # as Predict writes it: 61.2%, >99.9% (not 1)
+        kind = "percent"
     return Column(str(name), str(name), kind, styles=styles or ())
 
 

@@ -9,7 +9,7 @@ from dash import Input, Output, State, dcc, html
 from dash_ui import customer_value
 from segmentation_core.charts import figures
 from segmentation_core.number_format import format_amount
-from segmentation_core.wording import structure_sentence
+from segmentation_core.wording import algorithm_name, structure_sentence
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.layout import graph, options, page_header, stat
 from dash_ui.models import ModelView, SampleView, separating_features
@@ -82,7 +82,7 @@ def layout(service: DashboardService, params: Mapping[str, str]) -> Any:
         map_card = dbc.Alert(f"The segment map is unavailable: {exc.message}", color="warning")
     return html.Div([
         page_header(f"{view.model} {view.version}: {view.k} segments",
-                    f"{view.training_customers:,} customers modelled with {view.algorithm}, "
+                    f"{view.training_customers:,} customers modelled with {algorithm_name(view.algorithm)}, "
                     f"created {view.created_at}{_structure_note(view.segment_structure)}"),
         segment_cards(view),
         customer_value.clv_card(view, "overview-clv-table"),

@@ -5,11 +5,11 @@ import math
 from typing import Any, Mapping, Sequence
 
 import dash_bootstrap_components as dbc
-from dash import ALL, MATCH, Input, Output, State, dcc, html
+from dash import ALL, Input, Output, State, dcc, html
 
 from segmentation_core.charts import figures
 from segmentation_core.errors import number_error
-from segmentation_core.number_format import format_amount, format_number, number_kind
+from segmentation_core.number_format import format_amount, format_number, format_percent, number_kind
 from segmentation_core.parsing import typed_number
 from dash_ui.figure_cache import cached, version_key
 from dash_ui.layout import graph, options, page_header, segment_label, segment_legend, stat
@@ -67,6 +67,16 @@ def validate_number(value: Any, feature: NumericFeature) -> tuple[str, str]:
     if number < feature.minimum or number > feature.maximum:
         return WARNING, f"Outside the training range {training_range(feature)}: the segment is an extrapolation."
     return OK, ""
+
+
+def field_messages(view: ModelView, numbers: Mapping[str, Any],
+                   categories: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """{numeric feature: (level, message)} under each number field; nothing at all when every field is empty:
+    there is then no customer to impute a field for (the service refuses it: no feature values)."""
+    if all(numbers.get(f.name) in (None, "") for f in view.numeric_features) \
+            and all(categories.get(f.name) in (None, "") for f in view.categorical_features):
+        return {}
+    return {f.name: validate_number(numbers.get(f.name), f) for f in view.numeric_features}
 
 
 def validate_form(view: ModelView, numbers: Mapping[str, Any], categories: Mapping[str, Any]) -> list[str]:
@@ -164,7 +174,7 @@ def result_card(prediction: Prediction, colour: str, confidence_note: str = "") 
         html.H4(segment_label(prediction.segment_name, colour), id="predict-segment",
                 style={"color": colour}),
         html.Div([
-            stat("Confidence", f"{prediction.confidence:.0%}", id="predict-confidence"),
+            stat("Confidence", format_percent(prediction.confidence), id="predict-confidence"),
             stat("Distance to centroid", format_amount(prediction.distance)),
             stat("Outlier", "yes" if prediction.outlier else "no", id="predict-outlier"),
         ]),
@@ -209,19 +219,21 @@ def _by_feature(ids: Sequence[Mapping[str, str]], values: Sequence[Any]) -> dict
 
 
 def register_callbacks(app: Any, service: DashboardService) -> None:
-    @app.callback(Output({"type": MESSAGE_ID, "feature": MATCH}, "children"),
-                  Output({"type": MESSAGE_ID, "feature": MATCH}, "className"),
-                  Output({"type": NUMBER_ID, "feature": MATCH}, "invalid"),
-                  Input({"type": NUMBER_ID, "feature": MATCH}, "value"),
-                  State({"type": NUMBER_ID, "feature": MATCH}, "id"), State("page-model", "data"),
+    @app.callback(Output({"type": MESSAGE_ID, "feature": ALL}, "children"),
+                  Output({"type": MESSAGE_ID, "feature": ALL}, "className"),
+                  Output({"type": NUMBER_ID, "feature": ALL}, "invalid"),
+                  Input({"type": NUMBER_ID, "feature": ALL}, "value"),
+                  Input({"type": CATEGORY_ID, "feature": ALL}, "value"),
+                  State({"type": NUMBER_ID, "feature": ALL}, "id"), State({"type": CATEGORY_ID, "feature": ALL}, "id"),
+                  State({"type": MESSAGE_ID, "feature": ALL}, "id"), State("page-model", "data"),
                   prevent_initial_call=True)
-    def check_number(value: Any, id_: Mapping[str, str], model: str | None = None) -> tuple[str, str, bool]:
+    def check_fields(numbers: list, cats: list, number_ids: list, cat_ids: list,
+                     message_ids: list, model: str | None = None) -> tuple[list, list, list]:
         view = service.cached_model_view(model)
-        feature = view.numeric_feature(id_["feature"]) if view else None
-        if feature is None:
-            return "", "field-message", False
-        level, message = validate_number(value, feature)
-        return message, f"field-message {level}", level == ERROR
+        checked = field_messages(view, _by_feature(number_ids, numbers), _by_feature(cat_ids, cats)) if view else {}
+        shown = [checked.get(i["feature"], (OK, "")) for i in message_ids]
+        return ([message for _, message in shown], [f"field-message {level}".strip() for level, _ in shown],
+                [checked.get(i["feature"], (OK, ""))[0] == ERROR for i in number_ids])
 
     @app.callback(Output("predict-result", "children"), Output("predict-customer", "data"),
                   Input("predict-button", "n_clicks"),

@@ -9,6 +9,7 @@ import pandas as pd
 from dash import Input, Output, State, dcc, html, no_update
 
 from segmentation_core.charts import figures
+from segmentation_core.wording import algorithm_name
 from dash_ui.layout import graph, page_header, stat, with_model
 from dash_ui.pages.data import trainer_state
 from dash_ui.service import DashboardService
@@ -114,7 +115,7 @@ def describe_request(request: dict[str, Any]) -> str:
         k_text = f"{k} (fixed)" if k else "as the preset says"
     columns = [*request.get("numeric_columns", []), *request.get("categorical_columns", [])]
     return (f"preset {request.get('preset') or 'auto'}, k {k_text}, "
-            f"algorithm {request.get('algorithm') or 'as the preset says'}, "
+            f"algorithm {algorithm_name(request.get('algorithm', '')) or 'as the preset says'}, "
             f"model {request.get('model') or 'customers'}, columns {', '.join(columns) or 'as the preset says'}, "
             + ("published at once" if request.get("publish") else "kept to compare first"))
 
