@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 import time
 import uuid
@@ -213,6 +214,16 @@ def download_csv(result: pd.DataFrame) -> str:
     """The Batch page's download of a scored table: the CSV every scoring path writes (``segmentation_core.scored``:
     formula-like text quoted, numbers as numbers, booleans true/false)."""
     return scored.csv_bytes(result, str(result.attrs.get("delimiter", ","))).decode("utf-8")
+
+
+def download_name(filename: str, version: str) -> str:
+    """The download's file name: the upload's name and the answering model and version
+    ("mall.csv", "customers v0003" -> "mall-scored-customers-v0003.csv"), reduced to safe characters."""
+    stem = re.sub(r"\.(csv|tsv|txt|parquet|xlsx|xls)$", "", re.sub(r"\.gz$", "", filename.strip(), flags=re.I), flags=re.I)
+    parts = [stem or "upload", "scored", *version.split()] if version.strip() else [stem or "upload", "scored",
+                                                                                     "customers"]
+    safe = [re.sub(r"[^A-Za-z0-9._-]+", "_", p).strip("._") or "_" for p in parts]
+    return "-".join(safe)[:150] + ".csv"
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -153,3 +153,18 @@ def test_one_wording_for_a_number_that_cannot_be_scored_on_every_path(value, mes
     from segmentation_core.errors import number_error
 
     assert number_error("Age", value) == message
+
+
+@pytest.mark.parametrize("filename, version, expected", [
+    ("mall.csv", "customers v0003", "mall-scored-customers-v0003.csv"),
+    ("Mall Customers.xlsx", "vip 20261122T031500Z-1a2b3c", "Mall_Customers-scored-vip-20261122T031500Z-1a2b3c.csv"),
+    ("../log.csv.gz", "customers v0001", "log-scored-customers-v0001.csv"),
+], ids=["csv", "excel-with-space", "path-and-gzip"])
+def test_the_download_is_named_after_the_upload_and_the_version(filename, version, expected):
+    from dash_ui.batch import download_name
+    assert download_name(filename, version) == expected
+
+
+def test_the_chooser_names_every_format_the_page_reads():
+    from dash_ui.pages.batch import upload_zone
+    assert "Choose a CSV, Parquet or Excel file" in str(upload_zone().to_plotly_json())

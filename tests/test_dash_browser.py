@@ -234,7 +234,7 @@ def test_a_csv_upload_scored_and_its_results_downloaded(stack, driver, tmp_path)
     feature = stack["info"].numeric_features[0].name
     frame[feature] = frame[feature].astype(object)
     frame.loc[4, feature] = "abc"  # a bad row: line 6 of the file
-    upload = tmp_path / "customers.csv"
+    upload = tmp_path / "mall.csv"
     frame.to_csv(upload, index=False)
 
     open_page(driver, stack["url"] + "/batch")
@@ -260,7 +260,8 @@ def test_a_csv_upload_scored_and_its_results_downloaded(stack, driver, tmp_path)
     screenshot(driver, "batch-results")
 
     driver.find_element("id", "batch-download-button").click()
-    downloaded = driver.downloads / "scored-customers.csv"
+    # Named after the upload and the answering version (was scored-customers.csv for every file).
+    downloaded = driver.downloads / f"mall-scored-{stack['info'].model}-{stack['info'].version}.csv"
     wait_until(lambda: downloaded.exists() and downloaded.stat().st_size > 0, 20, message="the download")
     time.sleep(0.5)
     scored = pd.read_csv(downloaded, dtype={"CustomerID": str})

@@ -1,4 +1,4 @@
-"""Batch: upload CSV or Excel, see the validation report, score with progress, see and download results.
+"""Batch: upload CSV, Parquet or Excel, see the validation report, score with progress, see and download results.
 
 The file goes to the dashboard as the body of ``POST /upload/batch`` (dash_ui.uploads: streamed from disk by
 the browser, spooled to a temporary file, read by the one table reader, bounded); the page gets back the
@@ -13,7 +13,8 @@ import pandas as pd
 from dash import Input, Output, State, dcc, html, no_update
 
 from segmentation_core.charts import figures
-from dash_ui.batch import JobRegistry, UploadStore, ValidationReport, download_csv, score_table, validate_frame
+from dash_ui.batch import (JobRegistry, UploadStore, ValidationReport, download_csv, download_name, score_table,
+                           validate_frame)
 from dash_ui.grid import Column, data_grid, js_string
 from dash_ui.layout import graph, page_header, segment_legend
 from dash_ui.models import segment_colour
@@ -36,7 +37,7 @@ def upload_zone() -> Any:
     """The file chooser (an <input type=file> that assets/file_upload.js puts into #batch-upload; choosing a file
     uploads it), its progress bar and message."""
     return html.Div([
-        html.Div([html.H5("Choose a CSV or Excel file (or drop it on the chooser)"),
+        html.Div([html.H5("Choose a CSV, Parquet or Excel file (or drop it on the chooser)"),
                   html.Div("One row per customer, one column per feature; the results keep its id and feature "
                            "columns.",
                            className="small text-muted mb-2")],
@@ -203,7 +204,7 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
         upload = UPLOADS.get(key)
         if upload is None:
             return None, True, True
-        _, frame = upload
+        filename, frame = upload
         view = service.model_view(model)
         if view.recipe is not None and is_log_table(view.recipe, view.numeric_names, frame.columns):
             def score_log(_frame: pd.DataFrame, progress: Any) -> pd.DataFrame:
@@ -211,13 +212,16 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
                 result = scored.result
                 result.attrs["version"] = f"{view.model} {view.version}"
                 result.attrs["delimiter"] = frame.attrs.get("delimiter", ",")
+                result.attrs["filename"] = filename
                 return result
 
             job = _JOBS.start(frame, score_log, unit="customers", rows_known=False)
             return job.id, False, True
 
         def score(_frame: pd.DataFrame, progress: Any) -> pd.DataFrame:
-            return score_table(functools.partial(service.predict_frame, model=view.model), frame, view, progress)
+            result = score_table(functools.partial(service.predict_frame, model=view.model), frame, view, progress)
+            result.attrs["filename"] = filename
+            return result
 
         job = _JOBS.start(frame, score)
         return job.id, False, True
@@ -250,4 +254,5 @@ def register_callbacks(app: Any, service: DashboardService) -> None:
         job = _JOBS.get(job_id)
         if not n_clicks or job is None or job.result is None:
             return no_update
-        return dict(content=download_csv(job.result), filename="scored-customers.csv", type="text/csv")
+        name = download_name(str(job.result.attrs.get("filename", "")), str(job.result.attrs.get("version", "")))
+        return dict(content=download_csv(job.result), filename=name, type="text/csv")
