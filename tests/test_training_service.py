@@ -101,6 +101,12 @@ def test_train_with_the_suggested_preset_then_publish(trainer: Trainer, mall, tm
     assert first.result.k == 5 and first.result.published and sum(first.result.segment_sizes) == 200
     store = ModelStore(trainer.store)
     assert store.current("customers") == first.result.version
+    # The report names the file as uploaded (the stored ds-....upload.csv only in the label's title), and the
+    # preset's k = 5 as the preset's, not the user's.
+    report = (store.version_dir("customers", first.result.version) / "report.html").read_text()
+    assert '<th title="data.path: ' in report and "</th><td>Mall_Customers.csv</td>" in report
+    assert "<td>training-data" not in report and "upload.csv</td>" not in report
+    assert "<b>Rule:</b> set by the preset (mall)" in report
     scoring = start_server(trainer.store)
     try:
         staged = client.wait(client.submit(mall.dataset_id, preset="mall", k="auto", publish=False).job_id, 300)

@@ -303,7 +303,7 @@ def _header_html(manifest: Mapping[str, Any]) -> str:
         ("Model", manifest["model"], "model"),
         ("Version", manifest["version"], "version"),
         ("Created", manifest["created_at"], "created_at"),
-        *((label(key), _fmt(value), f"data.{key}") for key, value in data.items()),
+        *_data_facts(data),
         ("Algorithm", algorithm_name(str(algorithm.get("name", ""))), "algorithm.name"),
         ("Features", ", ".join(str(f["name"]) for kind in ("numeric", "categorical")
                                for f in manifest["feature_schema"].get(kind, [])), "feature_schema"),
@@ -314,6 +314,20 @@ def _header_html(manifest: Mapping[str, Any]) -> str:
                                [(label(k), quality[k], QUALITY_HINTS.get(k, "")) for k in ordered],
                                titles=[f"quality.{k}" for k in ordered]) if ordered else ""
     return (f'<div class="meta">{_table_html(facts, ("", ""))}{_parameters_html(algorithm)}{quality_table}</div>')
+
+
+def _data_facts(data: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """The data's facts: the file as the user named it ("File read mall.csv": ``data.name``, the upload's own name,
+    not the training service's stored ``ds-....upload.csv``; that path in the label's title), then the counts."""
+    facts = []
+    for key, value in data.items():
+        if key == "name" and "path" in data:
+            continue
+        if key == "path":
+            facts.append((label("path"), str(data.get("name") or value), f"data.path: {value}"))
+        else:
+            facts.append((label(key), _fmt(value), f"data.{key}"))
+    return facts
 
 
 #: Estimator parameters that say nothing about the model (logging, memory, a fit resumed): left out of the table.
