@@ -365,14 +365,19 @@ def _callback(app, output: str):
     return next(v for k, v in app.callback_map.items() if output in k)["callback"].__wrapped__
 
 
-def test_a_refused_predict_form_clears_the_previous_result_and_the_customer_on_the_map(service):
+def _predict_ids(view) -> tuple[list[dict], list[dict]]:
+    """The Predict form's number and category field ids for ``view``'s features."""
     from dash_ui.pages import predict
 
+    return ([{"type": predict.NUMBER_ID, "feature": f.name} for f in view.numeric_features],
+            [{"type": predict.CATEGORY_ID, "feature": f.name} for f in view.categorical_features])
+
+
+def test_a_refused_predict_form_clears_the_previous_result_and_the_customer_on_the_map(service):
     app = create_app(service)
     send, draw = _callback(app, "predict-result.children"), _callback(app, "predict-map.figure")
     view = service.model_view()
-    ids = [{"type": predict.NUMBER_ID, "feature": f.name} for f in view.numeric_features]
-    cat_ids = [{"type": predict.CATEGORY_ID, "feature": f.name} for f in view.categorical_features]
+    ids, cat_ids = _predict_ids(view)
     cats = [f.impute for f in view.categorical_features]
     good = [f.impute for f in view.numeric_features]
     card, customer = send(1, good, ids, cats, cat_ids, [], [])
@@ -388,7 +393,7 @@ def test_a_refused_predict_form_clears_the_previous_result_and_the_customer_on_t
 
 def test_a_model_whose_confidence_was_not_calibrated_or_predates_it_says_so_on_the_model_and_predict_pages(
         tmp_path, scoring_server_factory, dashboards, service):
-    from dash_ui.pages import model, predict
+    from dash_ui.pages import model
 
     skipped = {"temperature": 1.0, "smoothing": 0.0, "agreement": None, "rows": 0, "panel": ["kmeans"],
                "method": "not fitted: 40 rows per half, fewer than 30 per segment"}
@@ -402,8 +407,7 @@ def test_a_model_whose_confidence_was_not_calibrated_or_predates_it_says_so_on_t
     shown = next(c for c in walk(model.quality_card(view)) if getattr(c, "id", None) == "model-confidence-note")
     assert shown.children == note
     send = _callback(create_app(small), "predict-result.children")
-    ids = [{"type": predict.NUMBER_ID, "feature": f.name} for f in view.numeric_features]
-    cat_ids = [{"type": predict.CATEGORY_ID, "feature": f.name} for f in view.categorical_features]
+    ids, cat_ids = _predict_ids(view)
     card, _ = send(1, [f.impute for f in view.numeric_features], ids,
                    [f.impute for f in view.categorical_features], cat_ids, [], [])
     assert next(c for c in walk(card) if getattr(c, "id", None) == "predict-confidence-note").children == note
@@ -459,14 +463,15 @@ def test_a_schema_refusal_is_worded_for_the_dashboards_buttons_not_the_command_l
     assert rollback.endswith("choose Roll back anyway.") and "model name" not in rollback.lower()
     # A service that sent no parts: its own message.
     assert schema_refusal_text(TrainingError(grpc.StatusCode.FAILED_PRECONDITION, cli, breaking_schema=True)) == cli
+
+
 def test_predict_with_every_field_empty_says_nothing_per_field_and_a_confidence_short_of_one_is_not_100(service):
     from dash_ui.pages import predict
 
     app = create_app(service)
     check, send = _callback(app, "predict-field-message"), _callback(app, "predict-result.children")
     view = service.model_view()
-    ids = [{"type": predict.NUMBER_ID, "feature": f.name} for f in view.numeric_features]
-    cat_ids = [{"type": predict.CATEGORY_ID, "feature": f.name} for f in view.categorical_features]
+    ids, cat_ids = _predict_ids(view)
     message_ids = [{"type": predict.MESSAGE_ID, "feature": i["feature"]} for i in ids] + \
         [{"type": predict.MESSAGE_ID, "feature": f"cat:{i['feature']}"} for i in cat_ids]
     empty, no_cats = [""] * len(ids), [""] * len(cat_ids)
