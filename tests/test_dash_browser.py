@@ -207,7 +207,9 @@ def test_a_prediction_through_the_form(stack, driver):
     field.send_keys(str(customer[first.name]))
     driver.find_element("id", "predict-button").click()
     expected = stack["client"].predict(customer)
-    want = (expected.segment_name, f"{expected.confidence:.0%}")
+    from segmentation_core.number_format import format_percent
+
+    want = (expected.segment_name, format_percent(expected.confidence))  # as the page writes it
 
     def shown() -> tuple[str, str]:
         return (driver.find_element("id", "predict-segment").text.strip(),

@@ -517,10 +517,12 @@ def segment_stats(version: str = "v0001") -> SegmentStats:
 class FakeClient:
     """The two calls tests/test_plotly_bundle.py's app makes (its browser test draws the overview from them)."""
 
-    def model_info(self) -> ModelInfo:
-        """The designed ModelInfo."""
+    def model_info(self, model: str | None = None, version: str | None = None, *,
+                   include_profile: bool = False) -> ModelInfo:
+        """The designed ModelInfo (the real client's signature: scoring_service.client.protocol)."""
         return model_info()
 
-    def segment_stats(self, max_sample: int = 0) -> SegmentStats:
-        """The designed four-customer sample."""
+    def segment_stats(self, model: str | None = None, version: str | None = None,
+                      max_sample: int = 0) -> SegmentStats:
+        """The designed four-customer sample (the real client's signature)."""
         return segment_stats()
