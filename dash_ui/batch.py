@@ -7,7 +7,6 @@ dashboard process keeps its own jobs, so run a single worker process or pin sess
 from __future__ import annotations
 
 import json
-import math
 import re
 import threading
 import time
@@ -15,6 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from dash_ui.models import ModelView
@@ -22,6 +22,7 @@ from segmentation_core import scored
 from segmentation_core.bounded_cache import BoundedCache
 from segmentation_core.clv import INPUTS as CLV_INPUTS
 from segmentation_core.errors import NO_FEATURE_VALUES, DataError, RowLines, number_error
+from segmentation_core.parsing import feature_numbers
 from segmentation_core.tables import TableSource, TableTooLarge, match_columns, read_table
 from segmentation_core.valid_range import outside_valid_range
 
@@ -83,6 +84,16 @@ def _is_number_column(column: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
 
 
+def _numbers(column: pd.Series, name: str) -> tuple[pd.Series, dict[int, str]]:
+    """A numeric feature's cells as the scoring reads them (``parsing.feature_numbers``: 'NA' missing, 'abc' an
+    error) and {position: error}; an infinity in a column of numbers is an error too, as the service refuses it."""
+    parsed, errors = feature_numbers(column, name)
+    for pos in np.flatnonzero(np.isinf(parsed.to_numpy(dtype=np.float64))):
+        errors.setdefault(int(pos), number_error(name, column.iloc[pos]))
+    parsed = parsed.where(~np.isinf(parsed.to_numpy(dtype=np.float64)))
+    return parsed, dict(sorted(errors.items()))
+
+
 def _blank(column: pd.Series) -> pd.Series:
     """True where a cell is missing or only spaces (a numeric column: where it is NaN; no text made of it)."""
     if _is_number_column(column):
@@ -123,12 +134,12 @@ def validate_frame(frame: pd.DataFrame, view: ModelView) -> ValidationReport:
         if f.name not in found:
             continue
         text = frame[found[f.name]]
-        blank = _blank(text)
-        parsed = text if _is_number_column(text) else pd.to_numeric(text.where(~blank), errors="coerce")
-        bad = ~blank & (parsed.isna() | ~parsed.abs().lt(math.inf))
-        blanks[f.name], numbers[f.name] = blank, parsed.where(~bad)
-        for pos in bad.to_numpy().nonzero()[0]:
-            problems.setdefault(int(pos), number_error(f.name, text.iloc[pos]))
+        parsed, errors = _numbers(text, f.name)
+        blank = parsed.isna()
+        blank.iloc[list(errors)] = False
+        blanks[f.name], numbers[f.name] = blank, parsed
+        for pos, message in errors.items():
+            problems.setdefault(pos, message)
     for c in view.categorical_features:
         if c.name in found:
             blanks[c.name] = _blank(frame[found[c.name]])
@@ -173,12 +184,10 @@ def scoring_input(frame: pd.DataFrame, view: ModelView) -> pd.DataFrame:
         if name in numeric and _is_number_column(series):
             data[name] = series
         elif name in numeric:
-            blank = _blank(series)
-            parsed = pd.to_numeric(series.where(~blank), errors="coerce")
-            bad = (parsed.isna() | ~parsed.abs().lt(math.inf)) & ~blank
-            if bad.any():  # keep the text ('abc', '1e400'): the client reports it as written on its row, not imputed
+            parsed, errors = feature_numbers(series, name)
+            if errors:  # keep the text ('abc', '1e400'): the client reports it as written on its row, not imputed
                 parsed = parsed.astype(object)
-                parsed[bad] = series[bad]
+                parsed.iloc[list(errors)] = series.iloc[list(errors)]
             data[name] = parsed
         else:
             data[name] = series.fillna("")

@@ -168,3 +168,15 @@ def test_the_download_is_named_after_the_upload_and_the_version(filename, versio
 def test_the_chooser_names_every_format_the_page_reads():
     from dash_ui.pages.batch import upload_zone
     assert "Choose a CSV, Parquet or Excel file" in str(upload_zone().to_plotly_json())
+
+
+def test_an_na_token_in_a_numeric_feature_is_missing_in_the_report_and_the_input_whatever_else_the_column_holds():
+    """One '16k' makes the column text; its 'NA' is still missing (parsing.feature_numbers, as every scoring path
+    reads it), so the report names only the '16k' row and the scoring input carries NaN, not the text 'NA'."""
+    raw = "Age,Annual Income (k$),Gender\n19,NA,Male\n20,16k,Female\n21,17,Male\n".encode()
+    frame = parse_upload(raw, "c.csv")
+    report = validate_frame(frame, VIEW)
+    assert [(p.line, p.message) for p in report.bad_rows] == [(3, "Annual Income (k$): '16k' is not a number")]
+    assert report.empty_cells["Annual Income (k$)"] == 1
+    income = scoring_input(frame, VIEW)["Annual Income (k$)"]
+    assert pd.isna(income.iloc[0]) and income.iloc[1] == "16k" and income.iloc[2] == 17
